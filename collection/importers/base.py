@@ -1,0 +1,83 @@
+"""What every importer shares: the failure type, the report, safe file reading, benchmark and task upserts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from collection.models import Benchmark, Collection, Task
+from core.errors import ApplicationError
+
+
+class ImportFailed(ApplicationError):
+    """An import refused as a whole. The message names the file and the reason; nothing was written."""
+
+    def __init__(self, path: Path | str, reason: str, *, details: list[str] | None = None) -> None:
+        super().__init__(f"{path}: {reason}", details=details)
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass
+class ImportReport:
+    """What an import did, counted per kind of row, plus notes worth reading (skips, quirks)."""
+
+    counts: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def lines(self) -> list[str]:
+        lines = [f"{key}: {value:,}" for key, value in sorted(self.counts.items())]
+        return lines + [f"note: {note}" for note in self.notes]
+
+
+def read_text(path: Path) -> str:
+    """A file's text as UTF-8, refused with a clear reason when missing, too large or not UTF-8."""
+    if not path.is_file():
+        raise ImportFailed(path, "no such file")
+    size = path.stat().st_size
+    if size > settings.IMPORT_MAX_BYTES:
+        raise ImportFailed(path, f"{size:,} bytes is over the import limit of {settings.IMPORT_MAX_BYTES:,}")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
+        ) from None
+
+
+def benchmark_upsert(*, slug: str, name: str, description: str = "", source: str = "") -> tuple[Benchmark, bool]:
+    return Benchmark.objects.get_or_create(
+        slug=slug, defaults={"name": name, "description": description, "source": source}
+    )
+
+
+def task_upsert(*, benchmark: Benchmark, slug: str, report: ImportReport, **fields) -> Task:
+    """Create the task, or bring an existing one's definition up to date (fields, labels, parent)."""
+    task, created = Task.objects.get_or_create(benchmark=benchmark, slug=slug, defaults=fields)
+    if created:
+        report.add("tasks created")
+        return task
+    changed = [name for name, value in fields.items() if getattr(task, name) != value]
+    if changed:
+        for name in changed:
+            setattr(task, name, fields[name])
+        task.save(update_fields=changed)
+        report.add("tasks updated")
+    else:
+        report.add("tasks unchanged")
+    return task
+
+
+def collection_get(slug: str, path: Path | str) -> Collection:
+    try:
+        return Collection.objects.get(slug=slug)
+    except Collection.DoesNotExist:
+        known = ", ".join(Collection.objects.values_list("slug", flat=True))
+        raise ImportFailed(path, f"unknown collection '{slug}'; known collections: {known}") from None

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from collection.importers.mmlu import import_mmlu
+from collection.management.commands._report import run_import
+
+
+class Command(BaseCommand):
+    help = "Import MMLU subject CSVs (question, A, B, C, D, answer) as tasks under one pooled MMLU task."
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory", type=Path, help="Folder with <subject>_test.csv files")
+
+    def handle(self, *args, directory: Path, **options):
+        run_import(self, f"MMLU import from {directory}", import_mmlu, directory)

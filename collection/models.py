@@ -1,0 +1,261 @@
+"""Benchmarks, tasks, instances and phrasings (instructions) with immutable, content-hashed revisions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from collection import templating
+
+
+class TaskKind(models.TextChoices):
+    MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
+    BINARY = "binary", "Binary"
+    CLASSIFICATION = "classification", "Classification"
+
+
+class AnswerFormat(models.TextChoices):
+    # The model answers with the option's letter (A, B, ...): MMLU and BIG-bench multiple choice.
+    LETTER = "letter", "Letter of the option"
+    # The model answers with the option's text itself, one of a fixed set of label words (yes/no).
+    OPTION_TEXT = "option_text", "Text of the option"
+
+
+class Split(models.TextChoices):
+    EVAL = "eval", "Evaluation"
+    TRAIN = "train", "Training"
+
+
+class CollectionKind(models.TextChoices):
+    CROWD = "crowd", "Crowd-written"
+    BENCHMARK_DEFAULT = "benchmark_default", "Benchmark default"
+    TUNING = "tuning", "Instruction-tuning collection"
+
+
+class InstructionStatus(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    RETIRED = "retired", "Retired"
+
+
+class Benchmark(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where the data comes from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    Kind = TaskKind
+    AnswerFormat = AnswerFormat
+
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="tasks")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="subtasks",
+        help_text="MMLU subjects sit under the pooled MMLU task; BIG-bench subtasks under their task.",
+    )
+    slug = models.SlugField(max_length=200)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=TaskKind.choices)
+    answer_format = models.CharField(max_length=20, choices=AnswerFormat.choices)
+    input_fields = models.JSONField(default=list, help_text="Instance fields a template may use.")
+    required_fields = models.JSONField(default=list, blank=True, help_text="Fields every template must use.")
+    label_space = models.JSONField(
+        default=list, help_text="What the model answers: letters A.. or the label words, in option order."
+    )
+    max_options = models.PositiveSmallIntegerField(default=0)
+    source = models.CharField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=200, blank=True, help_text="The task's name at its source.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["benchmark", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["benchmark", "slug"], name="task_unique_slug_per_benchmark"),
+            models.CheckConstraint(condition=~Q(parent=models.F("id")), name="task_not_own_parent"),
+            models.CheckConstraint(
+                condition=Q(kind__in=TaskKind.values), name="task_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(answer_format__in=AnswerFormat.values), name="task_answer_format_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark.slug}/{self.slug}"
+
+    def template_fields(self) -> templating.TaskFields:
+        return templating.TaskFields(
+            input_fields=tuple(self.input_fields),
+            max_options=self.max_options,
+            required=tuple(self.required_fields),
+            options_answered_by_letter=self.answer_format == AnswerFormat.LETTER,
+        )
+
+
+class Instance(models.Model):
+    Split = Split
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="instances")
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.EVAL)
+    source_id = models.CharField(max_length=200, help_text="Stable id at the source, e.g. 'anatomy/test/12'.")
+    inputs = models.JSONField(help_text="Field name -> text, for the task's input fields.")
+    options = models.JSONField(help_text="Answer options, in order.")
+    gold = models.PositiveSmallIntegerField(help_text="Index of the correct option.")
+
+    class Meta:
+        ordering = ["task", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "source_id"], name="instance_unique_source_id_per_task"),
+            models.CheckConstraint(condition=Q(split__in=Split.values), name="instance_split_valid"),
+        ]
+        indexes = [
+            # Serves "the eval instances of these tasks" (scoring, previews, counts).
+            models.Index(fields=["task", "split"], name="instance_task_split"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.source_id}"
+
+
+class Collection(models.Model):
+    """Where a phrasing comes from, as the observed/unobserved relation needs it."""
+
+    Kind = CollectionKind
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=CollectionKind.choices)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=CollectionKind.values), name="collection_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instruction(models.Model):
+    """A phrasing of a task. Its text lives in immutable revisions; `current_revision` is the one in use."""
+
+    Status = InstructionStatus
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="instructions")
+    collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="instructions")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="instructions"
+    )
+    source = models.CharField(max_length=300, blank=True, help_text="External source, when not written here.")
+    external_id = models.CharField(max_length=200, blank=True, help_text="The phrasing's id at its source.")
+    status = models.CharField(max_length=10, choices=InstructionStatus.choices, default=InstructionStatus.PENDING)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"
+    )
+    review_reason = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    current_revision = models.ForeignKey(
+        "InstructionRevision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["task", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=InstructionStatus.values), name="instruction_status_valid"),
+            # Written here by a user, or brought in from a named external source.
+            models.CheckConstraint(
+                condition=Q(author__isnull=False) | ~Q(source=""), name="instruction_has_author_or_source"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="rejected") | ~Q(review_reason=""), name="instruction_rejection_has_reason"
+            ),
+            # Makes imports idempotent: one phrasing per external id per task and source.
+            models.UniqueConstraint(
+                fields=["task", "source", "external_id"],
+                condition=~Q(external_id=""),
+                name="instruction_unique_external_id",
+            ),
+        ]
+        indexes = [
+            # Serves "the approved phrasings of a task" (equivalence sets, scoring, task pages).
+            models.Index(fields=["task", "status"], name="instruction_task_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} phrasing #{self.pk}"
+
+    @property
+    def template(self) -> str:
+        return self.current_revision.template if self.current_revision_id else ""
+
+
+def revision_hash(template: str, labels: list[str] | None) -> str:
+    """The content hash of a revision: what the model sees (the template and any label words)."""
+    payload = json.dumps({"template": template, "labels": labels or None}, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def normalised_key(template: str) -> str:
+    """Whitespace- and case-insensitive key for spotting exact duplicates within a task."""
+    return hashlib.sha256(" ".join(template.split()).casefold().encode("utf-8")).hexdigest()
+
+
+class InstructionRevision(models.Model):
+    """One immutable text of a phrasing. Results always belong to a revision, never to the mutable phrasing."""
+
+    instruction = models.ForeignKey(Instruction, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    template = models.TextField()
+    labels = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Optional label words for this phrasing, one per task label (e.g. yes/no for same/different).",
+    )
+    content_hash = models.CharField(max_length=64)
+    normalised_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instruction", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["instruction", "number"], name="revision_unique_number"),
+            models.UniqueConstraint(fields=["instruction", "content_hash"], name="revision_unique_content"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="revision_number_positive"),
+        ]
+        indexes = [
+            # Serves the exact-duplicate check when a phrasing is submitted to a task.
+            models.Index(fields=["normalised_hash"], name="revision_normalised_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instruction} r{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Revisions are immutable: results are keyed on them, so an edit must make a new revision.
+        if self.pk is not None:
+            raise ValueError("Instruction revisions are immutable; create a new revision instead.")
+        self.content_hash = revision_hash(self.template, self.labels)
+        self.normalised_hash = normalised_key(self.template)
+        super().save(*args, **kwargs)

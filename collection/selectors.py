@@ -1,0 +1,48 @@
+"""Reads for pages and the API. Counts are computed in one query per list, never per row."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from collection.models import Benchmark, Instance, Instruction, Task
+
+
+def benchmark_list() -> QuerySet[Benchmark]:
+    return Benchmark.objects.annotate(
+        task_count=Count("tasks", filter=Q(tasks__parent__isnull=True), distinct=True),
+    ).order_by("name")
+
+
+def benchmark_get(slug: str) -> Benchmark:
+    return get_object_or_404(Benchmark, slug=slug)
+
+
+def task_list(benchmark: Benchmark) -> QuerySet[Task]:
+    """Top-level tasks with their phrasing counts by status and their eval instance count (own + subtasks)."""
+    return (
+        Task.objects.filter(benchmark=benchmark, parent__isnull=True)
+        .annotate(
+            approved_count=Count("instructions", filter=Q(instructions__status="approved"), distinct=True),
+            pending_count=Count("instructions", filter=Q(instructions__status="pending"), distinct=True),
+            subtask_count=Count("subtasks", distinct=True),
+        )
+        .order_by("slug")
+    )
+
+
+def task_get(benchmark_slug: str, task_slug: str) -> Task:
+    return get_object_or_404(Task.objects.select_related("benchmark", "parent"), benchmark__slug=benchmark_slug, slug=task_slug)
+
+
+def task_eval_instances(task: Task) -> QuerySet[Instance]:
+    """A task's evaluation instances: its own and those of its subtasks (MMLU subjects, BIG-bench subtasks)."""
+    return Instance.objects.filter(Q(task=task) | Q(task__parent=task), split=Instance.Split.EVAL)
+
+
+def task_phrasings(task: Task, *, status: str = "approved") -> QuerySet[Instruction]:
+    return (
+        Instruction.objects.filter(task=task, status=status)
+        .select_related("collection", "author", "current_revision")
+        .order_by("collection__name", "id")
+    )

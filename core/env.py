@@ -1,0 +1,83 @@
+"""Strict readers for settings taken from the environment.
+
+Every reader raises ImproperlyConfigured on a value it cannot parse, naming the variable, so a typo in a
+deployment fails at start-up instead of silently falling back to a default. Secrets may also be given as
+`NAME_FILE` pointing at a file (Docker and Kubernetes secrets), which wins over nothing but loses to `NAME`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """The variable's value, else the content of the file named by NAME_FILE, else the default."""
+    if name in os.environ:
+        return os.environ[name]
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}") from exc
+    return default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; empty items are dropped."""
+    raw = env_str(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_database(name: str, default: str) -> dict:
+    """A Django DATABASES entry parsed from a URL such as postgres://user@host:5432/db or sqlite:///path."""
+    import dj_database_url
+
+    url = env_str(name, default)
+    if not url or "://" not in url:
+        raise ImproperlyConfigured(f"{name}={url!r} is not a database URL such as postgres://user@host/db")
+    scheme = url.split("://", 1)[0]
+    if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
+        raise ImproperlyConfigured(f"{name} uses scheme {scheme!r}; supported: postgres://, sqlite://")
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} cannot be parsed: {exc}") from exc
+    if config["ENGINE"].endswith("sqlite3"):
+        # Several processes (web and worker) share the file: wait for locks instead of failing at once.
+        config.setdefault("OPTIONS", {})["timeout"] = 30
+        config["CONN_MAX_AGE"] = 0
+    return config

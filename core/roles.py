@@ -1,0 +1,68 @@
+"""Roles and what each may do. Every permission decision in views, the API and admin actions asks here.
+
+Three groups: authors write phrasings, curators review them, admins manage benchmarks, tasks and models.
+Signing up makes a user an author. Superusers count as admins. Anonymous users may browse and read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+
+if TYPE_CHECKING:
+    from collection.models import Instruction
+
+AUTHOR = "author"
+CURATOR = "curator"
+ADMIN = "admin"
+ROLES = (AUTHOR, CURATOR, ADMIN)
+
+
+def role_names(user) -> set[str]:
+    if not user.is_authenticated:
+        return set()
+    # Cached on the user object: templates and views ask several times per request.
+    if not hasattr(user, "_role_names"):
+        names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        if user.is_superuser:
+            names.add(ADMIN)
+        user._role_names = names
+    return user._role_names
+
+
+def is_admin(user) -> bool:
+    return ADMIN in role_names(user)
+
+
+def is_curator(user) -> bool:
+    return bool({CURATOR, ADMIN} & role_names(user))
+
+
+def can_submit(user) -> bool:
+    return bool(role_names(user))
+
+
+def can_edit_instruction(user, instruction: Instruction) -> bool:
+    """Authors edit their own phrasings while they wait for review; admins edit any."""
+    if is_admin(user):
+        return True
+    return (
+        user.is_authenticated
+        and instruction.author_id == user.id
+        and instruction.status == instruction.Status.PENDING
+    )
+
+
+def can_review(user, instruction: Instruction) -> bool:
+    """Curators review phrasings, never their own."""
+    return is_curator(user) and instruction.author_id != user.id
+
+
+def can_manage_tasks(user) -> bool:
+    return is_admin(user)
+
+
+def require(allowed: bool, message: str = "You do not have permission to do that.") -> None:
+    if not allowed:
+        raise PermissionDenied(message)

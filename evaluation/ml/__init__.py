@@ -1,0 +1,1 @@
+"""Pure PyTorch + transformers code (loading, scoring, soft-prompt training). No Django imports here."""
