@@ -88,7 +88,7 @@ def parse(text: str) -> list[str | Placeholder]:
             literal.append("{")
         elif token == "}}":
             literal.append("}")
-        elif token in "{}":
+        elif token in ("{", "}"):
             raise TemplateError(
                 f"Unmatched '{token}' at character {match.start() + 1}. "
                 f"Write '{token}{token}' for a literal brace."

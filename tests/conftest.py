@@ -1,0 +1,55 @@
+"""Shared fixtures: the users of STYLE.md (alice and bob author, carol curates, admin administers) and
+the real benchmark data in ../shared/data, which tests skip without."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+
+from core.celery import app as celery_app
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    # In-process tests run tasks inline; tests about workers start real worker processes instead.
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared benchmark data is not at {SHARED_DATA} (clone ../shared beside the repo)")
+    return SHARED_DATA
+
+
+def _user(django_user_model, username: str, role: str | None):
+    user = django_user_model.objects.create_user(username=username, password="correct horse battery")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def alice(db, django_user_model):
+    return _user(django_user_model, "alice", "author")
+
+
+@pytest.fixture
+def bob(db, django_user_model):
+    return _user(django_user_model, "bob", "author")
+
+
+@pytest.fixture
+def carol(db, django_user_model):
+    return _user(django_user_model, "carol", "curator")
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return _user(django_user_model, "admin", "admin")
