@@ -1,0 +1,97 @@
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from core import roles
+from core.models import WorkerPing
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo(db):
+    call_command("load_demo")
+
+
+def test_anonymous_users_browse_benchmarks_and_tasks(client, demo):
+    assert "Demo" in client.get(reverse("home")).content.decode()
+    page = client.get(reverse("benchmark_detail", args=["demo"])).content.decode()
+    assert "Odd one out" in page
+    page = client.get(reverse("task_detail", args=["demo", "parity"])).content.decode()
+    assert "Is {number} even? yes or no." in page
+    assert "Approved phrasings (6)" in page
+
+
+def test_the_benchmark_list_runs_a_fixed_number_of_queries(client, demo, django_assert_max_num_queries):
+    call_command("load_demo")
+    with django_assert_max_num_queries(3):
+        client.get(reverse("home"))
+    with django_assert_max_num_queries(4):
+        client.get(reverse("benchmark_detail", args=["demo"]))
+
+
+def test_an_unknown_task_is_a_404(client, demo):
+    assert client.get(reverse("task_detail", args=["demo", "nope"])).status_code == 404
+
+
+def test_phrasing_text_is_escaped_on_the_task_page(client, demo):
+    from collection import services
+    from collection.models import Collection, Task
+
+    services.instruction_create(
+        task=Task.objects.get(slug="parity"), template="<script>alert(1)</script> {number}",
+        collection=Collection.objects.get(slug="crowd"), source="x", status="approved",
+    )
+    page = client.get(reverse("task_detail", args=["demo", "parity"])).content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_sign_up_makes_an_author_and_logs_in(client):
+    response = client.post(
+        reverse("signup"),
+        {"username": "dora", "email": "d@example.org", "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+    )
+    assert response.status_code == 302
+    from django.contrib.auth import get_user_model
+
+    dora = get_user_model().objects.get(username="dora")
+    assert roles.role_names(dora) == {"author"}
+    assert client.get(reverse("home")).context["user"] == dora
+
+
+def test_sign_up_shows_form_errors(client):
+    response = client.post(reverse("signup"), {"username": "x", "password1": "a", "password2": "b"})
+    assert response.status_code == 200
+    assert "didn’t match" in response.content.decode()
+
+
+def test_login_page_renders(client):
+    assert client.get(reverse("login")).status_code == 200
+
+
+def test_roles_are_decided_in_one_place(alice, bob, carol, admin_user):
+    assert roles.role_names(alice) == {"author"}
+    assert roles.is_curator(carol) and not roles.is_curator(alice)
+    assert roles.is_admin(admin_user) and roles.is_curator(admin_user)
+    assert roles.can_manage_tasks(admin_user) and not roles.can_manage_tasks(carol)
+
+
+def test_a_ping_is_answered_by_the_eager_worker(client):
+    response = client.post(reverse("status_ping"), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    ping = WorkerPing.objects.get()
+    # Eager mode answers within the request once the row is committed (pytest-django runs on_commit hooks
+    # only in transactional tests, so answer explicitly here).
+    from core.tasks import worker_ping_answer
+
+    worker_ping_answer.delay(ping.id)
+    ping.refresh_from_db()
+    assert ping.answered_at is not None
+    assert "worker answered" in client.get(reverse("status"), HTTP_HX_REQUEST="true").content.decode()
+
+
+def test_status_ping_needs_post_and_csrf(client):
+    assert client.get(reverse("status_ping")).status_code == 405
+    csrf_client = client.__class__(enforce_csrf_checks=True)
+    assert csrf_client.post(reverse("status_ping")).status_code == 403
