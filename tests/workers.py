@@ -22,7 +22,7 @@ def worker_database_url() -> str:
 
 
 def process_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "PYTEST"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "PYTEST", "TEST_REDIS"))}
     env.update(DATABASE_URL=worker_database_url(), PYTHONUNBUFFERED="1", **overrides)
     return env
 

@@ -1,6 +1,8 @@
 """A real worker process answers jobs enqueued by another process, with Redis and with the embedded
 filesystem broker (the default on a machine with no servers)."""
 
+import os
+
 import pytest
 
 from core.models import WorkerPing
@@ -22,7 +24,7 @@ def _round_trip(env, log) -> WorkerPing:
 
 
 def test_a_worker_answers_through_redis(tmp_path):
-    env = process_env(CELERY_BROKER_URL="redis://127.0.0.1:6379/15", VAR_DIR=str(tmp_path))
+    env = process_env(CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), VAR_DIR=str(tmp_path))
     ping = _round_trip(env, tmp_path / "worker.log")
     assert ping.worker.startswith("test-")
 
