@@ -2,7 +2,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from collection import selectors, templating
-from core.errors import ApplicationError
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:
@@ -27,7 +26,7 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
     for phrasing in phrasings:
         try:
             phrasing.preview = templating.render(phrasing.template, samples[0].inputs, samples[0].options) if samples else ""
-        except (templating.TemplateError, ApplicationError) as exc:
+        except templating.TemplateError as exc:
             phrasing.preview = f"(cannot render: {exc})"
     return render(
         request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,22 @@ def read_text(path: Path) -> str:
         raise ImportFailed(
             path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
         ) from None
+
+
+def read_jsonl(path: Path, text: str) -> list[tuple[str, dict]]:
+    """(where, record) pairs for the non-blank lines of a JSONL file; each line must be a JSON object."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFailed(path, f"line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ImportFailed(path, f"line {number}: expected a JSON object")
+        records.append((f"line {number}", record))
+    return records
 
 
 def benchmark_upsert(*, slug: str, name: str, description: str = "", source: str = "") -> tuple[Benchmark, bool]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from collection.importers.base import ImportFailed, ImportReport, collection_get, read_text
+from collection.importers.base import ImportFailed, ImportReport, collection_get, read_jsonl, read_text
 from collection.models import Instruction, InstructionRevision, Task, normalised_key
 from collection.services import instruction_create
 from core.errors import ApplicationError
@@ -140,17 +140,7 @@ def _template_of(item) -> str | None:
 def read_generic(path: Path, fmt: str) -> list[PhrasingRow]:
     text = read_text(path)
     if fmt == "jsonl":
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFailed(path, f"line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ImportFailed(path, f"line {number}: expected a JSON object")
-            records.append((f"line {number}", record))
+        records = read_jsonl(path, text)
     else:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         missing = {"task", "template"} - set(reader.fieldnames or [])

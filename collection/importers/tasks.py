@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import string
 from collections import defaultdict
 from pathlib import Path
 
 from django.db import transaction
 
-from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, read_text, task_upsert
+from collection.importers.base import (
+    ImportFailed,
+    ImportReport,
+    benchmark_upsert,
+    read_jsonl,
+    read_text,
+    task_upsert,
+)
 from collection.models import Instance, Task
 from collection.services import instances_upsert
 
@@ -35,16 +41,7 @@ def read_rows(path: Path, fmt: str) -> list[tuple[str, dict]]:
     text = read_text(path)
     records: list[tuple[str, dict]] = []
     if fmt == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFailed(path, f"line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ImportFailed(path, f"line {number}: expected a JSON object")
-            records.append((f"line {number}", record))
+        records = read_jsonl(path, text)
     elif fmt == "csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
         columns = reader.fieldnames or []

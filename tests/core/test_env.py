@@ -1,13 +1,11 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from pathlib import Path
-
 from core.env import env_bool, env_database, env_int, env_list, env_str
-
 
 REPO = Path(__file__).resolve().parents[2]
 
