@@ -99,3 +99,13 @@ def test_an_unreachable_dataset_fails_with_a_reason(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", refuse)
     with pytest.raises(CommandError, match="could not load from the Hugging Face hub: no network"):
         call_command("import_hf_dataset", "x/y", "--benchmark", "b", "--task", "t")
+
+
+def test_changed_content_under_an_existing_id_is_refused(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"task": "t", "id": "1", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0}\n')
+    call_command("import_tasks", path, "--benchmark", "mine")
+    path.write_text('{"task": "t", "id": "1", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 1}\n')
+    with pytest.raises(CommandError, match="already exist with different content"):
+        call_command("import_tasks", path, "--benchmark", "mine")
+    assert Instance.objects.get().gold == 0

@@ -1,0 +1,40 @@
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from collection.models import Instruction
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "collection_benchmark", "collection_task", "collection_instance", "collection_collection",
+    "collection_instruction", "core_workerping",
+]
+
+
+@pytest.fixture
+def demo(db):
+    call_command("load_demo")
+
+
+@pytest.mark.parametrize("name", CHANGELISTS)
+def test_admins_see_every_changelist(client, admin_user, demo, name):
+    admin_user.is_staff = True
+    admin_user.save()
+    client.force_login(admin_user)
+    assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def test_an_instruction_page_shows_its_revisions_read_only(client, admin_user, demo):
+    admin_user.is_staff = True
+    admin_user.save()
+    client.force_login(admin_user)
+    phrasing = Instruction.objects.first()
+    page = client.get(reverse("admin:collection_instruction_change", args=[phrasing.pk])).content.decode()
+    assert phrasing.current_revision.content_hash in page
+
+
+def test_authors_do_not_reach_the_admin(client, alice):
+    client.force_login(alice)
+    response = client.get(reverse("admin:collection_instruction_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
