@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import PermissionDenied
-
 if TYPE_CHECKING:
     from collection.models import Instruction
 
@@ -61,8 +59,3 @@ def can_review(user, instruction: Instruction) -> bool:
 
 def can_manage_tasks(user) -> bool:
     return is_admin(user)
-
-
-def require(allowed: bool, message: str = "You do not have permission to do that.") -> None:
-    if not allowed:
-        raise PermissionDenied(message)
