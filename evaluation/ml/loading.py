@@ -1,0 +1,89 @@
+"""Load a model and its tokenizer for scoring, and keep the last one warm in a worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evaluation.ml.config import ModelSpec
+from evaluation.ml.errors import ModelLoadError
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def is_seq2seq(self) -> bool:
+        return self.spec.family == "seq2seq"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        # bf16 keeps fp32's range on GPUs at half the memory; CPUs score in fp32 (bf16 matmuls are slow there).
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
+    # Lazy import: transformers takes seconds to import and the web process never needs it.
+    import transformers
+
+    target = resolve_device(device)
+    dtype = resolve_dtype(spec.dtype, target)
+    local = Path(spec.source).expanduser()
+    looks_local = spec.source.startswith(("/", ".", "~")) or local.exists()
+    if looks_local and not local.is_dir():
+        raise ModelLoadError(f"No model directory at {spec.source}.")
+    source = str(local) if looks_local else spec.source
+    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if spec.revision and not looks_local:
+        kwargs["revision"] = spec.revision
+    model_class = transformers.AutoModelForSeq2SeqLM if spec.family == "seq2seq" else transformers.AutoModelForCausalLM
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+        model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        # transformers reports a missing hub id, missing files or a wrong architecture this way.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"Could not load {spec.family} model {spec.source!r}: {first_line}") from exc
+    model.to(target)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        # Padding positions are always masked out, so any id will do; GPT-2-style tokenizers have no pad token.
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype)
+
+
+class ModelCache:
+    """Keeps the most recently used model loaded, so a GPU worker does not reload it for every run."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._loaded: LoadedModel | None = None
+
+    def get(self, spec: ModelSpec, device: str = "auto") -> LoadedModel:
+        key = (spec, device)
+        if self._key != key or self._loaded is None:
+            self.clear()
+            self._loaded = load(spec, device)
+            self._key = key
+        return self._loaded
+
+    def clear(self) -> None:
+        self._key, self._loaded = None, None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,37 @@
+"""The naive reference scorer: one full forward pass per (prompt, option), nothing shared or cached.
+
+It is slow on purpose and kept simple enough to check by eye; the fast paths in scoring.py must match it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from evaluation.ml.loading import LoadedModel
+from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items
+
+
+@torch.inference_mode()
+def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[OptionScores]:
+    model, device = loaded.model, loaded.device
+    results = []
+    for item in encode_items(loaded, items):
+        logliks = []
+        for option in item.option_ids:
+            if loaded.is_seq2seq:
+                encoder_ids = torch.tensor([item.rest_ids], device=device)
+                decoder_ids = torch.tensor([[model.config.decoder_start_token_id] + option[:-1]], device=device)
+                logits = model(input_ids=encoder_ids, decoder_input_ids=decoder_ids).logits[0]
+                positions = range(len(option))
+            else:
+                prompt = list(item.shared_ids) + item.rest_ids
+                ids = torch.tensor([prompt + option], device=device)
+                logits = model(input_ids=ids).logits[0]
+                # The token at position t is predicted by the logits at t - 1.
+                positions = range(len(prompt) - 1, len(prompt) - 1 + len(option))
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            logliks.append(sum(logprobs[p, token].item() for p, token in zip(positions, option)))
+        results.append(OptionScores(tuple(logliks), tuple(len(o) for o in item.option_ids)))
+    return results

@@ -1,0 +1,246 @@
+"""Rank classification, fast: score every option of every item by log-likelihood and predict the argmax.
+
+The fast paths share work that the naive reference (reference.py) repeats, and tests prove both give the
+same log-likelihoods to 1e-4:
+- seq2seq: one encoder pass per item; all options are scored by the decoder on the cached encoder states,
+  in one decoder step when every option is a single token (letters, yes/no).
+- causal: the shared prefix of a phrasing is run once and its key/value cache reused by every instance;
+  the options' first tokens are read from the context pass, and only longer options need a second pass,
+  which reuses the context's cache instead of recomputing it.
+Items are sorted by length so batches carry little padding; the batch size halves on out-of-memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from evaluation.ml.config import ScoreConfig
+from evaluation.ml.encoding import EncodedItem, Encoder
+from evaluation.ml.errors import OutOfMemoryAtBatchSizeOne
+from evaluation.ml.loading import LoadedModel
+from evaluation.ml.prompts import adds_special_tokens, wrap
+
+
+@dataclass(frozen=True)
+class ScoringItem:
+    shared: str  # text every instance of the phrasing starts with (see prompts.py)
+    rest: str  # the rest of this instance's prompt
+    options: tuple[str, ...]  # what the model may answer, in option order
+
+
+@dataclass(frozen=True)
+class OptionScores:
+    logliks: tuple[float, ...]  # sum of log p(option tokens | prompt), per option
+    lengths: tuple[int, ...]  # option lengths in tokens, for length-normalised scores
+
+    @property
+    def predicted(self) -> int:
+        return max(range(len(self.logliks)), key=self.logliks.__getitem__)
+
+    @property
+    def normalised(self) -> tuple[float, ...]:
+        return tuple(ll / n for ll, n in zip(self.logliks, self.lengths))
+
+
+Batch = list[tuple[int, OptionScores]]
+
+
+def encode_items(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[EncodedItem]:
+    fmt = loaded.spec.prompt_format
+    encoder = Encoder(loaded.tokenizer, seq2seq=loaded.is_seq2seq, add_special_tokens=adds_special_tokens(fmt))
+    encoded = []
+    for item in items:
+        shared, rest = wrap(item.shared, item.rest, fmt, loaded.tokenizer)
+        encoded.append(encoder.encode(shared, rest, list(item.options)))
+    return encoded
+
+
+def score(loaded: LoadedModel, items: Sequence[ScoringItem], config: ScoreConfig | None = None) -> Iterator[Batch]:
+    """Yield (item index, scores) per batch, so callers can store results as they come."""
+    config = config or ScoreConfig()
+    encoded = encode_items(loaded, items)
+    backoff = Backoff(config.batch_size, loaded.device)
+    if loaded.is_seq2seq:
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].rest_ids))
+        yield from backoff.batches(order, lambda chunk: _seq2seq_batch(loaded, encoded, chunk))
+        return
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index, item in enumerate(encoded):
+        groups[item.shared_ids].append(index)
+    for shared_ids, members in groups.items():
+        try:
+            prefix = _causal_prefix(loaded, shared_ids)
+        except Exception as exc:
+            if is_out_of_memory(exc):  # the prefix is one row already: nothing left to back off to
+                raise OutOfMemoryAtBatchSizeOne(backoff.message()) from exc
+            raise
+        members.sort(key=lambda i: -len(encoded[i].rest_ids))  # longest first: an OOM shows up at once
+        yield from backoff.batches(members, lambda chunk: _causal_batch(loaded, encoded, chunk, prefix))
+
+
+class Backoff:
+    """Runs batches, halving the batch size on out-of-memory; the smaller size sticks for later batches."""
+
+    def __init__(self, size: int, device: torch.device) -> None:
+        self.size = size
+        self.device = device
+
+    def batches(self, order: list[int], run: Callable[[list[int]], Batch]) -> Iterator[Batch]:
+        start = 0
+        while start < len(order):
+            chunk = order[start : start + self.size]
+            try:
+                result = run(chunk)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if self.size == 1:
+                    raise OutOfMemoryAtBatchSizeOne(self.message()) from exc
+                self.size = max(1, self.size // 2)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            yield result
+            start += len(chunk)
+
+    def message(self) -> str:
+        return (
+            f"Out of memory on {self.device} even at batch size 1; use a smaller model, a lower precision "
+            "or a device with more memory."
+        )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def _pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad rows into (ids, mask)."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[r, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    # log_softmax via logsumexp in fp32: never materialises a second vocabulary-sized tensor.
+    logits = logits.float()
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def _collect(encoded: list[EncodedItem], chunk: list[int], totals: list[list[float]]) -> Batch:
+    return [
+        (index, OptionScores(tuple(totals[b]), tuple(len(o) for o in encoded[index].option_ids)))
+        for b, index in enumerate(chunk)
+    ]
+
+
+@torch.inference_mode()
+def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[int]) -> Batch:
+    from transformers.modeling_outputs import BaseModelOutput
+
+    model, device = loaded.model, loaded.device
+    pad_id = loaded.tokenizer.pad_token_id
+    start_id = model.config.decoder_start_token_id
+    input_ids, attention = _pad([encoded[i].rest_ids for i in chunk], pad_id, device)
+    # Phase 1: the encoder runs once per item.
+    hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    options = [encoded[i].option_ids for i in chunk]
+
+    if all(len(o) == 1 for opts in options for o in opts):
+        # Phase 2, single-token options: one decoder step gives every option's score.
+        step = torch.full((len(chunk), 1), start_id, dtype=torch.long, device=device)
+        logits = model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention, decoder_input_ids=step
+        ).logits[:, 0].float()
+        logprobs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        totals = [[logprobs[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
+        return _collect(encoded, chunk, totals)
+
+    # Phase 2, longer options: every (item, option) row decodes against its item's cached encoder states.
+    rows = [(b, o) for b, opts in enumerate(options) for o in opts]
+    row_item = torch.tensor([b for b, _ in rows], device=device)
+    decoder_ids, decoder_mask = _pad([[start_id] + o[:-1] for _, o in rows], pad_id, device)
+    targets, target_mask = _pad([o for _, o in rows], pad_id, device)
+    logits = model(
+        encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
+        attention_mask=attention[row_item],
+        decoder_input_ids=decoder_ids,
+        decoder_attention_mask=decoder_mask,
+    ).logits
+    sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
+    totals: list[list[float]] = [[] for _ in chunk]
+    for (b, _), total in zip(rows, sums):
+        totals[b].append(total)
+    return _collect(encoded, chunk, totals)
+
+
+@torch.inference_mode()
+def _causal_prefix(loaded: LoadedModel, shared_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The shared prefix's key/value states, computed once per phrasing (empty when nothing is shared)."""
+    if not shared_ids:
+        return []
+    ids = torch.tensor([shared_ids], dtype=torch.long, device=loaded.device)
+    cache = loaded.model(input_ids=ids, use_cache=True).past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+@torch.inference_mode()
+def _causal_batch(
+    loaded: LoadedModel,
+    encoded: list[EncodedItem],
+    chunk: list[int],
+    prefix: list[tuple[torch.Tensor, torch.Tensor]],
+) -> Batch:
+    from transformers import DynamicCache
+
+    model, device = loaded.model, loaded.device
+    pad_id = loaded.tokenizer.pad_token_id
+    size = len(chunk)
+    shared_len = len(encoded[chunk[0]].shared_ids)
+
+    # Phase 1: each item's own context, on top of the shared prefix (expanded, not copied, per row).
+    cache = DynamicCache(
+        [(k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in prefix] or None, config=model.config
+    )
+    rest_ids, rest_mask = _pad([encoded[i].rest_ids for i in chunk], pad_id, device)
+    positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
+    attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
+    out = model(
+        input_ids=rest_ids, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
+    )
+    lengths = rest_mask.sum(dim=1)
+    last = out.logits[torch.arange(size, device=device), lengths - 1].float()
+    first = last - torch.logsumexp(last, dim=-1, keepdim=True)
+    options = [encoded[i].option_ids for i in chunk]
+    totals = [[first[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
+
+    # Phase 2: options longer than one token continue from the context's cache, one row per option.
+    rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
+    if rows:
+        row_item = torch.tensor([b for b, _, _ in rows], device=device)
+        cache = out.past_key_values
+        cache.batch_select_indices(row_item)
+        inputs, input_mask = _pad([o[:-1] for _, _, o in rows], pad_id, device)
+        targets, target_mask = _pad([o[1:] for _, _, o in rows], pad_id, device)
+        count = len(rows)
+        attention = torch.cat(
+            [torch.ones(count, shared_len, dtype=torch.long, device=device), rest_mask[row_item], input_mask], dim=1
+        )
+        positions = shared_len + lengths[row_item, None] + torch.arange(inputs.shape[1], device=device)
+        logits = model(
+            input_ids=inputs, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
+        ).logits
+        sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
+        for (b, j, _), total in zip(rows, sums):
+            totals[b][j] += total
+    return _collect(encoded, chunk, totals)

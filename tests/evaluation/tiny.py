@@ -1,0 +1,35 @@
+"""Tiny models for tests, built from scratch once per session (random weights, locally trained tokenizer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evaluation.ml.build import build_model, train_tokenizer
+
+CORPUS = [
+    "Answer the following question with the letter of the correct option.",
+    "Question: Is the number even or odd? Options: A. even B. odd Answer:",
+    "Decide whether the review is positive or negative. Review: a wonderful, moving film.",
+    "Which of these words does not belong with the others? apple banana carrot grape",
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
+    "### Instruction: ### Response: yes no maybe positive negative true false",
+] * 20
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def build(arch: str, root: Path) -> Path:
+    out = root / arch
+    tokenizer = train_tokenizer(
+        CORPUS,
+        out,
+        vocab_size=400,
+        add_eos=arch == "t5",
+        add_bos=arch == "llama",
+        chat_template=CHAT_TEMPLATE if arch == "llama" else None,
+    )
+    build_model(arch, tokenizer, out, seed=1)
+    return out
