@@ -81,6 +81,12 @@ class Task(models.Model):
         default=list, help_text="What the model answers: letters A.. or the label words, in option order."
     )
     max_options = models.PositiveSmallIntegerField(default=0)
+    eval_sample_size = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Score each phrasing on this many eval instances (a fixed seeded sample); blank: all of them.",
+    )
+    eval_sample_seed = models.PositiveIntegerField(default=0, help_text="Seed of the evaluation sample.")
     source = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=200, blank=True, help_text="The task's name at its source.")
     created_at = models.DateTimeField(auto_now_add=True)

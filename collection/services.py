@@ -102,11 +102,18 @@ def instruction_review(*, instruction: Instruction, reviewer, status: str, reaso
         raise ApplicationError(f"'{status}' is not a review decision.")
     if status == Instruction.Status.REJECTED and not reason.strip():
         raise ApplicationError("Say why the phrasing is rejected, so its author can improve it.")
-    instruction.status = status
-    instruction.reviewer = reviewer
-    instruction.review_reason = reason.strip()
-    instruction.reviewed_at = timezone.now()
-    instruction.save(update_fields=["status", "reviewer", "review_reason", "reviewed_at", "updated_at"])
+    from evaluation.services import scoring_on_approval
+
+    was_approved = instruction.status == Instruction.Status.APPROVED
+    with transaction.atomic():
+        instruction.status = status
+        instruction.reviewer = reviewer
+        instruction.review_reason = reason.strip()
+        instruction.reviewed_at = timezone.now()
+        instruction.save(update_fields=["status", "reviewer", "review_reason", "reviewed_at", "updated_at"])
+        if status == Instruction.Status.APPROVED and not was_approved:
+            # Saved with the approval, sent to the workers once it commits (see evaluation.services).
+            scoring_on_approval(instruction=instruction, by=reviewer)
     return instruction
 
 

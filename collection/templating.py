@@ -211,3 +211,22 @@ def list_options(options: list[str], style: str) -> str:
     else:
         raise TemplateError(f"Unknown option style '{style}'.")
     return "\n".join(lines)
+
+
+def render_parts(text: str, inputs: dict[str, str], options: list[str] | None = None) -> tuple[str, str]:
+    """Render a template as (shared, rest): `shared` is the phrasing's text before its first placeholder,
+    identical for every instance, so a causal model can compute it once per phrasing; `rest` is the remainder.
+
+    The cut is made before the shared text's last whitespace run, where a BPE tokenizer starts a new token
+    anyway, so tokenizing the two parts separately gives the same ids as tokenizing the whole text."""
+    parts = parse(text)
+    lead: list[str] = []
+    for part in parts:
+        if not isinstance(part, str):
+            break
+        lead.append(part)
+    shared = "".join(lead)
+    match = re.search(r"\s+$", shared) or re.search(r"\s+\S*$", shared)
+    cut = match.start() if match else 0
+    rendered = render(text, inputs, options)
+    return rendered[:cut], rendered[cut:]

@@ -136,7 +136,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    # Redis redelivers an unacknowledged job (a killed worker's) after this many seconds. Scoring jobs can
+    # outlive it; a second delivery of a job whose worker is alive finds the run claimed and does nothing.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 # Job state lives in our own tables (runs, pings); Celery's result backend is not needed.
@@ -146,6 +148,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"evaluation.tasks.*": {"queue": "gpu"}}
+
+# Scoring. Device: auto (cuda when available), cpu or cuda:N. A running job writes a heartbeat after every
+# batch; one silent for longer than the lease is taken to be dead and its run may be claimed again.
+SCORING_DEVICE = env_str("SCORING_DEVICE", "auto")
+SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 300, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

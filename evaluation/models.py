@@ -1,2 +1,201 @@
-"""Model registry, scoring runs and results arrive with the scoring issue; the app exists so the layout
-and migrations are in place from the start."""
+"""Registered models, their variants, scoring runs and per-instance predictions."""
+
+from __future__ import annotations
+
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from collection.models import Collection, Instance, Instruction, InstructionRevision, Task
+from evaluation.ml.config import ModelSpec
+
+
+class ModelFamily(models.TextChoices):
+    SEQ2SEQ = "seq2seq", "Encoder-decoder (seq2seq)"
+    CAUSAL = "causal", "Decoder-only (causal)"
+
+
+class Dtype(models.TextChoices):
+    AUTO = "auto", "Auto (bfloat16 on GPU, float32 on CPU)"
+    FLOAT32 = "float32", "float32"
+    BFLOAT16 = "bfloat16", "bfloat16"
+    FLOAT16 = "float16", "float16"
+
+
+class PromptFormat(models.TextChoices):
+    NONE = "none", "None (the phrasing as written)"
+    ALPACA = "alpaca", "Alpaca-style wrapper"
+    CHAT = "chat", "The tokenizer's chat template"
+
+
+class VariantKind(models.TextChoices):
+    BASE = "base", "Base model"
+    SOFT_PROMPT = "soft_prompt", "With a soft prompt"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RunTrigger(models.TextChoices):
+    APPROVAL = "approval", "A phrasing was approved"
+    REGISTRATION = "registration", "The model was registered"
+    IMPORT = "import", "Phrasings were imported"
+    MANUAL = "manual", "Started by hand"
+    CLI = "cli", "The score command"
+
+
+class LanguageModel(models.Model):
+    """A model to score: where to load it from and how it reads a prompt."""
+
+    Family = ModelFamily
+    Dtype = Dtype
+    PromptFormat = PromptFormat
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, help_text="A Hugging Face hub id (google/flan-t5-base) or a local path.")
+    revision = models.CharField(max_length=100, blank=True, help_text="Hub branch, tag or commit; blank: the default.")
+    family = models.CharField(max_length=10, choices=ModelFamily.choices)
+    dtype = models.CharField(max_length=10, choices=Dtype.choices, default=Dtype.AUTO)
+    prompt_format = models.CharField(max_length=10, choices=PromptFormat.choices, default=PromptFormat.NONE)
+    tuned_on = models.ManyToManyField(
+        Collection,
+        blank=True,
+        related_name="tuned_models",
+        help_text="Instruction collections the model was tuned on: their phrasings are 'observed' for it.",
+    )
+    trust_remote_code = models.BooleanField(
+        default=False, help_text="Runs Python code shipped with the model. Only turn on for code you have read."
+    )
+    batch_size = models.PositiveSmallIntegerField(default=16, help_text="Starting batch size; halves on out-of-memory.")
+    is_active = models.BooleanField(default=True, help_text="Active models score newly approved phrasings.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(family__in=ModelFamily.values), name="model_family_valid"),
+            models.CheckConstraint(condition=Q(dtype__in=Dtype.values), name="model_dtype_valid"),
+            models.CheckConstraint(condition=Q(prompt_format__in=PromptFormat.values), name="model_prompt_format_valid"),
+            models.CheckConstraint(condition=Q(batch_size__gte=1), name="model_batch_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            source=self.source,
+            family=self.family,
+            revision=self.revision,
+            dtype=self.dtype,
+            prompt_format=self.prompt_format,
+            trust_remote_code=self.trust_remote_code,
+        )
+
+
+class ModelVariant(models.Model):
+    """What a leaderboard row and a prediction belong to: a model as registered, or with a soft prompt."""
+
+    Kind = VariantKind
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="variants")
+    kind = models.CharField(max_length=20, choices=VariantKind.choices, default=VariantKind.BASE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model__name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model"], condition=Q(kind="base"), name="variant_one_base_per_model"),
+            models.CheckConstraint(condition=Q(kind__in=VariantKind.values), name="variant_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.model.name if self.kind == VariantKind.BASE else f"{self.model.name} + soft prompt"
+
+
+class ScoringRun(models.Model):
+    """One model variant x a fixed set of phrasing revisions x each one's task evaluation sample."""
+
+    Status = RunStatus
+    Trigger = RunTrigger
+    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="runs")
+    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    instruction = models.ForeignKey(Instruction, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revisions = models.ManyToManyField(InstructionRevision, related_name="scoring_runs")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
+    total_cells = models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")
+    cached_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many existed when it was created.")
+    done_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many exist now.")
+    error = models.TextField(blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="The model spec and batching the run used.")
+    # Claiming: a delivery may run the job only after a conditional update sets its own claim token.
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_by_task = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"),
+            models.CheckConstraint(condition=~Q(status="failed") | ~Q(error=""), name="run_failure_has_reason"),
+        ]
+        indexes = [
+            # Serves the recovery sweep and the runs list: "queued or running runs".
+            models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.variant})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def to_compute(self) -> int:
+        return max(0, self.total_cells - self.cached_cells)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total_cells else int(100 * self.done_cells / self.total_cells)
+
+
+class Prediction(models.Model):
+    """One cell: a model variant's answer to one instance under one phrasing revision."""
+
+    variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="predictions")
+    revision = models.ForeignKey(InstructionRevision, on_delete=models.CASCADE, related_name="predictions")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="predictions")
+    run = models.ForeignKey(ScoringRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions")
+    logliks = models.JSONField(help_text="Sum of log-probabilities of each option's tokens.")
+    lengths = models.JSONField(help_text="Each option's length in tokens.")
+    predicted = models.PositiveSmallIntegerField()
+    correct = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Also serves "the predictions of a variant for these revisions" (skipping cached cells, aggregates).
+            models.UniqueConstraint(fields=["variant", "revision", "instance"], name="prediction_unique_cell"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant} / rev {self.revision_id} / {self.instance_id}"

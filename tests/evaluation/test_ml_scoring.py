@@ -11,7 +11,6 @@ from evaluation.ml.errors import ModelLoadError, OutOfMemoryAtBatchSizeOne
 from evaluation.ml.loading import load
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem
-from tests.evaluation.tiny import build
 
 FAMILY = {"t5": "seq2seq", "gpt2": "causal", "llama": "causal"}
 QUESTIONS = [
@@ -23,10 +22,9 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-models")
-    return {arch: build(arch, root) for arch in FAMILY}
+@pytest.fixture
+def models(tiny_models):
+    return tiny_models
 
 
 def items(options: tuple[str, ...]) -> list[ScoringItem]:

@@ -14,3 +14,11 @@ def run_import(command: BaseCommand, title: str, importer, *args, **kwargs) -> N
     command.stdout.write(command.style.SUCCESS(f"{title}:"))
     for line in report.lines():
         command.stdout.write(f"  {line}")
+    # Imported phrasings may be approved already: queue them on every active model, as an approval would.
+    from evaluation.models import RunTrigger
+    from evaluation.services import scoring_for_active_models
+
+    runs = scoring_for_active_models(trigger=RunTrigger.IMPORT)
+    if runs:
+        cells = sum(run.to_compute for run in runs)
+        command.stdout.write(f"  queued {len(runs)} scoring run(s), {cells} cell(s) to compute")

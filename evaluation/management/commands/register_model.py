@@ -1,0 +1,50 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from collection.models import Collection
+from core.errors import ApplicationError
+from evaluation import services
+from evaluation.models import Dtype, ModelFamily, PromptFormat
+
+
+class Command(BaseCommand):
+    help = "Register a model (hub id or local path) and queue the scoring of every approved phrasing on it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="Short name (a slug), e.g. flan-t5-base.")
+        parser.add_argument("source", help="Hugging Face hub id or local directory.")
+        parser.add_argument("--family", required=True, choices=ModelFamily.values)
+        parser.add_argument("--revision", default="", help="Hub branch, tag or commit.")
+        parser.add_argument("--dtype", default="auto", choices=Dtype.values)
+        parser.add_argument("--prompt-format", default="none", choices=PromptFormat.values)
+        parser.add_argument(
+            "--tuned-on", nargs="*", default=[], metavar="COLLECTION",
+            help="Slugs of the instruction collections it was tuned on (its observed phrasings).",
+        )
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--description", default="")
+        parser.add_argument("--no-score", action="store_true", help="Register without queueing scoring runs.")
+
+    def handle(self, *args, **opts):
+        collections = list(Collection.objects.filter(slug__in=opts["tuned_on"]))
+        unknown = set(opts["tuned_on"]) - {c.slug for c in collections}
+        if unknown:
+            known = ", ".join(Collection.objects.values_list("slug", flat=True))
+            raise CommandError(f"Unknown collection(s): {', '.join(sorted(unknown))}. Known: {known}.")
+        try:
+            model = services.language_model_register(
+                name=opts["name"],
+                source=opts["source"],
+                family=opts["family"],
+                revision=opts["revision"],
+                dtype=opts["dtype"],
+                prompt_format=opts["prompt_format"],
+                tuned_on=collections,
+                batch_size=opts["batch_size"],
+                description=opts["description"],
+                score=not opts["no_score"],
+            )
+        except ApplicationError as exc:
+            raise CommandError(str(exc)) from None
+        runs = model.variants.get().runs.all()
+        cells = sum(run.to_compute for run in runs)
+        self.stdout.write(self.style.SUCCESS(f"Registered {model.name}: queued {len(runs)} run(s), {cells} cell(s)."))

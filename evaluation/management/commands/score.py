@@ -1,0 +1,80 @@
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from collection.models import Instruction, Task
+from evaluation import services
+from evaluation.models import LanguageModel, RunStatus, RunTrigger
+
+
+class Command(BaseCommand):
+    help = (
+        "Score approved phrasings on a model in the foreground, with a progress bar. Cells already scored are "
+        "skipped, so running it again computes only what is new."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", required=True, help="The registered model's name.")
+        parser.add_argument("--task", help="Only this task: its slug, or benchmark/slug when slugs repeat.")
+        parser.add_argument("--instruction", type=int, help="Only this phrasing (its id), whatever its status.")
+        parser.add_argument("--plan", action="store_true", help="Print the cells to compute and stop.")
+
+    def handle(self, *args, **opts):
+        model = LanguageModel.objects.filter(name=opts["model"]).first()
+        if model is None:
+            names = ", ".join(LanguageModel.objects.values_list("name", flat=True)) or "none yet"
+            raise CommandError(f"No model named '{opts['model']}'. Registered: {names}.")
+        variant = services.base_variant(model)
+        groups = self._scope(opts)
+        plans = [(task, revs, services.scoring_plan(variant=variant, revisions=revs)) for task, revs in groups]
+        total = sum(p.total for _, _, p in plans)
+        cached = sum(p.cached for _, _, p in plans)
+        self.stdout.write(f"{model.name}: {total} cells in scope, {cached} already scored, {total - cached} to compute.")
+        if opts["plan"] or total == cached:
+            return
+        failures = []
+        for task, revisions, plan in plans:
+            if plan.to_compute == 0:
+                continue
+            run = services.scoring_run_create(
+                variant=variant, revisions=revisions, trigger=RunTrigger.CLI, task=task,
+                instruction=self._instruction, enqueue=False,
+            )
+            with tqdm(total=plan.total, initial=plan.cached, desc=str(task), unit="cell") as bar:
+                def progress(done: int, total: int, bar=bar) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                run = services.scoring_run_execute(run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress)
+            if run is None or run.status != RunStatus.SUCCEEDED:
+                failures.append(f"run {run.id if run else '?'} ({task}): {run.error if run else 'not claimed'}")
+        if failures:
+            raise CommandError("Some runs did not finish:\n" + "\n".join(failures))
+        self.stdout.write(self.style.SUCCESS("Done."))
+
+    def _scope(self, opts) -> list[tuple[Task, list]]:
+        self._instruction = None
+        if opts["instruction"]:
+            instruction = Instruction.objects.filter(id=opts["instruction"]).select_related("task").first()
+            if instruction is None or instruction.current_revision is None:
+                raise CommandError(f"No phrasing with id {opts['instruction']}.")
+            self._instruction = instruction
+            return [(instruction.task, [instruction.current_revision])]
+        task = self._task(opts["task"]) if opts["task"] else None
+        groups = services.revisions_by_task(services.approved_revisions(task))
+        if not groups:
+            raise CommandError("No approved phrasings in scope.")
+        return list(groups.items())
+
+    def _task(self, ref: str) -> Task:
+        benchmark, _, slug = ref.rpartition("/")
+        tasks = Task.objects.filter(slug=slug)
+        if benchmark:
+            tasks = tasks.filter(benchmark__slug=benchmark)
+        found = list(tasks.select_related("benchmark")[:2])
+        if not found:
+            raise CommandError(f"No task '{ref}'.")
+        if len(found) > 1:
+            raise CommandError(f"Several tasks are called '{slug}'; write benchmark/slug, e.g. {found[0].benchmark.slug}/{slug}.")
+        return found[0]

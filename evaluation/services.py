@@ -1,0 +1,410 @@
+"""Model registry and scoring runs: register, plan, create, claim, execute, cancel, retry and recover.
+
+A run is a fixed set of phrasing revisions scored by one model variant on each revision's task evaluation
+sample. Cells that already have a Prediction are never computed again, so runs are incremental and any
+run can be re-executed safely: a redelivered or retried job only fills in what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Least
+from django.utils import timezone
+
+from collection import templating
+from collection.models import Instance, Instruction, InstructionRevision, Task
+from collection.selectors import task_eval_sample_ids
+from core.errors import ApplicationError
+from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
+from evaluation.ml.errors import ScoringError
+from evaluation.ml.loading import ModelCache
+from evaluation.models import LanguageModel, ModelVariant, Prediction, RunStatus, RunTrigger, ScoringRun
+
+log = logging.getLogger(__name__)
+
+# One warm model per worker process: consecutive runs of the same model skip loading it again.
+_models = ModelCache()
+
+
+class TransientScoringError(Exception):
+    """The database went away mid-run; the task retries with backoff and the run resumes where it stopped."""
+
+
+# --- Registry ----------------------------------------------------------------------------------------------
+
+
+def language_model_register(
+    *,
+    name: str,
+    source: str,
+    family: str,
+    revision: str = "",
+    dtype: str = "auto",
+    prompt_format: str = "none",
+    tuned_on: Iterable = (),
+    batch_size: int = 16,
+    description: str = "",
+    trust_remote_code: bool = False,
+    by=None,
+    score: bool = True,
+) -> LanguageModel:
+    """Register a model and (on commit) queue the scoring of every approved phrasing on it."""
+    try:
+        ModelSpec(source=source, family=family, revision=revision, dtype=dtype, prompt_format=prompt_format)
+    except ConfigError as exc:
+        raise ApplicationError(f"The model cannot be registered: {exc}") from exc
+    if batch_size < 1:
+        raise ApplicationError("The batch size must be at least 1.")
+    if LanguageModel.objects.filter(name=name).exists():
+        raise ApplicationError(f"A model named '{name}' is already registered.")
+    with transaction.atomic():
+        model = LanguageModel.objects.create(
+            name=name,
+            source=source,
+            family=family,
+            revision=revision,
+            dtype=dtype,
+            prompt_format=prompt_format,
+            batch_size=batch_size,
+            description=description,
+            trust_remote_code=trust_remote_code,
+            created_by=by,
+        )
+        model.tuned_on.set(list(tuned_on))
+        variant = base_variant(model)
+        if score:
+            scoring_runs_for_variant(variant=variant, trigger=RunTrigger.REGISTRATION, by=by)
+    return model
+
+
+def base_variant(model: LanguageModel) -> ModelVariant:
+    variant, _ = ModelVariant.objects.get_or_create(model=model, kind=ModelVariant.Kind.BASE)
+    return variant
+
+
+# --- Planning and creating runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    total: int  # cells in scope: revisions x their task's evaluation sample
+    cached: int  # cells that already have a prediction
+
+    @property
+    def to_compute(self) -> int:
+        return self.total - self.cached
+
+
+def revisions_by_task(revisions: Iterable[InstructionRevision]) -> dict[Task, list[InstructionRevision]]:
+    groups: dict[Task, list[InstructionRevision]] = defaultdict(list)
+    for revision in revisions:
+        groups[revision.instruction.task].append(revision)
+    return groups
+
+
+def scoring_plan(*, variant: ModelVariant, revisions: Iterable[InstructionRevision]) -> Plan:
+    total = cached = 0
+    for task, task_revisions in revisions_by_task(revisions).items():
+        sample = task_eval_sample_ids(task)
+        total += len(sample) * len(task_revisions)
+        cached += Prediction.objects.filter(
+            variant=variant, revision__in=task_revisions, instance_id__in=sample
+        ).count()
+    return Plan(total=total, cached=cached)
+
+
+def scoring_run_create(
+    *,
+    variant: ModelVariant,
+    revisions: list[InstructionRevision],
+    trigger: str,
+    task: Task | None = None,
+    instruction: Instruction | None = None,
+    by=None,
+    enqueue: bool = True,
+) -> ScoringRun | None:
+    """Create and queue a run, or return None when every cell is already scored (it would cost nothing).
+    enqueue=False leaves it for the caller to execute (the score command runs it in the foreground)."""
+    revisions = list(InstructionRevision.objects.filter(id__in=[r.id for r in revisions]).select_related("instruction__task"))
+    plan = scoring_plan(variant=variant, revisions=revisions)
+    if plan.to_compute == 0:
+        return None
+    run = ScoringRun.objects.create(
+        variant=variant,
+        task=task,
+        instruction=instruction,
+        trigger=trigger,
+        total_cells=plan.total,
+        cached_cells=plan.cached,
+        done_cells=plan.cached,
+        created_by=by,
+    )
+    run.revisions.set(revisions)
+    if enqueue:
+        _enqueue(run.id)
+    return run
+
+
+def approved_revisions(task: Task | None = None) -> list[InstructionRevision]:
+    instructions = Instruction.objects.filter(status=Instruction.Status.APPROVED, current_revision__isnull=False)
+    if task is not None:
+        instructions = instructions.filter(task=task)
+    return list(
+        InstructionRevision.objects.filter(id__in=instructions.values("current_revision_id")).select_related(
+            "instruction__task"
+        )
+    )
+
+
+def scoring_runs_for_variant(
+    *, variant: ModelVariant, trigger: str, by=None, task: Task | None = None, enqueue: bool = True
+) -> list[ScoringRun]:
+    """One run per task over its approved phrasings (tasks run in parallel on several GPU workers)."""
+    runs = []
+    for group_task, revisions in revisions_by_task(approved_revisions(task)).items():
+        run = scoring_run_create(
+            variant=variant, revisions=revisions, trigger=trigger, task=group_task, by=by, enqueue=enqueue
+        )
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun]:
+    """Queue the newly approved revision on every active model. Called inside the approval's transaction,
+    so the runs are saved with the approval and sent to the broker only once both are committed."""
+    runs = []
+    for model in LanguageModel.objects.filter(is_active=True):
+        run = scoring_run_create(
+            variant=base_variant(model),
+            revisions=[instruction.current_revision],
+            trigger=RunTrigger.APPROVAL,
+            task=instruction.task,
+            instruction=instruction,
+            by=by,
+        )
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
+    """Queue whatever approved phrasings active models have not scored yet (after an import, say)."""
+    runs = []
+    for model in LanguageModel.objects.filter(is_active=True):
+        runs += scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
+    return runs
+
+
+def _enqueue(run_id: int, countdown: int | None = None) -> None:
+    def send() -> None:
+        from kombu.exceptions import OperationalError as BrokerError
+
+        from evaluation.tasks import score_run
+
+        try:
+            score_run.apply_async(args=[run_id], countdown=countdown)
+        except (BrokerError, OSError):
+            # The run is saved as queued; the recovery sweep sends it again once the broker is back.
+            log.warning("Could not reach the broker; run %s stays queued until the next sweep.", run_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+# --- Executing a run ---------------------------------------------------------------------------------------
+
+
+def option_texts(task: Task, revision: InstructionRevision, instance: Instance) -> tuple[str, ...]:
+    """What the model may answer: letters, the option texts, or the phrasing's own label words for them."""
+    if task.answer_format == Task.AnswerFormat.LETTER:
+        return tuple(templating.LETTERS[: len(instance.options)])
+    if revision.labels:
+        words = dict(zip(task.label_space, revision.labels))
+        return tuple(words.get(option, option) for option in instance.options)
+    return tuple(instance.options)
+
+
+def scoring_run_execute(
+    *,
+    run_id: int,
+    task_id: str,
+    worker: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ScoringRun | None:
+    """Claim the run and fill in its missing cells. Returns None when another delivery holds the claim."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    # A delivery may run the job when it is queued, when its holder stopped sending heartbeats, or when it
+    # is the same message again (the broker redelivers a killed worker's job under the same task id).
+    claimable = (
+        Q(status=RunStatus.QUEUED)
+        | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=RunStatus.RUNNING, claimed_by_task=task_id)
+    )
+    claimed = ScoringRun.objects.filter(claimable, id=run_id).update(
+        status=RunStatus.RUNNING,
+        claim_token=token,
+        claimed_by_task=task_id[:100],
+        worker=worker[:200],
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        started_at=Coalesce("started_at", Value(now)),
+        error="",
+    )
+    if not claimed:
+        log.info("Run %s is not claimable by %s (finished, cancelled or held elsewhere).", run_id, task_id)
+        return None
+    run = ScoringRun.objects.select_related("variant__model").get(id=run_id)
+    try:
+        _fill_cells(run, token, on_progress)
+    except (ScoringError, ConfigError, templating.TemplateError) as exc:
+        _finish(run_id, token, RunStatus.FAILED, error=str(exc))
+    except (OperationalError, InterfaceError) as exc:
+        _release(run_id, token)
+        raise TransientScoringError(f"Database unavailable: {exc}") from exc
+    except Exception as exc:
+        log.exception("Run %s failed unexpectedly.", run_id)
+        _finish(run_id, token, RunStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
+    return ScoringRun.objects.get(id=run_id)
+
+
+def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, int], None] | None) -> None:
+    from evaluation.ml.scoring import ScoringItem, score
+
+    model = run.variant.model
+    spec = model.spec()
+    config = ScoreConfig(batch_size=model.batch_size, device=settings.SCORING_DEVICE)
+
+    # Phase 1: the cells in scope that have no prediction yet.
+    cells: list[tuple[InstructionRevision, Instance]] = []
+    total = 0
+    revisions = run.revisions.select_related("instruction__task")
+    for task, task_revisions in revisions_by_task(revisions).items():
+        sample = task_eval_sample_ids(task)
+        total += len(sample) * len(task_revisions)
+        instances = Instance.objects.in_bulk(sample)
+        done = set(
+            Prediction.objects.filter(
+                variant=run.variant, revision__in=task_revisions, instance_id__in=sample
+            ).values_list("revision_id", "instance_id")
+        )
+        cells += [(r, instances[i]) for r in task_revisions for i in sample if (r.id, i) not in done]
+    done_count = total - len(cells)
+    _heartbeat(run.id, token, done=done_count, total=total, config={"model": asdict(spec), "score": asdict(config)})
+    if on_progress:
+        on_progress(done_count, total)
+
+    # Phase 2: score them batch by batch, storing each batch as it comes so a killed run loses little.
+    if cells:
+        loaded = _models.get(spec, config.device)
+        items = [
+            ScoringItem(
+                *templating.render_parts(rev.template, inst.inputs, inst.options),
+                option_texts(rev.instruction.task, rev, inst),
+            )
+            for rev, inst in cells
+        ]
+        for batch in score(loaded, items, config):
+            predictions = []
+            for index, scores in batch:
+                revision, instance = cells[index]
+                predictions.append(
+                    Prediction(
+                        variant=run.variant,
+                        revision=revision,
+                        instance=instance,
+                        run=run,
+                        logliks=list(scores.logliks),
+                        lengths=list(scores.lengths),
+                        predicted=scores.predicted,
+                        correct=scores.predicted == instance.gold,
+                    )
+                )
+            with transaction.atomic():
+                # A redelivered job may race us to a cell; the unique key keeps exactly one prediction.
+                Prediction.objects.bulk_create(predictions, ignore_conflicts=True)
+                done_count += len(predictions)
+                alive = _heartbeat(run.id, token, done=done_count, total=total)
+            if not alive:
+                log.info("Run %s was cancelled or taken over; stopping.", run.id)
+                return
+            if on_progress:
+                on_progress(done_count, total)
+
+    exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
+    _finish(run.id, token, RunStatus.SUCCEEDED, done=min(exact, total))
+
+
+def _heartbeat(run_id: int, token: uuid.UUID, *, done: int, total: int, config: dict | None = None) -> bool:
+    """Store progress; False when the run is no longer ours (cancelled, or claimed by another delivery)."""
+    fields = {"done_cells": Least(Value(done), Value(total)), "total_cells": total, "heartbeat_at": timezone.now()}
+    if config is not None:
+        fields["config"] = config
+    return bool(ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(**fields))
+
+
+def _finish(run_id: int, token: uuid.UUID, status: str, *, error: str = "", done: int | None = None) -> None:
+    fields = {"status": status, "error": error[:5000], "finished_at": timezone.now(), "claim_token": None}
+    if done is not None:
+        fields["done_cells"] = done
+    ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(**fields)
+
+
+def _release(run_id: int, token: uuid.UUID) -> None:
+    """Hand the run back to the queue for the retry; if the database is down too, the lease expires instead."""
+    try:
+        ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(
+            status=RunStatus.QUEUED, claim_token=None
+        )
+    except (OperationalError, InterfaceError):
+        log.warning("Could not release run %s; its lease will expire.", run_id)
+
+
+# --- Cancel, retry, recover --------------------------------------------------------------------------------
+
+
+def scoring_run_cancel(*, run: ScoringRun) -> ScoringRun:
+    cancelled = ScoringRun.objects.filter(id=run.id, status__in=ScoringRun.ACTIVE).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now(), claim_token=None
+    )
+    run.refresh_from_db()
+    if not cancelled:
+        raise ApplicationError(f"Only a queued or running run can be cancelled; this one has {run.status}.")
+    return run
+
+
+def scoring_run_retry(*, run: ScoringRun) -> ScoringRun:
+    """Queue a failed or cancelled run again; cells it already scored are kept and skipped."""
+    retried = ScoringRun.objects.filter(id=run.id, status__in=[RunStatus.FAILED, RunStatus.CANCELLED]).update(
+        status=RunStatus.QUEUED, error="", finished_at=None, claim_token=None, claimed_by_task=""
+    )
+    run.refresh_from_db()
+    if not retried:
+        raise ApplicationError(f"Only a failed or cancelled run can be retried; this one is {run.status}.")
+    _enqueue(run.id)
+    return run
+
+
+def scoring_runs_recover() -> int:
+    """Send queued runs and runs whose worker stopped heartbeating to the broker again.
+
+    Runs at worker start-up. Duplicates are harmless: only one delivery wins the claim. A running run with a
+    fresh heartbeat is re-sent with a delay of one lease, so the copy can take over only if its holder died.
+    """
+    lease = settings.SCORING_LEASE_SECONDS
+    stale = timezone.now() - timedelta(seconds=lease)
+    active = ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE).values_list("id", "status", "heartbeat_at")
+    for run_id, status, heartbeat in active:
+        fresh = status == RunStatus.RUNNING and heartbeat is not None and heartbeat >= stale
+        _enqueue(run_id, countdown=lease + 1 if fresh else None)
+    return len(active)

@@ -1,0 +1,16 @@
+"""Celery tasks for the `gpu` queue: thin wrappers that take ids and call a service."""
+
+from celery import shared_task
+
+from evaluation import services
+
+
+@shared_task(bind=True, name="evaluation.tasks.score_run", max_retries=8)
+def score_run(self, run_id: int) -> None:
+    try:
+        services.scoring_run_execute(
+            run_id=run_id, task_id=self.request.id or "eager", worker=self.request.hostname or "eager"
+        )
+    except services.TransientScoringError as exc:
+        # Backoff 10 s, 20 s, ... up to 10 minutes; once retries run out the run stays queued for the sweep.
+        raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries))

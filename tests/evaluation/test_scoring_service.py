@@ -1,0 +1,214 @@
+"""Scoring runs through the services, in process (Celery runs tasks eagerly here; see test_worker_scoring.py
+for real worker processes)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from collection import services as collection_services
+from collection.demo import load_demo
+from collection.models import Collection, Instruction, Task
+from collection.selectors import task_eval_sample_ids
+from core.errors import ApplicationError
+from evaluation import services
+from evaluation.models import LanguageModel, Prediction, RunStatus, ScoringRun
+
+SAMPLE = 5  # eval instances per task, to keep tests quick
+
+
+@pytest.fixture
+def demo(db):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
+
+
+def register(tiny_models, name="tiny-t5", source=None, family="seq2seq", **kwargs):
+    return services.language_model_register(
+        name=name, source=str(source or tiny_models["t5"]), family=family, **kwargs
+    )
+
+
+def approved_count() -> int:
+    return Instruction.objects.filter(status="approved", task__benchmark__slug="demo").count()
+
+
+def test_registering_a_model_scores_every_approved_phrasing(demo, tiny_models, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        model = register(tiny_models)
+    runs = ScoringRun.objects.filter(variant__model=model)
+    assert runs.count() == 4  # one per demo task
+    assert all(run.status == RunStatus.SUCCEEDED for run in runs)
+    assert Prediction.objects.count() == approved_count() * SAMPLE
+    assert sum(run.done_cells for run in runs) == sum(run.total_cells for run in runs) == Prediction.objects.count()
+    prediction = Prediction.objects.select_related("instance").first()
+    assert len(prediction.logliks) == len(prediction.lengths) == len(prediction.instance.options)
+    assert prediction.correct == (prediction.predicted == prediction.instance.gold)
+    assert runs.first().config["model"]["source"] == str(tiny_models["t5"])
+
+
+def test_scoring_the_same_work_again_writes_nothing(demo, tiny_models, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        model = register(tiny_models)
+    before = Prediction.objects.count()
+    assert services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual") == []
+    call_command("score", "--model", model.name)
+    assert Prediction.objects.count() == before
+    assert ScoringRun.objects.count() == 4
+
+
+def test_approving_a_phrasing_scores_only_that_phrasing(
+    demo, tiny_models, alice, carol, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        register(tiny_models)
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    instruction = collection_services.instruction_create(
+        task=task,
+        template="Is {number} an even number? Answer yes or no.",
+        collection=Collection.objects.get(slug="crowd"),
+        author=alice,
+    )
+    before = Prediction.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
+    run = ScoringRun.objects.get(instruction=instruction)
+    assert (run.status, run.total_cells, run.cached_cells) == (RunStatus.SUCCEEDED, SAMPLE, 0)
+    assert Prediction.objects.count() == before + SAMPLE
+    assert set(Prediction.objects.filter(run=run).values_list("revision_id", flat=True)) == {
+        instruction.current_revision_id
+    }
+
+
+def test_reapproving_an_unchanged_phrasing_costs_nothing(demo, tiny_models, carol, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        register(tiny_models)
+    instruction = Instruction.objects.filter(task__slug="parity", status="approved").first()
+    runs = ScoringRun.objects.count()
+    collection_services.instruction_review(instruction=instruction, reviewer=carol, status="retired")
+    with django_capture_on_commit_callbacks(execute=True):
+        collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
+    assert ScoringRun.objects.count() == runs
+
+
+def test_the_evaluation_sample_is_fixed_seeded_and_sized(demo):
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    first = task_eval_sample_ids(task)
+    assert len(first) == SAMPLE and first == task_eval_sample_ids(task)
+    task.eval_sample_seed = 1
+    assert task_eval_sample_ids(task) != first
+    task.eval_sample_size = None
+    assert len(task_eval_sample_ids(task)) == task.instances.filter(split="eval").count() == 100
+
+
+def test_a_model_path_that_does_not_exist_fails_the_run_with_a_reason(
+    demo, tiny_models, tmp_path, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        model = register(tiny_models, source=tmp_path / "missing")
+    run = ScoringRun.objects.filter(variant__model=model).first()
+    assert run.status == RunStatus.FAILED
+    assert f"No model directory at {tmp_path / 'missing'}" in run.error
+    # Fix the path and retry: the same run finishes.
+    LanguageModel.objects.filter(id=model.id).update(source=str(tiny_models["t5"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scoring_run_retry(run=run)
+    run.refresh_from_db()
+    assert (run.status, run.error, run.done_cells) == (RunStatus.SUCCEEDED, "", run.total_cells)
+
+
+def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    ScoringRun.objects.filter(id=run.id).update(status=RunStatus.RUNNING, heartbeat_at=timezone.now(), claimed_by_task="a")
+    assert services.scoring_run_execute(run_id=run.id, task_id="b") is None
+    # The same message redelivered (same task id) may take over at once; a stale heartbeat lets anyone.
+    assert services.scoring_run_execute(run_id=run.id, task_id="a").status == RunStatus.SUCCEEDED
+
+
+def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settings):
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    silent_since = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS + 1)
+    ScoringRun.objects.filter(id=run.id).update(
+        status=RunStatus.RUNNING, heartbeat_at=silent_since, claimed_by_task="dead", claim_token=uuid.uuid4()
+    )
+    run = services.scoring_run_execute(run_id=run.id, task_id="fresh")
+    assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 1)
+
+
+def test_cancelling_stops_a_run_and_retrying_resumes_it(demo, tiny_models, django_capture_on_commit_callbacks):
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    services.scoring_run_cancel(run=run)
+    assert services.scoring_run_execute(run_id=run.id, task_id="late") is None
+    assert run.status == RunStatus.CANCELLED
+    with pytest.raises(ApplicationError, match="Only a queued or running run"):
+        services.scoring_run_cancel(run=run)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scoring_run_retry(run=run)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    with pytest.raises(ApplicationError, match="Only a failed or cancelled run"):
+        services.scoring_run_retry(run=run)
+
+
+def test_a_run_cancelled_mid_way_stops_after_the_current_batch(demo, tiny_models):
+    model = register(tiny_models, score=False, batch_size=2)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+
+    def cancel_after_first_batch(done, total):
+        if done > 0:
+            ScoringRun.objects.filter(id=run.id).update(status=RunStatus.CANCELLED)
+
+    services.scoring_run_execute(run_id=run.id, task_id="t", on_progress=cancel_after_first_batch)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert 0 < Prediction.objects.filter(run=run).count() < run.total_cells
+
+
+def test_causal_models_score_through_the_same_service(demo, tiny_models, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        register(tiny_models, name="tiny-llama", source=tiny_models["llama"], family="causal", prompt_format="chat")
+    assert Prediction.objects.count() == approved_count() * SAMPLE
+    assert set(ScoringRun.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+
+
+def test_a_bad_registration_is_refused_with_the_field_named(db, tiny_models):
+    with pytest.raises(ApplicationError, match="family"):
+        register(tiny_models, family="encoder")
+    register(tiny_models, score=False)
+    with pytest.raises(ApplicationError, match="already registered"):
+        register(tiny_models, score=False)
+
+
+def test_the_score_command_prints_the_plan_and_scores_in_the_foreground(demo, tiny_models, capsys):
+    call_command("register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq", "--no-score")
+    call_command("score", "--model", "tiny-t5", "--task", "parity", "--plan")
+    cells = approved_count() // 4 * SAMPLE
+    assert f"{cells} cells in scope, 0 already scored, {cells} to compute" in capsys.readouterr().out
+    assert Prediction.objects.count() == 0
+    call_command("score", "--model", "tiny-t5", "--task", "demo/parity")
+    assert Prediction.objects.count() == cells
+    call_command("score", "--model", "tiny-t5")
+    assert f"{approved_count() * SAMPLE} cells in scope, {cells} already scored" in capsys.readouterr().out
+    assert Prediction.objects.count() == approved_count() * SAMPLE
+
+
+def test_the_score_command_names_what_is_wrong(demo):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No model named 'nope'"):
+        call_command("score", "--model", "nope")
+
+
+def test_recovery_resends_queued_runs(demo, tiny_models, django_capture_on_commit_callbacks):
+    model = register(tiny_models, score=False)
+    runs = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.scoring_runs_recover() == len(runs)
+    assert set(ScoringRun.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
