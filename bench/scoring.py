@@ -1,0 +1,529 @@
+"""Rank-classification throughput: the project's scorer (evaluation/ml/scoring.py) against its naive reference
+(evaluation/ml/reference.py) and against EleutherAI lm-evaluation-harness (`lm_eval`, model type `hf`), in one
+run, on the same models, instances, phrasings and prompts.
+
+    python3.11 -m venv /tmp/benchvenv
+    /tmp/benchvenv/bin/pip install torch==2.13.0          # first: the CPU build, so nothing pulls CUDA
+    /tmp/benchvenv/bin/pip install -e ".[bench]"          # the project plus lm_eval[hf]==0.4.13
+    /tmp/benchvenv/bin/python bench/scoring.py            # from the repo root; --help for smaller runs
+
+Workload. Two locally built models with random weights and a byte-level BPE tokenizer trained on the MMLU
+text (evaluation/ml/build.py): a t5-small-sized seq2seq model and a gpt2-small-sized causal one. A fixed,
+seeded sample of MMLU test questions across all subjects (../shared/data/mmlu/test) is rendered with the
+study's MMLU phrasings (MMLU/Unobserved/1.. in ../shared/data/paper_instructions, in the study's order),
+each (phrasing, question) pair being one instance; "instances/s" counts those. Two option kinds: letters
+(options "A".."D", the phrasing lists the option texts) and option text (the four option texts).
+
+What lm_eval is given, and why it computes exactly our quantity. Each instance becomes one document of a
+local YAML task (`dataset_path: json`, data from a temp file; `output_type: multiple_choice`), run through
+`lm_eval.simple_evaluate` with `HFLM(pretrained=<local dir>)`, `log_samples=True`; its per-option
+log-likelihoods are read back from the sample records (`resps`). The conventions were checked against the
+installed source (lm_eval 0.4.13, lm_eval/api/model.py `TemplateLM._encode_pair`, lm_eval/models/huggingface.py
+`HFLM.tok_encode`, `_loglikelihood_tokens`):
+- `_encode_pair` moves the context's trailing whitespace into the continuation and then prepends
+  `target_delimiter` too (so "is " + " A" scores "  A"), whereas encoding.py lets trailing whitespace replace
+  the default " ". So the document's text is the rstripped prompt, the choices carry our delimiter already,
+  and `target_delimiter: ""`. For the default phrasings (none ends in whitespace) this is the same as plain
+  `doc_to_text = shared + rest` with lm_eval's default target_delimiter " ".
+- seq2seq: in 0.4.13 the context goes through `tok_encode(context)` (the tokenizer's special tokens, so T5's
+  </s> is appended, as in encoding.py) and the continuation through `tok_encode(continuation,
+  add_special_tokens=False)`: no EOS is appended to the scored option. (Older lm_eval versions encoded the
+  continuation with special tokens; with a T5-style tokenizer that scores "A </s>" instead of "A". 0.4.13
+  does not, so the bench keeps the realistic T5 tokenizer, add_eos=True, as the tests do.) The decoder
+  scores the option with no delimiter, hence choices without one. lm_eval runs one encoder+decoder pass per
+  (context, option) pair, with `labels=` so that the decoder input is [start] + option[:-1], as ours.
+- causal: lm_eval tokenizes context + continuation together and splits at len(tokens(context)); encoding.py
+  tokenizes shared, rest and option apart. With byte-level BPE and a cut before a whitespace run, the ids
+  agree; the bench checks this for every pair (the "same ids" line) before timing, so any difference in
+  log-likelihood is arithmetic, not tokenization. lm_eval's one-token-continuation cache (`logits_cache`,
+  default on) runs one forward per context for single-token options, so with letters it already shares the
+  pass across options; what ours adds there is the phrasing's shared prefix, computed once.
+- Both run fp32 on CPU with the same torch thread count (--threads, default 2), batch size 16 in each one's
+  unit (ours: instances, all options; lm_eval: (context, option) requests, one per context group for
+  single-token causal options). lm_eval's time is its `loglikelihood` call (tokenizing + scoring, like ours
+  `score()`); its total `simple_evaluate` wall time is printed too. HF_HUB_OFFLINE / HF_DATASETS_OFFLINE are
+  set: nothing touches the network.
+
+The naive reference (one forward per (prompt, option)) is timed on an evenly spread subset (--naive-items).
+
+FLOP floor: 2 x (matmul parameters) x (tokens that must be processed once shared work is shared); embedding
+lookups and attention-score products are left out, so it is a lower bound.
+- seq2seq: encoder params x encoder tokens per instance (+ the decoder's cross-attention K/V projections,
+  which read the encoder tokens); the rest of the decoder and the LM head x decoder positions needed: one
+  start position per instance (it serves every option) plus the option tokens beyond the first.
+- causal: body params x (each distinct shared prefix once + each instance's rest + each option's tokens
+  beyond the first); LM head x (one position per instance + each option's tokens beyond the first).
+"floor fraction" = (floor FLOPs / peak FLOP/s) / measured seconds, where peak is this machine's fp32 matmul
+throughput measured in the same run with a large torch.matmul: 1.0 would mean doing only the necessary work,
+at peak speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+MMLU_DIR = SHARED / "mmlu" / "test"
+PHRASINGS_FILE = SHARED / "paper_instructions" / "InstructionEval_unobserved_instructions.extracted.json"
+sys.path.insert(0, str(REPO))
+
+# Before anything imports huggingface_hub / datasets / tqdm: never reach the network, keep lm_eval's
+# progress bars out of the printed figures.
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TQDM_DISABLE="1")
+
+LETTERS = ("A", "B", "C", "D")
+MODELS = {"seq2seq": ("t5", "t5-small", 32000), "causal": ("gpt2", "gpt2-small", 50257)}  # arch, size, vocab
+TOLERANCE = 1e-4
+
+
+@dataclass
+class Question:
+    subject: str
+    text: str
+    options: tuple[str, str, str, str]
+    answer: int
+
+
+@dataclass
+class Result:
+    family: str
+    kind: str
+    items: int
+    ours_s: float
+    naive_items: int = 0
+    naive_s: float = math.nan
+    naive_diff: float = math.nan
+    naive_same: bool | None = None
+    lm_s: float = math.nan
+    lm_total_s: float = math.nan
+    lm_diff: float = math.nan
+    lm_same: bool | None = None
+    same_ids: bool | None = None
+    floor_flops: float = 0.0
+    goal: float = 3.0  # the ours/lm_eval ratio the issue asks for
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def read_questions(count: int, seed: int) -> tuple[list[Question], list[str]]:
+    """A fixed seeded sample across all subjects, and every row's text (the tokenizer's training corpus)."""
+    rows: list[Question] = []
+    for path in sorted(MMLU_DIR.glob("*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for record in csv.reader(handle):
+                if len(record) != 6:
+                    continue
+                question, *options, answer = record
+                rows.append(Question(path.stem.removesuffix("_test"), question, tuple(options), "ABCD".index(answer)))
+    if count > len(rows):
+        sys.exit(f"--questions {count}: MMLU has only {len(rows)} test questions")
+    corpus = [" ".join((q.text, *q.options)) for q in rows]
+    return random.Random(seed).sample(rows, count), corpus
+
+
+def read_phrasings(count: int) -> list[tuple[str, str]]:
+    """The study's MMLU templates in its order: (id, template). Mirrors the template rule of
+    collection/importers/instructions.py (which needs Django, so it is not imported)."""
+    data = json.loads(PHRASINGS_FILE.read_text(encoding="utf-8"))
+    templates = []
+    for entry in data["MMLU_General"]["instructions"]:
+        strings = entry.get("strings") or {}
+        text = strings.get("input_template") or strings.get("input_text(formatted)")
+        if str(entry.get("id", "")).startswith("MMLU/") and isinstance(text, str):
+            templates.append((entry["id"], text))
+    if count > len(templates):
+        sys.exit(f"--phrasings {count}: the study has only {len(templates)} MMLU templates")
+    return templates[:count]
+
+
+def make_items(phrasings, questions, kind: str):
+    """One ScoringItem per (phrasing, question), phrasing-major; and the gold labels."""
+    from collection.templating import render_parts
+    from evaluation.ml.scoring import ScoringItem
+
+    items, labels = [], []
+    for _, template in phrasings:
+        for q in questions:
+            shared, rest = render_parts(template, {"question": q.text}, list(q.options))
+            items.append(ScoringItem(shared, rest, LETTERS if kind == "letters" else q.options))
+            labels.append(q.answer)
+    return items, labels
+
+
+def lm_eval_docs(items, labels, seq2seq: bool) -> list[dict]:
+    """The same prompts as encoding.py: text rstripped, the delimiter (trailing whitespace, else " ") carried
+    by each choice for causal models, none for seq2seq (see the module docstring)."""
+    docs = []
+    for index, (item, label) in enumerate(zip(items, labels)):
+        prompt = item.shared + item.rest
+        context = prompt.rstrip()
+        delimiter = "" if seq2seq else (prompt[len(context) :] or " ")
+        docs.append({"id": index, "context": context, "choices": [delimiter + o for o in item.options], "label": label})
+    return docs
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def build_models(root: Path, corpus: list[str], phrasings) -> dict[str, Path]:
+    from evaluation.ml.build import build_model, train_tokenizer
+
+    texts = corpus + [template for _, template in phrasings]
+    paths = {}
+    for family, (arch, size, vocab) in MODELS.items():
+        out = root / arch
+        # T5's tokenizer appends </s> (add_eos), GPT-2's adds nothing: the real models' conventions.
+        tokenizer = train_tokenizer(texts, out, vocab_size=vocab, add_eos=arch == "t5")
+        build_model(arch, tokenizer, out, size=size, seed=0)
+        paths[family] = out
+    return paths
+
+
+def matmul_params(module) -> int:
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, (torch.nn.Linear, Conv1D)))
+
+
+def floor_flops(loaded, encoded) -> float:
+    """See the module docstring: the work that cannot be avoided once shared work is shared."""
+    model = loaded.model
+    head = model.lm_head.weight.numel()
+    beyond_first = [sum(len(o) - 1 for o in e.option_ids) for e in encoded]
+    if loaded.is_seq2seq:
+        encoder = matmul_params(model.encoder)
+        decoder = matmul_params(model.decoder)
+        cross_kv = sum(
+            m.weight.numel() for name, m in model.decoder.named_modules() if name.endswith(("EncDecAttention.k", "EncDecAttention.v"))
+        )
+        enc_tokens = sum(len(e.rest_ids) for e in encoded)
+        dec_tokens = sum(1 + extra for extra in beyond_first)
+        return 2.0 * ((encoder + cross_kv) * enc_tokens + (decoder - cross_kv + head) * dec_tokens)
+    body = matmul_params(model.transformer)
+    prefixes = sum(len(p) for p in {e.shared_ids for e in encoded})
+    tokens = prefixes + sum(len(e.rest_ids) for e in encoded) + sum(beyond_first)
+    return 2.0 * (body * tokens + head * (len(encoded) + sum(beyond_first)))
+
+
+def sharing_gain(encoded) -> float:
+    """Tokens a full-context forward per instance reads over tokens read with the shared prefix run once:
+    the speed-up over lm_eval that prefix sharing alone should give on causal letters."""
+    full = sum(len(e.shared_ids) + len(e.rest_ids) for e in encoded)
+    shared = sum(len(p) for p in {e.shared_ids for e in encoded}) + sum(len(e.rest_ids) for e in encoded)
+    return full / shared
+
+
+def peak_matmul_flops(n: int = 2048, reps: int = 4, trials: int = 3) -> float:
+    """Best of a few timings of an n x n fp32 matmul: the machine's peak, as a busy machine lets us see it."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up: thread pool and kernels
+    best = math.inf
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 * reps / best
+
+
+# ---------------------------------------------------------------------------------------------- runners
+
+
+def run_ours(loaded, items, batch_size: int):
+    from evaluation.ml.config import ScoreConfig
+    from evaluation.ml.scoring import score
+
+    scores = [None] * len(items)
+    t0 = time.perf_counter()
+    for batch in score(loaded, items, ScoreConfig(batch_size=batch_size, device="cpu")):
+        for index, result in batch:
+            scores[index] = result
+    return scores, time.perf_counter() - t0
+
+
+def run_naive(loaded, items):
+    from evaluation.ml.reference import score_naive
+
+    t0 = time.perf_counter()
+    scores = score_naive(loaded, items)
+    return scores, time.perf_counter() - t0
+
+
+def write_task(root: Path, name: str, docs: list[dict]) -> None:
+    """A local lm_eval task: YAML in the include path, data in a JSON-lines file next to it."""
+    data = root / f"{name}.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    # JSON is valid YAML, so json.dumps quotes the path safely.
+    (root / f"{name}.yaml").write_text(
+        f"task: {name}\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
+        "test_split: test\n"
+        "output_type: multiple_choice\n"
+        "doc_to_text: context\n"  # field names: lm_eval returns doc[field] as is
+        "doc_to_choice: choices\n"
+        "doc_to_target: label\n"
+        'target_delimiter: ""\n'
+        "num_fewshot: 0\n"
+        "metric_list:\n  - metric: acc\n",
+        encoding="utf-8",
+    )
+
+
+def same_ids(lm, encoded, docs) -> bool:
+    """Whether lm_eval's own _encode_pair gives the ids ours scores, for every (instance, option)."""
+    for item, doc in zip(encoded, docs):
+        for option_ids, choice in zip(item.option_ids, doc["choices"]):
+            context_ids, continuation_ids = lm._encode_pair(doc["context"], choice)
+            if context_ids != list(item.shared_ids) + item.rest_ids or continuation_ids != option_ids:
+                return False
+    return True
+
+
+def run_lm_eval(lm, task_root: Path, name: str, n_items: int):
+    """Per-instance option log-likelihoods from lm_eval's sample records, and (loglikelihood s, total s)."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    timed = {"s": 0.0}
+    original = type(lm).loglikelihood.__get__(lm)
+
+    def loglikelihood(requests, disable_tqdm: bool = False):
+        t0 = time.perf_counter()
+        try:
+            return original(requests, disable_tqdm=True)
+        finally:
+            timed["s"] += time.perf_counter() - t0
+
+    lm.loglikelihood = loglikelihood  # the evaluator calls getattr(lm, "loglikelihood")
+    t0 = time.perf_counter()
+    try:
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[name],
+            task_manager=TaskManager(include_path=str(task_root), include_defaults=False),
+            num_fewshot=0,
+            log_samples=True,
+            bootstrap_iters=0,
+        )
+    finally:
+        del lm.loglikelihood
+    total = time.perf_counter() - t0
+    logliks: list[list[float] | None] = [None] * n_items
+    for sample in results["samples"][name]:
+        # resps: one entry per option, each [(loglik, is_greedy)].
+        logliks[sample["doc"]["id"]] = [float(resp[0][0]) for resp in sample["resps"]]
+    if any(row is None for row in logliks):
+        raise RuntimeError(f"lm_eval returned {sum(r is not None for r in logliks)} of {n_items} documents")
+    return logliks, timed["s"], total
+
+
+def compare(ours, theirs) -> tuple[float, bool]:
+    """Max |log-likelihood difference| and whether every argmax agrees (first maximum wins, as both do)."""
+    diff, same = 0.0, True
+    for mine, other in zip(ours, theirs):
+        diff = max(diff, max(abs(a - b) for a, b in zip(mine.logliks, other)))
+        same &= mine.predicted == max(range(len(other)), key=other.__getitem__)
+    return diff, same
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds and not math.isnan(seconds) else math.nan
+
+
+def fmt(value: float, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
+
+
+def print_tables(results: list[Result], peak: float) -> None:
+    head = (
+        f"{'case':<20}{'items':>6}{'ours it/s':>11}{'naive it/s':>12}{'lm_eval it/s':>14}{'ours/naive':>12}"
+        f"{'ours/lm_eval':>14}{'goal':>7}{'met':>5}{'max|d| naive':>14}{'max|d| lm_eval':>16}{'same preds':>12}"
+        f"{'floor frac':>12}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        ours = rate(r.items, r.ours_s)
+        naive = rate(r.naive_items, r.naive_s)
+        lm = rate(r.items, r.lm_s)
+        vs_lm = ours / lm
+        exact = (r.lm_diff <= TOLERANCE and r.lm_same) if r.lm_same is not None else None
+        met = None if math.isnan(vs_lm) else (vs_lm >= r.goal and bool(exact))
+        same = [s for s in (r.naive_same, r.lm_same) if s is not None]
+        print(
+            f"{r.family + ' ' + r.kind:<20}{r.items:>6}{fmt(ours, '.2f'):>11}{fmt(naive, '.2f'):>12}"
+            f"{fmt(lm, '.2f'):>14}{fmt(ours / naive, '.1f'):>11}x{fmt(vs_lm, '.2f'):>13}x"
+            f"{fmt(r.goal, '.2f'):>6}x{yes_no(met):>5}{fmt(r.naive_diff, '.1e'):>14}{fmt(r.lm_diff, '.1e'):>16}"
+            f"{yes_no(all(same) if same else None):>12}{fmt(r.floor_flops / peak / r.ours_s, '.3f'):>12}"
+        )
+    print()
+    print(f"FLOP floor (peak fp32 matmul measured in this run: {peak / 1e9:.1f} GFLOP/s)")
+    head = (
+        f"{'case':<20}{'floor GFLOP':>13}{'floor s @peak':>15}{'ours s':>9}{'ours GFLOP/s':>14}{'lm_eval s':>11}"
+        f"{'lm_eval total s':>17}{'same ids':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(
+            f"{r.family + ' ' + r.kind:<20}{r.floor_flops / 1e9:>13.1f}{r.floor_flops / peak:>15.2f}{r.ours_s:>9.2f}"
+            f"{r.floor_flops / r.ours_s / 1e9:>14.1f}{fmt(r.lm_s, '.2f'):>11}{fmt(r.lm_total_s, '.2f'):>17}"
+            f"{yes_no(r.same_ids):>10}"
+        )
+    notes = [f"  {r.family} {r.kind}: {note}" for r in results for note in r.notes]
+    if notes:
+        print("\n".join(["", "notes:", *notes]))
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, default=200, help="MMLU questions (seeded sample)")
+    parser.add_argument("--phrasings", type=int, default=2, help="study MMLU phrasings, in the study's order")
+    parser.add_argument("--naive-items", type=int, default=40, help="instances the naive reference is timed on")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for every contender")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-lm-eval", action="store_true")
+    parser.add_argument("--families", default="seq2seq,causal")
+    args = parser.parse_args()
+    if not MMLU_DIR.is_dir() or not PHRASINGS_FILE.is_file():
+        sys.exit(f"the shared benchmark data is not at {SHARED} (expected mmlu/test/*.csv and paper_instructions/)")
+
+    import torch
+    import transformers
+
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    import logging
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    logging.getLogger("lm-eval").setLevel(logging.ERROR)
+
+    from evaluation.ml.config import ModelSpec
+    from evaluation.ml.loading import load
+    from evaluation.ml.scoring import encode_items
+
+    questions, corpus = read_questions(args.questions, args.seed)
+    phrasings = read_phrasings(args.phrasings)
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="phrasebench-bench-") as tmp:
+        root = Path(tmp)
+        os.environ["HF_DATASETS_CACHE"] = str(root / "datasets-cache")  # no stale caches, nothing left behind
+        task_root = root / "tasks"
+        task_root.mkdir()
+        t0 = time.perf_counter()
+        paths = build_models(root / "models", corpus, phrasings)
+        build_s = time.perf_counter() - t0
+        peak = peak_matmul_flops()
+
+        lm_version = "skipped"
+        if not args.skip_lm_eval:
+            from importlib.metadata import version
+
+            lm_version = version("lm_eval")
+        print(
+            f"torch {torch.__version__}, transformers {transformers.__version__}, lm_eval {lm_version}; "
+            f"{args.threads} torch threads, fp32, CPU; batch size {args.batch_size} (ours: instances; "
+            "lm_eval: requests)"
+        )
+        print(
+            f"{args.questions} MMLU questions (seed {args.seed}) x {len(phrasings)} phrasings "
+            f"({', '.join(p for p, _ in phrasings)}) = {args.questions * len(phrasings)} instances per case; "
+            f"naive reference timed on {args.naive_items} of them"
+        )
+        print(f"models and tokenizers built in {build_s:.1f} s; peak fp32 matmul {peak / 1e9:.1f} GFLOP/s")
+
+        results = []
+        for family in families:
+            loaded = load(ModelSpec(source=str(paths[family]), family=family, dtype="float32"), device="cpu")
+            params = sum(p.numel() for p in loaded.model.parameters())
+            print(
+                f"{family}: {MODELS[family][1]}-sized, {params / 1e6:.1f} M parameters, "
+                f"vocabulary {len(loaded.tokenizer)}",
+                flush=True,
+            )
+            lm = None
+            if not args.skip_lm_eval:
+                from lm_eval.models.huggingface import HFLM
+
+                lm = HFLM(
+                    pretrained=str(paths[family]), backend=family, device="cpu", dtype="float32",
+                    batch_size=args.batch_size,
+                )
+            for kind in ("letters", "option text"):
+                items, labels = make_items(phrasings, questions, "letters" if kind == "letters" else "text")
+                encoded = encode_items(loaded, items)
+                result = Result(family, kind, len(items), 0.0, floor_flops=floor_flops(loaded, encoded))
+                if family == "causal" and kind == "letters":
+                    # lm_eval already shares the forward pass across single-token options; the goal is its
+                    # speed times what computing the phrasing's shared prefix once saves.
+                    result.goal = sharing_gain(encoded)
+                longest = max(len(e.shared_ids) + len(e.rest_ids) + max(map(len, e.option_ids)) for e in encoded)
+                result.notes.append(
+                    f"{sum(len(e.rest_ids) + len(e.shared_ids) for e in encoded) / len(encoded):.0f} prompt tokens "
+                    f"per instance on average, longest sequence {longest}; option tokens per option "
+                    f"{sum(map(len, (o for e in encoded for o in e.option_ids))) / (4 * len(encoded)):.2f}"
+                )
+
+                ours, result.ours_s = run_ours(loaded, items, args.batch_size)
+                print(f"  {family} {kind}: ours {rate(len(items), result.ours_s):.2f} it/s", flush=True)
+
+                stride = max(1, len(items) // max(1, args.naive_items))
+                subset = list(range(0, len(items), stride))[: args.naive_items]
+                if subset:
+                    naive, result.naive_s = run_naive(loaded, [items[i] for i in subset])
+                    result.naive_items = len(subset)
+                    result.naive_diff, result.naive_same = compare(
+                        [ours[i] for i in subset], [list(s.logliks) for s in naive]
+                    )
+                    print(f"  {family} {kind}: naive {rate(len(subset), result.naive_s):.2f} it/s", flush=True)
+
+                if lm is not None:
+                    name = f"phrasebench_{family}_{kind.replace(' ', '_')}"
+                    docs = lm_eval_docs(items, labels, loaded.is_seq2seq)
+                    result.same_ids = same_ids(lm, encoded, docs)
+                    write_task(task_root, name, docs)
+                    theirs, result.lm_s, result.lm_total_s = run_lm_eval(lm, task_root, name, len(items))
+                    result.lm_diff, result.lm_same = compare(ours, theirs)
+                    print(f"  {family} {kind}: lm_eval {rate(len(items), result.lm_s):.2f} it/s", flush=True)
+                results.append(result)
+            del loaded, lm
+
+    print()
+    print_tables(results, peak)
+    print(
+        f"\ngoal: identical predictions with max |d| <= {TOLERANCE:g}; ours/lm_eval >= 3x, except causal letters: "
+        ">= the prefix-sharing token ratio (full-context tokens / tokens with each shared prefix run once)"
+    )
+
+
+if __name__ == "__main__":
+    main()

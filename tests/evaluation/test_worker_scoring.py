@@ -1,0 +1,114 @@
+"""Scoring in real Celery worker processes against Redis and PostgreSQL: a run over the demo benchmark, a
+repeated run that writes nothing, a worker killed mid-run, and a model that cannot load."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import redis
+from django.db.models import Count
+
+from collection.demo import load_demo
+from collection.models import Task
+from evaluation import services
+from evaluation.models import LanguageModel, Prediction, RunStatus, ScoringRun
+from tests.workers import manage, process_env, running_worker, wait_for
+
+# serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def env(tmp_path):
+    redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
+    return process_env(
+        CELERY_BROKER_URL=REDIS_URL,
+        VAR_DIR=str(tmp_path),
+        SCORING_DEVICE="cpu",
+        # Short timeouts so a killed worker's job comes back within seconds, not the production hour.
+        CELERY_VISIBILITY_TIMEOUT="4",
+        SCORING_LEASE_SECONDS="3",
+    )
+
+
+@pytest.fixture
+def demo(db):
+    load_demo()
+
+
+def send(env, run_id: int) -> None:
+    manage(env, "shell", "--no-imports", "-c", f"from evaluation.tasks import score_run; score_run.delay({run_id})")
+
+
+def all_finished() -> bool:
+    return not ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE).exists()
+
+
+def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tiny_models, tmp_path):
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=10)
+    log = tmp_path / "worker.log"
+    with running_worker(env, queues="default,gpu", log=log):
+        manage(env, "register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq")
+        wait_for(all_finished, timeout=120, what="the registration's runs", log=log)
+        runs = ScoringRun.objects.all()
+        assert [r.status for r in runs] == [RunStatus.SUCCEEDED] * 4, [r.error for r in runs]
+        assert all(r.worker.startswith("test-") for r in runs)
+        cells = sum(r.total_cells for r in runs)
+        assert Prediction.objects.count() == cells == 4 * 6 * 10
+
+        # The same work again, as a new run sent to the worker: it finds every cell scored.
+        first = runs.first()
+        again = ScoringRun.objects.create(variant=first.variant, task=first.task, trigger="manual")
+        again.revisions.set(first.revisions.all())
+        send(env, again.id)
+        wait_for(all_finished, timeout=60, what="the repeated run", log=log)
+    again.refresh_from_db()
+    assert (again.status, again.done_cells) == (RunStatus.SUCCEEDED, first.total_cells)
+    assert Prediction.objects.count() == cells
+    assert not Prediction.objects.filter(run=again).exists()
+
+
+def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_prediction_per_cell(
+    demo, env, tiny_models, tmp_path
+):
+    model = services.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", batch_size=1, score=False
+    )
+    run = ScoringRun.objects.create(variant=services.base_variant(model), trigger="manual")
+    run.revisions.set(services.approved_revisions())
+    send(env, run.id)  # waits in Redis until a worker starts
+
+    def progress() -> int:
+        return Prediction.objects.filter(run__isnull=False).count()
+
+    with running_worker(env, queues="gpu", log=tmp_path / "first.log") as first:
+        wait_for(lambda: progress() >= 50, timeout=120, what="the first worker to start scoring", log=tmp_path / "first.log")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING, "the run finished before the kill; make it longer"
+    assert 0 < progress() < 24 * 100
+
+    with running_worker(env, queues="gpu", log=tmp_path / "second.log"):
+        wait_for(all_finished, timeout=240, what="the second worker to finish the run", log=tmp_path / "second.log")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts >= 2  # (in our runs the broker redelivered the killed worker's own message)
+    assert run.total_cells == run.done_cells == Prediction.objects.count() == 24 * 100
+    duplicates = Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    assert not duplicates.exists()
+
+
+def test_a_model_that_cannot_load_gives_a_failed_run_with_a_reason(demo, env, tmp_path):
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=2)
+    log = tmp_path / "worker.log"
+    with running_worker(env, queues="default,gpu", log=log):
+        manage(env, "register_model", "ghost", str(tmp_path / "no-such-model"), "--family", "causal")
+        wait_for(all_finished, timeout=120, what="the runs to fail", log=log)
+    runs = ScoringRun.objects.filter(variant__model=LanguageModel.objects.get(name="ghost"))
+    assert {r.status for r in runs} == {RunStatus.FAILED}
+    assert all(f"No model directory at {tmp_path / 'no-such-model'}" in r.error for r in runs)
