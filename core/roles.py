@@ -59,3 +59,13 @@ def can_review(user, instruction: Instruction) -> bool:
 
 def can_manage_tasks(user) -> bool:
     return is_admin(user)
+
+
+def can_manage_runs(user) -> bool:
+    """Curators and admins cancel and retry scoring runs."""
+    return is_curator(user)
+
+
+def can_manage_models(user) -> bool:
+    """Admins register models and start scoring by hand."""
+    return is_admin(user)

@@ -86,6 +86,11 @@ def language_model_register(
     return model
 
 
+def language_model_score_missing(*, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
+    """Queue every approved phrasing the model has not scored yet (admin's "register" and "score" actions)."""
+    return scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
+
+
 def base_variant(model: LanguageModel) -> ModelVariant:
     variant, _ = ModelVariant.objects.get_or_create(model=model, kind=ModelVariant.Kind.BASE)
     return variant

@@ -8,7 +8,8 @@ import pytest
 from core.models import WorkerPing
 from tests.workers import manage, process_env, running_worker, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
 SEND_PING = "from core.services import worker_ping_send; print(worker_ping_send().id)"
 

@@ -1,0 +1,91 @@
+"""Admin pages for models and runs. Actions call the same services as the pages and commands."""
+
+from django.contrib import admin, messages
+
+from core.errors import ApplicationError
+from evaluation import services
+from evaluation.models import LanguageModel, ModelVariant, Prediction, RunTrigger, ScoringRun
+
+
+class VariantInline(admin.TabularInline):
+    model = ModelVariant
+    extra = 0
+    can_delete = False
+    readonly_fields = ["kind", "created_at"]
+
+
+@admin.register(LanguageModel)
+class LanguageModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "family", "source", "revision", "prompt_format", "is_active", "created_at"]
+    list_filter = ["family", "prompt_format", "is_active", "tuned_on"]
+    search_fields = ["name", "source", "description"]
+    filter_horizontal = ["tuned_on"]
+    readonly_fields = ["created_by", "created_at"]
+    inlines = [VariantInline]
+    actions = ["score_missing"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            # Registered here as by the command: queue its approved phrasings once tuned_on is saved.
+            runs = services.language_model_score_missing(
+                model=form.instance, trigger=RunTrigger.REGISTRATION, by=request.user
+            )
+            self.message_user(request, f"Queued {len(runs)} scoring run(s) for {form.instance.name}.")
+
+    @admin.action(description="Score approved phrasings not yet scored")
+    def score_missing(self, request, queryset):
+        runs = []
+        for model in queryset:
+            runs += services.language_model_score_missing(model=model, by=request.user)
+        self.message_user(request, f"Queued {len(runs)} run(s), {sum(r.to_compute for r in runs)} cell(s).")
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "variant", "task", "status", "done_cells", "total_cells", "trigger", "created_at"]
+    list_filter = ["status", "trigger", "variant__model"]
+    search_fields = ["error", "worker"]
+    raw_id_fields = ["task", "instruction", "revisions"]
+    readonly_fields = [
+        "status", "total_cells", "cached_cells", "done_cells", "error", "config", "claim_token", "claimed_by_task",
+        "worker", "attempts", "heartbeat_at", "created_by", "created_at", "started_at", "finished_at",
+    ]
+    actions = ["cancel", "retry"]
+
+    def _each(self, request, queryset, service, verb: str) -> None:
+        done = 0
+        for run in queryset:
+            try:
+                service(run=run)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"Run {run.id}: {exc}", level=messages.WARNING)
+        self.message_user(request, f"{verb} {done} run(s).")
+
+    @admin.action(description="Cancel selected runs")
+    def cancel(self, request, queryset):
+        self._each(request, queryset, services.scoring_run_cancel, "Cancelled")
+
+    @admin.action(description="Retry selected runs (missing cells only)")
+    def retry(self, request, queryset):
+        self._each(request, queryset, services.scoring_run_retry, "Queued again")
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["id", "variant", "revision", "instance", "predicted", "correct", "created_at"]
+    list_filter = ["correct", "variant"]
+    raw_id_fields = ["variant", "revision", "instance", "run"]
+
+    # Predictions are results: computed by workers, never edited by hand.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
