@@ -115,3 +115,20 @@ def test_any_text_either_validates_and_renders_or_is_refused_with_a_message(text
 @given(st.text(alphabet="{}abcquestion:_.[]()!0", max_size=60))
 def test_brace_heavy_text_never_raises_anything_but_messages(text):
     check(text)
+
+
+@pytest.mark.parametrize(
+    ("template", "shared"),
+    [
+        ("Answer the question.\n\nQuestion: {question}", "Answer the question.\n\nQuestion:"),
+        ("Answer the question.\n{question}", "Answer the question."),
+        ("Question:{question}", ""),
+        ("{question} Answer:", ""),
+        ("Solve {{this}} now {question}", "Solve {this} now"),
+    ],
+)
+def test_render_parts_splits_off_the_text_every_instance_shares(template, shared):
+    inputs = {"question": "Is 4 even?"}
+    got_shared, rest = templating.render_parts(template, inputs)
+    assert got_shared == shared
+    assert got_shared + rest == templating.render(template, inputs)
