@@ -1,0 +1,85 @@
+"""Every metric against values computed by hand for a small correctness matrix:
+
+    instance:   x1 x2 x3 x4   accuracy
+    p1 (obs)     1  1  1  0     0.75
+    p2 (obs)     1  0  1  0     0.50
+    p3 (unobs)   0  0  1  0     0.25
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evaluation import metrics
+
+CORRECT = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [0, 0, 1, 0]], dtype=bool)
+OBSERVED = [True, True, False]
+
+
+def test_per_phrasing_accuracy():
+    assert metrics.phrasing_accuracy(CORRECT).tolist() == [0.75, 0.5, 0.25]
+
+
+def test_spread_figures_match_hand_computed_values():
+    f = metrics.spread_figures([0.75, 0.5, 0.25])
+    assert f["avgp"] == pytest.approx(0.5)
+    assert f["std"] == pytest.approx(math.sqrt((0.25**2 + 0 + 0.25**2) / 3))  # population std: 0.2041
+    assert (f["min"], f["median"], f["maxp"], f["spread"]) == pytest.approx((0.25, 0.5, 0.75, 0.5))
+    assert f["q10"] == pytest.approx(0.30)  # 0.25 + 0.2 x (0.50 - 0.25): linear interpolation
+    assert f["cps"] == pytest.approx(0.75 * (1 - (0.75 - 0.5)))  # 0.5625
+
+
+def test_consistency_matches_hand_computed_value():
+    # a_x = 2/3, 1/3, 1, 0; 2 a (1 - a) K/(K-1) = 2/3, 2/3, 0, 0; mean 1/3; consistency 2/3.
+    assert metrics.consistency(CORRECT) == pytest.approx(2 / 3)
+    assert metrics.consistency(np.ones((4, 5), dtype=bool)) == 1.0
+    assert metrics.consistency(CORRECT[:1]) is None  # one phrasing: nothing to agree with
+
+
+def test_observed_figures_match_hand_computed_values():
+    f = metrics.observed_figures([0.75, 0.5, 0.25], OBSERVED)
+    assert f["observed_avgp"] == pytest.approx(0.625)
+    assert f["unobserved_avgp"] == pytest.approx(0.25)
+    assert f["gap"] == pytest.approx(0.375)
+    assert f["pdr"] == pytest.approx(1 - 0.25 / 0.625)  # 0.6
+    none = metrics.observed_figures([0.5, 0.7], [False, False])
+    assert none["observed_avgp"] is None and none["gap"] is None and none["pdr"] is None
+
+
+def test_summary_has_every_figure_and_seeded_intervals_around_them():
+    s = metrics.summarise(correct=CORRECT, observed=OBSERVED, samples=400)
+    assert (s.phrasings, s.instances, s.ci_method) == (3, 4, "instances and phrasings")
+    assert (s.avgp, s.consistency, s.gap) == pytest.approx((0.5, 2 / 3, 0.375))
+    for name in ("avgp", "std", "min", "maxp", "spread", "cps", "consistency"):
+        low, high = s.ci[name]
+        assert low <= getattr(s, name) + 1e-9 and getattr(s, name) - 1e-9 <= high, name
+    assert s == metrics.summarise(correct=CORRECT, observed=OBSERVED, samples=400)  # fixed seed
+
+
+def test_imported_results_resample_phrasings_only():
+    s = metrics.summarise(accuracies=[0.75, 0.5, 0.25], observed=OBSERVED, samples=400)
+    assert (s.instances, s.consistency, s.ci_method) == (None, None, "phrasings only")
+    assert s.avgp == pytest.approx(0.5)
+    # Resampling three phrasings: the mean can only take values between the extremes.
+    assert 0.25 <= s.ci["avgp"][0] <= 0.5 <= s.ci["avgp"][1] <= 0.75
+
+
+def test_a_paired_comparison_uses_the_same_cells():
+    better = np.ones((3, 4), dtype=bool)
+    result = metrics.paired_comparison(better, CORRECT, samples=300)
+    assert (result.cells, result.mean_a, result.mean_b) == (12, 1.0, 0.5)
+    assert result.difference == pytest.approx(0.5)
+    # Replicates that draw only x3 (every phrasing right) tie at 0, so p is small but not 0.
+    assert 0 < result.ci[0] <= 0.5 <= result.ci[1] <= 1 and result.p_value < 0.05
+    same = metrics.paired_comparison(CORRECT, CORRECT, samples=300)
+    assert same.difference == 0 and same.p_value == 1.0
+    with pytest.raises(ValueError, match="same"):
+        metrics.paired_comparison(CORRECT, CORRECT[:2])
+
+
+def test_benchmark_figures_are_macro_averages_over_tasks():
+    tasks = [{"std": 0.1, "gap": None}, {"std": 0.3, "gap": 0.2}]
+    assert metrics.macro_average(tasks, ["std", "gap"]) == pytest.approx({"std": 0.2, "gap": 0.2})
