@@ -102,6 +102,7 @@ def instruction_review(*, instruction: Instruction, reviewer, status: str, reaso
         raise ApplicationError(f"'{status}' is not a review decision.")
     if status == Instruction.Status.REJECTED and not reason.strip():
         raise ApplicationError("Say why the phrasing is rejected, so its author can improve it.")
+    from evaluation.aggregates import aggregates_enqueue_for_task
     from evaluation.services import scoring_on_approval
 
     was_approved = instruction.status == Instruction.Status.APPROVED
@@ -114,6 +115,9 @@ def instruction_review(*, instruction: Instruction, reviewer, status: str, reaso
         if status == Instruction.Status.APPROVED and not was_approved:
             # Saved with the approval, sent to the workers once it commits (see evaluation.services).
             scoring_on_approval(instruction=instruction, by=reviewer)
+        elif was_approved and status != Instruction.Status.APPROVED:
+            # Its results leave the leaderboards: recompute the figures without it.
+            aggregates_enqueue_for_task(task=instruction.task)
     return instruction
 
 

@@ -9,6 +9,7 @@ All figures are fractions in [0, 1]; pages show them as percentages and the gap 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -103,6 +104,69 @@ def _figures(correct: np.ndarray | None, accuracies: np.ndarray, observed: np.nd
     return figures
 
 
+def replicate_figures(
+    rng: np.random.Generator,
+    samples: int,
+    observed: np.ndarray,
+    correct: np.ndarray | None = None,
+    accuracies: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every figure on `samples` bootstrap replicates at once (NaN where a figure is undefined).
+
+    Two-way when a correctness matrix is given: a replicate draws K phrasings and N instances with
+    replacement. Drawing instances is the same as weighting them by multinomial counts, so all replicates'
+    accuracies come out of one matrix product instead of a Python loop."""
+    observed = np.asarray(observed, dtype=bool)
+    k = observed.size
+    rows = rng.integers(0, k, size=(samples, k))
+    if correct is not None:
+        c = np.asarray(correct, dtype=float)
+        n = c.shape[1]
+        counts = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype(float)  # (B, N)
+        per_row = (c @ counts.T) / n  # (K, B): each phrasing's accuracy under each instance draw
+        acc = per_row[rows, np.arange(samples)[:, None]]  # (B, K)
+    else:
+        acc = np.asarray(accuracies, dtype=float)[rows]
+    mean, maxp, low = acc.mean(axis=1), acc.max(axis=1), acc.min(axis=1)
+    out = {
+        "avgp": mean,
+        "std": acc.std(axis=1),
+        "min": low,
+        "q10": np.percentile(acc, 10, axis=1),
+        "median": np.median(acc, axis=1),
+        "maxp": maxp,
+        "spread": maxp - low,
+        "cps": maxp * (1 - (maxp - mean)),
+    }
+    if correct is not None and k >= 2:
+        row_counts = np.zeros((samples, k))
+        np.add.at(row_counts, (np.arange(samples)[:, None], rows), 1)
+        share = (row_counts @ c) / k  # (B, N): a_x under each phrasing draw
+        disagree = 2 * share * (1 - share) * k / (k - 1)
+        out["consistency"] = 1 - (disagree * counts).sum(axis=1) / n
+    else:
+        out["consistency"] = np.full(samples, np.nan)
+    picked = observed[rows]
+    n_obs, n_unobs = picked.sum(axis=1), (~picked).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs = np.where(n_obs > 0, (acc * picked).sum(axis=1) / n_obs, np.nan)
+        unobs = np.where(n_unobs > 0, (acc * ~picked).sum(axis=1) / n_unobs, np.nan)
+        out["observed_avgp"], out["unobserved_avgp"] = obs, unobs
+        out["gap"] = obs - unobs
+        out["pdr"] = np.where(obs > 0, 1 - unobs / obs, np.nan)
+    return out
+
+
+def _intervals(point: dict[str, float | None], replicates: dict[str, np.ndarray], samples: int) -> dict:
+    ci = {}
+    for name, value in point.items():
+        values = replicates[name][~np.isnan(replicates[name])]
+        # A figure missing from most replicates (e.g. no observed phrasing drawn) gets no interval.
+        if value is not None and values.size >= samples // 2:
+            ci[name] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    return ci
+
+
 def summarise(
     *,
     correct: np.ndarray | None = None,
@@ -125,31 +189,11 @@ def summarise(
     if acc.size == 0:
         raise ValueError("No phrasings to summarise.")
     point = _figures(correct, acc, observed_mask)
-
-    rng = np.random.default_rng(seed)
-    k = acc.size
-    replicates: dict[str, list[float]] = {name: [] for name in point}
-    for _ in range(samples):
-        rows = rng.integers(0, k, size=k)
-        if correct is not None:
-            cols = rng.integers(0, correct.shape[1], size=correct.shape[1])
-            sub = correct[np.ix_(rows, cols)]
-            figures = _figures(sub, phrasing_accuracy(sub), observed_mask[rows])
-        else:
-            figures = _figures(None, acc[rows], observed_mask[rows])
-        for name, value in figures.items():
-            if value is not None:
-                replicates[name].append(value)
-    ci = {
-        name: (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
-        for name, values in replicates.items()
-        # A figure missing from most replicates (e.g. no observed phrasing drawn) gets no interval.
-        if point[name] is not None and len(values) >= samples // 2
-    }
+    replicates = replicate_figures(np.random.default_rng(seed), samples, observed_mask, correct, acc)
     return Summary(
-        phrasings=k,
+        phrasings=int(acc.size),
         instances=int(correct.shape[1]) if correct is not None else None,
-        ci=ci,
+        ci=_intervals(point, replicates, samples),
         ci_method="instances and phrasings" if correct is not None else "phrasings only",
         **point,
     )
@@ -206,3 +250,47 @@ def macro_average(per_task: Sequence[dict[str, float | None]], names: Sequence[s
     return out
 
 
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One task's results for one model variant: a correctness matrix, or accuracies when imported."""
+
+    observed: Sequence[bool]
+    correct: np.ndarray | None = None
+    accuracies: Sequence[float] | None = None
+
+    def accuracy_vector(self) -> np.ndarray:
+        if self.correct is not None:
+            return phrasing_accuracy(self.correct)
+        return np.asarray(self.accuracies, dtype=float)
+
+
+def benchmark_summary(
+    tasks: Sequence[TaskData], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = SEED
+) -> dict:
+    """Macro average over tasks of every per-task figure, with a 95% interval from bootstrapping each task
+    (two-way, or phrasings only for imported results) and averaging replicate by replicate."""
+    if not tasks:
+        raise ValueError("No tasks to summarise.")
+    rng = np.random.default_rng(seed)
+    point_rows, replicate_rows = [], []
+    for task in tasks:
+        correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
+        observed = np.asarray(task.observed, dtype=bool)
+        acc = task.accuracy_vector()
+        point_rows.append(_figures(correct, acc, observed))
+        replicate_rows.append(replicate_figures(rng, samples, observed, correct, acc))
+    names = list(point_rows[0])
+    point = macro_average(point_rows, names)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a figure no task defines
+        replicates = {name: np.nanmean(np.stack([r[name] for r in replicate_rows]), axis=0) for name in names}
+    methods = {"instances and phrasings" if t.correct is not None else "phrasings only" for t in tasks}
+    return {
+        **point,
+        "tasks": len(tasks),
+        "phrasings": int(sum(len(t.observed) for t in tasks)),
+        "ci": _intervals(point, replicates, samples),
+        "ci_method": " + ".join(sorted(methods)),
+    }

@@ -32,6 +32,18 @@ class PromptFormat(models.TextChoices):
 class VariantKind(models.TextChoices):
     BASE = "base", "Base model"
     SOFT_PROMPT = "soft_prompt", "With a soft prompt"
+    IMPORTED = "imported", "Published results (imported)"
+
+
+class PhrasingSet(models.TextChoices):
+    ALL = "all", "All phrasings"
+    OBSERVED = "observed", "Observed (in the model's tuning data)"
+    UNOBSERVED = "unobserved", "Unobserved"
+
+
+class ResultSource(models.TextChoices):
+    SCORED = "scored", "Scored here"
+    IMPORTED = "imported", "Imported"
 
 
 class RunStatus(models.TextChoices):
@@ -108,16 +120,22 @@ class ModelVariant(models.Model):
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="variants")
     kind = models.CharField(max_length=20, choices=VariantKind.choices, default=VariantKind.BASE)
+    provenance = models.CharField(max_length=500, blank=True, help_text="Imported results: where they come from.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["model__name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["model"], condition=Q(kind="base"), name="variant_one_base_per_model"),
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(kind="imported"), name="variant_one_imported_per_model"
+            ),
             models.CheckConstraint(condition=Q(kind__in=VariantKind.values), name="variant_kind_valid"),
         ]
 
     def __str__(self) -> str:
+        if self.kind == VariantKind.IMPORTED:
+            return f"{self.model.name} (imported)"
         return self.model.name if self.kind == VariantKind.BASE else f"{self.model.name} + soft prompt"
 
 
@@ -199,3 +217,71 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.variant} / rev {self.revision_id} / {self.instance_id}"
+
+
+class PhrasingResult(models.Model):
+    """A variant's accuracy on one phrasing revision over its task's evaluation sample, kept current by the
+    aggregate job so that pages never scan predictions. Imported results have no instance counts."""
+
+    variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="phrasing_results")
+    revision = models.ForeignKey(InstructionRevision, on_delete=models.CASCADE, related_name="results")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="phrasing_results")
+    accuracy = models.FloatField()
+    n_correct = models.PositiveIntegerField(null=True, blank=True)
+    n_total = models.PositiveIntegerField(null=True, blank=True)
+    complete = models.BooleanField(default=True, help_text="Every instance of the sample is scored.")
+    source = models.CharField(max_length=10, choices=ResultSource.choices, default=ResultSource.SCORED)
+    provenance = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["variant", "revision"], name="result_unique_per_variant_revision"),
+            models.CheckConstraint(condition=Q(accuracy__gte=0, accuracy__lte=1), name="result_accuracy_range"),
+        ]
+        indexes = [
+            # Serves the task grid and the charts: "results of these variants on this task".
+            models.Index(fields=["task", "variant"], name="result_task_variant"),
+        ]
+
+
+class TaskSummary(models.Model):
+    """Every robustness figure of a variant on a task, over one set of phrasings (see evaluation/metrics.py)."""
+
+    variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="task_summaries")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="summaries")
+    phrasing_set = models.CharField(max_length=20, choices=PhrasingSet.choices)
+    figures = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["variant", "task", "phrasing_set"], name="task_summary_unique"),
+        ]
+        indexes = [
+            # Serves the task page's model table: "summaries of this task".
+            models.Index(fields=["task", "phrasing_set"], name="task_summary_task_set"),
+        ]
+
+
+class BenchmarkSummary(models.Model):
+    """Macro averages over a benchmark's tasks (all, or one task kind) for one variant and phrasing set:
+    the leaderboard reads one row per variant."""
+
+    variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="benchmark_summaries")
+    benchmark = models.ForeignKey("collection.Benchmark", on_delete=models.CASCADE, related_name="summaries")
+    phrasing_set = models.CharField(max_length=20, choices=PhrasingSet.choices)
+    task_kind = models.CharField(max_length=20, blank=True, help_text="Blank: every task kind.")
+    figures = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["variant", "benchmark", "phrasing_set", "task_kind"], name="benchmark_summary_unique"
+            ),
+        ]
+        indexes = [
+            # Serves the leaderboard: "summaries of this benchmark for this set and kind".
+            models.Index(fields=["benchmark", "phrasing_set", "task_kind"], name="bench_summary_lookup"),
+        ]

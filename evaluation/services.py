@@ -8,6 +8,7 @@ run can be re-executed safely: a redelivered or retried job only fills in what i
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -30,6 +31,8 @@ from evaluation.ml.loading import ModelCache
 from evaluation.models import LanguageModel, ModelVariant, Prediction, RunStatus, RunTrigger, ScoringRun
 
 log = logging.getLogger(__name__)
+
+AGGREGATE_EVERY_SECONDS = 30
 
 # One warm model per worker process: consecutive runs of the same model skip loading it again.
 _models = ModelCache()
@@ -272,6 +275,7 @@ def scoring_run_execute(
     run = ScoringRun.objects.select_related("variant__model").get(id=run_id)
     try:
         _fill_cells(run, token, on_progress)
+        _refresh_figures(run)
     except (ScoringError, ConfigError, templating.TemplateError) as exc:
         _finish(run_id, token, RunStatus.FAILED, error=str(exc))
     except (OperationalError, InterfaceError) as exc:
@@ -281,6 +285,13 @@ def scoring_run_execute(
         log.exception("Run %s failed unexpectedly.", run_id)
         _finish(run_id, token, RunStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
     return ScoringRun.objects.get(id=run_id)
+
+
+def _refresh_figures(run: ScoringRun) -> None:
+    from evaluation.aggregates import aggregates_enqueue
+
+    task_ids = run.revisions.values_list("instruction__task_id", flat=True)
+    aggregates_enqueue(variant_id=run.variant_id, task_ids=list(task_ids))
 
 
 def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, int], None] | None) -> None:
@@ -319,6 +330,7 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
             )
             for rev, inst in cells
         ]
+        last_refresh = time.monotonic()
         for batch in score(loaded, items, config):
             predictions = []
             for index, scores in batch:
@@ -345,6 +357,10 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
                 return
             if on_progress:
                 on_progress(done_count, total)
+            if time.monotonic() - last_refresh > AGGREGATE_EVERY_SECONDS:
+                # Long runs update the figures as they go, not only at the end.
+                _refresh_figures(run)
+                last_refresh = time.monotonic()
 
     exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
     _finish(run.id, token, RunStatus.SUCCEEDED, done=min(exact, total))

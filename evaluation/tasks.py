@@ -1,6 +1,7 @@
 """Celery tasks for the `gpu` queue: thin wrappers that take ids and call a service."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from evaluation import services
 
@@ -14,3 +15,14 @@ def score_run(self, run_id: int) -> None:
     except services.TransientScoringError as exc:
         # Backoff 10 s, 20 s, ... up to 10 minutes; once retries run out the run stays queued for the sweep.
         raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries))
+
+
+# Named outside "evaluation.tasks.*" so the route to the gpu queue does not match: aggregates are light work
+# for the `default` queue.
+@shared_task(
+    name="evaluation.refresh_aggregates", autoretry_for=(OperationalError,), retry_backoff=10, max_retries=8
+)
+def refresh_aggregates(variant_id: int, task_id: int) -> None:
+    from evaluation.aggregates import aggregates_refresh
+
+    aggregates_refresh(variant_id=variant_id, task_id=task_id)

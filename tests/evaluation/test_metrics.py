@@ -83,3 +83,18 @@ def test_a_paired_comparison_uses_the_same_cells():
 def test_benchmark_figures_are_macro_averages_over_tasks():
     tasks = [{"std": 0.1, "gap": None}, {"std": 0.3, "gap": 0.2}]
     assert metrics.macro_average(tasks, ["std", "gap"]) == pytest.approx({"std": 0.2, "gap": 0.2})
+
+
+def test_a_benchmark_summary_macro_averages_tasks_with_an_interval():
+    other = np.array([[1, 1], [1, 1]], dtype=bool)  # accuracy 1.0 twice: std 0
+    summary = metrics.benchmark_summary(
+        [metrics.TaskData(OBSERVED, correct=CORRECT), metrics.TaskData([False, False], correct=other)], samples=300
+    )
+    assert summary["avgp"] == pytest.approx((0.5 + 1.0) / 2)
+    assert summary["std"] == pytest.approx((math.sqrt(0.125 / 3) + 0) / 2)
+    assert summary["gap"] == pytest.approx(0.375)  # only the first task has both kinds of phrasing
+    assert (summary["tasks"], summary["phrasings"]) == (2, 5)
+    low, high = summary["ci"]["avgp"]
+    assert low <= summary["avgp"] <= high
+    imported = metrics.benchmark_summary([metrics.TaskData(OBSERVED, accuracies=[0.75, 0.5, 0.25])], samples=100)
+    assert imported["ci_method"] == "phrasings only" and imported["consistency"] is None

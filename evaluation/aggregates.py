@@ -1,0 +1,181 @@
+"""Keep per-phrasing results and per-task and per-benchmark summaries current as predictions land, so that
+leaderboards and task pages read a few summary rows and never scan predictions.
+
+A refresh recomputes one (variant, task) from scratch, then that variant's benchmark summaries, in one
+transaction that holds a lock on the variant row: concurrent refreshes queue up instead of interleaving,
+and a reader sees either the old figures or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, Q
+
+from collection.models import Instruction, Task
+from collection.selectors import task_eval_sample_ids
+from evaluation import metrics
+from evaluation.models import (
+    BenchmarkSummary,
+    ModelVariant,
+    PhrasingResult,
+    PhrasingSet,
+    Prediction,
+    ResultSource,
+    TaskSummary,
+    VariantKind,
+)
+
+log = logging.getLogger(__name__)
+BENCHMARK_BOOTSTRAP_SAMPLES = 500  # per benchmark row; each replicate resamples every task
+
+
+def aggregates_refresh(*, variant_id: int, task_id: int) -> None:
+    with transaction.atomic():
+        variant = ModelVariant.objects.select_for_update().select_related("model").get(id=variant_id)
+        task = Task.objects.select_related("benchmark").get(id=task_id)
+        if variant.kind != VariantKind.IMPORTED:
+            _refresh_scored_results(variant, task)
+        _refresh_task_summaries(variant, task)
+        benchmark_summaries_refresh(variant=variant, benchmark=task.benchmark)
+
+
+def aggregates_enqueue(*, variant_id: int, task_ids) -> None:
+    """Refresh on the `default` queue once the current transaction commits."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from evaluation.tasks import refresh_aggregates
+
+    def send(task_id: int) -> None:
+        try:
+            refresh_aggregates.delay(variant_id, task_id)
+        except (BrokerError, OSError):
+            # Figures catch up at the next refresh of this variant and task; no result is lost.
+            log.warning("Could not reach the broker to refresh figures of variant %s.", variant_id, exc_info=True)
+
+    for task_id in set(task_ids):
+        transaction.on_commit(lambda t=task_id: send(t))
+
+
+def aggregates_enqueue_for_task(*, task: Task) -> None:
+    """A phrasing of the task changed status: every variant with results there needs new figures."""
+    variant_ids = PhrasingResult.objects.filter(task=task).values_list("variant_id", flat=True).distinct()
+    for variant_id in variant_ids:
+        aggregates_enqueue(variant_id=variant_id, task_ids=[task.id])
+
+
+def _current_approved(task: Task) -> dict[int, Instruction]:
+    instructions = Instruction.objects.filter(
+        task=task, status=Instruction.Status.APPROVED, current_revision__isnull=False
+    ).select_related("collection")
+    return {i.current_revision_id: i for i in instructions}
+
+
+def _refresh_scored_results(variant: ModelVariant, task: Task) -> None:
+    approved = _current_approved(task)
+    sample = task_eval_sample_ids(task)
+    counts = (
+        Prediction.objects.filter(variant=variant, revision_id__in=approved, instance_id__in=sample)
+        .values("revision_id")
+        .annotate(total=Count("id"), right=Count("id", filter=Q(correct=True)))
+    )
+    seen = set()
+    for row in counts:
+        seen.add(row["revision_id"])
+        PhrasingResult.objects.update_or_create(
+            variant=variant,
+            revision_id=row["revision_id"],
+            defaults={
+                "task": task,
+                "accuracy": row["right"] / row["total"],
+                "n_correct": row["right"],
+                "n_total": row["total"],
+                "complete": row["total"] == len(sample),
+                "source": ResultSource.SCORED,
+            },
+        )
+    # Phrasings retired, rejected or revised since: their old results leave the figures (predictions stay).
+    PhrasingResult.objects.filter(variant=variant, task=task, source=ResultSource.SCORED).exclude(
+        revision_id__in=seen
+    ).delete()
+
+
+def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
+    """The inputs of the metrics for one task: complete phrasings only, so every row covers the same sample."""
+    tuned_on = set(variant.model.tuned_on.values_list("id", flat=True))
+    results = list(
+        PhrasingResult.objects.filter(variant=variant, task=task, complete=True)
+        .select_related("revision__instruction")
+        .order_by("revision_id")
+    )
+    if not results:
+        return None
+    observed = [r.revision.instruction.collection_id in tuned_on for r in results]
+    if variant.kind == VariantKind.IMPORTED:
+        return metrics.TaskData(observed, accuracies=[r.accuracy for r in results])
+    sample = task_eval_sample_ids(task)
+    column = {instance_id: j for j, instance_id in enumerate(sample)}
+    row = {r.revision_id: i for i, r in enumerate(results)}
+    correct = np.zeros((len(results), len(sample)), dtype=bool)
+    cells = Prediction.objects.filter(variant=variant, revision_id__in=row, instance_id__in=sample).values_list(
+        "revision_id", "instance_id", "correct"
+    )
+    for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
+        correct[row[revision_id], column[instance_id]] = right
+    return metrics.TaskData(observed, correct=correct)
+
+
+def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
+    mask = np.asarray(data.observed, dtype=bool)
+    if phrasing_set == PhrasingSet.OBSERVED:
+        keep = mask
+    elif phrasing_set == PhrasingSet.UNOBSERVED:
+        keep = ~mask
+    else:
+        keep = np.ones_like(mask)
+    if not keep.any():
+        return None
+    observed = list(mask[keep])
+    if data.correct is not None:
+        return metrics.TaskData(observed, correct=np.asarray(data.correct)[keep])
+    return metrics.TaskData(observed, accuracies=list(np.asarray(data.accuracies)[keep]))
+
+
+def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
+    data = task_data(variant, task)
+    for phrasing_set in PhrasingSet.values:
+        subset = _subset(data, phrasing_set) if data else None
+        if subset is None:
+            TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
+            continue
+        summary = metrics.summarise(correct=subset.correct, accuracies=subset.accuracies, observed=subset.observed)
+        TaskSummary.objects.update_or_create(
+            variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": summary.as_dict()}
+        )
+
+
+def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
+    """Macro averages over the benchmark's top-level tasks, for every task kind and phrasing set."""
+    tasks = list(Task.objects.filter(benchmark=benchmark, parent__isnull=True, summaries__variant=variant).distinct())
+    data = {task: task_data(variant, task) for task in tasks}
+    kinds = [""] + sorted({task.kind for task in tasks})
+    wanted = set()
+    for kind in kinds:
+        for phrasing_set in PhrasingSet.values:
+            subsets = [
+                _subset(d, phrasing_set) for task, d in data.items() if d is not None and (not kind or task.kind == kind)
+            ]
+            subsets = [s for s in subsets if s is not None]
+            if not subsets:
+                continue
+            figures = metrics.benchmark_summary(subsets, samples=BENCHMARK_BOOTSTRAP_SAMPLES)
+            BenchmarkSummary.objects.update_or_create(
+                variant=variant, benchmark=benchmark, phrasing_set=phrasing_set, task_kind=kind,
+                defaults={"figures": figures},
+            )
+            wanted.add((phrasing_set, kind))
+    for summary in BenchmarkSummary.objects.filter(variant=variant, benchmark=benchmark):
+        if (summary.phrasing_set, summary.task_kind) not in wanted:
+            summary.delete()

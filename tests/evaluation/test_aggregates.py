@@ -1,0 +1,64 @@
+"""Per-phrasing results and summaries follow the predictions: computed as runs finish, equal to the metrics
+computed from the predictions directly, and updated when a phrasing leaves the approved set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collection import services as collection_services
+from collection.demo import load_demo
+from collection.models import Collection, Instruction, Task
+from evaluation import metrics, services
+from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, TaskSummary
+
+SAMPLE = 6
+
+
+@pytest.fixture
+def scored(db, tiny_models, django_capture_on_commit_callbacks):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
+    with django_capture_on_commit_callbacks(execute=True):
+        model = services.language_model_register(
+            name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+            tuned_on=[Collection.objects.get(slug="demotune")],
+        )
+    return services.base_variant(model)
+
+
+def test_results_and_summaries_are_kept_for_every_task_and_phrasing_set(scored):
+    assert PhrasingResult.objects.filter(variant=scored).count() == 24
+    assert all(r.complete and r.n_total == SAMPLE for r in PhrasingResult.objects.all())
+    assert TaskSummary.objects.filter(variant=scored).count() == 4 * 3  # all / observed / unobserved
+    kinds = set(Task.objects.filter(benchmark__slug="demo").values_list("kind", flat=True))
+    assert BenchmarkSummary.objects.filter(variant=scored).count() == (1 + len(kinds)) * 3
+
+
+def test_task_figures_equal_the_metrics_of_the_predictions(scored):
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    revisions = sorted(PhrasingResult.objects.filter(task=task).values_list("revision_id", flat=True))
+    instances = sorted(set(Prediction.objects.filter(revision_id__in=revisions).values_list("instance_id", flat=True)))
+    correct = np.zeros((len(revisions), len(instances)), dtype=bool)
+    for rev, inst, right in Prediction.objects.filter(revision_id__in=revisions).values_list(
+        "revision_id", "instance_id", "correct"
+    ):
+        correct[revisions.index(rev), instances.index(inst)] = right
+    demotune = Collection.objects.get(slug="demotune").id
+    observed = [
+        Instruction.objects.get(current_revision_id=r).collection_id == demotune for r in revisions
+    ]
+    want = metrics.summarise(correct=correct, observed=observed)
+    got = TaskSummary.objects.get(task=task, phrasing_set="all").figures
+    for name in ("avgp", "std", "min", "q10", "median", "maxp", "spread", "cps", "consistency", "gap", "pdr"):
+        assert got[name] == pytest.approx(getattr(want, name)), name
+    assert got["ci_method"] == "instances and phrasings" and sum(observed) == 3
+
+
+def test_retiring_a_phrasing_takes_it_out_of_the_figures(scored, carol, django_capture_on_commit_callbacks):
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    instruction = Instruction.objects.filter(task=task, status="approved").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        collection_services.instruction_review(instruction=instruction, reviewer=carol, status="retired")
+    assert not PhrasingResult.objects.filter(revision=instruction.current_revision).exists()
+    assert TaskSummary.objects.get(task=task, phrasing_set="all").figures["phrasings"] == 5
