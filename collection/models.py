@@ -173,6 +173,10 @@ class Instruction(models.Model):
     )
     source = models.CharField(max_length=300, blank=True, help_text="External source, when not written here.")
     external_id = models.CharField(max_length=200, blank=True, help_text="The phrasing's id at its source.")
+    text_available = models.BooleanField(
+        default=True,
+        help_text="False for phrasings known only from published results: shown on leaderboards, never scored.",
+    )
     status = models.CharField(max_length=10, choices=InstructionStatus.choices, default=InstructionStatus.PENDING)
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"

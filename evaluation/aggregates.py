@@ -42,6 +42,23 @@ def aggregates_refresh(*, variant_id: int, task_id: int) -> None:
         benchmark_summaries_refresh(variant=variant, benchmark=task.benchmark)
 
 
+def aggregates_refresh_many(pairs: set[tuple[int, int]]) -> None:
+    """Refresh many (variant id, task id) pairs, each variant's benchmark summaries once (imports)."""
+    with transaction.atomic():
+        benchmarks: dict[int, set] = {}
+        for variant_id, task_id in sorted(pairs):
+            variant = ModelVariant.objects.select_for_update().select_related("model").get(id=variant_id)
+            task = Task.objects.select_related("benchmark").get(id=task_id)
+            if variant.kind != VariantKind.IMPORTED:
+                _refresh_scored_results(variant, task)
+            _refresh_task_summaries(variant, task)
+            benchmarks.setdefault(variant_id, set()).add(task.benchmark)
+        for variant_id, variant_benchmarks in benchmarks.items():
+            variant = ModelVariant.objects.select_related("model").get(id=variant_id)
+            for benchmark in variant_benchmarks:
+                benchmark_summaries_refresh(variant=variant, benchmark=benchmark)
+
+
 def aggregates_enqueue(*, variant_id: int, task_ids) -> None:
     """Refresh on the `default` queue once the current transaction commits."""
     from kombu.exceptions import OperationalError as BrokerError

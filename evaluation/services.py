@@ -163,7 +163,9 @@ def scoring_run_create(
 
 
 def approved_revisions(task: Task | None = None) -> list[InstructionRevision]:
-    instructions = Instruction.objects.filter(status=Instruction.Status.APPROVED, current_revision__isnull=False)
+    instructions = Instruction.objects.filter(
+        status=Instruction.Status.APPROVED, current_revision__isnull=False, text_available=True
+    )
     if task is not None:
         instructions = instructions.filter(task=task)
     return list(
@@ -191,6 +193,8 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     """Queue the newly approved revision on every active model. Called inside the approval's transaction,
     so the runs are saved with the approval and sent to the broker only once both are committed."""
     runs = []
+    if not instruction.text_available:
+        return runs
     for model in LanguageModel.objects.filter(is_active=True):
         run = scoring_run_create(
             variant=base_variant(model),
