@@ -9,6 +9,10 @@ urlpatterns = [
     path("", collection_views.benchmark_list, name="home"),
     path("b/<slug:slug>/", collection_views.benchmark_detail, name="benchmark_detail"),
     path("b/<slug:benchmark_slug>/t/<slug:task_slug>/", collection_views.task_detail, name="task_detail"),
+    path("b/<slug:slug>/leaderboard/", evaluation_views.leaderboard, name="leaderboard"),
+    path(
+        "b/<slug:benchmark_slug>/t/<slug:task_slug>/results/", evaluation_views.task_results, name="task_results"
+    ),
     path("models/", evaluation_views.model_list, name="model_list"),
     path("models/<slug:name>/", evaluation_views.model_detail, name="model_detail"),
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),

@@ -27,7 +27,7 @@ def phrasing_accuracy(correct: np.ndarray) -> np.ndarray:
 def spread_figures(accuracies: Sequence[float]) -> dict[str, float]:
     """AvgP, Std (population), Min, Q10, Median, MaxP, Spread and CPS of per-phrasing accuracies.
 
-    Q10 and the median use linear interpolation between order statistics (numpy's default)."""
+    Quantiles (Q10, the quartiles, the median) use linear interpolation between order statistics (numpy's default)."""
     a = np.asarray(accuracies, dtype=float)
     avgp, maxp = float(a.mean()), float(a.max())
     return {
@@ -35,7 +35,9 @@ def spread_figures(accuracies: Sequence[float]) -> dict[str, float]:
         "std": float(a.std(ddof=0)),
         "min": float(a.min()),
         "q10": float(np.percentile(a, 10)),
+        "q25": float(np.percentile(a, 25)),
         "median": float(np.median(a)),
+        "q75": float(np.percentile(a, 75)),
         "maxp": maxp,
         "spread": maxp - float(a.min()),
         # Mizrahi et al. (TACL 2024): rewards a high best phrasing, penalises its distance from the average.
@@ -81,7 +83,9 @@ class Summary:
     std: float
     min: float
     q10: float
+    q25: float  # quartiles: drawn as the box of the per-model box plots
     median: float
+    q75: float
     maxp: float
     spread: float
     cps: float
@@ -133,7 +137,9 @@ def replicate_figures(
         "std": acc.std(axis=1),
         "min": low,
         "q10": np.percentile(acc, 10, axis=1),
+        "q25": np.percentile(acc, 25, axis=1),
         "median": np.median(acc, axis=1),
+        "q75": np.percentile(acc, 75, axis=1),
         "maxp": maxp,
         "spread": maxp - low,
         "cps": maxp * (1 - (maxp - mean)),

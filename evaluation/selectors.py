@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Avg, Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from evaluation.models import LanguageModel, RunStatus, ScoringRun
+from collection.models import Benchmark, InstructionRevision, Task
+from evaluation.models import (
+    BenchmarkSummary,
+    LanguageModel,
+    ModelVariant,
+    PhrasingResult,
+    RunStatus,
+    ScoringRun,
+    TaskSummary,
+    VariantKind,
+)
 
 
 def model_list() -> QuerySet[LanguageModel]:
@@ -30,3 +42,116 @@ def run_list(*, status: str | None = None, model: LanguageModel | None = None) -
 
 def run_get(run_id: int) -> ScoringRun:
     return get_object_or_404(run_list(), id=run_id)
+
+
+# --- Leaderboards and results ------------------------------------------------------------------------------
+
+# (key, label, unit): "pct" shown as a percentage, "pp" in percentage points, "ratio" as a fraction.
+FIGURE_COLUMNS = [
+    ("avgp", "AvgP", "pct"),
+    ("std", "Std", "pp"),
+    ("min", "Min", "pct"),
+    ("q10", "Q10", "pct"),
+    ("median", "Median", "pct"),
+    ("maxp", "MaxP", "pct"),
+    ("spread", "Spread", "pp"),
+    ("cps", "CPS", "pct"),
+    ("consistency", "Consistency", "pct"),
+    ("observed_avgp", "Observed", "pct"),
+    ("unobserved_avgp", "Unobserved", "pct"),
+    ("gap", "Gap", "pp"),
+    ("pdr", "PDR", "ratio"),
+]
+SORT_KEYS = {key for key, _, _ in FIGURE_COLUMNS} | {"model", "tasks", "phrasings"}
+
+
+@dataclass
+class Row:
+    variant: ModelVariant
+    figures: dict
+
+    @property
+    def is_imported(self) -> bool:
+        return self.variant.kind == VariantKind.IMPORTED
+
+
+def _sorted(rows: list[Row], sort: str, descending: bool) -> list[Row]:
+    if sort == "model":
+        return sorted(rows, key=lambda r: str(r.variant), reverse=descending)
+    present = [r for r in rows if r.figures.get(sort) is not None]
+    missing = [r for r in rows if r.figures.get(sort) is None]  # undefined figures sort last either way
+    return sorted(present, key=lambda r: r.figures[sort], reverse=descending) + missing
+
+
+def leaderboard(
+    *, benchmark: Benchmark, phrasing_set: str = "all", task_kind: str = "", sort: str = "avgp", descending: bool = True
+) -> list[Row]:
+    """One row per model variant: benchmark figures as macro averages over its tasks. One query."""
+    summaries = BenchmarkSummary.objects.filter(
+        benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
+    ).select_related("variant__model")
+    rows = [Row(s.variant, s.figures) for s in summaries]
+    return _sorted(rows, sort if sort in SORT_KEYS else "avgp", descending)
+
+
+def benchmark_task_kinds(benchmark: Benchmark) -> list[str]:
+    return sorted(set(benchmark.tasks.filter(parent__isnull=True).values_list("kind", flat=True)))
+
+
+def task_results(
+    *, task: Task, phrasing_set: str = "all", sort: str = "avgp", descending: bool = True
+) -> list[Row]:
+    summaries = TaskSummary.objects.filter(task=task, phrasing_set=phrasing_set).select_related("variant__model")
+    return _sorted([Row(s.variant, s.figures) for s in summaries], sort if sort in SORT_KEYS else "avgp", descending)
+
+
+@dataclass
+class Grid:
+    variants: list[ModelVariant]
+    phrasings: list[dict]  # {"revision", "instruction", "cells": [accuracy or None per variant], "mean"}
+    page: int
+    pages: int
+    total: int
+
+
+GRID_PAGE_SIZE = 40
+
+
+def task_grid(*, task: Task, variants: list[ModelVariant], page: int = 1, order: str = "best") -> Grid:
+    """The phrasing x model accuracy grid, a page of phrasings at a time, best (or worst) first by their mean
+    accuracy over the variants. Three queries whatever the number of phrasings."""
+    means = (
+        PhrasingResult.objects.filter(task=task, variant__in=variants, complete=True)
+        .values("revision_id")
+        .annotate(mean=Avg("accuracy"))
+        .order_by("-mean" if order == "best" else "mean", "revision_id")
+    )
+    total = means.count()
+    pages = max(1, -(-total // GRID_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    chosen = list(means[(page - 1) * GRID_PAGE_SIZE : page * GRID_PAGE_SIZE])
+    ids = [row["revision_id"] for row in chosen]
+    cells = {
+        (r.revision_id, r.variant_id): r.accuracy
+        for r in PhrasingResult.objects.filter(revision_id__in=ids, variant__in=variants, complete=True).only(
+            "revision_id", "variant_id", "accuracy"
+        )
+    }
+    revisions = InstructionRevision.objects.select_related("instruction__collection").in_bulk(ids)
+    phrasings = [
+        {
+            "revision": revisions[row["revision_id"]],
+            "mean": row["mean"],
+            "cells": [cells.get((row["revision_id"], v.id)) for v in variants],
+        }
+        for row in chosen
+    ]
+    return Grid(variants=variants, phrasings=phrasings, page=page, pages=pages, total=total)
+
+
+def task_variants(task: Task) -> list[ModelVariant]:
+    return list(
+        ModelVariant.objects.filter(task_summaries__task=task, task_summaries__phrasing_set="all")
+        .select_related("model")
+        .order_by("model__name", "kind")
+    )

@@ -4,12 +4,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from collection.models import Benchmark
+from collection.selectors import task_get
 from core import roles
 from core.errors import ApplicationError
-from evaluation import selectors, services
+from evaluation import exports, selectors, services
 from evaluation.models import RunStatus, ScoringRun
 
 RUNS_PER_PAGE = 50
@@ -91,3 +93,95 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, str(exc))
     return redirect("run_detail", run_id=run.id)
+
+
+# --- Leaderboards and results ------------------------------------------------------------------------------
+
+SETS = [("all", "All phrasings"), ("observed", "Observed"), ("unobserved", "Unobserved")]
+
+
+def _board_params(request: HttpRequest) -> dict:
+    phrasing_set = request.GET.get("set", "all")
+    sort = request.GET.get("sort", "avgp")
+    return {
+        "phrasing_set": phrasing_set if phrasing_set in dict(SETS) else "all",
+        "sort": sort if sort in selectors.SORT_KEYS else "avgp",
+        "descending": request.GET.get("dir", "desc") != "asc",
+    }
+
+
+def _export(request: HttpRequest, name: str, rows) -> HttpResponse | None:
+    fmt = request.GET.get("format")
+    if fmt not in ("csv", "json"):
+        return None
+    header, table, records = exports.figure_rows(rows, selectors.FIGURE_COLUMNS)
+    if fmt == "csv":
+        return exports.csv_response(name, header, table)
+    return exports.json_response(name, records)
+
+
+def _observed_chart(rows) -> dict:
+    """Grouped bars: observed vs unobserved AvgP per model variant (plotly.js figure JSON)."""
+    labels = [str(r.variant) for r in rows]
+    def bars(key, name):
+        return {"type": "bar", "name": name, "x": labels,
+                "y": [None if r.figures.get(key) is None else round(100 * r.figures[key], 2) for r in rows]}
+    return {
+        "data": [bars("observed_avgp", "Observed"), bars("unobserved_avgp", "Unobserved")],
+        "layout": {"barmode": "group", "yaxis": {"title": {"text": "AvgP (%)"}}, "margin": {"t": 20, "b": 120},
+                   "height": 360},
+    }
+
+
+def _box_chart(rows) -> dict:
+    """One box per variant from its summary's quantiles: min, Q1, median, Q3, max of per-phrasing accuracy."""
+    def pct(r, key):
+        return round(100 * r.figures[key], 2)
+    data = [
+        {"type": "box", "name": str(r.variant), "q1": [pct(r, "q25")], "median": [pct(r, "median")],
+         "q3": [pct(r, "q75")], "lowerfence": [pct(r, "min")], "upperfence": [pct(r, "maxp")],
+         "mean": [pct(r, "avgp")], "x": [str(r.variant)], "boxpoints": False}
+        for r in rows if r.figures.get("q25") is not None
+    ]
+    return {"data": data, "layout": {"showlegend": False, "yaxis": {"title": {"text": "Per-phrasing accuracy (%)"}},
+                                     "margin": {"t": 20, "b": 120}, "height": 360}}
+
+
+def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    benchmark = get_object_or_404(Benchmark, slug=slug)
+    params = _board_params(request)
+    kinds = selectors.benchmark_task_kinds(benchmark)
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in kinds else ""
+    rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+    exported = _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
+    if exported:
+        return exported
+    context = {
+        "benchmark": benchmark, "rows": rows, "columns": selectors.FIGURE_COLUMNS, "sets": SETS, "kinds": kinds,
+        "kind": kind, **params, "observed_chart": _observed_chart(rows), "box_chart": _box_chart(rows),
+        "query": request.GET.urlencode(),
+    }
+    template = "evaluation/leaderboard.html#board" if request.htmx else "evaluation/leaderboard.html"
+    return render(request, template, context)
+
+
+def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
+    task = task_get(benchmark_slug, task_slug)
+    params = _board_params(request)
+    rows = selectors.task_results(task=task, **params)
+    exported = _export(request, f"results-{task.benchmark.slug}-{task.slug}-{params['phrasing_set']}", rows)
+    if exported:
+        return exported
+    order = "worst" if request.GET.get("order") == "worst" else "best"
+    try:
+        page = int(request.GET.get("page", 1))
+    except ValueError:
+        page = 1
+    grid = selectors.task_grid(task=task, variants=selectors.task_variants(task), page=page, order=order)
+    context = {
+        "task": task, "rows": rows, "columns": selectors.FIGURE_COLUMNS, "sets": SETS, **params, "grid": grid,
+        "order": order, "box_chart": _box_chart(rows),
+    }
+    template = "evaluation/task_results.html#grid" if request.htmx else "evaluation/task_results.html"
+    return render(request, template, context)

@@ -1,0 +1,56 @@
+"""CSV and JSON downloads of the tables. CSV cells that a spreadsheet would run as a formula are defused."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.http import HttpResponse
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    # A leading quote makes a spreadsheet show the text instead of evaluating it (CSV formula injection);
+    # numbers stay numbers.
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_response(filename: str, header: list[str], rows: list[list]) -> HttpResponse:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in row])
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+def json_response(filename: str, payload) -> HttpResponse:
+    response = HttpResponse(json.dumps(payload, indent=1), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
+    return response
+
+
+def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
+    """Header, CSV rows and JSON records for a list of selectors.Row."""
+    header = ["model", "variant", "imported", "provenance", "tasks", "phrasings"]
+    for key, _, _ in columns:
+        header += [key, f"{key}_ci_low", f"{key}_ci_high"]
+    header.append("ci_method")
+    table, records = [], []
+    for row in rows:
+        f = row.figures
+        values = [row.variant.model.name, row.variant.kind, row.is_imported, row.variant.provenance,
+                  f.get("tasks", 1), f.get("phrasings")]
+        for key, _, _ in columns:
+            low, high = (f.get("ci") or {}).get(key, (None, None))
+            values += [f.get(key), low, high]
+        values.append(f.get("ci_method"))
+        table.append(values)
+        records.append(dict(zip(header, values)))
+    return header, table, records

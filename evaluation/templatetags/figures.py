@@ -1,0 +1,44 @@
+"""Formatting of metric figures: percentages, percentage points and 95% intervals, in one place."""
+
+from django import template
+
+register = template.Library()
+
+
+def _format(value, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "ratio":
+        return f"{value:.3f}"
+    return f"{100 * value:.1f}"
+
+
+@register.filter
+def figure(figures: dict, spec: str) -> str:
+    """{{ row.figures|figure:"avgp:pct" }}: the figure, or a dash when it is undefined."""
+    name, _, unit = spec.partition(":")
+    return _format(figures.get(name), unit or "pct")
+
+
+@register.filter
+def interval(figures: dict, spec: str) -> str:
+    """{{ row.figures|interval:"avgp:pct" }}: "[low, high]", or empty when there is no interval."""
+    name, _, unit = spec.partition(":")
+    bounds = (figures.get("ci") or {}).get(name)
+    if not bounds:
+        return ""
+    return f"[{_format(bounds[0], unit)}, {_format(bounds[1], unit)}]"
+
+
+@register.filter
+def heat(value) -> str:
+    """A background colour for an accuracy cell: light to dark blue as accuracy goes 0 to 1."""
+    if value is None:
+        return "#f4f6f9"
+    lightness = 95 - int(55 * max(0.0, min(1.0, value)))
+    return f"hsl(215, 70%, {lightness}%)"
+
+
+@register.filter
+def heat_text(value) -> str:
+    return "#fff" if value is not None and value > 0.6 else "#1d2430"

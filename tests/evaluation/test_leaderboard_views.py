@@ -1,0 +1,100 @@
+"""Leaderboard and task result pages: figures, sorting, filters, exports, charts and a fixed query count."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.urls import reverse
+
+from collection.demo import load_demo
+from collection.models import Collection, Task
+from evaluation import services
+from evaluation.aggregates import aggregates_refresh_many
+from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def board(tiny_models, django_capture_on_commit_callbacks):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
+    with django_capture_on_commit_callbacks(execute=True):
+        for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
+            services.language_model_register(
+                name=name, source=str(tiny_models[arch]), family=family,
+                tuned_on=[Collection.objects.get(slug="demotune")],
+            )
+    return BenchmarkSummary.objects.filter(benchmark__slug="demo", phrasing_set="all", task_kind="")
+
+
+def test_the_leaderboard_shows_every_variant_with_intervals_and_charts(client, board):
+    page = client.get(reverse("leaderboard", args=["demo"])).content.decode()
+    assert "tiny-t5" in page and "tiny-gpt2" in page
+    avgp = board.get(variant__model__name="tiny-t5").figures["avgp"]
+    assert f"{100 * avgp:.1f}" in page
+    assert 'data-chart="observed-chart"' in page and 'id="observed-chart"' in page
+    assert "vendor/plotly.min.js" in page and "macro average" in page
+
+
+def test_sorting_and_filters_through_htmx_return_the_board_fragment(client, board):
+    url = reverse("leaderboard", args=["demo"])
+    fragment = client.get(url, {"set": "unobserved", "sort": "model", "dir": "asc"}, HTTP_HX_REQUEST="true")
+    html = fragment.content.decode()
+    assert 'id="board"' in html and "<h1>" not in html
+    assert html.index("tiny-gpt2") < html.index("tiny-t5")
+    html = client.get(url, {"sort": "model", "dir": "desc"}, HTTP_HX_REQUEST="true").content.decode()
+    assert html.index("tiny-t5") < html.index("tiny-gpt2")
+
+
+def test_exports_carry_the_same_numbers(client, board):
+    url = reverse("leaderboard", args=["demo"])
+    rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
+    records = json.loads(client.get(url, {"format": "json"}).content)
+    want = {s.variant.model.name: s.figures["avgp"] for s in board}
+    assert {r["model"]: float(r["avgp"]) for r in rows} == pytest.approx(want)
+    assert {r["model"]: r["avgp"] for r in records} == pytest.approx(want)
+    assert all(r["ci_method"] == "instances and phrasings" for r in records)
+
+
+def test_the_leaderboard_runs_a_fixed_number_of_queries(client, board, tiny_models, django_assert_max_num_queries):
+    url = reverse("leaderboard", args=["demo"])
+    with django_assert_max_num_queries(6) as few:
+        client.get(url)
+    # Twice the models and results: still the same number of queries.
+    extra = services.language_model_register(
+        name="tiny-llama", source=str(tiny_models["llama"]), family="causal", score=False
+    )
+    variant = services.base_variant(extra)
+    copies = list(Prediction.objects.filter(variant__model__name="tiny-t5"))
+    for prediction in copies:
+        prediction.pk, prediction.variant = None, variant
+    Prediction.objects.bulk_create(copies)
+    aggregates_refresh_many({(variant.id, t) for t in Task.objects.filter(benchmark__slug="demo").values_list("id", flat=True)})
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert "tiny-llama" in client.get(url).content.decode()
+
+
+def test_the_task_page_shows_the_grid_best_and_worst_first(client, board, django_assert_max_num_queries):
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    url = reverse("task_results", args=["demo", "parity"])
+    with django_assert_max_num_queries(10):
+        page = client.get(url).content.decode()
+    assert "Phrasing × model accuracy (6 phrasings, best first)" in page
+    results = PhrasingResult.objects.filter(task=task)
+    best = max(results, key=lambda r: r.accuracy)
+    assert best.revision.template[:40] in page
+    worst = client.get(url, {"order": "worst"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="grid"' in worst and "worst first" in worst
+    csv_rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
+    assert {r["model"] for r in csv_rows} == {"tiny-t5", "tiny-gpt2"}
+
+
+def test_csv_cells_that_look_like_formulas_are_defused():
+    from evaluation.exports import safe_cell
+
+    assert safe_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert safe_cell("-1+2") == "'-1+2" and safe_cell(0.5) == 0.5 and safe_cell("plain") == "plain"
