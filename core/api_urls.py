@@ -1,0 +1,21 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from collection import api as collection_api
+from evaluation import api as evaluation_api
+
+router = DefaultRouter()
+router.register("benchmarks", collection_api.BenchmarkViewSet)
+router.register("tasks", collection_api.TaskViewSet)
+router.register("instructions", collection_api.InstructionViewSet)
+router.register("models", evaluation_api.ModelViewSet)
+router.register("runs", evaluation_api.RunViewSet)
+router.register("results", evaluation_api.ResultViewSet)
+
+urlpatterns = [
+    path("leaderboard/", evaluation_api.leaderboard, name="api_leaderboard"),
+    path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("", include(router.urls)),
+]

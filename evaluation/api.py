@@ -1,0 +1,179 @@
+"""API for models, scoring runs, results and leaderboards. Writes go through the same services as the pages."""
+
+from __future__ import annotations
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action, api_view
+from rest_framework.response import Response
+
+from collection.models import Benchmark, Collection
+from core import roles
+from evaluation import selectors, services
+from evaluation.models import LanguageModel, PhrasingResult, ScoringRun
+
+
+class IsAdminToWrite(permissions.BasePermission):
+    message = "Only admins can register models."
+
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or roles.can_manage_models(request.user)
+
+
+class IsCuratorToAct(permissions.BasePermission):
+    message = "Only curators and admins can cancel or retry runs."
+
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or roles.can_manage_runs(request.user)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    tuned_on = serializers.SlugRelatedField(
+        slug_field="slug", many=True, queryset=Collection.objects.all(), required=False
+    )
+
+    class Meta:
+        model = LanguageModel
+        fields = [
+            "id", "name", "description", "source", "revision", "family", "dtype", "prompt_format", "tuned_on",
+            "batch_size", "is_active", "trust_remote_code", "created_at",
+        ]
+        # Never from user input: an admin turns remote code on in Django admin, after reading it.
+        read_only_fields = ["id", "is_active", "trust_remote_code", "created_at"]
+
+
+class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Registered models. POST (admins, token or session) registers one and queues its scoring."""
+
+    queryset = LanguageModel.objects.prefetch_related("tuned_on").order_by("name")
+    serializer_class = ModelSerializer
+    permission_classes = [IsAdminToWrite]
+    lookup_field = "name"
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.language_model_register(
+            name=data["name"], source=data["source"], family=data["family"], revision=data.get("revision", ""),
+            dtype=data.get("dtype", "auto"), prompt_format=data.get("prompt_format", "none"),
+            tuned_on=data.get("tuned_on", []), batch_size=data.get("batch_size", 16),
+            description=data.get("description", ""), by=self.request.user,
+        )
+
+
+class RunSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="variant.model.name", read_only=True)
+    variant = serializers.CharField(source="variant.__str__", read_only=True)
+    to_compute = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ScoringRun
+        fields = [
+            "id", "model", "variant", "task", "instruction", "status", "trigger", "total_cells", "cached_cells",
+            "to_compute", "done_cells", "error", "attempts", "worker", "created_at", "started_at", "finished_at",
+        ]
+
+
+class RunFilter(django_filters.FilterSet):
+    model = django_filters.CharFilter(field_name="variant__model__name")
+
+    class Meta:
+        model = ScoringRun
+        fields = ["status", "model", "task"]
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Scoring runs with their progress. Curators and admins cancel and retry them."""
+
+    queryset = ScoringRun.objects.select_related("variant__model").order_by("-id")
+    serializer_class = RunSerializer
+    permission_classes = [IsCuratorToAct]
+    filterset_class = RunFilter
+
+    @extend_schema(request=None, responses=RunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return Response(RunSerializer(services.scoring_run_cancel(run=self.get_object())).data)
+
+    @extend_schema(request=None, responses=RunSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return Response(RunSerializer(services.scoring_run_retry(run=self.get_object())).data)
+
+
+class ResultSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="variant.model.name", read_only=True)
+    variant_kind = serializers.CharField(source="variant.kind", read_only=True)
+    instruction = serializers.IntegerField(source="revision.instruction_id", read_only=True)
+    collection = serializers.CharField(source="revision.instruction.collection.slug", read_only=True)
+
+    class Meta:
+        model = PhrasingResult
+        fields = [
+            "model", "variant_kind", "task", "instruction", "revision", "collection", "accuracy", "n_correct",
+            "n_total", "complete", "source", "provenance",
+        ]
+
+
+class ResultFilter(django_filters.FilterSet):
+    model = django_filters.CharFilter(field_name="variant__model__name")
+    benchmark = django_filters.CharFilter(field_name="task__benchmark__slug")
+    instruction = django_filters.NumberFilter(field_name="revision__instruction_id")
+
+    class Meta:
+        model = PhrasingResult
+        fields = ["task", "model", "benchmark", "instruction", "source"]
+
+
+class ResultViewSet(viewsets.ReadOnlyModelViewSet):
+    """Per-phrasing accuracies (scored here or imported)."""
+
+    queryset = PhrasingResult.objects.select_related("variant__model", "revision__instruction__collection").order_by("id")
+    serializer_class = ResultSerializer
+    filterset_class = ResultFilter
+
+
+SET_CHOICES = ["all", "observed", "unobserved"]
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("benchmark", OpenApiTypes.STR, required=True, description="Benchmark slug, e.g. mmlu"),
+        OpenApiParameter("set", OpenApiTypes.STR, enum=SET_CHOICES, description="Phrasing set (default all)"),
+        OpenApiParameter("kind", OpenApiTypes.STR, description="Task kind; blank for every kind"),
+        OpenApiParameter("sort", OpenApiTypes.STR, description="A figure name or 'model' (default avgp)"),
+        OpenApiParameter("dir", OpenApiTypes.STR, enum=["asc", "desc"]),
+    ],
+    responses=OpenApiTypes.OBJECT,
+)
+@api_view(["GET"])
+def leaderboard(request):
+    """Every robustness figure per model variant: macro averages over the benchmark's tasks, with 95% CIs."""
+    slug = request.query_params.get("benchmark")
+    if not slug:
+        return Response({"detail": "Give ?benchmark=<slug>."}, status=status.HTTP_400_BAD_REQUEST)
+    benchmark = get_object_or_404(Benchmark, slug=slug)
+    phrasing_set = request.query_params.get("set", "all")
+    if phrasing_set not in SET_CHOICES:
+        return Response({"detail": f"set must be one of {', '.join(SET_CHOICES)}."}, status=400)
+    rows = selectors.leaderboard(
+        benchmark=benchmark,
+        phrasing_set=phrasing_set,
+        task_kind=request.query_params.get("kind", ""),
+        sort=request.query_params.get("sort", "avgp"),
+        descending=request.query_params.get("dir", "desc") != "asc",
+    )
+    return Response(
+        {
+            "benchmark": benchmark.slug,
+            "phrasing_set": phrasing_set,
+            "convention": "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs.",
+            "results": [
+                {"model": r.variant.model.name, "variant": str(r.variant), "kind": r.variant.kind,
+                 "provenance": r.variant.provenance, **r.figures}
+                for r in rows
+            ],
+        }
+    )
