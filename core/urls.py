@@ -13,6 +13,7 @@ urlpatterns = [
     path(
         "b/<slug:benchmark_slug>/t/<slug:task_slug>/results/", evaluation_views.task_results, name="task_results"
     ),
+    path("phrasings/<int:instruction_id>/", evaluation_views.phrasing_detail, name="phrasing_detail"),
     path("models/", evaluation_views.model_list, name="model_list"),
     path("models/<slug:name>/", evaluation_views.model_detail, name="model_detail"),
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),

@@ -13,6 +13,7 @@ from evaluation.models import (
     LanguageModel,
     ModelVariant,
     PhrasingResult,
+    Prediction,
     RunStatus,
     ScoringRun,
     TaskSummary,
@@ -154,4 +155,28 @@ def task_variants(task: Task) -> list[ModelVariant]:
         ModelVariant.objects.filter(task_summaries__task=task, task_summaries__phrasing_set="all")
         .select_related("model")
         .order_by("model__name", "kind")
+    )
+
+
+def model_task_breakdown(model: LanguageModel) -> list[TaskSummary]:
+    return list(
+        TaskSummary.objects.filter(variant__model=model, phrasing_set="all")
+        .select_related("task__benchmark", "variant__model")
+        .order_by("task__benchmark__name", "task__name", "variant__kind")
+    )
+
+
+def phrasing_results(revision_id: int) -> list[PhrasingResult]:
+    return list(
+        PhrasingResult.objects.filter(revision_id=revision_id)
+        .select_related("variant__model")
+        .order_by("-accuracy")
+    )
+
+
+def phrasing_predictions(*, variant_id: int, revision_id: int):
+    return (
+        Prediction.objects.filter(variant_id=variant_id, revision_id=revision_id)
+        .select_related("instance")
+        .order_by("instance_id")
     )

@@ -3,11 +3,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from collection.models import Benchmark
+from collection import templating
+from collection.models import Benchmark, Instruction
 from collection.selectors import task_get
 from core import roles
 from core.errors import ApplicationError
@@ -32,7 +34,8 @@ def model_list(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = selectors.model_get(name)
     runs = selectors.run_list(model=model)[:RUNS_PER_PAGE]
-    return render(request, "evaluation/model_detail.html", {"model": model, "runs": runs})
+    breakdown = selectors.model_task_breakdown(model)
+    return render(request, "evaluation/model_detail.html", {"model": model, "runs": runs, "breakdown": breakdown})
 
 
 @login_required
@@ -184,4 +187,37 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         "order": order, "box_chart": _box_chart(rows),
     }
     template = "evaluation/task_results.html#grid" if request.htmx else "evaluation/task_results.html"
+    return render(request, template, context)
+
+
+PREDICTIONS_PER_PAGE = 20
+
+
+def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
+    """A phrasing's accuracy on every model, and one model's per-instance predictions with the prompt."""
+    instruction = get_object_or_404(
+        Instruction.objects.select_related("task__benchmark", "collection", "current_revision", "author"),
+        id=instruction_id,
+    )
+    if instruction.status != Instruction.Status.APPROVED and not roles.can_edit_instruction(request.user, instruction) \
+            and not roles.is_curator(request.user):
+        raise Http404("No such phrasing.")
+    revision = instruction.current_revision
+    results = selectors.phrasing_results(revision.id)
+    scored = [r for r in results if r.source == "scored"]
+    try:
+        variant_id = int(request.GET.get("variant") or (scored[0].variant_id if scored else 0))
+    except ValueError:
+        variant_id = 0
+    page = Paginator(selectors.phrasing_predictions(variant_id=variant_id, revision_id=revision.id),
+                     PREDICTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    for prediction in page:
+        instance = prediction.instance
+        prediction.prompt = templating.render(revision.template, instance.inputs, instance.options)
+        prediction.options = list(zip(
+            services.option_texts(instruction.task, revision, instance), prediction.logliks, range(len(prediction.logliks))
+        ))
+    context = {"instruction": instruction, "revision": revision, "results": results, "scored": scored,
+               "variant_id": variant_id, "page": page}
+    template = "evaluation/phrasing_detail.html#predictions" if request.htmx else "evaluation/phrasing_detail.html"
     return render(request, template, context)

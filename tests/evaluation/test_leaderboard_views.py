@@ -98,3 +98,18 @@ def test_csv_cells_that_look_like_formulas_are_defused():
 
     assert safe_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert safe_cell("-1+2") == "'-1+2" and safe_cell(0.5) == 0.5 and safe_cell("plain") == "plain"
+
+
+def test_the_phrasing_page_shows_every_model_and_paged_predictions(client, board):
+    result = PhrasingResult.objects.filter(variant__model__name="tiny-t5").first()
+    url = reverse("phrasing_detail", args=[result.revision.instruction_id])
+    page = client.get(url).content.decode()
+    assert "tiny-t5" in page and "tiny-gpt2" in page and "Options by log-likelihood" in page
+    assert page.count('class="prompt"') == 1 + 4  # the phrasing, then one prompt per instance of the sample
+    fragment = client.get(url, {"variant": result.variant_id, "page": 1}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="predictions"' in fragment and "<h1>" not in fragment
+
+
+def test_the_model_page_breaks_results_down_by_task(client, board):
+    page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
+    assert page.count("/results/") >= 4
