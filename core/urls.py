@@ -21,6 +21,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", evaluation_views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", evaluation_views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/retry/", evaluation_views.run_retry, name="run_retry"),
+    path("healthz", views.healthz, name="healthz"),
     path("status/", views.status, name="status"),
     path("status/ping/", views.status_ping, name="status_ping"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -23,6 +23,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
+def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers and the bench scripts' baseline: no database, no template."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
 def status(request: HttpRequest) -> HttpResponse:
     """Is a worker answering? Shows the latest ping; htmx polls the fragment until it is answered."""
     ping = WorkerPing.objects.first()

@@ -1,0 +1,225 @@
+"""Leaderboard scale: seed PostgreSQL with 100 models x 1,000 phrasings x 100 instances (10 million
+predictions), then time the leaderboard, task grid and phrasing pages and the leaderboard API served by
+gunicorn on loopback, beside a trivial Django view (/healthz) measured in the same run.
+
+    .venv/bin/python bench/leaderboard.py            # seeds (a few minutes), measures, drops the database
+    .venv/bin/python bench/leaderboard.py --keep     # keep the seeded database for the next run
+
+It uses its own database (phrasebench_bench) on the server of DATABASE_URL (default: local PostgreSQL).
+The 1,000 phrasings are 10 tasks x 100 phrasings, each task with 100 evaluation instances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
+DB_NAME = "phrasebench_bench"
+os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
+
+MODELS, TASKS, PHRASINGS_PER_TASK, INSTANCES = 100, 10, 100, 100
+PORT = 8765
+
+
+def ensure_database(drop: bool) -> bool:
+    """Create the bench database; True when it already held a seeded copy."""
+    import psycopg
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        if exists and drop:
+            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
+            exists = None
+        if not exists:
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    return bool(exists)
+
+
+def seed() -> None:
+    import numpy as np
+    from django.core.management import call_command
+    from django.db import connection
+
+    from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
+    from evaluation.aggregates import _refresh_task_summaries, benchmark_summaries_refresh
+    from evaluation.models import LanguageModel, ModelVariant
+
+    call_command("migrate", verbosity=0)
+    if Benchmark.objects.filter(slug="scale").exists():
+        print("seeded database found; reusing it")
+        return
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    bench = Benchmark.objects.create(slug="scale", name="Scale benchmark")
+    crowd, tuning = Collection.objects.get(slug="crowd"), Collection.objects.get(slug="flan")
+    tasks, revisions = [], {}
+    for t in range(TASKS):
+        task = Task.objects.create(
+            benchmark=bench, slug=f"task-{t}", name=f"Task {t}", kind="multiple_choice", answer_format="letter",
+            input_fields=["question"], label_space=list("ABCD"), max_options=4,
+        )
+        Instance.objects.bulk_create(
+            Instance(task=task, source_id=f"{t}/{i}", inputs={"question": f"Question {i} of task {t}?"},
+                     options=["w", "x", "y", "z"], gold=i % 4)
+            for i in range(INSTANCES)
+        )
+        for p in range(PHRASINGS_PER_TASK):
+            instruction = Instruction.objects.create(
+                task=task, collection=tuning if p % 4 == 0 else crowd, source="bench", external_id=f"{t}/{p}",
+                status="approved",
+            )
+            rev = InstructionRevision.objects.create(
+                instruction=instruction, number=1, template=f"Phrasing {p} for task {t}: {{question}}\n{{options}}"
+            )
+            instruction.current_revision = rev
+            instruction.save(update_fields=["current_revision"])
+            revisions.setdefault(task.id, []).append(rev.id)
+        tasks.append(task)
+    variants = []
+    for m in range(MODELS):
+        model = LanguageModel.objects.create(name=f"model-{m:03d}", source=f"/models/{m}", family="seq2seq")
+        model.tuned_on.set([tuning])
+        variants.append(ModelVariant.objects.create(model=model, kind="base"))
+    print(f"  rows: {time.perf_counter() - t0:.1f} s")
+
+    # Predictions through COPY: each model has its own skill, each phrasing its own difficulty.
+    t0 = time.perf_counter()
+    instance_ids = {task.id: list(task.instances.values_list("id", flat=True)) for task in tasks}
+    with connection.cursor() as cursor:
+        columns = "(variant_id, revision_id, instance_id, logliks, lengths, predicted, correct, created_at)"
+        with cursor.copy(f"COPY evaluation_prediction {columns} FROM STDIN") as copy:
+            for v, variant in enumerate(variants):
+                skill = 0.3 + 0.5 * v / MODELS
+                for task in tasks:
+                    for rev in revisions[task.id]:
+                        p = np.clip(skill + rng.normal(0, 0.08), 0.05, 0.95)
+                        right = rng.random(INSTANCES) < p
+                        buffer = io.StringIO()
+                        for inst, ok in zip(instance_ids[task.id], right):
+                            buffer.write(f"{variant.id}\t{rev}\t{inst}\t[-0.5, -1.5, -2.0, -2.5]\t[1, 1, 1, 1]\t"
+                                         f"{0 if ok else 1}\t{'t' if ok else 'f'}\t2026-11-21 00:00:00+00\n")
+                        copy.write(buffer.getvalue())
+        print(f"  10M predictions copied: {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        cursor.execute("""
+            INSERT INTO evaluation_phrasingresult
+                (variant_id, revision_id, task_id, accuracy, n_correct, n_total, complete, source, provenance, updated_at)
+            SELECT p.variant_id, p.revision_id, i.task_id, avg(p.correct::int), sum(p.correct::int), count(*),
+                   true, 'scored', '', now()
+            FROM evaluation_prediction p JOIN collection_instruction i ON i.current_revision_id = p.revision_id
+            GROUP BY p.variant_id, p.revision_id, i.task_id
+        """)
+        cursor.execute("ANALYZE")
+    print(f"  per-phrasing results: {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    for variant in ModelVariant.objects.select_related("model"):
+        for task in tasks:
+            _refresh_task_summaries(variant, task)
+        benchmark_summaries_refresh(variant=variant, benchmark=bench)
+    print(f"  task and benchmark summaries (with bootstrap CIs): {time.perf_counter() - t0:.1f} s")
+
+
+def get(path: str) -> float:
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}{path}", timeout=30) as response:
+        response.read()
+        assert response.status == 200, path
+    return time.perf_counter() - t0
+
+
+def latency(path: str, n: int = 60) -> tuple[float, float]:
+    get(path)  # warm up
+    times = sorted(get(path) for _ in range(n))
+    return statistics.median(times) * 1000, times[int(0.95 * (n - 1))] * 1000
+
+
+def throughput(path: str, clients: int = 8, seconds: float = 8.0) -> tuple[float, int]:
+    done, errors, stop = [0], [0], time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def client() -> None:
+        while time.perf_counter() < stop:
+            try:
+                get(path)
+                with lock:
+                    done[0] += 1
+            except Exception:
+                with lock:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done[0] / seconds, errors[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database for the next run")
+    parser.add_argument("--reseed", action="store_true", help="drop and seed again")
+    args = parser.parse_args()
+    ensure_database(drop=args.reseed)
+    import django
+
+    django.setup()
+    print(f"seeding {MODELS} models x {TASKS * PHRASINGS_PER_TASK} phrasings x {INSTANCES} instances")
+    seed()
+    from collection.models import Instruction
+
+    phrasing = Instruction.objects.filter(task__slug="task-0").order_by("id").first().id
+    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "core.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", "2", "--log-level", "warning"],
+        cwd=REPO, env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                get("/healthz")
+                break
+            except Exception:
+                time.sleep(0.2)
+        pages = [
+            ("trivial view (/healthz)", "/healthz"),
+            ("leaderboard page", "/b/scale/leaderboard/"),
+            ("leaderboard API", "/api/leaderboard/?benchmark=scale"),
+            ("task grid page", "/b/scale/t/task-0/results/"),
+            ("phrasing page", f"/phrasings/{phrasing}/"),
+        ]
+        print("\nserver: gunicorn, 2 sync workers, on loopback; 60 sequential requests each, then 8 clients for 8 s")
+        print(f"{'page':28} {'median ms':>10} {'p95 ms':>8} {'req/s':>8} {'errors':>7} {'vs trivial':>10}")
+        base = None
+        for label, path in pages:
+            median, p95 = latency(path)
+            rps, errors = throughput(path)
+            base = base or rps
+            print(f"{label:28} {median:10.1f} {p95:8.1f} {rps:8.1f} {errors:7d} {rps / base:9.2f}x")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        if not args.keep:
+            from django.db import connections
+
+            connections.close_all()
+            import psycopg
+
+            with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
