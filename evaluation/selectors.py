@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, Max, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from collection.models import Benchmark, InstructionRevision, Task
@@ -143,11 +143,19 @@ def task_grid(*, task: Task, variants: list[ModelVariant], page: int = 1, order:
         {
             "revision": revisions[row["revision_id"]],
             "mean": row["mean"],
-            "cells": [cells.get((row["revision_id"], v.id)) for v in variants],
+            # Display values computed here, not in the template: a page holds up to 40 x (models) cells.
+            "cells": [_cell(cells.get((row["revision_id"], v.id))) for v in variants],
+            "mean_text": f"{100 * row['mean']:.0f}",
         }
         for row in chosen
     ]
     return Grid(variants=variants, phrasings=phrasings, page=page, pages=pages, total=total)
+
+
+def _cell(value: float | None) -> dict:
+    from evaluation.templatetags.figures import heat, heat_text
+
+    return {"text": "–" if value is None else f"{100 * value:.0f}", "bg": heat(value), "fg": heat_text(value)}
 
 
 def task_variants(task: Task) -> list[ModelVariant]:
@@ -180,3 +188,14 @@ def phrasing_predictions(*, variant_id: int, revision_id: int):
         .select_related("instance")
         .order_by("instance_id")
     )
+
+
+def leaderboard_version(benchmark: Benchmark) -> tuple:
+    """Changes whenever any of the benchmark's summaries is written or deleted (one indexed aggregate)."""
+    return tuple(BenchmarkSummary.objects.filter(benchmark=benchmark).aggregate(Max("updated_at"), Count("id")).values())
+
+
+def task_version(task: Task) -> tuple:
+    versions = PhrasingResult.objects.filter(task=task).aggregate(Max("updated_at"), Count("id"))
+    summaries = TaskSummary.objects.filter(task=task).aggregate(Max("updated_at"), Count("id"))
+    return (*versions.values(), *summaries.values())

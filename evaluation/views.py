@@ -3,9 +3,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+import hashlib
+
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from collection import templating
@@ -17,6 +22,7 @@ from evaluation import exports, selectors, services
 from evaluation.models import RunStatus, ScoringRun
 
 RUNS_PER_PAGE = 50
+FRAGMENT_CACHE_SECONDS = 600
 
 
 def get_run_for_user(request: HttpRequest, run_id: int, *, manage: bool = False) -> ScoringRun:
@@ -150,44 +156,73 @@ def _box_chart(rows) -> dict:
                                      "margin": {"t": 20, "b": 120}, "height": 360}}
 
 
+def _cached_fragment(key_parts: list, version, build) -> str:
+    """Render a data-heavy fragment once per data version: the key carries the newest summary's update time
+    and the row count, so a refresh of the figures makes a new key and stale fragments simply expire."""
+    key = "fragment:" + hashlib.sha256(repr([*key_parts, version]).encode()).hexdigest()
+    html = cache.get(key)
+    if html is None:
+        html = build()
+        cache.set(key, html, timeout=FRAGMENT_CACHE_SECONDS)
+    return mark_safe(html)  # rendered by our templates, with autoescaping
+
+
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     benchmark = get_object_or_404(Benchmark, slug=slug)
     params = _board_params(request)
     kinds = selectors.benchmark_task_kinds(benchmark)
     kind = request.GET.get("kind", "")
     kind = kind if kind in kinds else ""
-    rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
-    exported = _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
-    if exported:
-        return exported
-    context = {
-        "benchmark": benchmark, "rows": rows, "columns": selectors.FIGURE_COLUMNS, "sets": SETS, "kinds": kinds,
-        "kind": kind, **params, "observed_chart": _observed_chart(rows), "box_chart": _box_chart(rows),
-        "query": request.GET.urlencode(),
-    }
-    template = "evaluation/leaderboard.html#board" if request.htmx else "evaluation/leaderboard.html"
-    return render(request, template, context)
+    if request.GET.get("format") in ("csv", "json"):
+        rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+        return _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
+
+    def build() -> str:
+        rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+        context = {
+            "benchmark": benchmark, "rows": rows, "columns": selectors.FIGURE_COLUMNS, "kind": kind, **params,
+            "observed_chart": _observed_chart(rows), "box_chart": _box_chart(rows),
+        }
+        return render_to_string("evaluation/leaderboard.html#board", context)
+
+    board = _cached_fragment(
+        ["leaderboard", benchmark.id, kind, sorted(params.items())], selectors.leaderboard_version(benchmark), build
+    )
+    if request.htmx:
+        return HttpResponse(board)
+    context = {"benchmark": benchmark, "sets": SETS, "kinds": kinds, "kind": kind, **params, "board": board}
+    return render(request, "evaluation/leaderboard.html", context)
 
 
 def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = task_get(benchmark_slug, task_slug)
     params = _board_params(request)
-    rows = selectors.task_results(task=task, **params)
-    exported = _export(request, f"results-{task.benchmark.slug}-{task.slug}-{params['phrasing_set']}", rows)
-    if exported:
-        return exported
+    if request.GET.get("format") in ("csv", "json"):
+        rows = selectors.task_results(task=task, **params)
+        return _export(request, f"results-{task.benchmark.slug}-{task.slug}-{params['phrasing_set']}", rows)
     order = "worst" if request.GET.get("order") == "worst" else "best"
     try:
         page = int(request.GET.get("page", 1))
     except ValueError:
         page = 1
-    grid = selectors.task_grid(task=task, variants=selectors.task_variants(task), page=page, order=order)
-    context = {
-        "task": task, "rows": rows, "columns": selectors.FIGURE_COLUMNS, "sets": SETS, **params, "grid": grid,
-        "order": order, "box_chart": _box_chart(rows),
-    }
-    template = "evaluation/task_results.html#grid" if request.htmx else "evaluation/task_results.html"
-    return render(request, template, context)
+    version = selectors.task_version(task)
+
+    def build_models() -> str:
+        rows = selectors.task_results(task=task, **params)
+        context = {"task": task, "rows": rows, "columns": selectors.FIGURE_COLUMNS, **params,
+                   "box_chart": _box_chart(rows)}
+        return render_to_string("evaluation/task_results.html#models", context)
+
+    def build_grid() -> str:
+        grid = selectors.task_grid(task=task, variants=selectors.task_variants(task), page=page, order=order)
+        return render_to_string("evaluation/task_results.html#grid", {"task": task, "grid": grid, "order": order})
+
+    models = _cached_fragment(["task-models", task.id, sorted(params.items())], version, build_models)
+    grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
+    if request.htmx:
+        return HttpResponse(grid if request.GET.get("part") == "grid" else models)
+    context = {"task": task, "sets": SETS, **params, "models": models, "grid": grid}
+    return render(request, "evaluation/task_results.html", context)
 
 
 PREDICTIONS_PER_PAGE = 20

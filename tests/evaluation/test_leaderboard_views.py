@@ -87,7 +87,7 @@ def test_the_task_page_shows_the_grid_best_and_worst_first(client, board, django
     results = PhrasingResult.objects.filter(task=task)
     best = max(results, key=lambda r: r.accuracy)
     assert best.revision.template[:40] in page
-    worst = client.get(url, {"order": "worst"}, HTTP_HX_REQUEST="true").content.decode()
+    worst = client.get(url, {"order": "worst", "part": "grid"}, HTTP_HX_REQUEST="true").content.decode()
     assert 'id="grid"' in worst and "worst first" in worst
     csv_rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
     assert {r["model"] for r in csv_rows} == {"tiny-t5", "tiny-gpt2"}
