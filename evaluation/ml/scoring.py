@@ -2,8 +2,9 @@
 
 The fast paths share work that the naive reference (reference.py) repeats, and tests prove both give the
 same log-likelihoods to 1e-4:
-- seq2seq: one encoder pass per item; all options are scored by the decoder on the cached encoder states,
-  in one decoder step when every option is a single token (letters, yes/no).
+- seq2seq: one encoder pass per item; one decoder step scores every option's first token (all of a letter
+  or yes/no label space); longer options continue from that step's cache, so the cross-attention keys and
+  values of the encoder states are computed once per item, not once per option.
 - causal: the shared prefix of a phrasing is run once and its key/value cache reused by every instance;
   the options' first tokens are read from the context pass, and only longer options need a second pass,
   which reuses the context's cache instead of recomputing it.
@@ -156,31 +157,40 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
     hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
     options = [encoded[i].option_ids for i in chunk]
 
-    if all(len(o) == 1 for opts in options for o in opts):
-        # Phase 2, single-token options: one decoder step gives every option's score.
-        step = torch.full((len(chunk), 1), start_id, dtype=torch.long, device=device)
-        logits = model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention, decoder_input_ids=step
-        ).logits[:, 0].float()
-        logprobs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
-        totals = [[logprobs[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
-        return _collect(encoded, chunk, totals)
+    # Phase 2: one decoder step from the start token gives every option's first token. It also fills the
+    # decoder's cache, including the cross-attention keys and values of the encoder states.
+    step = torch.full((len(chunk), 1), start_id, dtype=torch.long, device=device)
+    out = model(
+        encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+        attention_mask=attention,
+        decoder_input_ids=step,
+        use_cache=True,
+    )
+    logits = out.logits[:, 0].float()
+    first = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    totals = [[first[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
 
-    # Phase 2, longer options: every (item, option) row decodes against its item's cached encoder states.
-    rows = [(b, o) for b, opts in enumerate(options) for o in opts]
-    row_item = torch.tensor([b for b, _ in rows], device=device)
-    decoder_ids, decoder_mask = _pad([[start_id] + o[:-1] for _, o in rows], pad_id, device)
-    targets, target_mask = _pad([o for _, o in rows], pad_id, device)
-    logits = model(
-        encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
-        attention_mask=attention[row_item],
-        decoder_input_ids=decoder_ids,
-        decoder_attention_mask=decoder_mask,
-    ).logits
-    sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
-    totals: list[list[float]] = [[] for _ in chunk]
-    for (b, _), total in zip(rows, sums):
-        totals[b].append(total)
+    # Phase 3, options longer than one token: one row per option continues from its item's cache, so the
+    # cross-attention projections of the encoder states are computed once per item, not once per option.
+    rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
+    if rows:
+        row_item = torch.tensor([b for b, _, _ in rows], device=device)
+        cache = out.past_key_values
+        cache.batch_select_indices(row_item)
+        inputs, input_mask = _pad([o[:-1] for _, _, o in rows], pad_id, device)
+        targets, target_mask = _pad([o[1:] for _, _, o in rows], pad_id, device)
+        decoder_mask = torch.cat([torch.ones(len(rows), 1, dtype=torch.long, device=device), input_mask], dim=1)
+        logits = model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
+            attention_mask=attention[row_item],
+            decoder_input_ids=inputs,
+            decoder_attention_mask=decoder_mask,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+        sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
+        for (b, j, _), total in zip(rows, sums):
+            totals[b][j] += total
     return _collect(encoded, chunk, totals)
 
 
