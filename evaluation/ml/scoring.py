@@ -132,6 +132,34 @@ def _pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torc
     return ids.to(device), mask.to(device)
 
 
+def _plain_output_head(model) -> bool:
+    """True when logits are just the output layer applied to the backbone's last hidden states, so the
+    backbone can run alone; models that scale or cap their logits take the full forward."""
+    config = model.config
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        return False
+    backbone = getattr(model, "base_model", None)
+    return backbone is not None and backbone is not model and model.get_output_embeddings() is not None
+
+
+def _length_groups(rows: list[tuple], size: int) -> list[list[tuple]]:
+    """Option rows sorted by length, longest first, in groups of at most `size` rows."""
+    rows = sorted(rows, key=lambda row: -len(row[2]))
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def _select_rows(cache, index: torch.Tensor, config=None):
+    """A new cache holding the given batch rows (a row may repeat); the source cache is left as it was."""
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    def rows_of(source, config=None):
+        return DynamicCache([(layer.keys[index], layer.values[index]) for layer in source.layers], config=config)
+
+    if isinstance(cache, EncoderDecoderCache):
+        return EncoderDecoderCache(rows_of(cache.self_attention_cache), rows_of(cache.cross_attention_cache))
+    return rows_of(cache, config)
+
+
 def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     # log_softmax via logsumexp in fp32: never materialises a second vocabulary-sized tensor.
     logits = logits.float()
@@ -172,24 +200,23 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
 
     # Phase 3, options longer than one token: one row per option continues from its item's cache, so the
     # cross-attention projections of the encoder states are computed once per item, not once per option.
+    # Rows go in groups of similar length, so little of the work is padding.
     rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
-    if rows:
-        row_item = torch.tensor([b for b, _, _ in rows], device=device)
-        cache = out.past_key_values
-        cache.batch_select_indices(row_item)
-        inputs, input_mask = _pad([o[:-1] for _, _, o in rows], pad_id, device)
-        targets, target_mask = _pad([o[1:] for _, _, o in rows], pad_id, device)
-        decoder_mask = torch.cat([torch.ones(len(rows), 1, dtype=torch.long, device=device), input_mask], dim=1)
+    for group in _length_groups(rows, len(chunk)):
+        row_item = torch.tensor([b for b, _, _ in group], device=device)
+        inputs, input_mask = _pad([o[:-1] for _, _, o in group], pad_id, device)
+        targets, target_mask = _pad([o[1:] for _, _, o in group], pad_id, device)
+        decoder_mask = torch.cat([torch.ones(len(group), 1, dtype=torch.long, device=device), input_mask], dim=1)
         logits = model(
             encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
             attention_mask=attention[row_item],
             decoder_input_ids=inputs,
             decoder_attention_mask=decoder_mask,
-            past_key_values=cache,
+            past_key_values=_select_rows(out.past_key_values, row_item),
             use_cache=True,
         ).logits
         sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
-        for (b, j, _), total in zip(rows, sums):
+        for (b, j, _), total in zip(group, sums):
             totals[b][j] += total
     return _collect(encoded, chunk, totals)
 
@@ -200,7 +227,9 @@ def _causal_prefix(loaded: LoadedModel, shared_ids: tuple[int, ...]) -> list[tup
     if not shared_ids:
         return []
     ids = torch.tensor([shared_ids], dtype=torch.long, device=loaded.device)
-    cache = loaded.model(input_ids=ids, use_cache=True).past_key_values
+    # Only the cache is needed: the backbone alone skips the output layer.
+    backbone = loaded.model.base_model if _plain_output_head(loaded.model) else loaded.model
+    cache = backbone(input_ids=ids, use_cache=True).past_key_values
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -225,32 +254,41 @@ def _causal_batch(
     rest_ids, rest_mask = _pad([encoded[i].rest_ids for i in chunk], pad_id, device)
     positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
     attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
-    out = model(
-        input_ids=rest_ids, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
-    )
     lengths = rest_mask.sum(dim=1)
-    last = out.logits[torch.arange(size, device=device), lengths - 1].float()
+    inputs = dict(input_ids=rest_ids, attention_mask=attention, position_ids=positions, past_key_values=cache)
+    if _plain_output_head(model):
+        # Only each row's last position predicts anything we score: run the output layer (vocabulary-sized)
+        # there alone, not at every context position.
+        out = model.base_model(**inputs, use_cache=True)
+        hidden = out.last_hidden_state[torch.arange(size, device=device), lengths - 1]
+        last = model.get_output_embeddings()(hidden).float()
+    else:
+        out = model(**inputs, use_cache=True)
+        last = out.logits[torch.arange(size, device=device), lengths - 1].float()
     first = last - torch.logsumexp(last, dim=-1, keepdim=True)
     options = [encoded[i].option_ids for i in chunk]
     totals = [[first[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
 
-    # Phase 2: options longer than one token continue from the context's cache, one row per option.
+    # Phase 2: options longer than one token continue from the context's cache, one row per option, in
+    # groups of similar length so that little of the work is padding.
     rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
-    if rows:
-        row_item = torch.tensor([b for b, _, _ in rows], device=device)
-        cache = out.past_key_values
-        cache.batch_select_indices(row_item)
-        inputs, input_mask = _pad([o[:-1] for _, _, o in rows], pad_id, device)
-        targets, target_mask = _pad([o[1:] for _, _, o in rows], pad_id, device)
-        count = len(rows)
+    for group in _length_groups(rows, size):
+        row_item = torch.tensor([b for b, _, _ in group], device=device)
+        inputs, input_mask = _pad([o[:-1] for _, _, o in group], pad_id, device)
+        targets, target_mask = _pad([o[1:] for _, _, o in group], pad_id, device)
+        count = len(group)
         attention = torch.cat(
             [torch.ones(count, shared_len, dtype=torch.long, device=device), rest_mask[row_item], input_mask], dim=1
         )
         positions = shared_len + lengths[row_item, None] + torch.arange(inputs.shape[1], device=device)
         logits = model(
-            input_ids=inputs, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
+            input_ids=inputs,
+            attention_mask=attention,
+            position_ids=positions,
+            past_key_values=_select_rows(out.past_key_values, row_item, model.config),
+            use_cache=True,
         ).logits
         sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
-        for (b, j, _), total in zip(rows, sums):
+        for (b, j, _), total in zip(group, sums):
             totals[b][j] += total
     return _collect(encoded, chunk, totals)
