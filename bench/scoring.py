@@ -338,8 +338,8 @@ def scorer_order(encoded, seq2seq: bool) -> list[int]:
 
 def padding_shares(encoded, order: list[int], batch_size: int, seq2seq: bool) -> tuple[float, float]:
     """The share of padding in ours' batches, as score() builds them (batches cut per shared prefix): in the
-    per-instance prompt part (encoder input, or causal rest), and in the option rows of the second phase
-    (seq2seq: every option once any is longer than one token; causal: option[:-1] of longer options)."""
+    per-instance prompt part (encoder input, or causal rest), and in the option rows that continue options
+    longer than one token (option[:-1], in length-sorted groups)."""
     prompt, options = [0, 0], [0, 0]  # real, padded
 
     def add(tally: list[int], lengths: list[int]) -> None:
@@ -351,11 +351,11 @@ def padding_shares(encoded, order: list[int], batch_size: int, seq2seq: bool) ->
         batch = order[start : start + batch_size]
         batch = [i for i in batch if encoded[i].shared_ids == encoded[batch[0]].shared_ids]
         add(prompt, [len(encoded[i].rest_ids) for i in batch])
-        rows = [o for i in batch for o in encoded[i].option_ids]
-        if seq2seq:
-            add(options, [len(o) for o in rows] if any(len(o) > 1 for o in rows) else [])
-        else:
-            add(options, [len(o) - 1 for o in rows if len(o) > 1])
+        # Both families continue options longer than one token as rows of option[:-1], sorted by length
+        # and cut into groups of at most one batch's size (scoring._length_groups).
+        rows = sorted((len(o) - 1 for i in batch for o in encoded[i].option_ids if len(o) > 1), reverse=True)
+        for group_start in range(0, len(rows), len(batch)):
+            add(options, rows[group_start : group_start + len(batch)])
         start += len(batch)
     return tuple(1 - real / padded if padded else 0.0 for real, padded in (prompt, options))
 
