@@ -33,17 +33,12 @@ BENCHMARK_BOOTSTRAP_SAMPLES = 500  # per benchmark row; each replicate resamples
 
 
 def aggregates_refresh(*, variant_id: int, task_id: int) -> None:
-    with transaction.atomic():
-        variant = ModelVariant.objects.select_for_update().select_related("model").get(id=variant_id)
-        task = Task.objects.select_related("benchmark").get(id=task_id)
-        if variant.kind != VariantKind.IMPORTED:
-            _refresh_scored_results(variant, task)
-        _refresh_task_summaries(variant, task)
-        benchmark_summaries_refresh(variant=variant, benchmark=task.benchmark)
+    aggregates_refresh_many({(variant_id, task_id)})
 
 
 def aggregates_refresh_many(pairs: set[tuple[int, int]]) -> None:
-    """Refresh many (variant id, task id) pairs, each variant's benchmark summaries once (imports)."""
+    """Refresh (variant id, task id) pairs, then each variant's benchmark summaries once (an import touches
+    many tasks; a scoring run's job, one)."""
     with transaction.atomic():
         benchmarks: dict[int, set] = {}
         for variant_id, task_id in sorted(pairs):

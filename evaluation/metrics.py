@@ -16,7 +16,6 @@ import numpy as np
 
 SEED = 20240507  # fixed: the same data always gives the same intervals
 BOOTSTRAP_SAMPLES = 1000
-FIGURES = ("avgp", "std", "min", "q10", "median", "maxp", "spread", "cps", "consistency")
 
 
 def phrasing_accuracy(correct: np.ndarray) -> np.ndarray:
