@@ -38,6 +38,8 @@ class CollectionKind(models.TextChoices):
 
 class InstructionStatus(models.TextChoices):
     PENDING = "pending", "Pending review"
+    # A curator asked the author for an edit; editing sends it back to the queue as pending.
+    NEEDS_EDIT = "needs_edit", "Edit requested"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     RETIRED = "retired", "Retired"
@@ -198,7 +200,8 @@ class Instruction(models.Model):
                 condition=Q(author__isnull=False) | ~Q(source=""), name="instruction_has_author_or_source"
             ),
             models.CheckConstraint(
-                condition=~Q(status="rejected") | ~Q(review_reason=""), name="instruction_rejection_has_reason"
+                condition=~Q(status__in=["rejected", "needs_edit"]) | ~Q(review_reason=""),
+                name="instruction_rejection_has_reason",
             ),
             # Makes imports idempotent: one phrasing per external id per task and source.
             models.UniqueConstraint(
@@ -269,3 +272,21 @@ class InstructionRevision(models.Model):
         self.content_hash = revision_hash(self.template, self.labels)
         self.normalised_hash = normalised_key(self.template)
         super().save(*args, **kwargs)
+
+
+class PhrasingEmbedding(models.Model):
+    """A revision's sentence embedding (unit length, float32 bytes) under one embedding model, computed once in
+    the background and reused by every near-duplicate check. A new model name means new rows, not stale ones."""
+
+    revision = models.ForeignKey(InstructionRevision, on_delete=models.CASCADE, related_name="embeddings")
+    model_name = models.CharField(max_length=300)
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["revision", "model_name"], name="embedding_unique_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.revision} embedding ({self.model_name})"

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from collection import templating
-from collection.models import Collection, Instance, Instruction, InstructionRevision, Task, revision_hash
+from collection.models import (
+    Collection,
+    Instance,
+    Instruction,
+    InstructionRevision,
+    Task,
+    normalised_key,
+    revision_hash,
+)
 from core import roles
 from core.errors import ApplicationError
 
 
+log = logging.getLogger(__name__)
+
+CROWD_COLLECTION = "crowd"
+
+
 class InvalidTemplate(ApplicationError):
+    pass
+
+
+class DuplicatePhrasing(ApplicationError):
+    pass
+
+
+class RateLimited(ApplicationError):
     pass
 
 
@@ -20,13 +46,13 @@ def template_check(*, task: Task, template: str, labels: list[str] | None = None
     """Validate a phrasing for a task; raises InvalidTemplate with every problem found."""
     result = templating.validate(template, task.template_fields(), max_chars=settings.TEMPLATE_MAX_CHARS)
     if labels is not None:
-        result.errors += _label_errors(task, labels)
+        result.errors += label_errors(task, labels)
     if not result.ok:
         raise InvalidTemplate(f"The phrasing for {task} is not valid.", details=result.errors)
     return result
 
 
-def _label_errors(task: Task, labels: list[str]) -> list[str]:
+def label_errors(task: Task, labels: list[str]) -> list[str]:
     if not isinstance(labels, list) or not all(isinstance(label, str) and label.strip() for label in labels):
         return ["Label words must be a list of non-empty texts."]
     if len(labels) != len(task.label_space):
@@ -92,16 +118,31 @@ def instruction_revise(
     return revision
 
 
+REVIEW_DECISIONS = (
+    Instruction.Status.APPROVED,
+    Instruction.Status.REJECTED,
+    Instruction.Status.NEEDS_EDIT,
+    Instruction.Status.RETIRED,
+)
+
+
 def instruction_review(*, instruction: Instruction, reviewer, status: str, reason: str = "") -> Instruction:
-    """Approve, reject (with a reason) or retire a phrasing. Nobody reviews their own phrasing."""
+    """Approve, reject (with a reason), ask for an edit (with a reason) or retire a phrasing. Nobody reviews
+    their own phrasing."""
     if not roles.can_review(reviewer, instruction):
         if instruction.author_id == reviewer.id:
             raise ApplicationError("You cannot review your own phrasing; another curator has to.")
         raise ApplicationError("Only curators can review phrasings.")
-    if status not in {Instruction.Status.APPROVED, Instruction.Status.REJECTED, Instruction.Status.RETIRED}:
+    if status not in REVIEW_DECISIONS:
         raise ApplicationError(f"'{status}' is not a review decision.")
     if status == Instruction.Status.REJECTED and not reason.strip():
         raise ApplicationError("Say why the phrasing is rejected, so its author can improve it.")
+    if status == Instruction.Status.NEEDS_EDIT and not reason.strip():
+        raise ApplicationError("Say what to change, so its author knows what to edit.")
+    if status == Instruction.Status.NEEDS_EDIT and instruction.author_id is None:
+        raise ApplicationError("Only phrasings written here have an author to ask for an edit.")
+    if not instruction.text_available and status == Instruction.Status.APPROVED:
+        raise ApplicationError("This phrasing is known only from published results; there is no text to approve.")
     from evaluation.aggregates import aggregates_enqueue_for_task
     from evaluation.services import scoring_on_approval
 
@@ -119,6 +160,114 @@ def instruction_review(*, instruction: Instruction, reviewer, status: str, reaso
             # Its results leave the leaderboards: recompute the figures without it.
             aggregates_enqueue_for_task(task=instruction.task)
     return instruction
+
+
+@dataclass
+class ReviewOutcome:
+    instruction: Instruction
+    error: str = ""
+
+
+def instructions_review_bulk(*, instructions, reviewer, status: str, reason: str = "") -> list[ReviewOutcome]:
+    """Review several phrasings with one decision. Each is reviewed in its own transaction, so one refusal
+    (say, the curator's own phrasing) leaves the others decided; every outcome is reported."""
+    outcomes = []
+    for instruction in instructions:
+        try:
+            instruction_review(instruction=instruction, reviewer=reviewer, status=status, reason=reason)
+            outcomes.append(ReviewOutcome(instruction))
+        except ApplicationError as exc:
+            outcomes.append(ReviewOutcome(instruction, exc.message))
+    return outcomes
+
+
+# --- Authoring -------------------------------------------------------------------------------------------
+
+
+def duplicate_check(*, task: Task, template: str, exclude_id: int | None = None) -> None:
+    """Refuse a text that another phrasing of the task already has, ignoring whitespace and case."""
+    twin = (
+        Instruction.objects.filter(task=task, current_revision__normalised_hash=normalised_key(template))
+        .exclude(id=exclude_id)
+        .exclude(status=Instruction.Status.RETIRED)
+        .order_by("id")
+        .first()
+    )
+    if twin is not None:
+        raise DuplicatePhrasing(
+            f"This task already has this phrasing (#{twin.id}, {twin.get_status_display().lower()}), "
+            "ignoring spaces and capitals. Change the wording, or look at the existing one."
+        )
+
+
+def _submissions_check(author) -> None:
+    # Lock the author's row so that two submissions at once cannot both pass the count.
+    get_user_model().objects.select_for_update().filter(pk=author.pk).first()
+    since = timezone.now() - timedelta(hours=1)
+    recent = Instruction.objects.filter(author=author, created_at__gte=since).count()
+    limit = settings.SUBMISSIONS_PER_HOUR
+    if recent >= limit:
+        raise RateLimited(
+            f"You have submitted {recent} phrasings in the last hour; the limit is {limit} per hour. "
+            "Your draft is not lost: submit it again later."
+        )
+
+
+def instruction_submit(*, task: Task, template: str, author, labels: list[str] | None = None) -> Instruction:
+    """An author's new phrasing for a task: validated, not a duplicate, within the rate limit. It waits in
+    the curators' queue; its embedding is computed in the background once it is saved."""
+    if not roles.can_submit(author):
+        raise ApplicationError("Sign up or log in to write phrasings.")
+    if not task.input_fields:
+        raise ApplicationError(f"{task} takes no phrasings of its own; write them for one of its tasks.")
+    template_check(task=task, template=template, labels=labels)
+    with transaction.atomic():
+        _submissions_check(author)
+        duplicate_check(task=task, template=template)
+        instruction = instruction_create(
+            task=task,
+            template=template,
+            labels=labels,
+            author=author,
+            collection=Collection.objects.get(slug=CROWD_COLLECTION),
+        )
+        _embed_on_commit(instruction.current_revision_id)
+    return instruction
+
+
+def instruction_edit(*, instruction: Instruction, template: str, by, labels: list[str] | None = None) -> Instruction:
+    """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue)."""
+    if not roles.can_edit_instruction(by, instruction):
+        if instruction.author_id == by.id:
+            raise ApplicationError(
+                f"This phrasing is {instruction.get_status_display().lower()}; only pending phrasings can be edited."
+            )
+        raise ApplicationError("You can only edit your own phrasings.")
+    template_check(task=instruction.task, template=template, labels=labels)
+    with transaction.atomic():
+        duplicate_check(task=instruction.task, template=template, exclude_id=instruction.id)
+        revision = instruction_revise(instruction=instruction, template=template, labels=labels, by=by)
+        instruction.refresh_from_db()
+        if instruction.status == Instruction.Status.NEEDS_EDIT:
+            instruction.status = Instruction.Status.PENDING
+            instruction.save(update_fields=["status", "updated_at"])
+        _embed_on_commit(revision.id)
+    return instruction
+
+
+def _embed_on_commit(revision_id: int) -> None:
+    def send() -> None:
+        from kombu.exceptions import OperationalError as BrokerError
+
+        from collection.tasks import embed_revision
+
+        try:
+            embed_revision.delay(revision_id)
+        except (BrokerError, OSError):
+            # Not lost: a similarity check computes and stores any missing embedding itself.
+            log.warning("Could not reach the broker to embed revision %s.", revision_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def instance_check(*, task: Task, inputs: dict, options: list, gold: int) -> list[str]:

@@ -41,15 +41,19 @@ def can_submit(user) -> bool:
     return bool(role_names(user))
 
 
-def can_edit_instruction(user, instruction: Instruction) -> bool:
-    """Authors edit their own phrasings while they wait for review; admins edit any."""
-    if is_admin(user):
+def can_view_instruction(user, instruction: Instruction) -> bool:
+    """Approved phrasings are public; the others are seen by their author and by curators."""
+    if instruction.status == instruction.Status.APPROVED:
         return True
-    return (
-        user.is_authenticated
-        and instruction.author_id == user.id
-        and instruction.status == instruction.Status.PENDING
-    )
+    return is_curator(user) or (user.is_authenticated and instruction.author_id == user.id)
+
+
+def can_edit_instruction(user, instruction: Instruction) -> bool:
+    """Authors edit their own phrasings while they wait for review or after a curator asked for an edit;
+    admins may fix any such phrasing. Reviewed phrasings are fixed: their results belong to their text."""
+    if instruction.status not in (instruction.Status.PENDING, instruction.Status.NEEDS_EDIT):
+        return False
+    return is_admin(user) or (user.is_authenticated and instruction.author_id == user.id)
 
 
 def can_review(user, instruction: Instruction) -> bool:

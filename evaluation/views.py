@@ -234,8 +234,7 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
         Instruction.objects.select_related("task__benchmark", "collection", "current_revision", "author"),
         id=instruction_id,
     )
-    if instruction.status != Instruction.Status.APPROVED and not roles.can_edit_instruction(request.user, instruction) \
-            and not roles.is_curator(request.user):
+    if not roles.can_view_instruction(request.user, instruction):
         raise Http404("No such phrasing.")
     revision = instruction.current_revision
     results = selectors.phrasing_results(revision.id)

@@ -42,3 +42,12 @@ def heat(value) -> str:
 @register.filter
 def heat_text(value) -> str:
     return "#fff" if value is not None and value > 0.6 else "#1d2430"
+
+
+@register.filter
+def fig(value, unit: str = "pct") -> str:
+    """{{ accuracy|fig:"pct" }} for one plain value, with its unit: "57.3%", "12.0 pp"."""
+    text = _format(value, unit)
+    if value is None or unit == "ratio":
+        return text
+    return text + ("%" if unit == "pct" else " pp")

@@ -1,7 +1,11 @@
+"""Browsing: benchmarks, their tasks with counts and filters, and a task with its instances and phrasings."""
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from collection import selectors, templating
+from collection.models import TaskKind
+from core import roles
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:
@@ -10,11 +14,19 @@ def benchmark_list(request: HttpRequest) -> HttpResponse:
 
 def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     benchmark = selectors.benchmark_get(slug)
-    return render(
-        request,
-        "collection/benchmark_detail.html",
-        {"benchmark": benchmark, "tasks": selectors.task_list(benchmark)},
-    )
+    filters = {
+        "kind": request.GET.get("kind", "") if request.GET.get("kind") in TaskKind.values else "",
+        "query": request.GET.get("q", "").strip()[:100],
+        "order": request.GET.get("order", "name") if request.GET.get("order") in selectors.TASK_ORDERS else "name",
+    }
+    context = {
+        "benchmark": benchmark,
+        "tasks": selectors.task_list(benchmark, **filters),
+        "filters": filters,
+        "kinds": TaskKind.choices,
+    }
+    template = "collection/benchmark_detail.html#tasks" if request.htmx else "collection/benchmark_detail.html"
+    return render(request, template, context)
 
 
 def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
@@ -22,8 +34,10 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
     instances = selectors.task_eval_instances(task)
     samples = list(instances.order_by("id")[:3])
     phrasings = list(selectors.task_phrasings(task))
+    scores = selectors.task_phrasing_scores(task)
     # Each phrasing shown on the first sample, exactly as a model would receive it (before its wrapper).
     for phrasing in phrasings:
+        phrasing.score = scores.get(phrasing.id)
         try:
             phrasing.preview = templating.render(phrasing.template, samples[0].inputs, samples[0].options) if samples else ""
         except templating.TemplateError as exc:
@@ -37,5 +51,7 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
             "samples": samples,
             "phrasings": phrasings,
             "subtasks": task.subtasks.order_by("slug"),
+            "can_submit": roles.can_submit(request.user) and bool(task.input_fields),
+            "pending_count": task.instructions.filter(status="pending").count(),
         },
     )

@@ -1,0 +1,53 @@
+"""Forms for authoring and curation. They collect input; validation of phrasings lives in the services, so
+the form, the API and admin refuse the same things with the same messages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from collection.models import Instruction, Task
+from collection.services import REVIEW_DECISIONS
+
+
+class PhrasingForm(forms.Form):
+    template = forms.CharField(
+        label="Phrasing",
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "true", "class": "template"}),
+        help_text="Write the instruction and place the instance in it with placeholders in braces.",
+        strip=False,
+    )
+    preview_model = forms.ChoiceField(label="Preview as", required=False)
+
+    def __init__(self, *args, task: Task, models=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.task = task
+        self.fields["preview_model"].choices = [("", "Plain text (no prompt format)")] + [
+            (m.name, f"{m.name} ({m.get_prompt_format_display()})") for m in models
+        ]
+        self.models = {m.name: m for m in models}
+        # Tasks answered with label words may give their own word for each label (yes/no for same/different).
+        if task.answer_format == Task.AnswerFormat.OPTION_TEXT:
+            for index, label in enumerate(task.label_space):
+                self.fields[f"label_{index}"] = forms.CharField(
+                    label=f"Word for “{label}”", required=False, max_length=100,
+                    widget=forms.TextInput(attrs={"placeholder": label}),
+                )
+
+    def labels(self) -> list[str] | None:
+        """The label words, or None when none were given (the task's own labels are used)."""
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        words = [data.get(f"label_{i}", "").strip() for i in range(len(self.task.label_space))]
+        if self.task.answer_format != Task.AnswerFormat.OPTION_TEXT or not any(words):
+            return None
+        return words
+
+    def label_fields(self):
+        return [self[name] for name in self.fields if name.startswith("label_")]
+
+    def model(self):
+        return self.models.get(self.cleaned_data.get("preview_model") or "")
+
+
+class ReviewForm(forms.Form):
+    decision = forms.ChoiceField(choices=[(s.value, s.label) for s in REVIEW_DECISIONS if s != Instruction.Status.RETIRED])
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)

@@ -1,0 +1,11 @@
+"""Celery tasks for the `default` queue: light work that takes ids and calls a service."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+
+@shared_task(name="collection.embed_revision", autoretry_for=(OperationalError,), retry_backoff=10, max_retries=8)
+def embed_revision(revision_id: int) -> None:
+    from collection.similarity import revision_embed
+
+    revision_embed(revision_id)

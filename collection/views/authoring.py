@@ -1,0 +1,130 @@
+"""Authoring: write a phrasing with a live preview and a near-duplicate check, edit it while it waits for
+review, and follow what became of one's phrasings."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from collection import preview, selectors, services, similarity
+from collection.forms import PhrasingForm
+from collection.models import Instruction, Task
+from core import roles
+from core.errors import ApplicationError
+
+
+def _models():
+    from evaluation.models import LanguageModel
+
+    return list(LanguageModel.objects.filter(is_active=True).order_by("name"))
+
+
+def _authorable_task(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Task:
+    task = selectors.task_get(benchmark_slug, task_slug)
+    if not roles.can_submit(request.user):
+        raise PermissionDenied("Sign up or log in to write phrasings.")
+    if not task.input_fields:
+        raise Http404("This task takes no phrasings of its own.")
+    return task
+
+
+def _preview_context(form: PhrasingForm, *, exclude_id: int | None = None) -> dict:
+    """What the preview panel shows for the form's current draft: validation, samples, similar phrasings."""
+    if not form.is_valid():
+        return {"draft": None}
+    template = form.cleaned_data["template"]
+    draft = preview.build(task=form.task, template=template, labels=form.labels(), model=form.model())
+    similar = similarity.similar_phrasings(task=form.task, template=template, exclude_id=exclude_id)
+    return {
+        "draft": draft,
+        "similar": similar,
+        "exact": next((s for s in similar if s.exact), None),
+        "near": [s for s in similar if s.near and not s.exact],
+    }
+
+
+@login_required
+def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
+    task = _authorable_task(request, benchmark_slug, task_slug)
+    form = PhrasingForm(request.POST or None, task=task, models=_models())
+    context = {"task": task, "form": form, "samples": preview.sample_instances(task)}
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                instruction = services.instruction_submit(
+                    task=task, template=form.cleaned_data["template"], labels=form.labels(), author=request.user
+                )
+            except ApplicationError as exc:
+                context["refusal"] = exc
+            else:
+                messages.success(request, f"Thanks! Your phrasing for {task.name} is waiting for a curator.")
+                return redirect("my_phrasings")
+        context.update(_preview_context(form))
+    return render(request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200)
+
+
+@login_required
+@require_POST
+def phrasing_preview(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
+    """The htmx preview panel, re-rendered as the author types (debounced in the page)."""
+    task = _authorable_task(request, benchmark_slug, task_slug)
+    form = PhrasingForm(request.POST, task=task, models=_models())
+    try:
+        exclude_id = int(request.POST.get("instruction") or 0) or None
+    except ValueError:
+        exclude_id = None
+    context = {"task": task, "form": form, **_preview_context(form, exclude_id=exclude_id)}
+    return render(request, "collection/phrasing_form.html#preview", context)
+
+
+@login_required
+def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
+    instruction = get_object_or_404(
+        Instruction.objects.select_related("task__benchmark", "current_revision"), id=instruction_id
+    )
+    if not roles.can_edit_instruction(request.user, instruction):
+        raise PermissionDenied("Only the author edits a phrasing, and only while it waits for review.")
+    task = instruction.task
+    labels = instruction.current_revision.labels or []
+    initial = {"template": instruction.template, **{f"label_{i}": word for i, word in enumerate(labels)}}
+    form = PhrasingForm(request.POST or None, initial=initial, task=task, models=_models())
+    context = {"task": task, "form": form, "instruction": instruction, "samples": preview.sample_instances(task)}
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.instruction_edit(
+                    instruction=instruction, template=form.cleaned_data["template"], labels=form.labels(), by=request.user
+                )
+            except ApplicationError as exc:
+                context["refusal"] = exc
+            else:
+                messages.success(request, "Saved. Your phrasing is back in the review queue.")
+                return redirect("my_phrasings")
+        context.update(_preview_context(form, exclude_id=instruction.id))
+    return render(request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200)
+
+
+MY_PHRASINGS_PER_PAGE = 20
+
+
+@login_required
+def my_phrasings(request: HttpRequest) -> HttpResponse:
+    """The user's phrasings: status, the curator's reason, and once scored their accuracy per model, rank
+    among the task's phrasings and effect on the task's spread. Polls while any of them is being scored."""
+    from evaluation import selectors as evaluation_selectors
+
+    page = Paginator(selectors.author_phrasings(request.user), MY_PHRASINGS_PER_PAGE).get_page(request.GET.get("page"))
+    impacts = evaluation_selectors.phrasing_impacts(list(page))
+    progress = evaluation_selectors.phrasing_progress(list(page))
+    for instruction in page:
+        instruction.impacts = impacts.get(instruction.id, [])
+        instruction.progress = progress.get(instruction.id)
+        instruction.editable = roles.can_edit_instruction(request.user, instruction)
+    context = {"page": page, "scoring": any(i.progress for i in page)}
+    template = "collection/my_phrasings.html#list" if request.htmx else "collection/my_phrasings.html"
+    return render(request, template, context)

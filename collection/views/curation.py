@@ -1,0 +1,117 @@
+"""Curation: the queue of pending phrasings, each beside its nearest approved neighbours and its preview,
+with approve / ask for an edit / reject, one at a time (htmx) or in bulk."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from collection import preview, selectors, services, similarity
+from collection.forms import ReviewForm
+from collection.models import Benchmark, Instruction
+from core import roles
+from core.errors import ApplicationError
+
+QUEUE_PER_PAGE = 10
+
+
+def _curator(request: HttpRequest) -> None:
+    if not roles.is_curator(request.user):
+        raise PermissionDenied("Only curators review phrasings.")
+
+
+def _decorate(instructions: list[Instruction], user) -> None:
+    """Attach what a curator needs beside each phrasing: neighbours, a preview, whether they may review it."""
+    nearest = similarity.nearest_approved(instructions)
+    for instruction in instructions:
+        instruction.neighbours = nearest.get(instruction.id, [])
+        draft = preview.build(
+            task=instruction.task, template=instruction.template, labels=instruction.current_revision.labels,
+            instances=preview.sample_instances(instruction.task, 1),
+        )
+        instruction.preview = draft
+        instruction.reviewable = roles.can_review(user, instruction)
+
+
+@login_required
+def queue(request: HttpRequest) -> HttpResponse:
+    _curator(request)
+    benchmark = request.GET.get("benchmark", "")
+    pending = selectors.review_queue(benchmark_slug=benchmark)
+    page = Paginator(pending, QUEUE_PER_PAGE).get_page(request.GET.get("page"))
+    items = list(page)
+    _decorate(items, request.user)
+    context = {
+        "page": page,
+        "items": items,
+        "benchmarks": Benchmark.objects.order_by("name"),
+        "benchmark": benchmark,
+        "pending_total": page.paginator.count,
+        "decisions": ReviewForm.base_fields["decision"].choices,
+    }
+    return render(request, "collection/curation_queue.html", context)
+
+
+@login_required
+@require_POST
+def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
+    """One decision on one phrasing; htmx swaps the item for its outcome, a plain POST redirects back."""
+    _curator(request)
+    instruction = get_object_or_404(Instruction.objects.select_related("task__benchmark", "current_revision"), id=instruction_id)
+    form = ReviewForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = "Choose approve, ask for an edit, or reject."
+    elif instruction.status not in (Instruction.Status.PENDING,):
+        error = f"This phrasing is already {instruction.get_status_display().lower()}."
+    else:
+        try:
+            services.instruction_review(
+                instruction=instruction, reviewer=request.user, status=form.cleaned_data["decision"],
+                reason=form.cleaned_data["reason"],
+            )
+        except ApplicationError as exc:
+            error = exc.message
+    if request.htmx:
+        instruction.refresh_from_db()
+        if error:
+            _decorate([instruction], request.user)
+        context = {"item": instruction, "error": error, "decisions": ReviewForm.base_fields["decision"].choices,
+                   "reason": request.POST.get("reason", "")}
+        return render(request, "collection/curation_queue.html#item", context, status=400 if error else 200)
+    if error:
+        messages.error(request, f"Phrasing #{instruction.id}: {error}")
+    else:
+        messages.success(request, f"Phrasing #{instruction.id}: {instruction.get_status_display().lower()}.")
+    return redirect("curation_queue")
+
+
+@login_required
+@require_POST
+def review_bulk(request: HttpRequest) -> HttpResponse:
+    _curator(request)
+    form = ReviewForm(request.POST)
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    if not form.is_valid() or not ids:
+        messages.error(request, "Tick the phrasings to review and choose a decision.")
+        return redirect("curation_queue")
+    chosen = Instruction.objects.filter(id__in=ids, status=Instruction.Status.PENDING).select_related("task", "current_revision")
+    outcomes = services.instructions_review_bulk(
+        instructions=list(chosen), reviewer=request.user, status=form.cleaned_data["decision"],
+        reason=form.cleaned_data["reason"],
+    )
+    done = [o for o in outcomes if not o.error]
+    if done:
+        messages.success(request, f"{len(done)} phrasing(s) {dict(form.fields['decision'].choices)[form.cleaned_data['decision']].lower()}.")
+    for outcome in outcomes:
+        if outcome.error:
+            messages.error(request, f"Phrasing #{outcome.instruction.id}: {outcome.error}")
+    skipped = len(ids) - len(outcomes)
+    if skipped:
+        messages.warning(request, f"{skipped} phrasing(s) were no longer pending and were left as they are.")
+    return redirect("curation_queue")
