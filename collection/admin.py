@@ -1,6 +1,19 @@
-from django.contrib import admin
+"""Admin pages for the collection. Review actions call the same service as the review queue, so the same
+rules hold here: nobody reviews their own phrasing, rejections and edit requests carry a reason."""
 
-from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from collection import services
+from collection.models import (
+    Benchmark,
+    Collection,
+    Instance,
+    Instruction,
+    InstructionRevision,
+    PhrasingEmbedding,
+    Task,
+)
 
 
 @admin.register(Benchmark)
@@ -45,7 +58,71 @@ class RevisionInline(admin.TabularInline):
 @admin.register(Instruction)
 class InstructionAdmin(admin.ModelAdmin):
     list_display = ["id", "task", "collection", "status", "author", "source", "external_id", "updated_at"]
-    list_filter = ["status", "collection", "task__benchmark"]
-    search_fields = ["external_id", "current_revision__template", "author__username"]
+    list_filter = ["status", "collection", "task__benchmark", "text_available"]
+    search_fields = ["external_id", "current_revision__template", "author__username", "task__slug"]
     raw_id_fields = ["task", "author", "reviewer", "current_revision"]
+    # Status changes go through the review actions (they queue scoring and refresh the leaderboards).
+    readonly_fields = ["status", "reviewer", "review_reason", "reviewed_at", "current_revision"]
     inlines = [RevisionInline]
+    actions = ["approve", "request_edit", "reject", "retire"]
+
+    @admin.action(description="Approve selected phrasings", permissions=["change"])
+    def approve(self, request, queryset):
+        return self._review(request, queryset, Instruction.Status.APPROVED, "approved")
+
+    @admin.action(description="Ask the authors for an edit…", permissions=["change"])
+    def request_edit(self, request, queryset):
+        return self._review(request, queryset, Instruction.Status.NEEDS_EDIT, "sent back for an edit")
+
+    @admin.action(description="Reject selected phrasings…", permissions=["change"])
+    def reject(self, request, queryset):
+        return self._review(request, queryset, Instruction.Status.REJECTED, "rejected")
+
+    @admin.action(description="Retire selected phrasings (leave the leaderboards)", permissions=["change"])
+    def retire(self, request, queryset):
+        return self._review(request, queryset, Instruction.Status.RETIRED, "retired")
+
+    def _review(self, request, queryset, status: str, verb: str):
+        needs_reason = status in (Instruction.Status.REJECTED, Instruction.Status.NEEDS_EDIT)
+        reason = request.POST.get("reason", "").strip()
+        if needs_reason and "confirm" not in request.POST:
+            # An intermediate page asks for the reason, as Django's delete confirmation does.
+            return TemplateResponse(
+                request,
+                "admin/collection/instruction/review_reason.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Give a reason",
+                    "queryset": queryset,
+                    "action": request.POST["action"],
+                    "verb": verb,
+                    "opts": self.model._meta,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        outcomes = services.instructions_review_bulk(
+            instructions=list(queryset), reviewer=request.user, status=status, reason=reason
+        )
+        done = sum(not o.error for o in outcomes)
+        for outcome in outcomes:
+            if outcome.error:
+                self.message_user(request, f"Phrasing #{outcome.instruction.id}: {outcome.error}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} phrasing(s) {verb}.", messages.SUCCESS)
+        return None
+
+
+@admin.register(PhrasingEmbedding)
+class PhrasingEmbeddingAdmin(admin.ModelAdmin):
+    list_display = ["id", "revision", "model_name", "created_at"]
+    list_filter = ["model_name"]
+    search_fields = ["revision__template"]
+    raw_id_fields = ["revision"]
+    exclude = ["vector"]
+
+    # Derived data, written by the embedding job.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

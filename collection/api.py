@@ -1,12 +1,21 @@
-"""Read-only API for benchmarks, tasks and approved phrasings (authoring through the API comes with the
-authoring issue)."""
+"""API for benchmarks, tasks and phrasings. Authoring and review go through the same services as the pages:
+POST /api/instructions/ submits, PATCH edits one's own pending phrasing, POST .../review/ decides (curators),
+POST /api/instructions/check/ validates a draft and lists the task's most similar phrasings."""
 
 from __future__ import annotations
 
 import django_filters
-from rest_framework import serializers, viewsets
+from django.conf import settings
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
 
+from collection import services, similarity, templating
 from collection.models import Benchmark, Instruction, Task
+from core import roles
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -29,6 +38,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
 class InstructionSerializer(serializers.ModelSerializer):
     task = serializers.PrimaryKeyRelatedField(read_only=True)
+    reviewer = serializers.SlugRelatedField(slug_field="username", read_only=True)
     collection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
     template = serializers.CharField(source="current_revision.template", read_only=True)
@@ -39,8 +49,40 @@ class InstructionSerializer(serializers.ModelSerializer):
         model = Instruction
         fields = [
             "id", "task", "collection", "author", "source", "external_id", "text_available", "status", "revision",
-            "template", "labels",
+            "template", "labels", "review_reason", "reviewer", "created_at",
         ]
+
+
+class DraftSerializer(serializers.Serializer):
+    task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.all())
+    template = serializers.CharField(trim_whitespace=False, max_length=100_000)
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50)
+
+
+class EditSerializer(serializers.Serializer):
+    template = serializers.CharField(trim_whitespace=False, max_length=100_000)
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50)
+
+
+class ReviewSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=[s.value for s in services.REVIEW_DECISIONS])
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class SimilarSerializer(serializers.Serializer):
+    instruction = serializers.IntegerField(source="instruction.id")
+    status = serializers.CharField(source="instruction.status")
+    template = serializers.CharField(source="instruction.template")
+    similarity = serializers.FloatField()
+    exact = serializers.BooleanField()
+    near = serializers.BooleanField()
+
+
+class CheckSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+    similar = SimilarSerializer(many=True)
 
 
 class BenchmarkViewSet(viewsets.ReadOnlyModelViewSet):
@@ -66,19 +108,89 @@ class TaskViewSet(viewsets.ReadOnlyModelViewSet):
 
 class InstructionFilter(django_filters.FilterSet):
     collection = django_filters.CharFilter(field_name="collection__slug")
+    mine = django_filters.BooleanFilter(method="filter_mine", label="Only my phrasings (any status)")
 
     class Meta:
         model = Instruction
-        fields = ["task", "collection"]
+        fields = ["task", "collection", "status"]
+
+    def filter_mine(self, queryset, name, value):
+        user = self.request.user
+        return queryset.filter(author=user) if value and user.is_authenticated else queryset
 
 
-class InstructionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Approved phrasings (the ones every model is scored on)."""
+class CanAuthor(permissions.BasePermission):
+    message = "Log in to write phrasings."
 
-    queryset = (
-        Instruction.objects.filter(status=Instruction.Status.APPROVED)
-        .select_related("collection", "author", "current_revision")
-        .order_by("id")
-    )
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or roles.can_submit(request.user)
+
+
+class InstructionViewSet(
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
+):
+    """Phrasings. Everyone reads approved ones; authors also see their own in any status, curators all.
+    POST submits a phrasing for review; PATCH edits one's own phrasing while it waits for review."""
+
     serializer_class = InstructionSerializer
     filterset_class = InstructionFilter
+    permission_classes = [CanAuthor]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        phrasings = Instruction.objects.select_related("collection", "author", "reviewer", "current_revision").order_by("id")
+        user = self.request.user
+        if roles.is_curator(user):
+            return phrasings
+        visible = Q(status=Instruction.Status.APPROVED)
+        if user.is_authenticated:
+            visible |= Q(author=user)
+        return phrasings.filter(visible)
+
+    @extend_schema(request=DraftSerializer, responses={201: InstructionSerializer})
+    def create(self, request, *args, **kwargs):
+        draft = DraftSerializer(data=request.data)
+        draft.is_valid(raise_exception=True)
+        instruction = services.instruction_submit(author=request.user, **draft.validated_data)
+        return Response(InstructionSerializer(instruction).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=EditSerializer, responses=InstructionSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        instruction = self.get_object()
+        edit = EditSerializer(data=request.data)
+        edit.is_valid(raise_exception=True)
+        if not roles.can_edit_instruction(request.user, instruction):
+            raise PermissionDenied("Only the author edits a phrasing, and only while it waits for review.")
+        instruction = services.instruction_edit(instruction=instruction, by=request.user, **edit.validated_data)
+        return Response(InstructionSerializer(instruction).data)
+
+    @extend_schema(request=ReviewSerializer, responses=InstructionSerializer)
+    @action(detail=True, methods=["post"])
+    def review(self, request, pk=None):
+        """Approve, reject (with a reason), ask for an edit (with a reason) or retire. Curators only."""
+        if not roles.is_curator(request.user):
+            raise PermissionDenied("Only curators review phrasings.")
+        instruction = self.get_object()
+        decision = ReviewSerializer(data=request.data)
+        decision.is_valid(raise_exception=True)
+        services.instruction_review(
+            instruction=instruction, reviewer=request.user, status=decision.validated_data["decision"],
+            reason=decision.validated_data["reason"],
+        )
+        instruction.refresh_from_db()
+        return Response(InstructionSerializer(instruction).data)
+
+    @extend_schema(request=DraftSerializer, responses=CheckSerializer)
+    @action(detail=False, methods=["post"])
+    def check(self, request):
+        """Validate a draft for its task and list the task's most similar phrasings; nothing is saved."""
+        draft = DraftSerializer(data=request.data)
+        draft.is_valid(raise_exception=True)
+        task, template = draft.validated_data["task"], draft.validated_data["template"]
+        result = templating.validate(template, task.template_fields(), max_chars=settings.TEMPLATE_MAX_CHARS)
+        labels = draft.validated_data.get("labels")
+        if labels is not None:
+            result.errors += services.label_errors(task, labels)
+        similar = similarity.similar_phrasings(task=task, template=template) if template.strip() else []
+        data = {"valid": result.ok, "errors": result.errors, "warnings": result.warnings, "similar": similar}
+        return Response(CheckSerializer(data).data)

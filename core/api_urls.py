@@ -8,7 +8,7 @@ from evaluation import api as evaluation_api
 router = DefaultRouter()
 router.register("benchmarks", collection_api.BenchmarkViewSet)
 router.register("tasks", collection_api.TaskViewSet)
-router.register("instructions", collection_api.InstructionViewSet)
+router.register("instructions", collection_api.InstructionViewSet, basename="instruction")
 router.register("models", evaluation_api.ModelViewSet)
 router.register("runs", evaluation_api.RunViewSet)
 router.register("results", evaluation_api.ResultViewSet)

@@ -1,7 +1,24 @@
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from core import roles
+from core.errors import ApplicationError
 from core.models import WorkerPing
+
+
+def user_role_set(*, user, role: str) -> None:
+    """Give a user exactly one role. Curators and admins get staff status, which Django admin asks for;
+    authors lose it. Superusers stay superusers (they count as admins whatever their groups)."""
+    if role not in roles.ROLES:
+        raise ApplicationError(f"Unknown role {role!r}; choose one of: {', '.join(roles.ROLES)}.")
+    with transaction.atomic():
+        user.groups.remove(*Group.objects.filter(name__in=roles.ROLES))
+        user.groups.add(Group.objects.get(name=role))
+        user.is_staff = role != roles.AUTHOR or user.is_superuser
+        user.save(update_fields=["is_staff"])
+    if hasattr(user, "_role_names"):
+        del user._role_names
 
 
 def worker_ping_send() -> WorkerPing:

@@ -1,5 +1,4 @@
 from django.contrib.auth import login
-from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,7 +16,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             user = form.save()
-            user.groups.add(Group.objects.get(name=roles.AUTHOR))
+            services.user_role_set(user=user, role=roles.AUTHOR)
         login(request, user)
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})

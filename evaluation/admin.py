@@ -4,7 +4,16 @@ from django.contrib import admin, messages
 
 from core.errors import ApplicationError
 from evaluation import services
-from evaluation.models import LanguageModel, ModelVariant, Prediction, RunTrigger, ScoringRun
+from evaluation.models import (
+    BenchmarkSummary,
+    LanguageModel,
+    ModelVariant,
+    PhrasingResult,
+    Prediction,
+    RunTrigger,
+    ScoringRun,
+    TaskSummary,
+)
 
 
 class VariantInline(admin.TabularInline):
@@ -77,15 +86,48 @@ class ScoringRunAdmin(admin.ModelAdmin):
         self._each(request, queryset, services.scoring_run_retry, "Queued again")
 
 
-@admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
-    list_display = ["id", "variant", "revision", "instance", "predicted", "correct", "created_at"]
-    list_filter = ["correct", "variant"]
-    raw_id_fields = ["variant", "revision", "instance", "run"]
+class ResultAdmin(admin.ModelAdmin):
+    """Results are computed by workers and imports, never edited by hand: viewable, and deletable by admins."""
 
-    # Predictions are results: computed by workers, never edited by hand.
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Prediction)
+class PredictionAdmin(ResultAdmin):
+    list_display = ["id", "variant", "revision", "instance", "predicted", "correct", "created_at"]
+    list_filter = ["correct", "variant"]
+    raw_id_fields = ["variant", "revision", "instance", "run"]
+
+
+@admin.register(ModelVariant)
+class ModelVariantAdmin(ResultAdmin):
+    list_display = ["id", "model", "kind", "provenance", "created_at"]
+    list_filter = ["kind", "model"]
+    search_fields = ["model__name", "provenance"]
+
+
+@admin.register(PhrasingResult)
+class PhrasingResultAdmin(ResultAdmin):
+    list_display = ["id", "variant", "task", "revision", "accuracy", "n_total", "complete", "source", "updated_at"]
+    list_filter = ["source", "complete", "variant__model", "task__benchmark"]
+    search_fields = ["task__slug", "revision__template", "provenance"]
+    raw_id_fields = ["variant", "revision", "task"]
+
+
+@admin.register(TaskSummary)
+class TaskSummaryAdmin(ResultAdmin):
+    list_display = ["id", "variant", "task", "phrasing_set", "updated_at"]
+    list_filter = ["phrasing_set", "variant__model", "task__benchmark"]
+    search_fields = ["task__slug", "variant__model__name"]
+    raw_id_fields = ["variant", "task"]
+
+
+@admin.register(BenchmarkSummary)
+class BenchmarkSummaryAdmin(ResultAdmin):
+    list_display = ["id", "variant", "benchmark", "phrasing_set", "task_kind", "updated_at"]
+    list_filter = ["phrasing_set", "task_kind", "benchmark", "variant__model"]
+    search_fields = ["variant__model__name"]

@@ -1,11 +1,34 @@
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from collection.demo import load_demo
 from collection.management.commands._report import run_import
+from core import roles, services
+
+# Local demo only (bin/run): one account per role, so a newcomer can try authoring and curation at once.
+DEMO_PASSWORD = "phrasebench-demo"
+DEMO_ACCOUNTS = {"demo-author": roles.AUTHOR, "demo-curator": roles.CURATOR, "demo-admin": roles.ADMIN}
 
 
 class Command(BaseCommand):
     help = "Create the demo benchmark (generated tasks and phrasings). Safe to run again."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--accounts",
+            action="store_true",
+            help=f"Also create demo accounts {', '.join(DEMO_ACCOUNTS)} with password {DEMO_PASSWORD!r} "
+            "(for a local demo; never on a server others can reach).",
+        )
+
+    def handle(self, *args, accounts: bool = False, **options):
         run_import(self, "Demo benchmark", load_demo)
+        if accounts:
+            User = get_user_model()
+            for username, role in DEMO_ACCOUNTS.items():
+                user, created = User.objects.get_or_create(username=username)
+                if created:
+                    user.set_password(DEMO_PASSWORD)
+                    user.save()
+                services.user_role_set(user=user, role=role)
+            self.stdout.write(f"Demo accounts ({DEMO_PASSWORD!r}): " + ", ".join(f"{u} ({r})" for u, r in DEMO_ACCOUNTS.items()))
