@@ -6,7 +6,6 @@ from __future__ import annotations
 from django import forms
 
 from collection.models import Instruction, Task
-from collection.services import REVIEW_DECISIONS
 
 
 class PhrasingForm(forms.Form):
@@ -49,5 +48,11 @@ class PhrasingForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    decision = forms.ChoiceField(choices=[(s.value, s.label) for s in REVIEW_DECISIONS if s != Instruction.Status.RETIRED])
+    decision = forms.ChoiceField(
+        choices=[
+            (Instruction.Status.APPROVED, "Approve"),
+            (Instruction.Status.NEEDS_EDIT, "Ask for an edit"),
+            (Instruction.Status.REJECTED, "Reject"),
+        ]
+    )
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)

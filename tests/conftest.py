@@ -59,3 +59,12 @@ def carol(db, django_user_model):
 @pytest.fixture
 def admin_user(db, django_user_model):
     return _user(django_user_model, "admin", "admin")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Tiny T5, GPT-2 and Llama models with locally trained tokenizers, built once per test session."""
+    from tests.evaluation.tiny import build
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {arch: build(arch, root) for arch in ("t5", "gpt2", "llama")}

@@ -107,7 +107,8 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
     )
     done = [o for o in outcomes if not o.error]
     if done:
-        messages.success(request, f"{len(done)} phrasing(s) {dict(form.fields['decision'].choices)[form.cleaned_data['decision']].lower()}.")
+        verb = Instruction.Status(form.cleaned_data["decision"]).label.lower()
+        messages.success(request, f"{len(done)} phrasing(s): {verb}.")
     for outcome in outcomes:
         if outcome.error:
             messages.error(request, f"Phrasing #{outcome.instruction.id}: {outcome.error}")

@@ -204,3 +204,39 @@ def test_my_phrasings_shows_status_reason_and_impact(client, parity, alice, caro
     assert "Approved" in page and "95.0%" in page
     assert "1 of 4" in page
     assert "widened by 15.0 pp" in page  # spread 0.20 without it, 0.35 with it
+
+
+@override_settings(SUBMISSIONS_PER_HOUR=1)
+def test_the_page_explains_the_rate_limit_and_keeps_the_draft(client, parity, alice):
+    client.force_login(alice)
+    url = reverse("phrasing_new", args=["demo", "parity"])
+    assert client.post(url, {"template": NEW}).status_code == 302
+    response = client.post(url, {"template": "Say if {number} is even."})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "the limit is 1 per hour" in page and "Say if {number} is even.</textarea>" in page
+
+
+def test_a_curator_cannot_approve_their_own_phrasing_from_the_queue(client, parity, carol):
+    own = services.instruction_submit(task=parity, template=NEW, author=carol)
+    client.force_login(carol)
+    page = client.get(reverse("curation_queue")).content.decode()
+    assert "This is your own phrasing: another curator reviews it." in page
+    response = client.post(reverse("curation_review", args=[own.id]), {"decision": "approved"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "You cannot review your own phrasing" in response.content.decode()
+    own.refresh_from_db()
+    assert own.status == "pending"
+
+
+def test_admin_reject_action_asks_for_a_reason_then_rejects(client, parity, alice, admin_user):
+    admin_user.is_staff = True
+    admin_user.save()
+    instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
+    client.force_login(admin_user)
+    url = reverse("admin:collection_instruction_changelist")
+    page = client.post(url, {"action": "reject", "_selected_action": [instruction.id]})
+    assert page.status_code == 200 and "Give a reason" in page.content.decode()
+    client.post(url, {"action": "reject", "_selected_action": [instruction.id], "confirm": "yes", "reason": "Too vague."})
+    instruction.refresh_from_db()
+    assert instruction.status == "rejected" and instruction.review_reason == "Too vague."

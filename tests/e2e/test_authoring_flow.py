@@ -1,0 +1,110 @@
+"""The crowdsourcing side in a real browser: a newcomer signs up, writes a phrasing with the live preview,
+sees a template error and the near-duplicate warning, submits; a curator approves it from the queue; the
+phrasing appears on the task page and its scoring run starts (and, with Celery eager in tests, finishes)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from collection.demo import load_demo
+from collection.models import Collection, Instruction, Task
+from core import roles
+from core import services as core_services
+from evaluation import services
+from evaluation.models import ScoringRun
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
+
+PASSWORD = "a long demo passphrase 42"
+PHRASING = "Is {number} even? Answer yes or no."
+
+
+@pytest.fixture
+def demo_with_model(tiny_models):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
+    services.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+        tuned_on=[Collection.objects.get(slug="demotune")],
+    )
+    curator = get_user_model().objects.create_user(username="carol", password=PASSWORD)
+    core_services.user_role_set(user=curator, role=roles.CURATOR)
+
+
+def _type(page, selector: str, text: str) -> None:
+    page.fill(selector, "")
+    page.type(selector, text, delay=5)
+
+
+def test_an_author_writes_a_phrasing_and_a_curator_approves_it(live_server, browser, page, screenshot, demo_with_model):
+    # Sign up.
+    page.goto(f"{live_server.url}/")
+    page.click("text=Sign up")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    screenshot(page, "01-signup")
+    page.click("button:has-text('Create account')")
+    page.wait_for_selector("text=My phrasings")
+
+    # Find a task and open the authoring form.
+    page.click("text=Demo")
+    page.click("text=Parity")
+    screenshot(page, "02-task")
+    page.click("text=Write a phrasing")
+
+    # A typo in a placeholder: the preview says what to fix.
+    _type(page, "#id_template", "Is {numbr} even?")
+    page.wait_for_selector("#preview .problems.bad >> text=Did you mean {number}?")
+    screenshot(page, "03-author-invalid")
+
+    # A valid phrasing close to an approved one: rendered on real instances, flagged as a near duplicate.
+    _type(page, "#id_template", PHRASING)
+    page.wait_for_selector("#preview >> text=The phrasing is valid for this task.")
+    page.wait_for_selector("#preview >> text=Near duplicate")
+    assert page.locator("#preview .badge.warn", has_text="near duplicate").count() >= 1
+    assert page.locator("#preview .card pre.prompt").first.inner_text().startswith("Is ")
+    screenshot(page, "04-author-near-duplicate")
+
+    page.click("button:has-text('Submit for review')")
+    page.wait_for_url("**/me/phrasings/")
+    assert "Pending review" in page.inner_text("#my-phrasings")
+    screenshot(page, "05-my-phrasings-pending")
+    phrasing = Instruction.objects.get(author__username="dana")
+    assert phrasing.status == "pending" and phrasing.template == PHRASING
+
+    # The curator reviews it in their own session.
+    curator_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    curator = curator_context.new_page()
+    curator.goto(f"{live_server.url}/accounts/login/")
+    curator.fill("#id_username", "carol")
+    curator.fill("#id_password", PASSWORD)
+    curator.click("button[type=submit]")
+    curator.click("text=Review queue")
+    item = curator.locator(f"#item-{phrasing.id}")
+    item.wait_for()
+    assert "Nearest approved phrasings" in item.inner_text()
+    screenshot(curator, "06-curation-queue")
+    item.locator("button:has-text('Approve')").click()
+    curator.wait_for_selector(f"#item-{phrasing.id}.decided >> text=approved")
+    screenshot(curator, "07-curation-approved")
+    curator_context.close()
+
+    phrasing.refresh_from_db()
+    assert phrasing.status == "approved" and phrasing.reviewer.username == "carol"
+    runs = ScoringRun.objects.filter(instruction=phrasing)
+    assert runs.count() == 1
+    assert runs.get().status == "succeeded"  # Celery runs eagerly in tests: scored inside the approval
+
+    # The phrasing is on the task page, and its author sees how it did.
+    page.goto(f"{live_server.url}/b/demo/t/parity/")
+    assert page.locator(f"#phrasing-{phrasing.id}").count() == 1
+    screenshot(page, "08-task-with-new-phrasing")
+    page.goto(f"{live_server.url}/me/phrasings/")
+    card = page.locator(f"#phrasing-{phrasing.id}")
+    assert "Approved" in card.inner_text()
+    assert card.locator("table tbody tr").count() == 1
+    assert "tiny-t5" in card.inner_text() and " of 7" in card.inner_text()
+    screenshot(page, "09-my-phrasings-scored")
+    assert page.errors == []

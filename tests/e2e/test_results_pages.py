@@ -1,0 +1,59 @@
+"""The results side in a real browser: a model scored on the demo, then its leaderboard (with charts and
+htmx sorting), task grid, phrasing page and run page, with a screenshot of each."""
+
+from __future__ import annotations
+
+import pytest
+
+from collection.demo import load_demo
+from collection.models import Collection, Task
+from evaluation import services
+from evaluation.models import PhrasingResult, ScoringRun
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
+
+
+@pytest.fixture
+def scored(tiny_models):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
+    # Celery runs eagerly in tests and these commits are real, so scoring and aggregates run inline here.
+    for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
+        services.language_model_register(
+            name=name, source=str(tiny_models[arch]), family=family,
+            tuned_on=[Collection.objects.get(slug="demotune")],
+        )
+
+
+def test_a_visitor_reads_the_leaderboard_and_drills_down(live_server, page, screenshot, scored):
+    page.goto(f"{live_server.url}/b/demo/")
+    page.click("text=Robustness leaderboard")
+    page.wait_for_selector("#board .chart .main-svg")  # plotly drew the charts
+    assert page.locator("#board tbody tr").count() == 2
+    screenshot(page, "leaderboard")
+
+    # Sorting by model name swaps the board through htmx and updates the address bar.
+    page.click("#board th >> text=Model")
+    page.wait_for_url("**sort=model**")
+    page.wait_for_selector("#board .chart .main-svg")
+    names = page.locator("#board tbody tr td:first-child").all_inner_texts()
+    assert names == sorted(names)
+    page.select_option("#set", "unobserved")
+    page.wait_for_url("**set=unobserved**")
+    screenshot(page, "leaderboard-unobserved")
+
+    page.goto(f"{live_server.url}/b/demo/t/parity/results/")
+    page.wait_for_selector("#grid table")
+    assert page.locator("#grid tbody tr").count() == 6
+    screenshot(page, "task-results")
+
+    phrasing = PhrasingResult.objects.filter(task__slug="parity").first().revision.instruction_id
+    page.goto(f"{live_server.url}/phrasings/{phrasing}/")
+    assert page.locator("#predictions .card").count() == 8
+    screenshot(page, "phrasing")
+
+    run = ScoringRun.objects.first()
+    page.goto(f"{live_server.url}/runs/{run.id}/")
+    assert "100%" in page.inner_text("#progress")
+    screenshot(page, "run")
+    assert page.errors == []
