@@ -24,6 +24,7 @@ class ModelSpec:
     dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     prompt_format: str = "none"
     trust_remote_code: bool = False  # set only by an admin, never from user input
+    soft_prompt: str = ""  # a trained soft prompt's directory (a PEFT prompt-tuning adapter), prepended to every input
 
     def __post_init__(self) -> None:
         if not self.source.strip():

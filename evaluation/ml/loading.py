@@ -19,6 +19,8 @@ class LoadedModel:
     tokenizer: Any
     device: torch.device
     dtype: torch.dtype
+    # (k, hidden) virtual-token embeddings prepended to the input (the encoder's, for seq2seq), or None.
+    soft_prompt: torch.Tensor | None = None
 
     @property
     def is_seq2seq(self) -> bool:
@@ -65,7 +67,12 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     if tokenizer.pad_token_id is None:
         # Padding positions are always masked out, so any id will do; GPT-2-style tokenizers have no pad token.
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
-    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype)
+    soft_prompt = None
+    if spec.soft_prompt:
+        from evaluation.ml.softprompt import load_soft_prompt
+
+        soft_prompt = load_soft_prompt(spec.soft_prompt, model).to(device=target, dtype=model.dtype)
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype, soft_prompt=soft_prompt)
 
 
 class ModelCache:

@@ -10,12 +10,18 @@ from collections.abc import Sequence
 import torch
 
 from evaluation.ml.loading import LoadedModel
-from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items
+from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, with_soft_prompt
 
 
 @torch.inference_mode()
 def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[OptionScores]:
     model, device = loaded.model, loaded.device
+    virtual = 0 if loaded.soft_prompt is None else loaded.soft_prompt.shape[0]
+
+    def inputs(ids: torch.Tensor) -> dict:
+        # A soft prompt's virtual tokens go in front of the (encoder) input, as PEFT's prompt tuning does.
+        return {"input_ids": ids} if not virtual else {"inputs_embeds": with_soft_prompt(loaded, ids)[0]}
+
     results = []
     for item in encode_items(loaded, items):
         logliks = []
@@ -23,14 +29,15 @@ def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[Optio
             if loaded.is_seq2seq:
                 encoder_ids = torch.tensor([item.rest_ids], device=device)
                 decoder_ids = torch.tensor([[model.config.decoder_start_token_id] + option[:-1]], device=device)
-                logits = model(input_ids=encoder_ids, decoder_input_ids=decoder_ids).logits[0]
+                logits = model(**inputs(encoder_ids), decoder_input_ids=decoder_ids).logits[0]
                 positions = range(len(option))
             else:
                 prompt = list(item.shared_ids) + item.rest_ids
                 ids = torch.tensor([prompt + option], device=device)
-                logits = model(input_ids=ids).logits[0]
-                # The token at position t is predicted by the logits at t - 1.
-                positions = range(len(prompt) - 1, len(prompt) - 1 + len(option))
+                logits = model(**inputs(ids)).logits[0]
+                # The token at position t is predicted by the logits at t - 1 (after any virtual tokens).
+                start = virtual + len(prompt) - 1
+                positions = range(start, start + len(option))
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             logliks.append(sum(logprobs[p, token].item() for p, token in zip(positions, option)))
         results.append(OptionScores(tuple(logliks), tuple(len(o) for o in item.option_ids)))

@@ -132,6 +132,17 @@ def _pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torc
     return ids.to(device), mask.to(device)
 
 
+def with_soft_prompt(loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor | None = None):
+    """Input embeddings for `ids` with the soft prompt's virtual tokens in front, and the mask widened to
+    match: exactly what PEFT's prompt tuning feeds the model (encoder input for seq2seq)."""
+    embeds = loaded.model.get_input_embeddings()(ids)
+    soft = loaded.soft_prompt.to(embeds.dtype).unsqueeze(0).expand(ids.shape[0], -1, -1)
+    embeds = torch.cat([soft, embeds], dim=1)
+    if mask is not None:
+        mask = torch.cat([torch.ones(ids.shape[0], soft.shape[1], dtype=mask.dtype, device=mask.device), mask], dim=1)
+    return embeds, mask
+
+
 def _plain_output_head(model) -> bool:
     """True when logits are just the output layer applied to the backbone's last hidden states, so the
     backbone can run alone; models that scale or cap their logits take the full forward."""
@@ -181,8 +192,12 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
     pad_id = loaded.tokenizer.pad_token_id
     start_id = model.config.decoder_start_token_id
     input_ids, attention = _pad([encoded[i].rest_ids for i in chunk], pad_id, device)
-    # Phase 1: the encoder runs once per item.
-    hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    # Phase 1: the encoder runs once per item (behind the soft prompt's virtual tokens, if there is one).
+    if loaded.soft_prompt is None:
+        hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    else:
+        embeds, attention = with_soft_prompt(loaded, input_ids, attention)
+        hidden = model.get_encoder()(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
     options = [encoded[i].option_ids for i in chunk]
 
     # Phase 2: one decoder step from the start token gives every option's first token. It also fills the
@@ -223,13 +238,17 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
 
 @torch.inference_mode()
 def _causal_prefix(loaded: LoadedModel, shared_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The shared prefix's key/value states, computed once per phrasing (empty when nothing is shared)."""
-    if not shared_ids:
+    """The shared prefix's key/value states, computed once per phrasing (empty when nothing is shared).
+    A soft prompt's virtual tokens come first, so they are part of every phrasing's prefix."""
+    if not shared_ids and loaded.soft_prompt is None:
         return []
     ids = torch.tensor([shared_ids], dtype=torch.long, device=loaded.device)
     # Only the cache is needed: the backbone alone skips the output layer.
     backbone = loaded.model.base_model if _plain_output_head(loaded.model) else loaded.model
-    cache = backbone(input_ids=ids, use_cache=True).past_key_values
+    if loaded.soft_prompt is None:
+        cache = backbone(input_ids=ids, use_cache=True).past_key_values
+    else:
+        cache = backbone(inputs_embeds=with_soft_prompt(loaded, ids)[0], use_cache=True).past_key_values
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -245,7 +264,7 @@ def _causal_batch(
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
     size = len(chunk)
-    shared_len = len(encoded[chunk[0]].shared_ids)
+    shared_len = prefix[0][0].shape[2] if prefix else 0  # the shared tokens, and any virtual tokens before them
 
     # Phase 1: each item's own context, on top of the shared prefix (expanded, not copied, per row).
     cache = DynamicCache(

@@ -1,0 +1,345 @@
+"""Soft-prompt alignment (the study's fix): k virtual-token embeddings in front of a frozen model's input,
+trained so that equivalent phrasings of a task get the same answers and representations.
+
+Loss per batch (instances, each under an anchor phrasing and several paraphrases):
+    CE(gold option | each phrasing)
+  + lambda_kl  * KL(p(options | anchor) || p(options | paraphrase))
+  + lambda_rep * (1 - cos(h(anchor), h(paraphrase)))
+p is the softmax over the options' summed log-likelihoods (rank classification, as scoring.py computes it);
+h is the mean of the encoder's last hidden states (seq2seq) or the last prompt token's final hidden state
+(causal). lambda_kl = lambda_rep = 0 is plain prompt tuning.
+
+PEFT holds the virtual tokens (`PromptTuningConfig`, `get_peft_model`) and writes the artifact, so
+`PeftModel.from_pretrained(base, path)` loads what we train; the loss is ours, on PEFT's forward. Scoring
+reads the same embeddings back (`load_soft_prompt`) and runs the fast paths of scoring.py with them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from evaluation.ml.config import ConfigError
+from evaluation.ml.encoding import EncodedItem
+from evaluation.ml.loading import LoadedModel
+from evaluation.ml.scoring import ScoringItem, encode_items
+
+INITS = ("phrasing", "vocab")
+WEIGHTS_FILE = "adapter_model.safetensors"
+TRAINING_FILE = "training.json"
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """How to train a soft prompt. Validated on creation; stored with the artifact and on the SoftPrompt row."""
+
+    num_virtual_tokens: int = 20
+    init: str = "phrasing"  # from a training phrasing's token embeddings, or from sampled vocabulary embeddings
+    lambda_kl: float = 1.0
+    lambda_rep: float = 1.0
+    learning_rate: float = 0.03
+    steps: int = 100
+    instances_per_batch: int = 4
+    paraphrases: int = 3  # per instance, besides its anchor
+    grad_accumulation: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_virtual_tokens <= 512:
+            raise ConfigError("num_virtual_tokens: must be between 1 and 512.")
+        if self.init not in INITS:
+            raise ConfigError(f"init: must be one of {', '.join(INITS)}, not {self.init!r}.")
+        if self.lambda_kl < 0 or self.lambda_rep < 0:
+            raise ConfigError("lambda_kl and lambda_rep: must be zero or more (zero turns the term off).")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError("learning_rate: must be a positive number.")
+        for name in ("steps", "instances_per_batch", "grad_accumulation"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1.")
+        if self.paraphrases < 0:
+            raise ConfigError("paraphrases: must be zero or more.")
+
+    @property
+    def ablation(self) -> str:
+        """The ablation this config is: CE only, +KL, +rep, or both."""
+        return {(False, False): "ce", (True, False): "ce+kl", (False, True): "ce+rep", (True, True): "ce+kl+rep"}[
+            (self.lambda_kl > 0, self.lambda_rep > 0)
+        ]
+
+
+@dataclass(frozen=True)
+class TrainingTask:
+    """One task's training data: the phrasings that may be trained on (revision ids), which of them are
+    observed for the model (anchors), and how to build the prompt of (phrasing, instance)."""
+
+    name: str
+    phrasings: tuple[int, ...]
+    anchors: tuple[int, ...]
+    instance_count: int
+    item: Callable[[int, int], ScoringItem]  # (phrasing id, instance index) -> prompt and options
+    gold: Callable[[int], int]  # instance index -> index of the correct option
+
+
+@dataclass
+class TrainingResult:
+    config: AlignConfig
+    curve: list[dict] = field(default_factory=list)  # one record per optimiser step
+    seen: dict[str, list] = field(default_factory=dict)  # task name -> [[phrasing id, instance index], ...]
+
+
+def train(
+    loaded: LoadedModel,
+    tasks: Sequence[TrainingTask],
+    config: AlignConfig,
+    *,
+    on_step: Callable[[int, dict], bool | None] | None = None,
+):
+    """Train a soft prompt on the frozen model; returns (peft_model, TrainingResult).
+
+    on_step(step, record) is called after every optimiser step; returning False stops training early
+    (say, the run was cancelled)."""
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    tasks = [t for t in tasks if len(t.phrasings) >= 1 and t.instance_count >= 1]
+    if not tasks:
+        raise ConfigError("Nothing to train on: no task has a training phrasing and a training instance.")
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    model = loaded.model
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    peft_config = PromptTuningConfig(
+        task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+        num_virtual_tokens=config.num_virtual_tokens,
+        # One set of virtual tokens, for the encoder: PEFT's prompt tuning never feeds a second set to the decoder.
+        num_transformer_submodules=1,
+    )
+    peft_model = get_peft_model(model, peft_config)
+    prompt = peft_model.prompt_encoder["default"].embedding
+    with torch.no_grad():
+        prompt.weight.copy_(_initial_embeddings(loaded, tasks, config, rng).to(prompt.weight.dtype))
+    prompt.weight.requires_grad_(True)
+    optimiser = torch.optim.Adam([prompt.weight], lr=config.learning_rate)
+    result = TrainingResult(config)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if loaded.device.type == "cuda" else _no_autocast()
+    )
+    # The model is frozen and scored without dropout; training in eval mode keeps the steps deterministic and
+    # trains the prompt for the model as it will be scored.
+    peft_model.eval()
+    for step in range(1, config.steps + 1):
+        optimiser.zero_grad(set_to_none=True)
+        record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0}
+        for _ in range(config.grad_accumulation):
+            batch = _sample(tasks, config, rng, result.seen)
+            with autocast:
+                terms = _losses(loaded, peft_model, batch)
+            loss = terms["ce"] + config.lambda_kl * terms["kl"] + config.lambda_rep * terms["rep"]
+            (loss / config.grad_accumulation).backward()
+            for key, value in [("loss", loss), *terms.items()]:
+                record[key] += float(value.detach()) / config.grad_accumulation
+        optimiser.step()
+        result.curve.append(record)
+        if on_step is not None and on_step(step, record) is False:
+            break
+    prompt.weight.requires_grad_(False)
+    return peft_model, result
+
+
+class _no_autocast:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@dataclass
+class _Row:
+    task: TrainingTask
+    instance: int
+    phrasing: int
+    item: ScoringItem
+    group: int  # rows of one instance share a group; the first row of a group is its anchor
+
+
+def _sample(tasks: Sequence[TrainingTask], config: AlignConfig, rng: random.Random, seen: dict) -> list[_Row]:
+    """Instances from tasks chosen uniformly, each under an anchor (an observed phrasing when the task has
+    one) and up to `paraphrases` other training phrasings."""
+    rows = []
+    for group in range(config.instances_per_batch):
+        task = rng.choice(tasks)
+        instance = rng.randrange(task.instance_count)
+        anchor = rng.choice(task.anchors or task.phrasings)
+        others = [p for p in task.phrasings if p != anchor]
+        chosen = [anchor, *rng.sample(others, min(config.paraphrases, len(others)))]
+        for phrasing in chosen:
+            rows.append(_Row(task, instance, phrasing, task.item(phrasing, instance), group))
+            seen.setdefault(task.name, set()).add((phrasing, instance))
+    return rows
+
+
+def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torch.Tensor]:
+    encoded = encode_items(loaded, [row.item for row in rows])
+    if loaded.is_seq2seq:
+        logliks, hidden = _seq2seq_forward(loaded, peft_model, encoded)
+    else:
+        logliks, hidden = _causal_forward(loaded, peft_model, encoded)
+    device = hidden.device
+    ce, kl, rep = [], [], []
+    for b, row in enumerate(rows):
+        logp = torch.log_softmax(logliks[b], dim=-1)
+        ce.append(-logp[row.task.gold(row.instance)])
+    groups: dict[int, list[int]] = {}
+    for b, row in enumerate(rows):
+        groups.setdefault(row.group, []).append(b)
+    for members in groups.values():
+        anchor, paraphrases = members[0], members[1:]
+        p_anchor = torch.log_softmax(logliks[anchor], dim=-1)
+        for b in paraphrases:
+            p_para = torch.log_softmax(logliks[b], dim=-1)
+            kl.append(torch.sum(p_anchor.exp() * (p_anchor - p_para)))
+            rep.append(1 - torch.nn.functional.cosine_similarity(hidden[anchor], hidden[b], dim=0))
+    zero = torch.zeros((), device=device)
+    return {
+        "ce": torch.stack(ce).mean(),
+        "kl": torch.stack(kl).mean() if kl else zero,
+        "rep": torch.stack(rep).mean() if rep else zero,
+    }
+
+
+def _pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long, device=device)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]):
+    """Per item: its options' summed log-likelihoods (a vector, differentiable) and the mean-pooled encoder
+    states. The encoder runs once per item; every option is a decoder row reading those states."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    model, device = loaded.model, loaded.device
+    pad_id = loaded.tokenizer.pad_token_id
+    input_ids, mask = _pad([e.rest_ids for e in encoded], pad_id, device)
+    embeds = model.get_input_embeddings()(input_ids)
+    k = peft_model.peft_config["default"].num_virtual_tokens
+    soft = peft_model.get_prompt(batch_size=len(encoded)).to(embeds.dtype)[:, :k]
+    embeds = torch.cat([soft, embeds], dim=1)
+    mask = torch.cat([torch.ones(len(encoded), k, dtype=mask.dtype, device=device), mask], dim=1)
+    hidden = model.get_encoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+    pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+    rows = [(b, option) for b, e in enumerate(encoded) for option in e.option_ids]
+    row_item = torch.tensor([b for b, _ in rows], device=device)
+    start = model.config.decoder_start_token_id
+    decoder_ids, decoder_mask = _pad([[start, *option[:-1]] for _, option in rows], pad_id, device)
+    targets, _ = _pad([option for _, option in rows], pad_id, device)
+    logits = model(
+        encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
+        attention_mask=mask[row_item],
+        decoder_input_ids=decoder_ids,
+        decoder_attention_mask=decoder_mask,
+    ).logits.float()
+    token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    sums = (token_logp * decoder_mask).sum(-1)
+    return _per_item(sums, encoded), pooled.float()
+
+
+def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]):
+    """Per item: its options' summed log-likelihoods and the last prompt token's final hidden state. One
+    row per (item, option), the soft prompt in front (PEFT's forward puts it there)."""
+    device = loaded.device
+    pad_id = loaded.tokenizer.pad_token_id
+    k = peft_model.peft_config["default"].num_virtual_tokens
+    rows, spans = [], []
+    for b, e in enumerate(encoded):
+        prompt = [*e.shared_ids, *e.rest_ids]
+        for option in e.option_ids:
+            rows.append(prompt + option)
+            spans.append((b, len(prompt), len(option)))
+    ids, mask = _pad(rows, pad_id, device)
+    out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    logits = out.logits.float()
+    sums, hidden = [], {}
+    for r, (b, prompt_len, option_len) in enumerate(spans):
+        # Position t is predicted by the logits at t - 1; the virtual tokens shift everything by k.
+        positions = torch.arange(k + prompt_len - 1, k + prompt_len - 1 + option_len, device=device)
+        targets = ids[r, prompt_len : prompt_len + option_len]
+        row_logits = logits[r, positions]
+        sums.append((row_logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(row_logits, -1)).sum())
+        if b not in hidden:
+            hidden[b] = out.hidden_states[-1][r, k + prompt_len - 1].float()
+    pooled = torch.stack([hidden[b] for b in range(len(encoded))])
+    return _per_item(torch.stack(sums), encoded), pooled
+
+
+def _per_item(sums: torch.Tensor, encoded: list[EncodedItem]) -> list[torch.Tensor]:
+    out, start = [], 0
+    for e in encoded:
+        out.append(sums[start : start + len(e.option_ids)])
+        start += len(e.option_ids)
+    return out
+
+
+def _initial_embeddings(
+    loaded: LoadedModel, tasks: Sequence[TrainingTask], config: AlignConfig, rng: random.Random
+) -> torch.Tensor:
+    """k rows: a training phrasing's token embeddings (repeated to length k), or embeddings of tokens
+    sampled from the vocabulary."""
+    embeddings = loaded.model.get_input_embeddings().weight.detach()
+    k = config.num_virtual_tokens
+    ids: list[int] = []
+    if config.init == "phrasing":
+        task = tasks[0]
+        phrasing = (task.anchors or task.phrasings)[0]
+        item = task.item(phrasing, 0)
+        text_ids = loaded.tokenizer(item.shared + item.rest, add_special_tokens=False)["input_ids"]
+        ids = [text_ids[i % len(text_ids)] for i in range(k)] if text_ids else []
+    if not ids:
+        # Sampled among the first 5,000 ids, where BPE vocabularies keep their most frequent tokens.
+        ids = [rng.randrange(min(5000, embeddings.shape[0])) for _ in range(k)]
+    return embeddings[torch.tensor(ids, device=embeddings.device)].clone()
+
+
+def save(peft_model, result: TrainingResult, directory: str | Path) -> Path:
+    """Write the PEFT adapter (adapter_config.json, adapter_model.safetensors) and training.json (the
+    config, the loss curve and exactly which (phrasing, instance) pairs were seen)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(str(directory), safe_serialization=True)
+    record = {
+        "config": asdict(result.config),
+        "curve": result.curve,
+        "seen": {name: sorted([list(pair) for pair in pairs]) for name, pairs in result.seen.items()},
+    }
+    (directory / TRAINING_FILE).write_text(json.dumps(record))
+    return directory
+
+
+def load_soft_prompt(directory: str | Path, model) -> torch.Tensor:
+    """The (k, hidden) virtual-token embeddings of a saved soft prompt, checked against the model."""
+    from safetensors.torch import load_file
+
+    from evaluation.ml.errors import ModelLoadError
+
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"No soft prompt at {path}.")
+    tensors = load_file(str(path))
+    weights = tensors.get("prompt_embeddings")
+    if weights is None:
+        raise ModelLoadError(f"{path} holds no prompt_embeddings; is it a PEFT prompt-tuning adapter?")
+    hidden = model.get_input_embeddings().weight.shape[1]
+    if weights.dim() != 2 or weights.shape[1] != hidden:
+        raise ModelLoadError(f"The soft prompt's width {tuple(weights.shape)} does not fit the model (hidden size {hidden}).")
+    return weights

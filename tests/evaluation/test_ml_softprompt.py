@@ -1,0 +1,126 @@
+"""Soft-prompt training on tiny models: the loss goes down, the artifact is PEFT's and reloads to identical
+scores, the fast paths equal the naive reference with a soft prompt in front, and configs validate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from evaluation.ml import softprompt
+from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
+from evaluation.ml.loading import load
+from evaluation.ml.reference import score_naive
+from evaluation.ml.scoring import ScoringItem, score
+
+FAMILY = {"t5": "seq2seq", "gpt2": "causal", "llama": "causal"}
+NUMBERS = [str(n) for n in range(10, 42)]
+PHRASINGS = {
+    1: ("Is the number", " {n} even? Answer:"),
+    2: ("Question:", " is {n} an even number?\nAnswer:"),
+    3: ("Decide whether", " {n} is even or odd.\nThe answer is"),
+    4: ("Even or odd:", " {n}\nAnswer:"),
+}
+
+
+def task(options=("yes", "no")) -> softprompt.TrainingTask:
+    def item(phrasing: int, index: int) -> ScoringItem:
+        shared, rest = PHRASINGS[phrasing]
+        return ScoringItem(shared, rest.format(n=NUMBERS[index]), options)
+
+    return softprompt.TrainingTask(
+        name="parity", phrasings=(1, 2, 3), anchors=(1,), instance_count=len(NUMBERS), item=item,
+        gold=lambda index: int(NUMBERS[index]) % 2,
+    )
+
+
+def scores(loaded, items):
+    out = {}
+    for batch in score(loaded, items, ScoreConfig(batch_size=3, device="cpu")):
+        out.update(batch)
+    return [out[i] for i in range(len(items))]
+
+
+def max_diff(a, b) -> float:
+    return max(abs(x - y) for p, q in zip(a, b, strict=True) for x, y in zip(p.logliks, q.logliks, strict=True))
+
+
+@pytest.mark.parametrize("arch", ["t5", "gpt2", "llama"])
+def test_training_lowers_the_loss_and_the_artifact_reloads_to_identical_scores(tiny_models, tmp_path, arch):
+    spec = ModelSpec(source=str(tiny_models[arch]), family=FAMILY[arch])
+    loaded = load(spec, device="cpu")
+    config = softprompt.AlignConfig(num_virtual_tokens=4, steps=30, learning_rate=0.05, instances_per_batch=4, paraphrases=2)
+    peft_model, result = softprompt.train(loaded, [task()], config)
+    first = sum(r["loss"] for r in result.curve[:5]) / 5
+    last = sum(r["loss"] for r in result.curve[-5:]) / 5
+    assert last < first, (first, last)
+    assert all(r["kl"] >= 0 and 0 <= r["rep"] <= 2 for r in result.curve)
+    # Phrasing 4 is held out: it must never have been trained on.
+    assert {pair[0] for pair in result.seen["parity"]} <= {1, 2, 3}
+    out = softprompt.save(peft_model, result, tmp_path / "soft")
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    record = json.loads((out / "training.json").read_text())
+    assert record["config"]["num_virtual_tokens"] == 4 and len(record["curve"]) == 30
+
+    # Reloaded through the scorer: the fast paths equal the naive reference with the soft prompt in front,
+    # and differ from the model without it.
+    with_prompt = load(ModelSpec(source=spec.source, family=spec.family, soft_prompt=str(out)), device="cpu")
+    items = [task().item(p, i) for p in (1, 4) for i in range(6)]
+    fast = scores(with_prompt, items)
+    assert max_diff(fast, score_naive(with_prompt, items)) <= 1e-4
+    assert max_diff(fast, scores(load(spec, device="cpu"), items)) > 1e-3
+    # And the trained embeddings are exactly what training left in the PEFT model.
+    trained = peft_model.prompt_encoder["default"].embedding.weight.detach()
+    assert torch.equal(with_prompt.soft_prompt, trained)
+
+
+@pytest.mark.parametrize("arch", ["t5", "gpt2"])
+def test_peft_loads_the_artifact_and_agrees_with_our_scorer(tiny_models, tmp_path, arch):
+    from peft import PeftModel
+
+    spec = ModelSpec(source=str(tiny_models[arch]), family=FAMILY[arch])
+    loaded = load(spec, device="cpu")
+    peft_model, result = softprompt.train(loaded, [task()], softprompt.AlignConfig(num_virtual_tokens=3, steps=2))
+    out = softprompt.save(peft_model, result, tmp_path / "soft")
+    ours = load(ModelSpec(source=spec.source, family=spec.family, soft_prompt=str(out)), device="cpu")
+    reloaded = PeftModel.from_pretrained(load(spec, device="cpu").model, str(out)).eval()
+    item = task().item(2, 0)
+    tokenizer = ours.tokenizer
+    prompt = item.shared + item.rest
+    option = " yes" if arch == "gpt2" else "yes"
+    with torch.no_grad():
+        if arch == "t5":
+            enc = tokenizer(prompt, return_tensors="pt")
+            target = tokenizer(option, add_special_tokens=False)["input_ids"]
+            decoder = torch.tensor([[ours.model.config.decoder_start_token_id, *target[:-1]]])
+            logits = reloaded(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], decoder_input_ids=decoder).logits[0]
+            logp = torch.log_softmax(logits.float(), -1)
+            peft_ll = sum(logp[t, tok].item() for t, tok in enumerate(target))
+        else:
+            context = tokenizer(prompt)["input_ids"]
+            target = tokenizer(option, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([context + target])
+            logits = reloaded(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0]
+            logp = torch.log_softmax(logits.float(), -1)
+            k = 3
+            peft_ll = sum(logp[k + len(context) - 1 + t, tok].item() for t, tok in enumerate(target))
+    our_ll = scores(ours, [item])[0].logliks[0]
+    assert abs(peft_ll - our_ll) <= 1e-4, (peft_ll, our_ll)
+
+
+def test_ablations_are_lambdas_at_zero_and_configs_validate():
+    assert softprompt.AlignConfig(lambda_kl=0, lambda_rep=0).ablation == "ce"
+    assert softprompt.AlignConfig(lambda_rep=0).ablation == "ce+kl"
+    assert softprompt.AlignConfig(lambda_kl=0).ablation == "ce+rep"
+    assert softprompt.AlignConfig().ablation == "ce+kl+rep"
+    for bad in [dict(num_virtual_tokens=0), dict(init="zeros"), dict(lambda_kl=-1), dict(learning_rate=0), dict(steps=0)]:
+        with pytest.raises(ConfigError):
+            softprompt.AlignConfig(**bad)
+
+
+def test_training_is_seeded(tiny_models):
+    spec = ModelSpec(source=str(tiny_models["t5"]), family="seq2seq")
+    config = softprompt.AlignConfig(num_virtual_tokens=2, steps=3, seed=7)
+    curves = [softprompt.train(load(spec, device="cpu"), [task()], config)[1].curve for _ in range(2)]
+    assert curves[0] == curves[1]
