@@ -156,6 +156,10 @@ def instruction_review(*, instruction: Instruction, reviewer, status: str, reaso
         if status == Instruction.Status.APPROVED and not was_approved:
             # Saved with the approval, sent to the workers once it commits (see evaluation.services).
             scoring_on_approval(instruction=instruction, by=reviewer)
+            # Aligned models retrain their soft prompt once enough new phrasings have been approved.
+            from evaluation.softprompts import softprompts_on_approval
+
+            softprompts_on_approval(by=reviewer)
         elif was_approved and status != Instruction.Status.APPROVED:
             # Its results leave the leaderboards: recompute the figures without it.
             aggregates_enqueue_for_task(task=instruction.task)

@@ -205,6 +205,15 @@ NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", 0.9, minimum=
 # How many phrasings one user may submit per rolling hour (curators and admins included).
 SUBMISSIONS_PER_HOUR = env_int("SUBMISSIONS_PER_HOUR", 20, minimum=1)
 
+# Soft prompts. Held out: the share of approved phrasings never trained on (fixed per phrasing, see
+# evaluation/split.py). Retrain a model marked `align` once its approved training pool grew by this many.
+SOFTPROMPT_DIR = Path(env_str("SOFTPROMPT_DIR", str(VAR_DIR / "softprompts")))
+SOFTPROMPT_HELDOUT_FRACTION = env_float("SOFTPROMPT_HELDOUT_FRACTION", 0.34, minimum=0.0, maximum=1.0)
+SOFTPROMPT_SPLIT_SEED = env_int("SOFTPROMPT_SPLIT_SEED", 0, minimum=0)
+SOFTPROMPT_RETRAIN_AFTER = env_int("SOFTPROMPT_RETRAIN_AFTER", 5, minimum=1)
+# Training instances per task a soft prompt may draw from (a fixed seeded sample of the train split).
+SOFTPROMPT_MAX_INSTANCES = env_int("SOFTPROMPT_MAX_INSTANCES", 1000, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

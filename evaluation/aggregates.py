@@ -27,6 +27,7 @@ from evaluation.models import (
     TaskSummary,
     VariantKind,
 )
+from evaluation.split import is_heldout
 
 log = logging.getLogger(__name__)
 BENCHMARK_BOOTSTRAP_SAMPLES = 500  # per benchmark row; each replicate resamples every task
@@ -125,8 +126,9 @@ def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
     if not results:
         return None
     observed = [r.revision.instruction.collection_id in tuned_on for r in results]
+    heldout = [is_heldout(r.revision.instruction_id) for r in results]
     if variant.kind == VariantKind.IMPORTED:
-        return metrics.TaskData(observed, accuracies=[r.accuracy for r in results])
+        return metrics.TaskData(observed, accuracies=[r.accuracy for r in results], heldout=heldout)
     sample = task_eval_sample_ids(task)
     column = {instance_id: j for j, instance_id in enumerate(sample)}
     row = {r.revision_id: i for i, r in enumerate(results)}
@@ -136,23 +138,24 @@ def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
     )
     for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
         correct[row[revision_id], column[instance_id]] = right
-    return metrics.TaskData(observed, correct=correct)
+    return metrics.TaskData(observed, correct=correct, heldout=heldout)
 
 
 def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
     mask = np.asarray(data.observed, dtype=bool)
-    if phrasing_set == PhrasingSet.OBSERVED:
-        keep = mask
-    elif phrasing_set == PhrasingSet.UNOBSERVED:
-        keep = ~mask
-    else:
-        keep = np.ones_like(mask)
+    heldout = np.asarray(data.heldout if data.heldout is not None else [False] * len(mask), dtype=bool)
+    keep = {
+        PhrasingSet.OBSERVED: mask,
+        PhrasingSet.UNOBSERVED: ~mask,
+        PhrasingSet.HELDOUT: heldout,
+        PhrasingSet.HELDOUT_UNOBSERVED: heldout & ~mask,
+    }.get(phrasing_set, np.ones_like(mask))
     if not keep.any():
         return None
-    observed = list(mask[keep])
+    observed, kept_heldout = list(mask[keep]), list(heldout[keep])
     if data.correct is not None:
-        return metrics.TaskData(observed, correct=np.asarray(data.correct)[keep])
-    return metrics.TaskData(observed, accuracies=list(np.asarray(data.accuracies)[keep]))
+        return metrics.TaskData(observed, correct=np.asarray(data.correct)[keep], heldout=kept_heldout)
+    return metrics.TaskData(observed, accuracies=list(np.asarray(data.accuracies)[keep]), heldout=kept_heldout)
 
 
 def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:

@@ -14,5 +14,7 @@ class EvaluationConfig(AppConfig):
 def _recover_runs(**kwargs) -> None:
     # A worker that starts re-sends work a dead worker (or a down broker) left behind.
     from evaluation.services import scoring_runs_recover
+    from evaluation.softprompts import softprompts_recover
 
     scoring_runs_recover()
+    softprompts_recover()

@@ -264,6 +264,7 @@ class TaskData:
     observed: Sequence[bool]
     correct: np.ndarray | None = None
     accuracies: Sequence[float] | None = None
+    heldout: Sequence[bool] | None = None  # held out from soft-prompt training (evaluation/split.py)
 
     def accuracy_vector(self) -> np.ndarray:
         if self.correct is not None:

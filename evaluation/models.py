@@ -39,6 +39,9 @@ class PhrasingSet(models.TextChoices):
     ALL = "all", "All phrasings"
     OBSERVED = "observed", "Observed (in the model's tuning data)"
     UNOBSERVED = "unobserved", "Unobserved"
+    # Phrasings no soft prompt ever trains on (see evaluation/split.py): where base and aligned compare.
+    HELDOUT = "heldout", "Held out from soft-prompt training"
+    HELDOUT_UNOBSERVED = "heldout_unobserved", "Held out and unobserved"
 
 
 class ResultSource(models.TextChoices):
@@ -87,6 +90,11 @@ class LanguageModel(models.Model):
     )
     batch_size = models.PositiveSmallIntegerField(default=16, help_text="Starting batch size; halves on out-of-memory.")
     is_active = models.BooleanField(default=True, help_text="Active models score newly approved phrasings.")
+    align = models.BooleanField(
+        default=False,
+        help_text="Retrain this model's alignment soft prompt whenever its pool of approved training phrasings "
+        "has grown by SOFTPROMPT_RETRAIN_AFTER since the last one.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -133,10 +141,22 @@ class ModelVariant(models.Model):
             models.CheckConstraint(condition=Q(kind__in=VariantKind.values), name="variant_kind_valid"),
         ]
 
+    def spec(self) -> ModelSpec:
+        """The model as this variant reads its input: with its soft prompt in front, if it has one."""
+        spec = self.model.spec()
+        if self.kind == VariantKind.SOFT_PROMPT:
+            from dataclasses import replace
+
+            spec = replace(spec, soft_prompt=self.soft_prompt.artifact)
+        return spec
+
     def __str__(self) -> str:
         if self.kind == VariantKind.IMPORTED:
             return f"{self.model.name} (imported)"
-        return self.model.name if self.kind == VariantKind.BASE else f"{self.model.name} + soft prompt"
+        if self.kind == VariantKind.BASE:
+            return self.model.name
+        soft = getattr(self, "soft_prompt", None)
+        return f"{self.model.name} + soft prompt" + (f" #{soft.id} ({soft.ablation})" if soft else "")
 
 
 class ScoringRun(models.Model):
@@ -285,3 +305,76 @@ class BenchmarkSummary(models.Model):
             # Serves the leaderboard: "summaries of this benchmark for this set and kind".
             models.Index(fields=["benchmark", "phrasing_set", "task_kind"], name="bench_summary_lookup"),
         ]
+
+
+class SoftPromptStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Training"
+    SUCCEEDED = "succeeded", "Trained"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SoftPrompt(models.Model):
+    """One training of a model's alignment soft prompt: its config, exactly which phrasing revisions and
+    instances it saw, the phrasings held out from it, its loss curve and its artifact (a PEFT adapter)."""
+
+    Status = SoftPromptStatus
+    ACTIVE = (SoftPromptStatus.QUEUED, SoftPromptStatus.RUNNING)
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="soft_prompts")
+    variant = models.OneToOneField(
+        ModelVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="soft_prompt",
+        help_text="The leaderboard row of the model with this soft prompt, once trained.",
+    )
+    status = models.CharField(max_length=20, choices=SoftPromptStatus.choices, default=SoftPromptStatus.QUEUED)
+    trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
+    config = models.JSONField(help_text="The AlignConfig (see evaluation/ml/softprompt.py).")
+    split_seed = models.PositiveIntegerField(default=0)
+    pool_size = models.PositiveIntegerField(default=0, help_text="Approved training phrasings when it was queued.")
+    training_revisions = models.ManyToManyField(InstructionRevision, related_name="soft_prompts_trained", blank=True)
+    heldout_revisions = models.ManyToManyField(InstructionRevision, related_name="soft_prompts_heldout", blank=True)
+    seen = models.JSONField(
+        default=dict, blank=True, help_text="Task slug -> [[revision id, instance id], ...] pairs it trained on."
+    )
+    curve = models.JSONField(default=list, blank=True, help_text="Loss terms per optimiser step.")
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    artifact = models.CharField(max_length=500, blank=True, help_text="Directory of the PEFT adapter.")
+    error = models.TextField(blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_by_task = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two triggers at once (two approvals, a click and the automatic retrain) cannot start two trainings.
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(status__in=["queued", "running"]), name="softprompt_one_active_per_model"
+            ),
+            models.CheckConstraint(condition=Q(status__in=SoftPromptStatus.values), name="softprompt_status_valid"),
+            models.CheckConstraint(condition=~Q(status="failed") | ~Q(error=""), name="softprompt_failure_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"soft prompt #{self.pk} for {self.model.name}"
+
+    @property
+    def ablation(self) -> str:
+        from evaluation.ml.softprompt import AlignConfig
+
+        try:
+            return AlignConfig(**self.config).ablation
+        except (TypeError, ValueError):
+            return "?"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.steps_done / self.steps_total) if self.steps_total else 0

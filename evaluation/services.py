@@ -178,9 +178,16 @@ def approved_revisions(task: Task | None = None) -> list[InstructionRevision]:
 def scoring_runs_for_variant(
     *, variant: ModelVariant, trigger: str, by=None, task: Task | None = None, enqueue: bool = True
 ) -> list[ScoringRun]:
-    """One run per task over its approved phrasings (tasks run in parallel on several GPU workers)."""
+    """One run per task over its approved phrasings (tasks run in parallel on several GPU workers). A soft
+    prompt's variant scores the held-out phrasings only: the others may be in its training set."""
+    from evaluation.models import VariantKind
+    from evaluation.split import is_heldout
+
+    revisions = approved_revisions(task)
+    if variant.kind == VariantKind.SOFT_PROMPT:
+        revisions = [r for r in revisions if is_heldout(r.instruction_id)]
     runs = []
-    for group_task, revisions in revisions_by_task(approved_revisions(task)).items():
+    for group_task, revisions in revisions_by_task(revisions).items():
         run = scoring_run_create(
             variant=variant, revisions=revisions, trigger=trigger, task=group_task, by=by, enqueue=enqueue
         )
@@ -195,17 +202,26 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     runs = []
     if not instruction.text_available:
         return runs
+    from evaluation.softprompts import current_soft_variant
+    from evaluation.split import is_heldout
+
     for model in LanguageModel.objects.filter(is_active=True):
-        run = scoring_run_create(
-            variant=base_variant(model),
-            revisions=[instruction.current_revision],
-            trigger=RunTrigger.APPROVAL,
-            task=instruction.task,
-            instruction=instruction,
-            by=by,
-        )
-        if run is not None:
-            runs.append(run)
+        variants = [base_variant(model)]
+        soft = current_soft_variant(model)
+        if soft is not None and is_heldout(instruction.id):
+            # Soft prompts are judged on held-out phrasings only; a new held-out phrasing joins their figures.
+            variants.append(soft)
+        for variant in variants:
+            run = scoring_run_create(
+                variant=variant,
+                revisions=[instruction.current_revision],
+                trigger=RunTrigger.APPROVAL,
+                task=instruction.task,
+                instruction=instruction,
+                by=by,
+            )
+            if run is not None:
+                runs.append(run)
     return runs
 
 
@@ -302,7 +318,7 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
     from evaluation.ml.scoring import ScoringItem, score
 
     model = run.variant.model
-    spec = model.spec()
+    spec = run.variant.spec()
     config = ScoreConfig(batch_size=model.batch_size, device=settings.SCORING_DEVICE)
 
     # Phase 1: the cells in scope that have no prediction yet.

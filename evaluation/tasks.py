@@ -17,6 +17,18 @@ def score_run(self, run_id: int) -> None:
         raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries))
 
 
+@shared_task(bind=True, name="evaluation.tasks.train_softprompt", max_retries=8)
+def train_softprompt(self, soft_prompt_id: int) -> None:
+    from evaluation import softprompts
+
+    try:
+        softprompts.softprompt_train_execute(
+            soft_prompt_id=soft_prompt_id, task_id=self.request.id or "eager", worker=self.request.hostname or "eager"
+        )
+    except softprompts.TransientTrainingError as exc:
+        raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries))
+
+
 # Named outside "evaluation.tasks.*" so the route to the gpu queue does not match: aggregates are light work
 # for the `default` queue.
 @shared_task(

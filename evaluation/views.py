@@ -106,7 +106,13 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
 
 # --- Leaderboards and results ------------------------------------------------------------------------------
 
-SETS = [("all", "All phrasings"), ("observed", "Observed"), ("unobserved", "Unobserved")]
+SETS = [
+    ("all", "All phrasings"),
+    ("observed", "Observed"),
+    ("unobserved", "Unobserved"),
+    ("heldout", "Held out from soft prompts"),
+    ("heldout_unobserved", "Held out, unobserved"),
+]
 
 
 def _board_params(request: HttpRequest) -> dict:

@@ -1,0 +1,322 @@
+"""Soft prompts as a service: queue a training (by hand, from the command or automatically as the approved
+pool grows), execute it in a worker (claimed like a scoring run, so a redelivered job finishes it exactly
+once), record what it saw, register its model variant and score it on the held-out phrasings."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from collection import templating
+from collection.models import Instance, Instruction, InstructionRevision, Task
+from core.errors import ApplicationError
+from evaluation.ml.config import ConfigError
+from evaluation.ml.errors import ScoringError
+from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, SoftPromptStatus, VariantKind
+from evaluation.split import is_heldout
+
+log = logging.getLogger(__name__)
+
+CURVE_EVERY_STEPS = 5  # how often a running training writes its curve and heartbeat
+
+
+class TransientTrainingError(Exception):
+    """The database went away mid-training; the job is retried and training starts again from its seed."""
+
+
+# --- The pool ------------------------------------------------------------------------------------------
+
+
+def _approved() -> list[Instruction]:
+    return list(
+        Instruction.objects.filter(
+            status=Instruction.Status.APPROVED, text_available=True, current_revision__isnull=False
+        ).select_related("current_revision", "task", "collection")
+    )
+
+
+def training_pool() -> tuple[list[InstructionRevision], list[InstructionRevision]]:
+    """(training, held-out) revisions among the approved phrasings."""
+    training, heldout = [], []
+    for instruction in _approved():
+        (heldout if is_heldout(instruction.id) else training).append(instruction.current_revision)
+    return training, heldout
+
+
+def current_soft_prompt(model: LanguageModel) -> SoftPrompt | None:
+    return (
+        SoftPrompt.objects.filter(model=model, status=SoftPromptStatus.SUCCEEDED, variant__isnull=False)
+        .select_related("variant")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def current_soft_variant(model: LanguageModel) -> ModelVariant | None:
+    soft = current_soft_prompt(model)
+    return soft.variant if soft else None
+
+
+# --- Queueing ------------------------------------------------------------------------------------------
+
+
+def softprompt_queue(
+    *, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None, config=None, enqueue: bool = True
+) -> SoftPrompt:
+    """Queue a training of the model's soft prompt, or return the one already queued or running: at most
+    one per model at a time, enforced by a unique constraint so that concurrent triggers cannot both win."""
+    from evaluation.ml.softprompt import AlignConfig
+
+    if config is None:
+        previous = SoftPrompt.objects.filter(model=model).exclude(config={}).order_by("-id").first()
+        config = AlignConfig(**previous.config) if previous else AlignConfig()
+    training, _ = training_pool()
+    try:
+        with transaction.atomic():
+            soft = SoftPrompt.objects.create(
+                model=model, trigger=trigger, config=asdict(config), split_seed=settings.SOFTPROMPT_SPLIT_SEED,
+                pool_size=len(training), steps_total=config.steps * config.grad_accumulation, created_by=by,
+            )
+    except IntegrityError:
+        active = SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).first()
+        if active is None:  # it finished between our insert and this read: queue again
+            return softprompt_queue(model=model, trigger=trigger, by=by, config=config, enqueue=enqueue)
+        return active
+    if enqueue:
+        _enqueue(soft.id)
+    return soft
+
+
+def softprompt_retrain_if_grown(*, model: LanguageModel, by=None) -> SoftPrompt | None:
+    """Queue a retraining when the approved training pool has grown by SOFTPROMPT_RETRAIN_AFTER phrasings
+    since the model's last soft prompt (its first, counting from an empty pool). Models not marked `align`
+    are left alone."""
+    if not (model.align and model.is_active):
+        return None
+    if SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).exists():
+        return None
+    last = SoftPrompt.objects.filter(model=model, status=SoftPromptStatus.SUCCEEDED).order_by("-id").first()
+    grown = len(training_pool()[0]) - (last.pool_size if last else 0)
+    if grown < settings.SOFTPROMPT_RETRAIN_AFTER:
+        return None
+    return softprompt_queue(model=model, trigger=RunTrigger.APPROVAL, by=by)
+
+
+def softprompts_on_approval(*, by=None) -> list[SoftPrompt]:
+    """Called in the approval's transaction: retrain whichever aligned models' pools have grown enough."""
+    queued = []
+    for model in LanguageModel.objects.filter(align=True, is_active=True):
+        soft = softprompt_retrain_if_grown(model=model, by=by)
+        if soft is not None:
+            queued.append(soft)
+    return queued
+
+
+def _enqueue(soft_prompt_id: int) -> None:
+    def send() -> None:
+        from kombu.exceptions import OperationalError as BrokerError
+
+        from evaluation.tasks import train_softprompt
+
+        try:
+            train_softprompt.delay(soft_prompt_id)
+        except (BrokerError, OSError):
+            log.warning("Broker unreachable; soft prompt %s stays queued for the sweep.", soft_prompt_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def softprompt_cancel(*, soft_prompt: SoftPrompt) -> SoftPrompt:
+    updated = SoftPrompt.objects.filter(id=soft_prompt.id, status__in=SoftPrompt.ACTIVE).update(
+        status=SoftPromptStatus.CANCELLED, claim_token=None, finished_at=timezone.now()
+    )
+    if not updated:
+        raise ApplicationError("Only a queued or running training can be cancelled.")
+    soft_prompt.refresh_from_db()
+    return soft_prompt
+
+
+def softprompt_retry(*, soft_prompt: SoftPrompt) -> SoftPrompt:
+    """A failed or cancelled training, queued again as a new one with the same config."""
+    from evaluation.ml.softprompt import AlignConfig
+
+    if soft_prompt.status not in (SoftPromptStatus.FAILED, SoftPromptStatus.CANCELLED):
+        raise ApplicationError("Only a failed or cancelled training can be retried.")
+    return softprompt_queue(model=soft_prompt.model, trigger=RunTrigger.MANUAL, config=AlignConfig(**soft_prompt.config))
+
+
+# --- Execution -----------------------------------------------------------------------------------------
+
+
+def _training_tasks(model: LanguageModel, training: list[InstructionRevision]):
+    """Per task with training phrasings and training instances: a TrainingTask over a fixed seeded sample
+    of its train split (the evaluation split is never trained on)."""
+    from evaluation.ml.scoring import ScoringItem
+    from evaluation.ml.softprompt import TrainingTask
+    from evaluation.services import option_texts
+
+    tuned_on = set(model.tuned_on.values_list("id", flat=True))
+    by_task: dict[Task, list[InstructionRevision]] = {}
+    for revision in training:
+        by_task.setdefault(revision.instruction.task, []).append(revision)
+    tasks, instance_ids = [], {}
+    for task, revisions in sorted(by_task.items(), key=lambda pair: pair[0].id):
+        rows = list(
+            Instance.objects.filter(Q(task=task) | Q(task__parent=task), split=Instance.Split.TRAIN)
+            .select_related("task")
+            .order_by("id")
+        )
+        if not rows:
+            log.info("%s has no training instances; its phrasings are not trained on.", task)
+            continue
+        rows.sort(key=lambda i: hashlib.sha256(f"{i.task.slug}:{i.source_id}".encode()).hexdigest())
+        rows = rows[: settings.SOFTPROMPT_MAX_INSTANCES]
+        by_id = {r.id: r for r in revisions}
+
+        def item(revision_id, index, rows=rows, by_id=by_id, task=task):
+            revision, instance = by_id[revision_id], rows[index]
+            shared, rest = templating.render_parts(revision.template, instance.inputs, instance.options)
+            return ScoringItem(shared, rest, option_texts(task, revision, instance))
+
+        tasks.append(
+            TrainingTask(
+                name=str(task),
+                phrasings=tuple(r.id for r in revisions),
+                anchors=tuple(r.id for r in revisions if r.instruction.collection_id in tuned_on),
+                instance_count=len(rows),
+                item=item,
+                gold=lambda index, rows=rows: rows[index].gold,
+            )
+        )
+        instance_ids[str(task)] = [r.id for r in rows]
+    return tasks, instance_ids
+
+
+def softprompt_train_execute(
+    *, soft_prompt_id: int, task_id: str, worker: str = "", on_step: Callable[[int, int, dict], None] | None = None,
+    device: str | None = None,
+) -> SoftPrompt | None:
+    """Claim the training and run it. A redelivered job (same task id) or one whose holder went silent may
+    claim it again; training restarts from its seed, so exactly one artifact and one variant result."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    claimable = (
+        Q(status=SoftPromptStatus.QUEUED)
+        | Q(status=SoftPromptStatus.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=SoftPromptStatus.RUNNING, claimed_by_task=task_id)
+    )
+    claimed = SoftPrompt.objects.filter(claimable, id=soft_prompt_id).update(
+        status=SoftPromptStatus.RUNNING, claim_token=token, claimed_by_task=task_id[:100], worker=worker[:200],
+        heartbeat_at=now, attempts=F("attempts") + 1, started_at=Coalesce("started_at", Value(now)), error="",
+        steps_done=0, curve=[],
+    )
+    if not claimed:
+        log.info("Soft prompt %s is not claimable by %s.", soft_prompt_id, task_id)
+        return None
+    soft = SoftPrompt.objects.select_related("model").get(id=soft_prompt_id)
+    try:
+        _train(soft, token, on_step, device or settings.SCORING_DEVICE)
+    except (ScoringError, ConfigError, templating.TemplateError) as exc:
+        _finish(soft.id, token, SoftPromptStatus.FAILED, error=str(exc))
+    except (OperationalError, InterfaceError) as exc:
+        SoftPrompt.objects.filter(id=soft.id, claim_token=token).update(status=SoftPromptStatus.QUEUED, claim_token=None)
+        raise TransientTrainingError(f"Database unavailable: {exc}") from exc
+    except Exception as exc:
+        log.exception("Soft prompt %s failed unexpectedly.", soft.id)
+        _finish(soft.id, token, SoftPromptStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
+    return SoftPrompt.objects.get(id=soft_prompt_id)
+
+
+def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str) -> None:
+    from evaluation.ml import softprompt as ml
+    from evaluation.ml.loading import load
+
+    config = ml.AlignConfig(**soft.config)
+    training, heldout = training_pool()
+    tasks, instance_ids = _training_tasks(soft.model, training)
+    if not tasks:
+        raise ConfigError(
+            "Nothing to train on: no task has both approved training phrasings and training-split instances."
+        )
+    loaded = load(soft.model.spec(), device)
+    curve: list[dict] = []
+
+    def step(number: int, record: dict) -> bool:
+        curve.append(record)
+        if on_step:
+            on_step(number, config.steps, record)
+        if number % CURVE_EVERY_STEPS and number != config.steps:
+            return True
+        alive = SoftPrompt.objects.filter(id=soft.id, claim_token=token, status=SoftPromptStatus.RUNNING).update(
+            steps_done=number * config.grad_accumulation, curve=curve, heartbeat_at=timezone.now()
+        )
+        return bool(alive)  # cancelled or taken over: stop
+
+    peft_model, result = ml.train(loaded, tasks, config, on_step=step)
+    if not SoftPrompt.objects.filter(id=soft.id, claim_token=token, status=SoftPromptStatus.RUNNING).exists():
+        log.info("Soft prompt %s was cancelled or taken over; not saving.", soft.id)
+        return
+    directory = Path(settings.SOFTPROMPT_DIR) / soft.model.name / str(soft.id)
+    if directory.exists():
+        shutil.rmtree(directory)  # a previous delivery's partial artifact
+    ml.save(peft_model, result, directory)
+    seen = {
+        name: sorted([revision_id, instance_ids[name][index]] for revision_id, index in pairs)
+        for name, pairs in result.seen.items()
+    }
+    trained_ids = {revision_id for pairs in seen.values() for revision_id, _ in pairs}
+    with transaction.atomic():
+        locked = SoftPrompt.objects.select_for_update().get(id=soft.id)
+        if locked.claim_token != token or locked.status != SoftPromptStatus.RUNNING:
+            return
+        variant = locked.variant or ModelVariant.objects.create(
+            model=soft.model, kind=VariantKind.SOFT_PROMPT, provenance=f"soft prompt #{soft.id}"
+        )
+        locked.variant = variant
+        locked.artifact = str(directory)
+        locked.seen = seen
+        locked.curve = result.curve
+        locked.steps_done = len(result.curve) * config.grad_accumulation
+        locked.status = SoftPromptStatus.SUCCEEDED
+        locked.finished_at = timezone.now()
+        locked.heartbeat_at = timezone.now()
+        locked.save()
+        locked.training_revisions.set([r for r in training if r.id in trained_ids])
+        locked.heldout_revisions.set(heldout)
+        # Judged on the held-out phrasings, beside the base model on the same ones.
+        from evaluation.services import scoring_runs_for_variant
+
+        scoring_runs_for_variant(variant=variant, trigger=RunTrigger.REGISTRATION, by=soft.created_by)
+
+
+def _finish(soft_prompt_id: int, token: uuid.UUID, status: str, *, error: str = "") -> None:
+    SoftPrompt.objects.filter(id=soft_prompt_id, claim_token=token).update(
+        status=status, error=error[:5000], finished_at=timezone.now()
+    )
+
+
+def softprompts_recover() -> int:
+    """Send again the trainings left queued (broker down) or running without a heartbeat (worker died)."""
+    stale = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    ids = list(
+        SoftPrompt.objects.filter(
+            Q(status=SoftPromptStatus.QUEUED) | Q(status=SoftPromptStatus.RUNNING, heartbeat_at__lt=stale)
+        ).values_list("id", flat=True)
+    )
+    for soft_prompt_id in ids:
+        _enqueue(soft_prompt_id)
+    return len(ids)
+

@@ -1,0 +1,21 @@
+"""Which approved phrasings soft prompts may train on, and which are held out for honest evaluation.
+
+A phrasing is held out when a hash of (seed, its id) falls below SOFTPROMPT_HELDOUT_FRACTION. Membership
+depends on nothing else, so it never changes as phrasings are added, edited or retired: a phrasing held out
+from one soft prompt is held out from every later one, and the base model's held-out figures compare with
+every soft prompt's. (A per-task ranking would guarantee a held-out phrasing in every task, but a new
+phrasing could then push an old held-out one into training; we chose stable membership.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+
+
+def is_heldout(instruction_id: int, *, seed: int | None = None, fraction: float | None = None) -> bool:
+    seed = settings.SOFTPROMPT_SPLIT_SEED if seed is None else seed
+    fraction = settings.SOFTPROMPT_HELDOUT_FRACTION if fraction is None else fraction
+    digest = hashlib.sha256(f"phrasebench-split:{seed}:{instruction_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction

@@ -1,0 +1,123 @@
+"""Soft prompts as a service: a training records what it saw and never a held-out phrasing, its variant is
+scored on the held-out phrasings only, enough approvals queue a retraining, and concurrent triggers queue
+one training, not two."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from collection import services as collection_services
+from collection.models import Collection, Instruction, Task
+from evaluation import services, softprompts
+from evaluation.ml.softprompt import AlignConfig
+from evaluation.models import LanguageModel, ScoringRun, SoftPrompt
+from evaluation.split import is_heldout
+
+SMALL = AlignConfig(num_virtual_tokens=2, steps=3, instances_per_batch=2, paraphrases=1)
+
+
+@pytest.fixture
+def demo_model(db, tiny_models, tmp_path, settings):
+    settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
+    call_command("load_demo")
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
+    return services.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+        tuned_on=[Collection.objects.get(slug="demotune")],
+    )
+
+
+@pytest.mark.django_db
+def test_the_split_is_stable_and_near_its_fraction():
+    flags = [is_heldout(i) for i in range(1, 3001)]
+    assert 0.30 < sum(flags) / len(flags) < 0.38
+    assert flags == [is_heldout(i) for i in range(1, 3001)]
+    assert not any(is_heldout(i, fraction=0.0) for i in range(100))
+
+
+@pytest.mark.django_db
+def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(demo_model, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+    soft.refresh_from_db()
+    assert soft.status == "succeeded", soft.error
+    assert len(soft.curve) == 3 and soft.steps_done == 3
+    trained = set(soft.training_revisions.values_list("instruction_id", flat=True))
+    heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
+    assert trained and heldout and not trained & heldout
+    assert not any(is_heldout(i) for i in trained) and all(is_heldout(i) for i in heldout)
+    # Every (revision, instance) it saw is a training revision on a training-split instance.
+    seen = [pair for pairs in soft.seen.values() for pair in pairs]
+    assert seen and {r for r, _ in seen} <= set(soft.training_revisions.values_list("id", flat=True))
+    from collection.models import Instance
+
+    assert set(Instance.objects.filter(id__in={i for _, i in seen}).values_list("split", flat=True)) == {"train"}
+    # Its variant was scored (eagerly here) on the held-out phrasings and nothing else.
+    runs = ScoringRun.objects.filter(variant=soft.variant)
+    scored = set(runs.values_list("revisions__instruction_id", flat=True))
+    assert scored == heldout
+    assert all(r.status == "succeeded" for r in runs)
+
+
+@pytest.mark.django_db
+@override_settings(SOFTPROMPT_RETRAIN_AFTER=2)
+def test_approving_enough_new_phrasings_queues_a_retraining(demo_model, alice, carol, django_capture_on_commit_callbacks):
+    demo_model.align = True
+    demo_model.save()
+    SoftPrompt.objects.create(model=demo_model, trigger="manual", config={}, status="succeeded",
+                              pool_size=len(softprompts.training_pool()[0]))
+    parity = Task.objects.get(slug="parity")
+    written = [f"Number {{number}}: even? ({n})" for n in range(12)]
+    training_instructions = []
+    for text in written:
+        instruction = collection_services.instruction_submit(task=parity, template=text, author=alice)
+        if not is_heldout(instruction.id):
+            training_instructions.append(instruction)
+    assert len(training_instructions) >= 2
+    first, second = training_instructions[:2]
+    collection_services.instruction_review(instruction=first, reviewer=carol, status="approved")
+    assert not SoftPrompt.objects.filter(status="queued").exists()  # grown by 1 of 2
+    collection_services.instruction_review(instruction=second, reviewer=carol, status="approved")
+    queued = SoftPrompt.objects.filter(model=demo_model, status="queued")
+    assert queued.count() == 1 and queued.get().trigger == "approval"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_triggers_queue_one_training(tiny_models):
+    model = LanguageModel.objects.create(name="m", source=str(tiny_models["t5"]), family="seq2seq")
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def trigger():
+        try:
+            barrier.wait(timeout=10)
+            results.append(softprompts.softprompt_queue(model=model, config=SMALL, enqueue=False).id)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 2 and results[0] == results[1]
+    assert SoftPrompt.objects.filter(model=model).count() == 1
+
+
+@pytest.mark.django_db
+def test_nothing_to_train_on_is_a_failed_training_with_a_reason(tiny_models, django_capture_on_commit_callbacks):
+    model = LanguageModel.objects.create(name="m", source=str(tiny_models["t5"]), family="seq2seq")
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=model, config=SMALL)
+    soft.refresh_from_db()
+    assert soft.status == "failed" and "Nothing to train on" in soft.error
+    retried = softprompts.softprompt_retry(soft_prompt=soft)
+    assert retried.id != soft.id and retried.status == "queued"
