@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from collection.views import authoring, browse, curation
 from core import views
+from evaluation import softprompt_views
 from evaluation import views as evaluation_views
 
 urlpatterns = [
@@ -24,6 +25,10 @@ urlpatterns = [
     path("models/", evaluation_views.model_list, name="model_list"),
     path("models/<slug:name>/", evaluation_views.model_detail, name="model_detail"),
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),
+    path("models/<slug:name>/align/", softprompt_views.model_align, name="model_align"),
+    path("softprompts/<int:soft_prompt_id>/", softprompt_views.softprompt_detail, name="softprompt_detail"),
+    path("softprompts/<int:soft_prompt_id>/cancel/", softprompt_views.softprompt_cancel, name="softprompt_cancel"),
+    path("softprompts/<int:soft_prompt_id>/retry/", softprompt_views.softprompt_retry, name="softprompt_retry"),
     path("runs/", evaluation_views.run_list, name="run_list"),
     path("runs/<int:run_id>/", evaluation_views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", evaluation_views.run_cancel, name="run_cancel"),

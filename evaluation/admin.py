@@ -12,6 +12,7 @@ from evaluation.models import (
     Prediction,
     RunTrigger,
     ScoringRun,
+    SoftPrompt,
     TaskSummary,
 )
 
@@ -131,3 +132,42 @@ class BenchmarkSummaryAdmin(ResultAdmin):
     list_display = ["id", "variant", "benchmark", "phrasing_set", "task_kind", "updated_at"]
     list_filter = ["phrasing_set", "task_kind", "benchmark", "variant__model"]
     search_fields = ["variant__model__name"]
+
+
+@admin.register(SoftPrompt)
+class SoftPromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "model", "status", "trigger", "steps_done", "steps_total", "pool_size", "created_at"]
+    list_filter = ["status", "trigger", "model"]
+    search_fields = ["model__name", "error", "artifact"]
+    raw_id_fields = ["training_revisions", "heldout_revisions", "variant"]
+    readonly_fields = [
+        "variant", "status", "config", "split_seed", "pool_size", "seen", "curve", "steps_done", "steps_total",
+        "artifact", "error", "claim_token", "claimed_by_task", "worker", "attempts", "heartbeat_at", "created_by",
+        "created_at", "started_at", "finished_at",
+    ]
+    actions = ["cancel", "retry"]
+
+    def has_add_permission(self, request):
+        return False  # queued from the model page, the command or automatically, with a validated config
+
+    @admin.action(description="Cancel selected trainings")
+    def cancel(self, request, queryset):
+        from evaluation import softprompts
+
+        self._each(request, queryset, softprompts.softprompt_cancel, "Cancelled")
+
+    @admin.action(description="Retry selected trainings")
+    def retry(self, request, queryset):
+        from evaluation import softprompts
+
+        self._each(request, queryset, softprompts.softprompt_retry, "Queued again")
+
+    def _each(self, request, queryset, service, verb: str) -> None:
+        done = 0
+        for soft in queryset:
+            try:
+                service(soft_prompt=soft)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"Soft prompt {soft.id}: {exc}", level=messages.WARNING)
+        self.message_user(request, f"{verb} {done} training(s).")

@@ -206,7 +206,7 @@ def _training_tasks(model: LanguageModel, training: list[InstructionRevision]):
 
 def softprompt_train_execute(
     *, soft_prompt_id: int, task_id: str, worker: str = "", on_step: Callable[[int, int, dict], None] | None = None,
-    device: str | None = None,
+    device: str | None = None, enqueue_scoring: bool = True,
 ) -> SoftPrompt | None:
     """Claim the training and run it. A redelivered job (same task id) or one whose holder went silent may
     claim it again; training restarts from its seed, so exactly one artifact and one variant result."""
@@ -228,7 +228,7 @@ def softprompt_train_execute(
         return None
     soft = SoftPrompt.objects.select_related("model").get(id=soft_prompt_id)
     try:
-        _train(soft, token, on_step, device or settings.SCORING_DEVICE)
+        _train(soft, token, on_step, device or settings.SCORING_DEVICE, enqueue_scoring)
     except (ScoringError, ConfigError, templating.TemplateError) as exc:
         _finish(soft.id, token, SoftPromptStatus.FAILED, error=str(exc))
     except (OperationalError, InterfaceError) as exc:
@@ -240,7 +240,7 @@ def softprompt_train_execute(
     return SoftPrompt.objects.get(id=soft_prompt_id)
 
 
-def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str) -> None:
+def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_scoring: bool = True) -> None:
     from evaluation.ml import softprompt as ml
     from evaluation.ml.loading import load
 
@@ -299,7 +299,9 @@ def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str) -> None:
         # Judged on the held-out phrasings, beside the base model on the same ones.
         from evaluation.services import scoring_runs_for_variant
 
-        scoring_runs_for_variant(variant=variant, trigger=RunTrigger.REGISTRATION, by=soft.created_by)
+        scoring_runs_for_variant(
+            variant=variant, trigger=RunTrigger.REGISTRATION, by=soft.created_by, enqueue=enqueue_scoring
+        )
 
 
 def _finish(soft_prompt_id: int, token: uuid.UUID, status: str, *, error: str = "") -> None:

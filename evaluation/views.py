@@ -41,7 +41,11 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = selectors.model_get(name)
     runs = selectors.run_list(model=model)[:RUNS_PER_PAGE]
     breakdown = selectors.model_task_breakdown(model)
-    return render(request, "evaluation/model_detail.html", {"model": model, "runs": runs, "breakdown": breakdown})
+    soft_prompts = model.soft_prompts.select_related("variant").order_by("-id")[:20]
+    return render(
+        request, "evaluation/model_detail.html",
+        {"model": model, "runs": runs, "breakdown": breakdown, "soft_prompts": soft_prompts},
+    )
 
 
 @login_required

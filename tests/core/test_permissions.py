@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from collection import services
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
-from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ScoringRun
+from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ScoringRun, SoftPrompt
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +28,7 @@ class World:
     model: LanguageModel
     run: ScoringRun
     result: PhrasingResult
+    soft: SoftPrompt
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def world(db, django_user_model) -> World:
     variant = ModelVariant.objects.create(model=model, kind="base")
     run = ScoringRun.objects.create(variant=variant, task=task, status="failed", error="boom", trigger="manual")
     result = PhrasingResult.objects.create(variant=variant, revision=approved.current_revision, task=task, accuracy=0.5)
-    return World(task, approved, pending, model, run, result)
+    soft = SoftPrompt.objects.create(model=model, trigger="manual", config={}, status="failed", error="boom")
+    return World(task, approved, pending, model, run, result, soft)
 
 
 def _login(client, role: str) -> None:
@@ -103,6 +105,10 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("model_list", None, "get", {}, every("200")),
     ("model_detail", lambda w: ["m"], "get", {}, every("200")),
     ("model_score", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/models/m/")),
+    ("model_align", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/softprompts/")),
+    ("softprompt_detail", lambda w: [w.soft.id], "get", {}, every("200")),
+    ("softprompt_cancel", lambda w: [w.soft.id], "post", {}, _expect(LOGIN, "403", "403", "302:/softprompts/", "302:/softprompts/")),
+    ("softprompt_retry", lambda w: [w.soft.id], "post", {}, _expect(LOGIN, "403", "403", "302:/softprompts/", "302:/softprompts/")),
     ("run_list", None, "get", {}, every("200")),
     ("run_detail", lambda w: [w.run.id], "get", {}, every("200")),
     ("run_cancel", lambda w: [w.run.id], "post", {}, _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/")),

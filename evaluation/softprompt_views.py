@@ -1,0 +1,79 @@
+"""Soft-prompt pages: a training's progress, loss curve and what it saw; train, cancel and retry."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from core import roles
+from core.errors import ApplicationError
+from evaluation import selectors, softprompts
+from evaluation.models import RunTrigger, SoftPrompt
+
+TERMS = [("loss", "Total"), ("ce", "CE"), ("kl", "KL"), ("rep", "1 − cos")]
+
+
+def _curve_chart(soft: SoftPrompt) -> dict:
+    """The loss terms per optimiser step (plotly.js figure JSON)."""
+    steps = [r["step"] for r in soft.curve]
+    data = [
+        {"type": "scatter", "mode": "lines", "name": label, "x": steps, "y": [round(r[key], 5) for r in soft.curve]}
+        for key, label in TERMS
+    ]
+    layout = {"xaxis": {"title": {"text": "step"}}, "yaxis": {"title": {"text": "loss"}}, "height": 340,
+              "margin": {"t": 20}}
+    return {"data": data if steps else [], "layout": layout}
+
+
+def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
+    soft = get_object_or_404(SoftPrompt.objects.select_related("model", "variant"), id=soft_prompt_id)
+    context = {"soft": soft, "curve_chart": _curve_chart(soft)}
+    if request.htmx:
+        return render(request, "evaluation/softprompt_detail.html#progress", context)
+    context.update(
+        training=soft.training_revisions.select_related("instruction__task", "instruction__collection").order_by("id"),
+        heldout=soft.heldout_revisions.select_related("instruction__task", "instruction__collection").order_by("id"),
+        seen_pairs=sum(len(pairs) for pairs in soft.seen.values()),
+        runs=selectors.run_list().filter(variant=soft.variant) if soft.variant_id else [],
+    )
+    return render(request, "evaluation/softprompt_detail.html", context)
+
+
+@login_required
+@require_POST
+def model_align(request: HttpRequest, name: str) -> HttpResponse:
+    """Queue a training of the model's soft prompt (admins), or show the one already under way."""
+    if not roles.can_manage_models(request.user):
+        raise PermissionDenied("Only admins start soft-prompt training.")
+    model = selectors.model_get(name)
+    soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.MANUAL, by=request.user)
+    messages.success(request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}.")
+    return redirect("softprompt_detail", soft_prompt_id=soft.id)
+
+
+def _act(request: HttpRequest, soft_prompt_id: int, service, done: str) -> HttpResponse:
+    if not roles.can_manage_runs(request.user):
+        raise PermissionDenied("Only curators and admins can cancel or retry trainings.")
+    soft = get_object_or_404(SoftPrompt, id=soft_prompt_id)
+    try:
+        soft = service(soft_prompt=soft)
+        messages.success(request, done)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    return redirect("softprompt_detail", soft_prompt_id=soft.id)
+
+
+@login_required
+@require_POST
+def softprompt_cancel(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
+    return _act(request, soft_prompt_id, softprompts.softprompt_cancel, "Training cancelled.")
+
+
+@login_required
+@require_POST
+def softprompt_retry(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
+    return _act(request, soft_prompt_id, softprompts.softprompt_retry, "Queued again with the same settings.")
