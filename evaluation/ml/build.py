@@ -15,6 +15,8 @@ SPECIAL_TOKENS = ["<pad>", "</s>", "<s>", "<unk>"]  # pad is id 0: T5 starts dec
 SIZES = {
     "t5": {
         "tiny": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
+        # The offline demo model: small enough to instruction-tune from scratch on 2 CPU cores in minutes.
+        "demo": dict(d_model=128, d_kv=32, d_ff=384, num_layers=3, num_heads=4, dropout_rate=0.0),
         "t5-small": dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8),
     },
     "gpt2": {
@@ -37,14 +39,19 @@ def train_tokenizer(
     add_bos: bool = False,
     add_eos: bool = False,
     chat_template: str | None = None,
+    split_digits: bool = False,
 ):
     """A byte-level BPE tokenizer (GPT-2 style). add_eos appends </s> as T5's tokenizer does; add_bos
-    prepends <s> as Llama's does."""
+    prepends <s> as Llama's does; split_digits makes every digit its own token (as Llama's tokenizer does),
+    so that a small model can learn arithmetic facts such as parity from the last digit."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level]) if split_digits else byte_level
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
