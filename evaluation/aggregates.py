@@ -158,9 +158,20 @@ def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | Non
     return metrics.TaskData(observed, accuracies=list(np.asarray(data.accuracies)[keep]), heldout=kept_heldout)
 
 
+def phrasing_sets(variant: ModelVariant) -> list[str]:
+    """A soft prompt is scored on held-out phrasings only, so it has figures for the held-out sets alone
+    (an "all phrasings" row of held-out phrasings would sit misleadingly beside the base model's)."""
+    if variant.kind == VariantKind.SOFT_PROMPT:
+        return [PhrasingSet.HELDOUT, PhrasingSet.HELDOUT_UNOBSERVED]
+    return list(PhrasingSet.values)
+
+
 def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
     data = task_data(variant, task)
     for phrasing_set in PhrasingSet.values:
+        if phrasing_set not in phrasing_sets(variant):
+            TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
+            continue
         subset = _subset(data, phrasing_set) if data else None
         if subset is None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
@@ -178,7 +189,7 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     kinds = [""] + sorted({task.kind for task in tasks})
     wanted = set()
     for kind in kinds:
-        for phrasing_set in PhrasingSet.values:
+        for phrasing_set in phrasing_sets(variant):
             subsets = [
                 _subset(d, phrasing_set) for task, d in data.items() if d is not None and (not kind or task.kind == kind)
             ]

@@ -30,9 +30,21 @@ def scored(db, tiny_models, django_capture_on_commit_callbacks):
 def test_results_and_summaries_are_kept_for_every_task_and_phrasing_set(scored):
     assert PhrasingResult.objects.filter(variant=scored).count() == 24
     assert all(r.complete and r.n_total == SAMPLE for r in PhrasingResult.objects.all())
-    assert TaskSummary.objects.filter(variant=scored).count() == 4 * 3  # all / observed / unobserved
+    basic = TaskSummary.objects.filter(variant=scored, phrasing_set__in=["all", "observed", "unobserved"])
+    assert basic.count() == 4 * 3
+    # Held-out sets exist for the tasks that have held-out (and held-out unobserved) phrasings.
+    from collection.models import Instruction
+    from evaluation.split import is_heldout
+
+    expected = 0
+    for task_id in {i.task_id for i in Instruction.objects.filter(status="approved")}:
+        phrasings = Instruction.objects.filter(task_id=task_id, status="approved").select_related("collection")
+        held = [i for i in phrasings if is_heldout(i.id)]
+        expected += bool(held) + bool([i for i in held if i.collection.slug != "demotune"])
+    assert TaskSummary.objects.filter(variant=scored, phrasing_set__startswith="heldout").count() == expected
     kinds = set(Task.objects.filter(benchmark__slug="demo").values_list("kind", flat=True))
-    assert BenchmarkSummary.objects.filter(variant=scored).count() == (1 + len(kinds)) * 3
+    basic = BenchmarkSummary.objects.filter(variant=scored, phrasing_set__in=["all", "observed", "unobserved"])
+    assert basic.count() == (1 + len(kinds)) * 3
 
 
 def test_task_figures_equal_the_metrics_of_the_predictions(scored):
