@@ -210,3 +210,20 @@ def test_every_page_and_endpoint_has_a_permission_row():
     covered = {case[0] for case in CASES}
     missing = _url_names(get_resolver().url_patterns) - covered
     assert not missing, f"add permission rows for: {sorted(missing)}"
+
+
+WRITES = [case for case in CASES if case[2] != "get"]
+
+
+@pytest.mark.parametrize("name,args,method,data,expected", WRITES, ids=[f"{c[2]}-{c[0]}" for c in WRITES])
+def test_every_write_is_refused_without_a_csrf_token(world, name, args, method, data, expected):
+    """Forms, htmx requests and session-authenticated API writes all need the CSRF token (the pages send it
+    in a hidden field or, for htmx, in the X-CSRFToken header set on <body>)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(get_user_model().objects.get(username="root"))
+    response = _request(client, world, name, args, method, data)
+    assert response.status_code == 403, f"{method.upper()} {name} without a CSRF token: {response.status_code}"
+    assert b"CSRF" in response.content
