@@ -165,6 +165,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"evaluation.tasks.*": {"queue": "gpu"}}
+# The outbox sweep: work saved while the broker was down is sent once it is back (see scoring_runs_sweep).
+SWEEP_SECONDS = env_int("SWEEP_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    # expires: a sweep that waited longer than its period is dropped; the next one does the same work.
+    "sweep": {"task": "evaluation.sweep", "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}},
+}
 
 # Scoring. Device: auto (cuda when available), cpu or cuda:N. A running job writes a heartbeat after every
 # batch; one silent for longer than the lease is taken to be dead and its run may be claimed again.

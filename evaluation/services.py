@@ -242,8 +242,11 @@ def _enqueue(run_id: int, countdown: int | None = None) -> None:
         try:
             score_run.apply_async(args=[run_id], countdown=countdown)
         except (BrokerError, OSError):
-            # The run is saved as queued; the recovery sweep sends it again once the broker is back.
+            # The run is saved as queued with no sent_at: the periodic sweep sends it once the broker is back.
             log.warning("Could not reach the broker; run %s stays queued until the next sweep.", run_id, exc_info=True)
+            ScoringRun.objects.filter(id=run_id).update(sent_at=None)
+            return
+        ScoringRun.objects.filter(id=run_id, sent_at__isnull=True).update(sent_at=timezone.now())
 
     transaction.on_commit(send)
 
@@ -434,6 +437,21 @@ def scoring_run_retry(*, run: ScoringRun) -> ScoringRun:
         raise ApplicationError(f"Only a failed or cancelled run can be retried; this one is {run.status}.")
     _enqueue(run.id)
     return run
+
+
+def scoring_runs_sweep() -> int:
+    """The outbox sweep (every minute, from the scheduler): send the queued runs the broker never accepted
+    (it was down when they were created) and the running ones whose worker went silent. A run whose job is
+    waiting in the queue is left alone, so a long queue is not flooded with copies."""
+    stale = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    ids = list(
+        ScoringRun.objects.filter(
+            Q(status=RunStatus.QUEUED, sent_at__isnull=True) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        ).values_list("id", flat=True)
+    )
+    for run_id in ids:
+        _enqueue(run_id)
+    return len(ids)
 
 
 def scoring_runs_recover() -> int:

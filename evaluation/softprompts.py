@@ -134,6 +134,9 @@ def _enqueue(soft_prompt_id: int) -> None:
             train_softprompt.delay(soft_prompt_id)
         except (BrokerError, OSError):
             log.warning("Broker unreachable; soft prompt %s stays queued for the sweep.", soft_prompt_id, exc_info=True)
+            SoftPrompt.objects.filter(id=soft_prompt_id).update(sent_at=None)
+            return
+        SoftPrompt.objects.filter(id=soft_prompt_id, sent_at__isnull=True).update(sent_at=timezone.now())
 
     transaction.on_commit(send)
 
@@ -308,6 +311,20 @@ def _finish(soft_prompt_id: int, token: uuid.UUID, status: str, *, error: str = 
     SoftPrompt.objects.filter(id=soft_prompt_id, claim_token=token).update(
         status=status, error=error[:5000], finished_at=timezone.now()
     )
+
+
+def softprompts_sweep() -> int:
+    """Outbox sweep: trainings the broker never accepted, and running ones whose worker went silent."""
+    stale = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    ids = list(
+        SoftPrompt.objects.filter(
+            Q(status=SoftPromptStatus.QUEUED, sent_at__isnull=True)
+            | Q(status=SoftPromptStatus.RUNNING, heartbeat_at__lt=stale)
+        ).values_list("id", flat=True)
+    )
+    for soft_prompt_id in ids:
+        _enqueue(soft_prompt_id)
+    return len(ids)
 
 
 def softprompts_recover() -> int:

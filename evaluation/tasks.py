@@ -38,3 +38,13 @@ def refresh_aggregates(variant_id: int, task_id: int) -> None:
     from evaluation.aggregates import aggregates_refresh
 
     aggregates_refresh(variant_id=variant_id, task_id=task_id)
+
+
+# Light work on the `default` queue, sent every minute by the scheduler (CELERY_BEAT_SCHEDULE).
+@shared_task(name="evaluation.sweep")
+def sweep() -> None:
+    from evaluation.services import scoring_runs_sweep
+    from evaluation.softprompts import softprompts_sweep
+
+    scoring_runs_sweep()
+    softprompts_sweep()
