@@ -1,0 +1,54 @@
+"""schemathesis against our OpenAPI schema: generated requests to every operation, anonymous and as an admin
+with a token, must never get a server error (and must match the schema's responses)."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from core.wsgi import application
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    # The WSGI handler closes the database connection after each request, as in production; inside a test's
+    # transaction that would drop the transaction. Django's test client disconnects the same signal.
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def admin_token(db, django_user_model):
+    from rest_framework.authtoken.models import Token
+
+    from core import roles, services
+
+    call_demo()
+    user = django_user_model.objects.create_user(username="fuzz-admin")
+    services.user_role_set(user=user, role=roles.ADMIN)
+    return Token.objects.create(user=user).key
+
+
+def call_demo():
+    from django.core.management import call_command
+
+    call_command("load_demo")
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_operation_answers_with_a_server_error(case, admin_token):
+    for headers in ({}, {"Authorization": f"Token {admin_token}"}):
+        response = case.call(headers=headers)
+        assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}\n{response.text[:500]}"
