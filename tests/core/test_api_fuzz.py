@@ -47,7 +47,9 @@ def call_demo():
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: CI runs the same examples every time, so a landing never hinges on a lucky draw (drop it
+# locally to explore further).
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_operation_answers_with_a_server_error(case, admin_token):
     for headers in ({}, {"Authorization": f"Token {admin_token}"}):
         response = case.call(headers=headers)
