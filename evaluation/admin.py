@@ -17,6 +17,18 @@ from evaluation.models import (
 )
 
 
+def _each(model_admin, request, queryset, act, verb: str, noun: str) -> None:
+    """An admin action that calls a service on each selected row, reporting the rows it refused."""
+    done = 0
+    for obj in queryset:
+        try:
+            act(obj)
+            done += 1
+        except ApplicationError as exc:
+            model_admin.message_user(request, f"{noun.capitalize()} {obj.id}: {exc}", level=messages.WARNING)
+    model_admin.message_user(request, f"{verb} {done} {noun}(s).")
+
+
 class VariantInline(admin.TabularInline):
     model = ModelVariant
     extra = 0
@@ -68,23 +80,13 @@ class ScoringRunAdmin(admin.ModelAdmin):
     ]
     actions = ["cancel", "retry"]
 
-    def _each(self, request, queryset, service, verb: str) -> None:
-        done = 0
-        for run in queryset:
-            try:
-                service(run=run)
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"Run {run.id}: {exc}", level=messages.WARNING)
-        self.message_user(request, f"{verb} {done} run(s).")
-
     @admin.action(description="Cancel selected runs")
     def cancel(self, request, queryset):
-        self._each(request, queryset, services.scoring_run_cancel, "Cancelled")
+        _each(self, request, queryset, lambda run: services.scoring_run_cancel(run=run), "Cancelled", "run")
 
     @admin.action(description="Retry selected runs (missing cells only)")
     def retry(self, request, queryset):
-        self._each(request, queryset, services.scoring_run_retry, "Queued again")
+        _each(self, request, queryset, lambda run: services.scoring_run_retry(run=run), "Queued again", "run")
 
 
 class ResultAdmin(admin.ModelAdmin):
@@ -154,20 +156,12 @@ class SoftPromptAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         from evaluation import softprompts
 
-        self._each(request, queryset, softprompts.softprompt_cancel, "Cancelled")
+        act = softprompts.softprompt_cancel
+        _each(self, request, queryset, lambda soft: act(soft_prompt=soft), "Cancelled", "soft prompt")
 
     @admin.action(description="Retry selected trainings")
     def retry(self, request, queryset):
         from evaluation import softprompts
 
-        self._each(request, queryset, softprompts.softprompt_retry, "Queued again")
-
-    def _each(self, request, queryset, service, verb: str) -> None:
-        done = 0
-        for soft in queryset:
-            try:
-                service(soft_prompt=soft)
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"Soft prompt {soft.id}: {exc}", level=messages.WARNING)
-        self.message_user(request, f"{verb} {done} training(s).")
+        act = softprompts.softprompt_retry
+        _each(self, request, queryset, lambda soft: act(soft_prompt=soft), "Queued again", "soft prompt")

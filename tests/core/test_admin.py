@@ -8,7 +8,9 @@ pytestmark = pytest.mark.django_db
 
 CHANGELISTS = [
     "collection_benchmark", "collection_task", "collection_instance", "collection_collection",
-    "collection_instruction", "core_workerping",
+    "collection_instruction", "collection_phrasingembedding", "core_workerping", "evaluation_languagemodel",
+    "evaluation_modelvariant", "evaluation_scoringrun", "evaluation_prediction", "evaluation_phrasingresult",
+    "evaluation_tasksummary", "evaluation_benchmarksummary", "evaluation_softprompt",
 ]
 
 
@@ -38,3 +40,23 @@ def test_authors_do_not_reach_the_admin(client, alice):
     client.force_login(alice)
     response = client.get(reverse("admin:collection_instruction_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_soft_prompt_cancel_action_cancels_and_reports_refusals(client, admin_user):
+    from evaluation.models import LanguageModel, SoftPrompt
+
+    admin_user.is_staff = True
+    admin_user.save()
+    model = LanguageModel.objects.create(name="m", source="/x", family="seq2seq")
+    queued = SoftPrompt.objects.create(model=model, trigger="manual", config={})
+    done = SoftPrompt.objects.create(model=model, trigger="manual", config={}, status="succeeded")
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:evaluation_softprompt_changelist"),
+        {"action": "cancel", "_selected_action": [queued.id, done.id]}, follow=True,
+    )
+    page = response.content.decode()
+    assert f"Soft prompt {done.id}: Only a queued or running training can be cancelled." in page
+    assert "Cancelled 1 soft prompt(s)." in page
+    queued.refresh_from_db()
+    assert queued.status == "cancelled"
