@@ -12,6 +12,7 @@ from collection import selectors, templating
 from collection.services import label_errors
 from collection.models import Instance, Task
 from evaluation.ml import prompts
+from evaluation.services import answer_texts
 
 SAMPLE_COUNT = 3
 
@@ -41,16 +42,6 @@ def sample_instances(task: Task, count: int = SAMPLE_COUNT) -> list[Instance]:
     return list(selectors.task_eval_instances(task).order_by("id")[:count])
 
 
-def answers(task: Task, instance: Instance, labels: list[str] | None) -> list[str]:
-    # Mirrors evaluation.services.option_texts, which the scorer uses, for a draft that has no revision yet.
-    if task.answer_format == Task.AnswerFormat.LETTER:
-        return list(templating.LETTERS[: len(instance.options)])
-    if labels and len(labels) == len(task.label_space):
-        words = dict(zip(task.label_space, labels))
-        return [words.get(option, option) for option in instance.options]
-    return list(instance.options)
-
-
 def build(
     *, task: Task, template: str, labels: list[str] | None = None, model=None, instances: list[Instance] | None = None
 ) -> Preview:
@@ -72,7 +63,8 @@ def build(
     for instance in instances if instances is not None else sample_instances(task):
         shared, rest = templating.render_parts(template, instance.inputs, instance.options)
         head, tail = prompts.wrap(shared, rest, preview.format_name, tokenizer)
-        preview.samples.append(Sample(instance, head + tail, answers(task, instance, labels), instance.gold))
+        # The scorer's own answer texts, so the preview shows exactly what will be scored.
+        preview.samples.append(Sample(instance, head + tail, list(answer_texts(task, labels, instance)), instance.gold))
     return preview
 
 

@@ -256,10 +256,15 @@ def _enqueue(run_id: int, countdown: int | None = None) -> None:
 
 def option_texts(task: Task, revision: InstructionRevision, instance: Instance) -> tuple[str, ...]:
     """What the model may answer: letters, the option texts, or the phrasing's own label words for them."""
+    return answer_texts(task, revision.labels, instance)
+
+
+def answer_texts(task: Task, labels: list[str] | None, instance: Instance) -> tuple[str, ...]:
+    """option_texts for label words given directly (a draft in the authoring preview has no revision yet)."""
     if task.answer_format == Task.AnswerFormat.LETTER:
         return tuple(templating.LETTERS[: len(instance.options)])
-    if revision.labels:
-        words = dict(zip(task.label_space, revision.labels))
+    if labels:
+        words = dict(zip(task.label_space, labels))
         return tuple(words.get(option, option) for option in instance.options)
     return tuple(instance.options)
 
