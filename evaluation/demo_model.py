@@ -21,7 +21,7 @@ from collection import templating
 from collection.demo import BENCHMARK_SLUG, TUNING_COLLECTION
 from collection.models import Collection, Instance, Instruction
 from evaluation import services, softprompts
-from evaluation.models import LanguageModel, RunStatus, RunTrigger, SoftPrompt, SoftPromptStatus
+from evaluation.models import LanguageModel, RunTrigger, SoftPrompt, SoftPromptStatus
 
 DEMO_MODEL = "demo-t5"
 # Change anything here and the model is rebuilt (the cache directory is named by the recipe's hash).
@@ -130,7 +130,7 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
         say(f"The demo recipe changed; replacing {DEMO_MODEL} and its results.")
         model.delete()
         return demo_study_ensure(say)
-    _score(services.base_variant(model), say)
+    services.variant_score_now(variant=services.base_variant(model), say=say)
     from evaluation.ml.softprompt import AlignConfig
 
     for name, lambdas in ABLATIONS.items():
@@ -145,7 +145,7 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
             if soft is None or soft.status != SoftPromptStatus.SUCCEEDED:
                 raise RuntimeError(f"Soft prompt training failed: {soft.error if soft else 'not claimed'}")
             done = soft
-        _score(done.variant, say)
+        services.variant_score_now(variant=done.variant, say=say)
     return model
 
 
@@ -153,24 +153,3 @@ def _asdict(config) -> dict:
     from dataclasses import asdict
 
     return asdict(config)
-
-
-def _score(variant, say: Say) -> None:
-    """Score whatever the variant is missing, in this process, and refresh its figures."""
-    from evaluation.aggregates import aggregates_refresh_many
-    from evaluation.models import ScoringRun
-
-    def execute(runs) -> None:
-        for run in runs:
-            say(f"Scoring {variant} on {run.task}: {run.to_compute} cells...")
-            done = services.scoring_run_execute(run_id=run.id, task_id=f"demo-{uuid.uuid4()}")
-            if done is not None and done.status != RunStatus.SUCCEEDED:
-                raise RuntimeError(f"Scoring run {run.id} failed: {done.error}")
-
-    # Runs already queued for it first (a new soft prompt queues its own), then whatever is still missing.
-    execute(ScoringRun.objects.filter(variant=variant, status=RunStatus.QUEUED).select_related("task"))
-    execute(services.scoring_runs_for_variant(variant=variant, trigger=RunTrigger.CLI, enqueue=False))
-    tasks = set(
-        Instruction.objects.filter(task__benchmark__slug=BENCHMARK_SLUG, status="approved").values_list("task_id", flat=True)
-    )
-    aggregates_refresh_many({(variant.id, task_id) for task_id in tasks})

@@ -225,6 +225,25 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     return runs
 
 
+def variant_score_now(*, variant: ModelVariant, say: Callable[[str], None] = lambda text: None) -> None:
+    """Score whatever the variant is missing in this process (the commands' foreground path), then refresh
+    its figures at once rather than when a worker gets to them. Raises ApplicationError if a run fails."""
+    from evaluation.aggregates import aggregates_refresh_many
+
+    def execute(runs) -> None:
+        for run in runs:
+            say(f"Scoring {variant} on {run.task}: {run.to_compute} cells...")
+            done = scoring_run_execute(run_id=run.id, task_id=f"cli-{uuid.uuid4()}")
+            if done is not None and done.status != RunStatus.SUCCEEDED:
+                raise ApplicationError(f"Scoring run {run.id} failed: {done.error}")
+
+    # Runs already queued for it first (a new soft prompt queues its own), then whatever is still missing.
+    execute(ScoringRun.objects.filter(variant=variant, status=RunStatus.QUEUED).select_related("task"))
+    execute(scoring_runs_for_variant(variant=variant, trigger=RunTrigger.CLI, enqueue=False))
+    tasks = set(variant.runs.exclude(task=None).values_list("task_id", flat=True))
+    aggregates_refresh_many({(variant.id, task_id) for task_id in tasks})
+
+
 def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
     """Queue whatever approved phrasings active models have not scored yet (after an import, say)."""
     runs = []

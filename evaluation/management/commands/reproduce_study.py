@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from collection.demo import BENCHMARK_SLUG
+from core.errors import ApplicationError
 from evaluation.demo_model import demo_study_ensure
 from evaluation.models import BenchmarkSummary, SoftPromptStatus, TaskSummary
 
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         say = (lambda text: None) if quiet else (lambda text: self.stdout.write(text))
         try:
             model = demo_study_ensure(say)
-        except RuntimeError as exc:
+        except (RuntimeError, ApplicationError) as exc:
             raise CommandError(str(exc)) from exc
         base = model.variants.get(kind="base")
         rows = self._summaries(base)

@@ -4,10 +4,11 @@ from dataclasses import asdict
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from core.errors import ApplicationError
 from evaluation import services, softprompts
 from evaluation.ml.config import ConfigError
 from evaluation.ml.softprompt import AlignConfig
-from evaluation.models import LanguageModel, RunStatus, RunTrigger, ScoringRun, SoftPromptStatus
+from evaluation.models import LanguageModel, RunTrigger, SoftPromptStatus
 
 
 class Command(BaseCommand):
@@ -63,19 +64,10 @@ class Command(BaseCommand):
                           f"{soft.heldout_revisions.count()} held out; artifact {soft.artifact}")
         if opts["no_score"]:
             return
-        # The base model scores every approved phrasing; make sure the held-out ones are there to compare.
-        runs = list(ScoringRun.objects.filter(variant=soft.variant, status=RunStatus.QUEUED))
-        runs += services.scoring_runs_for_variant(
-            variant=services.base_variant(model), trigger=RunTrigger.CLI, enqueue=False
-        )
-        for run in tqdm(runs, desc="scoring", unit="run"):
-            done = services.scoring_run_execute(run_id=run.id, task_id=f"cli-{uuid.uuid4()}")
-            if done is not None and done.status != RunStatus.SUCCEEDED:
-                raise CommandError(f"Scoring run {run.id} failed: {done.error}")
-        # Figures now, not when a worker gets to them: this command is how the demo and the study table run.
-        from evaluation.aggregates import aggregates_refresh_many
-
-        tasks = {r.instruction.task_id for r in soft.heldout_revisions.select_related("instruction")}
-        variants = [soft.variant_id, services.base_variant(model).id]
-        aggregates_refresh_many({(v, t) for v in variants for t in tasks})
+        # Both variants in the foreground, the base model included: it must have the held-out phrasings too.
+        try:
+            for variant in (soft.variant, services.base_variant(model)):
+                services.variant_score_now(variant=variant, say=self.stdout.write)
+        except ApplicationError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS("Done."))
