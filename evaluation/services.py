@@ -17,14 +17,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Least
+from django.db.models import Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from collection import templating
 from collection.models import Instance, Instruction, InstructionRevision, Task
 from collection.selectors import task_eval_sample_ids
 from core.errors import ApplicationError
+from evaluation import leases
 from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
 from evaluation.ml.errors import ScoringError
 from evaluation.ml.loading import ModelCache
@@ -296,27 +297,8 @@ def scoring_run_execute(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ScoringRun | None:
     """Claim the run and fill in its missing cells. Returns None when another delivery holds the claim."""
-    token = uuid.uuid4()
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
-    # A delivery may run the job when it is queued, when its holder stopped sending heartbeats, or when it
-    # is the same message again (the broker redelivers a killed worker's job under the same task id).
-    claimable = (
-        Q(status=RunStatus.QUEUED)
-        | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
-        | Q(status=RunStatus.RUNNING, claimed_by_task=task_id)
-    )
-    claimed = ScoringRun.objects.filter(claimable, id=run_id).update(
-        status=RunStatus.RUNNING,
-        claim_token=token,
-        claimed_by_task=task_id[:100],
-        worker=worker[:200],
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        started_at=Coalesce("started_at", Value(now)),
-        error="",
-    )
-    if not claimed:
+    token = leases.claim(ScoringRun, run_id, task_id=task_id, worker=worker)
+    if token is None:
         log.info("Run %s is not claimable by %s (finished, cancelled or held elsewhere).", run_id, task_id)
         return None
     run = ScoringRun.objects.select_related("variant__model").get(id=run_id)
@@ -464,15 +446,8 @@ def scoring_run_retry(*, run: ScoringRun) -> ScoringRun:
 
 
 def scoring_runs_sweep() -> int:
-    """The outbox sweep (every minute, from the scheduler): send the queued runs the broker never accepted
-    (it was down when they were created) and the running ones whose worker went silent. A run whose job is
-    waiting in the queue is left alone, so a long queue is not flooded with copies."""
-    stale = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
-    ids = list(
-        ScoringRun.objects.filter(
-            Q(status=RunStatus.QUEUED, sent_at__isnull=True) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
-        ).values_list("id", flat=True)
-    )
+    """The outbox sweep (every minute, from the scheduler) for scoring runs; see leases.to_sweep."""
+    ids = leases.to_sweep(ScoringRun)
     for run_id in ids:
         _enqueue(run_id)
     return len(ids)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from collection import templating
 from collection.models import Instance, Instruction, InstructionRevision, Task
 from core.errors import ApplicationError
+from evaluation import leases
 from evaluation.ml.config import ConfigError
 from evaluation.ml.errors import ScoringError
 from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, SoftPromptStatus, VariantKind
@@ -213,20 +213,8 @@ def softprompt_train_execute(
 ) -> SoftPrompt | None:
     """Claim the training and run it. A redelivered job (same task id) or one whose holder went silent may
     claim it again; training restarts from its seed, so exactly one artifact and one variant result."""
-    token = uuid.uuid4()
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
-    claimable = (
-        Q(status=SoftPromptStatus.QUEUED)
-        | Q(status=SoftPromptStatus.RUNNING, heartbeat_at__lt=stale)
-        | Q(status=SoftPromptStatus.RUNNING, claimed_by_task=task_id)
-    )
-    claimed = SoftPrompt.objects.filter(claimable, id=soft_prompt_id).update(
-        status=SoftPromptStatus.RUNNING, claim_token=token, claimed_by_task=task_id[:100], worker=worker[:200],
-        heartbeat_at=now, attempts=F("attempts") + 1, started_at=Coalesce("started_at", Value(now)), error="",
-        steps_done=0, curve=[],
-    )
-    if not claimed:
+    token = leases.claim(SoftPrompt, soft_prompt_id, task_id=task_id, worker=worker, steps_done=0, curve=[])
+    if token is None:
         log.info("Soft prompt %s is not claimable by %s.", soft_prompt_id, task_id)
         return None
     soft = SoftPrompt.objects.select_related("model").get(id=soft_prompt_id)
@@ -314,14 +302,8 @@ def _finish(soft_prompt_id: int, token: uuid.UUID, status: str, *, error: str = 
 
 
 def softprompts_sweep() -> int:
-    """Outbox sweep: trainings the broker never accepted, and running ones whose worker went silent."""
-    stale = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
-    ids = list(
-        SoftPrompt.objects.filter(
-            Q(status=SoftPromptStatus.QUEUED, sent_at__isnull=True)
-            | Q(status=SoftPromptStatus.RUNNING, heartbeat_at__lt=stale)
-        ).values_list("id", flat=True)
-    )
+    """The outbox sweep for trainings; see leases.to_sweep."""
+    ids = leases.to_sweep(SoftPrompt)
     for soft_prompt_id in ids:
         _enqueue(soft_prompt_id)
     return len(ids)
