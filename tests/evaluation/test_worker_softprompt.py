@@ -1,17 +1,20 @@
-"""Soft-prompt training in a real Celery worker process (Redis, PostgreSQL): queued by the service, trained on
-the gpu queue, its variant scored on the held-out phrasings by the same worker."""
+"""Soft-prompt training in real Celery worker processes (Redis, PostgreSQL): queued by the service, trained on
+the gpu queue, its variant scored on the held-out phrasings by the same worker; and a worker killed mid-training,
+whose job a new worker finishes as exactly one soft prompt."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import redis
+from django.db.models import Count
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
 from evaluation import services
-from evaluation.models import ScoringRun, SoftPrompt
+from evaluation.models import ModelVariant, Prediction, ScoringRun, SoftPrompt, VariantKind
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -52,3 +55,53 @@ def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(tiny_
     assert (tmp_path / "softprompts" / "tiny-t5" / str(soft.id) / "adapter_model.safetensors").is_file()
     assert set(ScoringRun.objects.filter(variant=soft.variant).values_list("status", flat=True)) == {"succeeded"}
     assert "evaluation.tasks.train_softprompt" in log.read_text()
+
+
+def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_prompt(tiny_models, tmp_path):
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
+    services.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+        tuned_on=[Collection.objects.get(slug="demotune")], score=False,
+    )
+    env = process_env(
+        CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu",
+        SOFTPROMPT_DIR=str(tmp_path / "softprompts"),
+        # Short timeouts so the killed worker's job comes back within seconds, not the production hour.
+        CELERY_VISIBILITY_TIMEOUT="4", SCORING_LEASE_SECONDS="3",
+    )
+    steps = 400
+    soft_id = int(manage(env, "shell", "--no-imports", "-c", QUEUE.replace("steps=6", f"steps={steps}")).split()[-1])
+
+    first_log = tmp_path / "first.log"
+    with running_worker(env, queues="gpu", log=first_log) as first:
+        wait_for(lambda: SoftPrompt.objects.get(id=soft_id).steps_done >= 20, timeout=120,
+                 what="the first worker to start training", log=first_log)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    killed = SoftPrompt.objects.get(id=soft_id)
+    assert killed.status == "running" and 0 < killed.steps_done < steps, "the training finished before the kill"
+    assert not (tmp_path / "softprompts" / "tiny-t5" / str(soft_id)).exists()
+
+    second_log = tmp_path / "second.log"
+    with running_worker(env, queues="default,gpu", log=second_log):
+
+        def trained_and_scored() -> bool:
+            soft = SoftPrompt.objects.get(id=soft_id)
+            assert soft.status != "failed", soft.error
+            runs = ScoringRun.objects.filter(variant_id=soft.variant_id)
+            return soft.status == "succeeded" and runs.exists() and not runs.filter(status__in=ScoringRun.ACTIVE).exists()
+
+        wait_for(trained_and_scored, timeout=300, what="the second worker to train and score", log=second_log)
+    soft = SoftPrompt.objects.get(id=soft_id)
+    assert SoftPrompt.objects.count() == 1 and soft.attempts >= 2
+    # Restarted from its seed: one curve of `steps` points, not the killed attempt's points plus the new ones.
+    assert [point["step"] for point in soft.curve] == list(range(1, steps + 1))
+    assert ModelVariant.objects.filter(kind=VariantKind.SOFT_PROMPT).count() == 1
+    assert sorted(p.name for p in (tmp_path / "softprompts" / "tiny-t5").iterdir()) == [str(soft_id)]
+    runs = ScoringRun.objects.filter(variant=soft.variant)
+    assert set(runs.values_list("status", flat=True)) == {"succeeded"}
+    duplicates = Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    assert not duplicates.exists()
+    assert Prediction.objects.filter(variant=soft.variant).count() == sum(r.total_cells for r in runs) > 0
