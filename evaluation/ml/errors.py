@@ -11,3 +11,7 @@ class ModelLoadError(ScoringError):
 
 class OutOfMemoryAtBatchSizeOne(ScoringError):
     """Even one instance at a time does not fit in memory on this device."""
+
+
+class OutOfMemoryInTraining(ScoringError):
+    """A soft-prompt training step does not fit in memory; the message says which settings to lower."""

@@ -27,8 +27,9 @@ import torch
 
 from evaluation.ml.config import ConfigError
 from evaluation.ml.encoding import EncodedItem
+from evaluation.ml.errors import OutOfMemoryInTraining
 from evaluation.ml.loading import LoadedModel
-from evaluation.ml.scoring import ScoringItem, encode_items
+from evaluation.ml.scoring import ScoringItem, encode_items, is_out_of_memory
 
 INITS = ("phrasing", "vocab")
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -138,10 +139,15 @@ def train(
         record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0}
         for _ in range(config.grad_accumulation):
             batch = _sample(tasks, config, rng, result.seen)
-            with autocast:
-                terms = _losses(loaded, peft_model, batch)
-            loss = terms["ce"] + config.lambda_kl * terms["kl"] + config.lambda_rep * terms["rep"]
-            (loss / config.grad_accumulation).backward()
+            try:
+                with autocast:
+                    terms = _losses(loaded, peft_model, batch)
+                loss = terms["ce"] + config.lambda_kl * terms["kl"] + config.lambda_rep * terms["rep"]
+                (loss / config.grad_accumulation).backward()
+            except Exception as exc:
+                if is_out_of_memory(exc):
+                    raise OutOfMemoryInTraining(_oom_message(loaded, config, step)) from exc
+                raise
             for key, value in [("loss", loss), *terms.items()]:
                 record[key] += float(value.detach()) / config.grad_accumulation
         optimiser.step()
@@ -150,6 +156,16 @@ def train(
             break
     prompt.weight.requires_grad_(False)
     return peft_model, result
+
+
+def _oom_message(loaded: LoadedModel, config: AlignConfig, step: int) -> str:
+    rows = config.instances_per_batch * (1 + config.paraphrases)
+    return (
+        f"Out of memory on {loaded.device} at step {step}: a micro-batch of {config.instances_per_batch} "
+        f"instance(s) x {1 + config.paraphrases} phrasing(s) ({rows} prompts) does not fit. Lower "
+        "instances_per_batch or paraphrases and raise grad_accumulation to keep the effective batch, or use a "
+        "device with more memory."
+    )
 
 
 class _no_autocast:

@@ -11,6 +11,7 @@ from evaluation.ml.errors import ModelLoadError, OutOfMemoryAtBatchSizeOne
 from evaluation.ml.loading import load
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem
+from tests.evaluation.tiny import OutOfMemoryAbove
 
 FAMILY = {"t5": "seq2seq", "gpt2": "causal", "llama": "causal"}
 QUESTIONS = [
@@ -96,33 +97,17 @@ def test_chat_format_has_one_bos(models):
     assert encoded.shared_ids.count(loaded.tokenizer.bos_token_id) == 1
 
 
-class _OutOfMemoryAbove:
-    """Wraps a model so that a forward pass over more than `limit` rows raises CUDA's out-of-memory error."""
-
-    def __init__(self, model, limit):
-        self.model, self.limit, self.config = model, limit, model.config
-
-    def __call__(self, **kwargs):
-        rows = next(v.shape[0] for k, v in kwargs.items() if k.endswith("input_ids") and v is not None)
-        if rows > self.limit:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.model(**kwargs)
-
-    def get_encoder(self):
-        return self.model.get_encoder()
-
-
 def test_batch_size_backs_off_on_out_of_memory(models):
     loaded = load(ModelSpec(str(models["t5"]), family="seq2seq"), device="cpu")
     batch_items = items(WORDS)
     want = score_naive(loaded, batch_items)
-    loaded.model = _OutOfMemoryAbove(loaded.model, limit=4)  # the option rows of one item fit, two do not
+    loaded.model = OutOfMemoryAbove(loaded.model, limit=4)  # the option rows of one item fit, two do not
     assert_equal(fast(loaded, batch_items, batch_size=8), want)
 
 
 def test_out_of_memory_at_batch_size_one_is_a_readable_error(models):
     loaded = load(ModelSpec(str(models["gpt2"]), family="causal"), device="cpu")
-    loaded.model = _OutOfMemoryAbove(loaded.model, limit=0)
+    loaded.model = OutOfMemoryAbove(loaded.model, limit=0)
     with pytest.raises(OutOfMemoryAtBatchSizeOne, match="even at batch size 1"):
         fast(loaded, items(LETTERS), batch_size=4)
 

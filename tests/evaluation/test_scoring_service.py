@@ -3,11 +3,13 @@ for real worker processes)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from collection import services as collection_services
@@ -17,6 +19,7 @@ from collection.selectors import task_eval_sample_ids
 from core.errors import ApplicationError
 from evaluation import services
 from evaluation.models import LanguageModel, Prediction, RunStatus, ScoringRun
+from tests.evaluation.tiny import OutOfMemoryAbove
 
 SAMPLE = 5  # eval instances per task, to keep tests quick
 
@@ -212,3 +215,35 @@ def test_recovery_resends_queued_runs(demo, tiny_models, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         assert services.scoring_runs_recover() == len(runs)
     assert set(ScoringRun.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+
+
+def test_out_of_memory_at_batch_size_one_fails_the_run_with_a_reason_and_its_retry_button_resumes_it(
+    demo, tiny_models, carol, client, monkeypatch, django_capture_on_commit_callbacks
+):
+    model = register(tiny_models, score=False, batch_size=4)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    real_get = services._models.get
+
+    def too_small_a_device(spec, device):  # the worker's model, on a device where not even one instance fits
+        loaded = real_get(spec, device)
+        return dataclasses.replace(loaded, model=OutOfMemoryAbove(loaded.model, limit=0))
+
+    monkeypatch.setattr(services._models, "get", too_small_a_device)
+    run = services.scoring_run_execute(run_id=run.id, task_id="small-gpu")
+    assert run.status == RunStatus.FAILED
+    assert run.error == (
+        "Out of memory on cpu even at batch size 1; use a smaller model, a lower precision "
+        "or a device with more memory."
+    )
+    assert not Prediction.objects.filter(run=run).exists()
+
+    client.force_login(carol)
+    page = client.get(reverse("run_detail", args=[run.id])).content.decode()
+    assert "even at batch size 1" in page and "Retry (scores only missing cells)" in page
+    monkeypatch.undo()  # a device with more memory
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("run_retry", args=[run.id]))
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert (run.status, run.error, run.attempts) == (RunStatus.SUCCEEDED, "", 2)
+    assert Prediction.objects.filter(run=run).count() == run.total_cells > 0

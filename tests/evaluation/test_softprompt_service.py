@@ -7,13 +7,16 @@ from __future__ import annotations
 import threading
 
 import pytest
+import torch
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+from django.urls import reverse
 
 from collection import services as collection_services
 from collection.models import Collection, Instruction, Task
 from evaluation import services, softprompts
+from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.softprompt import AlignConfig
 from evaluation.models import LanguageModel, ScoringRun, SoftPrompt
 from evaluation.split import is_heldout
@@ -121,3 +124,29 @@ def test_nothing_to_train_on_is_a_failed_training_with_a_reason(tiny_models, dja
     assert soft.status == "failed" and "Nothing to train on" in soft.error
     retried = softprompts.softprompt_retry(soft_prompt=soft)
     assert retried.id != soft.id and retried.status == "queued"
+
+
+@pytest.mark.django_db
+def test_out_of_memory_in_training_fails_it_with_the_settings_to_lower_and_a_retry(
+    demo_model, carol, client, monkeypatch, django_capture_on_commit_callbacks
+):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+    monkeypatch.setattr(ml_softprompt, "_losses", out_of_memory)
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+    soft.refresh_from_db()
+    assert soft.status == "failed" and not soft.artifact and soft.variant is None
+    assert soft.error.startswith(
+        "Out of memory on cpu at step 1: a micro-batch of 2 instance(s) x 2 phrasing(s) (4 prompts) does not fit. "
+        "Lower instances_per_batch or paraphrases"
+    )
+    client.force_login(carol)
+    page = client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
+    assert "Out of memory on cpu at step 1" in page and ">Retry</button>" in page
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("softprompt_retry", args=[soft.id]))
+    retried = SoftPrompt.objects.exclude(id=soft.id).get(model=demo_model)
+    assert retried.status == "succeeded" and retried.config == soft.config

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from evaluation.ml.build import build_model, train_tokenizer
 
 CORPUS = [
@@ -33,3 +35,19 @@ def build(arch: str, root: Path) -> Path:
     )
     build_model(arch, tokenizer, out, seed=1)
     return out
+
+
+class OutOfMemoryAbove:
+    """Wraps a model so that a forward pass over more than `limit` rows raises CUDA's out-of-memory error."""
+
+    def __init__(self, model, limit):
+        self.model, self.limit, self.config = model, limit, model.config
+
+    def __call__(self, **kwargs):
+        rows = next(v.shape[0] for k, v in kwargs.items() if k.endswith("input_ids") and v is not None)
+        if rows > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.model(**kwargs)
+
+    def get_encoder(self):
+        return self.model.get_encoder()
