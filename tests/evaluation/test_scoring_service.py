@@ -247,3 +247,26 @@ def test_out_of_memory_at_batch_size_one_fails_the_run_with_a_reason_and_its_ret
     run.refresh_from_db()
     assert (run.status, run.error, run.attempts) == (RunStatus.SUCCEEDED, "", 2)
     assert Prediction.objects.filter(run=run).count() == run.total_cells > 0
+
+
+def test_a_delivery_that_finds_the_database_down_before_its_claim_is_retried(demo, tiny_models, monkeypatch):
+    from django.db import OperationalError
+
+    from evaluation import leases
+    from evaluation.tasks import score_run
+
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    real_claim, calls = leases.claim, []
+
+    def claim_once_the_database_is_back(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("the database system is shutting down")
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(leases, "claim", claim_once_the_database_is_back)
+    # Not propagating, Celery applies the retry at once (its countdown is for real workers).
+    score_run.apply(args=[run.id], throw=False)
+    run.refresh_from_db()
+    assert len(calls) == 2 and run.status == RunStatus.SUCCEEDED
