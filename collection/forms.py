@@ -56,3 +56,10 @@ class ReviewForm(forms.Form):
         ]
     )
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label="File of phrasings", widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl"}),
+        error_messages={"required": "Choose a .csv or .jsonl file.", "empty": "The file is empty."},
+    )

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from collection import selectors, templating
-from collection.services import label_errors
 from collection.models import Instance, Task
+from collection.services import label_errors
 from evaluation.ml import prompts
 from evaluation.services import answer_texts
 

@@ -24,7 +24,6 @@ from collection.models import (
 from core import roles
 from core.errors import ApplicationError
 
-
 log = logging.getLogger(__name__)
 
 CROWD_COLLECTION = "crowd"

@@ -204,6 +204,11 @@ SPECTACULAR_SETTINGS = {
 TEMPLATE_MAX_CHARS = env_int("TEMPLATE_MAX_CHARS", 4000, minimum=100)
 # Imports: the largest file an importer accepts, so a wrong path cannot exhaust memory.
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+# ... and the most rows (CSV records, JSONL lines, BIG-bench examples) one file may hold.
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_000_000, minimum=1)
+# Phrasings uploaded by curators in the browser (/curate/import/): smaller limits, as it is a web request.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
+UPLOAD_MAX_ROWS = env_int("UPLOAD_MAX_ROWS", 2000, minimum=1)
 
 # Authoring. Near duplicates: cosine similarity of sentence embeddings at or above this is flagged to the
 # author and the curator. SIMILARITY_MODEL: a sentence-transformers hub id or local path; empty uses the

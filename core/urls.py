@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from collection.views import authoring, browse, curation
+from collection.views import authoring, browse, curation, uploads
 from core import views
 from evaluation import softprompt_views
 from evaluation import views as evaluation_views
@@ -21,6 +21,7 @@ urlpatterns = [
     path("me/phrasings/", authoring.my_phrasings, name="my_phrasings"),
     path("curate/", curation.queue, name="curation_queue"),
     path("curate/bulk/", curation.review_bulk, name="curation_bulk"),
+    path("curate/import/", uploads.upload, name="curation_upload"),
     path("curate/<int:instruction_id>/review/", curation.review, name="curation_review"),
     path("models/", evaluation_views.model_list, name="model_list"),
     path("models/<slug:name>/", evaluation_views.model_detail, name="model_detail"),

@@ -22,7 +22,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils.text import slugify
 
-from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, read_text
+from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, limited, read_text
 from collection.importers.instructions import STUDY_TASKS
 from collection.models import Collection, Instruction, InstructionRevision, Task
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
@@ -60,7 +60,15 @@ def _read(path: Path) -> list[tuple[str, dict]]:
     reader = csv.DictReader(io.StringIO(read_text(path)))
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != COLUMNS:
         raise ImportFailed(path, f"expected the columns {', '.join(COLUMNS)}; found {reader.fieldnames}")
-    return [(f"{path.name} line {n}", row) for n, row in enumerate(reader, start=2)]
+    rows = []
+    try:
+        for row in limited(path, reader):
+            if None in row or None in row.values():
+                raise ImportFailed(path, f"line {reader.line_num}: expected {len(COLUMNS)} values, one per column")
+            rows.append((f"{path.name} line {reader.line_num}", row))
+    except csv.Error as exc:
+        raise ImportFailed(path, f"line {reader.line_num}: malformed CSV ({exc})") from None
+    return rows
 
 
 def _import_row(where: str, row: dict, report: ImportReport, touched: set, seen: dict) -> None:

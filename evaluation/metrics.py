@@ -8,8 +8,8 @@ All figures are fractions in [0, 1]; pages show them as percentages and the gap 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np

@@ -24,7 +24,14 @@ from core.errors import ApplicationError
 from evaluation import leases
 from evaluation.ml.config import ConfigError
 from evaluation.ml.errors import ScoringError
-from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, SoftPromptStatus, VariantKind
+from evaluation.models import (
+    LanguageModel,
+    ModelVariant,
+    RunTrigger,
+    SoftPrompt,
+    SoftPromptStatus,
+    VariantKind,
+)
 from evaluation.split import is_heldout
 
 log = logging.getLogger(__name__)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 
 from collection.models import Benchmark, Collection, Task
 from core.errors import ApplicationError
+
+T = TypeVar("T")
 
 
 class ImportFailed(ApplicationError):
@@ -38,27 +42,47 @@ class ImportReport:
 
 
 def read_text(path: Path) -> str:
-    """A file's text as UTF-8, refused with a clear reason when missing, too large or not UTF-8."""
+    """A file's text as UTF-8, refused with a clear reason when missing, too large or not UTF-8 text."""
     if not path.is_file():
         raise ImportFailed(path, "no such file")
     size = path.stat().st_size
     if size > settings.IMPORT_MAX_BYTES:
         raise ImportFailed(path, f"{size:,} bytes is over the import limit of {settings.IMPORT_MAX_BYTES:,}")
-    data = path.read_bytes()
+    return decode_text(path, path.read_bytes())
+
+
+def decode_text(where: Path | str, data: bytes) -> str:
+    """UTF-8 text (a byte-order mark is dropped), or refused saying what the bytes look like instead."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportFailed(where, "UTF-16 text (as Excel's 'Unicode text' saves it); re-save it as UTF-8")
+    if data.startswith(b"PK\x03\x04"):
+        raise ImportFailed(where, "a ZIP archive (an Excel workbook?), not text; export it as CSV in UTF-8")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFailed(
-            path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
+            where, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
         ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportFailed(where, f"line {line}: a NUL byte; this is not a text file")
+    return text
 
 
-def read_jsonl(path: Path, text: str) -> list[tuple[str, dict]]:
+def limited(where: Path | str, rows: Iterable[T], limit: int | None = None) -> Iterator[T]:
+    """The rows, refused as a whole once there are more than `limit` (IMPORT_MAX_ROWS by default)."""
+    limit = limit or settings.IMPORT_MAX_ROWS
+    for count, row in enumerate(rows, start=1):
+        if count > limit:
+            raise ImportFailed(where, f"more than {limit:,} rows; the limit is {limit:,} per file")
+        yield row
+
+
+def read_jsonl(path: Path | str, text: str, *, max_rows: int | None = None) -> list[tuple[str, dict]]:
     """(where, record) pairs for the non-blank lines of a JSONL file; each line must be a JSON object."""
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    lines = ((n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip())
+    for number, line in limited(path, lines, max_rows):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:

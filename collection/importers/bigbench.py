@@ -22,6 +22,7 @@ from collection.importers.base import (
     ImportReport,
     benchmark_upsert,
     collection_get,
+    limited,
     read_text,
     task_upsert,
 )
@@ -55,7 +56,7 @@ def read_task_file(path: Path, slug: str, spec: FieldSpec, id_prefix: str) -> Ta
     if not isinstance(examples, list):
         raise ImportFailed(path, "'examples' must be a list")
     task_file = TaskFile(path=path, slug=slug, data=data, rows=[])
-    for index, example in enumerate(examples):
+    for index, example in enumerate(limited(path, examples)):
         task_file.rows.append(_example_row(path, index, example, spec, id_prefix, task_file))
     return task_file
 

@@ -22,10 +22,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from collection.importers.base import ImportFailed, ImportReport, collection_get, read_jsonl, read_text
+from collection.importers.base import (
+    ImportFailed,
+    ImportReport,
+    collection_get,
+    decode_text,
+    limited,
+    read_jsonl,
+    read_text,
+)
 from collection.models import Instruction, InstructionRevision, Task, normalised_key
 from collection.services import instruction_create
 from core.errors import ApplicationError
@@ -137,24 +146,36 @@ def _template_of(item) -> str | None:
     return None
 
 
-def read_generic(path: Path, fmt: str) -> list[PhrasingRow]:
-    text = read_text(path)
+def parse_generic(where: Path | str, text: str, fmt: str, *, max_rows: int | None = None) -> list[tuple[str, dict]]:
+    """(where, record) pairs of a generic JSONL or CSV file; labels given as "a|b" in CSV become lists."""
     if fmt == "jsonl":
-        records = read_jsonl(path, text)
+        records = read_jsonl(where, text, max_rows=max_rows)
     else:
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = {"task", "template"} - set(reader.fieldnames or [])
-        if missing:
-            raise ImportFailed(path, f"missing CSV column(s): {', '.join(sorted(missing))}")
         try:
-            records = [(f"line {reader.line_num}", dict(record)) for record in reader]
+            missing = {"task", "template"} - set(reader.fieldnames or [])
+            if missing:
+                raise ImportFailed(where, f"missing CSV column(s): {', '.join(sorted(missing))}")
+            records = [(f"line {reader.line_num}", dict(record)) for record in limited(where, reader, max_rows)]
         except csv.Error as exc:
-            raise ImportFailed(path, f"line {reader.line_num}: malformed CSV ({exc})") from None
-        for _, record in records:
+            raise ImportFailed(where, f"line {reader.line_num}: malformed CSV ({exc})") from None
+        for where_row, record in records:
+            if None in record:
+                raise ImportFailed(where, f"{where_row}: more values than columns")
             if record.get("labels"):
                 record["labels"] = record["labels"].split("|")
     if not records:
-        raise ImportFailed(path, "the file has no rows")
+        raise ImportFailed(where, "the file has no rows")
+    return records
+
+
+def read_generic(path: Path, fmt: str) -> list[PhrasingRow]:
+    return phrasing_rows(path, parse_generic(path, read_text(path), fmt))
+
+
+def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, default_source: str = "") -> list[PhrasingRow]:
+    """Resolve each record's task, author and collection; the first bad record refuses the file.
+    `default_source` credits rows that name neither an author nor a source."""
     users = get_user_model().objects
     rows = []
     for where, record in records:
@@ -171,10 +192,12 @@ def read_generic(path: Path, fmt: str) -> list[PhrasingRow]:
             author = users.filter(username=record["author"]).first()
             if author is None:
                 raise ImportFailed(path, f"{where}: no user named '{record['author']}'")
-        source = str(record.get("source") or "")
+        source = str(record.get("source") or "") or ("" if author else default_source)
         if author is None and not source:
             raise ImportFailed(path, f"{where}: give an 'author' (username) or a 'source'")
         labels = record.get("labels") or None
+        if labels is not None and not (isinstance(labels, list) and all(isinstance(w, str) for w in labels)):
+            raise ImportFailed(path, f"{where}: 'labels' must be a list of words")
         rows.append(
             PhrasingRow(
                 where=where,
@@ -207,7 +230,28 @@ def import_instructions(path: Path, *, fmt: str, status: str | None = None) -> I
     return report
 
 
-def phrasing_row_import(path: Path, row: PhrasingRow, status: str, report: ImportReport) -> None:
+UPLOAD_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+
+
+def import_instructions_upload(*, name: str, data: bytes, by) -> ImportReport:
+    """Phrasings a curator uploads in the browser, in the generic CSV or JSONL format. Checked against the
+    upload limits, then imported as pending (each goes through the review queue) in one transaction: one bad
+    row refuses the whole file and nothing is written."""
+    name = Path(name).name[:200] or "upload"
+    fmt = UPLOAD_FORMATS.get(Path(name).suffix.lower())
+    if fmt is None:
+        raise ImportFailed(name, "upload a .csv or .jsonl file")
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise ImportFailed(name, f"{len(data):,} bytes is over the upload limit of {settings.UPLOAD_MAX_BYTES:,}")
+    records = parse_generic(name, decode_text(name, data), fmt, max_rows=settings.UPLOAD_MAX_ROWS)
+    report = ImportReport()
+    with transaction.atomic():
+        for row in phrasing_rows(name, records, default_source=f"uploaded by {by.get_username()}"):
+            phrasing_row_import(name, row, Instruction.Status.PENDING, report)
+    return report
+
+
+def phrasing_row_import(path: Path | str, row: PhrasingRow, status: str, report: ImportReport) -> None:
     existing = Instruction.objects.filter(task=row.task)
     if row.external_id:
         existing = existing.filter(source=row.source, external_id=row.external_id)

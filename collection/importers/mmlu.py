@@ -13,7 +13,14 @@ from pathlib import Path
 
 from django.db import transaction
 
-from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, read_text, task_upsert
+from collection.importers.base import (
+    ImportFailed,
+    ImportReport,
+    benchmark_upsert,
+    limited,
+    read_text,
+    task_upsert,
+)
 from collection.models import Instance, Task
 from collection.services import instances_upsert
 
@@ -38,7 +45,7 @@ def read_subject(path: Path) -> list[dict]:
     rows = []
     reader = csv.reader(io.StringIO(read_text(path), newline=""))
     try:
-        for index, record in enumerate(reader):
+        for index, record in enumerate(limited(path, reader)):
             if len(record) != 6:
                 raise ImportFailed(
                     path,

@@ -18,12 +18,14 @@ import string
 from collections import defaultdict
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from collection.importers.base import (
     ImportFailed,
     ImportReport,
     benchmark_upsert,
+    limited,
     read_jsonl,
     read_text,
     task_upsert,
@@ -33,9 +35,6 @@ from collection.services import instances_upsert
 
 LETTERS = string.ascii_uppercase
 RESERVED = {"task", "id", "split", "answer", "options", "inputs"}
-MAX_ROWS = 1_000_000
-
-
 def read_rows(path: Path, fmt: str) -> list[tuple[str, dict]]:
     """(where, record) pairs with keys task, id, split, inputs, options, answer."""
     text = read_text(path)
@@ -52,7 +51,7 @@ def read_rows(path: Path, fmt: str) -> list[tuple[str, dict]]:
             raise ImportFailed(path, f"missing CSV column(s): {', '.join(need)}")
         input_columns = [c for c in columns if c not in RESERVED and c not in option_columns]
         try:
-            for record in reader:
+            for record in limited(path, reader):
                 if None in record:
                     raise ImportFailed(path, f"line {reader.line_num}: more values than columns")
                 options = [record[c] for c in option_columns if record[c] not in (None, "")]
@@ -86,8 +85,8 @@ def import_task_records(
     """Validate every record, then write them in one transaction."""
     if not records:
         raise ImportFailed(source, "no rows")
-    if len(records) > MAX_ROWS:
-        raise ImportFailed(source, f"{len(records):,} rows is over the limit of {MAX_ROWS:,}")
+    if len(records) > settings.IMPORT_MAX_ROWS:
+        raise ImportFailed(source, f"{len(records):,} rows is over the limit of {settings.IMPORT_MAX_ROWS:,}")
     by_task: dict[str, list[dict]] = defaultdict(list)
     for number, (where, record) in enumerate(records):
         task_slug = str(record.get("task") or "").strip()

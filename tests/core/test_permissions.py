@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from collection import services
@@ -102,6 +103,8 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
      _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/")),
     ("curation_bulk", None, "post", {"decision": "rejected", "reason": "unclear", "ids": "PENDING"},
      _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/")),
+    ("curation_upload", None, "get", {}, _expect(LOGIN, "403", "403", "200", "200")),
+    ("curation_upload", None, "post", {"file": "UPLOAD"}, _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/")),
     ("model_list", None, "get", {}, every("200")),
     ("model_detail", lambda w: ["m"], "get", {}, every("200")),
     ("model_score", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/models/m/")),
@@ -166,7 +169,12 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
 
 def _request(client, world: World, name: str, args, method: str, data: dict):
     url = reverse(name, args=args(world) if args else None)
-    data = {k: (world.task.id if v == "TASK" else world.pending.id if v == "PENDING" else v) for k, v in data.items()}
+    placeholders = {
+        "TASK": lambda: world.task.id,
+        "PENDING": lambda: world.pending.id,
+        "UPLOAD": lambda: SimpleUploadedFile("p.csv", b"task,template,source\nb/t,Say if {number} is even.,test\n"),
+    }
+    data = {k: placeholders[v]() if v in placeholders else v for k, v in data.items()}
     if name.startswith(("api", "benchmark-", "task-", "instruction-", "languagemodel-", "scoringrun-", "phrasingresult-")):
         if method == "get":
             return client.get(url, data)

@@ -108,3 +108,33 @@ def test_an_author_writes_a_phrasing_and_a_curator_approves_it(live_server, brow
     assert "tiny-t5" in card.inner_text() and " of 7" in card.inner_text()
     screenshot(page, "09-my-phrasings-scored")
     assert page.errors == []
+
+
+def test_a_curator_uploads_a_file_of_phrasings(live_server, page, screenshot, demo_with_model):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("text=Review queue")
+    page.click("text=Upload a file of phrasings")
+    before = Instruction.objects.count()
+
+    # Saved by a spreadsheet in Latin-1: refused, saying why, nothing imported.
+    rows = "task,template,source\ndemo/parity,\"Is {number} pair? Réponds yes ou no.\",atelier\n"
+    page.set_input_files("#id_file", files=[{"name": "atelier.csv", "mimeType": "text/csv", "buffer": rows.encode("latin-1")}])
+    page.click("button:has-text('Upload and check')")
+    error = page.locator("pre.error")
+    assert "atelier.csv: not UTF-8 text (byte 0xe9" in error.inner_text()
+    assert "Nothing was imported." in error.inner_text()
+    assert Instruction.objects.count() == before
+    screenshot(page, "10-upload-refused")
+
+    # Re-saved as UTF-8: imported into the review queue.
+    page.set_input_files("#id_file", files=[{"name": "atelier.csv", "mimeType": "text/csv", "buffer": rows.encode()}])
+    page.click("button:has-text('Upload and check')")
+    page.wait_for_url(f"{live_server.url}/curate/")
+    assert "Imported atelier.csv: phrasings created: 1." in page.locator(".messages").inner_text()
+    uploaded = Instruction.objects.get(source="atelier")
+    assert uploaded.status == "pending" and page.locator(f"#item-{uploaded.id}").count() == 1
+    screenshot(page, "11-upload-imported")
+    assert page.errors == []

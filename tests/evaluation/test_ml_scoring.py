@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from evaluation.ml import scoring
 from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from collection import services as collection_services
-from collection.models import Collection, Instruction, Task
+from collection.models import Collection, Task
 from evaluation import services, softprompts
 from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.softprompt import AlignConfig

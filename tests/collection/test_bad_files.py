@@ -1,0 +1,225 @@
+"""Bad files, through every importer command and the curators' upload page: over the size or row limit, in
+the wrong encoding, not text at all, or cut short. Each is refused with a message naming the file and the
+problem, and nothing is written."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from collection.models import Benchmark, Collection, Instance, Instruction, Task
+from evaluation.models import LanguageModel, PhrasingResult
+
+pytestmark = pytest.mark.django_db
+
+
+def db_state() -> tuple[int, ...]:
+    return tuple(m.objects.count() for m in (Benchmark, Task, Instance, Instruction, LanguageModel, PhrasingResult))
+
+
+@pytest.fixture
+def parity(db) -> Task:
+    task = Task.objects.create(
+        benchmark=Benchmark.objects.create(slug="b", name="Bench"), slug="t", name="Parity", kind="binary",
+        answer_format="option_text", input_fields=["number"], label_space=["yes", "no"], max_options=2,
+    )
+    Instance.objects.create(task=task, source_id="0", inputs={"number": "2"}, options=["yes", "no"], gold=0)
+    return task
+
+
+# --- Importer commands -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Importer:
+    """How to write a valid file of n rows for one importer, and the command that imports it."""
+
+    name: str
+    filename: str
+    header: str
+    row: str  # formatted with i
+    command: list[str]  # "{path}" / "{dir}" are replaced
+    json_examples: bool = False
+
+    def content(self, n: int) -> str:
+        if self.json_examples:
+            examples = [{"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": i % 2}} for i in range(n)]
+            return json.dumps({"name": "parity", "description": "d", "examples": examples}, indent=1)
+        return self.header + "".join(self.row.format(i=i) + "\n" for i in range(n))
+
+    def write(self, root: Path, data: bytes) -> list[str]:
+        path = root / self.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return [a.replace("{path}", str(path)).replace("{dir}", str(path.parent)) for a in self.command]
+
+
+IMPORTERS = [
+    Importer("mmlu", "mmlu/anatomy_test.csv", "", '"Question {i}?",a,b,c,d,A', ["import_mmlu", "{dir}"]),
+    Importer(
+        "tasks-csv", "tasks.csv", "task,id,question,option_A,option_B,answer\n", "quiz,{i},Question {i}?,yes,no,A",
+        ["import_tasks", "{path}", "--benchmark", "mine"],
+    ),
+    Importer(
+        "tasks-jsonl", "tasks.jsonl", "",
+        '{{"task": "quiz", "id": "{i}", "inputs": {{"q": "Q{i}?"}}, "options": ["yes", "no"], "answer": 0}}',
+        ["import_tasks", "{path}", "--benchmark", "mine"],
+    ),
+    Importer(
+        "phrasings-csv", "phrasings.csv", "task,template,source\n", 'b/t,"Phrasing {i}: is {{number}} even?",file',
+        ["import_instructions", "{path}", "--format", "csv"],
+    ),
+    Importer(
+        "phrasings-jsonl", "phrasings.jsonl", "",
+        '{{"task": "b/t", "template": "Phrasing {i}: is {{number}} even?", "source": "file"}}',
+        ["import_instructions", "{path}", "--format", "jsonl"],
+    ),
+    Importer("bigbench", "parity_task/task.json", "", "", ["import_bigbench", "{dir}"], json_examples=True),
+    Importer(
+        "results", "results/flan.csv", "Model,Dataset,Collection,Type,ID,Shots,Performance,Metric,Include?\n",
+        "flan-t5-xl,Winowhy,BBL,Unobserved,{i},0,0.5,acc,True", ["import_results", "{dir}"],
+    ),
+]
+
+
+def utf16(text: str) -> bytes:
+    return text.encode("utf-16")  # with its byte-order mark, as Excel's "Unicode text" saves
+
+
+def latin1(text: str) -> bytes:
+    return text.replace("?", "é?", 1).encode("latin-1")
+
+
+def nul_on_line_2(text: str) -> bytes:
+    first, rest = text.split("\n", 1)
+    return (first + "\n" + rest[:5] + "\x00" + rest[5:]).encode()
+
+
+def cut_short(text: str) -> bytes:
+    return text.rstrip("\n")[:-12].encode()  # the last row (or the JSON document) loses its end
+
+
+FAULTS = {
+    # fault: (limits to set, how to spoil a valid 4-row file, what the message must say)
+    "over the row limit": ({"IMPORT_MAX_ROWS": 3}, str.encode, "more than 3 rows; the limit is 3 per file"),
+    "over the size limit": ({"IMPORT_MAX_BYTES": 1024}, lambda t: t.encode() + b" " * 1100, "over the import limit of 1,024"),
+    "UTF-16": ({}, utf16, "UTF-16 text (as Excel's 'Unicode text' saves it); re-save it as UTF-8"),
+    "Latin-1": ({}, latin1, "not UTF-8 text (byte 0xe9 at offset"),
+    "a NUL byte": ({}, nul_on_line_2, "line 2: a NUL byte; this is not a text file"),
+    "an Excel workbook": ({}, lambda t: b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "a ZIP archive"),
+    "cut short": ({}, cut_short, ""),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("importer", IMPORTERS, ids=[i.name for i in IMPORTERS])
+def test_a_bad_file_is_refused_by_every_importer_with_nothing_written(importer, fault, parity, tmp_path, settings):
+    limits, spoil, message = FAULTS[fault]
+    for name, value in limits.items():
+        setattr(settings, name, value)
+    args = importer.write(tmp_path, spoil(importer.content(4)))
+    before = db_state()
+    with pytest.raises(CommandError) as refused:
+        call_command(*args)
+    text = str(refused.value)
+    assert "nothing was changed" in text and importer.filename.split("/")[-1] in text
+    assert message in text, text
+    assert db_state() == before
+
+
+@pytest.mark.parametrize("importer", IMPORTERS, ids=[i.name for i in IMPORTERS])
+def test_the_same_files_unspoiled_import(importer, parity, tmp_path, settings):
+    """The control for the test above: the 4-row files it spoils import."""
+    settings.IMPORT_MAX_ROWS = 4
+    args = importer.write(tmp_path, importer.content(4).encode())
+    before = db_state()
+    call_command(*args)
+    assert db_state() != before
+
+
+# --- The upload page ---------------------------------------------------------------------------------------
+
+GOOD = "task,template,source\nb/t,Is {number} even? Answer yes or no.,workshop\nb/t,{number}: even or odd?,\n"
+
+
+def upload(client, name: str, data: bytes):
+    return client.post(reverse("curation_upload"), {"file": SimpleUploadedFile(name, data)})
+
+
+def test_a_curator_uploads_phrasings_into_the_review_queue(parity, carol, client):
+    client.force_login(carol)
+    response = upload(client, "workshop.csv", GOOD.encode())
+    assert response.status_code == 302 and response["Location"] == reverse("curation_queue")
+    phrasings = Instruction.objects.order_by("id")
+    assert [(p.template, p.status, p.source) for p in phrasings] == [
+        ("Is {number} even? Answer yes or no.", "pending", "workshop"),
+        ("{number}: even or odd?", "pending", "uploaded by carol"),
+    ]
+    assert all(p.collection == Collection.objects.get(slug="crowd") for p in phrasings)
+    page = client.get(reverse("curation_queue")).content.decode()
+    assert "Imported workshop.csv: phrasings created: 2." in page and "{number}: even or odd?" in page
+    # The same file again adds nothing.
+    assert upload(client, "workshop.csv", GOOD.encode()).status_code == 302
+    assert Instruction.objects.count() == 2
+
+
+JSONL_BAD_LABELS = '{"task": "b/t", "template": "Is {number} even?", "source": "s", "labels": "yes"}\n'
+
+BAD_UPLOADS = {
+    # name: (file name, bytes, limits, message)
+    "over the size limit": ("big.csv", GOOD.encode() + b"#" * 3000, {"UPLOAD_MAX_BYTES": 2048},
+                            "The file is over the upload limit of 2,048 bytes."),
+    "over the row limit": ("many.csv", (GOOD + "b/t,Third {number}?,s\n").encode(), {"UPLOAD_MAX_ROWS": 2},
+                           "many.csv: more than 2 rows; the limit is 2 per file"),
+    "UTF-16": ("u.csv", utf16(GOOD), {}, "u.csv: UTF-16 text"),
+    "Latin-1": ("l.csv", GOOD.replace("even?", "pair é?").encode("latin-1"), {}, "l.csv: not UTF-8 text (byte 0xe9"),
+    "a workbook": ("w.csv", b"PK\x03\x04" + bytes(300), {}, "w.csv: a ZIP archive (an Excel workbook?)"),
+    "a NUL byte": ("n.csv", GOOD.replace("workshop", "work\x00shop").encode(), {}, "n.csv: line 2: a NUL byte"),
+    "another extension": ("p.xlsx", GOOD.encode(), {}, "p.xlsx: upload a .csv or .jsonl file"),
+    "an empty file": ("e.csv", b"", {}, "The file is empty."),
+    "a missing column": ("m.csv", b"task,text\nb/t,Is {number} even?\n", {}, "m.csv: missing CSV column(s): template"),
+    "a row with too many values": ("x.csv", (GOOD + "b/t,Odd {number}?,s,extra\n").encode(), {},
+                                   "x.csv: line 4: more values than columns"),
+    "an unknown task": ("t.csv", (GOOD + "b/nope,Odd {number}?,s\n").encode(), {}, "t.csv: line 4: no task 'b/nope'"),
+    "template injection on the last row": (
+        "i.csv", (GOOD + "b/t,{number.__class__.__mro__},s\n").encode(), {}, "i.csv: line 4:"),
+    "broken JSON": ("j.jsonl", b'{"task": "b/t", "template": "Is {number} even?", "source": "s"}\n{"task": "b/t",\n', {},
+                    "j.jsonl: line 2: not valid JSON"),
+    "a JSON line that is not an object": ("a.jsonl", b'["b/t", "Is {number} even?"]\n', {},
+                                          "a.jsonl: line 1: expected a JSON object"),
+    "labels that are not a list": ("k.jsonl", JSONL_BAD_LABELS.encode(), {}, "k.jsonl: line 1: 'labels' must be a list"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS)
+def test_a_bad_upload_is_refused_with_a_clear_message_and_nothing_written(case, parity, carol, client, settings):
+    name, data, limits, message = BAD_UPLOADS[case]
+    for setting, value in limits.items():
+        setattr(settings, setting, value)
+    client.force_login(carol)
+    before = db_state()
+    response = upload(client, name, data)
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert message in page, page[page.find('class="error"') :][:500]
+    assert "Nothing was imported." in page or "The file is empty." in page
+    assert db_state() == before
+
+
+def test_an_oversized_upload_is_not_read_past_the_limit(parity, carol, client, settings, monkeypatch):
+    """The upload handler stops at the limit: the importer never sees the file, whatever its size."""
+    from collection.views import uploads
+
+    settings.UPLOAD_MAX_BYTES = 4096
+    seen = []
+    monkeypatch.setattr(uploads, "import_instructions_upload", lambda **kwargs: seen.append(kwargs))
+    client.force_login(carol)
+    response = upload(client, "huge.csv", GOOD.encode() + b"#" * (5 * 1024 * 1024))
+    assert response.status_code == 400 and not seen
