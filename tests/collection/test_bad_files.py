@@ -213,13 +213,24 @@ def test_a_bad_upload_is_refused_with_a_clear_message_and_nothing_written(case, 
     assert db_state() == before
 
 
-def test_an_oversized_upload_is_not_read_past_the_limit(parity, carol, client, settings, monkeypatch):
-    """The upload handler stops at the limit: the importer never sees the file, whatever its size."""
+def test_an_oversized_upload_is_not_read_past_the_limit(parity, carol, settings, monkeypatch):
+    """The upload handler stops at the limit, so the importer never sees the file, whatever its size; the CSRF
+    check still runs (on the token the form sends before the file)."""
+    from django.test import Client
+
     from collection.views import uploads
 
     settings.UPLOAD_MAX_BYTES = 4096
     seen = []
     monkeypatch.setattr(uploads, "import_instructions_upload", lambda **kwargs: seen.append(kwargs))
+    client = Client(enforce_csrf_checks=True)
     client.force_login(carol)
-    response = upload(client, "huge.csv", GOOD.encode() + b"#" * (5 * 1024 * 1024))
+    client.get(reverse("curation_upload"))
+    token = client.cookies["csrftoken"].value
+    huge = SimpleUploadedFile("huge.csv", GOOD.encode() + b"#" * (5 * 1024 * 1024))
+    response = client.post(reverse("curation_upload"), {"csrfmiddlewaretoken": token, "file": huge})
     assert response.status_code == 400 and not seen
+    assert "The file is over the upload limit of 4,096 bytes." in response.content.decode()
+    # Without the token the same request is refused by the CSRF check.
+    huge.seek(0)
+    assert client.post(reverse("curation_upload"), {"file": huge}).status_code == 403
