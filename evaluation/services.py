@@ -411,10 +411,12 @@ def _finish(run_id: int, token: uuid.UUID, status: str, *, error: str = "", done
 
 
 def _release(run_id: int, token: uuid.UUID) -> None:
-    """Hand the run back to the queue for the retry; if the database is down too, the lease expires instead."""
+    """Hand the run back to the queue, unsent, so the outbox sweep sends it even if the task's own retry
+    never reaches the broker; if the database is down too, the lease expires instead (the sweep sends
+    stalled runs as well)."""
     try:
         ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(
-            status=RunStatus.QUEUED, claim_token=None
+            status=RunStatus.QUEUED, claim_token=None, sent_at=None
         )
     except (OperationalError, InterfaceError):
         log.warning("Could not release run %s; its lease will expire.", run_id)

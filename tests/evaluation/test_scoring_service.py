@@ -270,3 +270,25 @@ def test_a_delivery_that_finds_the_database_down_before_its_claim_is_retried(dem
     score_run.apply(args=[run.id], throw=False)
     run.refresh_from_db()
     assert len(calls) == 2 and run.status == RunStatus.SUCCEEDED
+
+
+def test_a_run_interrupted_by_the_database_goes_back_to_the_outbox(demo, tiny_models, monkeypatch):
+    """Handed back unsent, so the sweep sends it again even if the task's own retry never reaches the broker."""
+    from django.db import OperationalError
+
+    from evaluation import leases
+
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    ScoringRun.objects.filter(id=run.id).update(sent_at=timezone.now())
+    assert run.id not in leases.to_sweep(ScoringRun)  # sent, and waiting in a healthy queue
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_heartbeat", database_gone)
+    with pytest.raises(services.TransientScoringError, match="Database unavailable"):
+        services.scoring_run_execute(run_id=run.id, task_id="t")
+    run.refresh_from_db()
+    assert (run.status, run.sent_at, run.claim_token) == (RunStatus.QUEUED, None, None)
+    assert run.id in leases.to_sweep(ScoringRun)
