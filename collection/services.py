@@ -21,7 +21,7 @@ from collection.models import (
     normalised_key,
     revision_hash,
 )
-from core import roles
+from core import jobs, roles
 from core.errors import ApplicationError
 
 log = logging.getLogger(__name__)
@@ -259,18 +259,10 @@ def instruction_edit(*, instruction: Instruction, template: str, by, labels: lis
 
 
 def _embed_on_commit(revision_id: int) -> None:
-    def send() -> None:
-        from kombu.exceptions import OperationalError as BrokerError
+    from collection.tasks import embed_revision
 
-        from collection.tasks import embed_revision
-
-        try:
-            embed_revision.delay(revision_id)
-        except (BrokerError, OSError):
-            # Not lost: a similarity check computes and stores any missing embedding itself.
-            log.warning("Could not reach the broker to embed revision %s.", revision_id, exc_info=True)
-
-    transaction.on_commit(send)
+    # If the broker cannot be reached, nothing is lost: a similarity check embeds what is missing itself.
+    jobs.send_on_commit(embed_revision, revision_id, what=f"the embedding of revision {revision_id}")
 
 
 def instance_check(*, task: Task, inputs: dict, options: list, gold: int) -> list[str]:

@@ -2,7 +2,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from core import roles
+from core import jobs, roles
 from core.errors import ApplicationError
 from core.models import WorkerPing
 
@@ -26,7 +26,7 @@ def worker_ping_send() -> WorkerPing:
     from core.tasks import worker_ping_answer
 
     ping = WorkerPing.objects.create()
-    transaction.on_commit(lambda: worker_ping_answer.delay(ping.id))
+    jobs.send_on_commit(worker_ping_answer, ping.id, what=f"worker ping {ping.id}")
     return ping
 
 

@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 
 from collection.models import Instruction, Task
 from collection.selectors import task_eval_sample_ids
+from core import jobs
 from evaluation import metrics
 from evaluation.models import (
     BenchmarkSummary,
@@ -56,20 +57,12 @@ def aggregates_refresh_many(pairs: set[tuple[int, int]]) -> None:
 
 
 def aggregates_enqueue(*, variant_id: int, task_ids) -> None:
-    """Refresh on the `default` queue once the current transaction commits."""
-    from kombu.exceptions import OperationalError as BrokerError
-
+    """Refresh on the `default` queue once the current transaction commits. If the broker cannot be reached,
+    the figures catch up at the next refresh of this variant and task; no result is lost."""
     from evaluation.tasks import refresh_aggregates
 
-    def send(task_id: int) -> None:
-        try:
-            refresh_aggregates.delay(variant_id, task_id)
-        except (BrokerError, OSError):
-            # Figures catch up at the next refresh of this variant and task; no result is lost.
-            log.warning("Could not reach the broker to refresh figures of variant %s.", variant_id, exc_info=True)
-
     for task_id in set(task_ids):
-        transaction.on_commit(lambda t=task_id: send(t))
+        jobs.send_on_commit(refresh_aggregates, variant_id, task_id, what=f"figures of variant {variant_id}")
 
 
 def aggregates_enqueue_for_task(*, task: Task) -> None:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from collection import templating
 from collection.models import Instance, Instruction, InstructionRevision, Task
 from collection.selectors import task_eval_sample_ids
+from core import jobs
 from core.errors import ApplicationError
 from evaluation import leases
 from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
@@ -254,21 +255,15 @@ def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> l
 
 
 def _enqueue(run_id: int, countdown: int | None = None) -> None:
-    def send() -> None:
-        from kombu.exceptions import OperationalError as BrokerError
+    from evaluation.tasks import score_run
 
-        from evaluation.tasks import score_run
-
-        try:
-            score_run.apply_async(args=[run_id], countdown=countdown)
-        except (BrokerError, OSError):
-            # The run is saved as queued with no sent_at: the periodic sweep sends it once the broker is back.
-            log.warning("Could not reach the broker; run %s stays queued until the next sweep.", run_id, exc_info=True)
-            ScoringRun.objects.filter(id=run_id).update(sent_at=None)
-            return
-        ScoringRun.objects.filter(id=run_id, sent_at__isnull=True).update(sent_at=timezone.now())
-
-    transaction.on_commit(send)
+    runs = ScoringRun.objects.filter(id=run_id)
+    jobs.send_on_commit(
+        score_run, run_id, what=f"scoring run {run_id}", countdown=countdown,
+        sent=lambda: runs.filter(sent_at__isnull=True).update(sent_at=timezone.now()),
+        # Left queued with no sent_at: the periodic sweep sends it once the broker is back.
+        unreachable=lambda: runs.update(sent_at=None),
+    )
 
 
 # --- Executing a run ---------------------------------------------------------------------------------------

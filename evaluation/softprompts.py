@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from collection import templating
 from collection.models import Instance, Instruction, InstructionRevision, Task
+from core import jobs
 from core.errors import ApplicationError
 from evaluation import leases
 from evaluation.ml.config import ConfigError
@@ -132,20 +133,15 @@ def softprompts_on_approval(*, by=None) -> list[SoftPrompt]:
 
 
 def _enqueue(soft_prompt_id: int) -> None:
-    def send() -> None:
-        from kombu.exceptions import OperationalError as BrokerError
+    from evaluation.tasks import train_softprompt
 
-        from evaluation.tasks import train_softprompt
-
-        try:
-            train_softprompt.delay(soft_prompt_id)
-        except (BrokerError, OSError):
-            log.warning("Broker unreachable; soft prompt %s stays queued for the sweep.", soft_prompt_id, exc_info=True)
-            SoftPrompt.objects.filter(id=soft_prompt_id).update(sent_at=None)
-            return
-        SoftPrompt.objects.filter(id=soft_prompt_id, sent_at__isnull=True).update(sent_at=timezone.now())
-
-    transaction.on_commit(send)
+    trainings = SoftPrompt.objects.filter(id=soft_prompt_id)
+    jobs.send_on_commit(
+        train_softprompt, soft_prompt_id, what=f"soft-prompt training {soft_prompt_id}",
+        sent=lambda: trainings.filter(sent_at__isnull=True).update(sent_at=timezone.now()),
+        # Left queued with no sent_at: the periodic sweep sends it once the broker is back.
+        unreachable=lambda: trainings.update(sent_at=None),
+    )
 
 
 def softprompt_cancel(*, soft_prompt: SoftPrompt) -> SoftPrompt:
