@@ -13,6 +13,7 @@ from evaluation.models import (
     LanguageModel,
     ModelVariant,
     PhrasingResult,
+    PhrasingSet,
     Prediction,
     RunStatus,
     ScoringRun,
@@ -120,9 +121,13 @@ GRID_PAGE_SIZE = 40
 
 def task_grid(*, task: Task, variants: list[ModelVariant], page: int = 1, order: str = "best") -> Grid:
     """The phrasing x model accuracy grid, a page of phrasings at a time, best (or worst) first by their mean
-    accuracy over the variants. Three queries whatever the number of phrasings."""
+    accuracy over the variants. Three queries whatever the number of phrasings.
+
+    Soft-prompt variants are columns with cells on the held-out phrasings only; the mean and the order leave
+    them out, so adding a soft prompt does not reorder the phrasings or lift the held-out ones."""
+    ranked = [v for v in variants if v.kind != VariantKind.SOFT_PROMPT] or variants
     means = (
-        PhrasingResult.objects.filter(task=task, variant__in=variants, complete=True)
+        PhrasingResult.objects.filter(task=task, variant__in=ranked, complete=True)
         .values("revision_id")
         .annotate(mean=Avg("accuracy"))
         .order_by("-mean" if order == "best" else "mean", "revision_id")
@@ -158,19 +163,25 @@ def _cell(value: float | None) -> dict:
     return {"text": "–" if value is None else f"{100 * value:.0f}", "bg": heat(value), "fg": heat_text(value)}
 
 
+# Each variant's own figures on a task: every approved phrasing, or the held-out ones for a soft prompt
+# (it is scored on nothing else).
+OWN_SET = Q(phrasing_set=PhrasingSet.ALL) | Q(variant__kind=VariantKind.SOFT_PROMPT, phrasing_set=PhrasingSet.HELDOUT)
+
+
 def task_variants(task: Task) -> list[ModelVariant]:
+    variant_ids = TaskSummary.objects.filter(OWN_SET, task=task).values("variant_id")
     return list(
-        ModelVariant.objects.filter(task_summaries__task=task, task_summaries__phrasing_set="all")
-        .select_related("model")
-        .order_by("model__name", "kind")
+        ModelVariant.objects.filter(id__in=variant_ids)
+        .select_related("model", "soft_prompt")
+        .order_by("model__name", "kind", "id")
     )
 
 
 def model_task_breakdown(model: LanguageModel) -> list[TaskSummary]:
     return list(
-        TaskSummary.objects.filter(variant__model=model, phrasing_set="all")
-        .select_related("task__benchmark", "variant__model")
-        .order_by("task__benchmark__name", "task__name", "variant__kind")
+        TaskSummary.objects.filter(OWN_SET, variant__model=model)
+        .select_related("task__benchmark", "variant__model", "variant__soft_prompt")
+        .order_by("task__benchmark__name", "task__name", "variant__kind", "variant_id")
     )
 
 

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from collection import services as collection_services
-from collection.models import Collection, Task
+from collection.models import Collection, Instruction, Task
 from evaluation import services, softprompts
 from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.softprompt import AlignConfig
@@ -150,3 +150,39 @@ def test_out_of_memory_in_training_fails_it_with_the_settings_to_lower_and_a_ret
         client.post(reverse("softprompt_retry", args=[soft.id]))
     retried = SoftPrompt.objects.exclude(id=soft.id).get(model=demo_model)
     assert retried.status == "succeeded" and retried.config == soft.config
+
+
+@pytest.mark.django_db
+def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phrasings(
+    demo_model, client, django_capture_on_commit_callbacks
+):
+    from evaluation import selectors
+    from evaluation.models import PhrasingResult
+
+    # A task with held-out phrasings (which ones are held out depends on their ids, so on the test order).
+    approved = Instruction.objects.filter(status="approved", task__benchmark__slug="demo").select_related("task")
+    task = next(i.task for i in approved.order_by("task__slug", "id") if is_heldout(i.id))
+    base = services.base_variant(demo_model)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.variant_score_now(variant=base)
+    order_before = [p["revision"].id for p in selectors.task_grid(task=task, variants=[base]).phrasings]
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+    soft.refresh_from_db()
+    variants = selectors.task_variants(task)
+    assert variants == [base, soft.variant]
+
+    grid = selectors.task_grid(task=task, variants=variants)
+    # The soft prompt's cells are exactly its held-out phrasings; the order (by the base model) is unchanged.
+    assert [p["revision"].id for p in grid.phrasings] == order_before
+    heldout = set(soft.heldout_revisions.filter(instruction__task=task).values_list("id", flat=True))
+    filled = {p["revision"].id for p in grid.phrasings if p["cells"][1]["text"] != "–"}
+    assert heldout and filled == heldout
+    accuracy = PhrasingResult.objects.get(variant=soft.variant, revision_id=min(heldout)).accuracy
+    row = next(p for p in grid.phrasings if p["revision"].id == min(heldout))
+    assert row["cells"][1]["text"] == f"{100 * accuracy:.0f}"
+
+    page = client.get(reverse("task_results", args=["demo", task.slug])).content.decode()
+    assert f"tiny-t5 + soft prompt #{soft.id}" in page and "held-out phrasings only" in page
+    model_page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
+    assert "(held-out phrasings)" in model_page
