@@ -1,6 +1,7 @@
 """Claims on queued work (scoring runs and soft-prompt trainings share them): which delivery of a job may
-run it, and which jobs the outbox sweep sends again. Both models have status (queued, running, ...),
-claim_token, claimed_by_task, worker, heartbeat_at, attempts, started_at, error and sent_at."""
+run it, which jobs the outbox sweep sends again, and what a job does when the database goes away under it.
+Both models have status (queued, running, ...), claim_token, claimed_by_task, worker, heartbeat_at,
+attempts, started_at, finished_at, error and sent_at."""
 
 from __future__ import annotations
 
@@ -8,28 +9,46 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-QUEUED, RUNNING = "queued", "running"
+QUEUED, RUNNING, FAILED = "queued", "running", "failed"
+# Server states that mean the connection is gone (shut down by an admin or a crash, or still starting up),
+# beside SQLSTATE class 08 (connection exceptions) and client-side failures, which carry no state at all.
+CONNECTION_STATES = ("57P01", "57P02", "57P03")
+
+
+class DatabaseInterrupted(Exception):
+    """The database went away while a job held its claim. `token` is that claim: the job's own retry passes it
+    back to claim() to carry on, which a broker's redelivery of the same message cannot do."""
+
+    def __init__(self, message: str, token: uuid.UUID) -> None:
+        super().__init__(message)
+        self.token = token
 
 
 def _stale():
     return timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
 
 
-def claim(model, pk: int, *, task_id: str, worker: str, **reset) -> uuid.UUID | None:
+def claim(
+    model, pk: int, *, task_id: str, worker: str, resume_token: str | uuid.UUID | None = None, **reset
+) -> uuid.UUID | None:
     """Mark the job running under a new token and return it, or None when this delivery may not run it.
 
-    A delivery may run the job when it is queued, when its holder stopped sending heartbeats, or when it is
-    the same message again (the broker redelivers a killed worker's job under the same task id). `reset`
-    names progress fields that start over with the attempt."""
+    A delivery may run the job when it is queued, when its holder stopped sending heartbeats (a killed
+    worker), or when it is the holder's own retry after a database interruption (`resume_token` is the claim
+    it held). A redelivery of a message whose worker is still running gets None: Redis redelivers an
+    unacknowledged message after CELERY_VISIBILITY_TIMEOUT even to a live worker, and taking over would
+    restart a long training every time. If that worker dies, the lease lapses and the sweep sends the job.
+    `reset` names progress fields that start over with the attempt."""
     token = uuid.uuid4()
     now = timezone.now()
-    claimable = (
-        Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=_stale()) | Q(status=RUNNING, claimed_by_task=task_id)
-    )
+    claimable = Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=_stale())
+    if resume_token:
+        claimable |= Q(status=RUNNING, claim_token=resume_token)
     claimed = model.objects.filter(claimable, pk=pk).update(
         status=RUNNING,
         claim_token=token,
@@ -44,9 +63,40 @@ def claim(model, pk: int, *, task_id: str, worker: str, **reset) -> uuid.UUID | 
     return token if claimed else None
 
 
+def is_running(model, pk: int) -> bool:
+    return model.objects.filter(pk=pk, status=RUNNING).exists()
+
+
 def to_sweep(model) -> list[int]:
     """The outbox sweep's jobs: queued ones the broker never accepted (it was down when they were created)
     and running ones whose worker went silent. A job waiting in a healthy queue is left alone, so a long
     queue is not flooded with copies."""
     unsent_or_stalled = Q(status=QUEUED, sent_at__isnull=True) | Q(status=RUNNING, heartbeat_at__lt=_stale())
     return list(model.objects.filter(unsent_or_stalled).values_list("pk", flat=True))
+
+
+def connection_lost(exc: Exception) -> bool:
+    """Whether a database error means the server cannot be reached (down, restarting, the network), which
+    only waiting cures, rather than an error it answered with (a statement timeout, a full disk)."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.__cause__, "sqlstate", None)
+    return state is None or state.startswith("08") or state in CONNECTION_STATES
+
+
+def fail_handed_back(model, pk: int, token: str | None, error: str) -> None:
+    """Fail a job that a database error keeps interrupting, if it is still the one this chain handed back."""
+    ours = Q(status=QUEUED) | (Q(status=RUNNING, claim_token=token) if token else Q(pk__in=[]))
+    model.objects.filter(ours, pk=pk).update(
+        status=FAILED, error=error[:5000], finished_at=timezone.now(), claim_token=None
+    )
+
+
+def mark_unsent(model, pk: int) -> None:
+    """A job whose retry never reached the broker goes back to the outbox, for the sweep to send."""
+    try:
+        model.objects.filter(pk=pk, status__in=[QUEUED, RUNNING]).update(sent_at=None)
+    except (OperationalError, InterfaceError):
+        pass  # the database is down too: a running job's lease lapses and the sweep sends it all the same

@@ -40,10 +40,6 @@ AGGREGATE_EVERY_SECONDS = 30
 _models = ModelCache()
 
 
-class TransientScoringError(Exception):
-    """The database went away mid-run; the task retries with backoff and the run resumes where it stopped."""
-
-
 # --- Registry ----------------------------------------------------------------------------------------------
 
 
@@ -290,9 +286,11 @@ def scoring_run_execute(
     task_id: str,
     worker: str = "",
     on_progress: Callable[[int, int], None] | None = None,
+    resume_token: str | None = None,
 ) -> ScoringRun | None:
-    """Claim the run and fill in its missing cells. Returns None when another delivery holds the claim."""
-    token = leases.claim(ScoringRun, run_id, task_id=task_id, worker=worker)
+    """Claim the run and fill in its missing cells. Returns None when another delivery holds the claim.
+    If the database goes away, the run is handed back and DatabaseInterrupted says which claim to resume."""
+    token = leases.claim(ScoringRun, run_id, task_id=task_id, worker=worker, resume_token=resume_token)
     if token is None:
         log.info("Run %s is not claimable by %s (finished, cancelled or held elsewhere).", run_id, task_id)
         return None
@@ -304,7 +302,7 @@ def scoring_run_execute(
         _finish(run_id, token, RunStatus.FAILED, error=str(exc))
     except (OperationalError, InterfaceError) as exc:
         _release(run_id, token)
-        raise TransientScoringError(f"Database unavailable: {exc}") from exc
+        raise leases.DatabaseInterrupted(f"Database unavailable: {exc}", token) from exc
     except Exception as exc:
         log.exception("Run %s failed unexpectedly.", run_id)
         _finish(run_id, token, RunStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
@@ -406,12 +404,11 @@ def _finish(run_id: int, token: uuid.UUID, status: str, *, error: str = "", done
 
 
 def _release(run_id: int, token: uuid.UUID) -> None:
-    """Hand the run back to the queue, unsent, so the outbox sweep sends it even if the task's own retry
-    never reaches the broker; if the database is down too, the lease expires instead (the sweep sends
-    stalled runs as well)."""
+    """Hand the run back to the queue for the task's retry; if the database is down too, the run stays held
+    by this claim, which the retry resumes (or, should the retry be lost, the lease lapses for the sweep)."""
     try:
         ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(
-            status=RunStatus.QUEUED, claim_token=None, sent_at=None
+            status=RunStatus.QUEUED, claim_token=None
         )
     except (OperationalError, InterfaceError):
         log.warning("Could not release run %s; its lease will expire.", run_id)

@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 CURVE_EVERY_STEPS = 5  # how often a running training writes its curve and heartbeat
 
 
-class TransientTrainingError(Exception):
-    """The database went away mid-training; the job is retried and training starts again from its seed."""
-
-
 # --- The pool ------------------------------------------------------------------------------------------
 
 
@@ -212,11 +208,13 @@ def _training_tasks(model: LanguageModel, training: list[InstructionRevision]):
 
 def softprompt_train_execute(
     *, soft_prompt_id: int, task_id: str, worker: str = "", on_step: Callable[[int, int, dict], None] | None = None,
-    device: str | None = None, enqueue_scoring: bool = True,
+    device: str | None = None, enqueue_scoring: bool = True, resume_token: str | None = None,
 ) -> SoftPrompt | None:
     """Claim the training and run it. A redelivered job (same task id) or one whose holder went silent may
     claim it again; training restarts from its seed, so exactly one artifact and one variant result."""
-    token = leases.claim(SoftPrompt, soft_prompt_id, task_id=task_id, worker=worker, steps_done=0, curve=[])
+    token = leases.claim(
+        SoftPrompt, soft_prompt_id, task_id=task_id, worker=worker, resume_token=resume_token, steps_done=0, curve=[]
+    )
     if token is None:
         log.info("Soft prompt %s is not claimable by %s.", soft_prompt_id, task_id)
         return None
@@ -227,7 +225,7 @@ def softprompt_train_execute(
         _finish(soft.id, token, SoftPromptStatus.FAILED, error=str(exc))
     except (OperationalError, InterfaceError) as exc:
         _release(soft.id, token)
-        raise TransientTrainingError(f"Database unavailable: {exc}") from exc
+        raise leases.DatabaseInterrupted(f"Database unavailable: {exc}", token) from exc
     except Exception as exc:
         log.exception("Soft prompt %s failed unexpectedly.", soft.id)
         _finish(soft.id, token, SoftPromptStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
@@ -299,11 +297,11 @@ def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_sco
 
 
 def _release(soft_prompt_id: int, token: uuid.UUID) -> None:
-    """Hand the training back, unsent, for the retry or the outbox sweep; if the database is down too, the
-    lease expires instead. Like scoring runs (services._release)."""
+    """Hand the training back for the task's retry; if the database is down too, the retry resumes this claim.
+    Like scoring runs (services._release)."""
     try:
         SoftPrompt.objects.filter(id=soft_prompt_id, claim_token=token, status=SoftPromptStatus.RUNNING).update(
-            status=SoftPromptStatus.QUEUED, claim_token=None, sent_at=None
+            status=SoftPromptStatus.QUEUED, claim_token=None
         )
     except (OperationalError, InterfaceError):
         log.warning("Could not release soft prompt %s; its lease will expire.", soft_prompt_id)

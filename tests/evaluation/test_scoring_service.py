@@ -127,10 +127,16 @@ def test_a_model_path_that_does_not_exist_fails_the_run_with_a_reason(
 def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
     model = register(tiny_models, score=False)
     run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
-    ScoringRun.objects.filter(id=run.id).update(status=RunStatus.RUNNING, heartbeat_at=timezone.now(), claimed_by_task="a")
+    held = uuid.uuid4()
+    ScoringRun.objects.filter(id=run.id).update(
+        status=RunStatus.RUNNING, heartbeat_at=timezone.now(), claimed_by_task="a", claim_token=held
+    )
     assert services.scoring_run_execute(run_id=run.id, task_id="b") is None
-    # The same message redelivered (same task id) may take over at once; a stale heartbeat lets anyone.
-    assert services.scoring_run_execute(run_id=run.id, task_id="a").status == RunStatus.SUCCEEDED
+    # The broker redelivering the live holder's own message (Redis does, after its visibility timeout) does
+    # not take over either: that would restart a long training every time.
+    assert services.scoring_run_execute(run_id=run.id, task_id="a") is None
+    # The holder's own retry after a database interruption carries its claim and carries on.
+    assert services.scoring_run_execute(run_id=run.id, task_id="a", resume_token=str(held)).status == RunStatus.SUCCEEDED
 
 
 def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settings):
@@ -272,23 +278,94 @@ def test_a_delivery_that_finds_the_database_down_before_its_claim_is_retried(dem
     assert len(calls) == 2 and run.status == RunStatus.SUCCEEDED
 
 
-def test_a_run_interrupted_by_the_database_goes_back_to_the_outbox(demo, tiny_models, monkeypatch):
-    """Handed back unsent, so the sweep sends it again even if the task's own retry never reaches the broker."""
+def _database_error(message: str, sqlstate: str | None):
+    """Django's OperationalError as psycopg's error becomes one: the server's SQLSTATE on its __cause__."""
     from django.db import OperationalError
 
+    class ServerError(Exception):
+        pass
+
+    cause = ServerError(message)
+    cause.sqlstate = sqlstate
+    error = OperationalError(message)
+    error.__cause__ = cause
+    return error
+
+
+def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_resumes_it(demo, tiny_models, monkeypatch):
     from evaluation import leases
+    from evaluation.tasks import score_run
+
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    real_heartbeat, calls = services._heartbeat, []
+
+    def heartbeat_lost_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise _database_error("server closed the connection unexpectedly", None)
+        return real_heartbeat(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_heartbeat", heartbeat_lost_once)
+    with pytest.raises(leases.DatabaseInterrupted, match="Database unavailable") as interrupted:
+        services.scoring_run_execute(run_id=run.id, task_id="t")
+    run.refresh_from_db()
+    assert (run.status, run.claim_token) == (RunStatus.QUEUED, None)  # handed back
+    assert interrupted.value.token
+    score_run.apply(args=[run.id], throw=False)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+
+
+def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(demo, tiny_models, monkeypatch):
+    """A lost connection is retried for as long as it lasts; an error the server answers with (here a
+    statement timeout) may never go away, so after ANSWERED_ERROR_RETRIES the run fails saying so."""
+    from evaluation import leases, tasks
+
+    model = register(tiny_models, score=False)
+    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    calls = []
+
+    def statement_timeout(*args, **kwargs):
+        calls.append(args)
+        raise _database_error("canceling statement due to statement timeout", "57014")
+
+    monkeypatch.setattr(leases, "claim", statement_timeout)
+    # Eager, each retry is applied at once; not propagating, a retry is a retry rather than an exception.
+    conf = tasks.score_run.app.conf
+    propagates, conf.task_eager_propagates = conf.task_eager_propagates, False
+    try:
+        tasks.score_run.apply(args=[run.id])
+    finally:
+        conf.task_eager_propagates = propagates
+    run.refresh_from_db()
+    assert len(calls) == tasks.ANSWERED_ERROR_RETRIES + 1
+    assert run.status == RunStatus.FAILED
+    assert run.error == "Database error after 9 attempts: canceling statement due to statement timeout"
+    assert leases.connection_lost(_database_error("terminating connection due to administrator command", "57P01"))
+    assert leases.connection_lost(_database_error("connection failed", None))
+
+
+def test_a_retry_that_cannot_reach_the_broker_puts_the_run_back_in_the_outbox(demo, tiny_models, monkeypatch):
+    from celery.exceptions import Reject
+
+    from evaluation import leases
+    from evaluation.tasks import score_run
 
     model = register(tiny_models, score=False)
     run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
     ScoringRun.objects.filter(id=run.id).update(sent_at=timezone.now())
     assert run.id not in leases.to_sweep(ScoringRun)  # sent, and waiting in a healthy queue
 
-    def database_gone(*args, **kwargs):
-        raise OperationalError("server closed the connection unexpectedly")
+    def connection_lost(*args, **kwargs):
+        raise _database_error("server closed the connection unexpectedly", None)
 
-    monkeypatch.setattr(services, "_heartbeat", database_gone)
-    with pytest.raises(services.TransientScoringError, match="Database unavailable"):
-        services.scoring_run_execute(run_id=run.id, task_id="t")
+    def broker_down_too(*args, **kwargs):
+        raise Reject("Error 111 connecting to 127.0.0.1:6379. Connection refused.", requeue=False)
+
+    monkeypatch.setattr(services, "_heartbeat", connection_lost)
+    monkeypatch.setattr(score_run, "retry", broker_down_too)
+    score_run.apply(args=[run.id], throw=False)
     run.refresh_from_db()
-    assert (run.status, run.sent_at, run.claim_token) == (RunStatus.QUEUED, None, None)
+    assert (run.status, run.sent_at) == (RunStatus.QUEUED, None)
     assert run.id in leases.to_sweep(ScoringRun)
