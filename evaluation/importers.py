@@ -64,7 +64,9 @@ def _read(path: Path) -> list[tuple[str, dict]]:
     try:
         for row in limited(path, reader):
             if None in row or None in row.values():
-                raise ImportFailed(path, f"line {reader.line_num}: expected {len(COLUMNS)} values, one per column")
+                raise ImportFailed(
+                    path, f"line {reader.line_num}: expected {len(COLUMNS)} values, one per column (is the row cut short?)"
+                )
             rows.append((f"{path.name} line {reader.line_num}", row))
     except csv.Error as exc:
         raise ImportFailed(path, f"line {reader.line_num}: malformed CSV ({exc})") from None

@@ -162,6 +162,8 @@ def parse_generic(where: Path | str, text: str, fmt: str, *, max_rows: int | Non
         for where_row, record in records:
             if None in record:
                 raise ImportFailed(where, f"{where_row}: more values than columns")
+            if None in record.values():
+                raise ImportFailed(where, f"{where_row}: fewer values than columns (is the row cut short?)")
             if record.get("labels"):
                 record["labels"] = record["labels"].split("|")
     if not records:
@@ -173,12 +175,24 @@ def read_generic(path: Path, fmt: str) -> list[PhrasingRow]:
     return phrasing_rows(path, parse_generic(path, read_text(path), fmt))
 
 
-def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, default_source: str = "") -> list[PhrasingRow]:
+def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, uploader=None) -> list[PhrasingRow]:
     """Resolve each record's task, author and collection; the first bad record refuses the file.
-    `default_source` credits rows that name neither an author nor a source."""
+
+    An upload (`uploader` given) is credited to the uploader, so the self-review rule applies to what they
+    upload, and it goes into the crowd collection: naming other authors or a model's tuning collection is
+    for the import command, which only admins run."""
     users = get_user_model().objects
     rows = []
     for where, record in records:
+        if uploader is not None:
+            if record.get("author") and record["author"] != uploader.get_username():
+                raise ImportFailed(
+                    path, f"{where}: an upload is credited to you, not to '{record['author']}'; "
+                    "say where a phrasing comes from in 'source'",
+                )
+            if (record.get("collection") or "crowd") != "crowd":
+                raise ImportFailed(path, f"{where}: uploads go into the crowd collection, not '{record['collection']}'")
+            record = {**record, "author": uploader.get_username()}
         task_ref = str(record.get("task") or "")
         benchmark_slug, _, task_slug = task_ref.partition("/")
         task = _task(benchmark_slug, task_slug)
@@ -192,7 +206,7 @@ def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, default_
             author = users.filter(username=record["author"]).first()
             if author is None:
                 raise ImportFailed(path, f"{where}: no user named '{record['author']}'")
-        source = str(record.get("source") or "") or ("" if author else default_source)
+        source = str(record.get("source") or "")
         if author is None and not source:
             raise ImportFailed(path, f"{where}: give an 'author' (username) or a 'source'")
         labels = record.get("labels") or None
@@ -234,11 +248,11 @@ UPLOAD_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 
 def import_instructions_upload(*, name: str, data: bytes, by) -> ImportReport:
-    """Phrasings a curator uploads in the browser, in the generic CSV or JSONL format. Checked against the
-    upload limits, then imported as pending (each goes through the review queue) in one transaction: one bad
-    row refuses the whole file and nothing is written."""
-    name = Path(name).name[:200] or "upload"
+    """Phrasings a curator uploads in the browser, in the generic CSV or JSONL format, credited to them.
+    Checked against the upload limits, then imported as pending (each goes through the review queue, where
+    another curator decides) in one transaction: one bad row refuses the whole file and nothing is written."""
     fmt = UPLOAD_FORMATS.get(Path(name).suffix.lower())
+    name = Path(name).name[-200:] or "upload"
     if fmt is None:
         raise ImportFailed(name, "upload a .csv or .jsonl file")
     if len(data) > settings.UPLOAD_MAX_BYTES:
@@ -246,7 +260,7 @@ def import_instructions_upload(*, name: str, data: bytes, by) -> ImportReport:
     records = parse_generic(name, decode_text(name, data), fmt, max_rows=settings.UPLOAD_MAX_ROWS)
     report = ImportReport()
     with transaction.atomic():
-        for row in phrasing_rows(name, records, default_source=f"uploaded by {by.get_username()}"):
+        for row in phrasing_rows(name, records, uploader=by):
             phrasing_row_import(name, row, Instruction.Status.PENDING, report)
     return report
 

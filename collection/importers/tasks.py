@@ -54,6 +54,8 @@ def read_rows(path: Path, fmt: str) -> list[tuple[str, dict]]:
             for record in limited(path, reader):
                 if None in record:
                     raise ImportFailed(path, f"line {reader.line_num}: more values than columns")
+                if None in record.values():
+                    raise ImportFailed(path, f"line {reader.line_num}: fewer values than columns (is the row cut short?)")
                 options = [record[c] for c in option_columns if record[c] not in (None, "")]
                 inputs = {c: record[c] or "" for c in input_columns}
                 row = {k: record.get(k) for k in ("task", "id", "split", "answer")}

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
+from core import roles
 from evaluation.models import LanguageModel, PhrasingResult
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +115,15 @@ FAULTS = {
     "Latin-1": ({}, latin1, "not UTF-8 text (byte 0xe9 at offset"),
     "a NUL byte": ({}, nul_on_line_2, "line 2: a NUL byte; this is not a text file"),
     "an Excel workbook": ({}, lambda t: b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "a ZIP archive"),
-    "cut short": ({}, cut_short, ""),
+    "cut short": ({}, cut_short, {
+        "mmlu": "line 4: expected 6 columns (question, A, B, C, D, answer), found 1",
+        "tasks-csv": "line 5: fewer values than columns (is the row cut short?)",
+        "tasks-jsonl": "line 4: not valid JSON",
+        "phrasings-csv": "line 5: fewer values than columns (is the row cut short?)",
+        "phrasings-jsonl": "line 4: not valid JSON",
+        "bigbench": "not valid JSON",
+        "results": "line 5: expected 9 values, one per column (is the row cut short?)",
+    }),
 }
 
 
@@ -130,6 +139,8 @@ def test_a_bad_file_is_refused_by_every_importer_with_nothing_written(importer, 
         call_command(*args)
     text = str(refused.value)
     assert "nothing was changed" in text and importer.filename.split("/")[-1] in text
+    if isinstance(message, dict):
+        message = message[importer.name]
     assert message in text, text
     assert db_state() == before
 
@@ -158,11 +169,13 @@ def test_a_curator_uploads_phrasings_into_the_review_queue(parity, carol, client
     response = upload(client, "workshop.csv", GOOD.encode())
     assert response.status_code == 302 and response["Location"] == reverse("curation_queue")
     phrasings = Instruction.objects.order_by("id")
-    assert [(p.template, p.status, p.source) for p in phrasings] == [
-        ("Is {number} even? Answer yes or no.", "pending", "workshop"),
-        ("{number}: even or odd?", "pending", "uploaded by carol"),
+    assert [(p.template, p.status, p.author, p.source) for p in phrasings] == [
+        ("Is {number} even? Answer yes or no.", "pending", carol, "workshop"),
+        ("{number}: even or odd?", "pending", carol, ""),
     ]
     assert all(p.collection == Collection.objects.get(slug="crowd") for p in phrasings)
+    # Credited to the uploader, so another curator reviews them.
+    assert not any(roles.can_review(carol, p) for p in phrasings)
     page = client.get(reverse("curation_queue")).content.decode()
     assert "Imported workshop.csv: phrasings created: 2." in page and "{number}: even or odd?" in page
     # The same file again adds nothing.
@@ -195,6 +208,12 @@ BAD_UPLOADS = {
     "a JSON line that is not an object": ("a.jsonl", b'["b/t", "Is {number} even?"]\n', {},
                                           "a.jsonl: line 1: expected a JSON object"),
     "labels that are not a list": ("k.jsonl", JSONL_BAD_LABELS.encode(), {}, "k.jsonl: line 1: 'labels' must be a list"),
+    "a row cut short": ("c.csv", GOOD.encode()[:-10], {}, "c.csv: line 3: fewer values than columns"),
+    "another author": ("o.csv", b"task,template,author\nb/t,Is {number} even?,alice\n", {},
+                       "o.csv: line 2: an upload is credited to you, not to 'alice'"),
+    "a tuning collection": ("d.csv", b"task,template,collection\nb/t,Is {number} even?,flan\n", {},
+                            "d.csv: line 2: uploads go into the crowd collection, not 'flan'"),
+    "a long name": ("x" * 300 + ".csv", b"task,template\nb/nope,Odd {number}?\n", {}, "no task 'b/nope'"),
 }
 
 
