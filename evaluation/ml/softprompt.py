@@ -137,20 +137,22 @@ def train(
     for step in range(1, config.steps + 1):
         optimiser.zero_grad(set_to_none=True)
         record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0}
-        for _ in range(config.grad_accumulation):
-            batch = _sample(tasks, config, rng, result.seen)
-            try:
+        try:
+            for _ in range(config.grad_accumulation):
+                batch = _sample(tasks, config, rng, result.seen)
                 with autocast:
                     terms = _losses(loaded, peft_model, batch)
                 loss = terms["ce"] + config.lambda_kl * terms["kl"] + config.lambda_rep * terms["rep"]
                 (loss / config.grad_accumulation).backward()
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    raise OutOfMemoryInTraining(_oom_message(loaded, config, step)) from exc
+                for key, value in [("loss", loss), *terms.items()]:
+                    record[key] += float(value.detach()) / config.grad_accumulation
+            optimiser.step()  # Adam allocates its state here, on the first step
+        except Exception as exc:
+            if not is_out_of_memory(exc):
                 raise
-            for key, value in [("loss", loss), *terms.items()]:
-                record[key] += float(value.detach()) / config.grad_accumulation
-        optimiser.step()
+            if loaded.device.type == "cuda":
+                torch.cuda.empty_cache()  # the worker goes on to other jobs with this model loaded
+            raise OutOfMemoryInTraining(_oom_message(loaded, config, step)) from exc
         result.curve.append(record)
         if on_step is not None and on_step(step, record) is False:
             break
