@@ -1,10 +1,10 @@
 """Claims on queued work (scoring runs and soft-prompt trainings share them): which delivery of a job may
 run it, which jobs the outbox sweep sends again, and what a job does when the database goes away under it.
-Both models have status (queued, running, ...), claim_token, claimed_by_task, worker, heartbeat_at,
-attempts, started_at, finished_at, error and sent_at."""
+Both models are LeasedJobs (evaluation/models.py) with a status of queued, running, failed, ..."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -13,6 +13,8 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, FAILED = "queued", "running", "failed"
 # Server states that mean the connection is gone (shut down by an admin or a crash, or still starting up),
@@ -61,6 +63,16 @@ def claim(
         **reset,
     )
     return token if claimed else None
+
+
+def release(model, pk: int, token: uuid.UUID) -> None:
+    """Hand a job whose database went away back to the queue, for the task's retry. If the database is down
+    too, the job stays held by this claim, which the retry resumes (should the retry be lost, the lease
+    lapses for the sweep)."""
+    try:
+        model.objects.filter(pk=pk, claim_token=token, status=RUNNING).update(status=QUEUED, claim_token=None)
+    except (OperationalError, InterfaceError):
+        log.warning("Could not release %s %s; its lease will lapse.", model._meta.verbose_name, pk)
 
 
 def is_running(model, pk: int) -> bool:

@@ -158,7 +158,28 @@ class ModelVariant(models.Model):
         return f"{self.model.name} + soft prompt" + (f" #{soft.id} ({soft.ablation})" if soft else "")
 
 
-class ScoringRun(models.Model):
+class LeasedJob(models.Model):
+    """What a job needs to be claimed, heartbeated, swept and retried (evaluation/leases.py): scoring runs
+    and soft-prompt trainings both carry these fields."""
+
+    error = models.TextField(blank=True)
+    # Claiming: a delivery may run the job only after a conditional update sets its own claim token.
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_by_task = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker accepted its job; empty: the sweep sends it (outbox)."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ScoringRun(LeasedJob):
     """One model variant x a fixed set of phrasing revisions x each one's task evaluation sample."""
 
     Status = RunStatus
@@ -174,21 +195,9 @@ class ScoringRun(models.Model):
     total_cells = models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")
     cached_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many existed when it was created.")
     done_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many exist now.")
-    error = models.TextField(blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="The model spec and batching the run used.")
-    # Claiming: a delivery may run the job only after a conditional update sets its own claim token.
-    claim_token = models.UUIDField(null=True, blank=True)
-    claimed_by_task = models.CharField(max_length=100, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the broker accepted its job; empty: the sweep sends it (outbox)."
-    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -317,7 +326,7 @@ class SoftPromptStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class SoftPrompt(models.Model):
+class SoftPrompt(LeasedJob):
     """One training of a model's alignment soft prompt: its config, exactly which phrasing revisions and
     instances it saw, the phrasings held out from it, its loss curve and its artifact (a PEFT adapter)."""
 
@@ -343,17 +352,8 @@ class SoftPrompt(models.Model):
     steps_done = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveIntegerField(default=0)
     artifact = models.CharField(max_length=500, blank=True, help_text="Directory of the PEFT adapter.")
-    error = models.TextField(blank=True)
-    claim_token = models.UUIDField(null=True, blank=True)
-    claimed_by_task = models.CharField(max_length=100, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the broker accepted its job.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -301,7 +301,7 @@ def scoring_run_execute(
     except (ScoringError, ConfigError, templating.TemplateError) as exc:
         _finish(run_id, token, RunStatus.FAILED, error=str(exc))
     except (OperationalError, InterfaceError) as exc:
-        _release(run_id, token)
+        leases.release(ScoringRun, run_id, token)
         raise leases.DatabaseInterrupted(f"Database unavailable: {exc}", token) from exc
     except Exception as exc:
         log.exception("Run %s failed unexpectedly.", run_id)
@@ -401,17 +401,6 @@ def _finish(run_id: int, token: uuid.UUID, status: str, *, error: str = "", done
     if done is not None:
         fields["done_cells"] = done
     ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(**fields)
-
-
-def _release(run_id: int, token: uuid.UUID) -> None:
-    """Hand the run back to the queue for the task's retry; if the database is down too, the run stays held
-    by this claim, which the retry resumes (or, should the retry be lost, the lease lapses for the sweep)."""
-    try:
-        ScoringRun.objects.filter(id=run_id, claim_token=token, status=RunStatus.RUNNING).update(
-            status=RunStatus.QUEUED, claim_token=None
-        )
-    except (OperationalError, InterfaceError):
-        log.warning("Could not release run %s; its lease will expire.", run_id)
 
 
 # --- Cancel, retry, recover --------------------------------------------------------------------------------

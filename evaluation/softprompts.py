@@ -224,7 +224,7 @@ def softprompt_train_execute(
     except (ScoringError, ConfigError, templating.TemplateError) as exc:
         _finish(soft.id, token, SoftPromptStatus.FAILED, error=str(exc))
     except (OperationalError, InterfaceError) as exc:
-        _release(soft.id, token)
+        leases.release(SoftPrompt, soft.id, token)
         raise leases.DatabaseInterrupted(f"Database unavailable: {exc}", token) from exc
     except Exception as exc:
         log.exception("Soft prompt %s failed unexpectedly.", soft.id)
@@ -294,17 +294,6 @@ def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_sco
         scoring_runs_for_variant(
             variant=variant, trigger=RunTrigger.REGISTRATION, by=soft.created_by, enqueue=enqueue_scoring
         )
-
-
-def _release(soft_prompt_id: int, token: uuid.UUID) -> None:
-    """Hand the training back for the task's retry; if the database is down too, the retry resumes this claim.
-    Like scoring runs (services._release)."""
-    try:
-        SoftPrompt.objects.filter(id=soft_prompt_id, claim_token=token, status=SoftPromptStatus.RUNNING).update(
-            status=SoftPromptStatus.QUEUED, claim_token=None
-        )
-    except (OperationalError, InterfaceError):
-        log.warning("Could not release soft prompt %s; its lease will expire.", soft_prompt_id)
 
 
 def _finish(soft_prompt_id: int, token: uuid.UUID, status: str, *, error: str = "") -> None:

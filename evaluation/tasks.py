@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from evaluation import leases, services
+from evaluation.models import ScoringRun, SoftPrompt
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 # An error the database answered with (not a lost connection) may never go away; after this many retries the
@@ -45,8 +46,6 @@ def _check_back_if_held(task, *, model, pk: int) -> None:
 
 @shared_task(bind=True, name="evaluation.tasks.score_run", max_retries=None)
 def score_run(self, run_id: int, resume_token: str | None = None) -> None:
-    from evaluation.models import ScoringRun
-
     try:
         run = services.scoring_run_execute(
             run_id=run_id, task_id=self.request.id or "eager", worker=self.request.hostname or "eager",
@@ -62,7 +61,6 @@ def score_run(self, run_id: int, resume_token: str | None = None) -> None:
 @shared_task(bind=True, name="evaluation.tasks.train_softprompt", max_retries=None)
 def train_softprompt(self, soft_prompt_id: int, resume_token: str | None = None) -> None:
     from evaluation import softprompts
-    from evaluation.models import SoftPrompt
 
     try:
         soft = softprompts.softprompt_train_execute(
