@@ -24,32 +24,40 @@ QUEUE = (
     "from evaluation.models import LanguageModel; from evaluation.softprompts import softprompt_queue; "
     "from evaluation.ml.softprompt import AlignConfig; "
     "print(softprompt_queue(model=LanguageModel.objects.get(name='tiny-t5'), "
-    "config=AlignConfig(num_virtual_tokens=2, steps=6, instances_per_batch=2, paraphrases=1)).id)"
+    "config=AlignConfig(num_virtual_tokens=2, steps={steps}, instances_per_batch=2, paraphrases=1)).id)"
 )
 
 
-def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(tiny_models, tmp_path):
-    redis.Redis.from_url(REDIS_URL).flushdb()
+@pytest.fixture
+def demo_model(tiny_models):
+    redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
     services.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")], score=False,
     )
+
+
+def queue_training(env, steps: int) -> int:
+    """Queue a training from a separate process (as the app would), so it reaches the worker through Redis."""
+    return int(manage(env, "shell", "--no-imports", "-c", QUEUE.format(steps=steps)).split()[-1])
+
+
+def trained_and_scored(soft_id: int) -> bool:
+    soft = SoftPrompt.objects.get(id=soft_id)
+    assert soft.status != "failed", soft.error
+    runs = ScoringRun.objects.filter(variant_id=soft.variant_id)
+    return soft.status == "succeeded" and runs.exists() and not runs.filter(status__in=ScoringRun.ACTIVE).exists()
+
+
+def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(demo_model, tmp_path):
     env = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu",
                       SOFTPROMPT_DIR=str(tmp_path / "softprompts"))
     log = tmp_path / "worker.log"
     with running_worker(env, queues="default,gpu", log=log):
-        soft_id = int(manage(env, "shell", "--no-imports", "-c", QUEUE).strip().splitlines()[-1])
-
-        def trained_and_scored() -> bool:
-            soft = SoftPrompt.objects.get(id=soft_id)
-            if soft.status == "failed":
-                raise AssertionError(soft.error)
-            runs = ScoringRun.objects.filter(variant_id=soft.variant_id) if soft.variant_id else None
-            return soft.status == "succeeded" and runs.exists() and not runs.filter(status__in=ScoringRun.ACTIVE).exists()
-
-        wait_for(trained_and_scored, timeout=180, what="the training and its scoring", log=log)
+        soft_id = queue_training(env, steps=6)
+        wait_for(lambda: trained_and_scored(soft_id), timeout=180, what="the training and its scoring", log=log)
     soft = SoftPrompt.objects.get(id=soft_id)
     assert soft.worker.startswith("test-") and len(soft.curve) == 6
     assert (tmp_path / "softprompts" / "tiny-t5" / str(soft.id) / "adapter_model.safetensors").is_file()
@@ -57,14 +65,7 @@ def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(tiny_
     assert "evaluation.tasks.train_softprompt" in log.read_text()
 
 
-def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_prompt(tiny_models, tmp_path):
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    load_demo()
-    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
-    services.language_model_register(
-        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
-        tuned_on=[Collection.objects.get(slug="demotune")], score=False,
-    )
+def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_prompt(demo_model, tmp_path):
     env = process_env(
         CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu",
         SOFTPROMPT_DIR=str(tmp_path / "softprompts"),
@@ -72,7 +73,7 @@ def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_
         CELERY_VISIBILITY_TIMEOUT="4", SCORING_LEASE_SECONDS="3",
     )
     steps = 400
-    soft_id = int(manage(env, "shell", "--no-imports", "-c", QUEUE.replace("steps=6", f"steps={steps}")).split()[-1])
+    soft_id = queue_training(env, steps)
 
     first_log = tmp_path / "first.log"
     with running_worker(env, queues="gpu", log=first_log) as first:
@@ -86,14 +87,9 @@ def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_
 
     second_log = tmp_path / "second.log"
     with running_worker(env, queues="default,gpu", log=second_log):
-
-        def trained_and_scored() -> bool:
-            soft = SoftPrompt.objects.get(id=soft_id)
-            assert soft.status != "failed", soft.error
-            runs = ScoringRun.objects.filter(variant_id=soft.variant_id)
-            return soft.status == "succeeded" and runs.exists() and not runs.filter(status__in=ScoringRun.ACTIVE).exists()
-
-        wait_for(trained_and_scored, timeout=300, what="the second worker to train and score", log=second_log)
+        wait_for(
+            lambda: trained_and_scored(soft_id), timeout=300, what="the second worker to train and score", log=second_log
+        )
     soft = SoftPrompt.objects.get(id=soft_id)
     assert SoftPrompt.objects.count() == 1 and soft.attempts >= 2
     # Restarted from its seed: one curve of `steps` points, not the killed attempt's points plus the new ones.
