@@ -36,6 +36,12 @@ def register(tiny_models, name="tiny-t5", source=None, family="seq2seq", **kwarg
     )
 
 
+def unsent_run(tiny_models, **kwargs) -> ScoringRun:
+    """A registered model's first queued run, not sent to any worker: the test runs it."""
+    model = register(tiny_models, score=False, **kwargs)
+    return services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+
+
 def approved_count() -> int:
     return Instruction.objects.filter(status="approved", task__benchmark__slug="demo").count()
 
@@ -125,8 +131,7 @@ def test_a_model_path_that_does_not_exist_fails_the_run_with_a_reason(
 
 
 def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     held = uuid.uuid4()
     ScoringRun.objects.filter(id=run.id).update(
         status=RunStatus.RUNNING, heartbeat_at=timezone.now(), claimed_by_task="a", claim_token=held
@@ -140,8 +145,7 @@ def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
 
 
 def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settings):
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     silent_since = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS + 1)
     ScoringRun.objects.filter(id=run.id).update(
         status=RunStatus.RUNNING, heartbeat_at=silent_since, claimed_by_task="dead", claim_token=uuid.uuid4()
@@ -151,8 +155,7 @@ def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settin
 
 
 def test_cancelling_stops_a_run_and_retrying_resumes_it(demo, tiny_models, django_capture_on_commit_callbacks):
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     services.scoring_run_cancel(run=run)
     assert services.scoring_run_execute(run_id=run.id, task_id="late") is None
     assert run.status == RunStatus.CANCELLED
@@ -167,8 +170,7 @@ def test_cancelling_stops_a_run_and_retrying_resumes_it(demo, tiny_models, djang
 
 
 def test_a_run_cancelled_mid_way_stops_after_the_current_batch(demo, tiny_models):
-    model = register(tiny_models, score=False, batch_size=2)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models, batch_size=2)
 
     def cancel_after_first_batch(done, total):
         if done > 0:
@@ -226,8 +228,7 @@ def test_recovery_resends_queued_runs(demo, tiny_models, django_capture_on_commi
 def test_out_of_memory_at_batch_size_one_fails_the_run_with_a_reason_and_its_retry_button_resumes_it(
     demo, tiny_models, carol, client, monkeypatch, django_capture_on_commit_callbacks
 ):
-    model = register(tiny_models, score=False, batch_size=4)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models, batch_size=4)
     real_get = services._models.get
 
     def too_small_a_device(spec, device):  # the worker's model, on a device where not even one instance fits
@@ -261,8 +262,7 @@ def test_a_delivery_that_finds_the_database_down_before_its_claim_is_retried(dem
     from evaluation import leases
     from evaluation.tasks import score_run
 
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     real_claim, calls = leases.claim, []
 
     def claim_once_the_database_is_back(*args, **kwargs):
@@ -296,8 +296,7 @@ def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_res
     from evaluation import leases
     from evaluation.tasks import score_run
 
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     real_heartbeat, calls = services._heartbeat, []
 
     def heartbeat_lost_once(*args, **kwargs):
@@ -322,8 +321,7 @@ def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(
     statement timeout) may never go away, so after ANSWERED_ERROR_RETRIES the run fails saying so."""
     from evaluation import leases, tasks
 
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     calls = []
 
     def statement_timeout(*args, **kwargs):
@@ -352,8 +350,7 @@ def test_a_retry_that_cannot_reach_the_broker_puts_the_run_back_in_the_outbox(de
     from evaluation import leases
     from evaluation.tasks import score_run
 
-    model = register(tiny_models, score=False)
-    run = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    run = unsent_run(tiny_models)
     ScoringRun.objects.filter(id=run.id).update(sent_at=timezone.now())
     assert run.id not in leases.to_sweep(ScoringRun)  # sent, and waiting in a healthy queue
 
