@@ -1,13 +1,16 @@
-"""Validated configs for loading and scoring. The Django side builds these from database rows and stores
-`asdict(config)` with each run, so a result can always be traced to the exact settings that produced it."""
+"""Validated configs for loading, scoring and soft-prompt training. The Django side builds these from
+database rows and stores `asdict(config)` with each run, so a result can always be traced to the exact
+settings that produced it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 FAMILIES = ("seq2seq", "causal")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROMPT_FORMATS = ("none", "alpaca", "chat")
+INITS = ("phrasing", "vocab")
 
 
 class ConfigError(ValueError):
@@ -49,3 +52,40 @@ class ScoreConfig:
             raise ConfigError("batch_size: must be at least 1.")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"device: must be auto, cpu or cuda[:N], not {self.device!r}.")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """How to train a soft prompt (see softprompt.py). Validated on creation; stored with the artifact and on
+    the SoftPrompt row."""
+
+    num_virtual_tokens: int = 20
+    init: str = "phrasing"  # from a training phrasing's token embeddings, or sampled vocabulary embeddings
+    lambda_kl: float = 1.0
+    lambda_rep: float = 1.0
+    learning_rate: float = 0.03
+    steps: int = 100
+    instances_per_batch: int = 4
+    paraphrases: int = 3  # per instance, besides its anchor
+    grad_accumulation: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_virtual_tokens <= 512:
+            raise ConfigError("num_virtual_tokens: must be between 1 and 512.")
+        if self.init not in INITS:
+            raise ConfigError(f"init: must be one of {', '.join(INITS)}, not {self.init!r}.")
+        if self.lambda_kl < 0 or self.lambda_rep < 0:
+            raise ConfigError("lambda_kl and lambda_rep: must be zero or more (zero turns the term off).")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError("learning_rate: must be a positive number.")
+        for name in ("steps", "instances_per_batch", "grad_accumulation"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1.")
+        if self.paraphrases < 0:
+            raise ConfigError("paraphrases: must be zero or more.")
+
+    @property
+    def ablation(self) -> str:
+        """The ablation this config is: CE only, +KL, +rep, or both."""
+        return "+".join(["ce"] + ["kl"] * (self.lambda_kl > 0) + ["rep"] * (self.lambda_rep > 0))

@@ -1,4 +1,5 @@
-"""Load a model and its tokenizer for scoring, and keep the last one warm in a worker process."""
+"""Load a model, its tokenizer and any soft prompt for scoring, and keep the last one warm in a worker
+process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 
 from evaluation.ml.config import ModelSpec
 from evaluation.ml.errors import ModelLoadError
+
+SOFT_PROMPT_WEIGHTS = "adapter_model.safetensors"  # the file PEFT writes a prompt-tuning adapter's weights to
 
 
 @dataclass
@@ -69,10 +72,27 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
     soft_prompt = None
     if spec.soft_prompt:
-        from evaluation.ml.softprompt import load_soft_prompt
-
         soft_prompt = load_soft_prompt(spec.soft_prompt, model).to(device=target, dtype=model.dtype)
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype, soft_prompt=soft_prompt)
+
+
+def load_soft_prompt(directory: str | Path, model) -> torch.Tensor:
+    """The (k, hidden) virtual-token embeddings of a saved soft prompt, checked against the model."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / SOFT_PROMPT_WEIGHTS
+    if not path.is_file():
+        raise ModelLoadError(f"No soft prompt at {path}.")
+    tensors = load_file(str(path))
+    weights = tensors.get("prompt_embeddings")
+    if weights is None:
+        raise ModelLoadError(f"{path} holds no prompt_embeddings; is it a PEFT prompt-tuning adapter?")
+    hidden = model.get_input_embeddings().weight.shape[1]
+    if weights.dim() != 2 or weights.shape[1] != hidden:
+        raise ModelLoadError(
+            f"The soft prompt's width {tuple(weights.shape)} does not fit the model (hidden size {hidden})."
+        )
+    return weights
 
 
 class ModelCache:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from evaluation.ml.loading import LoadedModel
+from evaluation.ml.logprobs import pad
 
 
 def instruction_tune(
@@ -37,20 +38,13 @@ def instruction_tune(
         (tokenizer(prompt)["input_ids"], tokenizer(answer, add_special_tokens=False)["input_ids"])
         for prompt, answer in pairs
     ]
-    pad = tokenizer.pad_token_id
+    pad_id = tokenizer.pad_token_id
     losses = []
     for step in range(1, steps + 1):
         batch = [encoded[rng.randrange(len(encoded))] for _ in range(batch_size)]
-        width = max(len(p) for p, _ in batch)
-        target_width = max(len(a) for _, a in batch)
-        ids = torch.full((batch_size, width), pad, dtype=torch.long)
-        mask = torch.zeros((batch_size, width), dtype=torch.long)
-        labels = torch.full((batch_size, target_width), -100, dtype=torch.long)
-        for row, (prompt, answer) in enumerate(batch):
-            ids[row, : len(prompt)] = torch.tensor(prompt)
-            mask[row, : len(prompt)] = 1
-            labels[row, : len(answer)] = torch.tensor(answer)
-        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+        ids, mask = pad([prompt for prompt, _ in batch], pad_id, device)
+        labels, _ = pad([answer for _, answer in batch], -100, device)  # -100: the loss ignores padding
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -23,6 +23,7 @@ from evaluation.ml.config import ScoreConfig
 from evaluation.ml.encoding import EncodedItem, Encoder
 from evaluation.ml.errors import OutOfMemoryAtBatchSizeOne
 from evaluation.ml.loading import LoadedModel
+from evaluation.ml.logprobs import option_logliks, pad
 from evaluation.ml.prompts import adds_special_tokens, wrap
 
 
@@ -121,17 +122,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def _pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad rows into (ids, mask)."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):
-        ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[r, : len(row)] = 1
-    return ids.to(device), mask.to(device)
-
-
 def with_soft_prompt(loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor | None = None):
     """Input embeddings for `ids` with the soft prompt's virtual tokens in front, and the mask widened to
     match: exactly what PEFT's prompt tuning feeds the model (encoder input for seq2seq)."""
@@ -171,12 +161,6 @@ def _select_rows(cache, index: torch.Tensor, config=None):
     return rows_of(cache, config)
 
 
-def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    # log_softmax via logsumexp in fp32: never materialises a second vocabulary-sized tensor.
-    logits = logits.float()
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
 def _collect(encoded: list[EncodedItem], chunk: list[int], totals: list[list[float]]) -> Batch:
     return [
         (index, OptionScores(tuple(totals[b]), tuple(len(o) for o in encoded[index].option_ids)))
@@ -191,7 +175,7 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
     start_id = model.config.decoder_start_token_id
-    input_ids, attention = _pad([encoded[i].rest_ids for i in chunk], pad_id, device)
+    input_ids, attention = pad([encoded[i].rest_ids for i in chunk], pad_id, device)
     # Phase 1: the encoder runs once per item (behind the soft prompt's virtual tokens, if there is one).
     if loaded.soft_prompt is None:
         hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
@@ -219,8 +203,8 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
     rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
     for group in _length_groups(rows, len(chunk)):
         row_item = torch.tensor([b for b, _, _ in group], device=device)
-        inputs, input_mask = _pad([o[:-1] for _, _, o in group], pad_id, device)
-        targets, target_mask = _pad([o[1:] for _, _, o in group], pad_id, device)
+        inputs, input_mask = pad([o[:-1] for _, _, o in group], pad_id, device)
+        targets, target_mask = pad([o[1:] for _, _, o in group], pad_id, device)
         decoder_mask = torch.cat([torch.ones(len(group), 1, dtype=torch.long, device=device), input_mask], dim=1)
         logits = model(
             encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
@@ -230,7 +214,7 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
             past_key_values=_select_rows(out.past_key_values, row_item),
             use_cache=True,
         ).logits
-        sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
+        sums = option_logliks(logits, targets, target_mask).tolist()
         for (b, j, _), total in zip(group, sums):
             totals[b][j] += total
     return _collect(encoded, chunk, totals)
@@ -270,7 +254,7 @@ def _causal_batch(
     cache = DynamicCache(
         [(k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in prefix] or None, config=model.config
     )
-    rest_ids, rest_mask = _pad([encoded[i].rest_ids for i in chunk], pad_id, device)
+    rest_ids, rest_mask = pad([encoded[i].rest_ids for i in chunk], pad_id, device)
     positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
     attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
     lengths = rest_mask.sum(dim=1)
@@ -293,8 +277,8 @@ def _causal_batch(
     rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
     for group in _length_groups(rows, size):
         row_item = torch.tensor([b for b, _, _ in group], device=device)
-        inputs, input_mask = _pad([o[:-1] for _, _, o in group], pad_id, device)
-        targets, target_mask = _pad([o[1:] for _, _, o in group], pad_id, device)
+        inputs, input_mask = pad([o[:-1] for _, _, o in group], pad_id, device)
+        targets, target_mask = pad([o[1:] for _, _, o in group], pad_id, device)
         count = len(group)
         attention = torch.cat(
             [torch.ones(count, shared_len, dtype=torch.long, device=device), rest_mask[row_item], input_mask], dim=1
@@ -307,7 +291,7 @@ def _causal_batch(
             past_key_values=_select_rows(out.past_key_values, row_item, model.config),
             use_cache=True,
         ).logits
-        sums = (_token_logprobs(logits, targets) * target_mask).sum(-1).tolist()
+        sums = option_logliks(logits, targets, target_mask).tolist()
         for (b, j, _), total in zip(group, sums):
             totals[b][j] += total
     return _collect(encoded, chunk, totals)

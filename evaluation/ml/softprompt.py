@@ -11,13 +11,12 @@ h is the mean of the encoder's last hidden states (seq2seq) or the last prompt t
 
 PEFT holds the virtual tokens (`PromptTuningConfig`, `get_peft_model`) and writes the artifact, so
 `PeftModel.from_pretrained(base, path)` loads what we train; the loss is ours, on PEFT's forward. Scoring
-reads the same embeddings back (`load_soft_prompt`) and runs the fast paths of scoring.py with them.
+reads the same embeddings back (`loading.load_soft_prompt`) and runs the fast paths of scoring.py with them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,53 +24,14 @@ from pathlib import Path
 
 import torch
 
-from evaluation.ml.config import ConfigError
+from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.errors import OutOfMemoryInTraining
 from evaluation.ml.loading import LoadedModel
+from evaluation.ml.logprobs import option_logliks, pad, token_logprobs
 from evaluation.ml.scoring import ScoringItem, encode_items, is_out_of_memory
 
-INITS = ("phrasing", "vocab")
-WEIGHTS_FILE = "adapter_model.safetensors"
 TRAINING_FILE = "training.json"
-
-
-@dataclass(frozen=True)
-class AlignConfig:
-    """How to train a soft prompt. Validated on creation; stored with the artifact and on the SoftPrompt row."""
-
-    num_virtual_tokens: int = 20
-    init: str = "phrasing"  # from a training phrasing's token embeddings, or from sampled vocabulary embeddings
-    lambda_kl: float = 1.0
-    lambda_rep: float = 1.0
-    learning_rate: float = 0.03
-    steps: int = 100
-    instances_per_batch: int = 4
-    paraphrases: int = 3  # per instance, besides its anchor
-    grad_accumulation: int = 1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.num_virtual_tokens <= 512:
-            raise ConfigError("num_virtual_tokens: must be between 1 and 512.")
-        if self.init not in INITS:
-            raise ConfigError(f"init: must be one of {', '.join(INITS)}, not {self.init!r}.")
-        if self.lambda_kl < 0 or self.lambda_rep < 0:
-            raise ConfigError("lambda_kl and lambda_rep: must be zero or more (zero turns the term off).")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ConfigError("learning_rate: must be a positive number.")
-        for name in ("steps", "instances_per_batch", "grad_accumulation"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be at least 1.")
-        if self.paraphrases < 0:
-            raise ConfigError("paraphrases: must be zero or more.")
-
-    @property
-    def ablation(self) -> str:
-        """The ablation this config is: CE only, +KL, +rep, or both."""
-        return {(False, False): "ce", (True, False): "ce+kl", (False, True): "ce+rep", (True, True): "ce+kl+rep"}[
-            (self.lambda_kl > 0, self.lambda_rep > 0)
-        ]
 
 
 @dataclass(frozen=True)
@@ -232,16 +192,6 @@ def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torc
     }
 
 
-def _pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long, device=device)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]):
     """Per item: its options' summed log-likelihoods (a vector, differentiable) and the mean-pooled encoder
     states. The encoder runs once per item; every option is a decoder row reading those states."""
@@ -249,7 +199,7 @@ def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]
 
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
-    input_ids, mask = _pad([e.rest_ids for e in encoded], pad_id, device)
+    input_ids, mask = pad([e.rest_ids for e in encoded], pad_id, device)
     embeds = model.get_input_embeddings()(input_ids)
     k = peft_model.peft_config["default"].num_virtual_tokens
     soft = peft_model.get_prompt(batch_size=len(encoded)).to(embeds.dtype)[:, :k]
@@ -260,16 +210,15 @@ def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]
     rows = [(b, option) for b, e in enumerate(encoded) for option in e.option_ids]
     row_item = torch.tensor([b for b, _ in rows], device=device)
     start = model.config.decoder_start_token_id
-    decoder_ids, decoder_mask = _pad([[start, *option[:-1]] for _, option in rows], pad_id, device)
-    targets, _ = _pad([option for _, option in rows], pad_id, device)
+    decoder_ids, decoder_mask = pad([[start, *option[:-1]] for _, option in rows], pad_id, device)
+    targets, _ = pad([option for _, option in rows], pad_id, device)
     logits = model(
         encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
         attention_mask=mask[row_item],
         decoder_input_ids=decoder_ids,
         decoder_attention_mask=decoder_mask,
-    ).logits.float()
-    token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    sums = (token_logp * decoder_mask).sum(-1)
+    ).logits
+    sums = option_logliks(logits, targets, decoder_mask)
     return _per_item(sums, encoded), pooled.float()
 
 
@@ -285,7 +234,7 @@ def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem])
         for option in e.option_ids:
             rows.append(prompt + option)
             spans.append((b, len(prompt), len(option)))
-    ids, mask = _pad(rows, pad_id, device)
+    ids, mask = pad(rows, pad_id, device)
     out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     logits = out.logits.float()
     sums, hidden = [], {}
@@ -294,7 +243,7 @@ def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem])
         positions = torch.arange(k + prompt_len - 1, k + prompt_len - 1 + option_len, device=device)
         targets = ids[r, prompt_len : prompt_len + option_len]
         row_logits = logits[r, positions]
-        sums.append((row_logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(row_logits, -1)).sum())
+        sums.append(token_logprobs(row_logits, targets).sum())
         if b not in hidden:
             hidden[b] = out.hidden_states[-1][r, k + prompt_len - 1].float()
     pooled = torch.stack([hidden[b] for b in range(len(encoded))])
@@ -342,22 +291,3 @@ def save(peft_model, result: TrainingResult, directory: str | Path) -> Path:
     }
     (directory / TRAINING_FILE).write_text(json.dumps(record))
     return directory
-
-
-def load_soft_prompt(directory: str | Path, model) -> torch.Tensor:
-    """The (k, hidden) virtual-token embeddings of a saved soft prompt, checked against the model."""
-    from safetensors.torch import load_file
-
-    from evaluation.ml.errors import ModelLoadError
-
-    path = Path(directory) / WEIGHTS_FILE
-    if not path.is_file():
-        raise ModelLoadError(f"No soft prompt at {path}.")
-    tensors = load_file(str(path))
-    weights = tensors.get("prompt_embeddings")
-    if weights is None:
-        raise ModelLoadError(f"{path} holds no prompt_embeddings; is it a PEFT prompt-tuning adapter?")
-    hidden = model.get_input_embeddings().weight.shape[1]
-    if weights.dim() != 2 or weights.shape[1] != hidden:
-        raise ModelLoadError(f"The soft prompt's width {tuple(weights.shape)} does not fit the model (hidden size {hidden}).")
-    return weights

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from evaluation.ml import softprompt
-from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
+from evaluation.ml.config import AlignConfig, ConfigError, ModelSpec, ScoreConfig
 from evaluation.ml.loading import load
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem, score
@@ -50,7 +50,7 @@ def max_diff(a, b) -> float:
 def test_training_lowers_the_loss_and_the_artifact_reloads_to_identical_scores(tiny_models, tmp_path, arch):
     spec = ModelSpec(source=str(tiny_models[arch]), family=FAMILY[arch])
     loaded = load(spec, device="cpu")
-    config = softprompt.AlignConfig(num_virtual_tokens=4, steps=30, learning_rate=0.05, instances_per_batch=4, paraphrases=2)
+    config = AlignConfig(num_virtual_tokens=4, steps=30, learning_rate=0.05, instances_per_batch=4, paraphrases=2)
     peft_model, result = softprompt.train(loaded, [task()], config)
     first = sum(r["loss"] for r in result.curve[:5]) / 5
     last = sum(r["loss"] for r in result.curve[-5:]) / 5
@@ -81,7 +81,7 @@ def test_peft_loads_the_artifact_and_agrees_with_our_scorer(tiny_models, tmp_pat
 
     spec = ModelSpec(source=str(tiny_models[arch]), family=FAMILY[arch])
     loaded = load(spec, device="cpu")
-    peft_model, result = softprompt.train(loaded, [task()], softprompt.AlignConfig(num_virtual_tokens=3, steps=2))
+    peft_model, result = softprompt.train(loaded, [task()], AlignConfig(num_virtual_tokens=3, steps=2))
     out = softprompt.save(peft_model, result, tmp_path / "soft")
     ours = load(ModelSpec(source=spec.source, family=spec.family, soft_prompt=str(out)), device="cpu")
     reloaded = PeftModel.from_pretrained(load(spec, device="cpu").model, str(out)).eval()
@@ -110,17 +110,17 @@ def test_peft_loads_the_artifact_and_agrees_with_our_scorer(tiny_models, tmp_pat
 
 
 def test_ablations_are_lambdas_at_zero_and_configs_validate():
-    assert softprompt.AlignConfig(lambda_kl=0, lambda_rep=0).ablation == "ce"
-    assert softprompt.AlignConfig(lambda_rep=0).ablation == "ce+kl"
-    assert softprompt.AlignConfig(lambda_kl=0).ablation == "ce+rep"
-    assert softprompt.AlignConfig().ablation == "ce+kl+rep"
+    assert AlignConfig(lambda_kl=0, lambda_rep=0).ablation == "ce"
+    assert AlignConfig(lambda_rep=0).ablation == "ce+kl"
+    assert AlignConfig(lambda_kl=0).ablation == "ce+rep"
+    assert AlignConfig().ablation == "ce+kl+rep"
     for bad in [dict(num_virtual_tokens=0), dict(init="zeros"), dict(lambda_kl=-1), dict(learning_rate=0), dict(steps=0)]:
         with pytest.raises(ConfigError):
-            softprompt.AlignConfig(**bad)
+            AlignConfig(**bad)
 
 
 def test_training_is_seeded(tiny_models):
     spec = ModelSpec(source=str(tiny_models["t5"]), family="seq2seq")
-    config = softprompt.AlignConfig(num_virtual_tokens=2, steps=3, seed=7)
+    config = AlignConfig(num_virtual_tokens=2, steps=3, seed=7)
     curves = [softprompt.train(load(spec, device="cpu"), [task()], config)[1].curve for _ in range(2)]
     assert curves[0] == curves[1]
