@@ -76,12 +76,12 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from collection.models import Collection, Task
 from core import services as core
-from evaluation import services
+from evaluation import registry
 from evaluation.ml.build import build_model, train_tokenizer
 tok = train_tokenizer(["Is 12 even? yes or no. Which number is larger? A. 3 B. 4 positive negative"] * 50, "{model_dir}", vocab_size=300, add_eos=True)
 build_model("t5", tok, "{model_dir}", seed=0)
 Task.objects.filter(benchmark__slug="demo").update(eval_sample_size={SAMPLE})
-services.language_model_register(name="tiny-t5", source="{model_dir}", family="seq2seq",
+registry.language_model_register(name="tiny-t5", source="{model_dir}", family="seq2seq",
     tuned_on=[Collection.objects.get(slug="demotune")], score=False)
 tokens = {{}}
 User = get_user_model()

@@ -1,5 +1,6 @@
 """Admin pages for the collection. Review actions call the same service as the review queue, so the same
-rules hold here: nobody reviews their own phrasing, rejections and edit requests carry a reason."""
+rules hold here: nobody reviews their own phrasing, rejections and edit requests carry a reason, and only a
+phrasing waiting for review is decided on (an approved one can only be retired)."""
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
@@ -65,6 +66,20 @@ class InstructionAdmin(admin.ModelAdmin):
     readonly_fields = ["status", "reviewer", "review_reason", "reviewed_at", "current_revision"]
     inlines = [RevisionInline]
     actions = ["approve", "request_edit", "reject", "retire"]
+    # Who wrote a phrasing, where from and for what are facts of its creation. Were they editable, a curator
+    # could credit their own phrasing to someone else and then approve it.
+    fixed_after_creation = ["task", "collection", "author", "source"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            readonly += [f for f in self.fixed_after_creation if f not in readonly]
+        return readonly
+
+    def has_add_permission(self, request) -> bool:
+        # Phrasings are created by writing, uploading or importing them, which validate the text and store
+        # its first revision; one added here would have no text and an author of the adder's choosing.
+        return False
 
     @admin.action(description="Approve selected phrasings", permissions=["change"])
     def approve(self, request, queryset):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import django_filters
 from django.conf import settings
-from django.db.models import Q
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from collection import services, similarity, templating
+from collection import access, services, similarity, templating
 from collection.models import Benchmark, Instruction, Task
 from core import roles
 
@@ -138,14 +137,18 @@ class InstructionViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
-        phrasings = Instruction.objects.select_related("collection", "author", "reviewer", "current_revision").order_by("id")
-        user = self.request.user
-        if roles.is_curator(user):
-            return phrasings
-        visible = Q(status=Instruction.Status.APPROVED)
-        if user.is_authenticated:
-            visible |= Q(author=user)
-        return phrasings.filter(visible)
+        return (
+            access.instructions_visible_to(self.request.user)
+            .select_related("collection", "author", "reviewer", "current_revision")
+            .order_by("id")
+        )
+
+    def _pk(self) -> int:
+        # The router's pattern accepts any text; a key that is not a number names no phrasing.
+        try:
+            return int(self.kwargs[self.lookup_field])
+        except ValueError:
+            raise Http404("No such phrasing.") from None
 
     @extend_schema(request=DraftSerializer, responses={201: InstructionSerializer})
     def create(self, request, *args, **kwargs):
@@ -156,21 +159,18 @@ class InstructionViewSet(
 
     @extend_schema(request=EditSerializer, responses=InstructionSerializer)
     def partial_update(self, request, *args, **kwargs):
-        instruction = self.get_object()
+        instruction = access.get_instruction_for_user(request.user, self._pk(), action=access.EDIT)
         edit = EditSerializer(data=request.data)
         edit.is_valid(raise_exception=True)
-        if not roles.can_edit_instruction(request.user, instruction):
-            raise PermissionDenied("Only the author edits a phrasing, and only while it waits for review.")
         instruction = services.instruction_edit(instruction=instruction, by=request.user, **edit.validated_data)
         return Response(InstructionSerializer(instruction).data)
 
     @extend_schema(request=ReviewSerializer, responses=InstructionSerializer)
     @action(detail=True, methods=["post"])
     def review(self, request, pk=None):
-        """Approve, reject (with a reason), ask for an edit (with a reason) or retire. Curators only."""
-        if not roles.is_curator(request.user):
-            raise PermissionDenied("Only curators review phrasings.")
-        instruction = self.get_object()
+        """Approve, reject (with a reason) or ask for an edit (with a reason) while a phrasing waits for
+        review; retire an approved one. Curators only; the review service refuses any other change."""
+        instruction = access.get_instruction_for_user(request.user, self._pk(), action=access.REVIEW)
         decision = ReviewSerializer(data=request.data)
         decision.is_valid(raise_exception=True)
         services.instruction_review(
@@ -191,6 +191,8 @@ class InstructionViewSet(
         labels = draft.validated_data.get("labels")
         if labels is not None:
             result.errors += services.label_errors(task, labels)
-        similar = similarity.similar_phrasings(task=task, template=template) if template.strip() else []
+        similar = []
+        if template.strip():
+            similar = similarity.similar_phrasings(task=task, template=template, user=request.user)
         data = {"valid": result.ok, "errors": result.errors, "warnings": result.warnings, "similar": similar}
         return Response(CheckSerializer(data).data)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
-from django.db.models import Avg, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from collection.access import instructions_visible_to
 from collection.models import Benchmark, Instance, Instruction, Task
 
 
-def _count(queryset: QuerySet, distinct: str | None = None) -> Coalesce:
+def count_of(queryset: QuerySet, distinct: str | None = None) -> Coalesce:
     """A correlated COUNT subquery: one per column, so several counts never multiply each other's joins."""
     counted = (
         queryset.order_by()
@@ -24,17 +25,13 @@ def _count(queryset: QuerySet, distinct: str | None = None) -> Coalesce:
 
 
 def benchmark_list() -> QuerySet[Benchmark]:
-    """Benchmarks with their top-level task count, phrasings approved and pending, and models scored."""
-    from evaluation.models import BenchmarkSummary
-
+    """Benchmarks with their top-level task count and phrasings approved and pending (evaluation's
+    selectors add the models scored)."""
     phrasings = Instruction.objects.filter(task__benchmark=OuterRef("pk"))
     return Benchmark.objects.annotate(
-        task_count=_count(Task.objects.filter(benchmark=OuterRef("pk"), parent__isnull=True)),
-        approved_count=_count(phrasings.filter(status="approved")),
-        pending_count=_count(phrasings.filter(status="pending")),
-        model_count=_count(
-            BenchmarkSummary.objects.filter(benchmark=OuterRef("pk"), phrasing_set="all"), "variant__model"
-        ),
+        task_count=count_of(Task.objects.filter(benchmark=OuterRef("pk"), parent__isnull=True)),
+        approved_count=count_of(phrasings.filter(status="approved")),
+        pending_count=count_of(phrasings.filter(status="pending")),
     ).order_by("name")
 
 
@@ -52,10 +49,8 @@ TASK_ORDERS = {
 def task_list(
     benchmark: Benchmark, *, kind: str = "", query: str = "", order: str = "name"
 ) -> QuerySet[Task]:
-    """Top-level tasks with their phrasing counts by status, subtasks and the models scored on them,
-    filtered by kind and a search over name and description."""
-    from evaluation.models import TaskSummary
-
+    """Top-level tasks with their phrasing counts by status and subtasks, filtered by kind and a search over
+    name and description (evaluation's selectors add the models scored)."""
     tasks = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
     if kind:
         tasks = tasks.filter(kind=kind)
@@ -63,10 +58,9 @@ def task_list(
         tasks = tasks.filter(Q(name__icontains=query) | Q(slug__icontains=query) | Q(description__icontains=query))
     phrasings = Instruction.objects.filter(task=OuterRef("pk"))
     return tasks.annotate(
-        approved_count=_count(phrasings.filter(status="approved")),
-        pending_count=_count(phrasings.filter(status="pending")),
-        subtask_count=_count(Task.objects.filter(parent=OuterRef("pk"))),
-        model_count=_count(TaskSummary.objects.filter(task=OuterRef("pk"), phrasing_set="all"), "variant__model"),
+        approved_count=count_of(phrasings.filter(status="approved")),
+        pending_count=count_of(phrasings.filter(status="pending")),
+        subtask_count=count_of(Task.objects.filter(parent=OuterRef("pk"))),
     ).order_by(*TASK_ORDERS.get(order, TASK_ORDERS["name"]))
 
 
@@ -95,46 +89,47 @@ def task_eval_sample_ids(task: Task) -> list[int]:
     return sorted(row[0] for row in sorted(rows, key=rank)[:size])
 
 
-def task_phrasing_scores(task: Task) -> dict[int, dict]:
-    """Per approved phrasing of the task: mean accuracy of its current revision over the models scored on
-    the task's whole sample, and how many models that is."""
-    from evaluation.models import PhrasingResult
 
-    rows = (
-        PhrasingResult.objects.filter(
-            task=task,
-            complete=True,
-            revision__instruction__status="approved",
-            revision__instruction__current_revision=F("revision"),
-        )
-        .values("revision__instruction_id")
-        .annotate(mean=Avg("accuracy"), models=Count("variant__model", distinct=True))
-    )
-    return {row["revision__instruction_id"]: row for row in rows}
+def approved_phrasings(task: Task | None = None, *, scorable: bool = True) -> QuerySet[Instruction]:
+    """The approved phrasings (of one task, or all) with their current revision: the equivalence set every
+    model is scored on. The one definition of "the approved phrasings of a task". `scorable=False` keeps
+    those known only from published results (no text), which count in imported figures."""
+    phrasings = Instruction.objects.filter(
+        status=Instruction.Status.APPROVED, current_revision__isnull=False
+    ).select_related("current_revision", "task", "collection")
+    if scorable:
+        phrasings = phrasings.filter(text_available=True)
+    return phrasings if task is None else phrasings.filter(task=task)
 
 
-def task_phrasings(task: Task, *, status: str = "approved") -> QuerySet[Instruction]:
+def task_phrasings(task: Task, user, *, status: str = "approved") -> QuerySet[Instruction]:
+    """The task's phrasings in one status, as far as `user` may see them (approved ones: everyone)."""
     return (
-        Instruction.objects.filter(task=task, status=status)
+        instructions_visible_to(user)
+        .filter(task=task, status=status)
         .select_related("collection", "author", "current_revision")
         .order_by("collection__name", "id")
     )
 
 
 def author_phrasings(user) -> QuerySet[Instruction]:
+    if not user.is_authenticated:
+        return Instruction.objects.none()
     return (
-        Instruction.objects.filter(author=user)
+        instructions_visible_to(user)
+        .filter(author=user)
         .select_related("task__benchmark", "current_revision", "reviewer")
         .order_by("-created_at", "-id")
     )
 
 
-def review_queue(*, benchmark_slug: str = "") -> QuerySet[Instruction]:
+def review_queue(user, *, benchmark_slug: str = "") -> QuerySet[Instruction]:
     """Pending phrasings, oldest first: the order they were submitted is the fair order to review them."""
-    pending = Instruction.objects.filter(status=Instruction.Status.PENDING).select_related(
-        "task__benchmark", "current_revision", "author", "collection"
+    pending = (
+        instructions_visible_to(user)
+        .filter(status=Instruction.Status.PENDING)
+        .select_related("task__benchmark", "current_revision", "author", "collection")
     )
     if benchmark_slug:
         pending = pending.filter(task__benchmark__slug=benchmark_slug)
     return pending.order_by("updated_at", "id")
-

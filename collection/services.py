@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from collection import templating
+from collection import access, events, templating
 from collection.models import (
     Collection,
     Instance,
@@ -125,43 +125,74 @@ REVIEW_DECISIONS = (
 )
 
 
+# What a review may decide, by the phrasing's status now. Approving, rejecting and asking for an edit are
+# decisions on a phrasing waiting for review; once approved, its results are published and it can only be
+# withdrawn (retired), and a retired one reinstated (approved again, its results reused). Rejected is final:
+# a new text is a new phrasing.
+REVIEWABLE = (Instruction.Status.PENDING, Instruction.Status.NEEDS_EDIT)
+DECISIONS_FROM = {
+    # A retired phrasing may be reinstated (approved again): its unchanged revision's results are reused.
+    Instruction.Status.APPROVED: (*REVIEWABLE, Instruction.Status.RETIRED),
+    Instruction.Status.REJECTED: REVIEWABLE,
+    Instruction.Status.NEEDS_EDIT: REVIEWABLE,
+    Instruction.Status.RETIRED: (Instruction.Status.APPROVED,),
+}
+
+
+def _decision_check(instruction: Instruction, status: str) -> None:
+    if instruction.status in DECISIONS_FROM[status]:
+        return
+    current = instruction.get_status_display().lower()
+    if status == Instruction.Status.RETIRED:
+        raise ApplicationError(f"Only an approved phrasing can be retired; this one is {current}.")
+    if instruction.status == Instruction.Status.APPROVED:
+        raise ApplicationError(
+            "This phrasing is approved: its results are published, so it can only be retired, not "
+            f"{Instruction.Status(status).label.lower()}."
+        )
+    raise ApplicationError(
+        f"This phrasing is {current}; only a pending phrasing, or one sent back for an edit, can be "
+        "approved, rejected or sent back."
+    )
+
+
 def instruction_review(*, instruction: Instruction, reviewer, status: str, reason: str = "") -> Instruction:
-    """Approve, reject (with a reason), ask for an edit (with a reason) or retire a phrasing. Nobody reviews
-    their own phrasing."""
-    if not roles.can_review(reviewer, instruction):
-        if instruction.author_id == reviewer.id:
-            raise ApplicationError("You cannot review your own phrasing; another curator has to.")
-        raise ApplicationError("Only curators can review phrasings.")
+    """Approve, reject (with a reason) or ask for an edit (with a reason) while a phrasing waits for review;
+    retire it once approved, and reinstate (approve) a retired one. Nobody reviews their own phrasing. The
+    pages, the API, bulk review and admin actions all decide here, so they cannot disagree."""
     if status not in REVIEW_DECISIONS:
         raise ApplicationError(f"'{status}' is not a review decision.")
-    if status == Instruction.Status.REJECTED and not reason.strip():
-        raise ApplicationError("Say why the phrasing is rejected, so its author can improve it.")
-    if status == Instruction.Status.NEEDS_EDIT and not reason.strip():
-        raise ApplicationError("Say what to change, so its author knows what to edit.")
-    if status == Instruction.Status.NEEDS_EDIT and instruction.author_id is None:
-        raise ApplicationError("Only phrasings written here have an author to ask for an edit.")
-    if not instruction.text_available and status == Instruction.Status.APPROVED:
-        raise ApplicationError("This phrasing is known only from published results; there is no text to approve.")
-    from evaluation.aggregates import aggregates_enqueue_for_task
-    from evaluation.services import scoring_on_approval
-
-    was_approved = instruction.status == Instruction.Status.APPROVED
     with transaction.atomic():
+        # Decide on the row as it is now, locked: another curator may have decided since the page was drawn.
+        current = Instruction.objects.select_for_update().get(pk=instruction.pk)
+        if not access.can_review(reviewer, current):
+            if current.author_id == reviewer.id:
+                raise ApplicationError("You cannot review your own phrasing; another curator has to.")
+            raise ApplicationError("Only curators can review phrasings.")
+        _decision_check(current, status)
+        if status == Instruction.Status.REJECTED and not reason.strip():
+            raise ApplicationError("Say why the phrasing is rejected, so its author can improve it.")
+        if status == Instruction.Status.NEEDS_EDIT and not reason.strip():
+            raise ApplicationError("Say what to change, so its author knows what to edit.")
+        if status == Instruction.Status.NEEDS_EDIT and current.author_id is None:
+            raise ApplicationError("Only phrasings written here have an author to ask for an edit.")
+        no_text = not current.text_available or current.current_revision_id is None
+        if status == Instruction.Status.APPROVED and no_text:
+            raise ApplicationError(
+                "This phrasing is known only from published results; there is no text to approve."
+            )
+        was_approved = current.status == Instruction.Status.APPROVED
         instruction.status = status
         instruction.reviewer = reviewer
         instruction.review_reason = reason.strip()
         instruction.reviewed_at = timezone.now()
         instruction.save(update_fields=["status", "reviewer", "review_reason", "reviewed_at", "updated_at"])
-        if status == Instruction.Status.APPROVED and not was_approved:
-            # Saved with the approval, sent to the workers once it commits (see evaluation.services).
-            scoring_on_approval(instruction=instruction, by=reviewer)
-            # Aligned models retrain their soft prompt once enough new phrasings have been approved.
-            from evaluation.softprompts import softprompts_on_approval
-
-            softprompts_on_approval(by=reviewer)
-        elif was_approved and status != Instruction.Status.APPROVED:
-            # Its results leave the leaderboards: recompute the figures without it.
-            aggregates_enqueue_for_task(task=instruction.task)
+        # What follows in evaluation (scoring, retraining, new figures) is in evaluation/receivers.py.
+        if status == Instruction.Status.APPROVED:
+            events.phrasing_approved.send(sender=Instruction, instruction=instruction, by=reviewer)
+        elif was_approved:
+            # Retiring withdraws a published phrasing: its results leave the figures.
+            events.phrasing_withdrawn.send(sender=Instruction, instruction=instruction)
     return instruction
 
 
@@ -187,20 +218,28 @@ def instructions_review_bulk(*, instructions, reviewer, status: str, reason: str
 # --- Authoring -------------------------------------------------------------------------------------------
 
 
-def duplicate_check(*, task: Task, template: str, exclude_id: int | None = None) -> None:
-    """Refuse a text that another phrasing of the task already has, ignoring whitespace and case."""
-    twin = (
+def duplicate_check(*, task: Task, template: str, user, exclude_id: int | None = None) -> None:
+    """Refuse a text that another phrasing of the task already has, ignoring whitespace and case. Every
+    phrasing that is not retired counts, seen or not; but a twin `user` may not see is not described (no
+    id, text or status), only said to exist."""
+    twins = (
         Instruction.objects.filter(task=task, current_revision__normalised_hash=normalised_key(template))
         .exclude(id=exclude_id)
         .exclude(status=Instruction.Status.RETIRED)
         .order_by("id")
-        .first()
     )
-    if twin is not None:
+    if not twins.exists():
+        return
+    twin = twins.filter(id__in=access.instructions_visible_to(user).values("id")).first()
+    if twin is None:
         raise DuplicatePhrasing(
-            f"This task already has this phrasing (#{twin.id}, {twin.get_status_display().lower()}), "
-            "ignoring spaces and capitals. Change the wording, or look at the existing one."
+            "A phrasing like this is already under review for this task (ignoring spaces and capitals). "
+            "Change the wording."
         )
+    raise DuplicatePhrasing(
+        f"This task already has this phrasing (#{twin.id}, {twin.get_status_display().lower()}), "
+        "ignoring spaces and capitals. Change the wording, or look at the existing one."
+    )
 
 
 def _submissions_check(author) -> None:
@@ -226,7 +265,7 @@ def instruction_submit(*, task: Task, template: str, author, labels: list[str] |
     template_check(task=task, template=template, labels=labels)
     with transaction.atomic():
         _submissions_check(author)
-        duplicate_check(task=task, template=template)
+        duplicate_check(task=task, template=template, user=author)
         instruction = instruction_create(
             task=task,
             template=template,
@@ -240,7 +279,7 @@ def instruction_submit(*, task: Task, template: str, author, labels: list[str] |
 
 def instruction_edit(*, instruction: Instruction, template: str, by, labels: list[str] | None = None) -> Instruction:
     """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue)."""
-    if not roles.can_edit_instruction(by, instruction):
+    if not access.can_edit_instruction(by, instruction):
         if instruction.author_id == by.id:
             raise ApplicationError(
                 f"This phrasing is {instruction.get_status_display().lower()}; only pending phrasings can be edited."
@@ -248,7 +287,7 @@ def instruction_edit(*, instruction: Instruction, template: str, by, labels: lis
         raise ApplicationError("You can only edit your own phrasings.")
     template_check(task=instruction.task, template=template, labels=labels)
     with transaction.atomic():
-        duplicate_check(task=instruction.task, template=template, exclude_id=instruction.id)
+        duplicate_check(task=instruction.task, template=template, user=by, exclude_id=instruction.id)
         revision = instruction_revise(instruction=instruction, template=template, labels=labels, by=by)
         instruction.refresh_from_db()
         if instruction.status == Instruction.Status.NEEDS_EDIT:
@@ -259,10 +298,8 @@ def instruction_edit(*, instruction: Instruction, template: str, by, labels: lis
 
 
 def _embed_on_commit(revision_id: int) -> None:
-    from collection.tasks import embed_revision
-
     # If the broker cannot be reached, nothing is lost: a similarity check embeds what is missing itself.
-    jobs.send_on_commit(embed_revision, revision_id, what=f"the embedding of revision {revision_id}")
+    jobs.send_on_commit("collection.embed_revision", revision_id, what=f"the embedding of revision {revision_id}")
 
 
 def instance_check(*, task: Task, inputs: dict, options: list, gold: int) -> list[str]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from collection.access import instructions_visible_to
 from collection.models import Instruction, InstructionRevision, PhrasingEmbedding, Task, normalised_key
+from collection.selectors import approved_phrasings
 
 _load_lock = threading.Lock()
 
@@ -95,13 +97,21 @@ COMPARED_STATUSES = (
 
 
 def similar_phrasings(
-    *, task: Task, template: str, exclude_id: int | None = None, statuses=COMPARED_STATUSES, limit: int = 5
+    *,
+    task: Task,
+    template: str,
+    user,
+    exclude_id: int | None = None,
+    statuses=COMPARED_STATUSES,
+    limit: int = 5,
 ) -> list[Similar]:
-    """The task's phrasings most similar to `template`, best first. Exact duplicates (same text after
-    normalising whitespace and case) come first with similarity 1; near duplicates are flagged at or above
-    NEAR_DUPLICATE_SIMILARITY."""
+    """The task's phrasings most similar to `template` among those `user` may see, best first. Exact
+    duplicates (same text after normalising whitespace and case) come first with similarity 1; near
+    duplicates are flagged at or above NEAR_DUPLICATE_SIMILARITY. Another author's phrasing under review is
+    never a neighbour: listing it would show its text (the duplicate refusal on submit still counts it)."""
     candidates = list(
-        Instruction.objects.filter(task=task, status__in=statuses, text_available=True, current_revision__isnull=False)
+        instructions_visible_to(user)
+        .filter(task=task, status__in=statuses, text_available=True, current_revision__isnull=False)
         .exclude(id=exclude_id)
         .select_related("current_revision", "author", "collection")
     )
@@ -122,13 +132,10 @@ def similar_phrasings(
 
 def nearest_approved(instructions: list[Instruction], *, limit: int = 3) -> dict[int, list[Similar]]:
     """For each phrasing, the approved phrasings of its task closest to it (the curation queue's context):
-    one query for the candidates, stored embeddings throughout."""
+    one query for the candidates, stored embeddings throughout. Approved phrasings are public, so the
+    neighbours are the same whoever looks."""
     tasks = {i.task_id for i in instructions}
-    approved = list(
-        Instruction.objects.filter(
-            task_id__in=tasks, status=Instruction.Status.APPROVED, text_available=True, current_revision__isnull=False
-        ).select_related("current_revision", "author", "collection")
-    )
+    approved = list(approved_phrasings().filter(task_id__in=tasks).select_related("author"))
     vectors = embeddings_for([i.current_revision for i in [*instructions, *approved]])
     threshold = settings.NEAR_DUPLICATE_SIMILARITY
     nearest = {}

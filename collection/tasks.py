@@ -3,9 +3,12 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from collection import similarity
 
-@shared_task(name="collection.embed_revision", autoretry_for=(OperationalError,), retry_backoff=10, max_retries=8)
+
+@shared_task(
+    name="collection.embed_revision", queue="default", autoretry_for=(OperationalError,), retry_backoff=10,
+    max_retries=8,
+)
 def embed_revision(revision_id: int) -> None:
-    from collection.similarity import revision_embed
-
-    revision_embed(revision_id)
+    similarity.revision_embed(revision_id)

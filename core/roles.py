@@ -1,15 +1,12 @@
-"""Roles and what each may do. Every permission decision in views, the API and admin actions asks here.
+"""Roles and what each may do in general. Views, the API and admin actions ask here about roles; questions
+about one object (may this user see or edit this phrasing, this run) are answered by the access modules of
+the app that owns it (collection/access.py, evaluation/access.py), which build on these predicates.
 
 Three groups: authors write phrasings, curators review them, admins manage benchmarks, tasks and models.
 Signing up makes a user an author. Superusers count as admins. Anonymous users may browse and read.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collection.models import Instruction
 
 AUTHOR = "author"
 CURATOR = "curator"
@@ -39,26 +36,6 @@ def is_curator(user) -> bool:
 
 def can_submit(user) -> bool:
     return bool(role_names(user))
-
-
-def can_view_instruction(user, instruction: Instruction) -> bool:
-    """Approved phrasings are public; the others are seen by their author and by curators."""
-    if instruction.status == instruction.Status.APPROVED:
-        return True
-    return is_curator(user) or (user.is_authenticated and instruction.author_id == user.id)
-
-
-def can_edit_instruction(user, instruction: Instruction) -> bool:
-    """Authors edit their own phrasings while they wait for review or after a curator asked for an edit;
-    admins may fix any such phrasing. Reviewed phrasings are fixed: their results belong to their text."""
-    if instruction.status not in (instruction.Status.PENDING, instruction.Status.NEEDS_EDIT):
-        return False
-    return is_admin(user) or (user.is_authenticated and instruction.author_id == user.id)
-
-
-def can_review(user, instruction: Instruction) -> bool:
-    """Curators review phrasings, never their own."""
-    return is_curator(user) and instruction.author_id != user.id
 
 
 def can_manage_tasks(user) -> bool:

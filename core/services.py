@@ -23,10 +23,8 @@ def user_role_set(*, user, role: str) -> None:
 
 def worker_ping_send() -> WorkerPing:
     """Record a ping and enqueue it for a worker once the row is committed."""
-    from core.tasks import worker_ping_answer
-
     ping = WorkerPing.objects.create()
-    jobs.send_on_commit(worker_ping_answer, ping.id, what=f"worker ping {ping.id}")
+    jobs.send_on_commit("core.worker_ping_answer", ping.id, what=f"worker ping {ping.id}")
     return ping
 
 

@@ -164,8 +164,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"evaluation.tasks.*": {"queue": "gpu"}}
-# The outbox sweep: work saved while the broker was down is sent once it is back (see scoring_runs_sweep).
+# No routes: every task names its queue (`gpu` for scoring and training, `default` for light work).
+# The outbox sweep: work saved while the broker was down is sent once it is back (see core/jobs.py).
 SWEEP_SECONDS = env_int("SWEEP_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # expires: a sweep that waited longer than its period is dropped; the next one does the same work.

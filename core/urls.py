@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from collection.views import authoring, browse, curation, uploads
+from collection.views import curation, uploads
 from core import views
-from evaluation import softprompt_views
-from evaluation import views as evaluation_views
+from evaluation.views import authoring, browse
+from evaluation.views import results as evaluation_views
+from evaluation.views import softprompts as softprompt_views
 
 urlpatterns = [
     path("", browse.benchmark_list, name="home"),

@@ -3,7 +3,8 @@
 from django.contrib import admin, messages
 
 from core.errors import ApplicationError
-from evaluation import services
+from core import jobs
+from evaluation import registry, softprompts
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
@@ -55,7 +56,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         if not change:
             # Registered here as by the command: queue its approved phrasings once tuned_on is saved.
-            runs = services.language_model_score_missing(
+            runs = registry.language_model_score_missing(
                 model=form.instance, trigger=RunTrigger.REGISTRATION, by=request.user
             )
             self.message_user(request, f"Queued {len(runs)} scoring run(s) for {form.instance.name}.")
@@ -64,7 +65,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
     def score_missing(self, request, queryset):
         runs = []
         for model in queryset:
-            runs += services.language_model_score_missing(model=model, by=request.user)
+            runs += registry.language_model_score_missing(model=model, by=request.user)
         self.message_user(request, f"Queued {len(runs)} run(s), {sum(r.to_compute for r in runs)} cell(s).")
 
 
@@ -82,11 +83,11 @@ class ScoringRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs")
     def cancel(self, request, queryset):
-        _each(self, request, queryset, lambda run: services.scoring_run_cancel(run=run), "Cancelled", "run")
+        _each(self, request, queryset, jobs.cancel, "Cancelled", "run")
 
     @admin.action(description="Retry selected runs (missing cells only)")
     def retry(self, request, queryset):
-        _each(self, request, queryset, lambda run: services.scoring_run_retry(run=run), "Queued again", "run")
+        _each(self, request, queryset, jobs.requeue, "Queued again", "run")
 
 
 class ResultAdmin(admin.ModelAdmin):
@@ -154,14 +155,11 @@ class SoftPromptAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected trainings")
     def cancel(self, request, queryset):
-        from evaluation import softprompts
-
-        act = softprompts.softprompt_cancel
-        _each(self, request, queryset, lambda soft: act(soft_prompt=soft), "Cancelled", "soft prompt")
+        _each(self, request, queryset, jobs.cancel, "Cancelled", "soft prompt")
 
     @admin.action(description="Retry selected trainings")
     def retry(self, request, queryset):
-        from evaluation import softprompts
-
-        act = softprompts.softprompt_retry
-        _each(self, request, queryset, lambda soft: act(soft_prompt=soft), "Queued again", "soft prompt")
+        _each(
+            self, request, queryset, lambda soft: softprompts.softprompt_retry(soft_prompt=soft), "Queued again",
+            "soft prompt",
+        )

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from collection.models import Instruction, Task
-from collection.selectors import task_eval_sample_ids
+from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
 from evaluation import metrics
 from evaluation.models import (
@@ -59,10 +59,8 @@ def aggregates_refresh_many(pairs: set[tuple[int, int]]) -> None:
 def aggregates_enqueue(*, variant_id: int, task_ids) -> None:
     """Refresh on the `default` queue once the current transaction commits. If the broker cannot be reached,
     the figures catch up at the next refresh of this variant and task; no result is lost."""
-    from evaluation.tasks import refresh_aggregates
-
     for task_id in set(task_ids):
-        jobs.send_on_commit(refresh_aggregates, variant_id, task_id, what=f"figures of variant {variant_id}")
+        jobs.send_on_commit("evaluation.refresh_aggregates", variant_id, task_id, what=f"figures of variant {variant_id}")
 
 
 def aggregates_enqueue_for_task(*, task: Task) -> None:
@@ -73,10 +71,7 @@ def aggregates_enqueue_for_task(*, task: Task) -> None:
 
 
 def _current_approved(task: Task) -> dict[int, Instruction]:
-    instructions = Instruction.objects.filter(
-        task=task, status=Instruction.Status.APPROVED, current_revision__isnull=False
-    ).select_related("collection")
-    return {i.current_revision_id: i for i in instructions}
+    return {i.current_revision_id: i for i in approved_phrasings(task, scorable=False)}
 
 
 def _refresh_scored_results(variant: ModelVariant, task: Task) -> None:

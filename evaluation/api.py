@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,8 +12,8 @@ from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
 from collection.models import Benchmark, Collection
-from core import roles
-from evaluation import selectors, services
+from core import jobs, roles
+from evaluation import access, registry, selectors
 from evaluation.models import LanguageModel, PhrasingResult, ScoringRun
 
 
@@ -48,14 +49,20 @@ class ModelSerializer(serializers.ModelSerializer):
 class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Registered models. POST (admins, token or session) registers one and queues its scoring."""
 
-    queryset = LanguageModel.objects.prefetch_related("tuned_on").order_by("name")
+    queryset = LanguageModel.objects.none()  # for the schema; requests read get_queryset
     serializer_class = ModelSerializer
     permission_classes = [IsAdminToWrite]
     lookup_field = "name"
 
+    def get_queryset(self):
+        return access.models_visible_to(self.request.user).prefetch_related("tuned_on").order_by("name")
+
+    def get_object(self):
+        return access.get_model_for_user(self.request.user, self.kwargs[self.lookup_field])
+
     def perform_create(self, serializer):
         data = serializer.validated_data
-        serializer.instance = services.language_model_register(
+        serializer.instance = registry.language_model_register(
             name=data["name"], source=data["source"], family=data["family"], revision=data.get("revision", ""),
             dtype=data.get("dtype", "auto"), prompt_format=data.get("prompt_format", "none"),
             tuned_on=data.get("tuned_on", []), batch_size=data.get("batch_size", 16),
@@ -87,20 +94,27 @@ class RunFilter(django_filters.FilterSet):
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     """Scoring runs with their progress. Curators and admins cancel and retry them."""
 
-    queryset = ScoringRun.objects.select_related("variant__model").order_by("-id")
+    queryset = ScoringRun.objects.none()  # for the schema; requests read get_queryset
     serializer_class = RunSerializer
     permission_classes = [IsCuratorToAct]
     filterset_class = RunFilter
 
+    def get_queryset(self):
+        return access.runs_visible_to(self.request.user).select_related("variant__model").order_by("-id")
+
+    def get_object(self):
+        manage = self.action != "retrieve"
+        return access.get_run_for_user(self.request.user, _int_key(self.kwargs["pk"]), manage=manage)
+
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return Response(RunSerializer(services.scoring_run_cancel(run=self.get_object())).data)
+        return Response(RunSerializer(jobs.cancel(self.get_object())).data)
 
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return Response(RunSerializer(services.scoring_run_retry(run=self.get_object())).data)
+        return Response(RunSerializer(jobs.requeue(self.get_object())).data)
 
 
 class ResultSerializer(serializers.ModelSerializer):
@@ -130,9 +144,25 @@ class ResultFilter(django_filters.FilterSet):
 class ResultViewSet(viewsets.ReadOnlyModelViewSet):
     """Per-phrasing accuracies (scored here or imported)."""
 
-    queryset = PhrasingResult.objects.select_related("variant__model", "revision__instruction__collection").order_by("id")
+    queryset = PhrasingResult.objects.none()  # for the schema; requests read get_queryset
     serializer_class = ResultSerializer
     filterset_class = ResultFilter
+
+    def get_queryset(self):
+        # Only results of phrasings the user may see, so ?instruction= on a hidden one finds nothing.
+        return (
+            access.results_visible_to(self.request.user)
+            .select_related("variant__model", "revision__instruction__collection")
+            .order_by("id")
+        )
+
+
+def _int_key(value: str) -> int:
+    # The router's pattern accepts any text; a key that is not a number names nothing.
+    try:
+        return int(value)
+    except ValueError:
+        raise Http404("Not found.") from None
 
 
 SET_CHOICES = ["all", "observed", "unobserved"]

@@ -18,10 +18,16 @@ from pathlib import Path
 from django.conf import settings
 
 from collection import templating
-from collection.demo import BENCHMARK_SLUG, TUNING_COLLECTION
+from collection.answers import option_texts
+from collection.demo import BENCHMARK_SLUG, TASKS, TUNING_COLLECTION
 from collection.models import Collection, Instance, Instruction
-from evaluation import services, softprompts
-from evaluation.models import LanguageModel, RunTrigger, SoftPrompt, SoftPromptStatus
+from core.jobs import JobStatus
+from evaluation import registry, scoring, softprompts
+from evaluation.ml.build import build_model, train_tokenizer
+from evaluation.ml.config import AlignConfig, ModelSpec
+from evaluation.ml.loading import load
+from evaluation.ml.pretrain import instruction_tune
+from evaluation.models import LanguageModel, RunTrigger, SoftPrompt
 
 DEMO_MODEL = "demo-t5"
 # Change anything here and the model is rebuilt (the cache directory is named by the recipe's hash).
@@ -56,7 +62,6 @@ def _observed_pairs() -> tuple[list[tuple[str, str]], list[str]]:
     instances of the same tasks, and the tokenizer's corpus."""
     import random
 
-    from collection.demo import TASKS
     phrasings = list(
         Instruction.objects.filter(
             task__benchmark__slug=BENCHMARK_SLUG, collection__slug=TUNING_COLLECTION, status="approved"
@@ -67,7 +72,7 @@ def _observed_pairs() -> tuple[list[tuple[str, str]], list[str]]:
         instances = Instance.objects.filter(task=phrasing.task, split=Instance.Split.TRAIN).order_by("id")
         for instance in instances:
             prompt = templating.render(phrasing.template, instance.inputs, instance.options)
-            answers = services.option_texts(phrasing.task, phrasing.current_revision, instance)
+            answers = option_texts(phrasing.task, phrasing.current_revision, instance)
             pairs.append((prompt, answers[instance.gold]))
             corpus.append(prompt + " " + " ".join(answers))
     specs = {spec.slug: spec for spec in TASKS}
@@ -84,11 +89,6 @@ def _observed_pairs() -> tuple[list[tuple[str, str]], list[str]]:
 
 def demo_model_build(say: Say = print) -> Path:
     """Build and instruction-tune the demo model, or return the cached one."""
-    from evaluation.ml.build import build_model, train_tokenizer
-    from evaluation.ml.config import ModelSpec
-    from evaluation.ml.loading import load
-    from evaluation.ml.pretrain import instruction_tune
-
     out = recipe_path()
     if (out / "model.safetensors").is_file():
         return out
@@ -120,7 +120,7 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
     path = demo_model_build(say)
     model = LanguageModel.objects.filter(name=DEMO_MODEL).first()
     if model is None:
-        model = services.language_model_register(
+        model = registry.language_model_register(
             name=DEMO_MODEL, source=str(path), family="seq2seq", dtype="float32", batch_size=32,
             tuned_on=[Collection.objects.get(slug=TUNING_COLLECTION)], score=False,
             description="Offline demo: a small T5 instruction-tuned from scratch on the demo's observed phrasings.",
@@ -130,22 +130,20 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
         say(f"The demo recipe changed; replacing {DEMO_MODEL} and its results.")
         model.delete()
         return demo_study_ensure(say)
-    services.variant_score_now(variant=services.base_variant(model), say=say)
-    from evaluation.ml.softprompt import AlignConfig
-
+    scoring.variant_score_now(variant=scoring.base_variant(model), say=say)
     for name, lambdas in ABLATIONS.items():
         config = AlignConfig(**SOFT_PROMPT, **lambdas)
-        done = SoftPrompt.objects.filter(model=model, status=SoftPromptStatus.SUCCEEDED, config=_asdict(config)).first()
+        done = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, config=_asdict(config)).first()
         if done is None:
             say(f"Training the {name} soft prompt ({config.steps} steps)...")
             soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
             soft = softprompts.softprompt_train_execute(
                 soft_prompt_id=soft.id, task_id=f"demo-{uuid.uuid4()}", device="cpu", enqueue_scoring=False
             )
-            if soft is None or soft.status != SoftPromptStatus.SUCCEEDED:
+            if soft is None or soft.status != JobStatus.SUCCEEDED:
                 raise RuntimeError(f"Soft prompt training failed: {soft.error if soft else 'not claimed'}")
             done = soft
-        services.variant_score_now(variant=done.variant, say=say)
+        scoring.variant_score_now(variant=done.variant, say=say)
     return model
 
 

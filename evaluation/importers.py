@@ -25,6 +25,7 @@ from django.utils.text import slugify
 from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, limited, read_text
 from collection.importers.instructions import STUDY_TASKS
 from collection.models import Collection, Instruction, InstructionRevision, Task
+from evaluation.aggregates import aggregates_refresh_many
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
 
 COLUMNS = ["Model", "Dataset", "Collection", "Type", "ID", "Shots", "Performance", "Metric", "Include?"]
@@ -49,8 +50,6 @@ def import_results(directory: Path, *, fmt: str = "instructioneval-csv") -> Impo
     with transaction.atomic():
         for where, row in rows:
             _import_row(where, row, report, touched, seen)
-        from evaluation.aggregates import aggregates_refresh_many
-
         aggregates_refresh_many(touched)
     report.add("model variants with results", len({variant for variant, _ in touched}))
     return report

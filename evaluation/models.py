@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 
 from collection.models import Collection, Instance, Instruction, InstructionRevision, Task
-from evaluation.ml.config import ModelSpec
+from core.jobs import Job, JobStatus
+from evaluation.ml.config import AlignConfig, ModelSpec
 
 
 class ModelFamily(models.TextChoices):
@@ -46,14 +47,6 @@ class PhrasingSet(models.TextChoices):
 class ResultSource(models.TextChoices):
     SCORED = "scored", "Scored here"
     IMPORTED = "imported", "Imported"
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
 
 
 class RunTrigger(models.TextChoices):
@@ -158,39 +151,17 @@ class ModelVariant(models.Model):
         return f"{self.model.name} + soft prompt" + (f" #{soft.id} ({soft.ablation})" if soft else "")
 
 
-class LeasedJob(models.Model):
-    """What a job needs to be claimed, heartbeated, swept and retried (evaluation/leases.py): scoring runs
-    and soft-prompt trainings both carry these fields."""
-
-    error = models.TextField(blank=True)
-    # Claiming: a delivery may run the job only after a conditional update sets its own claim token.
-    claim_token = models.UUIDField(null=True, blank=True)
-    claimed_by_task = models.CharField(max_length=100, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the broker accepted its job; empty: the sweep sends it (outbox)."
-    )
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        abstract = True
-
-
-class ScoringRun(LeasedJob):
+class ScoringRun(Job):
     """One model variant x a fixed set of phrasing revisions x each one's task evaluation sample."""
 
-    Status = RunStatus
     Trigger = RunTrigger
-    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+    job_task = "evaluation.tasks.score_run"
+    job_noun = "run"
 
     variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="runs")
     task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     instruction = models.ForeignKey(Instruction, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     revisions = models.ManyToManyField(InstructionRevision, related_name="scoring_runs")
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
     total_cells = models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")
     cached_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many existed when it was created.")
@@ -202,7 +173,7 @@ class ScoringRun(LeasedJob):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="run_status_valid"),
             models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"),
             models.CheckConstraint(condition=~Q(status="failed") | ~Q(error=""), name="run_failure_has_reason"),
         ]
@@ -213,10 +184,6 @@ class ScoringRun(LeasedJob):
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.variant})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
 
     @property
     def to_compute(self) -> int:
@@ -318,27 +285,20 @@ class BenchmarkSummary(models.Model):
         ]
 
 
-class SoftPromptStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Training"
-    SUCCEEDED = "succeeded", "Trained"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class SoftPrompt(LeasedJob):
+class SoftPrompt(Job):
     """One training of a model's alignment soft prompt: its config, exactly which phrasing revisions and
     instances it saw, the phrasings held out from it, its loss curve and its artifact (a PEFT adapter)."""
 
-    Status = SoftPromptStatus
-    ACTIVE = (SoftPromptStatus.QUEUED, SoftPromptStatus.RUNNING)
+    job_task = "evaluation.tasks.train_softprompt"
+    job_noun = "training"
+    # A training that starts again (its worker died) starts from its seed.
+    restart_fields = {"steps_done": 0, "curve": []}
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="soft_prompts")
     variant = models.OneToOneField(
         ModelVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="soft_prompt",
         help_text="The leaderboard row of the model with this soft prompt, once trained.",
     )
-    status = models.CharField(max_length=20, choices=SoftPromptStatus.choices, default=SoftPromptStatus.QUEUED)
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
     config = models.JSONField(help_text="The AlignConfig (see evaluation/ml/softprompt.py).")
     split_seed = models.PositiveIntegerField(default=0)
@@ -362,7 +322,7 @@ class SoftPrompt(LeasedJob):
             models.UniqueConstraint(
                 fields=["model"], condition=Q(status__in=["queued", "running"]), name="softprompt_one_active_per_model"
             ),
-            models.CheckConstraint(condition=Q(status__in=SoftPromptStatus.values), name="softprompt_status_valid"),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="softprompt_status_valid"),
             models.CheckConstraint(condition=~Q(status="failed") | ~Q(error=""), name="softprompt_failure_has_reason"),
         ]
 
@@ -371,8 +331,6 @@ class SoftPrompt(LeasedJob):
 
     @property
     def ablation(self) -> str:
-        from evaluation.ml.softprompt import AlignConfig
-
         try:
             return AlignConfig(**self.config).ablation
         except (TypeError, ValueError):

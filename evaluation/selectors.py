@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, F, Max, Q, QuerySet, Sum
-from django.shortcuts import get_object_or_404
+from django.db.models import Avg, Count, F, Max, OuterRef, Q, QuerySet, Sum
 
-from collection.models import Benchmark, InstructionRevision, Task
+from collection import selectors as collection_selectors
+from collection.models import Benchmark, Instruction, InstructionRevision, Task
+from core.jobs import JobStatus
+from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
@@ -15,35 +17,77 @@ from evaluation.models import (
     PhrasingResult,
     PhrasingSet,
     Prediction,
-    RunStatus,
     ScoringRun,
+    SoftPrompt,
     TaskSummary,
     VariantKind,
 )
 
 
-def model_list() -> QuerySet[LanguageModel]:
-    return LanguageModel.objects.annotate(
+def benchmark_list() -> QuerySet[Benchmark]:
+    """collection's benchmark list, with the number of models scored on each."""
+    return collection_selectors.benchmark_list().annotate(
+        model_count=collection_selectors.count_of(
+            BenchmarkSummary.objects.filter(benchmark=OuterRef("pk"), phrasing_set="all"), "variant__model"
+        )
+    )
+
+
+def task_list(benchmark: Benchmark, **filters) -> QuerySet[Task]:
+    """collection's task list, with the number of models scored on each task."""
+    return collection_selectors.task_list(benchmark, **filters).annotate(
+        model_count=collection_selectors.count_of(
+            TaskSummary.objects.filter(task=OuterRef("pk"), phrasing_set="all"), "variant__model"
+        )
+    )
+def task_phrasing_scores(task: Task) -> dict[int, dict]:
+    """Per approved phrasing of the task: mean accuracy of its current revision over the models scored on
+    the task's whole sample, and how many models that is."""
+    rows = (
+        PhrasingResult.objects.filter(
+            task=task,
+            complete=True,
+            revision__instruction__status="approved",
+            revision__instruction__current_revision=F("revision"),
+        )
+        .values("revision__instruction_id")
+        .annotate(mean=Avg("accuracy"), models=Count("variant__model", distinct=True))
+    )
+    return {row["revision__instruction_id"]: row for row in rows}
+
+
+def current_soft_prompt(model: LanguageModel) -> SoftPrompt | None:
+    """The model's latest trained soft prompt with a variant: the one new held-out phrasings are scored on."""
+    return (
+        SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, variant__isnull=False)
+        .select_related("variant")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def current_soft_variant(model: LanguageModel) -> ModelVariant | None:
+    soft = current_soft_prompt(model)
+    return soft.variant if soft else None
+
+
+def model_list(user) -> QuerySet[LanguageModel]:
+    return models_visible_to(user).annotate(
         active_runs=Count("variants__runs", filter=Q(variants__runs__status__in=ScoringRun.ACTIVE), distinct=True),
         predictions=Count("variants__predictions", distinct=True),
     ).prefetch_related("tuned_on")
 
 
-def model_get(name: str) -> LanguageModel:
-    return get_object_or_404(LanguageModel.objects.prefetch_related("tuned_on"), name=name)
-
-
-def run_list(*, status: str | None = None, model: LanguageModel | None = None) -> QuerySet[ScoringRun]:
-    runs = ScoringRun.objects.select_related("variant__model", "task__benchmark", "instruction", "created_by")
-    if status in RunStatus.values:
+def run_list(user, *, status: str | None = None, model: LanguageModel | None = None) -> QuerySet[ScoringRun]:
+    """The runs `user` may see (one run is looked up with evaluation.access.get_run_for_user)."""
+    runs = runs_visible_to(user).select_related(
+        "variant__model", "task__benchmark", "instruction", "created_by"
+    )
+    if status in JobStatus.values:
         runs = runs.filter(status=status)
     if model is not None:
         runs = runs.filter(variant__model=model)
     return runs
-
-
-def run_get(run_id: int) -> ScoringRun:
-    return get_object_or_404(run_list(), id=run_id)
 
 
 # --- Leaderboards and results ------------------------------------------------------------------------------
@@ -121,13 +165,19 @@ GRID_PAGE_SIZE = 40
 
 def task_grid(*, task: Task, variants: list[ModelVariant], page: int = 1, order: str = "best") -> Grid:
     """The phrasing x model accuracy grid, a page of phrasings at a time, best (or worst) first by their mean
-    accuracy over the variants. Three queries whatever the number of phrasings.
+    accuracy over the variants. Three queries whatever the number of phrasings. Only approved phrasings are
+    rows: they are public, so the grid is the same for everyone and can be cached per task.
 
     Soft-prompt variants are columns with cells on the held-out phrasings only; the mean and the order leave
     them out, so adding a soft prompt does not reorder the phrasings or lift the held-out ones."""
     ranked = [v for v in variants if v.kind != VariantKind.SOFT_PROMPT] or variants
     means = (
-        PhrasingResult.objects.filter(task=task, variant__in=ranked, complete=True)
+        PhrasingResult.objects.filter(
+            task=task,
+            variant__in=ranked,
+            complete=True,
+            revision__instruction__status=Instruction.Status.APPROVED,
+        )
         .values("revision_id")
         .annotate(mean=Avg("accuracy"))
         .order_by("-mean" if order == "best" else "mean", "revision_id")

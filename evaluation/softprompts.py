@@ -4,35 +4,35 @@ once), record what it saw, register its model variant and score it on the held-o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from collection import templating
-from collection.models import Instance, Instruction, InstructionRevision, Task
+from collection.answers import option_texts
+from collection.models import Instance, InstructionRevision, Task
+from collection.selectors import approved_phrasings
 from core import jobs
+from core.jobs import JobStatus
 from core.errors import ApplicationError
-from evaluation import leases
-from evaluation.ml.config import ConfigError
+from evaluation.ml import softprompt as ml
+from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.errors import ScoringError
-from evaluation.models import (
-    LanguageModel,
-    ModelVariant,
-    RunTrigger,
-    SoftPrompt,
-    SoftPromptStatus,
-    VariantKind,
-)
+from evaluation.ml.loading import load
+from evaluation.ml.scoring import ScoringItem
+from evaluation.ml.softprompt import TrainingTask
+from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, VariantKind
+from evaluation.scoring import scoring_runs_for_variant
 from evaluation.split import is_heldout
 
 log = logging.getLogger(__name__)
@@ -43,34 +43,12 @@ CURVE_EVERY_STEPS = 5  # how often a running training writes its curve and heart
 # --- The pool ------------------------------------------------------------------------------------------
 
 
-def _approved() -> list[Instruction]:
-    return list(
-        Instruction.objects.filter(
-            status=Instruction.Status.APPROVED, text_available=True, current_revision__isnull=False
-        ).select_related("current_revision", "task", "collection")
-    )
-
-
 def training_pool() -> tuple[list[InstructionRevision], list[InstructionRevision]]:
     """(training, held-out) revisions among the approved phrasings."""
     training, heldout = [], []
-    for instruction in _approved():
+    for instruction in approved_phrasings():
         (heldout if is_heldout(instruction.id) else training).append(instruction.current_revision)
     return training, heldout
-
-
-def current_soft_prompt(model: LanguageModel) -> SoftPrompt | None:
-    return (
-        SoftPrompt.objects.filter(model=model, status=SoftPromptStatus.SUCCEEDED, variant__isnull=False)
-        .select_related("variant")
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-
-
-def current_soft_variant(model: LanguageModel) -> ModelVariant | None:
-    soft = current_soft_prompt(model)
-    return soft.variant if soft else None
 
 
 # --- Queueing ------------------------------------------------------------------------------------------
@@ -81,8 +59,6 @@ def softprompt_queue(
 ) -> SoftPrompt:
     """Queue a training of the model's soft prompt, or return the one already queued or running: at most
     one per model at a time, enforced by a unique constraint so that concurrent triggers cannot both win."""
-    from evaluation.ml.softprompt import AlignConfig
-
     if config is None:
         previous = SoftPrompt.objects.filter(model=model).exclude(config={}).order_by("-id").first()
         config = AlignConfig(**previous.config) if previous else AlignConfig()
@@ -99,7 +75,7 @@ def softprompt_queue(
             return softprompt_queue(model=model, trigger=trigger, by=by, config=config, enqueue=enqueue)
         return active
     if enqueue:
-        _enqueue(soft.id)
+        jobs.enqueue(SoftPrompt, soft.id)
     return soft
 
 
@@ -111,7 +87,7 @@ def softprompt_retrain_if_grown(*, model: LanguageModel, by=None) -> SoftPrompt 
         return None
     if SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).exists():
         return None
-    last = SoftPrompt.objects.filter(model=model, status=SoftPromptStatus.SUCCEEDED).order_by("-id").first()
+    last = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED).order_by("-id").first()
     grown = len(training_pool()[0]) - (last.pool_size if last else 0)
     if grown < settings.SOFTPROMPT_RETRAIN_AFTER:
         return None
@@ -128,33 +104,10 @@ def softprompts_on_approval(*, by=None) -> list[SoftPrompt]:
     return queued
 
 
-def _enqueue(soft_prompt_id: int) -> None:
-    from evaluation.tasks import train_softprompt
-
-    trainings = SoftPrompt.objects.filter(id=soft_prompt_id)
-    jobs.send_on_commit(
-        train_softprompt, soft_prompt_id, what=f"soft-prompt training {soft_prompt_id}",
-        sent=lambda: trainings.filter(sent_at__isnull=True).update(sent_at=timezone.now()),
-        # Left queued with no sent_at: the periodic sweep sends it once the broker is back.
-        unreachable=lambda: trainings.update(sent_at=None),
-    )
-
-
-def softprompt_cancel(*, soft_prompt: SoftPrompt) -> SoftPrompt:
-    updated = SoftPrompt.objects.filter(id=soft_prompt.id, status__in=SoftPrompt.ACTIVE).update(
-        status=SoftPromptStatus.CANCELLED, claim_token=None, finished_at=timezone.now()
-    )
-    if not updated:
-        raise ApplicationError("Only a queued or running training can be cancelled.")
-    soft_prompt.refresh_from_db()
-    return soft_prompt
-
-
 def softprompt_retry(*, soft_prompt: SoftPrompt) -> SoftPrompt:
-    """A failed or cancelled training, queued again as a new one with the same config."""
-    from evaluation.ml.softprompt import AlignConfig
-
-    if soft_prompt.status not in (SoftPromptStatus.FAILED, SoftPromptStatus.CANCELLED):
+    """A failed or cancelled training, queued again as a new one with the same config: unlike a scoring run
+    (core.jobs.requeue), the failed training keeps its curve and error as the record of what happened."""
+    if soft_prompt.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise ApplicationError("Only a failed or cancelled training can be retried.")
     return softprompt_queue(model=soft_prompt.model, trigger=RunTrigger.MANUAL, config=AlignConfig(**soft_prompt.config))
 
@@ -165,10 +118,6 @@ def softprompt_retry(*, soft_prompt: SoftPrompt) -> SoftPrompt:
 def _training_tasks(model: LanguageModel, training: list[InstructionRevision]):
     """Per task with training phrasings and training instances: a TrainingTask over a fixed seeded sample
     of its train split (the evaluation split is never trained on)."""
-    from evaluation.ml.scoring import ScoringItem
-    from evaluation.ml.softprompt import TrainingTask
-    from evaluation.services import option_texts
-
     tuned_on = set(model.tuned_on.values_list("id", flat=True))
     by_task: dict[Task, list[InstructionRevision]] = {}
     for revision in training:
@@ -206,37 +155,33 @@ def _training_tasks(model: LanguageModel, training: list[InstructionRevision]):
     return tasks, instance_ids
 
 
+# Errors that fail a training with their message; anything else fails it as unexpected.
+FAILURES = (ScoringError, ConfigError, templating.TemplateError)
+
+
 def softprompt_train_execute(
     *, soft_prompt_id: int, task_id: str, worker: str = "", on_step: Callable[[int, int, dict], None] | None = None,
     device: str | None = None, enqueue_scoring: bool = True, resume_token: str | None = None,
 ) -> SoftPrompt | None:
-    """Claim the training and run it. A redelivered job (same task id) or one whose holder went silent may
-    claim it again; training restarts from its seed, so exactly one artifact and one variant result."""
-    token = leases.claim(
-        SoftPrompt, soft_prompt_id, task_id=task_id, worker=worker, resume_token=resume_token, steps_done=0, curve=[]
+    """Claim the training and run it (core/jobs.py's execute). A redelivered job or one whose holder went
+    silent may claim it again; training restarts from its seed, so exactly one artifact and one variant."""
+    work = functools.partial(
+        softprompt_train_work, on_step=on_step, device=device, enqueue_scoring=enqueue_scoring
     )
-    if token is None:
-        log.info("Soft prompt %s is not claimable by %s.", soft_prompt_id, task_id)
-        return None
-    soft = SoftPrompt.objects.select_related("model").get(id=soft_prompt_id)
-    try:
-        _train(soft, token, on_step, device or settings.SCORING_DEVICE, enqueue_scoring)
-    except (ScoringError, ConfigError, templating.TemplateError) as exc:
-        _finish(soft.id, token, SoftPromptStatus.FAILED, error=str(exc))
-    except (OperationalError, InterfaceError) as exc:
-        leases.release(SoftPrompt, soft.id, token)
-        raise leases.DatabaseInterrupted(f"Database unavailable: {exc}", token) from exc
-    except Exception as exc:
-        log.exception("Soft prompt %s failed unexpectedly.", soft.id)
-        _finish(soft.id, token, SoftPromptStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
-    return SoftPrompt.objects.get(id=soft_prompt_id)
+    return jobs.execute(
+        SoftPrompt, soft_prompt_id, work=work, failures=FAILURES, task_id=task_id, worker=worker,
+        resume_token=resume_token,
+    )
 
 
-def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_scoring: bool = True) -> None:
-    from evaluation.ml import softprompt as ml
-    from evaluation.ml.loading import load
-
-    config = ml.AlignConfig(**soft.config)
+def softprompt_train_work(
+    soft: SoftPrompt, token: uuid.UUID, *, on_step=None, device: str | None = None, enqueue_scoring: bool = True
+) -> None:
+    """A training's work: train, save the artifact, and (still holding the claim) record it as succeeded,
+    with its variant and the held-out scoring runs, in one transaction."""
+    soft = SoftPrompt.objects.select_related("model").get(id=soft.id)
+    device = device or settings.SCORING_DEVICE
+    config = AlignConfig(**soft.config)
     training, heldout = training_pool()
     tasks, instance_ids = _training_tasks(soft.model, training)
     if not tasks:
@@ -252,13 +197,11 @@ def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_sco
             on_step(number, config.steps, record)
         if number % CURVE_EVERY_STEPS and number != config.steps:
             return True
-        alive = SoftPrompt.objects.filter(id=soft.id, claim_token=token, status=SoftPromptStatus.RUNNING).update(
-            steps_done=number * config.grad_accumulation, curve=curve, heartbeat_at=timezone.now()
-        )
-        return bool(alive)  # cancelled or taken over: stop
+        # False when cancelled or taken over: training stops.
+        return jobs.heartbeat(SoftPrompt, soft.id, token, steps_done=number * config.grad_accumulation, curve=curve)
 
     peft_model, result = ml.train(loaded, tasks, config, on_step=step)
-    if not SoftPrompt.objects.filter(id=soft.id, claim_token=token, status=SoftPromptStatus.RUNNING).exists():
+    if not jobs.holds(SoftPrompt, soft.id, token):
         log.info("Soft prompt %s was cancelled or taken over; not saving.", soft.id)
         return
     directory = Path(settings.SOFTPROMPT_DIR) / soft.model.name / str(soft.id)
@@ -271,8 +214,8 @@ def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_sco
     }
     trained_ids = {revision_id for pairs in seen.values() for revision_id, _ in pairs}
     with transaction.atomic():
-        locked = SoftPrompt.objects.select_for_update().get(id=soft.id)
-        if locked.claim_token != token or locked.status != SoftPromptStatus.RUNNING:
+        locked = jobs.lock_if_held(SoftPrompt, soft.id, token)
+        if locked is None:
             return
         variant = locked.variant or ModelVariant.objects.create(
             model=soft.model, kind=VariantKind.SOFT_PROMPT, provenance=f"soft prompt #{soft.id}"
@@ -282,43 +225,14 @@ def _train(soft: SoftPrompt, token: uuid.UUID, on_step, device: str, enqueue_sco
         locked.seen = seen
         locked.curve = result.curve
         locked.steps_done = len(result.curve) * config.grad_accumulation
-        locked.status = SoftPromptStatus.SUCCEEDED
+        locked.status = JobStatus.SUCCEEDED
+        locked.claim_token = None
         locked.finished_at = timezone.now()
         locked.heartbeat_at = timezone.now()
         locked.save()
         locked.training_revisions.set([r for r in training if r.id in trained_ids])
         locked.heldout_revisions.set(heldout)
         # Judged on the held-out phrasings, beside the base model on the same ones.
-        from evaluation.services import scoring_runs_for_variant
-
         scoring_runs_for_variant(
             variant=variant, trigger=RunTrigger.REGISTRATION, by=soft.created_by, enqueue=enqueue_scoring
         )
-
-
-def _finish(soft_prompt_id: int, token: uuid.UUID, status: str, *, error: str = "") -> None:
-    SoftPrompt.objects.filter(id=soft_prompt_id, claim_token=token).update(
-        status=status, error=error[:5000], finished_at=timezone.now()
-    )
-
-
-def softprompts_sweep() -> int:
-    """The outbox sweep for trainings; see leases.to_sweep."""
-    ids = leases.to_sweep(SoftPrompt)
-    for soft_prompt_id in ids:
-        _enqueue(soft_prompt_id)
-    return len(ids)
-
-
-def softprompts_recover() -> int:
-    """Send again the trainings left queued (broker down) or running without a heartbeat (worker died)."""
-    stale = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
-    ids = list(
-        SoftPrompt.objects.filter(
-            Q(status=SoftPromptStatus.QUEUED) | Q(status=SoftPromptStatus.RUNNING, heartbeat_at__lt=stale)
-        ).values_list("id", flat=True)
-    )
-    for soft_prompt_id in ids:
-        _enqueue(soft_prompt_id)
-    return len(ids)
-

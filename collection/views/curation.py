@@ -8,10 +8,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from collection import preview, selectors, services, similarity
+from collection import access, preview, selectors, services, similarity
 from collection.forms import ReviewForm
 from collection.models import Benchmark, Instruction
 from core import roles
@@ -35,14 +35,14 @@ def _decorate(instructions: list[Instruction], user) -> None:
             instances=preview.sample_instances(instruction.task, 1),
         )
         instruction.preview = draft
-        instruction.reviewable = roles.can_review(user, instruction)
+        instruction.reviewable = access.can_review(user, instruction)
 
 
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     _curator(request)
     benchmark = request.GET.get("benchmark", "")
-    pending = selectors.review_queue(benchmark_slug=benchmark)
+    pending = selectors.review_queue(request.user, benchmark_slug=benchmark)
     page = Paginator(pending, QUEUE_PER_PAGE).get_page(request.GET.get("page"))
     items = list(page)
     _decorate(items, request.user)
@@ -61,15 +61,13 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
     """One decision on one phrasing; htmx swaps the item for its outcome, a plain POST redirects back."""
-    _curator(request)
-    instruction = get_object_or_404(Instruction.objects.select_related("task__benchmark", "current_revision"), id=instruction_id)
+    instruction = access.get_instruction_for_user(request.user, instruction_id, action=access.REVIEW)
     form = ReviewForm(request.POST)
     error = ""
     if not form.is_valid():
         error = "Choose approve, ask for an edit, or reject."
-    elif instruction.status not in (Instruction.Status.PENDING,):
-        error = f"This phrasing is already {instruction.get_status_display().lower()}."
     else:
+        # The service decides which decisions the phrasing's status allows (say, one decided meanwhile).
         try:
             services.instruction_review(
                 instruction=instruction, reviewer=request.user, status=form.cleaned_data["decision"],
@@ -100,7 +98,12 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
     if not form.is_valid() or not ids:
         messages.error(request, "Tick the phrasings to review and choose a decision.")
         return redirect("curation_queue")
-    chosen = Instruction.objects.filter(id__in=ids, status=Instruction.Status.PENDING).select_related("task", "current_revision")
+    chosen = (
+        access.instructions_visible_to(request.user)
+        .filter(id__in=ids)
+        .select_related("task", "current_revision")
+        .order_by("id")
+    )
     outcomes = services.instructions_review_bulk(
         instructions=list(chosen), reviewer=request.user, status=form.cleaned_data["decision"],
         reason=form.cleaned_data["reason"],
@@ -112,7 +115,7 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
     for outcome in outcomes:
         if outcome.error:
             messages.error(request, f"Phrasing #{outcome.instruction.id}: {outcome.error}")
-    skipped = len(ids) - len(outcomes)
+    skipped = len(set(ids)) - len(outcomes)
     if skipped:
-        messages.warning(request, f"{skipped} phrasing(s) were no longer pending and were left as they are.")
+        messages.warning(request, f"{skipped} phrasing(s) no longer exist and were left out.")
     return redirect("curation_queue")

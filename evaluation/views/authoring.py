@@ -1,5 +1,5 @@
-"""Authoring: write a phrasing with a live preview and a near-duplicate check, edit it while it waits for
-review, and follow what became of one's phrasings."""
+"""Authoring: write a phrasing with a live preview (in a chosen model's prompt format) and a near-duplicate
+check, edit it while it waits for review, and follow what became of one's phrasings and their results."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from collection import preview, selectors, services, similarity
+from collection import access, preview, selectors, services, similarity
 from collection.forms import PhrasingForm
-from collection.models import Instruction, Task
+from collection.models import Task
 from core import roles
 from core.errors import ApplicationError
+from evaluation import selectors as evaluation_selectors
+from evaluation.models import LanguageModel
+from evaluation.prompt_formats import preview_wrapper
 
 
 def _models():
-    from evaluation.models import LanguageModel
-
     return list(LanguageModel.objects.filter(is_active=True).order_by("name"))
 
 
@@ -33,13 +34,20 @@ def _authorable_task(request: HttpRequest, benchmark_slug: str, task_slug: str) 
     return task
 
 
-def _preview_context(form: PhrasingForm, *, exclude_id: int | None = None) -> dict:
-    """What the preview panel shows for the form's current draft: validation, samples, similar phrasings."""
+def _preview_context(form: PhrasingForm, user, *, exclude_id: int | None = None) -> dict:
+    """What the preview panel shows for the form's current draft: validation, samples, and the similar
+    phrasings the user may see (another author's phrasing under review is never shown)."""
     if not form.is_valid():
         return {"draft": None}
     template = form.cleaned_data["template"]
-    draft = preview.build(task=form.task, template=template, labels=form.labels(), model=form.model())
-    similar = similarity.similar_phrasings(task=form.task, template=template, exclude_id=exclude_id)
+    wrap, format_name, format_note = preview_wrapper(form.model())
+    draft = preview.build(
+        task=form.task, template=template, labels=form.labels(), wrap=wrap, format_name=format_name,
+        format_note=format_note,
+    )
+    similar = similarity.similar_phrasings(
+        task=form.task, template=template, user=user, exclude_id=exclude_id
+    )
     return {
         "draft": draft,
         "similar": similar,
@@ -56,7 +64,7 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
     if request.method == "POST":
         if form.is_valid():
             try:
-                instruction = services.instruction_submit(
+                services.instruction_submit(
                     task=task, template=form.cleaned_data["template"], labels=form.labels(), author=request.user
                 )
             except ApplicationError as exc:
@@ -64,7 +72,7 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
             else:
                 messages.success(request, f"Thanks! Your phrasing for {task.name} is waiting for a curator.")
                 return redirect("my_phrasings")
-        context.update(_preview_context(form))
+        context.update(_preview_context(form, request.user))
     return render(request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200)
 
 
@@ -78,17 +86,13 @@ def phrasing_preview(request: HttpRequest, benchmark_slug: str, task_slug: str) 
         exclude_id = int(request.POST.get("instruction") or 0) or None
     except ValueError:
         exclude_id = None
-    context = {"task": task, "form": form, **_preview_context(form, exclude_id=exclude_id)}
+    context = {"task": task, "form": form, **_preview_context(form, request.user, exclude_id=exclude_id)}
     return render(request, "collection/phrasing_form.html#preview", context)
 
 
 @login_required
 def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
-    instruction = get_object_or_404(
-        Instruction.objects.select_related("task__benchmark", "current_revision"), id=instruction_id
-    )
-    if not roles.can_edit_instruction(request.user, instruction):
-        raise PermissionDenied("Only the author edits a phrasing, and only while it waits for review.")
+    instruction = access.get_instruction_for_user(request.user, instruction_id, action=access.EDIT)
     task = instruction.task
     labels = instruction.current_revision.labels or []
     initial = {"template": instruction.template, **{f"label_{i}": word for i, word in enumerate(labels)}}
@@ -105,7 +109,7 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
             else:
                 messages.success(request, "Saved. Your phrasing is back in the review queue.")
                 return redirect("my_phrasings")
-        context.update(_preview_context(form, exclude_id=instruction.id))
+        context.update(_preview_context(form, request.user, exclude_id=instruction.id))
     return render(request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200)
 
 
@@ -116,15 +120,13 @@ MY_PHRASINGS_PER_PAGE = 20
 def my_phrasings(request: HttpRequest) -> HttpResponse:
     """The user's phrasings: status, the curator's reason, and once scored their accuracy per model, rank
     among the task's phrasings and effect on the task's spread. Polls while any of them is being scored."""
-    from evaluation import selectors as evaluation_selectors
-
     page = Paginator(selectors.author_phrasings(request.user), MY_PHRASINGS_PER_PAGE).get_page(request.GET.get("page"))
     impacts = evaluation_selectors.phrasing_impacts(list(page))
     progress = evaluation_selectors.phrasing_progress(list(page))
     for instruction in page:
         instruction.impacts = impacts.get(instruction.id, [])
         instruction.progress = progress.get(instruction.id)
-        instruction.editable = roles.can_edit_instruction(request.user, instruction)
+        instruction.editable = access.can_edit_instruction(request.user, instruction)
     context = {"page": page, "scoring": any(i.progress for i in page)}
     template = "collection/my_phrasings.html#list" if request.htmx else "collection/my_phrasings.html"
     return render(request, template, context)

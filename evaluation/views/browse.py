@@ -1,4 +1,5 @@
-"""Browsing: benchmarks, their tasks with counts and filters, and a task with its instances and phrasings."""
+"""Browsing: benchmarks, their tasks with counts and filters, and a task with its instances and phrasings,
+with the models scored on them."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -6,10 +7,11 @@ from django.shortcuts import render
 from collection import selectors, templating
 from collection.models import TaskKind
 from core import roles
+from evaluation import selectors as results
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "collection/benchmark_list.html", {"benchmarks": selectors.benchmark_list()})
+    return render(request, "collection/benchmark_list.html", {"benchmarks": results.benchmark_list()})
 
 
 def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
@@ -21,7 +23,7 @@ def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     }
     context = {
         "benchmark": benchmark,
-        "tasks": selectors.task_list(benchmark, **filters),
+        "tasks": results.task_list(benchmark, **filters),
         "filters": filters,
         "kinds": TaskKind.choices,
     }
@@ -33,8 +35,8 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
     task = selectors.task_get(benchmark_slug, task_slug)
     instances = selectors.task_eval_instances(task)
     samples = list(instances.order_by("id")[:3])
-    phrasings = list(selectors.task_phrasings(task))
-    scores = selectors.task_phrasing_scores(task)
+    phrasings = list(selectors.task_phrasings(task, request.user))
+    scores = results.task_phrasing_scores(task)
     # Each phrasing shown on the first sample, exactly as a model would receive it (before its wrapper).
     for phrasing in phrasings:
         phrasing.score = scores.get(phrasing.id)

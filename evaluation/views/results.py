@@ -5,43 +5,38 @@ import hashlib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from collection import templating
-from collection.models import Benchmark, Instruction
+from collection.access import get_instruction_for_user, revisions_visible_to
+from collection.answers import option_texts
+from collection.models import Benchmark
 from collection.selectors import task_get
-from core import roles
+from core import jobs
 from core.errors import ApplicationError
-from evaluation import exports, selectors, services
-from evaluation.models import RunStatus, ScoringRun
+from core.jobs import JobStatus
+from evaluation import exports, registry, selectors
+from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
 
 RUNS_PER_PAGE = 50
 FRAGMENT_CACHE_SECONDS = 600
 
 
-def get_run_for_user(request: HttpRequest, run_id: int, *, manage: bool = False) -> ScoringRun:
-    """Anyone may look at a run; only curators and admins may act on it."""
-    run = selectors.run_get(run_id)
-    if manage and not roles.can_manage_runs(request.user):
-        raise PermissionDenied("Only curators and admins can cancel or retry runs.")
-    return run
-
-
 def model_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "evaluation/model_list.html", {"models": selectors.model_list()})
+    return render(request, "evaluation/model_list.html", {"models": selectors.model_list(request.user)})
 
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = selectors.model_get(name)
-    runs = selectors.run_list(model=model)[:RUNS_PER_PAGE]
+    model = get_model_for_user(request.user, name)
+    runs = selectors.run_list(request.user, model=model)[:RUNS_PER_PAGE]
     breakdown = selectors.model_task_breakdown(model)
-    soft_prompts = model.soft_prompts.select_related("variant").order_by("-id")[:20]
+    soft_prompts = softprompts_visible_to(request.user).filter(model=model)
+    soft_prompts = soft_prompts.select_related("variant").order_by("-id")[:20]
     return render(
         request, "evaluation/model_detail.html",
         {"model": model, "runs": runs, "breakdown": breakdown, "soft_prompts": soft_prompts},
@@ -52,10 +47,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def model_score(request: HttpRequest, name: str) -> HttpResponse:
     """Queue whatever approved phrasings the model has not scored yet."""
-    if not roles.can_manage_models(request.user):
-        raise PermissionDenied("Only admins can start scoring by hand.")
-    model = selectors.model_get(name)
-    runs = services.language_model_score_missing(model=model, by=request.user)
+    model = get_model_for_user(request.user, name, manage=True)
+    runs = registry.language_model_score_missing(model=model, by=request.user)
     if runs:
         cells = sum(run.to_compute for run in runs)
         messages.success(request, f"Queued {len(runs)} run(s): {cells} cell(s) to compute.")
@@ -66,17 +59,23 @@ def model_score(request: HttpRequest, name: str) -> HttpResponse:
 
 def run_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status")
-    runs = selectors.run_list(status=status)[:RUNS_PER_PAGE]
+    runs = selectors.run_list(request.user, status=status)[:RUNS_PER_PAGE]
     return render(
-        request, "evaluation/run_list.html", {"runs": runs, "status": status, "statuses": RunStatus.choices}
+        request, "evaluation/run_list.html", {"runs": runs, "status": status, "statuses": JobStatus.choices}
     )
 
 
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request, run_id)
+    run = get_run_for_user(request.user, run_id)
     if request.htmx:
         return render(request, "evaluation/run_detail.html#progress", {"run": run})
-    revisions = run.revisions.select_related("instruction__task", "instruction__collection").order_by("id")
+    # A run of a task may have scored phrasings since retired: they are listed only to those who see them.
+    revisions = (
+        revisions_visible_to(request.user)
+        .filter(scoring_runs=run)
+        .select_related("instruction__task", "instruction__collection")
+        .order_by("id")
+    )
     return render(
         request,
         "evaluation/run_detail.html",
@@ -87,9 +86,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request, run_id, manage=True)
+    run = get_run_for_user(request.user, run_id, manage=True)
     try:
-        services.scoring_run_cancel(run=run)
+        jobs.cancel(run)
         messages.success(request, f"Run {run.id} cancelled. Cells it scored are kept.")
     except ApplicationError as exc:
         messages.error(request, str(exc))
@@ -99,9 +98,9 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request, run_id, manage=True)
+    run = get_run_for_user(request.user, run_id, manage=True)
     try:
-        services.scoring_run_retry(run=run)
+        jobs.requeue(run)
         messages.success(request, f"Run {run.id} queued again; it scores only the missing cells.")
     except ApplicationError as exc:
         messages.error(request, str(exc))
@@ -240,12 +239,7 @@ PREDICTIONS_PER_PAGE = 20
 
 def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
     """A phrasing's accuracy on every model, and one model's per-instance predictions with the prompt."""
-    instruction = get_object_or_404(
-        Instruction.objects.select_related("task__benchmark", "collection", "current_revision", "author"),
-        id=instruction_id,
-    )
-    if not roles.can_view_instruction(request.user, instruction):
-        raise Http404("No such phrasing.")
+    instruction = get_instruction_for_user(request.user, instruction_id)
     revision = instruction.current_revision
     results = selectors.phrasing_results(revision.id)
     scored = [r for r in results if r.source == "scored"]
@@ -259,7 +253,7 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
         instance = prediction.instance
         prediction.prompt = templating.render(revision.template, instance.inputs, instance.options)
         prediction.options = list(zip(
-            services.option_texts(instruction.task, revision, instance), prediction.logliks, range(len(prediction.logliks))
+            option_texts(instruction.task, revision, instance), prediction.logliks, range(len(prediction.logliks))
         ))
     context = {"instruction": instruction, "revision": revision, "results": results, "scored": scored,
                "variant_id": variant_id, "page": page}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from core import roles
+from collection.access import revisions_visible_to
+from core import jobs
 from core.errors import ApplicationError
 from evaluation import selectors, softprompts
+from evaluation.access import get_model_for_user, get_softprompt_for_user
 from evaluation.models import RunTrigger, SoftPrompt
 
 TERMS = [("loss", "Total"), ("ce", "CE"), ("kl", "KL"), ("rep", "1 − cos")]
@@ -30,15 +31,19 @@ def _curve_chart(soft: SoftPrompt) -> dict:
 
 
 def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
-    soft = get_object_or_404(SoftPrompt.objects.select_related("model", "variant"), id=soft_prompt_id)
+    soft = get_softprompt_for_user(request.user, soft_prompt_id)
     context = {"soft": soft, "curve_chart": _curve_chart(soft)}
     if request.htmx:
         return render(request, "evaluation/softprompt_detail.html#progress", context)
+    # Phrasings trained on or held out may have been retired since: listed only to those who see them.
+    revisions = revisions_visible_to(request.user).select_related(
+        "instruction__task", "instruction__collection"
+    )
     context.update(
-        training=soft.training_revisions.select_related("instruction__task", "instruction__collection").order_by("id"),
-        heldout=soft.heldout_revisions.select_related("instruction__task", "instruction__collection").order_by("id"),
+        training=revisions.filter(soft_prompts_trained=soft).order_by("id"),
+        heldout=revisions.filter(soft_prompts_heldout=soft).order_by("id"),
         seen_pairs=sum(len(pairs) for pairs in soft.seen.values()),
-        runs=selectors.run_list().filter(variant=soft.variant) if soft.variant_id else [],
+        runs=selectors.run_list(request.user).filter(variant=soft.variant) if soft.variant_id else [],
     )
     return render(request, "evaluation/softprompt_detail.html", context)
 
@@ -47,18 +52,14 @@ def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse
 @require_POST
 def model_align(request: HttpRequest, name: str) -> HttpResponse:
     """Queue a training of the model's soft prompt (admins), or show the one already under way."""
-    if not roles.can_manage_models(request.user):
-        raise PermissionDenied("Only admins start soft-prompt training.")
-    model = selectors.model_get(name)
+    model = get_model_for_user(request.user, name, manage=True)
     soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.MANUAL, by=request.user)
     messages.success(request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}.")
     return redirect("softprompt_detail", soft_prompt_id=soft.id)
 
 
 def _act(request: HttpRequest, soft_prompt_id: int, service, done: str) -> HttpResponse:
-    if not roles.can_manage_runs(request.user):
-        raise PermissionDenied("Only curators and admins can cancel or retry trainings.")
-    soft = get_object_or_404(SoftPrompt, id=soft_prompt_id)
+    soft = get_softprompt_for_user(request.user, soft_prompt_id, manage=True)
     try:
         soft = service(soft_prompt=soft)
         messages.success(request, done)
@@ -70,7 +71,7 @@ def _act(request: HttpRequest, soft_prompt_id: int, service, done: str) -> HttpR
 @login_required
 @require_POST
 def softprompt_cancel(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
-    return _act(request, soft_prompt_id, softprompts.softprompt_cancel, "Training cancelled.")
+    return _act(request, soft_prompt_id, lambda soft_prompt: jobs.cancel(soft_prompt), "Training cancelled.")
 
 
 @login_required

@@ -67,19 +67,19 @@ def test_anonymous_users_cannot_submit(parity):
 def test_near_duplicates_are_flagged_with_their_similarity(parity, alice):
     close = "Is {number} even? Answer yes or no."
     far = "Consider the integer {number}. Is it a multiple of 2? Respond with yes or no, nothing else."
-    found = similarity.similar_phrasings(task=parity, template=close)
+    found = similarity.similar_phrasings(task=parity, template=close, user=alice)
     assert found[0].near and not found[0].exact
     assert found[0].instruction.template == "Is {number} even? yes or no."
     assert found[0].similarity >= 0.9
     assert found == sorted(found, key=lambda s: -s.similarity)
-    assert not any(s.near for s in similarity.similar_phrasings(task=parity, template=far))
+    assert not any(s.near for s in similarity.similar_phrasings(task=parity, template=far, user=alice))
 
 
-def test_embeddings_are_computed_once_per_revision(parity, django_assert_max_num_queries):
-    similarity.similar_phrasings(task=parity, template=NEW)
+def test_embeddings_are_computed_once_per_revision(parity, carol, django_assert_max_num_queries):
+    similarity.similar_phrasings(task=parity, template=NEW, user=carol)
     stored = PhrasingEmbedding.objects.count()
     assert stored == parity.instructions.count()
-    similarity.similar_phrasings(task=parity, template=NEW + " Please.")
+    similarity.similar_phrasings(task=parity, template=NEW + " Please.", user=carol)
     assert PhrasingEmbedding.objects.count() == stored
 
 
@@ -115,7 +115,7 @@ def test_only_the_author_edits_and_only_before_review(parity, alice, bob, carol)
 
 
 def test_bulk_review_decides_each_and_reports_refusals(parity, alice, carol):
-    from evaluation.services import language_model_register  # noqa: F401  (registry exists; no model needed)
+    from evaluation.registry import language_model_register  # noqa: F401  (registry exists; no model needed)
 
     theirs = [services.instruction_submit(task=parity, template=f"{w} is {{number}} even?", author=alice) for w in ("So,", "Now,")]
     own = services.instruction_submit(task=parity, template="Tell me: is {number} even?", author=carol)

@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from collection import access
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
-from core import roles
 from evaluation.models import LanguageModel, PhrasingResult
 
 pytestmark = pytest.mark.django_db
@@ -175,7 +175,7 @@ def test_a_curator_uploads_phrasings_into_the_review_queue(parity, carol, client
     ]
     assert all(p.collection == Collection.objects.get(slug="crowd") for p in phrasings)
     # Credited to the uploader, so another curator reviews them.
-    assert not any(roles.can_review(carol, p) for p in phrasings)
+    assert not any(access.can_review(carol, p) for p in phrasings)
     page = client.get(reverse("curation_queue")).content.decode()
     assert "Imported workshop.csv: phrasings created: 2." in page and "{number}: even or odd?" in page
     # The same file again adds nothing.

@@ -93,9 +93,10 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
      _expect(LOGIN, "302:/me/phrasings/", "302:/me/phrasings/", "302:/me/phrasings/", "302:/me/phrasings/")),
     ("phrasing_preview", lambda w: ["b", "t"], "post", {"template": "Is {number} odd?"},
      _expect(LOGIN, "200", "200", "200", "200")),
-    ("phrasing_edit", lambda w: [w.pending.id], "get", {}, _expect(LOGIN, "200", "403", "403", "200")),
+    # Another author may not see a pending phrasing, so for them it does not exist (404, not 403).
+    ("phrasing_edit", lambda w: [w.pending.id], "get", {}, _expect(LOGIN, "200", "404", "403", "200")),
     ("phrasing_edit", lambda w: [w.pending.id], "post", {"template": "Even, or not? {number}"},
-     _expect(LOGIN, "302:/me/phrasings/", "403", "403", "302:/me/phrasings/")),
+     _expect(LOGIN, "302:/me/phrasings/", "404", "403", "302:/me/phrasings/")),
     ("phrasing_edit", lambda w: [w.approved.id], "get", {}, _expect(LOGIN, "403", "403", "403", "403")),
     ("my_phrasings", None, "get", {}, _expect(LOGIN, "200", "200", "200", "200")),
     ("curation_queue", None, "get", {}, _expect(LOGIN, "403", "403", "200", "200")),

@@ -11,7 +11,7 @@ from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
 from core import roles
 from core import services as core_services
-from evaluation import services
+from evaluation import registry
 from evaluation.models import ScoringRun
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
@@ -24,7 +24,7 @@ PHRASING = "Is {number} even? Answer yes or no."
 def demo_with_model(tiny_models):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
-    services.language_model_register(
+    registry.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")],
     )

@@ -7,7 +7,7 @@ import pytest
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import services
+from evaluation import registry
 from evaluation.models import PhrasingResult, ScoringRun
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
@@ -19,7 +19,7 @@ def scored(tiny_models):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
     # Celery runs eagerly in tests and these commits are real, so scoring and aggregates run inline here.
     for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
-        services.language_model_register(
+        registry.language_model_register(
             name=name, source=str(tiny_models[arch]), family=family,
             tuned_on=[Collection.objects.get(slug="demotune")],
         )

@@ -9,7 +9,7 @@ import pytest
 from collection import services as collection_services
 from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
-from evaluation import metrics, services
+from evaluation import metrics, registry, scoring
 from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, TaskSummary
 
 SAMPLE = 6
@@ -20,11 +20,11 @@ def scored(db, tiny_models, django_capture_on_commit_callbacks):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
     with django_capture_on_commit_callbacks(execute=True):
-        model = services.language_model_register(
+        model = registry.language_model_register(
             name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
             tuned_on=[Collection.objects.get(slug="demotune")],
         )
-    return services.base_variant(model)
+    return scoring.base_variant(model)
 
 
 def test_results_and_summaries_are_kept_for_every_task_and_phrasing_set(scored):

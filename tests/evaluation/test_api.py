@@ -9,8 +9,9 @@ from rest_framework.test import APIClient
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import services
-from evaluation.models import BenchmarkSummary, LanguageModel, PhrasingResult, RunStatus, ScoringRun
+from core.jobs import JobStatus
+from evaluation import registry
+from evaluation.models import BenchmarkSummary, LanguageModel, PhrasingResult, ScoringRun
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ def scored(tiny_models, django_capture_on_commit_callbacks):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=3)
     with django_capture_on_commit_callbacks(execute=True):
-        services.language_model_register(
+        registry.language_model_register(
             name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
             tuned_on=[Collection.objects.get(slug="demotune")],
         )
@@ -69,15 +70,15 @@ def test_admins_register_models_with_a_token_and_others_cannot(api, admin_user, 
     assert response.status_code == 201, response.content
     model = LanguageModel.objects.get(name="api-t5")
     assert model.trust_remote_code is False  # never from the API
-    assert {r.status for r in ScoringRun.objects.filter(variant__model=model)} == {RunStatus.SUCCEEDED}
+    assert {r.status for r in ScoringRun.objects.filter(variant__model=model)} == {JobStatus.SUCCEEDED}
     again = api.post("/api/models/", {**payload, "name": "api-t5-2", "family": "encoder"}, format="json")
     assert again.status_code == 400
 
 
 def test_curators_cancel_runs_through_the_api(api, alice, carol, tiny_models):
     load_demo()
-    model = services.language_model_register(name="t", source=str(tiny_models["t5"]), family="seq2seq", score=False)
-    run = services.language_model_score_missing(model=model)[0]
+    model = registry.language_model_register(name="t", source=str(tiny_models["t5"]), family="seq2seq", score=False)
+    run = registry.language_model_score_missing(model=model)[0]
     api.force_authenticate(alice)
     assert api.post(f"/api/runs/{run.id}/cancel/").status_code == 403
     api.force_authenticate(carol)

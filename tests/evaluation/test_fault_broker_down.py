@@ -15,8 +15,9 @@ from collection.demo import load_demo
 from collection.models import Instruction, Task
 from core import roles
 from core import services as core_services
-from evaluation import services
-from evaluation.models import Prediction, RunStatus, ScoringRun
+from core.jobs import JobStatus
+from evaluation import registry, scoring
+from evaluation.models import Prediction, ScoringRun
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -37,7 +38,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     redis.Redis.from_url(REDIS_URL).flushdb()
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=5)
-    services.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False)
+    registry.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False)
     User = get_user_model()
     alice, carol = User.objects.create_user(username="alice"), User.objects.create_user(username="carol")
     core_services.user_role_set(user=alice, role=roles.AUTHOR)
@@ -52,7 +53,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     phrasing.refresh_from_db()
     assert phrasing.status == Instruction.Status.APPROVED  # the approval is not lost
     run = ScoringRun.objects.get(instruction=phrasing)
-    assert run.status == RunStatus.QUEUED and run.sent_at is None  # saved, not sent
+    assert run.status == JobStatus.QUEUED and run.sent_at is None  # saved, not sent
 
     # The broker is back: a worker and one sweep (what the scheduler sends every minute) finish it.
     up = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu")
@@ -60,7 +61,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     with running_worker(up, queues="default,gpu", log=log):
         manage(up, "shell", "--no-imports", "-c", "from evaluation.tasks import sweep; sweep.delay()")
         wait_for(
-            lambda: ScoringRun.objects.get(id=run.id).status == RunStatus.SUCCEEDED,
+            lambda: ScoringRun.objects.get(id=run.id).status == JobStatus.SUCCEEDED,
             timeout=120, what="the swept run to be scored", log=log,
         )
     run.refresh_from_db()

@@ -18,9 +18,10 @@ from django.db import connections
 from django.db.models import Count
 
 from collection.demo import load_demo
-from evaluation import services
+from core.jobs import JobStatus
+from evaluation import registry, scoring
 from evaluation.aggregates import aggregates_refresh_many
-from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, RunStatus, ScoringRun, TaskSummary
+from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, ScoringRun, TaskSummary
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -70,12 +71,12 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
     cluster = local_cluster()
     redis.Redis.from_url(REDIS_URL).flushdb()
     load_demo()
-    model = services.language_model_register(
+    model = registry.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", batch_size=1, score=False
     )
-    variant = services.base_variant(model)
+    variant = scoring.base_variant(model)
     run = ScoringRun.objects.create(variant=variant, trigger="manual")
-    run.revisions.set(services.approved_revisions())
+    run.revisions.set(scoring.approved_revisions())
     env = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu")
     manage(env, "shell", "--no-imports", "-c", f"from evaluation.tasks import score_run; score_run.delay({run.id})")
 
@@ -108,7 +109,7 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
     assert "Database unavailable" in worker_log, "the worker never saw the database go away"
     assert "raised unexpected" not in worker_log  # every delivery that met the outage was retried, none dropped
 
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts >= 2  # claimed again by the retried task after the restart
     assert run.total_cells == run.done_cells == progress() == 24 * 100
     duplicates = Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)

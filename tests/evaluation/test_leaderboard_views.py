@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import services
+from evaluation import registry, scoring
 from evaluation.aggregates import aggregates_refresh_many
 from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction
 
@@ -24,7 +24,7 @@ def board(tiny_models, django_capture_on_commit_callbacks):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
     with django_capture_on_commit_callbacks(execute=True):
         for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
-            services.language_model_register(
+            registry.language_model_register(
                 name=name, source=str(tiny_models[arch]), family=family,
                 tuned_on=[Collection.objects.get(slug="demotune")],
             )
@@ -65,10 +65,10 @@ def test_the_leaderboard_runs_a_fixed_number_of_queries(client, board, tiny_mode
     with django_assert_max_num_queries(6) as few:
         client.get(url)
     # Twice the models and results: still the same number of queries.
-    extra = services.language_model_register(
+    extra = registry.language_model_register(
         name="tiny-llama", source=str(tiny_models["llama"]), family="causal", score=False
     )
-    variant = services.base_variant(extra)
+    variant = scoring.base_variant(extra)
     copies = list(Prediction.objects.filter(variant__model__name="tiny-t5"))
     for prediction in copies:
         prediction.pk, prediction.variant = None, variant

@@ -17,8 +17,10 @@ from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
 from collection.selectors import task_eval_sample_ids
 from core.errors import ApplicationError
-from evaluation import services
-from evaluation.models import LanguageModel, Prediction, RunStatus, ScoringRun
+from core import jobs
+from core.jobs import JobStatus
+from evaluation import registry, scoring
+from evaluation.models import LanguageModel, Prediction, ScoringRun
 from tests.evaluation.tiny import OutOfMemoryAbove
 
 SAMPLE = 5  # eval instances per task, to keep tests quick
@@ -31,7 +33,7 @@ def demo(db):
 
 
 def register(tiny_models, name="tiny-t5", source=None, family="seq2seq", **kwargs):
-    return services.language_model_register(
+    return registry.language_model_register(
         name=name, source=str(source or tiny_models["t5"]), family=family, **kwargs
     )
 
@@ -39,7 +41,7 @@ def register(tiny_models, name="tiny-t5", source=None, family="seq2seq", **kwarg
 def unsent_run(tiny_models, **kwargs) -> ScoringRun:
     """A registered model's first queued run, not sent to any worker: the test runs it."""
     model = register(tiny_models, score=False, **kwargs)
-    return services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)[0]
+    return scoring.scoring_runs_for_variant(variant=scoring.base_variant(model), trigger="manual", enqueue=False)[0]
 
 
 def approved_count() -> int:
@@ -51,7 +53,7 @@ def test_registering_a_model_scores_every_approved_phrasing(demo, tiny_models, d
         model = register(tiny_models)
     runs = ScoringRun.objects.filter(variant__model=model)
     assert runs.count() == 4  # one per demo task
-    assert all(run.status == RunStatus.SUCCEEDED for run in runs)
+    assert all(run.status == JobStatus.SUCCEEDED for run in runs)
     assert Prediction.objects.count() == approved_count() * SAMPLE
     assert sum(run.done_cells for run in runs) == sum(run.total_cells for run in runs) == Prediction.objects.count()
     prediction = Prediction.objects.select_related("instance").first()
@@ -64,7 +66,7 @@ def test_scoring_the_same_work_again_writes_nothing(demo, tiny_models, django_ca
     with django_capture_on_commit_callbacks(execute=True):
         model = register(tiny_models)
     before = Prediction.objects.count()
-    assert services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual") == []
+    assert scoring.scoring_runs_for_variant(variant=scoring.base_variant(model), trigger="manual") == []
     call_command("score", "--model", model.name)
     assert Prediction.objects.count() == before
     assert ScoringRun.objects.count() == 4
@@ -86,7 +88,7 @@ def test_approving_a_phrasing_scores_only_that_phrasing(
     with django_capture_on_commit_callbacks(execute=True):
         collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
     run = ScoringRun.objects.get(instruction=instruction)
-    assert (run.status, run.total_cells, run.cached_cells) == (RunStatus.SUCCEEDED, SAMPLE, 0)
+    assert (run.status, run.total_cells, run.cached_cells) == (JobStatus.SUCCEEDED, SAMPLE, 0)
     assert Prediction.objects.count() == before + SAMPLE
     assert set(Prediction.objects.filter(run=run).values_list("revision_id", flat=True)) == {
         instruction.current_revision_id
@@ -120,53 +122,53 @@ def test_a_model_path_that_does_not_exist_fails_the_run_with_a_reason(
     with django_capture_on_commit_callbacks(execute=True):
         model = register(tiny_models, source=tmp_path / "missing")
     run = ScoringRun.objects.filter(variant__model=model).first()
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     assert f"No model directory at {tmp_path / 'missing'}" in run.error
     # Fix the path and retry: the same run finishes.
     LanguageModel.objects.filter(id=model.id).update(source=str(tiny_models["t5"]))
     with django_capture_on_commit_callbacks(execute=True):
-        services.scoring_run_retry(run=run)
+        jobs.requeue(run)
     run.refresh_from_db()
-    assert (run.status, run.error, run.done_cells) == (RunStatus.SUCCEEDED, "", run.total_cells)
+    assert (run.status, run.error, run.done_cells) == (JobStatus.SUCCEEDED, "", run.total_cells)
 
 
 def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
     run = unsent_run(tiny_models)
     held = uuid.uuid4()
     ScoringRun.objects.filter(id=run.id).update(
-        status=RunStatus.RUNNING, heartbeat_at=timezone.now(), claimed_by_task="a", claim_token=held
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now(), claimed_by_task="a", claim_token=held
     )
-    assert services.scoring_run_execute(run_id=run.id, task_id="b") is None
+    assert scoring.scoring_run_execute(run_id=run.id, task_id="b") is None
     # The broker redelivering the live holder's own message (Redis does, after its visibility timeout) does
     # not take over either: that would restart a long training every time.
-    assert services.scoring_run_execute(run_id=run.id, task_id="a") is None
+    assert scoring.scoring_run_execute(run_id=run.id, task_id="a") is None
     # The holder's own retry after a database interruption carries its claim and carries on.
-    assert services.scoring_run_execute(run_id=run.id, task_id="a", resume_token=str(held)).status == RunStatus.SUCCEEDED
+    assert scoring.scoring_run_execute(run_id=run.id, task_id="a", resume_token=str(held)).status == JobStatus.SUCCEEDED
 
 
 def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settings):
     run = unsent_run(tiny_models)
     silent_since = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS + 1)
     ScoringRun.objects.filter(id=run.id).update(
-        status=RunStatus.RUNNING, heartbeat_at=silent_since, claimed_by_task="dead", claim_token=uuid.uuid4()
+        status=JobStatus.RUNNING, heartbeat_at=silent_since, claimed_by_task="dead", claim_token=uuid.uuid4()
     )
-    run = services.scoring_run_execute(run_id=run.id, task_id="fresh")
-    assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 1)
+    run = scoring.scoring_run_execute(run_id=run.id, task_id="fresh")
+    assert (run.status, run.attempts) == (JobStatus.SUCCEEDED, 1)
 
 
 def test_cancelling_stops_a_run_and_retrying_resumes_it(demo, tiny_models, django_capture_on_commit_callbacks):
     run = unsent_run(tiny_models)
-    services.scoring_run_cancel(run=run)
-    assert services.scoring_run_execute(run_id=run.id, task_id="late") is None
-    assert run.status == RunStatus.CANCELLED
+    jobs.cancel(run)
+    assert scoring.scoring_run_execute(run_id=run.id, task_id="late") is None
+    assert run.status == JobStatus.CANCELLED
     with pytest.raises(ApplicationError, match="Only a queued or running run"):
-        services.scoring_run_cancel(run=run)
+        jobs.cancel(run)
     with django_capture_on_commit_callbacks(execute=True):
-        services.scoring_run_retry(run=run)
+        jobs.requeue(run)
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
     with pytest.raises(ApplicationError, match="Only a failed or cancelled run"):
-        services.scoring_run_retry(run=run)
+        jobs.requeue(run)
 
 
 def test_a_run_cancelled_mid_way_stops_after_the_current_batch(demo, tiny_models):
@@ -174,11 +176,11 @@ def test_a_run_cancelled_mid_way_stops_after_the_current_batch(demo, tiny_models
 
     def cancel_after_first_batch(done, total):
         if done > 0:
-            ScoringRun.objects.filter(id=run.id).update(status=RunStatus.CANCELLED)
+            ScoringRun.objects.filter(id=run.id).update(status=JobStatus.CANCELLED)
 
-    services.scoring_run_execute(run_id=run.id, task_id="t", on_progress=cancel_after_first_batch)
+    scoring.scoring_run_execute(run_id=run.id, task_id="t", on_progress=cancel_after_first_batch)
     run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED
+    assert run.status == JobStatus.CANCELLED
     assert 0 < Prediction.objects.filter(run=run).count() < run.total_cells
 
 
@@ -186,7 +188,7 @@ def test_causal_models_score_through_the_same_service(demo, tiny_models, django_
     with django_capture_on_commit_callbacks(execute=True):
         register(tiny_models, name="tiny-llama", source=tiny_models["llama"], family="causal", prompt_format="chat")
     assert Prediction.objects.count() == approved_count() * SAMPLE
-    assert set(ScoringRun.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    assert set(ScoringRun.objects.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
 
 
 def test_a_bad_registration_is_refused_with_the_field_named(db, tiny_models):
@@ -219,25 +221,25 @@ def test_the_score_command_names_what_is_wrong(demo):
 
 def test_recovery_resends_queued_runs(demo, tiny_models, django_capture_on_commit_callbacks):
     model = register(tiny_models, score=False)
-    runs = services.scoring_runs_for_variant(variant=services.base_variant(model), trigger="manual", enqueue=False)
+    runs = scoring.scoring_runs_for_variant(variant=scoring.base_variant(model), trigger="manual", enqueue=False)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.scoring_runs_recover() == len(runs)
-    assert set(ScoringRun.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+        assert jobs.recover() == len(runs)
+    assert set(ScoringRun.objects.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
 
 
 def test_out_of_memory_at_batch_size_one_fails_the_run_with_a_reason_and_its_retry_button_resumes_it(
     demo, tiny_models, carol, client, monkeypatch, django_capture_on_commit_callbacks
 ):
     run = unsent_run(tiny_models, batch_size=4)
-    real_get = services._models.get
+    real_get = scoring._models.get
 
     def too_small_a_device(spec, device):  # the worker's model, on a device where not even one instance fits
         loaded = real_get(spec, device)
         return dataclasses.replace(loaded, model=OutOfMemoryAbove(loaded.model, limit=0))
 
-    monkeypatch.setattr(services._models, "get", too_small_a_device)
-    run = services.scoring_run_execute(run_id=run.id, task_id="small-gpu")
-    assert run.status == RunStatus.FAILED
+    monkeypatch.setattr(scoring._models, "get", too_small_a_device)
+    run = scoring.scoring_run_execute(run_id=run.id, task_id="small-gpu")
+    assert run.status == JobStatus.FAILED
     assert run.error == (
         "Out of memory on cpu even at batch size 1; use a smaller model, a lower precision "
         "or a device with more memory."
@@ -252,18 +254,17 @@ def test_out_of_memory_at_batch_size_one_fails_the_run_with_a_reason_and_its_ret
         response = client.post(reverse("run_retry", args=[run.id]))
     assert response.status_code == 302
     run.refresh_from_db()
-    assert (run.status, run.error, run.attempts) == (RunStatus.SUCCEEDED, "", 2)
+    assert (run.status, run.error, run.attempts) == (JobStatus.SUCCEEDED, "", 2)
     assert Prediction.objects.filter(run=run).count() == run.total_cells > 0
 
 
 def test_a_delivery_that_finds_the_database_down_before_its_claim_is_retried(demo, tiny_models, monkeypatch):
     from django.db import OperationalError
 
-    from evaluation import leases
     from evaluation.tasks import score_run
 
     run = unsent_run(tiny_models)
-    real_claim, calls = leases.claim, []
+    real_claim, calls = jobs.claim, []
 
     def claim_once_the_database_is_back(*args, **kwargs):
         calls.append(args)
@@ -271,11 +272,11 @@ def test_a_delivery_that_finds_the_database_down_before_its_claim_is_retried(dem
             raise OperationalError("the database system is shutting down")
         return real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(leases, "claim", claim_once_the_database_is_back)
+    monkeypatch.setattr(jobs, "claim", claim_once_the_database_is_back)
     # Not propagating, Celery applies the retry at once (its countdown is for real workers).
     score_run.apply(args=[run.id], throw=False)
     run.refresh_from_db()
-    assert len(calls) == 2 and run.status == RunStatus.SUCCEEDED
+    assert len(calls) == 2 and run.status == JobStatus.SUCCEEDED
 
 
 def _database_error(message: str, sqlstate: str | None):
@@ -293,11 +294,10 @@ def _database_error(message: str, sqlstate: str | None):
 
 
 def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_resumes_it(demo, tiny_models, monkeypatch):
-    from evaluation import leases
     from evaluation.tasks import score_run
 
     run = unsent_run(tiny_models)
-    real_heartbeat, calls = services._heartbeat, []
+    real_heartbeat, calls = scoring._progress, []
 
     def heartbeat_lost_once(*args, **kwargs):
         calls.append(args)
@@ -305,21 +305,21 @@ def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_res
             raise _database_error("server closed the connection unexpectedly", None)
         return real_heartbeat(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_heartbeat", heartbeat_lost_once)
-    with pytest.raises(leases.DatabaseInterrupted, match="Database unavailable") as interrupted:
-        services.scoring_run_execute(run_id=run.id, task_id="t")
+    monkeypatch.setattr(scoring, "_progress", heartbeat_lost_once)
+    with pytest.raises(jobs.DatabaseInterrupted, match="Database unavailable") as interrupted:
+        scoring.scoring_run_execute(run_id=run.id, task_id="t")
     run.refresh_from_db()
-    assert (run.status, run.claim_token) == (RunStatus.QUEUED, None)  # handed back
+    assert (run.status, run.claim_token) == (JobStatus.QUEUED, None)  # handed back
     assert interrupted.value.token
     score_run.apply(args=[run.id], throw=False)
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
 
 
 def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(demo, tiny_models, monkeypatch):
     """A lost connection is retried for as long as it lasts; an error the server answers with (here a
     statement timeout) may never go away, so after ANSWERED_ERROR_RETRIES the run fails saying so."""
-    from evaluation import leases, tasks
+    from evaluation import tasks
 
     run = unsent_run(tiny_models)
     calls = []
@@ -328,7 +328,7 @@ def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(
         calls.append(args)
         raise _database_error("canceling statement due to statement timeout", "57014")
 
-    monkeypatch.setattr(leases, "claim", statement_timeout)
+    monkeypatch.setattr(jobs, "claim", statement_timeout)
     # Eager, each retry is applied at once; not propagating, a retry is a retry rather than an exception.
     conf = tasks.score_run.app.conf
     propagates, conf.task_eager_propagates = conf.task_eager_propagates, False
@@ -337,22 +337,21 @@ def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(
     finally:
         conf.task_eager_propagates = propagates
     run.refresh_from_db()
-    assert len(calls) == tasks.ANSWERED_ERROR_RETRIES + 1
-    assert run.status == RunStatus.FAILED
+    assert len(calls) == jobs.ANSWERED_ERROR_RETRIES + 1
+    assert run.status == JobStatus.FAILED
     assert run.error == "Database error after 9 attempts: canceling statement due to statement timeout"
-    assert leases.connection_lost(_database_error("terminating connection due to administrator command", "57P01"))
-    assert leases.connection_lost(_database_error("connection failed", None))
+    assert jobs.connection_lost(_database_error("terminating connection due to administrator command", "57P01"))
+    assert jobs.connection_lost(_database_error("connection failed", None))
 
 
 def test_a_retry_that_cannot_reach_the_broker_puts_the_run_back_in_the_outbox(demo, tiny_models, monkeypatch):
     from celery.exceptions import Reject
 
-    from evaluation import leases
     from evaluation.tasks import score_run
 
     run = unsent_run(tiny_models)
     ScoringRun.objects.filter(id=run.id).update(sent_at=timezone.now())
-    assert run.id not in leases.to_sweep(ScoringRun)  # sent, and waiting in a healthy queue
+    assert run.id not in jobs.to_sweep(ScoringRun)  # sent, and waiting in a healthy queue
 
     def connection_lost(*args, **kwargs):
         raise _database_error("server closed the connection unexpectedly", None)
@@ -360,9 +359,9 @@ def test_a_retry_that_cannot_reach_the_broker_puts_the_run_back_in_the_outbox(de
     def broker_down_too(*args, **kwargs):
         raise Reject("Error 111 connecting to 127.0.0.1:6379. Connection refused.", requeue=False)
 
-    monkeypatch.setattr(services, "_heartbeat", connection_lost)
+    monkeypatch.setattr(scoring, "_progress", connection_lost)
     monkeypatch.setattr(score_run, "retry", broker_down_too)
     score_run.apply(args=[run.id], throw=False)
     run.refresh_from_db()
-    assert (run.status, run.sent_at) == (RunStatus.QUEUED, None)
-    assert run.id in leases.to_sweep(ScoringRun)
+    assert (run.status, run.sent_at) == (JobStatus.QUEUED, None)
+    assert run.id in jobs.to_sweep(ScoringRun)

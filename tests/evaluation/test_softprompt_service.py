@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from collection import services as collection_services
 from collection.models import Collection, Instruction, Task
-from evaluation import services, softprompts
+from evaluation import registry, scoring, softprompts
 from evaluation.ml import softprompt as ml_softprompt
-from evaluation.ml.softprompt import AlignConfig
+from evaluation.ml.config import AlignConfig
 from evaluation.models import LanguageModel, ScoringRun, SoftPrompt
 from evaluation.split import is_heldout
 
@@ -29,7 +29,7 @@ def demo_model(db, tiny_models, tmp_path, settings):
     settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
     call_command("load_demo")
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
-    return services.language_model_register(
+    return registry.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")],
     )
@@ -162,9 +162,9 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
     # A task with held-out phrasings (which ones are held out depends on their ids, so on the test order).
     approved = Instruction.objects.filter(status="approved", task__benchmark__slug="demo").select_related("task")
     task = next(i.task for i in approved.order_by("task__slug", "id") if is_heldout(i.id))
-    base = services.base_variant(demo_model)
+    base = scoring.base_variant(demo_model)
     with django_capture_on_commit_callbacks(execute=True):
-        services.variant_score_now(variant=base)
+        scoring.variant_score_now(variant=base)
     order_before = [p["revision"].id for p in selectors.task_grid(task=task, variants=[base]).phrasings]
     with django_capture_on_commit_callbacks(execute=True):
         soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)

@@ -7,8 +7,9 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Task
-from evaluation import services
-from evaluation.models import LanguageModel, Prediction, RunStatus, ScoringRun
+from core.jobs import JobStatus
+from evaluation import registry, scoring
+from evaluation.models import LanguageModel, Prediction, ScoringRun
 
 pytestmark = pytest.mark.django_db
 
@@ -17,13 +18,13 @@ pytestmark = pytest.mark.django_db
 def model(tiny_models):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=3)
-    return services.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False)
+    return registry.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False)
 
 
 @pytest.fixture
 def run(model):
     # Created without sending it, so it stays queued for the tests to act on.
-    services.language_model_score_missing(model=model)
+    registry.language_model_score_missing(model=model)
     return ScoringRun.objects.first()
 
 
@@ -39,7 +40,7 @@ def test_anyone_can_see_models_and_runs(client, run):
 def test_the_progress_fragment_polls_while_active_and_stops_when_done(client, run):
     fragment = client.get(reverse("run_detail", args=[run.id]), HTTP_HX_REQUEST="true").content.decode()
     assert 'id="progress"' in fragment and 'hx-trigger="every 1s"' in fragment and "<h1>" not in fragment
-    services.scoring_run_execute(run_id=run.id, task_id="test")
+    scoring.scoring_run_execute(run_id=run.id, task_id="test")
     fragment = client.get(reverse("run_detail", args=[run.id]), HTTP_HX_REQUEST="true").content.decode()
     assert "hx-trigger" not in fragment and "succeeded" in fragment
     assert f"{run.total_cells} of {run.total_cells} cells scored (100%)" in fragment
@@ -56,18 +57,18 @@ def test_only_curators_and_admins_cancel_runs(client, run, request, who, status)
     run.refresh_from_db()
     if who in ("carol", "admin_user"):
         assert response["Location"] == reverse("run_detail", args=[run.id])
-        assert run.status == RunStatus.CANCELLED
+        assert run.status == JobStatus.CANCELLED
     else:
-        assert run.status == RunStatus.QUEUED
+        assert run.status == JobStatus.QUEUED
 
 
 def test_a_curator_retries_a_failed_run_and_it_finishes(
     client, carol, run, tiny_models, django_capture_on_commit_callbacks
 ):
     LanguageModel.objects.update(source="/no/such/model")
-    services.scoring_run_execute(run_id=run.id, task_id="test")
+    scoring.scoring_run_execute(run_id=run.id, task_id="test")
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     page = client.get(reverse("run_detail", args=[run.id])).content.decode()
     assert "No model directory at /no/such/model" in page and "Retry" not in page  # anonymous: no button
     client.force_login(carol)
@@ -76,11 +77,11 @@ def test_a_curator_retries_a_failed_run_and_it_finishes(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("run_retry", args=[run.id]))
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
 
 
 def test_retrying_a_finished_run_says_why_not(client, carol, run):
-    services.scoring_run_execute(run_id=run.id, task_id="test")
+    scoring.scoring_run_execute(run_id=run.id, task_id="test")
     client.force_login(carol)
     response = client.post(reverse("run_retry", args=[run.id]), follow=True)
     assert "Only a failed or cancelled run can be retried; this one is succeeded." in response.content.decode()
@@ -96,7 +97,7 @@ def test_only_admins_start_scoring_by_hand(client, model, request, who, status, 
 
 
 def test_the_run_list_needs_a_fixed_number_of_queries(client, run, django_assert_max_num_queries):
-    services.language_model_register(name="other", source="/x", family="causal")
+    registry.language_model_register(name="other", source="/x", family="causal")
     with django_assert_max_num_queries(8):
         client.get(reverse("run_list"))
 
@@ -128,11 +129,11 @@ def test_registering_a_model_in_admin_queues_its_scoring(client, staff_admin, ti
     assert response.status_code == 302, response.content.decode()[:2000]
     model = LanguageModel.objects.get(name="admin-t5")
     assert model.created_by == staff_admin
-    assert {r.status for r in ScoringRun.objects.filter(variant__model=model)} == {RunStatus.SUCCEEDED}
+    assert {r.status for r in ScoringRun.objects.filter(variant__model=model)} == {JobStatus.SUCCEEDED}
 
 
 def test_the_admin_cancels_runs_through_the_service(client, staff_admin, run):
     client.force_login(staff_admin)
     client.post(reverse("admin:evaluation_scoringrun_changelist"), {"action": "cancel", "_selected_action": [run.id]})
     run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED
+    assert run.status == JobStatus.CANCELLED

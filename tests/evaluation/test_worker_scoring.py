@@ -12,8 +12,9 @@ from django.db.models import Count
 
 from collection.demo import load_demo
 from collection.models import Task
-from evaluation import services
-from evaluation.models import LanguageModel, Prediction, RunStatus, ScoringRun
+from core.jobs import JobStatus
+from evaluation import registry, scoring
+from evaluation.models import LanguageModel, Prediction, ScoringRun
 from tests.workers import manage, process_env, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
@@ -55,7 +56,7 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
         manage(env, "register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq")
         wait_for(all_finished, timeout=120, what="the registration's runs", log=log)
         runs = ScoringRun.objects.all()
-        assert [r.status for r in runs] == [RunStatus.SUCCEEDED] * 4, [r.error for r in runs]
+        assert [r.status for r in runs] == [JobStatus.SUCCEEDED] * 4, [r.error for r in runs]
         assert all(r.worker.startswith("test-") for r in runs)
         cells = sum(r.total_cells for r in runs)
         assert Prediction.objects.count() == cells == 4 * 6 * 10
@@ -67,7 +68,7 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
         send(env, again.id)
         wait_for(all_finished, timeout=60, what="the repeated run", log=log)
     again.refresh_from_db()
-    assert (again.status, again.done_cells) == (RunStatus.SUCCEEDED, first.total_cells)
+    assert (again.status, again.done_cells) == (JobStatus.SUCCEEDED, first.total_cells)
     assert Prediction.objects.count() == cells
     assert not Prediction.objects.filter(run=again).exists()
 
@@ -75,11 +76,11 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
 def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_prediction_per_cell(
     demo, env, tiny_models, tmp_path
 ):
-    model = services.language_model_register(
+    model = registry.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", batch_size=1, score=False
     )
-    run = ScoringRun.objects.create(variant=services.base_variant(model), trigger="manual")
-    run.revisions.set(services.approved_revisions())
+    run = ScoringRun.objects.create(variant=scoring.base_variant(model), trigger="manual")
+    run.revisions.set(scoring.approved_revisions())
     send(env, run.id)  # waits in Redis until a worker starts
 
     def progress() -> int:
@@ -90,13 +91,13 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     run.refresh_from_db()
-    assert run.status == RunStatus.RUNNING, "the run finished before the kill; make it longer"
+    assert run.status == JobStatus.RUNNING, "the run finished before the kill; make it longer"
     assert 0 < progress() < 24 * 100
 
     with running_worker(env, queues="gpu", log=tmp_path / "second.log"):
         wait_for(all_finished, timeout=240, what="the second worker to finish the run", log=tmp_path / "second.log")
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts >= 2  # (in our runs the broker redelivered the killed worker's own message)
     assert run.total_cells == run.done_cells == Prediction.objects.count() == 24 * 100
     duplicates = Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
@@ -110,5 +111,5 @@ def test_a_model_that_cannot_load_gives_a_failed_run_with_a_reason(demo, env, tm
         manage(env, "register_model", "ghost", str(tmp_path / "no-such-model"), "--family", "causal")
         wait_for(all_finished, timeout=120, what="the runs to fail", log=log)
     runs = ScoringRun.objects.filter(variant__model=LanguageModel.objects.get(name="ghost"))
-    assert {r.status for r in runs} == {RunStatus.FAILED}
+    assert {r.status for r in runs} == {JobStatus.FAILED}
     assert all(f"No model directory at {tmp_path / 'no-such-model'}" in r.error for r in runs)

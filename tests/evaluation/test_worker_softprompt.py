@@ -13,7 +13,7 @@ from django.db.models import Count
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import services
+from evaluation import registry
 from evaluation.models import ModelVariant, Prediction, ScoringRun, SoftPrompt, VariantKind
 from tests.workers import manage, process_env, running_worker, wait_for
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True),
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 QUEUE = (
     "from evaluation.models import LanguageModel; from evaluation.softprompts import softprompt_queue; "
-    "from evaluation.ml.softprompt import AlignConfig; "
+    "from evaluation.ml.config import AlignConfig; "
     "print(softprompt_queue(model=LanguageModel.objects.get(name='tiny-t5'), "
     "config=AlignConfig(num_virtual_tokens=2, steps={steps}, instances_per_batch=2, paraphrases=1)).id)"
 )
@@ -33,7 +33,7 @@ def demo_model(tiny_models):
     redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
-    services.language_model_register(
+    registry.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")], score=False,
     )

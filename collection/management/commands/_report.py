@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from collection import events
 from core.errors import ApplicationError
 
 
@@ -14,11 +15,8 @@ def run_import(command: BaseCommand, title: str, importer, *args, **kwargs) -> N
     command.stdout.write(command.style.SUCCESS(f"{title}:"))
     for line in report.lines():
         command.stdout.write(f"  {line}")
-    # Imported phrasings may be approved already: queue them on every active model, as an approval would.
-    from evaluation.models import RunTrigger
-    from evaluation.services import scoring_for_active_models
-
-    runs = scoring_for_active_models(trigger=RunTrigger.IMPORT)
-    if runs:
-        cells = sum(run.to_compute for run in runs)
-        command.stdout.write(f"  queued {len(runs)} scoring run(s), {cells} cell(s) to compute")
+    # Imported phrasings may be approved already: the layers above queue what they need (scoring, see
+    # evaluation/receivers.py) and say what they did.
+    for _receiver, lines in events.phrasings_imported.send(sender=BaseCommand):
+        for line in lines or ():
+            command.stdout.write(f"  {line}")

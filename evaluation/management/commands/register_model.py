@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from collection.models import Collection
 from core.errors import ApplicationError
-from evaluation import services
+from evaluation import registry
 from evaluation.models import Dtype, ModelFamily, PromptFormat
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             known = ", ".join(Collection.objects.values_list("slug", flat=True))
             raise CommandError(f"Unknown collection(s): {', '.join(sorted(unknown))}. Known: {known}.")
         try:
-            model = services.language_model_register(
+            model = registry.language_model_register(
                 name=opts["name"],
                 source=opts["source"],
                 family=opts["family"],

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from collection.demo import BENCHMARK_SLUG
 from core.errors import ApplicationError
+from core.jobs import JobStatus
 from evaluation.demo_model import demo_study_ensure
-from evaluation.models import BenchmarkSummary, SoftPromptStatus, TaskSummary
+from evaluation.models import BenchmarkSummary, TaskSummary
 
 
 def pct(figures: dict, key: str) -> str:
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         base_held = self._summaries(base).get("heldout_unobserved", {})
         out(f"{'base':<24} {base_held.get('phrasings', 0):>3}  {pct(base_held, 'avgp'):<22} {pp(base_held, 'std'):>5} "
             f"{pp(base_held, 'min'):>5} {pp(base_held, 'spread'):>6} {'':>7}")
-        for soft in model.soft_prompts.filter(status=SoftPromptStatus.SUCCEEDED).select_related("variant").order_by("id"):
+        for soft in model.soft_prompts.filter(status=JobStatus.SUCCEEDED).select_related("variant").order_by("id"):
             f = self._summaries(soft.variant).get("heldout_unobserved", {})
             delta = "" if f.get("avgp") is None or base_held.get("avgp") is None else f"{100 * (f['avgp'] - base_held['avgp']):+.1f}"
             label = f"+ soft prompt ({soft.ablation})"

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from collection.models import Instruction, Task
-from evaluation import services
-from evaluation.models import LanguageModel, RunStatus, RunTrigger
+from core.jobs import JobStatus
+from evaluation import scoring
+from evaluation.models import LanguageModel, RunTrigger
 
 
 class Command(BaseCommand):
@@ -25,9 +26,9 @@ class Command(BaseCommand):
         if model is None:
             names = ", ".join(LanguageModel.objects.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"No model named '{opts['model']}'. Registered: {names}.")
-        variant = services.base_variant(model)
+        variant = scoring.base_variant(model)
         groups = self._scope(opts)
-        plans = [(task, revs, services.scoring_plan(variant=variant, revisions=revs)) for task, revs in groups]
+        plans = [(task, revs, scoring.scoring_plan(variant=variant, revisions=revs)) for task, revs in groups]
         total = sum(p.total for _, _, p in plans)
         cached = sum(p.cached for _, _, p in plans)
         self.stdout.write(f"{model.name}: {total} cells in scope, {cached} already scored, {total - cached} to compute.")
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         for task, revisions, plan in plans:
             if plan.to_compute == 0:
                 continue
-            run = services.scoring_run_create(
+            run = scoring.scoring_run_create(
                 variant=variant, revisions=revisions, trigger=RunTrigger.CLI, task=task,
                 instruction=self._instruction, enqueue=False,
             )
@@ -46,8 +47,8 @@ class Command(BaseCommand):
                     bar.total = total
                     bar.update(done - bar.n)
 
-                run = services.scoring_run_execute(run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress)
-            if run is None or run.status != RunStatus.SUCCEEDED:
+                run = scoring.scoring_run_execute(run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress)
+            if run is None or run.status != JobStatus.SUCCEEDED:
                 failures.append(f"run {run.id if run else '?'} ({task}): {run.error if run else 'not claimed'}")
         if failures:
             raise CommandError("Some runs did not finish:\n" + "\n".join(failures))
@@ -62,7 +63,7 @@ class Command(BaseCommand):
             self._instruction = instruction
             return [(instruction.task, [instruction.current_revision])]
         task = self._task(opts["task"]) if opts["task"] else None
-        groups = services.revisions_by_task(services.approved_revisions(task))
+        groups = scoring.revisions_by_task(scoring.approved_revisions(task))
         if not groups:
             raise CommandError("No approved phrasings in scope.")
         return list(groups.items())

@@ -5,10 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.errors import ApplicationError
-from evaluation import services, softprompts
-from evaluation.ml.config import ConfigError
-from evaluation.ml.softprompt import AlignConfig
-from evaluation.models import LanguageModel, RunTrigger, SoftPromptStatus
+from core.jobs import JobStatus
+from evaluation import scoring, softprompts
+from evaluation.ml.config import AlignConfig, ConfigError
+from evaluation.models import LanguageModel, RunTrigger
 
 
 class Command(BaseCommand):
@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 soft_prompt_id=soft.id, task_id=f"cli-{uuid.uuid4()}", on_step=step, device=opts["device"],
                 enqueue_scoring=opts["no_score"],
             )
-        if soft is None or soft.status != SoftPromptStatus.SUCCEEDED:
+        if soft is None or soft.status != JobStatus.SUCCEEDED:
             raise CommandError(f"Training failed: {soft.error if soft else 'not claimed'}")
         self.stdout.write(f"Soft prompt #{soft.id}: {soft.training_revisions.count()} training phrasings, "
                           f"{soft.heldout_revisions.count()} held out; artifact {soft.artifact}")
@@ -66,8 +66,8 @@ class Command(BaseCommand):
             return
         # Both variants in the foreground, the base model included: it must have the held-out phrasings too.
         try:
-            for variant in (soft.variant, services.base_variant(model)):
-                services.variant_score_now(variant=variant, say=self.stdout.write)
+            for variant in (soft.variant, scoring.base_variant(model)):
+                scoring.variant_score_now(variant=variant, say=self.stdout.write)
         except ApplicationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS("Done."))

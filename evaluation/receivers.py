@@ -1,0 +1,33 @@
+"""What evaluation does when phrasings change (the events are defined in collection/events.py). Connected
+once, in EvaluationConfig.ready()."""
+
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from collection import events
+from evaluation import aggregates, scoring, softprompts
+from evaluation.models import RunTrigger
+
+
+@receiver(events.phrasing_approved, dispatch_uid="evaluation.on_phrasing_approved")
+def on_phrasing_approved(*, instruction, by=None, **kwargs) -> None:
+    # Saved with the approval, sent to the workers once it commits.
+    scoring.scoring_on_approval(instruction=instruction, by=by)
+    # Aligned models retrain their soft prompt once enough new phrasings have been approved.
+    softprompts.softprompts_on_approval(by=by)
+
+
+@receiver(events.phrasing_withdrawn, dispatch_uid="evaluation.on_phrasing_withdrawn")
+def on_phrasing_withdrawn(*, instruction, **kwargs) -> None:
+    # Its results leave the leaderboards: recompute the figures without it.
+    aggregates.aggregates_enqueue_for_task(task=instruction.task)
+
+
+@receiver(events.phrasings_imported, dispatch_uid="evaluation.on_phrasings_imported")
+def on_phrasings_imported(**kwargs) -> list[str]:
+    # Queue imported approved phrasings on every active model, as an approval would.
+    runs = scoring.scoring_for_active_models(trigger=RunTrigger.IMPORT)
+    if not runs:
+        return []
+    return [f"queued {len(runs)} scoring run(s), {sum(run.to_compute for run in runs)} cell(s) to compute"]
