@@ -63,7 +63,9 @@ def main() -> None:
         print(f"MMLU import:          {n_mmlu:,} instances in {mmlu_s:.2f} s ({n_mmlu / mmlu_s:,.0f}/s)")
         print(f"MMLU naive baseline:  {n_mmlu:,} instances in {naive_s:.2f} s ({n_mmlu / naive_s:,.0f}/s)")
         print(f"speed-up over naive:  {naive_s / mmlu_s:.1f}x")
-        print(f"MMLU re-import (no-op): {again_s:.2f} s ({mmlu_s / again_s:.1f}x faster than the first import)")
+        print(
+            f"MMLU re-import (no-op): {again_s:.2f} s ({mmlu_s / again_s:.1f}x faster than the first import)"
+        )
         print(f"BIG-bench Lite import: {n_bb:,} instances in {bb_s:.2f} s ({n_bb / bb_s:,.0f}/s)")
         call_command("check", verbosity=0)
     finally:

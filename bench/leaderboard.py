@@ -67,21 +67,37 @@ def seed() -> None:
     tasks, revisions = [], {}
     for t in range(TASKS):
         task = Task.objects.create(
-            benchmark=bench, slug=f"task-{t}", name=f"Task {t}", kind="multiple_choice", answer_format="letter",
-            input_fields=["question"], label_space=list("ABCD"), max_options=4,
+            benchmark=bench,
+            slug=f"task-{t}",
+            name=f"Task {t}",
+            kind="multiple_choice",
+            answer_format="letter",
+            input_fields=["question"],
+            label_space=list("ABCD"),
+            max_options=4,
         )
         Instance.objects.bulk_create(
-            Instance(task=task, source_id=f"{t}/{i}", inputs={"question": f"Question {i} of task {t}?"},
-                     options=["w", "x", "y", "z"], gold=i % 4)
+            Instance(
+                task=task,
+                source_id=f"{t}/{i}",
+                inputs={"question": f"Question {i} of task {t}?"},
+                options=["w", "x", "y", "z"],
+                gold=i % 4,
+            )
             for i in range(INSTANCES)
         )
         for p in range(PHRASINGS_PER_TASK):
             instruction = Instruction.objects.create(
-                task=task, collection=tuning if p % 4 == 0 else crowd, source="bench", external_id=f"{t}/{p}",
+                task=task,
+                collection=tuning if p % 4 == 0 else crowd,
+                source="bench",
+                external_id=f"{t}/{p}",
                 status="approved",
             )
             rev = InstructionRevision.objects.create(
-                instruction=instruction, number=1, template=f"Phrasing {p} for task {t}: {{question}}\n{{options}}"
+                instruction=instruction,
+                number=1,
+                template=f"Phrasing {p} for task {t}: {{question}}\n{{options}}",
             )
             instruction.current_revision = rev
             instruction.save(update_fields=["current_revision"])
@@ -108,8 +124,10 @@ def seed() -> None:
                         right = rng.random(INSTANCES) < p
                         buffer = io.StringIO()
                         for inst, ok in zip(instance_ids[task.id], right):
-                            buffer.write(f"{variant.id}\t{rev}\t{inst}\t[-0.5, -1.5, -2.0, -2.5]\t[1, 1, 1, 1]\t"
-                                         f"{0 if ok else 1}\t{'t' if ok else 'f'}\t2026-11-21 00:00:00+00\n")
+                            buffer.write(
+                                f"{variant.id}\t{rev}\t{inst}\t[-0.5, -1.5, -2.0, -2.5]\t[1, 1, 1, 1]\t"
+                                f"{0 if ok else 1}\t{'t' if ok else 'f'}\t2026-11-21 00:00:00+00\n"
+                            )
                         copy.write(buffer.getvalue())
         print(f"  10M predictions copied: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
@@ -183,8 +201,20 @@ def main() -> None:
     phrasing = Instruction.objects.filter(task__slug="task-0").order_by("id").first().id
     env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "core.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", "2", "--log-level", "warning"],
-        cwd=REPO, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "core.wsgi",
+            "-b",
+            f"127.0.0.1:{PORT}",
+            "-w",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
     )
     try:
         for _ in range(100):
@@ -200,7 +230,9 @@ def main() -> None:
             ("task grid page", "/b/scale/t/task-0/results/"),
             ("phrasing page", f"/phrasings/{phrasing}/"),
         ]
-        print("\nserver: gunicorn, 2 sync workers, on loopback; 60 sequential requests each, then 8 clients for 8 s")
+        print(
+            "\nserver: gunicorn, 2 sync workers, on loopback; 60 sequential requests each, then 8 clients for 8 s"
+        )
         print(f"{'page':28} {'median ms':>10} {'p95 ms':>8} {'req/s':>8} {'errors':>7} {'vs trivial':>10}")
         base = None
         for label, path in pages:

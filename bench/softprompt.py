@@ -37,7 +37,10 @@ SHARED = REPO.parent / "shared" / "data" / "mmlu" / "test"
 
 PHRASINGS = [
     ("The following is a multiple choice question.", "\n\n{question}\n{options}\nAnswer:"),
-    ("Answer the question with the letter of the correct option.", "\nQuestion: {question}\n{options}\nAnswer:"),
+    (
+        "Answer the question with the letter of the correct option.",
+        "\nQuestion: {question}\n{options}\nAnswer:",
+    ),
     ("Question:", " {question}\nChoices:\n{options}\nThe answer is"),
     ("Pick the right option.", " {question}\n{options}\nLetter:"),
 ]
@@ -54,8 +57,10 @@ def questions(count: int, seed: int) -> list[tuple[str, list[str], int]]:
                         rows.append((row[0], row[1:5], LETTERS.index(row[5])))
     if not rows:
         rng = random.Random(seed)
-        rows = [(f"What is {a} + {b}?", [str(a + b + d) for d in (0, 1, 2, 3)], 0)
-                for a, b in ((rng.randrange(100), rng.randrange(100)) for _ in range(500))]
+        rows = [
+            (f"What is {a} + {b}?", [str(a + b + d) for d in (0, 1, 2, 3)], 0)
+            for a, b in ((rng.randrange(100), rng.randrange(100)) for _ in range(500))
+        ]
     return random.Random(seed).sample(rows, min(count, len(rows)))
 
 
@@ -65,7 +70,9 @@ def build(args) -> None:
     data = questions(args.questions, args.seed)
     corpus = [q + " " + " ".join(o) for q, o, _ in data] + [s + r for s, r in PHRASINGS]
     tokenizer = train_tokenizer(corpus * 3, args.model_dir, vocab_size=4000, add_eos=args.arch == "t5")
-    build_model(args.arch, tokenizer, args.model_dir, size={"t5": "t5-small", "gpt2": "gpt2-small"}[args.arch], seed=1)
+    build_model(
+        args.arch, tokenizer, args.model_dir, size={"t5": "t5-small", "gpt2": "gpt2-small"}[args.arch], seed=1
+    )
 
 
 def child(args) -> dict:
@@ -89,13 +96,20 @@ def child(args) -> dict:
         return ScoringItem(shared, rest.format(question=question, options=listing), tuple(LETTERS))
 
     task = softprompt.TrainingTask(
-        name="mmlu", phrasings=tuple(range(len(PHRASINGS))), anchors=(0,), instance_count=len(data),
-        item=item, gold=lambda index: data[index][2],
+        name="mmlu",
+        phrasings=tuple(range(len(PHRASINGS))),
+        anchors=(0,),
+        instance_count=len(data),
+        item=item,
+        gold=lambda index: data[index][2],
     )
     steps = args.warmup + args.steps
     config = softprompt.AlignConfig(
-        num_virtual_tokens=args.tokens, steps=steps, instances_per_batch=args.batch,
-        paraphrases=len(PHRASINGS) - 1, seed=args.seed,
+        num_virtual_tokens=args.tokens,
+        steps=steps,
+        instances_per_batch=args.batch,
+        paraphrases=len(PHRASINGS) - 1,
+        seed=args.seed,
     )
     cuda = loaded.device.type == "cuda"
     times: list[float] = []
@@ -115,9 +129,17 @@ def child(args) -> dict:
         softprompt.train(loaded, [task], config, on_step=on_step)
     else:
         times = plain_prompt_tuning(loaded, task, config, args, cuda)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"median_s": statistics.median(times), "steps": len(times), "peak_mib": peak,
-            "memory": "CUDA peak allocated" if cuda else "max RSS"}
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {
+        "median_s": statistics.median(times),
+        "steps": len(times),
+        "peak_mib": peak,
+        "memory": "CUDA peak allocated" if cuda else "max RSS",
+    }
 
 
 def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
@@ -130,10 +152,14 @@ def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
     model = loaded.model
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    peft_model = get_peft_model(model, PromptTuningConfig(
-        task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
-        num_virtual_tokens=config.num_virtual_tokens, num_transformer_submodules=1,
-    ))
+    peft_model = get_peft_model(
+        model,
+        PromptTuningConfig(
+            task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+            num_virtual_tokens=config.num_virtual_tokens,
+            num_transformer_submodules=1,
+        ),
+    )
     peft_model.eval()
     weight = peft_model.prompt_encoder["default"].embedding.weight
     optimiser = torch.optim.Adam([weight], lr=config.learning_rate)
@@ -170,9 +196,13 @@ def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
                 mask[r, : len(sequence)] = 1
                 labels[r, len(prompt) : len(sequence)] = torch.tensor(answer)
         device = loaded.device
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        )
         with autocast:
-            loss = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            loss = peft_model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+            ).loss
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -184,9 +214,13 @@ def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--arch", choices=["t5", "gpt2"], default="t5")
-    parser.add_argument("--batch", type=int, default=4, help="Instances per step (each under every phrasing).")
+    parser.add_argument(
+        "--batch", type=int, default=4, help="Instances per step (each under every phrasing)."
+    )
     parser.add_argument("--tokens", type=int, default=20, help="Virtual tokens.")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
@@ -209,21 +243,27 @@ def main() -> None:
         results = {}
         for mode in ("build", "plain", "align"):  # the model is built in a child of its own, off both peaks
             command = [sys.executable, __file__, *sys.argv[1:], "--mode", mode, "--model-dir", str(model_dir)]
-            out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            out = subprocess.run(
+                command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+            )
             if out.returncode != 0:
                 sys.exit(f"{mode} failed:\n{out.stderr[-3000:]}")
             results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         del results["build"]
     plain, align = results["plain"], results["align"]
     rows = len(PHRASINGS) * args.batch
-    print(f"{args.arch} ({'t5-small' if args.arch == 't5' else 'gpt2-small'}-sized), device {args.device}, "
-          f"{args.threads} threads, batch {args.batch} instances x {len(PHRASINGS)} phrasings = {rows} prompts, "
-          f"{args.tokens} virtual tokens, {args.steps} timed steps after {args.warmup} warm-up; load {os.getloadavg()[0]:.2f}")
+    print(
+        f"{args.arch} ({'t5-small' if args.arch == 't5' else 'gpt2-small'}-sized), device {args.device}, "
+        f"{args.threads} threads, batch {args.batch} instances x {len(PHRASINGS)} phrasings = {rows} prompts, "
+        f"{args.tokens} virtual tokens, {args.steps} timed steps after {args.warmup} warm-up; load {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'':<28} {'s/step (median)':>16} {'peak MiB':>10}")
     print(f"{'plain prompt tuning (PEFT)':<28} {plain['median_s']:>16.3f} {plain['peak_mib']:>10.0f}")
     print(f"{'alignment (CE+KL+rep)':<28} {align['median_s']:>16.3f} {align['peak_mib']:>10.0f}")
-    print(f"{'ratio align / plain':<28} {align['median_s'] / plain['median_s']:>15.2f}x "
-          f"{align['peak_mib'] / plain['peak_mib']:>9.2f}x   ({plain['memory']})")
+    print(
+        f"{'ratio align / plain':<28} {align['median_s'] / plain['median_s']:>15.2f}x "
+        f"{align['peak_mib'] / plain['peak_mib']:>9.2f}x   ({plain['memory']})"
+    )
 
 
 if __name__ == "__main__":

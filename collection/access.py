@@ -91,7 +91,8 @@ def get_instruction_for_user(user, instruction_id: int, *, action: str = VIEW) -
 def get_revision_for_user(user, revision_id: int) -> InstructionRevision:
     """The revision, if the user may see its phrasing (else 404). Revisions are immutable: view only."""
     revision = (
-        revisions_visible_to(user).select_related("instruction__task__benchmark", "instruction__collection")
+        revisions_visible_to(user)
+        .select_related("instruction__task__benchmark", "instruction__collection")
         .filter(id=revision_id)
         .first()
     )

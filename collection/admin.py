@@ -121,7 +121,9 @@ class InstructionAdmin(admin.ModelAdmin):
         done = sum(not o.error for o in outcomes)
         for outcome in outcomes:
             if outcome.error:
-                self.message_user(request, f"Phrasing #{outcome.instruction.id}: {outcome.error}", messages.ERROR)
+                self.message_user(
+                    request, f"Phrasing #{outcome.instruction.id}: {outcome.error}", messages.ERROR
+                )
         if done:
             self.message_user(request, f"{done} phrasing(s) {verb}.", messages.SUCCESS)
         return None

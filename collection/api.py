@@ -30,8 +30,20 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = Task
         fields = [
-            "id", "benchmark", "slug", "name", "description", "kind", "answer_format", "input_fields",
-            "label_space", "max_options", "parent", "eval_sample_size", "eval_sample_seed", "source",
+            "id",
+            "benchmark",
+            "slug",
+            "name",
+            "description",
+            "kind",
+            "answer_format",
+            "input_fields",
+            "label_space",
+            "max_options",
+            "parent",
+            "eval_sample_size",
+            "eval_sample_seed",
+            "source",
         ]
 
 
@@ -47,20 +59,36 @@ class InstructionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Instruction
         fields = [
-            "id", "task", "collection", "author", "source", "external_id", "text_available", "status", "revision",
-            "template", "labels", "review_reason", "reviewer", "created_at",
+            "id",
+            "task",
+            "collection",
+            "author",
+            "source",
+            "external_id",
+            "text_available",
+            "status",
+            "revision",
+            "template",
+            "labels",
+            "review_reason",
+            "reviewer",
+            "created_at",
         ]
 
 
 class DraftSerializer(serializers.Serializer):
     task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.all())
     template = serializers.CharField(trim_whitespace=False, max_length=100_000)
-    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50
+    )
 
 
 class EditSerializer(serializers.Serializer):
     template = serializers.CharField(trim_whitespace=False, max_length=100_000)
-    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50
+    )
 
 
 class ReviewSerializer(serializers.Serializer):
@@ -125,9 +153,7 @@ class CanAuthor(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or roles.can_submit(request.user)
 
 
-class InstructionViewSet(
-    mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
-):
+class InstructionViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Phrasings. Everyone reads approved ones; authors also see their own in any status, curators all.
     POST submits a phrasing for review; PATCH edits one's own phrasing while it waits for review."""
 
@@ -162,7 +188,9 @@ class InstructionViewSet(
         instruction = access.get_instruction_for_user(request.user, self._pk(), action=access.EDIT)
         edit = EditSerializer(data=request.data)
         edit.is_valid(raise_exception=True)
-        instruction = services.instruction_edit(instruction=instruction, by=request.user, **edit.validated_data)
+        instruction = services.instruction_edit(
+            instruction=instruction, by=request.user, **edit.validated_data
+        )
         return Response(InstructionSerializer(instruction).data)
 
     @extend_schema(request=ReviewSerializer, responses=InstructionSerializer)
@@ -174,7 +202,9 @@ class InstructionViewSet(
         decision = ReviewSerializer(data=request.data)
         decision.is_valid(raise_exception=True)
         services.instruction_review(
-            instruction=instruction, reviewer=request.user, status=decision.validated_data["decision"],
+            instruction=instruction,
+            reviewer=request.user,
+            status=decision.validated_data["decision"],
             reason=decision.validated_data["reason"],
         )
         instruction.refresh_from_db()

@@ -32,7 +32,16 @@ CATEGORIES = {
 }
 POSITIVE = ["wonderful", "delightful", "brilliant", "charming", "superb", "lovely", "moving", "clever"]
 NEGATIVE = ["dreadful", "boring", "clumsy", "tedious", "awful", "dull", "painful", "messy"]
-SUBJECTS = ["The film", "The book", "The meal", "The concert", "The trip", "The game", "The show", "The lecture"]
+SUBJECTS = [
+    "The film",
+    "The book",
+    "The meal",
+    "The concert",
+    "The trip",
+    "The game",
+    "The show",
+    "The lecture",
+]
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,12 @@ def _sentiment(rng: random.Random):
     return {"sentence": sentence}, ["positive", "negative"], 0 if positive else 1
 
 
-GENERATORS = {"parity": _parity, "larger-number": _larger, "odd-one-out": _odd_one_out, "sentiment": _sentiment}
+GENERATORS = {
+    "parity": _parity,
+    "larger-number": _larger,
+    "odd-one-out": _odd_one_out,
+    "sentiment": _sentiment,
+}
 
 TASKS = [
     DemoTask(
@@ -150,13 +164,13 @@ TASKS = [
         observed=[
             "Review: {sentence}\nSentiment: positive or negative?",
             "{sentence}\nIs this review positive or negative?",
-            "Q: What is the sentiment of \"{sentence}\"? positive or negative.\nA:",
+            'Q: What is the sentiment of "{sentence}"? positive or negative.\nA:',
         ],
         unobserved=[
-            "A friend texted you this after going out: \"{sentence}\" Did they enjoy it? Describe their "
+            'A friend texted you this after going out: "{sentence}" Did they enjoy it? Describe their '
             "feeling as positive or negative.",
             "Classify the emotional tone of the following sentence.\n\n{sentence}\n\nTone:",
-            "Would the writer of \"{sentence}\" recommend it? Answer with positive or negative.",
+            'Would the writer of "{sentence}" recommend it? Answer with positive or negative.',
         ],
     ),
 ]
@@ -168,7 +182,15 @@ def instance_rows(task: DemoTask, index: int) -> list[dict]:
     for split, count in ((Instance.Split.TRAIN, TRAIN_PER_TASK), (Instance.Split.EVAL, EVAL_PER_TASK)):
         for i in range(count):
             inputs, options, gold = task.make(rng)
-            rows.append({"source_id": f"{split}/{i}", "split": split, "inputs": inputs, "options": options, "gold": gold})
+            rows.append(
+                {
+                    "source_id": f"{split}/{i}",
+                    "split": split,
+                    "inputs": inputs,
+                    "options": options,
+                    "gold": gold,
+                }
+            )
     return rows
 
 

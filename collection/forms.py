@@ -28,7 +28,9 @@ class PhrasingForm(forms.Form):
         if task.answer_format == Task.AnswerFormat.OPTION_TEXT:
             for index, label in enumerate(task.label_space):
                 self.fields[f"label_{index}"] = forms.CharField(
-                    label=f"Word for “{label}”", required=False, max_length=100,
+                    label=f"Word for “{label}”",
+                    required=False,
+                    max_length=100,
                     widget=forms.TextInput(attrs={"placeholder": label}),
                 )
 
@@ -60,6 +62,7 @@ class ReviewForm(forms.Form):
 
 class UploadForm(forms.Form):
     file = forms.FileField(
-        label="File of phrasings", widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl"}),
+        label="File of phrasings",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl"}),
         error_messages={"required": "Choose a .csv or .jsonl file.", "empty": "The file is empty."},
     )

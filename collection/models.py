@@ -98,9 +98,7 @@ class Task(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["benchmark", "slug"], name="task_unique_slug_per_benchmark"),
             models.CheckConstraint(condition=~Q(parent=models.F("id")), name="task_not_own_parent"),
-            models.CheckConstraint(
-                condition=Q(kind__in=TaskKind.values), name="task_kind_valid"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="task_kind_valid"),
             models.CheckConstraint(
                 condition=Q(answer_format__in=AnswerFormat.values), name="task_answer_format_valid"
             ),
@@ -171,7 +169,11 @@ class Instruction(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="instructions")
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="instructions")
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="instructions"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instructions",
     )
     source = models.CharField(max_length=300, blank=True, help_text="External source, when not written here.")
     external_id = models.CharField(max_length=200, blank=True, help_text="The phrasing's id at its source.")
@@ -179,7 +181,9 @@ class Instruction(models.Model):
         default=True,
         help_text="False for phrasings known only from published results: shown on leaderboards, never scored.",
     )
-    status = models.CharField(max_length=10, choices=InstructionStatus.choices, default=InstructionStatus.PENDING)
+    status = models.CharField(
+        max_length=10, choices=InstructionStatus.choices, default=InstructionStatus.PENDING
+    )
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"
     )
@@ -194,7 +198,9 @@ class Instruction(models.Model):
     class Meta:
         ordering = ["task", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=InstructionStatus.values), name="instruction_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=InstructionStatus.values), name="instruction_status_valid"
+            ),
             # Written here by a user, or brought in from a named external source.
             models.CheckConstraint(
                 condition=Q(author__isnull=False) | ~Q(source=""), name="instruction_has_author_or_source"

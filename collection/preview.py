@@ -71,6 +71,7 @@ def build(
         shared, rest = templating.render_parts(template, instance.inputs, instance.options)
         head, tail = wrap(shared, rest)
         # The scorer's own answer texts, so the preview shows exactly what will be scored.
-        preview.samples.append(Sample(instance, head + tail, list(answer_texts(task, labels, instance)), instance.gold))
+        preview.samples.append(
+            Sample(instance, head + tail, list(answer_texts(task, labels, instance)), instance.gold)
+        )
     return preview
-

@@ -55,7 +55,9 @@ def task_list(
     if kind:
         tasks = tasks.filter(kind=kind)
     if query:
-        tasks = tasks.filter(Q(name__icontains=query) | Q(slug__icontains=query) | Q(description__icontains=query))
+        tasks = tasks.filter(
+            Q(name__icontains=query) | Q(slug__icontains=query) | Q(description__icontains=query)
+        )
     phrasings = Instruction.objects.filter(task=OuterRef("pk"))
     return tasks.annotate(
         approved_count=count_of(phrasings.filter(status="approved")),
@@ -65,7 +67,9 @@ def task_list(
 
 
 def task_get(benchmark_slug: str, task_slug: str) -> Task:
-    return get_object_or_404(Task.objects.select_related("benchmark", "parent"), benchmark__slug=benchmark_slug, slug=task_slug)
+    return get_object_or_404(
+        Task.objects.select_related("benchmark", "parent"), benchmark__slug=benchmark_slug, slug=task_slug
+    )
 
 
 def task_eval_instances(task: Task) -> QuerySet[Instance]:
@@ -87,7 +91,6 @@ def task_eval_sample_ids(task: Task) -> list[int]:
         return hashlib.sha256(f"{task.eval_sample_seed}:{row[1]}:{row[2]}".encode()).hexdigest()
 
     return sorted(row[0] for row in sorted(rows, key=rank)[:size])
-
 
 
 def approved_phrasings(task: Task | None = None, *, scorable: bool = True) -> QuerySet[Instruction]:

@@ -277,7 +277,9 @@ def instruction_submit(*, task: Task, template: str, author, labels: list[str] |
     return instruction
 
 
-def instruction_edit(*, instruction: Instruction, template: str, by, labels: list[str] | None = None) -> Instruction:
+def instruction_edit(
+    *, instruction: Instruction, template: str, by, labels: list[str] | None = None
+) -> Instruction:
     """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue)."""
     if not access.can_edit_instruction(by, instruction):
         if instruction.author_id == by.id:
@@ -299,7 +301,9 @@ def instruction_edit(*, instruction: Instruction, template: str, by, labels: lis
 
 def _embed_on_commit(revision_id: int) -> None:
     # If the broker cannot be reached, nothing is lost: a similarity check embeds what is missing itself.
-    jobs.send_on_commit("collection.embed_revision", revision_id, what=f"the embedding of revision {revision_id}")
+    jobs.send_on_commit(
+        "collection.embed_revision", revision_id, what=f"the embedding of revision {revision_id}"
+    )
 
 
 def instance_check(*, task: Task, inputs: dict, options: list, gold: int) -> list[str]:

@@ -66,7 +66,10 @@ def embeddings_for(revisions: list[InstructionRevision]) -> dict[int, np.ndarray
     if missing:
         vectors = embed([text_of(r.template) for r in missing])
         PhrasingEmbedding.objects.bulk_create(
-            [PhrasingEmbedding(revision=r, model_name=name, vector=v.tobytes()) for r, v in zip(missing, vectors)],
+            [
+                PhrasingEmbedding(revision=r, model_name=name, vector=v.tobytes())
+                for r, v in zip(missing, vectors)
+            ],
             ignore_conflicts=True,  # a background job may have stored the same row meanwhile
         )
         stored.update({r.id: v for r, v in zip(missing, vectors)})
@@ -124,7 +127,9 @@ def similar_phrasings(
     found = []
     for candidate in candidates:
         exact = candidate.current_revision.normalised_hash == key
-        similarity = 1.0 if exact else float(np.clip(vectors[candidate.current_revision_id] @ draft, -1.0, 1.0))
+        similarity = (
+            1.0 if exact else float(np.clip(vectors[candidate.current_revision_id] @ draft, -1.0, 1.0))
+        )
         found.append(Similar(candidate, similarity, exact, exact or similarity >= threshold))
     found.sort(key=lambda s: (not s.exact, -s.similarity, s.instruction.id))
     return found[:limit]
@@ -146,7 +151,9 @@ def nearest_approved(instructions: list[Instruction], *, limit: int = 3) -> dict
             if other.task_id != instruction.task_id or other.id == instruction.id:
                 continue
             exact = other.current_revision.normalised_hash == instruction.current_revision.normalised_hash
-            similarity = 1.0 if exact else float(np.clip(vectors[other.current_revision_id] @ mine, -1.0, 1.0))
+            similarity = (
+                1.0 if exact else float(np.clip(vectors[other.current_revision_id] @ mine, -1.0, 1.0))
+            )
             found.append(Similar(other, similarity, exact, exact or similarity >= threshold))
         found.sort(key=lambda s: (-s.similarity, s.instruction.id))
         nearest[instruction.id] = found[:limit]

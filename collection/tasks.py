@@ -7,7 +7,10 @@ from collection import similarity
 
 
 @shared_task(
-    name="collection.embed_revision", queue="default", autoretry_for=(OperationalError,), retry_backoff=10,
+    name="collection.embed_revision",
+    queue="default",
+    autoretry_for=(OperationalError,),
+    retry_backoff=10,
     max_retries=8,
 )
 def embed_revision(revision_id: int) -> None:

@@ -173,7 +173,9 @@ def validate(text: str, fields: TaskFields, *, max_chars: int) -> Validation:
         elif not listed and len(choices) < fields.max_options:
             missing = [f"{{{c}}}" for c in CHOICE_FIELDS[: fields.max_options] if c not in choices]
             result.warnings.append(
-                "Some instances have more options than the phrasing shows; missing: " + ", ".join(missing) + "."
+                "Some instances have more options than the phrasing shows; missing: "
+                + ", ".join(missing)
+                + "."
             )
     return result
 

@@ -71,7 +71,9 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the broker accepted its job; empty: the sweep sends it (outbox)."
+        null=True,
+        blank=True,
+        help_text="When the broker accepted its job; empty: the sweep sends it (outbox).",
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -199,7 +201,9 @@ def lock_if_held(kind: type[Job], pk: int, token: uuid.UUID):
 
 def finish(kind: type[Job], pk: int, token: uuid.UUID, status: str, *, error: str = "", **fields) -> None:
     now = timezone.now()
-    _held(kind, pk, token).update(status=status, error=error[:5000], finished_at=now, claim_token=None, **fields)
+    _held(kind, pk, token).update(
+        status=status, error=error[:5000], finished_at=now, claim_token=None, **fields
+    )
 
 
 def is_running(kind: type[Job], pk: int) -> bool:
@@ -225,7 +229,12 @@ def execute(
     type too; a database error hands the job back and raises DatabaseInterrupted with the claim to resume."""
     token = claim(kind, pk, task_id=task_id, worker=worker, resume_token=resume_token)
     if token is None:
-        log.info("%s %s is not claimable by %s (finished, cancelled or held elsewhere).", kind.__name__, pk, task_id)
+        log.info(
+            "%s %s is not claimable by %s (finished, cancelled or held elsewhere).",
+            kind.__name__,
+            pk,
+            task_id,
+        )
         return None
     job = kind.objects.get(pk=pk)
     try:
@@ -246,8 +255,12 @@ def perform(task, kind: type[Job], pk: int, *, resume_token: str | None, **execu
     the database is away, and look again later when another live delivery holds the job."""
     try:
         job = execute(
-            kind, pk, task_id=task.request.id or "eager", worker=task.request.hostname or "eager",
-            resume_token=resume_token, **execute_kwargs,
+            kind,
+            pk,
+            task_id=task.request.id or "eager",
+            worker=task.request.hostname or "eager",
+            resume_token=resume_token,
+            **execute_kwargs,
         )
     except (DatabaseInterrupted, *DATABASE_ERRORS) as exc:
         _retry_on_database_error(task, exc, kind=kind, pk=pk, resume_token=resume_token)
@@ -307,7 +320,9 @@ def release(kind: type[Job], pk: int, token: uuid.UUID) -> None:
 
 def fail_handed_back(kind: type[Job], pk: int, token: str | None, error: str) -> None:
     """Fail a job that a database error keeps interrupting, if it is still the one this chain handed back."""
-    ours = Q(status=JobStatus.QUEUED) | (Q(status=JobStatus.RUNNING, claim_token=token) if token else Q(pk__in=[]))
+    ours = Q(status=JobStatus.QUEUED) | (
+        Q(status=JobStatus.RUNNING, claim_token=token) if token else Q(pk__in=[])
+    )
     kind.objects.filter(ours, pk=pk).update(
         status=JobStatus.FAILED, error=error[:5000], finished_at=timezone.now(), claim_token=None
     )
@@ -346,7 +361,9 @@ def requeue(job: Job) -> Job:
     )
     job.refresh_from_db()
     if not retried:
-        raise ApplicationError(f"Only a failed or cancelled {kind.job_noun} can be retried; this one is {job.status}.")
+        raise ApplicationError(
+            f"Only a failed or cancelled {kind.job_noun} can be retried; this one is {job.status}."
+        )
     enqueue(kind, job.pk)
     return job
 
@@ -382,7 +399,9 @@ def recover() -> int:
     stale = _stale()
     count = 0
     for kind in job_kinds():
-        for pk, status, beat in kind.objects.filter(status__in=ACTIVE).values_list("pk", "status", "heartbeat_at"):
+        for pk, status, beat in kind.objects.filter(status__in=ACTIVE).values_list(
+            "pk", "status", "heartbeat_at"
+        ):
             fresh = status == JobStatus.RUNNING and beat is not None and beat >= stale
             enqueue(kind, pk, countdown=lease + 1 if fresh else None)
             count += 1

@@ -12,10 +12,16 @@ urlpatterns = [
     path("b/<slug:slug>/", browse.benchmark_detail, name="benchmark_detail"),
     path("b/<slug:benchmark_slug>/t/<slug:task_slug>/", browse.task_detail, name="task_detail"),
     path("b/<slug:benchmark_slug>/t/<slug:task_slug>/write/", authoring.phrasing_new, name="phrasing_new"),
-    path("b/<slug:benchmark_slug>/t/<slug:task_slug>/preview/", authoring.phrasing_preview, name="phrasing_preview"),
+    path(
+        "b/<slug:benchmark_slug>/t/<slug:task_slug>/preview/",
+        authoring.phrasing_preview,
+        name="phrasing_preview",
+    ),
     path("b/<slug:slug>/leaderboard/", evaluation_views.leaderboard, name="leaderboard"),
     path(
-        "b/<slug:benchmark_slug>/t/<slug:task_slug>/results/", evaluation_views.task_results, name="task_results"
+        "b/<slug:benchmark_slug>/t/<slug:task_slug>/results/",
+        evaluation_views.task_results,
+        name="task_results",
     ),
     path("phrasings/<int:instruction_id>/", evaluation_views.phrasing_detail, name="phrasing_detail"),
     path("phrasings/<int:instruction_id>/edit/", authoring.phrasing_edit, name="phrasing_edit"),
@@ -29,8 +35,14 @@ urlpatterns = [
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),
     path("models/<slug:name>/align/", softprompt_views.model_align, name="model_align"),
     path("softprompts/<int:soft_prompt_id>/", softprompt_views.softprompt_detail, name="softprompt_detail"),
-    path("softprompts/<int:soft_prompt_id>/cancel/", softprompt_views.softprompt_cancel, name="softprompt_cancel"),
-    path("softprompts/<int:soft_prompt_id>/retry/", softprompt_views.softprompt_retry, name="softprompt_retry"),
+    path(
+        "softprompts/<int:soft_prompt_id>/cancel/",
+        softprompt_views.softprompt_cancel,
+        name="softprompt_cancel",
+    ),
+    path(
+        "softprompts/<int:soft_prompt_id>/retry/", softprompt_views.softprompt_retry, name="softprompt_retry"
+    ),
     path("runs/", evaluation_views.run_list, name="run_list"),
     path("runs/<int:run_id>/", evaluation_views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", evaluation_views.run_cancel, name="run_cancel"),

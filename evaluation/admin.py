@@ -2,8 +2,8 @@
 
 from django.contrib import admin, messages
 
-from core.errors import ApplicationError
 from core import jobs
+from core.errors import ApplicationError
 from evaluation import registry, softprompts
 from evaluation.models import (
     BenchmarkSummary,
@@ -76,8 +76,21 @@ class ScoringRunAdmin(admin.ModelAdmin):
     search_fields = ["error", "worker"]
     raw_id_fields = ["task", "instruction", "revisions"]
     readonly_fields = [
-        "status", "total_cells", "cached_cells", "done_cells", "error", "config", "claim_token", "claimed_by_task",
-        "worker", "attempts", "heartbeat_at", "created_by", "created_at", "started_at", "finished_at",
+        "status",
+        "total_cells",
+        "cached_cells",
+        "done_cells",
+        "error",
+        "config",
+        "claim_token",
+        "claimed_by_task",
+        "worker",
+        "attempts",
+        "heartbeat_at",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
     ]
     actions = ["cancel", "retry"]
 
@@ -116,7 +129,17 @@ class ModelVariantAdmin(ResultAdmin):
 
 @admin.register(PhrasingResult)
 class PhrasingResultAdmin(ResultAdmin):
-    list_display = ["id", "variant", "task", "revision", "accuracy", "n_total", "complete", "source", "updated_at"]
+    list_display = [
+        "id",
+        "variant",
+        "task",
+        "revision",
+        "accuracy",
+        "n_total",
+        "complete",
+        "source",
+        "updated_at",
+    ]
     list_filter = ["source", "complete", "variant__model", "task__benchmark"]
     search_fields = ["task__slug", "revision__template", "provenance"]
     raw_id_fields = ["variant", "revision", "task"]
@@ -139,14 +162,40 @@ class BenchmarkSummaryAdmin(ResultAdmin):
 
 @admin.register(SoftPrompt)
 class SoftPromptAdmin(admin.ModelAdmin):
-    list_display = ["id", "model", "status", "trigger", "steps_done", "steps_total", "pool_size", "created_at"]
+    list_display = [
+        "id",
+        "model",
+        "status",
+        "trigger",
+        "steps_done",
+        "steps_total",
+        "pool_size",
+        "created_at",
+    ]
     list_filter = ["status", "trigger", "model"]
     search_fields = ["model__name", "error", "artifact"]
     raw_id_fields = ["training_revisions", "heldout_revisions", "variant"]
     readonly_fields = [
-        "variant", "status", "config", "split_seed", "pool_size", "seen", "curve", "steps_done", "steps_total",
-        "artifact", "error", "claim_token", "claimed_by_task", "worker", "attempts", "heartbeat_at", "created_by",
-        "created_at", "started_at", "finished_at",
+        "variant",
+        "status",
+        "config",
+        "split_seed",
+        "pool_size",
+        "seen",
+        "curve",
+        "steps_done",
+        "steps_total",
+        "artifact",
+        "error",
+        "claim_token",
+        "claimed_by_task",
+        "worker",
+        "attempts",
+        "heartbeat_at",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
     ]
     actions = ["cancel", "retry"]
 
@@ -160,6 +209,10 @@ class SoftPromptAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected trainings")
     def retry(self, request, queryset):
         _each(
-            self, request, queryset, lambda soft: softprompts.softprompt_retry(soft_prompt=soft), "Queued again",
+            self,
+            request,
+            queryset,
+            lambda soft: softprompts.softprompt_retry(soft_prompt=soft),
+            "Queued again",
             "soft prompt",
         )

@@ -60,7 +60,9 @@ def aggregates_enqueue(*, variant_id: int, task_ids) -> None:
     """Refresh on the `default` queue once the current transaction commits. If the broker cannot be reached,
     the figures catch up at the next refresh of this variant and task; no result is lost."""
     for task_id in set(task_ids):
-        jobs.send_on_commit("evaluation.refresh_aggregates", variant_id, task_id, what=f"figures of variant {variant_id}")
+        jobs.send_on_commit(
+            "evaluation.refresh_aggregates", variant_id, task_id, what=f"figures of variant {variant_id}"
+        )
 
 
 def aggregates_enqueue_for_task(*, task: Task) -> None:
@@ -121,9 +123,9 @@ def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
     column = {instance_id: j for j, instance_id in enumerate(sample)}
     row = {r.revision_id: i for i, r in enumerate(results)}
     correct = np.zeros((len(results), len(sample)), dtype=bool)
-    cells = Prediction.objects.filter(variant=variant, revision_id__in=row, instance_id__in=sample).values_list(
-        "revision_id", "instance_id", "correct"
-    )
+    cells = Prediction.objects.filter(
+        variant=variant, revision_id__in=row, instance_id__in=sample
+    ).values_list("revision_id", "instance_id", "correct")
     for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
         correct[row[revision_id], column[instance_id]] = right
     return metrics.TaskData(observed, correct=correct, heldout=heldout)
@@ -143,7 +145,9 @@ def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | Non
     observed, kept_heldout = list(mask[keep]), list(heldout[keep])
     if data.correct is not None:
         return metrics.TaskData(observed, correct=np.asarray(data.correct)[keep], heldout=kept_heldout)
-    return metrics.TaskData(observed, accuracies=list(np.asarray(data.accuracies)[keep]), heldout=kept_heldout)
+    return metrics.TaskData(
+        observed, accuracies=list(np.asarray(data.accuracies)[keep]), heldout=kept_heldout
+    )
 
 
 def phrasing_sets(variant: ModelVariant) -> list[str]:
@@ -164,7 +168,9 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         if subset is None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
-        summary = metrics.summarise(correct=subset.correct, accuracies=subset.accuracies, observed=subset.observed)
+        summary = metrics.summarise(
+            correct=subset.correct, accuracies=subset.accuracies, observed=subset.observed
+        )
         TaskSummary.objects.update_or_create(
             variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": summary.as_dict()}
         )
@@ -172,21 +178,28 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
 
 def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     """Macro averages over the benchmark's top-level tasks, for every task kind and phrasing set."""
-    tasks = list(Task.objects.filter(benchmark=benchmark, parent__isnull=True, summaries__variant=variant).distinct())
+    tasks = list(
+        Task.objects.filter(benchmark=benchmark, parent__isnull=True, summaries__variant=variant).distinct()
+    )
     data = {task: task_data(variant, task) for task in tasks}
     kinds = [""] + sorted({task.kind for task in tasks})
     wanted = set()
     for kind in kinds:
         for phrasing_set in phrasing_sets(variant):
             subsets = [
-                _subset(d, phrasing_set) for task, d in data.items() if d is not None and (not kind or task.kind == kind)
+                _subset(d, phrasing_set)
+                for task, d in data.items()
+                if d is not None and (not kind or task.kind == kind)
             ]
             subsets = [s for s in subsets if s is not None]
             if not subsets:
                 continue
             figures = metrics.benchmark_summary(subsets, samples=BENCHMARK_BOOTSTRAP_SAMPLES)
             BenchmarkSummary.objects.update_or_create(
-                variant=variant, benchmark=benchmark, phrasing_set=phrasing_set, task_kind=kind,
+                variant=variant,
+                benchmark=benchmark,
+                phrasing_set=phrasing_set,
+                task_kind=kind,
                 defaults={"figures": figures},
             )
             wanted.add((phrasing_set, kind))

@@ -39,8 +39,19 @@ class ModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = LanguageModel
         fields = [
-            "id", "name", "description", "source", "revision", "family", "dtype", "prompt_format", "tuned_on",
-            "batch_size", "is_active", "trust_remote_code", "created_at",
+            "id",
+            "name",
+            "description",
+            "source",
+            "revision",
+            "family",
+            "dtype",
+            "prompt_format",
+            "tuned_on",
+            "batch_size",
+            "is_active",
+            "trust_remote_code",
+            "created_at",
         ]
         # Never from user input: an admin turns remote code on in Django admin, after reading it.
         read_only_fields = ["id", "is_active", "trust_remote_code", "created_at"]
@@ -63,10 +74,16 @@ class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = registry.language_model_register(
-            name=data["name"], source=data["source"], family=data["family"], revision=data.get("revision", ""),
-            dtype=data.get("dtype", "auto"), prompt_format=data.get("prompt_format", "none"),
-            tuned_on=data.get("tuned_on", []), batch_size=data.get("batch_size", 16),
-            description=data.get("description", ""), by=self.request.user,
+            name=data["name"],
+            source=data["source"],
+            family=data["family"],
+            revision=data.get("revision", ""),
+            dtype=data.get("dtype", "auto"),
+            prompt_format=data.get("prompt_format", "none"),
+            tuned_on=data.get("tuned_on", []),
+            batch_size=data.get("batch_size", 16),
+            description=data.get("description", ""),
+            by=self.request.user,
         )
 
 
@@ -78,8 +95,23 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScoringRun
         fields = [
-            "id", "model", "variant", "task", "instruction", "status", "trigger", "total_cells", "cached_cells",
-            "to_compute", "done_cells", "error", "attempts", "worker", "created_at", "started_at", "finished_at",
+            "id",
+            "model",
+            "variant",
+            "task",
+            "instruction",
+            "status",
+            "trigger",
+            "total_cells",
+            "cached_cells",
+            "to_compute",
+            "done_cells",
+            "error",
+            "attempts",
+            "worker",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
 
@@ -126,8 +158,18 @@ class ResultSerializer(serializers.ModelSerializer):
     class Meta:
         model = PhrasingResult
         fields = [
-            "model", "variant_kind", "task", "instruction", "revision", "collection", "accuracy", "n_correct",
-            "n_total", "complete", "source", "provenance",
+            "model",
+            "variant_kind",
+            "task",
+            "instruction",
+            "revision",
+            "collection",
+            "accuracy",
+            "n_correct",
+            "n_total",
+            "complete",
+            "source",
+            "provenance",
         ]
 
 
@@ -170,7 +212,9 @@ SET_CHOICES = ["all", "observed", "unobserved"]
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("benchmark", OpenApiTypes.STR, required=True, description="Benchmark slug, e.g. mmlu"),
+        OpenApiParameter(
+            "benchmark", OpenApiTypes.STR, required=True, description="Benchmark slug, e.g. mmlu"
+        ),
         OpenApiParameter("set", OpenApiTypes.STR, enum=SET_CHOICES, description="Phrasing set (default all)"),
         OpenApiParameter("kind", OpenApiTypes.STR, description="Task kind; blank for every kind"),
         OpenApiParameter("sort", OpenApiTypes.STR, description="A figure name or 'model' (default avgp)"),
@@ -201,8 +245,13 @@ def leaderboard(request):
             "phrasing_set": phrasing_set,
             "convention": "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs.",
             "results": [
-                {"model": r.variant.model.name, "variant": str(r.variant), "kind": r.variant.kind,
-                 "provenance": r.variant.provenance, **r.figures}
+                {
+                    "model": r.variant.model.name,
+                    "variant": str(r.variant),
+                    "kind": r.variant.kind,
+                    "provenance": r.variant.provenance,
+                    **r.figures,
+                }
                 for r in rows
             ],
         }

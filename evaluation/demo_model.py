@@ -37,8 +37,14 @@ DEMO_MODEL = "demo-t5"
 # unobserved gap 9.2 pp [-1.6, 15.8], CI across zero); with this recipe parity is 100% and the gap 14.3 pp
 # [5.2, 22.6]. Larger-number and odd-one-out stay near chance at this size in every recipe we tried.
 RECIPE = {
-    "size": "demo", "vocab_size": 800, "steps": 2000, "batch_size": 32, "learning_rate": 1e-3, "seed": 0,
-    "generated_per_task": 3000, "split_digits": False,
+    "size": "demo",
+    "vocab_size": 800,
+    "steps": 2000,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "seed": 0,
+    "generated_per_task": 3000,
+    "split_digits": False,
 }
 # The soft-prompt ablations the study table compares: CE only (plain prompt tuning), +KL, +rep, both.
 ABLATIONS = {
@@ -47,7 +53,13 @@ ABLATIONS = {
     "ce+rep": {"lambda_kl": 0.0, "lambda_rep": 1.0},
     "ce+kl+rep": {"lambda_kl": 1.0, "lambda_rep": 1.0},
 }
-SOFT_PROMPT = {"num_virtual_tokens": 8, "steps": 150, "learning_rate": 0.05, "instances_per_batch": 8, "paraphrases": 3}
+SOFT_PROMPT = {
+    "num_virtual_tokens": 8,
+    "steps": 150,
+    "learning_rate": 0.05,
+    "instances_per_batch": 8,
+    "paraphrases": 3,
+}
 
 Say = Callable[[str], None]
 
@@ -97,7 +109,9 @@ def demo_model_build(say: Say = print) -> Path:
         raise RuntimeError("The demo benchmark is not loaded; run `manage.py load_demo` first.")
     say(f"Training the demo model from scratch on {len(pairs):,} observed (prompt, answer) pairs...")
     building = out.with_name(out.name + f".building-{uuid.uuid4().hex[:6]}")
-    tokenizer = train_tokenizer(corpus, building, vocab_size=RECIPE["vocab_size"], add_eos=True, split_digits=RECIPE["split_digits"])
+    tokenizer = train_tokenizer(
+        corpus, building, vocab_size=RECIPE["vocab_size"], add_eos=True, split_digits=RECIPE["split_digits"]
+    )
     build_model("t5", tokenizer, building, size=RECIPE["size"], seed=RECIPE["seed"])
     loaded = load(ModelSpec(source=str(building), family="seq2seq", dtype="float32"), device="cpu")
 
@@ -106,8 +120,13 @@ def demo_model_build(say: Say = print) -> Path:
             say(f"  step {step}/{RECIPE['steps']}: loss {loss:.4f}")
 
     losses = instruction_tune(
-        loaded, pairs, steps=RECIPE["steps"], batch_size=RECIPE["batch_size"],
-        learning_rate=RECIPE["learning_rate"], seed=RECIPE["seed"], on_step=progress,
+        loaded,
+        pairs,
+        steps=RECIPE["steps"],
+        batch_size=RECIPE["batch_size"],
+        learning_rate=RECIPE["learning_rate"],
+        seed=RECIPE["seed"],
+        on_step=progress,
     )
     loaded.model.save_pretrained(str(building))
     (building / "recipe.json").write_text(json.dumps({"recipe": RECIPE, "losses": losses[-50:]}))
@@ -121,8 +140,13 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
     model = LanguageModel.objects.filter(name=DEMO_MODEL).first()
     if model is None:
         model = registry.language_model_register(
-            name=DEMO_MODEL, source=str(path), family="seq2seq", dtype="float32", batch_size=32,
-            tuned_on=[Collection.objects.get(slug=TUNING_COLLECTION)], score=False,
+            name=DEMO_MODEL,
+            source=str(path),
+            family="seq2seq",
+            dtype="float32",
+            batch_size=32,
+            tuned_on=[Collection.objects.get(slug=TUNING_COLLECTION)],
+            score=False,
             description="Offline demo: a small T5 instruction-tuned from scratch on the demo's observed phrasings.",
         )
     elif model.source != str(path):
@@ -133,10 +157,14 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
     scoring.variant_score_now(variant=scoring.base_variant(model), say=say)
     for name, lambdas in ABLATIONS.items():
         config = AlignConfig(**SOFT_PROMPT, **lambdas)
-        done = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, config=_asdict(config)).first()
+        done = SoftPrompt.objects.filter(
+            model=model, status=JobStatus.SUCCEEDED, config=_asdict(config)
+        ).first()
         if done is None:
             say(f"Training the {name} soft prompt ({config.steps} steps)...")
-            soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
+            soft = softprompts.softprompt_queue(
+                model=model, trigger=RunTrigger.CLI, config=config, enqueue=False
+            )
             soft = softprompts.softprompt_train_execute(
                 soft_prompt_id=soft.id, task_id=f"demo-{uuid.uuid4()}", device="cpu", enqueue_scoring=False
             )

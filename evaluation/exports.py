@@ -45,8 +45,14 @@ def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
     table, records = [], []
     for row in rows:
         f = row.figures
-        values = [row.variant.model.name, row.variant.kind, row.is_imported, row.variant.provenance,
-                  f.get("tasks", 1), f.get("phrasings")]
+        values = [
+            row.variant.model.name,
+            row.variant.kind,
+            row.is_imported,
+            row.variant.provenance,
+            f.get("tasks", 1),
+            f.get("phrasings"),
+        ]
         for key, _, _ in columns:
             low, high = (f.get("ci") or {}).get(key, (None, None))
             values += [f.get(key), low, high]

@@ -64,7 +64,8 @@ def _read(path: Path) -> list[tuple[str, dict]]:
         for row in limited(path, reader):
             if None in row or None in row.values():
                 raise ImportFailed(
-                    path, f"line {reader.line_num}: expected {len(COLUMNS)} values, one per column (is the row cut short?)"
+                    path,
+                    f"line {reader.line_num}: expected {len(COLUMNS)} values, one per column (is the row cut short?)",
                 )
             rows.append((f"{path.name} line {reader.line_num}", row))
     except csv.Error as exc:
@@ -88,14 +89,18 @@ def _import_row(where: str, row: dict, report: ImportReport, touched: set, seen:
     if not 0 <= accuracy <= 1:
         raise ImportFailed(where, f"Performance {accuracy} is not an accuracy in [0, 1]")
     if row["Dataset"] not in STUDY_TASKS:
-        raise ImportFailed(where, f"unknown dataset '{row['Dataset']}'; known: {', '.join(sorted(STUDY_TASKS))}")
+        raise ImportFailed(
+            where, f"unknown dataset '{row['Dataset']}'; known: {', '.join(sorted(STUDY_TASKS))}"
+        )
     task = _task(row["Dataset"], report)
     revision = _revision(task, row, report)
     variant = _variant(row["Model"], report)
     key = (variant.id, revision.id)
     if key in seen:
         report.add("duplicate rows (the later one is kept)")
-        report.notes.append(f"{where} repeats {seen[key]} ({row['Model']}, {row['Collection']}/{row['Type']}/{row['ID']})")
+        report.notes.append(
+            f"{where} repeats {seen[key]} ({row['Model']}, {row['Collection']}/{row['Type']}/{row['ID']})"
+        )
     seen[key] = where
     _, created = PhrasingResult.objects.update_or_create(
         variant=variant,
@@ -154,7 +159,9 @@ def _revision(task: Task, row: dict, report: ImportReport) -> InstructionRevisio
         )
         # The result files carry no text; this placeholder revision gives the result something to belong to.
         revision = InstructionRevision.objects.create(
-            instruction=instruction, number=1, template=f"[{external_id}: text not published with the results]"
+            instruction=instruction,
+            number=1,
+            template=f"[{external_id}: text not published with the results]",
         )
         instruction.current_revision = revision
         instruction.save(update_fields=["current_revision"])

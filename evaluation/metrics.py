@@ -100,7 +100,9 @@ class Summary:
         return asdict(self)
 
 
-def _figures(correct: np.ndarray | None, accuracies: np.ndarray, observed: np.ndarray) -> dict[str, float | None]:
+def _figures(
+    correct: np.ndarray | None, accuracies: np.ndarray, observed: np.ndarray
+) -> dict[str, float | None]:
     figures: dict[str, float | None] = dict(spread_figures(accuracies))
     figures["consistency"] = consistency(correct) if correct is not None else None
     figures.update(observed_figures(accuracies, observed))
@@ -245,7 +247,9 @@ def paired_comparison(
     )
 
 
-def macro_average(per_task: Sequence[dict[str, float | None]], names: Sequence[str]) -> dict[str, float | None]:
+def macro_average(
+    per_task: Sequence[dict[str, float | None]], names: Sequence[str]
+) -> dict[str, float | None]:
     """Benchmark figures: the plain mean over tasks of each per-task figure (a benchmark's Std is the mean
     of its tasks' Stds). Tasks where a figure is undefined are left out of that figure's mean."""
     out: dict[str, float | None] = {}
@@ -253,8 +257,6 @@ def macro_average(per_task: Sequence[dict[str, float | None]], names: Sequence[s
         values = [row[name] for row in per_task if row.get(name) is not None]
         out[name] = float(np.mean(values)) if values else None
     return out
-
-
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,12 @@ class LanguageModel(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
-    source = models.CharField(max_length=500, help_text="A Hugging Face hub id (google/flan-t5-base) or a local path.")
-    revision = models.CharField(max_length=100, blank=True, help_text="Hub branch, tag or commit; blank: the default.")
+    source = models.CharField(
+        max_length=500, help_text="A Hugging Face hub id (google/flan-t5-base) or a local path."
+    )
+    revision = models.CharField(
+        max_length=100, blank=True, help_text="Hub branch, tag or commit; blank: the default."
+    )
     family = models.CharField(max_length=10, choices=ModelFamily.choices)
     dtype = models.CharField(max_length=10, choices=Dtype.choices, default=Dtype.AUTO)
     prompt_format = models.CharField(max_length=10, choices=PromptFormat.choices, default=PromptFormat.NONE)
@@ -78,9 +82,12 @@ class LanguageModel(models.Model):
         help_text="Instruction collections the model was tuned on: their phrasings are 'observed' for it.",
     )
     trust_remote_code = models.BooleanField(
-        default=False, help_text="Runs Python code shipped with the model. Only turn on for code you have read."
+        default=False,
+        help_text="Runs Python code shipped with the model. Only turn on for code you have read.",
     )
-    batch_size = models.PositiveSmallIntegerField(default=16, help_text="Starting batch size; halves on out-of-memory.")
+    batch_size = models.PositiveSmallIntegerField(
+        default=16, help_text="Starting batch size; halves on out-of-memory."
+    )
     is_active = models.BooleanField(default=True, help_text="Active models score newly approved phrasings.")
     align = models.BooleanField(
         default=False,
@@ -95,7 +102,9 @@ class LanguageModel(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(family__in=ModelFamily.values), name="model_family_valid"),
             models.CheckConstraint(condition=Q(dtype__in=Dtype.values), name="model_dtype_valid"),
-            models.CheckConstraint(condition=Q(prompt_format__in=PromptFormat.values), name="model_prompt_format_valid"),
+            models.CheckConstraint(
+                condition=Q(prompt_format__in=PromptFormat.values), name="model_prompt_format_valid"
+            ),
             models.CheckConstraint(condition=Q(batch_size__gte=1), name="model_batch_size_positive"),
         ]
 
@@ -120,13 +129,17 @@ class ModelVariant(models.Model):
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="variants")
     kind = models.CharField(max_length=20, choices=VariantKind.choices, default=VariantKind.BASE)
-    provenance = models.CharField(max_length=500, blank=True, help_text="Imported results: where they come from.")
+    provenance = models.CharField(
+        max_length=500, blank=True, help_text="Imported results: where they come from."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["model__name", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["model"], condition=Q(kind="base"), name="variant_one_base_per_model"),
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(kind="base"), name="variant_one_base_per_model"
+            ),
             models.UniqueConstraint(
                 fields=["model"], condition=Q(kind="imported"), name="variant_one_imported_per_model"
             ),
@@ -160,11 +173,15 @@ class ScoringRun(Job):
 
     variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="runs")
     task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    instruction = models.ForeignKey(Instruction, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    instruction = models.ForeignKey(
+        Instruction, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     revisions = models.ManyToManyField(InstructionRevision, related_name="scoring_runs")
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
     total_cells = models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")
-    cached_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many existed when it was created.")
+    cached_cells = models.PositiveIntegerField(
+        default=0, help_text="Of those, how many existed when it was created."
+    )
     done_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many exist now.")
     config = models.JSONField(default=dict, blank=True, help_text="The model spec and batching the run used.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -175,7 +192,9 @@ class ScoringRun(Job):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="run_status_valid"),
             models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"),
-            models.CheckConstraint(condition=~Q(status="failed") | ~Q(error=""), name="run_failure_has_reason"),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(error=""), name="run_failure_has_reason"
+            ),
         ]
         indexes = [
             # Serves the recovery sweep and the runs list: "queued or running runs".
@@ -200,7 +219,9 @@ class Prediction(models.Model):
     variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="predictions")
     revision = models.ForeignKey(InstructionRevision, on_delete=models.CASCADE, related_name="predictions")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="predictions")
-    run = models.ForeignKey(ScoringRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions")
+    run = models.ForeignKey(
+        ScoringRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
+    )
     logliks = models.JSONField(help_text="Sum of log-probabilities of each option's tokens.")
     lengths = models.JSONField(help_text="Each option's length in tokens.")
     predicted = models.PositiveSmallIntegerField()
@@ -210,7 +231,9 @@ class Prediction(models.Model):
     class Meta:
         constraints = [
             # Also serves "the predictions of a variant for these revisions" (skipping cached cells, aggregates).
-            models.UniqueConstraint(fields=["variant", "revision", "instance"], name="prediction_unique_cell"),
+            models.UniqueConstraint(
+                fields=["variant", "revision", "instance"], name="prediction_unique_cell"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -234,8 +257,12 @@ class PhrasingResult(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["variant", "revision"], name="result_unique_per_variant_revision"),
-            models.CheckConstraint(condition=Q(accuracy__gte=0, accuracy__lte=1), name="result_accuracy_range"),
+            models.UniqueConstraint(
+                fields=["variant", "revision"], name="result_unique_per_variant_revision"
+            ),
+            models.CheckConstraint(
+                condition=Q(accuracy__gte=0, accuracy__lte=1), name="result_accuracy_range"
+            ),
         ]
         indexes = [
             # Serves the task grid and the charts: "results of these variants on this task".
@@ -296,17 +323,29 @@ class SoftPrompt(Job):
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="soft_prompts")
     variant = models.OneToOneField(
-        ModelVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="soft_prompt",
+        ModelVariant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="soft_prompt",
         help_text="The leaderboard row of the model with this soft prompt, once trained.",
     )
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
     config = models.JSONField(help_text="The AlignConfig (see evaluation/ml/softprompt.py).")
     split_seed = models.PositiveIntegerField(default=0)
-    pool_size = models.PositiveIntegerField(default=0, help_text="Approved training phrasings when it was queued.")
-    training_revisions = models.ManyToManyField(InstructionRevision, related_name="soft_prompts_trained", blank=True)
-    heldout_revisions = models.ManyToManyField(InstructionRevision, related_name="soft_prompts_heldout", blank=True)
+    pool_size = models.PositiveIntegerField(
+        default=0, help_text="Approved training phrasings when it was queued."
+    )
+    training_revisions = models.ManyToManyField(
+        InstructionRevision, related_name="soft_prompts_trained", blank=True
+    )
+    heldout_revisions = models.ManyToManyField(
+        InstructionRevision, related_name="soft_prompts_heldout", blank=True
+    )
     seen = models.JSONField(
-        default=dict, blank=True, help_text="Task slug -> [[revision id, instance id], ...] pairs it trained on."
+        default=dict,
+        blank=True,
+        help_text="Task slug -> [[revision id, instance id], ...] pairs it trained on.",
     )
     curve = models.JSONField(default=list, blank=True, help_text="Loss terms per optimiser step.")
     steps_done = models.PositiveIntegerField(default=0)
@@ -320,10 +359,14 @@ class SoftPrompt(Job):
         constraints = [
             # Two triggers at once (two approvals, a click and the automatic retrain) cannot start two trainings.
             models.UniqueConstraint(
-                fields=["model"], condition=Q(status__in=["queued", "running"]), name="softprompt_one_active_per_model"
+                fields=["model"],
+                condition=Q(status__in=["queued", "running"]),
+                name="softprompt_one_active_per_model",
             ),
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="softprompt_status_valid"),
-            models.CheckConstraint(condition=~Q(status="failed") | ~Q(error=""), name="softprompt_failure_has_reason"),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(error=""), name="softprompt_failure_has_reason"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -56,8 +56,8 @@ def language_model_register(
     return model
 
 
-def language_model_score_missing(*, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
+def language_model_score_missing(
+    *, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None
+) -> list[ScoringRun]:
     """Queue every approved phrasing the model has not scored yet (admin's "register" and "score" actions)."""
     return scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
-
-

@@ -91,7 +91,11 @@ def scoring_run_create(
 ) -> ScoringRun | None:
     """Create and queue a run, or return None when every cell is already scored (it would cost nothing).
     enqueue=False leaves it for the caller to execute (the score command runs it in the foreground)."""
-    revisions = list(InstructionRevision.objects.filter(id__in=[r.id for r in revisions]).select_related("instruction__task"))
+    revisions = list(
+        InstructionRevision.objects.filter(id__in=[r.id for r in revisions]).select_related(
+            "instruction__task"
+        )
+    )
     plan = scoring_plan(variant=variant, revisions=revisions)
     if plan.to_compute == 0:
         return None
@@ -206,8 +210,13 @@ def scoring_run_execute(
     delivery holds the claim. If the database goes away, the run is handed back and DatabaseInterrupted says
     which claim to resume."""
     return jobs.execute(
-        ScoringRun, run_id, work=functools.partial(scoring_run_work, on_progress=on_progress), failures=FAILURES,
-        task_id=task_id, worker=worker, resume_token=resume_token,
+        ScoringRun,
+        run_id,
+        work=functools.partial(scoring_run_work, on_progress=on_progress),
+        failures=FAILURES,
+        task_id=task_id,
+        worker=worker,
+        resume_token=resume_token,
     )
 
 
@@ -243,7 +252,9 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
         )
         cells += [(r, instances[i]) for r in task_revisions for i in sample if (r.id, i) not in done]
     done_count = total - len(cells)
-    _progress(run.id, token, done=done_count, total=total, config={"model": asdict(spec), "score": asdict(config)})
+    _progress(
+        run.id, token, done=done_count, total=total, config={"model": asdict(spec), "score": asdict(config)}
+    )
     if on_progress:
         on_progress(done_count, total)
 

@@ -40,6 +40,8 @@ def task_list(benchmark: Benchmark, **filters) -> QuerySet[Task]:
             TaskSummary.objects.filter(task=OuterRef("pk"), phrasing_set="all"), "variant__model"
         )
     )
+
+
 def task_phrasing_scores(task: Task) -> dict[int, dict]:
     """Per approved phrasing of the task: mean accuracy of its current revision over the models scored on
     the task's whole sample, and how many models that is."""
@@ -72,10 +74,16 @@ def current_soft_variant(model: LanguageModel) -> ModelVariant | None:
 
 
 def model_list(user) -> QuerySet[LanguageModel]:
-    return models_visible_to(user).annotate(
-        active_runs=Count("variants__runs", filter=Q(variants__runs__status__in=ScoringRun.ACTIVE), distinct=True),
-        predictions=Count("variants__predictions", distinct=True),
-    ).prefetch_related("tuned_on")
+    return (
+        models_visible_to(user)
+        .annotate(
+            active_runs=Count(
+                "variants__runs", filter=Q(variants__runs__status__in=ScoringRun.ACTIVE), distinct=True
+            ),
+            predictions=Count("variants__predictions", distinct=True),
+        )
+        .prefetch_related("tuned_on")
+    )
 
 
 def run_list(user, *, status: str | None = None, model: LanguageModel | None = None) -> QuerySet[ScoringRun]:
@@ -130,7 +138,12 @@ def _sorted(rows: list[Row], sort: str, descending: bool) -> list[Row]:
 
 
 def leaderboard(
-    *, benchmark: Benchmark, phrasing_set: str = "all", task_kind: str = "", sort: str = "avgp", descending: bool = True
+    *,
+    benchmark: Benchmark,
+    phrasing_set: str = "all",
+    task_kind: str = "",
+    sort: str = "avgp",
+    descending: bool = True,
 ) -> list[Row]:
     """One row per model variant: benchmark figures as macro averages over its tasks. One query."""
     summaries = BenchmarkSummary.objects.filter(
@@ -147,8 +160,12 @@ def benchmark_task_kinds(benchmark: Benchmark) -> list[str]:
 def task_results(
     *, task: Task, phrasing_set: str = "all", sort: str = "avgp", descending: bool = True
 ) -> list[Row]:
-    summaries = TaskSummary.objects.filter(task=task, phrasing_set=phrasing_set).select_related("variant__model")
-    return _sorted([Row(s.variant, s.figures) for s in summaries], sort if sort in SORT_KEYS else "avgp", descending)
+    summaries = TaskSummary.objects.filter(task=task, phrasing_set=phrasing_set).select_related(
+        "variant__model"
+    )
+    return _sorted(
+        [Row(s.variant, s.figures) for s in summaries], sort if sort in SORT_KEYS else "avgp", descending
+    )
 
 
 @dataclass
@@ -215,7 +232,9 @@ def _cell(value: float | None) -> dict:
 
 # Each variant's own figures on a task: every approved phrasing, or the held-out ones for a soft prompt
 # (it is scored on nothing else).
-OWN_SET = Q(phrasing_set=PhrasingSet.ALL) | Q(variant__kind=VariantKind.SOFT_PROMPT, phrasing_set=PhrasingSet.HELDOUT)
+OWN_SET = Q(phrasing_set=PhrasingSet.ALL) | Q(
+    variant__kind=VariantKind.SOFT_PROMPT, phrasing_set=PhrasingSet.HELDOUT
+)
 
 
 def task_variants(task: Task) -> list[ModelVariant]:
@@ -253,7 +272,11 @@ def phrasing_predictions(*, variant_id: int, revision_id: int):
 
 def leaderboard_version(benchmark: Benchmark) -> tuple:
     """Changes whenever any of the benchmark's summaries is written or deleted (one indexed aggregate)."""
-    return tuple(BenchmarkSummary.objects.filter(benchmark=benchmark).aggregate(Max("updated_at"), Count("id")).values())
+    return tuple(
+        BenchmarkSummary.objects.filter(benchmark=benchmark)
+        .aggregate(Max("updated_at"), Count("id"))
+        .values()
+    )
 
 
 def task_version(task: Task) -> tuple:
@@ -286,7 +309,9 @@ def phrasing_impacts(instructions) -> dict[int, list[Impact]]:
     """Per phrasing, its Impact on every variant scored on its current revision (two queries in all)."""
     revisions = {i.current_revision_id: i for i in instructions if i.current_revision_id}
     own = list(
-        PhrasingResult.objects.filter(revision_id__in=revisions, complete=True).select_related("variant__model")
+        PhrasingResult.objects.filter(revision_id__in=revisions, complete=True).select_related(
+            "variant__model"
+        )
     )
     if not own:
         return {}
@@ -302,7 +327,11 @@ def phrasing_impacts(instructions) -> dict[int, list[Impact]]:
         pool.setdefault((task_id, variant_id), {})[revision_id] = accuracy
     impacts: dict[int, list[Impact]] = {}
     for result in own:
-        others = {k: v for k, v in pool.get((result.task_id, result.variant_id), {}).items() if k != result.revision_id}
+        others = {
+            k: v
+            for k, v in pool.get((result.task_id, result.variant_id), {}).items()
+            if k != result.revision_id
+        }
         everyone = [*others.values(), result.accuracy]
         impacts.setdefault(revisions[result.revision_id].id, []).append(
             Impact(

@@ -23,8 +23,8 @@ from collection.answers import option_texts
 from collection.models import Instance, InstructionRevision, Task
 from collection.selectors import approved_phrasings
 from core import jobs
-from core.jobs import JobStatus
 from core.errors import ApplicationError
+from core.jobs import JobStatus
 from evaluation.ml import softprompt as ml
 from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.errors import ScoringError
@@ -66,8 +66,13 @@ def softprompt_queue(
     try:
         with transaction.atomic():
             soft = SoftPrompt.objects.create(
-                model=model, trigger=trigger, config=asdict(config), split_seed=settings.SOFTPROMPT_SPLIT_SEED,
-                pool_size=len(training), steps_total=config.steps * config.grad_accumulation, created_by=by,
+                model=model,
+                trigger=trigger,
+                config=asdict(config),
+                split_seed=settings.SOFTPROMPT_SPLIT_SEED,
+                pool_size=len(training),
+                steps_total=config.steps * config.grad_accumulation,
+                created_by=by,
             )
     except IntegrityError:
         active = SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).first()
@@ -109,7 +114,9 @@ def softprompt_retry(*, soft_prompt: SoftPrompt) -> SoftPrompt:
     (core.jobs.requeue), the failed training keeps its curve and error as the record of what happened."""
     if soft_prompt.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise ApplicationError("Only a failed or cancelled training can be retried.")
-    return softprompt_queue(model=soft_prompt.model, trigger=RunTrigger.MANUAL, config=AlignConfig(**soft_prompt.config))
+    return softprompt_queue(
+        model=soft_prompt.model, trigger=RunTrigger.MANUAL, config=AlignConfig(**soft_prompt.config)
+    )
 
 
 # --- Execution -----------------------------------------------------------------------------------------
@@ -160,8 +167,14 @@ FAILURES = (ScoringError, ConfigError, templating.TemplateError)
 
 
 def softprompt_train_execute(
-    *, soft_prompt_id: int, task_id: str, worker: str = "", on_step: Callable[[int, int, dict], None] | None = None,
-    device: str | None = None, enqueue_scoring: bool = True, resume_token: str | None = None,
+    *,
+    soft_prompt_id: int,
+    task_id: str,
+    worker: str = "",
+    on_step: Callable[[int, int, dict], None] | None = None,
+    device: str | None = None,
+    enqueue_scoring: bool = True,
+    resume_token: str | None = None,
 ) -> SoftPrompt | None:
     """Claim the training and run it (core/jobs.py's execute). A redelivered job or one whose holder went
     silent may claim it again; training restarts from its seed, so exactly one artifact and one variant."""
@@ -169,13 +182,23 @@ def softprompt_train_execute(
         softprompt_train_work, on_step=on_step, device=device, enqueue_scoring=enqueue_scoring
     )
     return jobs.execute(
-        SoftPrompt, soft_prompt_id, work=work, failures=FAILURES, task_id=task_id, worker=worker,
+        SoftPrompt,
+        soft_prompt_id,
+        work=work,
+        failures=FAILURES,
+        task_id=task_id,
+        worker=worker,
         resume_token=resume_token,
     )
 
 
 def softprompt_train_work(
-    soft: SoftPrompt, token: uuid.UUID, *, on_step=None, device: str | None = None, enqueue_scoring: bool = True
+    soft: SoftPrompt,
+    token: uuid.UUID,
+    *,
+    on_step=None,
+    device: str | None = None,
+    enqueue_scoring: bool = True,
 ) -> None:
     """A training's work: train, save the artifact, and (still holding the claim) record it as succeeded,
     with its variant and the held-out scoring runs, in one transaction."""
@@ -198,7 +221,9 @@ def softprompt_train_work(
         if number % CURVE_EVERY_STEPS and number != config.steps:
             return True
         # False when cancelled or taken over: training stops.
-        return jobs.heartbeat(SoftPrompt, soft.id, token, steps_done=number * config.grad_accumulation, curve=curve)
+        return jobs.heartbeat(
+            SoftPrompt, soft.id, token, steps_done=number * config.grad_accumulation, curve=curve
+        )
 
     peft_model, result = ml.train(loaded, tasks, config, on_step=step)
     if not jobs.holds(SoftPrompt, soft.id, token):

@@ -11,21 +11,34 @@ from evaluation.models import ScoringRun, SoftPrompt
 @shared_task(bind=True, name="evaluation.tasks.score_run", queue="gpu", max_retries=None)
 def score_run(self, run_id: int, resume_token: str | None = None) -> None:
     jobs.perform(
-        self, ScoringRun, run_id, resume_token=resume_token, work=scoring.scoring_run_work, failures=scoring.FAILURES
+        self,
+        ScoringRun,
+        run_id,
+        resume_token=resume_token,
+        work=scoring.scoring_run_work,
+        failures=scoring.FAILURES,
     )
 
 
 @shared_task(bind=True, name="evaluation.tasks.train_softprompt", queue="gpu", max_retries=None)
 def train_softprompt(self, soft_prompt_id: int, resume_token: str | None = None) -> None:
     jobs.perform(
-        self, SoftPrompt, soft_prompt_id, resume_token=resume_token, work=softprompts.softprompt_train_work,
+        self,
+        SoftPrompt,
+        soft_prompt_id,
+        resume_token=resume_token,
+        work=softprompts.softprompt_train_work,
         failures=softprompts.FAILURES,
     )
 
 
 @shared_task(
-    name="evaluation.refresh_aggregates", queue="default", autoretry_for=jobs.DATABASE_ERRORS, retry_backoff=10,
-    retry_backoff_max=600, max_retries=None,
+    name="evaluation.refresh_aggregates",
+    queue="default",
+    autoretry_for=jobs.DATABASE_ERRORS,
+    retry_backoff=10,
+    retry_backoff_max=600,
+    max_retries=None,
 )
 def refresh_aggregates(variant_id: int, task_id: int) -> None:
     aggregates.aggregates_refresh(variant_id=variant_id, task_id=task_id)

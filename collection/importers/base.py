@@ -93,7 +93,9 @@ def read_jsonl(path: Path | str, text: str, *, max_rows: int | None = None) -> l
     return records
 
 
-def benchmark_upsert(*, slug: str, name: str, description: str = "", source: str = "") -> tuple[Benchmark, bool]:
+def benchmark_upsert(
+    *, slug: str, name: str, description: str = "", source: str = ""
+) -> tuple[Benchmark, bool]:
     return Benchmark.objects.get_or_create(
         slug=slug, defaults={"name": name, "description": description, "source": source}
     )

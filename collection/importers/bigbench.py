@@ -49,7 +49,9 @@ def read_task_file(path: Path, slug: str, spec: FieldSpec, id_prefix: str) -> Ta
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
-        raise ImportFailed(path, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise ImportFailed(
+            path, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     if not isinstance(data, dict):
         raise ImportFailed(path, "expected a JSON object with 'name' and 'examples'")
     examples = data.get("examples", [])
@@ -61,21 +63,26 @@ def read_task_file(path: Path, slug: str, spec: FieldSpec, id_prefix: str) -> Ta
     return task_file
 
 
-def _example_row(path: Path, index: int, example, spec: FieldSpec, id_prefix: str, task_file: TaskFile) -> dict:
+def _example_row(
+    path: Path, index: int, example, spec: FieldSpec, id_prefix: str, task_file: TaskFile
+) -> dict:
     where = f"example {index}"
     if not isinstance(example, dict) or not isinstance(example.get("input"), str):
         raise ImportFailed(path, f"{where} has no 'input' text")
     scores = example.get("target_scores")
     if not isinstance(scores, dict) or len(scores) < 2:
         raise ImportFailed(
-            path, f"{where} has no 'target_scores' with two or more options; only multiple-choice tasks import"
+            path,
+            f"{where} has no 'target_scores' with two or more options; only multiple-choice tasks import",
         )
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values()):
         raise ImportFailed(path, f"{where}: target scores must be numbers")
     best = max(scores.values())
     winners = [option for option, score in scores.items() if score == best]
     if len(winners) != 1:
-        raise ImportFailed(path, f"{where}: {len(winners)} options share the top score; the gold option is unclear")
+        raise ImportFailed(
+            path, f"{where}: {len(winners)} options share the top score; the gold option is unclear"
+        )
     answer = winners[0]
     source_id = f"{id_prefix}{index}"
     options = list(spec.fixed_options) or list(scores)
@@ -103,7 +110,9 @@ def read_task_dir(path: Path) -> TaskFile:
     spec = spec_for(directory.name)
     root = read_task_file(root_file, directory.name, spec, "")
     for sub in sorted(p for p in directory.iterdir() if (p / "task.json").is_file()):
-        root.subtasks.append(read_task_file(sub / "task.json", f"{directory.name}-{sub.name}", spec, f"{sub.name}/"))
+        root.subtasks.append(
+            read_task_file(sub / "task.json", f"{directory.name}-{sub.name}", spec, f"{sub.name}/")
+        )
     for task_file in [root, *root.subtasks]:
         if not task_file.rows and not (task_file is root and root.subtasks):
             raise ImportFailed(task_file.path, "the task has no examples")

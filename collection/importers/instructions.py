@@ -146,7 +146,9 @@ def _template_of(item) -> str | None:
     return None
 
 
-def parse_generic(where: Path | str, text: str, fmt: str, *, max_rows: int | None = None) -> list[tuple[str, dict]]:
+def parse_generic(
+    where: Path | str, text: str, fmt: str, *, max_rows: int | None = None
+) -> list[tuple[str, dict]]:
     """(where, record) pairs of a generic JSONL or CSV file; labels given as "a|b" in CSV become lists."""
     if fmt == "jsonl":
         records = read_jsonl(where, text, max_rows=max_rows)
@@ -156,7 +158,9 @@ def parse_generic(where: Path | str, text: str, fmt: str, *, max_rows: int | Non
             missing = {"task", "template"} - set(reader.fieldnames or [])
             if missing:
                 raise ImportFailed(where, f"missing CSV column(s): {', '.join(sorted(missing))}")
-            records = [(f"line {reader.line_num}", dict(record)) for record in limited(where, reader, max_rows)]
+            records = [
+                (f"line {reader.line_num}", dict(record)) for record in limited(where, reader, max_rows)
+            ]
         except csv.Error as exc:
             raise ImportFailed(where, f"line {reader.line_num}: malformed CSV ({exc})") from None
         for where_row, record in records:
@@ -187,11 +191,14 @@ def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, uploader
         if uploader is not None:
             if record.get("author") and record["author"] != uploader.get_username():
                 raise ImportFailed(
-                    path, f"{where}: an upload is credited to you, not to '{record['author']}'; "
+                    path,
+                    f"{where}: an upload is credited to you, not to '{record['author']}'; "
                     "say where a phrasing comes from in 'source'",
                 )
             if (record.get("collection") or "crowd") != "crowd":
-                raise ImportFailed(path, f"{where}: uploads go into the crowd collection, not '{record['collection']}'")
+                raise ImportFailed(
+                    path, f"{where}: uploads go into the crowd collection, not '{record['collection']}'"
+                )
             record = {**record, "author": uploader.get_username()}
         task_ref = str(record.get("task") or "")
         benchmark_slug, _, task_slug = task_ref.partition("/")
@@ -256,7 +263,9 @@ def import_instructions_upload(*, name: str, data: bytes, by) -> ImportReport:
     if fmt is None:
         raise ImportFailed(name, "upload a .csv or .jsonl file")
     if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise ImportFailed(name, f"{len(data):,} bytes is over the upload limit of {settings.UPLOAD_MAX_BYTES:,}")
+        raise ImportFailed(
+            name, f"{len(data):,} bytes is over the upload limit of {settings.UPLOAD_MAX_BYTES:,}"
+        )
     records = parse_generic(name, decode_text(name, data), fmt, max_rows=settings.UPLOAD_MAX_ROWS)
     report = ImportReport()
     with transaction.atomic():
@@ -278,7 +287,8 @@ def phrasing_row_import(path: Path | str, row: PhrasingRow, status: str, report:
     if found is not None:
         if found.template != row.template or (found.current_revision.labels or None) != row.labels:
             raise ImportFailed(
-                path, f"{row.where}: phrasing {row.external_id or found.pk} already exists with different text"
+                path,
+                f"{row.where}: phrasing {row.external_id or found.pk} already exists with different text",
             )
         report.add("phrasings unchanged")
         return

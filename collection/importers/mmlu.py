@@ -55,7 +55,9 @@ def read_subject(path: Path) -> list[dict]:
             question, *options, answer = record
             answer = answer.strip().upper()
             if answer not in LETTERS:
-                raise ImportFailed(path, f"line {reader.line_num}: answer {record[5]!r} is not one of A, B, C, D")
+                raise ImportFailed(
+                    path, f"line {reader.line_num}: answer {record[5]!r} is not one of A, B, C, D"
+                )
             if not question.strip():
                 raise ImportFailed(path, f"line {reader.line_num}: the question is empty")
             rows.append(

@@ -35,6 +35,8 @@ from collection.services import instances_upsert
 
 LETTERS = string.ascii_uppercase
 RESERVED = {"task", "id", "split", "answer", "options", "inputs"}
+
+
 def read_rows(path: Path, fmt: str) -> list[tuple[str, dict]]:
     """(where, record) pairs with keys task, id, split, inputs, options, answer."""
     text = read_text(path)
@@ -55,7 +57,9 @@ def read_rows(path: Path, fmt: str) -> list[tuple[str, dict]]:
                 if None in record:
                     raise ImportFailed(path, f"line {reader.line_num}: more values than columns")
                 if None in record.values():
-                    raise ImportFailed(path, f"line {reader.line_num}: fewer values than columns (is the row cut short?)")
+                    raise ImportFailed(
+                        path, f"line {reader.line_num}: fewer values than columns (is the row cut short?)"
+                    )
                 options = [record[c] for c in option_columns if record[c] not in (None, "")]
                 inputs = {c: record[c] or "" for c in input_columns}
                 row = {k: record.get(k) for k in ("task", "id", "split", "answer")}
@@ -106,7 +110,9 @@ def import_task_records(
             raise ImportFailed(source, str(exc)) from None
         split = str(record.get("split") or Instance.Split.EVAL)
         if split not in Instance.Split.values:
-            raise ImportFailed(source, f"{where}: split '{split}' is not one of {', '.join(Instance.Split.values)}")
+            raise ImportFailed(
+                source, f"{where}: split '{split}' is not one of {', '.join(Instance.Split.values)}"
+            )
         by_task[task_slug].append(
             {
                 "source_id": str(record.get("id") if record.get("id") not in (None, "") else number),
@@ -130,7 +136,11 @@ def import_task_records(
                 answer_format = Task.AnswerFormat.OPTION_TEXT
             else:
                 width = max(len(row["options"]) for row in rows)
-                labels, kind, answer_format = list(LETTERS[:width]), Task.Kind.MULTIPLE_CHOICE, Task.AnswerFormat.LETTER
+                labels, kind, answer_format = (
+                    list(LETTERS[:width]),
+                    Task.Kind.MULTIPLE_CHOICE,
+                    Task.AnswerFormat.LETTER,
+                )
             task = task_upsert(
                 benchmark=benchmark,
                 slug=task_slug,
@@ -151,17 +161,28 @@ def import_task_records(
 
 
 def import_tasks_file(path: Path, *, fmt: str, benchmark_slug: str, benchmark_name: str = "") -> ImportReport:
-    return import_task_records(path, read_rows(path, fmt), benchmark_slug=benchmark_slug, benchmark_name=benchmark_name)
+    return import_task_records(
+        path, read_rows(path, fmt), benchmark_slug=benchmark_slug, benchmark_name=benchmark_name
+    )
 
 
-def hf_records(dataset, *, task: str, question_field: str, options_field: str, answer_field: str,
-               extra_fields: list[str], split: str) -> list[tuple[str, dict]]:
+def hf_records(
+    dataset,
+    *,
+    task: str,
+    question_field: str,
+    options_field: str,
+    answer_field: str,
+    extra_fields: list[str],
+    split: str,
+) -> list[tuple[str, dict]]:
     """Rows of a Hugging Face dataset as task records (e.g. cais/mmlu: question, choices, answer)."""
     columns = set(dataset.column_names)
     needed = {question_field, options_field, answer_field, *extra_fields}
     if needed - columns:
         raise ImportFailed(
-            "dataset", f"missing column(s) {', '.join(sorted(needed - columns))}; it has {', '.join(sorted(columns))}"
+            "dataset",
+            f"missing column(s) {', '.join(sorted(needed - columns))}; it has {', '.join(sorted(columns))}",
         )
     records = []
     for number, row in enumerate(dataset):
@@ -182,9 +203,19 @@ def hf_records(dataset, *, task: str, question_field: str, options_field: str, a
     return records
 
 
-def import_hf_dataset(name: str, *, config: str | None, hf_split: str, benchmark_slug: str, task: str,
-                      question_field: str, options_field: str, answer_field: str,
-                      extra_fields: list[str], split: str) -> ImportReport:
+def import_hf_dataset(
+    name: str,
+    *,
+    config: str | None,
+    hf_split: str,
+    benchmark_slug: str,
+    task: str,
+    question_field: str,
+    options_field: str,
+    answer_field: str,
+    extra_fields: list[str],
+    split: str,
+) -> ImportReport:
     """Download a dataset from the Hugging Face hub by name and import it (needs network access)."""
     try:
         import datasets
@@ -195,7 +226,12 @@ def import_hf_dataset(name: str, *, config: str | None, hf_split: str, benchmark
     except Exception as exc:  # the hub raises many types (offline, not found, bad config)
         raise ImportFailed(name, f"could not load from the Hugging Face hub: {exc}") from None
     records = hf_records(
-        dataset, task=task, question_field=question_field, options_field=options_field,
-        answer_field=answer_field, extra_fields=extra_fields, split=split,
+        dataset,
+        task=task,
+        question_field=question_field,
+        options_field=options_field,
+        answer_field=answer_field,
+        extra_fields=extra_fields,
+        split=split,
     )
     return import_task_records(f"hf:{name}", records, benchmark_slug=benchmark_slug)

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,179 +14,408 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Benchmark',
+            name="Benchmark",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('source', models.CharField(blank=True, help_text='Where the data comes from.', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "source",
+                    models.CharField(blank=True, help_text="Where the data comes from.", max_length=500),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Collection',
+            name="Collection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('kind', models.CharField(choices=[('crowd', 'Crowd-written'), ('benchmark_default', 'Benchmark default'), ('tuning', 'Instruction-tuning collection')], max_length=20)),
-                ('description', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("crowd", "Crowd-written"),
+                            ("benchmark_default", "Benchmark default"),
+                            ("tuning", "Instruction-tuning collection"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['crowd', 'benchmark_default', 'tuning'])), name='collection_kind_valid')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["crowd", "benchmark_default", "tuning"])),
+                        name="collection_kind_valid",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Instruction',
+            name="Instruction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(blank=True, help_text='External source, when not written here.', max_length=300)),
-                ('external_id', models.CharField(blank=True, help_text="The phrasing's id at its source.", max_length=200)),
-                ('status', models.CharField(choices=[('pending', 'Pending review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('retired', 'Retired')], default='pending', max_length=10)),
-                ('review_reason', models.TextField(blank=True)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='instructions', to=settings.AUTH_USER_MODEL)),
-                ('collection', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instructions', to='collection.collection')),
-                ('reviewer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reviews', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        blank=True, help_text="External source, when not written here.", max_length=300
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(
+                        blank=True, help_text="The phrasing's id at its source.", max_length=200
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending review"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("retired", "Retired"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("review_reason", models.TextField(blank=True)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="instructions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "collection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instructions",
+                        to="collection.collection",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="reviews",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'id'],
+                "ordering": ["task", "id"],
             },
         ),
         migrations.CreateModel(
-            name='InstructionRevision',
+            name="InstructionRevision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('template', models.TextField()),
-                ('labels', models.JSONField(blank=True, help_text='Optional label words for this phrasing, one per task label (e.g. yes/no for same/different).', null=True)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('normalised_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('instruction', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='revisions', to='collection.instruction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("template", models.TextField()),
+                (
+                    "labels",
+                    models.JSONField(
+                        blank=True,
+                        help_text="Optional label words for this phrasing, one per task label (e.g. yes/no for same/different).",
+                        null=True,
+                    ),
+                ),
+                ("content_hash", models.CharField(max_length=64)),
+                ("normalised_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "instruction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="revisions",
+                        to="collection.instruction",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['instruction', 'number'],
+                "ordering": ["instruction", "number"],
             },
         ),
         migrations.AddField(
-            model_name='instruction',
-            name='current_revision',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='collection.instructionrevision'),
+            model_name="instruction",
+            name="current_revision",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="collection.instructionrevision",
+            ),
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=200)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('multiple_choice', 'Multiple choice'), ('binary', 'Binary'), ('classification', 'Classification')], max_length=20)),
-                ('answer_format', models.CharField(choices=[('letter', 'Letter of the option'), ('option_text', 'Text of the option')], max_length=20)),
-                ('input_fields', models.JSONField(default=list, help_text='Instance fields a template may use.')),
-                ('required_fields', models.JSONField(blank=True, default=list, help_text='Fields every template must use.')),
-                ('label_space', models.JSONField(default=list, help_text='What the model answers: letters A.. or the label words, in option order.')),
-                ('max_options', models.PositiveSmallIntegerField(default=0)),
-                ('source', models.CharField(blank=True, max_length=500)),
-                ('external_id', models.CharField(blank=True, help_text="The task's name at its source.", max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('benchmark', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tasks', to='collection.benchmark')),
-                ('parent', models.ForeignKey(blank=True, help_text='MMLU subjects sit under the pooled MMLU task; BIG-bench subtasks under their task.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='subtasks', to='collection.task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=200)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("multiple_choice", "Multiple choice"),
+                            ("binary", "Binary"),
+                            ("classification", "Classification"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "answer_format",
+                    models.CharField(
+                        choices=[("letter", "Letter of the option"), ("option_text", "Text of the option")],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "input_fields",
+                    models.JSONField(default=list, help_text="Instance fields a template may use."),
+                ),
+                (
+                    "required_fields",
+                    models.JSONField(blank=True, default=list, help_text="Fields every template must use."),
+                ),
+                (
+                    "label_space",
+                    models.JSONField(
+                        default=list,
+                        help_text="What the model answers: letters A.. or the label words, in option order.",
+                    ),
+                ),
+                ("max_options", models.PositiveSmallIntegerField(default=0)),
+                ("source", models.CharField(blank=True, max_length=500)),
+                (
+                    "external_id",
+                    models.CharField(blank=True, help_text="The task's name at its source.", max_length=200),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "benchmark",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tasks",
+                        to="collection.benchmark",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="MMLU subjects sit under the pooled MMLU task; BIG-bench subtasks under their task.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subtasks",
+                        to="collection.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['benchmark', 'slug'],
+                "ordering": ["benchmark", "slug"],
             },
         ),
         migrations.AddField(
-            model_name='instruction',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instructions', to='collection.task'),
+            model_name="instruction",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="instructions", to="collection.task"
+            ),
         ),
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('split', models.CharField(choices=[('eval', 'Evaluation'), ('train', 'Training')], default='eval', max_length=10)),
-                ('source_id', models.CharField(help_text="Stable id at the source, e.g. 'anatomy/test/12'.", max_length=200)),
-                ('inputs', models.JSONField(help_text="Field name -> text, for the task's input fields.")),
-                ('options', models.JSONField(help_text='Answer options, in order.')),
-                ('gold', models.PositiveSmallIntegerField(help_text='Index of the correct option.')),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instances', to='collection.task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[("eval", "Evaluation"), ("train", "Training")], default="eval", max_length=10
+                    ),
+                ),
+                (
+                    "source_id",
+                    models.CharField(
+                        help_text="Stable id at the source, e.g. 'anatomy/test/12'.", max_length=200
+                    ),
+                ),
+                ("inputs", models.JSONField(help_text="Field name -> text, for the task's input fields.")),
+                ("options", models.JSONField(help_text="Answer options, in order.")),
+                ("gold", models.PositiveSmallIntegerField(help_text="Index of the correct option.")),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="instances",
+                        to="collection.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'id'],
+                "ordering": ["task", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='instructionrevision',
-            index=models.Index(fields=['normalised_hash'], name='revision_normalised_hash'),
+            model_name="instructionrevision",
+            index=models.Index(fields=["normalised_hash"], name="revision_normalised_hash"),
         ),
         migrations.AddConstraint(
-            model_name='instructionrevision',
-            constraint=models.UniqueConstraint(fields=('instruction', 'number'), name='revision_unique_number'),
+            model_name="instructionrevision",
+            constraint=models.UniqueConstraint(
+                fields=("instruction", "number"), name="revision_unique_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instructionrevision',
-            constraint=models.UniqueConstraint(fields=('instruction', 'content_hash'), name='revision_unique_content'),
+            model_name="instructionrevision",
+            constraint=models.UniqueConstraint(
+                fields=("instruction", "content_hash"), name="revision_unique_content"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instructionrevision',
-            constraint=models.CheckConstraint(condition=models.Q(('number__gte', 1)), name='revision_number_positive'),
+            model_name="instructionrevision",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("number__gte", 1)), name="revision_number_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.UniqueConstraint(fields=('benchmark', 'slug'), name='task_unique_slug_per_benchmark'),
+            model_name="task",
+            constraint=models.UniqueConstraint(
+                fields=("benchmark", "slug"), name="task_unique_slug_per_benchmark"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.CheckConstraint(condition=models.Q(('parent', models.F('id')), _negated=True), name='task_not_own_parent'),
+            model_name="task",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("parent", models.F("id")), _negated=True), name="task_not_own_parent"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['multiple_choice', 'binary', 'classification'])), name='task_kind_valid'),
+            model_name="task",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["multiple_choice", "binary", "classification"])),
+                name="task_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.CheckConstraint(condition=models.Q(('answer_format__in', ['letter', 'option_text'])), name='task_answer_format_valid'),
+            model_name="task",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("answer_format__in", ["letter", "option_text"])),
+                name="task_answer_format_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='instruction',
-            index=models.Index(fields=['task', 'status'], name='instruction_task_status'),
+            model_name="instruction",
+            index=models.Index(fields=["task", "status"], name="instruction_task_status"),
         ),
         migrations.AddConstraint(
-            model_name='instruction',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'rejected', 'retired'])), name='instruction_status_valid'),
+            model_name="instruction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "approved", "rejected", "retired"])),
+                name="instruction_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instruction',
-            constraint=models.CheckConstraint(condition=models.Q(('author__isnull', False), models.Q(('source', ''), _negated=True), _connector='OR'), name='instruction_has_author_or_source'),
+            model_name="instruction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("author__isnull", False), models.Q(("source", ""), _negated=True), _connector="OR"
+                ),
+                name="instruction_has_author_or_source",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instruction',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'rejected'), _negated=True), models.Q(('review_reason', ''), _negated=True), _connector='OR'), name='instruction_rejection_has_reason'),
+            model_name="instruction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "rejected"), _negated=True),
+                    models.Q(("review_reason", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="instruction_rejection_has_reason",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instruction',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id', ''), _negated=True), fields=('task', 'source', 'external_id'), name='instruction_unique_external_id'),
+            model_name="instruction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("external_id", ""), _negated=True),
+                fields=("task", "source", "external_id"),
+                name="instruction_unique_external_id",
+            ),
         ),
         migrations.AddIndex(
-            model_name='instance',
-            index=models.Index(fields=['task', 'split'], name='instance_task_split'),
+            model_name="instance",
+            index=models.Index(fields=["task", "split"], name="instance_task_split"),
         ),
         migrations.AddConstraint(
-            model_name='instance',
-            constraint=models.UniqueConstraint(fields=('task', 'source_id'), name='instance_unique_source_id_per_task'),
+            model_name="instance",
+            constraint=models.UniqueConstraint(
+                fields=("task", "source_id"), name="instance_unique_source_id_per_task"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instance',
-            constraint=models.CheckConstraint(condition=models.Q(('split__in', ['eval', 'train'])), name='instance_split_valid'),
+            model_name="instance",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("split__in", ["eval", "train"])), name="instance_split_valid"
+            ),
         ),
     ]

@@ -15,7 +15,9 @@ COLLECTIONS = [
 def create(apps, schema_editor):
     Collection = apps.get_model("collection", "Collection")
     for slug, name, kind, description in COLLECTIONS:
-        Collection.objects.get_or_create(slug=slug, defaults={"name": name, "kind": kind, "description": description})
+        Collection.objects.get_or_create(
+            slug=slug, defaults={"name": name, "kind": kind, "description": description}
+        )
 
 
 class Migration(migrations.Migration):

@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collection', '0002_collections'),
+        ("collection", "0002_collections"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='task',
-            name='eval_sample_seed',
-            field=models.PositiveIntegerField(default=0, help_text='Seed of the evaluation sample.'),
+            model_name="task",
+            name="eval_sample_seed",
+            field=models.PositiveIntegerField(default=0, help_text="Seed of the evaluation sample."),
         ),
         migrations.AddField(
-            model_name='task',
-            name='eval_sample_size',
-            field=models.PositiveIntegerField(blank=True, help_text='Score each phrasing on this many eval instances (a fixed seeded sample); blank: all of them.', null=True),
+            model_name="task",
+            name="eval_sample_size",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Score each phrasing on this many eval instances (a fixed seeded sample); blank: all of them.",
+                null=True,
+            ),
         ),
     ]

@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collection', '0003_task_eval_sample'),
+        ("collection", "0003_task_eval_sample"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instruction',
-            name='text_available',
-            field=models.BooleanField(default=True, help_text='False for phrasings known only from published results: shown on leaderboards, never scored.'),
+            model_name="instruction",
+            name="text_available",
+            field=models.BooleanField(
+                default=True,
+                help_text="False for phrasings known only from published results: shown on leaderboards, never scored.",
+            ),
         ),
     ]

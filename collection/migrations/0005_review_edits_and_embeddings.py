@@ -6,51 +6,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collection', '0004_instruction_text_available'),
+        ("collection", "0004_instruction_text_available"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PhrasingEmbedding',
+            name="PhrasingEmbedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_name', models.CharField(max_length=300)),
-                ('vector', models.BinaryField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_name", models.CharField(max_length=300)),
+                ("vector", models.BinaryField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='instruction',
-            name='instruction_status_valid',
+            model_name="instruction",
+            name="instruction_status_valid",
         ),
         migrations.RemoveConstraint(
-            model_name='instruction',
-            name='instruction_rejection_has_reason',
+            model_name="instruction",
+            name="instruction_rejection_has_reason",
         ),
         migrations.AlterField(
-            model_name='instruction',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending review'), ('needs_edit', 'Edit requested'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('retired', 'Retired')], default='pending', max_length=10),
+            model_name="instruction",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending review"),
+                    ("needs_edit", "Edit requested"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("retired", "Retired"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instruction',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'needs_edit', 'approved', 'rejected', 'retired'])), name='instruction_status_valid'),
+            model_name="instruction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["pending", "needs_edit", "approved", "rejected", "retired"])
+                ),
+                name="instruction_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instruction',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ['rejected', 'needs_edit']), _negated=True), models.Q(('review_reason', ''), _negated=True), _connector='OR'), name='instruction_rejection_has_reason'),
+            model_name="instruction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status__in", ["rejected", "needs_edit"]), _negated=True),
+                    models.Q(("review_reason", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="instruction_rejection_has_reason",
+            ),
         ),
         migrations.AddField(
-            model_name='phrasingembedding',
-            name='revision',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='embeddings', to='collection.instructionrevision'),
+            model_name="phrasingembedding",
+            name="revision",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="embeddings",
+                to="collection.instructionrevision",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='phrasingembedding',
-            constraint=models.UniqueConstraint(fields=('revision', 'model_name'), name='embedding_unique_per_model'),
+            model_name="phrasingembedding",
+            constraint=models.UniqueConstraint(
+                fields=("revision", "model_name"), name="embedding_unique_per_model"
+            ),
         ),
     ]
 
@@ -65,7 +97,9 @@ def grant_embedding_permissions(apps, schema_editor):
     config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    perms = Permission.objects.filter(content_type__app_label="collection", codename__endswith="phrasingembedding")
+    perms = Permission.objects.filter(
+        content_type__app_label="collection", codename__endswith="phrasingembedding"
+    )
     for role, codes in {"admin": None, "curator": ["view_phrasingembedding"]}.items():
         group, _ = Group.objects.get_or_create(name=role)
         group.permissions.add(*(perms if codes is None else perms.filter(codename__in=codes)))

@@ -31,7 +31,9 @@ def _decorate(instructions: list[Instruction], user) -> None:
     for instruction in instructions:
         instruction.neighbours = nearest.get(instruction.id, [])
         draft = preview.build(
-            task=instruction.task, template=instruction.template, labels=instruction.current_revision.labels,
+            task=instruction.task,
+            template=instruction.template,
+            labels=instruction.current_revision.labels,
             instances=preview.sample_instances(instruction.task, 1),
         )
         instruction.preview = draft
@@ -70,7 +72,9 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
         # The service decides which decisions the phrasing's status allows (say, one decided meanwhile).
         try:
             services.instruction_review(
-                instruction=instruction, reviewer=request.user, status=form.cleaned_data["decision"],
+                instruction=instruction,
+                reviewer=request.user,
+                status=form.cleaned_data["decision"],
                 reason=form.cleaned_data["reason"],
             )
         except ApplicationError as exc:
@@ -79,8 +83,12 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
         instruction.refresh_from_db()
         if error:
             _decorate([instruction], request.user)
-        context = {"item": instruction, "error": error, "decisions": ReviewForm.base_fields["decision"].choices,
-                   "reason": request.POST.get("reason", "")}
+        context = {
+            "item": instruction,
+            "error": error,
+            "decisions": ReviewForm.base_fields["decision"].choices,
+            "reason": request.POST.get("reason", ""),
+        }
         return render(request, "collection/curation_queue.html#item", context, status=400 if error else 200)
     if error:
         messages.error(request, f"Phrasing #{instruction.id}: {error}")
@@ -105,7 +113,9 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
         .order_by("id")
     )
     outcomes = services.instructions_review_bulk(
-        instructions=list(chosen), reviewer=request.user, status=form.cleaned_data["decision"],
+        instructions=list(chosen),
+        reviewer=request.user,
+        status=form.cleaned_data["decision"],
         reason=form.cleaned_data["reason"],
     )
     done = [o for o in outcomes if not o.error]

@@ -38,7 +38,12 @@ class UploadLimit(FileUploadHandler):
 
 
 def _context(form: UploadForm, error: str = "") -> dict:
-    return {"form": form, "error": error, "max_bytes": settings.UPLOAD_MAX_BYTES, "max_rows": settings.UPLOAD_MAX_ROWS}
+    return {
+        "form": form,
+        "error": error,
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "max_rows": settings.UPLOAD_MAX_ROWS,
+    }
 
 
 # csrf_exempt here and csrf_protect below, as Django documents: the upload handler must be installed before
@@ -59,13 +64,17 @@ def _upload(request: HttpRequest) -> HttpResponse:
         return render(request, "collection/phrasing_upload.html", _context(UploadForm()))
     form = UploadForm(request.POST, request.FILES)
     if getattr(request, "upload_too_large", False):
-        error = f"The file is over the upload limit of {settings.UPLOAD_MAX_BYTES:,} bytes. Nothing was imported."
+        error = (
+            f"The file is over the upload limit of {settings.UPLOAD_MAX_BYTES:,} bytes. Nothing was imported."
+        )
     elif not form.is_valid():
         error = " ".join(str(e) for errors in form.errors.values() for e in errors)
     else:
         upload_file = form.cleaned_data["file"]
         try:
-            report = import_instructions_upload(name=upload_file.name, data=upload_file.read(), by=request.user)
+            report = import_instructions_upload(
+                name=upload_file.name, data=upload_file.read(), by=request.user
+            )
         except ImportFailed as exc:
             error = f"{exc}\nNothing was imported."
         else:

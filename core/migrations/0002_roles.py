@@ -6,8 +6,12 @@ from django.db import migrations
 ROLE_PERMISSIONS = {
     "author": [],
     "curator": [
-        "collection.view_benchmark", "collection.view_task", "collection.view_instance",
-        "collection.view_collection", "collection.view_instruction", "collection.change_instruction",
+        "collection.view_benchmark",
+        "collection.view_task",
+        "collection.view_instance",
+        "collection.view_collection",
+        "collection.view_instruction",
+        "collection.change_instruction",
         "collection.view_instructionrevision",
     ],
     "admin": ["collection.*", "evaluation.*", "core.*"],

@@ -6,135 +6,379 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('collection', '0003_task_eval_sample'),
+        ("collection", "0003_task_eval_sample"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LanguageModel',
+            name="LanguageModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('source', models.CharField(help_text='A Hugging Face hub id (google/flan-t5-base) or a local path.', max_length=500)),
-                ('revision', models.CharField(blank=True, help_text='Hub branch, tag or commit; blank: the default.', max_length=100)),
-                ('family', models.CharField(choices=[('seq2seq', 'Encoder-decoder (seq2seq)'), ('causal', 'Decoder-only (causal)')], max_length=10)),
-                ('dtype', models.CharField(choices=[('auto', 'Auto (bfloat16 on GPU, float32 on CPU)'), ('float32', 'float32'), ('bfloat16', 'bfloat16'), ('float16', 'float16')], default='auto', max_length=10)),
-                ('prompt_format', models.CharField(choices=[('none', 'None (the phrasing as written)'), ('alpaca', 'Alpaca-style wrapper'), ('chat', "The tokenizer's chat template")], default='none', max_length=10)),
-                ('trust_remote_code', models.BooleanField(default=False, help_text='Runs Python code shipped with the model. Only turn on for code you have read.')),
-                ('batch_size', models.PositiveSmallIntegerField(default=16, help_text='Starting batch size; halves on out-of-memory.')),
-                ('is_active', models.BooleanField(default=True, help_text='Active models score newly approved phrasings.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('tuned_on', models.ManyToManyField(blank=True, help_text="Instruction collections the model was tuned on: their phrasings are 'observed' for it.", related_name='tuned_models', to='collection.collection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "source",
+                    models.CharField(
+                        help_text="A Hugging Face hub id (google/flan-t5-base) or a local path.",
+                        max_length=500,
+                    ),
+                ),
+                (
+                    "revision",
+                    models.CharField(
+                        blank=True, help_text="Hub branch, tag or commit; blank: the default.", max_length=100
+                    ),
+                ),
+                (
+                    "family",
+                    models.CharField(
+                        choices=[
+                            ("seq2seq", "Encoder-decoder (seq2seq)"),
+                            ("causal", "Decoder-only (causal)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "dtype",
+                    models.CharField(
+                        choices=[
+                            ("auto", "Auto (bfloat16 on GPU, float32 on CPU)"),
+                            ("float32", "float32"),
+                            ("bfloat16", "bfloat16"),
+                            ("float16", "float16"),
+                        ],
+                        default="auto",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "prompt_format",
+                    models.CharField(
+                        choices=[
+                            ("none", "None (the phrasing as written)"),
+                            ("alpaca", "Alpaca-style wrapper"),
+                            ("chat", "The tokenizer's chat template"),
+                        ],
+                        default="none",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "trust_remote_code",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Runs Python code shipped with the model. Only turn on for code you have read.",
+                    ),
+                ),
+                (
+                    "batch_size",
+                    models.PositiveSmallIntegerField(
+                        default=16, help_text="Starting batch size; halves on out-of-memory."
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True, help_text="Active models score newly approved phrasings."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tuned_on",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Instruction collections the model was tuned on: their phrasings are 'observed' for it.",
+                        related_name="tuned_models",
+                        to="collection.collection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelVariant',
+            name="ModelVariant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('base', 'Base model'), ('soft_prompt', 'With a soft prompt')], default='base', max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='variants', to='evaluation.languagemodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("base", "Base model"), ("soft_prompt", "With a soft prompt")],
+                        default="base",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="variants",
+                        to="evaluation.languagemodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model__name', 'id'],
+                "ordering": ["model__name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ScoringRun',
+            name="ScoringRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=20)),
-                ('trigger', models.CharField(choices=[('approval', 'A phrasing was approved'), ('registration', 'The model was registered'), ('import', 'Phrasings were imported'), ('manual', 'Started by hand'), ('cli', 'The score command')], max_length=20)),
-                ('total_cells', models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")),
-                ('cached_cells', models.PositiveIntegerField(default=0, help_text='Of those, how many existed when it was created.')),
-                ('done_cells', models.PositiveIntegerField(default=0, help_text='Of those, how many exist now.')),
-                ('error', models.TextField(blank=True)),
-                ('config', models.JSONField(blank=True, default=dict, help_text='The model spec and batching the run used.')),
-                ('claim_token', models.UUIDField(blank=True, null=True)),
-                ('claimed_by_task', models.CharField(blank=True, max_length=100)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('instruction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='collection.instruction')),
-                ('revisions', models.ManyToManyField(related_name='scoring_runs', to='collection.instructionrevision')),
-                ('task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='collection.task')),
-                ('variant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='evaluation.modelvariant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("approval", "A phrasing was approved"),
+                            ("registration", "The model was registered"),
+                            ("import", "Phrasings were imported"),
+                            ("manual", "Started by hand"),
+                            ("cli", "The score command"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "total_cells",
+                    models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs."),
+                ),
+                (
+                    "cached_cells",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Of those, how many existed when it was created."
+                    ),
+                ),
+                (
+                    "done_cells",
+                    models.PositiveIntegerField(default=0, help_text="Of those, how many exist now."),
+                ),
+                ("error", models.TextField(blank=True)),
+                (
+                    "config",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The model spec and batching the run used."
+                    ),
+                ),
+                ("claim_token", models.UUIDField(blank=True, null=True)),
+                ("claimed_by_task", models.CharField(blank=True, max_length=100)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "instruction",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="collection.instruction",
+                    ),
+                ),
+                (
+                    "revisions",
+                    models.ManyToManyField(related_name="scoring_runs", to="collection.instructionrevision"),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="collection.task",
+                    ),
+                ),
+                (
+                    "variant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="evaluation.modelvariant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Prediction',
+            name="Prediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('logliks', models.JSONField(help_text="Sum of log-probabilities of each option's tokens.")),
-                ('lengths', models.JSONField(help_text="Each option's length in tokens.")),
-                ('predicted', models.PositiveSmallIntegerField()),
-                ('correct', models.BooleanField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='collection.instance')),
-                ('revision', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='collection.instructionrevision')),
-                ('variant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='evaluation.modelvariant')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='predictions', to='evaluation.scoringrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("logliks", models.JSONField(help_text="Sum of log-probabilities of each option's tokens.")),
+                ("lengths", models.JSONField(help_text="Each option's length in tokens.")),
+                ("predicted", models.PositiveSmallIntegerField()),
+                ("correct", models.BooleanField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="collection.instance",
+                    ),
+                ),
+                (
+                    "revision",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="collection.instructionrevision",
+                    ),
+                ),
+                (
+                    "variant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="evaluation.modelvariant",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="predictions",
+                        to="evaluation.scoringrun",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='languagemodel',
-            constraint=models.CheckConstraint(condition=models.Q(('family__in', ['seq2seq', 'causal'])), name='model_family_valid'),
+            model_name="languagemodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("family__in", ["seq2seq", "causal"])), name="model_family_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='languagemodel',
-            constraint=models.CheckConstraint(condition=models.Q(('dtype__in', ['auto', 'float32', 'bfloat16', 'float16'])), name='model_dtype_valid'),
+            model_name="languagemodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("dtype__in", ["auto", "float32", "bfloat16", "float16"])),
+                name="model_dtype_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='languagemodel',
-            constraint=models.CheckConstraint(condition=models.Q(('prompt_format__in', ['none', 'alpaca', 'chat'])), name='model_prompt_format_valid'),
+            model_name="languagemodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("prompt_format__in", ["none", "alpaca", "chat"])),
+                name="model_prompt_format_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='languagemodel',
-            constraint=models.CheckConstraint(condition=models.Q(('batch_size__gte', 1)), name='model_batch_size_positive'),
+            model_name="languagemodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("batch_size__gte", 1)), name="model_batch_size_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelvariant',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'base')), fields=('model',), name='variant_one_base_per_model'),
+            model_name="modelvariant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "base")), fields=("model",), name="variant_one_base_per_model"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelvariant',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['base', 'soft_prompt'])), name='variant_kind_valid'),
+            model_name="modelvariant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["base", "soft_prompt"])), name="variant_kind_valid"
+            ),
         ),
         migrations.AddIndex(
-            model_name='scoringrun',
-            index=models.Index(fields=['status', 'heartbeat_at'], name='run_status_heartbeat'),
+            model_name="scoringrun",
+            index=models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
         ),
         migrations.AddConstraint(
-            model_name='scoringrun',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed', 'cancelled'])), name='run_status_valid'),
+            model_name="scoringrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["queued", "running", "succeeded", "failed", "cancelled"])),
+                name="run_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scoringrun',
-            constraint=models.CheckConstraint(condition=models.Q(('trigger__in', ['approval', 'registration', 'import', 'manual', 'cli'])), name='run_trigger_valid'),
+            model_name="scoringrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("trigger__in", ["approval", "registration", "import", "manual", "cli"])),
+                name="run_trigger_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scoringrun',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'failed'), _negated=True), models.Q(('error', ''), _negated=True), _connector='OR'), name='run_failure_has_reason'),
+            model_name="scoringrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "failed"), _negated=True),
+                    models.Q(("error", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="run_failure_has_reason",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prediction',
-            constraint=models.UniqueConstraint(fields=('variant', 'revision', 'instance'), name='prediction_unique_cell'),
+            model_name="prediction",
+            constraint=models.UniqueConstraint(
+                fields=("variant", "revision", "instance"), name="prediction_unique_cell"
+            ),
         ),
     ]

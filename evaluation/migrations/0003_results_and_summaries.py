@@ -5,128 +5,228 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collection', '0003_task_eval_sample'),
-        ('evaluation', '0002_role_permissions'),
+        ("collection", "0003_task_eval_sample"),
+        ("evaluation", "0002_role_permissions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BenchmarkSummary',
+            name="BenchmarkSummary",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('phrasing_set', models.CharField(choices=[('all', 'All phrasings'), ('observed', "Observed (in the model's tuning data)"), ('unobserved', 'Unobserved')], max_length=20)),
-                ('task_kind', models.CharField(blank=True, help_text='Blank: every task kind.', max_length=20)),
-                ('figures', models.JSONField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "phrasing_set",
+                    models.CharField(
+                        choices=[
+                            ("all", "All phrasings"),
+                            ("observed", "Observed (in the model's tuning data)"),
+                            ("unobserved", "Unobserved"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "task_kind",
+                    models.CharField(blank=True, help_text="Blank: every task kind.", max_length=20),
+                ),
+                ("figures", models.JSONField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='PhrasingResult',
+            name="PhrasingResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('accuracy', models.FloatField()),
-                ('n_correct', models.PositiveIntegerField(blank=True, null=True)),
-                ('n_total', models.PositiveIntegerField(blank=True, null=True)),
-                ('complete', models.BooleanField(default=True, help_text='Every instance of the sample is scored.')),
-                ('source', models.CharField(choices=[('scored', 'Scored here'), ('imported', 'Imported')], default='scored', max_length=10)),
-                ('provenance', models.CharField(blank=True, max_length=500)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("accuracy", models.FloatField()),
+                ("n_correct", models.PositiveIntegerField(blank=True, null=True)),
+                ("n_total", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "complete",
+                    models.BooleanField(default=True, help_text="Every instance of the sample is scored."),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("scored", "Scored here"), ("imported", "Imported")],
+                        default="scored",
+                        max_length=10,
+                    ),
+                ),
+                ("provenance", models.CharField(blank=True, max_length=500)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='TaskSummary',
+            name="TaskSummary",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('phrasing_set', models.CharField(choices=[('all', 'All phrasings'), ('observed', "Observed (in the model's tuning data)"), ('unobserved', 'Unobserved')], max_length=20)),
-                ('figures', models.JSONField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "phrasing_set",
+                    models.CharField(
+                        choices=[
+                            ("all", "All phrasings"),
+                            ("observed", "Observed (in the model's tuning data)"),
+                            ("unobserved", "Unobserved"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("figures", models.JSONField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='modelvariant',
-            name='variant_kind_valid',
+            model_name="modelvariant",
+            name="variant_kind_valid",
         ),
         migrations.AddField(
-            model_name='modelvariant',
-            name='provenance',
-            field=models.CharField(blank=True, help_text='Imported results: where they come from.', max_length=500),
+            model_name="modelvariant",
+            name="provenance",
+            field=models.CharField(
+                blank=True, help_text="Imported results: where they come from.", max_length=500
+            ),
         ),
         migrations.AlterField(
-            model_name='modelvariant',
-            name='kind',
-            field=models.CharField(choices=[('base', 'Base model'), ('soft_prompt', 'With a soft prompt'), ('imported', 'Published results (imported)')], default='base', max_length=20),
+            model_name="modelvariant",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("base", "Base model"),
+                    ("soft_prompt", "With a soft prompt"),
+                    ("imported", "Published results (imported)"),
+                ],
+                default="base",
+                max_length=20,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelvariant',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'imported')), fields=('model',), name='variant_one_imported_per_model'),
+            model_name="modelvariant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "imported")),
+                fields=("model",),
+                name="variant_one_imported_per_model",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelvariant',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['base', 'soft_prompt', 'imported'])), name='variant_kind_valid'),
+            model_name="modelvariant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["base", "soft_prompt", "imported"])),
+                name="variant_kind_valid",
+            ),
         ),
         migrations.AddField(
-            model_name='benchmarksummary',
-            name='benchmark',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='summaries', to='collection.benchmark'),
+            model_name="benchmarksummary",
+            name="benchmark",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="summaries",
+                to="collection.benchmark",
+            ),
         ),
         migrations.AddField(
-            model_name='benchmarksummary',
-            name='variant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='benchmark_summaries', to='evaluation.modelvariant'),
+            model_name="benchmarksummary",
+            name="variant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="benchmark_summaries",
+                to="evaluation.modelvariant",
+            ),
         ),
         migrations.AddField(
-            model_name='phrasingresult',
-            name='revision',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='collection.instructionrevision'),
+            model_name="phrasingresult",
+            name="revision",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="results",
+                to="collection.instructionrevision",
+            ),
         ),
         migrations.AddField(
-            model_name='phrasingresult',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='phrasing_results', to='collection.task'),
+            model_name="phrasingresult",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="phrasing_results",
+                to="collection.task",
+            ),
         ),
         migrations.AddField(
-            model_name='phrasingresult',
-            name='variant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='phrasing_results', to='evaluation.modelvariant'),
+            model_name="phrasingresult",
+            name="variant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="phrasing_results",
+                to="evaluation.modelvariant",
+            ),
         ),
         migrations.AddField(
-            model_name='tasksummary',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='summaries', to='collection.task'),
+            model_name="tasksummary",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="summaries", to="collection.task"
+            ),
         ),
         migrations.AddField(
-            model_name='tasksummary',
-            name='variant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='task_summaries', to='evaluation.modelvariant'),
+            model_name="tasksummary",
+            name="variant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="task_summaries",
+                to="evaluation.modelvariant",
+            ),
         ),
         migrations.AddIndex(
-            model_name='benchmarksummary',
-            index=models.Index(fields=['benchmark', 'phrasing_set', 'task_kind'], name='bench_summary_lookup'),
+            model_name="benchmarksummary",
+            index=models.Index(
+                fields=["benchmark", "phrasing_set", "task_kind"], name="bench_summary_lookup"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='benchmarksummary',
-            constraint=models.UniqueConstraint(fields=('variant', 'benchmark', 'phrasing_set', 'task_kind'), name='benchmark_summary_unique'),
+            model_name="benchmarksummary",
+            constraint=models.UniqueConstraint(
+                fields=("variant", "benchmark", "phrasing_set", "task_kind"), name="benchmark_summary_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='phrasingresult',
-            index=models.Index(fields=['task', 'variant'], name='result_task_variant'),
+            model_name="phrasingresult",
+            index=models.Index(fields=["task", "variant"], name="result_task_variant"),
         ),
         migrations.AddConstraint(
-            model_name='phrasingresult',
-            constraint=models.UniqueConstraint(fields=('variant', 'revision'), name='result_unique_per_variant_revision'),
+            model_name="phrasingresult",
+            constraint=models.UniqueConstraint(
+                fields=("variant", "revision"), name="result_unique_per_variant_revision"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='phrasingresult',
-            constraint=models.CheckConstraint(condition=models.Q(('accuracy__gte', 0), ('accuracy__lte', 1)), name='result_accuracy_range'),
+            model_name="phrasingresult",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("accuracy__gte", 0), ("accuracy__lte", 1)), name="result_accuracy_range"
+            ),
         ),
         migrations.AddIndex(
-            model_name='tasksummary',
-            index=models.Index(fields=['task', 'phrasing_set'], name='task_summary_task_set'),
+            model_name="tasksummary",
+            index=models.Index(fields=["task", "phrasing_set"], name="task_summary_task_set"),
         ),
         migrations.AddConstraint(
-            model_name='tasksummary',
-            constraint=models.UniqueConstraint(fields=('variant', 'task', 'phrasing_set'), name='task_summary_unique'),
+            model_name="tasksummary",
+            constraint=models.UniqueConstraint(
+                fields=("variant", "task", "phrasing_set"), name="task_summary_unique"
+            ),
         ),
     ]

@@ -14,7 +14,9 @@ def grant(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     perms = Permission.objects.filter(content_type__app_label="evaluation", content_type__model__in=MODELS)
     Group.objects.get_or_create(name="admin")[0].permissions.add(*perms)
-    Group.objects.get_or_create(name="curator")[0].permissions.add(*perms.filter(codename__startswith="view_"))
+    Group.objects.get_or_create(name="curator")[0].permissions.add(
+        *perms.filter(codename__startswith="view_")
+    )
 
 
 class Migration(migrations.Migration):

@@ -6,61 +6,184 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collection', '0005_review_edits_and_embeddings'),
-        ('evaluation', '0004_result_permissions'),
+        ("collection", "0005_review_edits_and_embeddings"),
+        ("evaluation", "0004_result_permissions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='languagemodel',
-            name='align',
-            field=models.BooleanField(default=False, help_text="Retrain this model's alignment soft prompt whenever its pool of approved training phrasings has grown by SOFTPROMPT_RETRAIN_AFTER since the last one."),
+            model_name="languagemodel",
+            name="align",
+            field=models.BooleanField(
+                default=False,
+                help_text="Retrain this model's alignment soft prompt whenever its pool of approved training phrasings has grown by SOFTPROMPT_RETRAIN_AFTER since the last one.",
+            ),
         ),
         migrations.AlterField(
-            model_name='benchmarksummary',
-            name='phrasing_set',
-            field=models.CharField(choices=[('all', 'All phrasings'), ('observed', "Observed (in the model's tuning data)"), ('unobserved', 'Unobserved'), ('heldout', 'Held out from soft-prompt training'), ('heldout_unobserved', 'Held out and unobserved')], max_length=20),
+            model_name="benchmarksummary",
+            name="phrasing_set",
+            field=models.CharField(
+                choices=[
+                    ("all", "All phrasings"),
+                    ("observed", "Observed (in the model's tuning data)"),
+                    ("unobserved", "Unobserved"),
+                    ("heldout", "Held out from soft-prompt training"),
+                    ("heldout_unobserved", "Held out and unobserved"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='tasksummary',
-            name='phrasing_set',
-            field=models.CharField(choices=[('all', 'All phrasings'), ('observed', "Observed (in the model's tuning data)"), ('unobserved', 'Unobserved'), ('heldout', 'Held out from soft-prompt training'), ('heldout_unobserved', 'Held out and unobserved')], max_length=20),
+            model_name="tasksummary",
+            name="phrasing_set",
+            field=models.CharField(
+                choices=[
+                    ("all", "All phrasings"),
+                    ("observed", "Observed (in the model's tuning data)"),
+                    ("unobserved", "Unobserved"),
+                    ("heldout", "Held out from soft-prompt training"),
+                    ("heldout_unobserved", "Held out and unobserved"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.CreateModel(
-            name='SoftPrompt',
+            name="SoftPrompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Training'), ('succeeded', 'Trained'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=20)),
-                ('trigger', models.CharField(choices=[('approval', 'A phrasing was approved'), ('registration', 'The model was registered'), ('import', 'Phrasings were imported'), ('manual', 'Started by hand'), ('cli', 'The score command')], max_length=20)),
-                ('config', models.JSONField(help_text='The AlignConfig (see evaluation/ml/softprompt.py).')),
-                ('split_seed', models.PositiveIntegerField(default=0)),
-                ('pool_size', models.PositiveIntegerField(default=0, help_text='Approved training phrasings when it was queued.')),
-                ('seen', models.JSONField(blank=True, default=dict, help_text='Task slug -> [[revision id, instance id], ...] pairs it trained on.')),
-                ('curve', models.JSONField(blank=True, default=list, help_text='Loss terms per optimiser step.')),
-                ('steps_done', models.PositiveIntegerField(default=0)),
-                ('steps_total', models.PositiveIntegerField(default=0)),
-                ('artifact', models.CharField(blank=True, help_text='Directory of the PEFT adapter.', max_length=500)),
-                ('error', models.TextField(blank=True)),
-                ('claim_token', models.UUIDField(blank=True, null=True)),
-                ('claimed_by_task', models.CharField(blank=True, max_length=100)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('heldout_revisions', models.ManyToManyField(blank=True, related_name='soft_prompts_heldout', to='collection.instructionrevision')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='soft_prompts', to='evaluation.languagemodel')),
-                ('training_revisions', models.ManyToManyField(blank=True, related_name='soft_prompts_trained', to='collection.instructionrevision')),
-                ('variant', models.OneToOneField(blank=True, help_text='The leaderboard row of the model with this soft prompt, once trained.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='soft_prompt', to='evaluation.modelvariant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Training"),
+                            ("succeeded", "Trained"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("approval", "A phrasing was approved"),
+                            ("registration", "The model was registered"),
+                            ("import", "Phrasings were imported"),
+                            ("manual", "Started by hand"),
+                            ("cli", "The score command"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("config", models.JSONField(help_text="The AlignConfig (see evaluation/ml/softprompt.py).")),
+                ("split_seed", models.PositiveIntegerField(default=0)),
+                (
+                    "pool_size",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Approved training phrasings when it was queued."
+                    ),
+                ),
+                (
+                    "seen",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Task slug -> [[revision id, instance id], ...] pairs it trained on.",
+                    ),
+                ),
+                (
+                    "curve",
+                    models.JSONField(blank=True, default=list, help_text="Loss terms per optimiser step."),
+                ),
+                ("steps_done", models.PositiveIntegerField(default=0)),
+                ("steps_total", models.PositiveIntegerField(default=0)),
+                (
+                    "artifact",
+                    models.CharField(blank=True, help_text="Directory of the PEFT adapter.", max_length=500),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("claim_token", models.UUIDField(blank=True, null=True)),
+                ("claimed_by_task", models.CharField(blank=True, max_length=100)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "heldout_revisions",
+                    models.ManyToManyField(
+                        blank=True, related_name="soft_prompts_heldout", to="collection.instructionrevision"
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="soft_prompts",
+                        to="evaluation.languagemodel",
+                    ),
+                ),
+                (
+                    "training_revisions",
+                    models.ManyToManyField(
+                        blank=True, related_name="soft_prompts_trained", to="collection.instructionrevision"
+                    ),
+                ),
+                (
+                    "variant",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="The leaderboard row of the model with this soft prompt, once trained.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="soft_prompt",
+                        to="evaluation.modelvariant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running'])), fields=('model',), name='softprompt_one_active_per_model'), models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed', 'cancelled'])), name='softprompt_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'failed'), _negated=True), models.Q(('error', ''), _negated=True), _connector='OR'), name='softprompt_failure_has_reason')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["queued", "running"])),
+                        fields=("model",),
+                        name="softprompt_one_active_per_model",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("status__in", ["queued", "running", "succeeded", "failed", "cancelled"])
+                        ),
+                        name="softprompt_status_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "failed"), _negated=True),
+                            models.Q(("error", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="softprompt_failure_has_reason",
+                    ),
+                ],
             },
         ),
     ]
@@ -78,7 +201,9 @@ def grant(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     perms = Permission.objects.filter(content_type__app_label="evaluation", content_type__model="softprompt")
     Group.objects.get_or_create(name="admin")[0].permissions.add(*perms)
-    Group.objects.get_or_create(name="curator")[0].permissions.add(*perms.filter(codename__startswith="view_"))
+    Group.objects.get_or_create(name="curator")[0].permissions.add(
+        *perms.filter(codename__startswith="view_")
+    )
 
 
 Migration.operations.append(migrations.RunPython(grant, migrations.RunPython.noop))

@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evaluation', '0005_soft_prompts'),
+        ("evaluation", "0005_soft_prompts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scoringrun',
-            name='sent_at',
-            field=models.DateTimeField(blank=True, help_text='When the broker accepted its job; empty: the sweep sends it (outbox).', null=True),
+            model_name="scoringrun",
+            name="sent_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the broker accepted its job; empty: the sweep sends it (outbox).",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='softprompt',
-            name='sent_at',
-            field=models.DateTimeField(blank=True, help_text='When the broker accepted its job.', null=True),
+            model_name="softprompt",
+            name="sent_at",
+            field=models.DateTimeField(blank=True, help_text="When the broker accepted its job.", null=True),
         ),
     ]

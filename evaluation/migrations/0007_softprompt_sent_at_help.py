@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evaluation', '0006_outbox'),
+        ("evaluation", "0006_outbox"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='softprompt',
-            name='sent_at',
-            field=models.DateTimeField(blank=True, help_text='When the broker accepted its job; empty: the sweep sends it (outbox).', null=True),
+            model_name="softprompt",
+            name="sent_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the broker accepted its job; empty: the sweep sends it (outbox).",
+                null=True,
+            ),
         ),
     ]

@@ -24,8 +24,14 @@ SIZES = {
         "gpt2-small": dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024),
     },
     "llama": {
-        "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                     num_key_value_heads=2, max_position_embeddings=512),
+        "tiny": dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        ),
     },
 }
 FAMILY = {"t5": "seq2seq", "gpt2": "causal", "llama": "causal"}
@@ -50,7 +56,9 @@ def train_tokenizer(
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.pre_tokenizer = (
-        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level]) if split_digits else byte_level
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits
+        else byte_level
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -84,13 +92,17 @@ def build_model(arch: str, tokenizer, out_dir: str | Path, *, size: str = "tiny"
     vocab = len(tokenizer)
     ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if arch == "t5":
-        config = transformers.T5Config(vocab_size=vocab, decoder_start_token_id=tokenizer.pad_token_id, **ids, **dims)
+        config = transformers.T5Config(
+            vocab_size=vocab, decoder_start_token_id=tokenizer.pad_token_id, **ids, **dims
+        )
         model = transformers.T5ForConditionalGeneration(config)
     elif arch == "gpt2":
         config = transformers.GPT2Config(vocab_size=vocab, bos_token_id=tokenizer.bos_token_id, **ids, **dims)
         model = transformers.GPT2LMHeadModel(config)
     elif arch == "llama":
-        config = transformers.LlamaConfig(vocab_size=vocab, bos_token_id=tokenizer.bos_token_id, **ids, **dims)
+        config = transformers.LlamaConfig(
+            vocab_size=vocab, bos_token_id=tokenizer.bos_token_id, **ids, **dims
+        )
         model = transformers.LlamaForCausalLM(config)
     else:
         raise ValueError(f"Unknown architecture {arch!r}; choose one of {', '.join(SIZES)}.")

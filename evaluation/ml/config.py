@@ -27,7 +27,9 @@ class ModelSpec:
     dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     prompt_format: str = "none"
     trust_remote_code: bool = False  # set only by an admin, never from user input
-    soft_prompt: str = ""  # a trained soft prompt's directory (a PEFT prompt-tuning adapter), prepended to every input
+    soft_prompt: str = (
+        ""  # a trained soft prompt's directory (a PEFT prompt-tuning adapter), prepended to every input
+    )
 
     def __post_init__(self) -> None:
         if not self.source.strip():
@@ -37,7 +39,9 @@ class ModelSpec:
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: must be one of {', '.join(DTYPES)}, not {self.dtype!r}.")
         if self.prompt_format not in PROMPT_FORMATS:
-            raise ConfigError(f"prompt_format: must be one of {', '.join(PROMPT_FORMATS)}, not {self.prompt_format!r}.")
+            raise ConfigError(
+                f"prompt_format: must be one of {', '.join(PROMPT_FORMATS)}, not {self.prompt_format!r}."
+            )
 
 
 @dataclass(frozen=True)

@@ -56,4 +56,6 @@ class Encoder:
             shared_ids, rest_ids = shared_ids[:-1], shared_ids[-1:]
         if not rest_ids:
             raise ValueError("The prompt is empty.")
-        return EncodedItem(tuple(shared_ids), rest_ids, [self.ids(delimiter + option, False) for option in options])
+        return EncodedItem(
+            tuple(shared_ids), rest_ids, [self.ids(delimiter + option, False) for option in options]
+        )

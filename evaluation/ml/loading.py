@@ -57,7 +57,9 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if spec.revision and not looks_local:
         kwargs["revision"] = spec.revision
-    model_class = transformers.AutoModelForSeq2SeqLM if spec.family == "seq2seq" else transformers.AutoModelForCausalLM
+    model_class = (
+        transformers.AutoModelForSeq2SeqLM if spec.family == "seq2seq" else transformers.AutoModelForCausalLM
+    )
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
         model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
@@ -73,7 +75,9 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     soft_prompt = None
     if spec.soft_prompt:
         soft_prompt = load_soft_prompt(spec.soft_prompt, model).to(device=target, dtype=model.dtype)
-    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype, soft_prompt=soft_prompt)
+    return LoadedModel(
+        spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype, soft_prompt=soft_prompt
+    )
 
 
 def load_soft_prompt(directory: str | Path, model) -> torch.Tensor:

@@ -33,7 +33,9 @@ def instruction_tune(
     model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1
+    )
     encoded = [
         (tokenizer(prompt)["input_ids"], tokenizer(answer, add_special_tokens=False)["input_ids"])
         for prompt, answer in pairs

@@ -28,7 +28,9 @@ def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[Optio
         for option in item.option_ids:
             if loaded.is_seq2seq:
                 encoder_ids = torch.tensor([item.rest_ids], device=device)
-                decoder_ids = torch.tensor([[model.config.decoder_start_token_id] + option[:-1]], device=device)
+                decoder_ids = torch.tensor(
+                    [[model.config.decoder_start_token_id] + option[:-1]], device=device
+                )
                 logits = model(**inputs(encoder_ids), decoder_input_ids=decoder_ids).logits[0]
                 positions = range(len(option))
             else:

@@ -53,7 +53,9 @@ Batch = list[tuple[int, OptionScores]]
 
 def encode_items(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[EncodedItem]:
     fmt = loaded.spec.prompt_format
-    encoder = Encoder(loaded.tokenizer, seq2seq=loaded.is_seq2seq, add_special_tokens=adds_special_tokens(fmt))
+    encoder = Encoder(
+        loaded.tokenizer, seq2seq=loaded.is_seq2seq, add_special_tokens=adds_special_tokens(fmt)
+    )
     encoded = []
     for item in items:
         shared, rest = wrap(item.shared, item.rest, fmt, loaded.tokenizer)
@@ -61,7 +63,9 @@ def encode_items(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[Enco
     return encoded
 
 
-def score(loaded: LoadedModel, items: Sequence[ScoringItem], config: ScoreConfig | None = None) -> Iterator[Batch]:
+def score(
+    loaded: LoadedModel, items: Sequence[ScoringItem], config: ScoreConfig | None = None
+) -> Iterator[Batch]:
     """Yield (item index, scores) per batch, so callers can store results as they come."""
     config = config or ScoreConfig()
     encoded = encode_items(loaded, items)
@@ -129,7 +133,9 @@ def with_soft_prompt(loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor 
     soft = loaded.soft_prompt.to(embeds.dtype).unsqueeze(0).expand(ids.shape[0], -1, -1)
     embeds = torch.cat([soft, embeds], dim=1)
     if mask is not None:
-        mask = torch.cat([torch.ones(ids.shape[0], soft.shape[1], dtype=mask.dtype, device=mask.device), mask], dim=1)
+        mask = torch.cat(
+            [torch.ones(ids.shape[0], soft.shape[1], dtype=mask.dtype, device=mask.device), mask], dim=1
+        )
     return embeds, mask
 
 
@@ -154,7 +160,9 @@ def _select_rows(cache, index: torch.Tensor, config=None):
     from transformers import DynamicCache, EncoderDecoderCache
 
     def rows_of(source, config=None):
-        return DynamicCache([(layer.keys[index], layer.values[index]) for layer in source.layers], config=config)
+        return DynamicCache(
+            [(layer.keys[index], layer.values[index]) for layer in source.layers], config=config
+        )
 
     if isinstance(cache, EncoderDecoderCache):
         return EncoderDecoderCache(rows_of(cache.self_attention_cache), rows_of(cache.cross_attention_cache))
@@ -205,7 +213,9 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
         row_item = torch.tensor([b for b, _, _ in group], device=device)
         inputs, input_mask = pad([o[:-1] for _, _, o in group], pad_id, device)
         targets, target_mask = pad([o[1:] for _, _, o in group], pad_id, device)
-        decoder_mask = torch.cat([torch.ones(len(group), 1, dtype=torch.long, device=device), input_mask], dim=1)
+        decoder_mask = torch.cat(
+            [torch.ones(len(group), 1, dtype=torch.long, device=device), input_mask], dim=1
+        )
         logits = model(
             encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
             attention_mask=attention[row_item],
@@ -221,7 +231,9 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
 
 
 @torch.inference_mode()
-def _causal_prefix(loaded: LoadedModel, shared_ids: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _causal_prefix(
+    loaded: LoadedModel, shared_ids: tuple[int, ...]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The shared prefix's key/value states, computed once per phrasing (empty when nothing is shared).
     A soft prompt's virtual tokens come first, so they are part of every phrasing's prefix."""
     if not shared_ids and loaded.soft_prompt is None:
@@ -248,11 +260,14 @@ def _causal_batch(
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
     size = len(chunk)
-    shared_len = prefix[0][0].shape[2] if prefix else 0  # the shared tokens, and any virtual tokens before them
+    shared_len = (
+        prefix[0][0].shape[2] if prefix else 0
+    )  # the shared tokens, and any virtual tokens before them
 
     # Phase 1: each item's own context, on top of the shared prefix (expanded, not copied, per row).
     cache = DynamicCache(
-        [(k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in prefix] or None, config=model.config
+        [(k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in prefix] or None,
+        config=model.config,
     )
     rest_ids, rest_mask = pad([encoded[i].rest_ids for i in chunk], pad_id, device)
     positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
@@ -281,7 +296,8 @@ def _causal_batch(
         targets, target_mask = pad([o[1:] for _, _, o in group], pad_id, device)
         count = len(group)
         attention = torch.cat(
-            [torch.ones(count, shared_len, dtype=torch.long, device=device), rest_mask[row_item], input_mask], dim=1
+            [torch.ones(count, shared_len, dtype=torch.long, device=device), rest_mask[row_item], input_mask],
+            dim=1,
         )
         positions = shared_len + lengths[row_item, None] + torch.arange(inputs.shape[1], device=device)
         logits = model(

@@ -42,7 +42,11 @@ def _preview_context(form: PhrasingForm, user, *, exclude_id: int | None = None)
     template = form.cleaned_data["template"]
     wrap, format_name, format_note = preview_wrapper(form.model())
     draft = preview.build(
-        task=form.task, template=template, labels=form.labels(), wrap=wrap, format_name=format_name,
+        task=form.task,
+        template=template,
+        labels=form.labels(),
+        wrap=wrap,
+        format_name=format_name,
         format_note=format_note,
     )
     similar = similarity.similar_phrasings(
@@ -65,7 +69,10 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         if form.is_valid():
             try:
                 services.instruction_submit(
-                    task=task, template=form.cleaned_data["template"], labels=form.labels(), author=request.user
+                    task=task,
+                    template=form.cleaned_data["template"],
+                    labels=form.labels(),
+                    author=request.user,
                 )
             except ApplicationError as exc:
                 context["refusal"] = exc
@@ -73,7 +80,9 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
                 messages.success(request, f"Thanks! Your phrasing for {task.name} is waiting for a curator.")
                 return redirect("my_phrasings")
         context.update(_preview_context(form, request.user))
-    return render(request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200)
+    return render(
+        request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200
+    )
 
 
 @login_required
@@ -97,12 +106,20 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
     labels = instruction.current_revision.labels or []
     initial = {"template": instruction.template, **{f"label_{i}": word for i, word in enumerate(labels)}}
     form = PhrasingForm(request.POST or None, initial=initial, task=task, models=_models())
-    context = {"task": task, "form": form, "instruction": instruction, "samples": preview.sample_instances(task)}
+    context = {
+        "task": task,
+        "form": form,
+        "instruction": instruction,
+        "samples": preview.sample_instances(task),
+    }
     if request.method == "POST":
         if form.is_valid():
             try:
                 services.instruction_edit(
-                    instruction=instruction, template=form.cleaned_data["template"], labels=form.labels(), by=request.user
+                    instruction=instruction,
+                    template=form.cleaned_data["template"],
+                    labels=form.labels(),
+                    by=request.user,
                 )
             except ApplicationError as exc:
                 context["refusal"] = exc
@@ -110,7 +127,9 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
                 messages.success(request, "Saved. Your phrasing is back in the review queue.")
                 return redirect("my_phrasings")
         context.update(_preview_context(form, request.user, exclude_id=instruction.id))
-    return render(request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200)
+    return render(
+        request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200
+    )
 
 
 MY_PHRASINGS_PER_PAGE = 20
@@ -120,7 +139,9 @@ MY_PHRASINGS_PER_PAGE = 20
 def my_phrasings(request: HttpRequest) -> HttpResponse:
     """The user's phrasings: status, the curator's reason, and once scored their accuracy per model, rank
     among the task's phrasings and effect on the task's spread. Polls while any of them is being scored."""
-    page = Paginator(selectors.author_phrasings(request.user), MY_PHRASINGS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.author_phrasings(request.user), MY_PHRASINGS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     impacts = evaluation_selectors.phrasing_impacts(list(page))
     progress = evaluation_selectors.phrasing_progress(list(page))
     for instruction in page:

@@ -19,7 +19,9 @@ def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     filters = {
         "kind": request.GET.get("kind", "") if request.GET.get("kind") in TaskKind.values else "",
         "query": request.GET.get("q", "").strip()[:100],
-        "order": request.GET.get("order", "name") if request.GET.get("order") in selectors.TASK_ORDERS else "name",
+        "order": request.GET.get("order", "name")
+        if request.GET.get("order") in selectors.TASK_ORDERS
+        else "name",
     }
     context = {
         "benchmark": benchmark,
@@ -27,7 +29,9 @@ def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "filters": filters,
         "kinds": TaskKind.choices,
     }
-    template = "collection/benchmark_detail.html#tasks" if request.htmx else "collection/benchmark_detail.html"
+    template = (
+        "collection/benchmark_detail.html#tasks" if request.htmx else "collection/benchmark_detail.html"
+    )
     return render(request, template, context)
 
 
@@ -41,7 +45,9 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
     for phrasing in phrasings:
         phrasing.score = scores.get(phrasing.id)
         try:
-            phrasing.preview = templating.render(phrasing.template, samples[0].inputs, samples[0].options) if samples else ""
+            phrasing.preview = (
+                templating.render(phrasing.template, samples[0].inputs, samples[0].options) if samples else ""
+            )
         except templating.TemplateError as exc:
             phrasing.preview = f"(cannot render: {exc})"
     return render(

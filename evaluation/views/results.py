@@ -38,7 +38,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     soft_prompts = softprompts_visible_to(request.user).filter(model=model)
     soft_prompts = soft_prompts.select_related("variant").order_by("-id")[:20]
     return render(
-        request, "evaluation/model_detail.html",
+        request,
+        "evaluation/model_detail.html",
         {"model": model, "runs": runs, "breakdown": breakdown, "soft_prompts": soft_prompts},
     )
 
@@ -141,28 +142,57 @@ def _export(request: HttpRequest, name: str, rows) -> HttpResponse | None:
 def _observed_chart(rows) -> dict:
     """Grouped bars: observed vs unobserved AvgP per model variant (plotly.js figure JSON)."""
     labels = [str(r.variant) for r in rows]
+
     def bars(key, name):
-        return {"type": "bar", "name": name, "x": labels,
-                "y": [None if r.figures.get(key) is None else round(100 * r.figures[key], 2) for r in rows]}
+        return {
+            "type": "bar",
+            "name": name,
+            "x": labels,
+            "y": [None if r.figures.get(key) is None else round(100 * r.figures[key], 2) for r in rows],
+        }
+
     return {
         "data": [bars("observed_avgp", "Observed"), bars("unobserved_avgp", "Unobserved")],
-        "layout": {"barmode": "group", "yaxis": {"title": {"text": "AvgP (%)"}}, "margin": {"t": 20, "b": 120},
-                   "height": 360},
+        "layout": {
+            "barmode": "group",
+            "yaxis": {"title": {"text": "AvgP (%)"}},
+            "margin": {"t": 20, "b": 120},
+            "height": 360,
+        },
     }
 
 
 def _box_chart(rows) -> dict:
     """One box per variant from its summary's quantiles: min, Q1, median, Q3, max of per-phrasing accuracy."""
+
     def pct(r, key):
         return round(100 * r.figures[key], 2)
+
     data = [
-        {"type": "box", "name": str(r.variant), "q1": [pct(r, "q25")], "median": [pct(r, "median")],
-         "q3": [pct(r, "q75")], "lowerfence": [pct(r, "min")], "upperfence": [pct(r, "maxp")],
-         "mean": [pct(r, "avgp")], "x": [str(r.variant)], "boxpoints": False}
-        for r in rows if r.figures.get("q25") is not None
+        {
+            "type": "box",
+            "name": str(r.variant),
+            "q1": [pct(r, "q25")],
+            "median": [pct(r, "median")],
+            "q3": [pct(r, "q75")],
+            "lowerfence": [pct(r, "min")],
+            "upperfence": [pct(r, "maxp")],
+            "mean": [pct(r, "avgp")],
+            "x": [str(r.variant)],
+            "boxpoints": False,
+        }
+        for r in rows
+        if r.figures.get("q25") is not None
     ]
-    return {"data": data, "layout": {"showlegend": False, "yaxis": {"title": {"text": "Per-phrasing accuracy (%)"}},
-                                     "margin": {"t": 20, "b": 120}, "height": 360}}
+    return {
+        "data": data,
+        "layout": {
+            "showlegend": False,
+            "yaxis": {"title": {"text": "Per-phrasing accuracy (%)"}},
+            "margin": {"t": 20, "b": 120},
+            "height": 360,
+        },
+    }
 
 
 def _cached_fragment(key_parts: list, version, build) -> str:
@@ -189,13 +219,20 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     def build() -> str:
         rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
         context = {
-            "benchmark": benchmark, "rows": rows, "columns": selectors.FIGURE_COLUMNS, "kind": kind, **params,
-            "observed_chart": _observed_chart(rows), "box_chart": _box_chart(rows),
+            "benchmark": benchmark,
+            "rows": rows,
+            "columns": selectors.FIGURE_COLUMNS,
+            "kind": kind,
+            **params,
+            "observed_chart": _observed_chart(rows),
+            "box_chart": _box_chart(rows),
         }
         return render_to_string("evaluation/leaderboard.html#board", context)
 
     board = _cached_fragment(
-        ["leaderboard", benchmark.id, kind, sorted(params.items())], selectors.leaderboard_version(benchmark), build
+        ["leaderboard", benchmark.id, kind, sorted(params.items())],
+        selectors.leaderboard_version(benchmark),
+        build,
     )
     if request.htmx:
         return HttpResponse(board)
@@ -218,13 +255,20 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
 
     def build_models() -> str:
         rows = selectors.task_results(task=task, **params)
-        context = {"task": task, "rows": rows, "columns": selectors.FIGURE_COLUMNS, **params,
-                   "box_chart": _box_chart(rows)}
+        context = {
+            "task": task,
+            "rows": rows,
+            "columns": selectors.FIGURE_COLUMNS,
+            **params,
+            "box_chart": _box_chart(rows),
+        }
         return render_to_string("evaluation/task_results.html#models", context)
 
     def build_grid() -> str:
         grid = selectors.task_grid(task=task, variants=selectors.task_variants(task), page=page, order=order)
-        return render_to_string("evaluation/task_results.html#grid", {"task": task, "grid": grid, "order": order})
+        return render_to_string(
+            "evaluation/task_results.html#grid", {"task": task, "grid": grid, "order": order}
+        )
 
     models = _cached_fragment(["task-models", task.id, sorted(params.items())], version, build_models)
     grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
@@ -247,15 +291,28 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
         variant_id = int(request.GET.get("variant") or (scored[0].variant_id if scored else 0))
     except ValueError:
         variant_id = 0
-    page = Paginator(selectors.phrasing_predictions(variant_id=variant_id, revision_id=revision.id),
-                     PREDICTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(
+        selectors.phrasing_predictions(variant_id=variant_id, revision_id=revision.id), PREDICTIONS_PER_PAGE
+    ).get_page(request.GET.get("page"))
     for prediction in page:
         instance = prediction.instance
         prediction.prompt = templating.render(revision.template, instance.inputs, instance.options)
-        prediction.options = list(zip(
-            option_texts(instruction.task, revision, instance), prediction.logliks, range(len(prediction.logliks))
-        ))
-    context = {"instruction": instruction, "revision": revision, "results": results, "scored": scored,
-               "variant_id": variant_id, "page": page}
-    template = "evaluation/phrasing_detail.html#predictions" if request.htmx else "evaluation/phrasing_detail.html"
+        prediction.options = list(
+            zip(
+                option_texts(instruction.task, revision, instance),
+                prediction.logliks,
+                range(len(prediction.logliks)),
+            )
+        )
+    context = {
+        "instruction": instruction,
+        "revision": revision,
+        "results": results,
+        "scored": scored,
+        "variant_id": variant_id,
+        "page": page,
+    }
+    template = (
+        "evaluation/phrasing_detail.html#predictions" if request.htmx else "evaluation/phrasing_detail.html"
+    )
     return render(request, template, context)

@@ -22,11 +22,21 @@ def _curve_chart(soft: SoftPrompt) -> dict:
     """The loss terms per optimiser step (plotly.js figure JSON)."""
     steps = [r["step"] for r in soft.curve]
     data = [
-        {"type": "scatter", "mode": "lines", "name": label, "x": steps, "y": [round(r[key], 5) for r in soft.curve]}
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": label,
+            "x": steps,
+            "y": [round(r[key], 5) for r in soft.curve],
+        }
         for key, label in TERMS
     ]
-    layout = {"xaxis": {"title": {"text": "step"}}, "yaxis": {"title": {"text": "loss"}}, "height": 340,
-              "margin": {"t": 20}}
+    layout = {
+        "xaxis": {"title": {"text": "step"}},
+        "yaxis": {"title": {"text": "loss"}},
+        "height": 340,
+        "margin": {"t": 20},
+    }
     return {"data": data if steps else [], "layout": layout}
 
 
@@ -54,7 +64,9 @@ def model_align(request: HttpRequest, name: str) -> HttpResponse:
     """Queue a training of the model's soft prompt (admins), or show the one already under way."""
     model = get_model_for_user(request.user, name, manage=True)
     soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.MANUAL, by=request.user)
-    messages.success(request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}.")
+    messages.success(
+        request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}."
+    )
     return redirect("softprompt_detail", soft_prompt_id=soft.id)
 
 

@@ -36,7 +36,9 @@ def test_an_exact_duplicate_ignoring_case_and_spaces_is_refused(parity, alice):
     existing = parity.instructions.filter(status="approved").first().template
     shouted = "  " + existing.upper().replace(" ", "   ") + "\n"
     with pytest.raises(services.DuplicatePhrasing, match="already has this phrasing"):
-        services.instruction_submit(task=parity, template=shouted.replace("{NUMBER}", "{number}"), author=alice)
+        services.instruction_submit(
+            task=parity, template=shouted.replace("{NUMBER}", "{number}"), author=alice
+        )
     assert not Instruction.objects.filter(author=alice).exists()
 
 
@@ -95,10 +97,14 @@ def test_asking_for_an_edit_needs_a_reason_and_the_edit_returns_it_to_the_queue(
     instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
     with pytest.raises(ApplicationError, match="Say what to change"):
         services.instruction_review(instruction=instruction, reviewer=carol, status="needs_edit")
-    services.instruction_review(instruction=instruction, reviewer=carol, status="needs_edit", reason="Say 'even'.")
+    services.instruction_review(
+        instruction=instruction, reviewer=carol, status="needs_edit", reason="Say 'even'."
+    )
     instruction.refresh_from_db()
     assert instruction.status == "needs_edit"
-    services.instruction_edit(instruction=instruction, template="Is {number} an even number? yes/no", by=alice)
+    services.instruction_edit(
+        instruction=instruction, template="Is {number} an even number? yes/no", by=alice
+    )
     instruction.refresh_from_db()
     assert instruction.status == "pending"
     assert instruction.current_revision.number == 2
@@ -117,12 +123,20 @@ def test_only_the_author_edits_and_only_before_review(parity, alice, bob, carol)
 def test_bulk_review_decides_each_and_reports_refusals(parity, alice, carol):
     from evaluation.registry import language_model_register  # noqa: F401  (registry exists; no model needed)
 
-    theirs = [services.instruction_submit(task=parity, template=f"{w} is {{number}} even?", author=alice) for w in ("So,", "Now,")]
+    theirs = [
+        services.instruction_submit(task=parity, template=f"{w} is {{number}} even?", author=alice)
+        for w in ("So,", "Now,")
+    ]
     own = services.instruction_submit(task=parity, template="Tell me: is {number} even?", author=carol)
-    outcomes = services.instructions_review_bulk(instructions=[*theirs, own], reviewer=carol, status="approved")
+    outcomes = services.instructions_review_bulk(
+        instructions=[*theirs, own], reviewer=carol, status="approved"
+    )
     assert [o.error for o in outcomes[:2]] == ["", ""]
     assert "your own" in outcomes[2].error
-    assert sorted(Instruction.objects.filter(id__in=[i.id for i in theirs]).values_list("status", flat=True)) == ["approved"] * 2
+    assert (
+        sorted(Instruction.objects.filter(id__in=[i.id for i in theirs]).values_list("status", flat=True))
+        == ["approved"] * 2
+    )
 
 
 def test_the_preview_validates_and_renders_samples_as_the_model_reads_them(client, parity, alice):
@@ -141,10 +155,13 @@ def test_the_preview_validates_and_renders_samples_as_the_model_reads_them(clien
 def test_the_preview_applies_a_models_prompt_format(client, parity, alice):
     from evaluation.models import LanguageModel
 
-    LanguageModel.objects.create(name="alpaca-like", source="/nowhere", family="causal", prompt_format="alpaca")
+    LanguageModel.objects.create(
+        name="alpaca-like", source="/nowhere", family="causal", prompt_format="alpaca"
+    )
     client.force_login(alice)
     page = client.post(
-        reverse("phrasing_preview", args=["demo", "parity"]), {"template": NEW, "preview_model": "alpaca-like"}
+        reverse("phrasing_preview", args=["demo", "parity"]),
+        {"template": NEW, "preview_model": "alpaca-like"},
     ).content.decode()
     assert "### Instruction:" in page and "### Response:" in page
 
@@ -180,7 +197,9 @@ def test_rejecting_without_a_reason_is_refused_in_the_queue(client, parity, alic
     instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
     client.force_login(carol)
     response = client.post(
-        reverse("curation_review", args=[instruction.id]), {"decision": "rejected", "reason": " "}, HTTP_HX_REQUEST="true"
+        reverse("curation_review", args=[instruction.id]),
+        {"decision": "rejected", "reason": " "},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 400
     assert "Say why the phrasing is rejected" in response.content.decode()
@@ -195,10 +214,17 @@ def test_my_phrasings_shows_status_reason_and_impact(client, parity, alice, caro
     services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
     model = LanguageModel.objects.create(name="m", source="/nowhere", family="seq2seq", is_active=False)
     variant = ModelVariant.objects.create(model=model, kind="base")
-    accuracies = {i.current_revision_id: a for i, a in zip(parity.instructions.filter(status="approved").exclude(id=instruction.id), [0.6, 0.7, 0.8])}
+    accuracies = {
+        i.current_revision_id: a
+        for i, a in zip(
+            parity.instructions.filter(status="approved").exclude(id=instruction.id), [0.6, 0.7, 0.8]
+        )
+    }
     accuracies[instruction.current_revision_id] = 0.95
     for revision_id, accuracy in accuracies.items():
-        PhrasingResult.objects.create(variant=variant, revision_id=revision_id, task=parity, accuracy=accuracy)
+        PhrasingResult.objects.create(
+            variant=variant, revision_id=revision_id, task=parity, accuracy=accuracy
+        )
     client.force_login(alice)
     page = client.get(reverse("my_phrasings")).content.decode()
     assert "Approved" in page and "95.0%" in page
@@ -222,7 +248,9 @@ def test_a_curator_cannot_approve_their_own_phrasing_from_the_queue(client, pari
     client.force_login(carol)
     page = client.get(reverse("curation_queue")).content.decode()
     assert "This is your own phrasing: another curator reviews it." in page
-    response = client.post(reverse("curation_review", args=[own.id]), {"decision": "approved"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("curation_review", args=[own.id]), {"decision": "approved"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 400
     assert "You cannot review your own phrasing" in response.content.decode()
     own.refresh_from_db()
@@ -237,6 +265,9 @@ def test_admin_reject_action_asks_for_a_reason_then_rejects(client, parity, alic
     url = reverse("admin:collection_instruction_changelist")
     page = client.post(url, {"action": "reject", "_selected_action": [instruction.id]})
     assert page.status_code == 200 and "Give a reason" in page.content.decode()
-    client.post(url, {"action": "reject", "_selected_action": [instruction.id], "confirm": "yes", "reason": "Too vague."})
+    client.post(
+        url,
+        {"action": "reject", "_selected_action": [instruction.id], "confirm": "yes", "reason": "Too vague."},
+    )
     instruction.refresh_from_db()
     assert instruction.status == "rejected" and instruction.review_reason == "Too vague."

@@ -22,14 +22,22 @@ pytestmark = pytest.mark.django_db
 
 
 def db_state() -> tuple[int, ...]:
-    return tuple(m.objects.count() for m in (Benchmark, Task, Instance, Instruction, LanguageModel, PhrasingResult))
+    return tuple(
+        m.objects.count() for m in (Benchmark, Task, Instance, Instruction, LanguageModel, PhrasingResult)
+    )
 
 
 @pytest.fixture
 def parity(db) -> Task:
     task = Task.objects.create(
-        benchmark=Benchmark.objects.create(slug="b", name="Bench"), slug="t", name="Parity", kind="binary",
-        answer_format="option_text", input_fields=["number"], label_space=["yes", "no"], max_options=2,
+        benchmark=Benchmark.objects.create(slug="b", name="Bench"),
+        slug="t",
+        name="Parity",
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["number"],
+        label_space=["yes", "no"],
+        max_options=2,
     )
     Instance.objects.create(task=task, source_id="0", inputs={"number": "2"}, options=["yes", "no"], gold=0)
     return task
@@ -51,7 +59,10 @@ class Importer:
 
     def content(self, n: int) -> str:
         if self.json_examples:
-            examples = [{"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": i % 2}} for i in range(n)]
+            examples = [
+                {"input": f"Is {i} even?", "target_scores": {"yes": int(i % 2 == 0), "no": i % 2}}
+                for i in range(n)
+            ]
             return json.dumps({"name": "parity", "description": "d", "examples": examples}, indent=1)
         return self.header + "".join(self.row.format(i=i) + "\n" for i in range(n))
 
@@ -65,27 +76,40 @@ class Importer:
 IMPORTERS = [
     Importer("mmlu", "mmlu/anatomy_test.csv", "", '"Question {i}?",a,b,c,d,A', ["import_mmlu", "{dir}"]),
     Importer(
-        "tasks-csv", "tasks.csv", "task,id,question,option_A,option_B,answer\n", "quiz,{i},Question {i}?,yes,no,A",
+        "tasks-csv",
+        "tasks.csv",
+        "task,id,question,option_A,option_B,answer\n",
+        "quiz,{i},Question {i}?,yes,no,A",
         ["import_tasks", "{path}", "--benchmark", "mine"],
     ),
     Importer(
-        "tasks-jsonl", "tasks.jsonl", "",
+        "tasks-jsonl",
+        "tasks.jsonl",
+        "",
         '{{"task": "quiz", "id": "{i}", "inputs": {{"q": "Q{i}?"}}, "options": ["yes", "no"], "answer": 0}}',
         ["import_tasks", "{path}", "--benchmark", "mine"],
     ),
     Importer(
-        "phrasings-csv", "phrasings.csv", "task,template,source\n", 'b/t,"Phrasing {i}: is {{number}} even?",file',
+        "phrasings-csv",
+        "phrasings.csv",
+        "task,template,source\n",
+        'b/t,"Phrasing {i}: is {{number}} even?",file',
         ["import_instructions", "{path}", "--format", "csv"],
     ),
     Importer(
-        "phrasings-jsonl", "phrasings.jsonl", "",
+        "phrasings-jsonl",
+        "phrasings.jsonl",
+        "",
         '{{"task": "b/t", "template": "Phrasing {i}: is {{number}} even?", "source": "file"}}',
         ["import_instructions", "{path}", "--format", "jsonl"],
     ),
     Importer("bigbench", "parity_task/task.json", "", "", ["import_bigbench", "{dir}"], json_examples=True),
     Importer(
-        "results", "results/flan.csv", "Model,Dataset,Collection,Type,ID,Shots,Performance,Metric,Include?\n",
-        "flan-t5-xl,Winowhy,BBL,Unobserved,{i},0,0.5,acc,True", ["import_results", "{dir}"],
+        "results",
+        "results/flan.csv",
+        "Model,Dataset,Collection,Type,ID,Shots,Performance,Metric,Include?\n",
+        "flan-t5-xl,Winowhy,BBL,Unobserved,{i},0,0.5,acc,True",
+        ["import_results", "{dir}"],
     ),
 ]
 
@@ -110,26 +134,36 @@ def cut_short(text: str) -> bytes:
 FAULTS = {
     # fault: (limits to set, how to spoil a valid 4-row file, what the message must say)
     "over the row limit": ({"IMPORT_MAX_ROWS": 3}, str.encode, "more than 3 rows; the limit is 3 per file"),
-    "over the size limit": ({"IMPORT_MAX_BYTES": 1024}, lambda t: t.encode() + b" " * 1100, "over the import limit of 1,024"),
+    "over the size limit": (
+        {"IMPORT_MAX_BYTES": 1024},
+        lambda t: t.encode() + b" " * 1100,
+        "over the import limit of 1,024",
+    ),
     "UTF-16": ({}, utf16, "UTF-16 text (as Excel's 'Unicode text' saves it); re-save it as UTF-8"),
     "Latin-1": ({}, latin1, "not UTF-8 text (byte 0xe9 at offset"),
     "a NUL byte": ({}, nul_on_line_2, "line 2: a NUL byte; this is not a text file"),
     "an Excel workbook": ({}, lambda t: b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "a ZIP archive"),
-    "cut short": ({}, cut_short, {
-        "mmlu": "line 4: expected 6 columns (question, A, B, C, D, answer), found 1",
-        "tasks-csv": "line 5: fewer values than columns (is the row cut short?)",
-        "tasks-jsonl": "line 4: not valid JSON",
-        "phrasings-csv": "line 5: fewer values than columns (is the row cut short?)",
-        "phrasings-jsonl": "line 4: not valid JSON",
-        "bigbench": "not valid JSON",
-        "results": "line 5: expected 9 values, one per column (is the row cut short?)",
-    }),
+    "cut short": (
+        {},
+        cut_short,
+        {
+            "mmlu": "line 4: expected 6 columns (question, A, B, C, D, answer), found 1",
+            "tasks-csv": "line 5: fewer values than columns (is the row cut short?)",
+            "tasks-jsonl": "line 4: not valid JSON",
+            "phrasings-csv": "line 5: fewer values than columns (is the row cut short?)",
+            "phrasings-jsonl": "line 4: not valid JSON",
+            "bigbench": "not valid JSON",
+            "results": "line 5: expected 9 values, one per column (is the row cut short?)",
+        },
+    ),
 }
 
 
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("importer", IMPORTERS, ids=[i.name for i in IMPORTERS])
-def test_a_bad_file_is_refused_by_every_importer_with_nothing_written(importer, fault, parity, tmp_path, settings):
+def test_a_bad_file_is_refused_by_every_importer_with_nothing_written(
+    importer, fault, parity, tmp_path, settings
+):
     limits, spoil, message = FAULTS[fault]
     for name, value in limits.items():
         setattr(settings, name, value)
@@ -187,38 +221,97 @@ JSONL_BAD_LABELS = '{"task": "b/t", "template": "Is {number} even?", "source": "
 
 BAD_UPLOADS = {
     # name: (file name, bytes, limits, message)
-    "over the size limit": ("big.csv", GOOD.encode() + b"#" * 3000, {"UPLOAD_MAX_BYTES": 2048},
-                            "The file is over the upload limit of 2,048 bytes."),
-    "over the row limit": ("many.csv", (GOOD + "b/t,Third {number}?,s\n").encode(), {"UPLOAD_MAX_ROWS": 2},
-                           "many.csv: more than 2 rows; the limit is 2 per file"),
+    "over the size limit": (
+        "big.csv",
+        GOOD.encode() + b"#" * 3000,
+        {"UPLOAD_MAX_BYTES": 2048},
+        "The file is over the upload limit of 2,048 bytes.",
+    ),
+    "over the row limit": (
+        "many.csv",
+        (GOOD + "b/t,Third {number}?,s\n").encode(),
+        {"UPLOAD_MAX_ROWS": 2},
+        "many.csv: more than 2 rows; the limit is 2 per file",
+    ),
     "UTF-16": ("u.csv", utf16(GOOD), {}, "u.csv: UTF-16 text"),
-    "Latin-1": ("l.csv", GOOD.replace("even?", "pair é?").encode("latin-1"), {}, "l.csv: not UTF-8 text (byte 0xe9"),
+    "Latin-1": (
+        "l.csv",
+        GOOD.replace("even?", "pair é?").encode("latin-1"),
+        {},
+        "l.csv: not UTF-8 text (byte 0xe9",
+    ),
     "a workbook": ("w.csv", b"PK\x03\x04" + bytes(300), {}, "w.csv: a ZIP archive (an Excel workbook?)"),
-    "a NUL byte": ("n.csv", GOOD.replace("workshop", "work\x00shop").encode(), {}, "n.csv: line 2: a NUL byte"),
+    "a NUL byte": (
+        "n.csv",
+        GOOD.replace("workshop", "work\x00shop").encode(),
+        {},
+        "n.csv: line 2: a NUL byte",
+    ),
     "another extension": ("p.xlsx", GOOD.encode(), {}, "p.xlsx: upload a .csv or .jsonl file"),
     "an empty file": ("e.csv", b"", {}, "The file is empty."),
-    "a missing column": ("m.csv", b"task,text\nb/t,Is {number} even?\n", {}, "m.csv: missing CSV column(s): template"),
-    "a row with too many values": ("x.csv", (GOOD + "b/t,Odd {number}?,s,extra\n").encode(), {},
-                                   "x.csv: line 4: more values than columns"),
-    "an unknown task": ("t.csv", (GOOD + "b/nope,Odd {number}?,s\n").encode(), {}, "t.csv: line 4: no task 'b/nope'"),
+    "a missing column": (
+        "m.csv",
+        b"task,text\nb/t,Is {number} even?\n",
+        {},
+        "m.csv: missing CSV column(s): template",
+    ),
+    "a row with too many values": (
+        "x.csv",
+        (GOOD + "b/t,Odd {number}?,s,extra\n").encode(),
+        {},
+        "x.csv: line 4: more values than columns",
+    ),
+    "an unknown task": (
+        "t.csv",
+        (GOOD + "b/nope,Odd {number}?,s\n").encode(),
+        {},
+        "t.csv: line 4: no task 'b/nope'",
+    ),
     "template injection on the last row": (
-        "i.csv", (GOOD + "b/t,{number.__class__.__mro__},s\n").encode(), {}, "i.csv: line 4:"),
-    "broken JSON": ("j.jsonl", b'{"task": "b/t", "template": "Is {number} even?", "source": "s"}\n{"task": "b/t",\n', {},
-                    "j.jsonl: line 2: not valid JSON"),
-    "a JSON line that is not an object": ("a.jsonl", b'["b/t", "Is {number} even?"]\n', {},
-                                          "a.jsonl: line 1: expected a JSON object"),
-    "labels that are not a list": ("k.jsonl", JSONL_BAD_LABELS.encode(), {}, "k.jsonl: line 1: 'labels' must be a list"),
+        "i.csv",
+        (GOOD + "b/t,{number.__class__.__mro__},s\n").encode(),
+        {},
+        "i.csv: line 4:",
+    ),
+    "broken JSON": (
+        "j.jsonl",
+        b'{"task": "b/t", "template": "Is {number} even?", "source": "s"}\n{"task": "b/t",\n',
+        {},
+        "j.jsonl: line 2: not valid JSON",
+    ),
+    "a JSON line that is not an object": (
+        "a.jsonl",
+        b'["b/t", "Is {number} even?"]\n',
+        {},
+        "a.jsonl: line 1: expected a JSON object",
+    ),
+    "labels that are not a list": (
+        "k.jsonl",
+        JSONL_BAD_LABELS.encode(),
+        {},
+        "k.jsonl: line 1: 'labels' must be a list",
+    ),
     "a row cut short": ("c.csv", GOOD.encode()[:-10], {}, "c.csv: line 3: fewer values than columns"),
-    "another author": ("o.csv", b"task,template,author\nb/t,Is {number} even?,alice\n", {},
-                       "o.csv: line 2: an upload is credited to you, not to 'alice'"),
-    "a tuning collection": ("d.csv", b"task,template,collection\nb/t,Is {number} even?,flan\n", {},
-                            "d.csv: line 2: uploads go into the crowd collection, not 'flan'"),
+    "another author": (
+        "o.csv",
+        b"task,template,author\nb/t,Is {number} even?,alice\n",
+        {},
+        "o.csv: line 2: an upload is credited to you, not to 'alice'",
+    ),
+    "a tuning collection": (
+        "d.csv",
+        b"task,template,collection\nb/t,Is {number} even?,flan\n",
+        {},
+        "d.csv: line 2: uploads go into the crowd collection, not 'flan'",
+    ),
     "a long name": ("x" * 300 + ".csv", b"task,template\nb/nope,Odd {number}?\n", {}, "no task 'b/nope'"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_UPLOADS)
-def test_a_bad_upload_is_refused_with_a_clear_message_and_nothing_written(case, parity, carol, client, settings):
+def test_a_bad_upload_is_refused_with_a_clear_message_and_nothing_written(
+    case, parity, carol, client, settings
+):
     name, data, limits, message = BAD_UPLOADS[case]
     for setting, value in limits.items():
         setattr(settings, setting, value)

@@ -38,8 +38,16 @@ def test_loading_the_demo_twice_adds_nothing():
 
 def test_the_demo_instances_are_the_same_on_every_run():
     call_command("load_demo")
-    first = list(Instance.objects.filter(task__slug="odd-one-out").order_by("source_id").values_list("inputs", "options", "gold"))
+    first = list(
+        Instance.objects.filter(task__slug="odd-one-out")
+        .order_by("source_id")
+        .values_list("inputs", "options", "gold")
+    )
     Instance.objects.all().delete()
     call_command("load_demo")
-    second = list(Instance.objects.filter(task__slug="odd-one-out").order_by("source_id").values_list("inputs", "options", "gold"))
+    second = list(
+        Instance.objects.filter(task__slug="odd-one-out")
+        .order_by("source_id")
+        .values_list("inputs", "options", "gold")
+    )
     assert first == second

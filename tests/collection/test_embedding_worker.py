@@ -24,13 +24,17 @@ print(services.instruction_submit(task=task, template="Tell me whether {number} 
 
 def test_a_worker_embeds_a_submitted_phrasing_once(tmp_path):
     call_command("load_demo")
-    env = process_env(CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), VAR_DIR=str(tmp_path))
+    env = process_env(
+        CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), VAR_DIR=str(tmp_path)
+    )
     log = tmp_path / "worker.log"
     with running_worker(env, log=log):
         revision_id = int(manage(env, "shell", "--no-imports", "-c", SUBMIT).strip().splitlines()[-1])
         wait_for(
             lambda: PhrasingEmbedding.objects.filter(revision_id=revision_id).exists(),
-            timeout=120, what="the worker to embed the new phrasing", log=log,
+            timeout=120,
+            what="the worker to embed the new phrasing",
+            log=log,
         )
     embedding = PhrasingEmbedding.objects.get(revision_id=revision_id)
     assert len(bytes(embedding.vector)) == 384 * 4  # all-MiniLM-L6-v2: 384 float32 dimensions

@@ -49,7 +49,9 @@ def test_multiple_choice_tasks_are_answered_with_letters_and_get_the_default_pro
     assert parent.answer_format == Task.AnswerFormat.LETTER
     assert parent.label_space == list("ABCDEFG")
     assert set(parent.subtasks.values_list("slug", flat=True)) == {
-        "logical_deduction-three_objects", "logical_deduction-five_objects", "logical_deduction-seven_objects",
+        "logical_deduction-three_objects",
+        "logical_deduction-five_objects",
+        "logical_deduction-seven_objects",
     }
     default = Instruction.objects.get(task=parent, collection__slug="benchmark-default")
     assert default.status == Instruction.Status.APPROVED
@@ -79,7 +81,10 @@ def test_a_task_json_with_no_examples_fails_and_changes_nothing(shared_data, tmp
     [
         ("{not json", "not valid JSON"),
         (json.dumps({"examples": [{"input": "q", "target": "a"}]}), "has no 'target_scores'"),
-        (json.dumps({"examples": [{"input": "q", "target_scores": {"a": 1, "b": 1}}]}), "share the top score"),
+        (
+            json.dumps({"examples": [{"input": "q", "target_scores": {"a": 1, "b": 1}}]}),
+            "share the top score",
+        ),
     ],
 )
 def test_malformed_task_files_are_refused_with_the_reason(tmp_path, content, reason):

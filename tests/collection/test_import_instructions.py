@@ -15,7 +15,9 @@ STUDY_FILE = "paper_instructions/InstructionEval_unobserved_instructions.extract
 @pytest.fixture
 def study_tasks(shared_data):
     call_command("import_mmlu", shared_data / "mmlu" / "test")
-    call_command("import_bigbench", *sorted(p for p in (shared_data / "bigbench_lite_tasks").iterdir() if p.is_dir()))
+    call_command(
+        "import_bigbench", *sorted(p for p in (shared_data / "bigbench_lite_tasks").iterdir() if p.is_dir())
+    )
 
 
 def expected_templates(path) -> dict[tuple[str, str], dict[str, str]]:
@@ -38,11 +40,14 @@ def test_every_template_is_attached_to_its_task(shared_data, study_tasks, capsys
     call_command("import_instructions", path, "--format", "instructioneval")
 
     expected = expected_templates(path)
-    imported_tasks = {key for key in expected if Task.objects.filter(benchmark__slug=key[0], slug=key[1]).exists()}
+    imported_tasks = {
+        key for key in expected if Task.objects.filter(benchmark__slug=key[0], slug=key[1]).exists()
+    }
     # The shared data lacks language_identification and vitaminc_fact_verification; their templates are
     # reported as skipped, every other one is attached.
     assert {key for key in expected if key not in imported_tasks} == {
-        ("bigbench-lite", "language_identification"), ("bigbench-lite", "vitaminc_fact_verification"),
+        ("bigbench-lite", "language_identification"),
+        ("bigbench-lite", "vitaminc_fact_verification"),
     }
     for benchmark_slug, task_slug in imported_tasks:
         stored = {
@@ -53,14 +58,18 @@ def test_every_template_is_attached_to_its_task(shared_data, study_tasks, capsys
         }
         assert stored == expected[(benchmark_slug, task_slug)], task_slug
     assert Instruction.objects.filter(source__startswith="InstructionEval").count() == 142
-    assert Counter(Instruction.objects.filter(task__slug="mmlu").values_list("status", flat=True)) == {"approved": 20}
+    assert Counter(Instruction.objects.filter(task__slug="mmlu").values_list("status", flat=True)) == {
+        "approved": 20
+    }
     out = capsys.readouterr().out
     assert "templates skipped: task not imported: 20" in out
 
 
 def test_study_templates_with_their_own_answer_words_keep_them(shared_data, study_tasks):
     call_command("import_instructions", shared_data / STUDY_FILE, "--format", "instructioneval")
-    phrasing = Instruction.objects.get(task__slug="play_dialog_same_or_different", external_id="BBL/Unobserved/2")
+    phrasing = Instruction.objects.get(
+        task__slug="play_dialog_same_or_different", external_id="BBL/Unobserved/2"
+    )
     assert phrasing.current_revision.labels == ["yes", "no"]
 
 
@@ -87,7 +96,12 @@ def test_generic_jsonl_imports_pending_phrasings_once(tmp_path, demo_tasks, alic
         tmp_path / "p.jsonl",
         [
             {"task": "demo/parity", "template": "Is {number} divisible by 2? yes/no", "author": "alice"},
-            {"task": "demo/sentiment", "template": "{sentence} Mood?", "source": "my lab", "collection": "crowd"},
+            {
+                "task": "demo/sentiment",
+                "template": "{sentence} Mood?",
+                "source": "my lab",
+                "collection": "crowd",
+            },
         ],
     )
     call_command("import_instructions", path, "--format", "jsonl")
@@ -134,6 +148,8 @@ def test_an_unknown_task_or_user_is_named(tmp_path, demo_tasks):
     path = write_jsonl(tmp_path / "p.jsonl", [{"task": "demo/nope", "template": "{x}", "source": "lab"}])
     with pytest.raises(CommandError, match="line 1: no task 'demo/nope'"):
         call_command("import_instructions", path, "--format", "jsonl")
-    path = write_jsonl(tmp_path / "p.jsonl", [{"task": "demo/parity", "template": "{number}", "author": "zed"}])
+    path = write_jsonl(
+        tmp_path / "p.jsonl", [{"task": "demo/parity", "template": "{number}", "author": "zed"}]
+    )
     with pytest.raises(CommandError, match="no user named 'zed'"):
         call_command("import_instructions", path, "--format", "jsonl")

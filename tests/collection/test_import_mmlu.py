@@ -25,9 +25,7 @@ def test_it_imports_57_subjects_under_one_pooled_task_with_the_right_gold(shared
     path = shared_data / "mmlu" / "test" / "high_school_macroeconomics_test.csv"
     with path.open(newline="", encoding="utf-8") as f:
         records = list(csv.reader(f))
-    stored = {
-        i.source_id: i for i in Instance.objects.filter(task__slug="high_school_macroeconomics")
-    }
+    stored = {i.source_id: i for i in Instance.objects.filter(task__slug="high_school_macroeconomics")}
     assert len(stored) == len(records)
     for index, record in enumerate(records):
         instance = stored[f"high_school_macroeconomics/test/{index}"]

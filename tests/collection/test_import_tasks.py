@@ -12,17 +12,46 @@ pytestmark = pytest.mark.django_db
 
 def test_jsonl_rows_create_tasks_with_inferred_answers(tmp_path):
     rows = [
-        {"task": "sentiment", "id": "a", "inputs": {"text": "great"}, "options": ["negative", "positive"], "answer": "positive"},
-        {"task": "sentiment", "id": "b", "inputs": {"text": "bad"}, "options": ["negative", "positive"], "answer": 0},
-        {"task": "trivia", "id": "1", "split": "train", "inputs": {"question": "2+2?"}, "options": ["3", "4", "5"], "answer": "B"},
-        {"task": "trivia", "id": "2", "inputs": {"question": "Sky?"}, "options": ["blue", "green"], "answer": "A"},
+        {
+            "task": "sentiment",
+            "id": "a",
+            "inputs": {"text": "great"},
+            "options": ["negative", "positive"],
+            "answer": "positive",
+        },
+        {
+            "task": "sentiment",
+            "id": "b",
+            "inputs": {"text": "bad"},
+            "options": ["negative", "positive"],
+            "answer": 0,
+        },
+        {
+            "task": "trivia",
+            "id": "1",
+            "split": "train",
+            "inputs": {"question": "2+2?"},
+            "options": ["3", "4", "5"],
+            "answer": "B",
+        },
+        {
+            "task": "trivia",
+            "id": "2",
+            "inputs": {"question": "Sky?"},
+            "options": ["blue", "green"],
+            "answer": "A",
+        },
     ]
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     call_command("import_tasks", path, "--benchmark", "mine")
 
     sentiment = Task.objects.get(slug="sentiment")
-    assert (sentiment.kind, sentiment.answer_format, sentiment.label_space) == ("binary", "option_text", ["negative", "positive"])
+    assert (sentiment.kind, sentiment.answer_format, sentiment.label_space) == (
+        "binary",
+        "option_text",
+        ["negative", "positive"],
+    )
     assert Instance.objects.get(task=sentiment, source_id="a").gold == 1
     trivia = Task.objects.get(slug="trivia")
     assert (trivia.answer_format, trivia.label_space, trivia.max_options) == ("letter", ["A", "B", "C"], 3)
@@ -34,7 +63,9 @@ def test_jsonl_rows_create_tasks_with_inferred_answers(tmp_path):
 
 def test_csv_rows_take_option_columns(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text("task,id,question,option_A,option_B,option_C,answer\nq,1,Capital of France?,Paris,Rome,,A\n")
+    path.write_text(
+        "task,id,question,option_A,option_B,option_C,answer\nq,1,Capital of France?,Paris,Rome,,A\n"
+    )
     call_command("import_tasks", path, "--benchmark", "mine")
     instance = Instance.objects.get()
     assert instance.options == ["Paris", "Rome"] and instance.inputs == {"question": "Capital of France?"}
@@ -43,16 +74,24 @@ def test_csv_rows_take_option_columns(tmp_path):
 @pytest.mark.parametrize(
     "line, reason",
     [
-        ('{"task": "t", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": "c"}', "answer 'c' is not an option"),
+        (
+            '{"task": "t", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": "c"}',
+            "answer 'c' is not an option",
+        ),
         ('{"task": "t", "inputs": {"q": "x"}, "options": ["a"], "answer": 0}', "at least two options"),
         ('{"task": "t", "inputs": "x", "options": ["a", "b"], "answer": 0}', "'inputs' must map"),
-        ('[1, 2]', "expected a JSON object"),
-        ('{"task": "t", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0, "split": "dev"}', "split 'dev'"),
+        ("[1, 2]", "expected a JSON object"),
+        (
+            '{"task": "t", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0, "split": "dev"}',
+            "split 'dev'",
+        ),
     ],
 )
 def test_a_bad_row_fails_the_whole_file(tmp_path, line, reason):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"task": "t", "inputs": {"q": "ok"}, "options": ["a", "b"], "answer": 0}\n' + line + "\n")
+    path.write_text(
+        '{"task": "t", "inputs": {"q": "ok"}, "options": ["a", "b"], "answer": 0}\n' + line + "\n"
+    )
     with pytest.raises(CommandError, match=reason):
         call_command("import_tasks", path, "--benchmark", "mine")
     assert Task.objects.count() == 0 and Instance.objects.count() == 0
@@ -61,11 +100,21 @@ def test_a_bad_row_fails_the_whole_file(tmp_path, line, reason):
 def test_hugging_face_rows_map_to_task_records():
     datasets = pytest.importorskip("datasets")
     dataset = datasets.Dataset.from_dict(
-        {"question": ["2+2?", "Sky?"], "choices": [["3", "4"], ["blue", "red"]], "answer": [1, 0], "subject": ["m", "n"]}
+        {
+            "question": ["2+2?", "Sky?"],
+            "choices": [["3", "4"], ["blue", "red"]],
+            "answer": [1, 0],
+            "subject": ["m", "n"],
+        }
     )
     records = hf_records(
-        dataset, task="toy", question_field="question", options_field="choices", answer_field="answer",
-        extra_fields=["subject"], split="eval",
+        dataset,
+        task="toy",
+        question_field="question",
+        options_field="choices",
+        answer_field="answer",
+        extra_fields=["subject"],
+        split="eval",
     )
     report = import_task_records("hf:toy", records, benchmark_slug="hf")
     assert report.counts["instances created"] == 2
@@ -84,8 +133,16 @@ def _online() -> bool:
 @pytest.mark.skipif(not _online(), reason="offline: huggingface.co is not reachable from this machine")
 def test_it_imports_a_dataset_from_the_hub_by_name():
     call_command(
-        "import_hf_dataset", "cais/mmlu", "--config", "abstract_algebra", "--split", "test",
-        "--benchmark", "mmlu-hf", "--task", "abstract_algebra",
+        "import_hf_dataset",
+        "cais/mmlu",
+        "--config",
+        "abstract_algebra",
+        "--split",
+        "test",
+        "--benchmark",
+        "mmlu-hf",
+        "--task",
+        "abstract_algebra",
     )
     assert Instance.objects.filter(task__slug="abstract_algebra").count() == 100
 

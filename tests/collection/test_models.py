@@ -21,7 +21,9 @@ def crowd(db):
 
 
 def submit(task, author, text="Is {number} even? yes or no"):
-    return services.instruction_create(task=task, template=text, collection=Collection.objects.get(slug="crowd"), author=author)
+    return services.instruction_create(
+        task=task, template=text, collection=Collection.objects.get(slug="crowd"), author=author
+    )
 
 
 def test_a_revision_is_identified_by_its_content_and_never_changes(parity, alice):
@@ -38,7 +40,9 @@ def test_editing_back_to_an_earlier_text_reuses_its_revision(parity, alice):
     first = phrasing.current_revision
     second = services.instruction_revise(instruction=phrasing, template="Even? {number}", by=alice)
     assert second.number == 2
-    again = services.instruction_revise(instruction=phrasing, template="Is {number} even? yes or no", by=alice)
+    again = services.instruction_revise(
+        instruction=phrasing, template="Is {number} even? yes or no", by=alice
+    )
     assert again == first
     assert InstructionRevision.objects.filter(instruction=phrasing).count() == 2
 
@@ -61,7 +65,9 @@ def test_the_database_refuses_an_unknown_status(parity, alice):
 
 
 def test_the_database_refuses_a_second_phrasing_with_the_same_external_id(parity, crowd):
-    services.instruction_create(task=parity, template="{number}?", collection=crowd, source="s", external_id="1")
+    services.instruction_create(
+        task=parity, template="{number}?", collection=crowd, source="s", external_id="1"
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         Instruction.objects.create(task=parity, collection=crowd, source="s", external_id="1")
 
@@ -90,7 +96,10 @@ def test_an_author_cannot_review(parity, alice, bob):
 def test_label_words_must_match_the_task_labels(parity, alice):
     with pytest.raises(services.InvalidTemplate) as failure:
         services.instruction_create(
-            task=parity, template="{number}", collection=Collection.objects.get(slug="crowd"), author=alice,
+            task=parity,
+            template="{number}",
+            collection=Collection.objects.get(slug="crowd"),
+            author=alice,
             labels=["Y", "N", "?"],
         )
     assert "one label word per task label: 2 (yes, no), not 3" in str(failure.value)

@@ -5,7 +5,9 @@ from hypothesis import strategies as st
 from collection import templating
 from collection.templating import TaskFields, TemplateError
 
-MMLU = TaskFields(input_fields=("question",), max_options=4, required=("question",), options_answered_by_letter=True)
+MMLU = TaskFields(
+    input_fields=("question",), max_options=4, required=("question",), options_answered_by_letter=True
+)
 INPUTS = {"question": "What is 2 + 2?"}
 OPTIONS = ["3", "4", "5", "22"]
 

@@ -7,10 +7,21 @@ from collection.models import Instruction
 pytestmark = pytest.mark.django_db
 
 CHANGELISTS = [
-    "collection_benchmark", "collection_task", "collection_instance", "collection_collection",
-    "collection_instruction", "collection_phrasingembedding", "core_workerping", "evaluation_languagemodel",
-    "evaluation_modelvariant", "evaluation_scoringrun", "evaluation_prediction", "evaluation_phrasingresult",
-    "evaluation_tasksummary", "evaluation_benchmarksummary", "evaluation_softprompt",
+    "collection_benchmark",
+    "collection_task",
+    "collection_instance",
+    "collection_collection",
+    "collection_instruction",
+    "collection_phrasingembedding",
+    "core_workerping",
+    "evaluation_languagemodel",
+    "evaluation_modelvariant",
+    "evaluation_scoringrun",
+    "evaluation_prediction",
+    "evaluation_phrasingresult",
+    "evaluation_tasksummary",
+    "evaluation_benchmarksummary",
+    "evaluation_softprompt",
 ]
 
 
@@ -53,7 +64,8 @@ def test_the_soft_prompt_cancel_action_cancels_and_reports_refusals(client, admi
     client.force_login(admin_user)
     response = client.post(
         reverse("admin:evaluation_softprompt_changelist"),
-        {"action": "cancel", "_selected_action": [queued.id, done.id]}, follow=True,
+        {"action": "cancel", "_selected_action": [queued.id, done.id]},
+        follow=True,
     )
     page = response.content.decode()
     assert f"Soft prompt {done.id}: Only a queued or running training can be cancelled." in page

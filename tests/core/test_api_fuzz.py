@@ -53,4 +53,6 @@ def call_demo():
 def test_no_operation_answers_with_a_server_error(case, admin_token):
     for headers in ({}, {"Authorization": f"Token {admin_token}"}):
         response = case.call(headers=headers)
-        assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}\n{response.text[:500]}"
+        assert response.status_code < 500, (
+            f"{case.method} {case.formatted_path}: {response.status_code}\n{response.text[:500]}"
+        )

@@ -20,22 +20,55 @@ IMG = "<img src=x onerror=alert(1)>"
 def hostile(alice, carol):
     benchmark = Benchmark.objects.create(slug="b", name=f"Bench {SCRIPT}", description=IMG)
     task = Task.objects.create(
-        benchmark=benchmark, slug="t", name=f"Task {SCRIPT}", description=IMG, kind="binary",
-        answer_format="option_text", input_fields=["number"], label_space=["yes", "no"], max_options=2,
+        benchmark=benchmark,
+        slug="t",
+        name=f"Task {SCRIPT}",
+        description=IMG,
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["number"],
+        label_space=["yes", "no"],
+        max_options=2,
     )
     for n in range(3):
-        Instance.objects.create(task=task, source_id=str(n), inputs={"number": f"{n} {IMG}"}, options=["yes", "no"], gold=0)
+        Instance.objects.create(
+            task=task, source_id=str(n), inputs={"number": f"{n} {IMG}"}, options=["yes", "no"], gold=0
+        )
     crowd = Collection.objects.get(slug="crowd")
-    approved = services.instruction_create(task=task, template=f"{SCRIPT} is {{number}} even?", collection=crowd,
-                                           source="paper", status="approved")
+    approved = services.instruction_create(
+        task=task,
+        template=f"{SCRIPT} is {{number}} even?",
+        collection=crowd,
+        source="paper",
+        status="approved",
+    )
     pending = services.instruction_submit(task=task, template=f"{IMG} {{number}}?", author=alice)
     rejected = services.instruction_submit(task=task, template="Even: {number}", author=alice)
-    services.instruction_review(instruction=rejected, reviewer=carol, status="rejected", reason=f"No {SCRIPT}")
-    model = LanguageModel.objects.create(name="m", description=SCRIPT, source="/x", family="seq2seq", is_active=False)
+    services.instruction_review(
+        instruction=rejected, reviewer=carol, status="rejected", reason=f"No {SCRIPT}"
+    )
+    model = LanguageModel.objects.create(
+        name="m", description=SCRIPT, source="/x", family="seq2seq", is_active=False
+    )
     variant = ModelVariant.objects.create(model=model, kind="base")
-    PhrasingResult.objects.create(variant=variant, revision=approved.current_revision, task=task, accuracy=0.5)
-    figures = {"avgp": 0.5, "std": 0.0, "min": 0.5, "q10": 0.5, "q25": 0.5, "median": 0.5, "q75": 0.5, "maxp": 0.5,
-               "spread": 0.0, "cps": 0.5, "phrasings": 1, "tasks": 1, "ci": {}}
+    PhrasingResult.objects.create(
+        variant=variant, revision=approved.current_revision, task=task, accuracy=0.5
+    )
+    figures = {
+        "avgp": 0.5,
+        "std": 0.0,
+        "min": 0.5,
+        "q10": 0.5,
+        "q25": 0.5,
+        "median": 0.5,
+        "q75": 0.5,
+        "maxp": 0.5,
+        "spread": 0.0,
+        "cps": 0.5,
+        "phrasings": 1,
+        "tasks": 1,
+        "ci": {},
+    }
     TaskSummary.objects.create(variant=variant, task=task, phrasing_set="all", figures=figures)
     BenchmarkSummary.objects.create(variant=variant, benchmark=benchmark, phrasing_set="all", figures=figures)
     return {"task": task, "approved": approved, "pending": pending}
@@ -51,9 +84,13 @@ def test_pages_show_hostile_text_escaped(client, hostile, viewer, django_user_mo
     if viewer != "anonymous":
         client.force_login(django_user_model.objects.get(username=viewer))
     urls = [
-        reverse("home"), reverse("benchmark_detail", args=["b"]), reverse("task_detail", args=["b", "t"]),
-        reverse("leaderboard", args=["b"]), reverse("task_results", args=["b", "t"]),
-        reverse("phrasing_detail", args=[hostile["approved"].id]), reverse("model_detail", args=["m"]),
+        reverse("home"),
+        reverse("benchmark_detail", args=["b"]),
+        reverse("task_detail", args=["b", "t"]),
+        reverse("leaderboard", args=["b"]),
+        reverse("task_results", args=["b", "t"]),
+        reverse("phrasing_detail", args=[hostile["approved"].id]),
+        reverse("model_detail", args=["m"]),
     ]
     if viewer == "alice":
         urls += [reverse("my_phrasings"), reverse("phrasing_new", args=["b", "t"])]
@@ -66,7 +103,9 @@ def test_pages_show_hostile_text_escaped(client, hostile, viewer, django_user_mo
     if viewer == "alice":
         page = client.get(reverse("my_phrasings")).content.decode()
         assert "No &lt;script&gt;" in page  # the reason is there, escaped
-        preview = client.post(reverse("phrasing_preview", args=["b", "t"]), {"template": f"{SCRIPT} {{number}}"})
+        preview = client.post(
+            reverse("phrasing_preview", args=["b", "t"]), {"template": f"{SCRIPT} {{number}}"}
+        )
         assert_escaped(preview.content.decode())
 
 

@@ -18,9 +18,13 @@ OUR_APPS = ("core.", "collection.", "evaluation.")
 def test_every_task_of_ours_names_its_queue():
     app.loader.import_default_modules()
     ours = {name: task for name, task in app.tasks.items() if name.startswith(OUR_APPS)}
-    assert {"evaluation.tasks.score_run", "evaluation.tasks.train_softprompt", "evaluation.sweep"} <= set(ours)
+    assert {"evaluation.tasks.score_run", "evaluation.tasks.train_softprompt", "evaluation.sweep"} <= set(
+        ours
+    )
     assert {name: task.queue for name, task in ours.items() if task.queue not in ("gpu", "default")} == {}
-    assert ours["evaluation.tasks.score_run"].queue == ours["evaluation.tasks.train_softprompt"].queue == "gpu"
+    assert (
+        ours["evaluation.tasks.score_run"].queue == ours["evaluation.tasks.train_softprompt"].queue == "gpu"
+    )
     assert ours["evaluation.refresh_aggregates"].queue == "default"
 
 
@@ -52,13 +56,16 @@ def test_the_sweep_sends_the_unsent_and_the_stalled_of_every_kind_and_nothing_el
     monkeypatch.setattr(jobs, "enqueue", lambda kind, pk, countdown=None: sent.append((kind, pk)))
     assert jobs.sweep() == 2
     assert sorted(sent, key=str) == sorted(
-        [(ScoringRun, one_of_each["unsent run"].id), (SoftPrompt, one_of_each["stalled training"].id)], key=str
+        [(ScoringRun, one_of_each["unsent run"].id), (SoftPrompt, one_of_each["stalled training"].id)],
+        key=str,
     )
 
 
 def test_recovery_resends_every_active_job_and_delays_none_whose_worker_went_silent(one_of_each, monkeypatch):
     sent = {}
-    monkeypatch.setattr(jobs, "enqueue", lambda kind, pk, countdown=None: sent.update({(kind, pk): countdown}))
+    monkeypatch.setattr(
+        jobs, "enqueue", lambda kind, pk, countdown=None: sent.update({(kind, pk): countdown})
+    )
     assert jobs.recover() == 3
     assert set(sent) == {
         (ScoringRun, one_of_each["unsent run"].id),
@@ -75,5 +82,7 @@ def test_cancel_and_retry_are_the_same_for_every_kind_and_say_what_the_job_is(on
     assert jobs.cancel(training).status == "cancelled"
     with pytest.raises(ApplicationError, match="Only a queued or running training can be cancelled"):
         jobs.cancel(training)
-    with pytest.raises(ApplicationError, match="Only a failed or cancelled run can be retried; this one is succeeded"):
+    with pytest.raises(
+        ApplicationError, match="Only a failed or cancelled run can be retried; this one is succeeded"
+    ):
         jobs.requeue(one_of_each["finished run"])

@@ -43,20 +43,34 @@ def world(db, django_user_model) -> World:
         users[role if username != "bob" else "other_author"] = user
     benchmark = Benchmark.objects.create(slug="b", name="Bench")
     task = Task.objects.create(
-        benchmark=benchmark, slug="t", name="Parity", kind="binary", answer_format="option_text",
-        input_fields=["number"], label_space=["yes", "no"], max_options=2,
+        benchmark=benchmark,
+        slug="t",
+        name="Parity",
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["number"],
+        label_space=["yes", "no"],
+        max_options=2,
     )
     for n in range(4):
-        Instance.objects.create(task=task, source_id=str(n), inputs={"number": str(n)}, options=["yes", "no"], gold=n % 2)
+        Instance.objects.create(
+            task=task, source_id=str(n), inputs={"number": str(n)}, options=["yes", "no"], gold=n % 2
+        )
     crowd = Collection.objects.get(slug="crowd")
     approved = services.instruction_create(
         task=task, template="Is {number} even?", collection=crowd, source="paper", status="approved"
     )
-    pending = services.instruction_create(task=task, template="Even or not: {number}", collection=crowd, author=users["author"])
+    pending = services.instruction_create(
+        task=task, template="Even or not: {number}", collection=crowd, author=users["author"]
+    )
     model = LanguageModel.objects.create(name="m", source="/nowhere", family="seq2seq", is_active=False)
     variant = ModelVariant.objects.create(model=model, kind="base")
-    run = ScoringRun.objects.create(variant=variant, task=task, status="failed", error="boom", trigger="manual")
-    result = PhrasingResult.objects.create(variant=variant, revision=approved.current_revision, task=task, accuracy=0.5)
+    run = ScoringRun.objects.create(
+        variant=variant, task=task, status="failed", error="boom", trigger="manual"
+    )
+    result = PhrasingResult.objects.create(
+        variant=variant, revision=approved.current_revision, task=task, accuracy=0.5
+    )
     soft = SoftPrompt.objects.create(model=model, trigger="manual", config={}, status="failed", error="boom")
     return World(task, approved, pending, model, run, result, soft)
 
@@ -89,33 +103,84 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("phrasing_detail", lambda w: [w.approved.id], "get", {}, every("200")),
     ("phrasing_detail", lambda w: [w.pending.id], "get", {}, _expect("404", "200", "404", "200", "200")),
     ("phrasing_new", lambda w: ["b", "t"], "get", {}, _expect(LOGIN, "200", "200", "200", "200")),
-    ("phrasing_new", lambda w: ["b", "t"], "post", {"template": "Tell me if {number} is even."},
-     _expect(LOGIN, "302:/me/phrasings/", "302:/me/phrasings/", "302:/me/phrasings/", "302:/me/phrasings/")),
-    ("phrasing_preview", lambda w: ["b", "t"], "post", {"template": "Is {number} odd?"},
-     _expect(LOGIN, "200", "200", "200", "200")),
+    (
+        "phrasing_new",
+        lambda w: ["b", "t"],
+        "post",
+        {"template": "Tell me if {number} is even."},
+        _expect(
+            LOGIN, "302:/me/phrasings/", "302:/me/phrasings/", "302:/me/phrasings/", "302:/me/phrasings/"
+        ),
+    ),
+    (
+        "phrasing_preview",
+        lambda w: ["b", "t"],
+        "post",
+        {"template": "Is {number} odd?"},
+        _expect(LOGIN, "200", "200", "200", "200"),
+    ),
     # Another author may not see a pending phrasing, so for them it does not exist (404, not 403).
     ("phrasing_edit", lambda w: [w.pending.id], "get", {}, _expect(LOGIN, "200", "404", "403", "200")),
-    ("phrasing_edit", lambda w: [w.pending.id], "post", {"template": "Even, or not? {number}"},
-     _expect(LOGIN, "302:/me/phrasings/", "404", "403", "302:/me/phrasings/")),
+    (
+        "phrasing_edit",
+        lambda w: [w.pending.id],
+        "post",
+        {"template": "Even, or not? {number}"},
+        _expect(LOGIN, "302:/me/phrasings/", "404", "403", "302:/me/phrasings/"),
+    ),
     ("phrasing_edit", lambda w: [w.approved.id], "get", {}, _expect(LOGIN, "403", "403", "403", "403")),
     ("my_phrasings", None, "get", {}, _expect(LOGIN, "200", "200", "200", "200")),
     ("curation_queue", None, "get", {}, _expect(LOGIN, "403", "403", "200", "200")),
-    ("curation_review", lambda w: [w.pending.id], "post", {"decision": "approved"},
-     _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/")),
-    ("curation_bulk", None, "post", {"decision": "rejected", "reason": "unclear", "ids": "PENDING"},
-     _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/")),
+    (
+        "curation_review",
+        lambda w: [w.pending.id],
+        "post",
+        {"decision": "approved"},
+        _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/"),
+    ),
+    (
+        "curation_bulk",
+        None,
+        "post",
+        {"decision": "rejected", "reason": "unclear", "ids": "PENDING"},
+        _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/"),
+    ),
     ("curation_upload", None, "get", {}, _expect(LOGIN, "403", "403", "200", "200")),
-    ("curation_upload", None, "post", {"file": "UPLOAD"}, _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/")),
+    (
+        "curation_upload",
+        None,
+        "post",
+        {"file": "UPLOAD"},
+        _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/"),
+    ),
     ("model_list", None, "get", {}, every("200")),
     ("model_detail", lambda w: ["m"], "get", {}, every("200")),
     ("model_score", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/models/m/")),
     ("model_align", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/softprompts/")),
     ("softprompt_detail", lambda w: [w.soft.id], "get", {}, every("200")),
-    ("softprompt_cancel", lambda w: [w.soft.id], "post", {}, _expect(LOGIN, "403", "403", "302:/softprompts/", "302:/softprompts/")),
-    ("softprompt_retry", lambda w: [w.soft.id], "post", {}, _expect(LOGIN, "403", "403", "302:/softprompts/", "302:/softprompts/")),
+    (
+        "softprompt_cancel",
+        lambda w: [w.soft.id],
+        "post",
+        {},
+        _expect(LOGIN, "403", "403", "302:/softprompts/", "302:/softprompts/"),
+    ),
+    (
+        "softprompt_retry",
+        lambda w: [w.soft.id],
+        "post",
+        {},
+        _expect(LOGIN, "403", "403", "302:/softprompts/", "302:/softprompts/"),
+    ),
     ("run_list", None, "get", {}, every("200")),
     ("run_detail", lambda w: [w.run.id], "get", {}, every("200")),
-    ("run_cancel", lambda w: [w.run.id], "post", {}, _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/")),
+    (
+        "run_cancel",
+        lambda w: [w.run.id],
+        "post",
+        {},
+        _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/"),
+    ),
     ("run_retry", lambda w: [w.run.id], "post", {}, _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/")),
     ("healthz", None, "get", {}, every("200")),
     ("status", None, "get", {}, every("200")),
@@ -131,10 +196,34 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("password_reset_complete", None, "get", {}, every("200")),
     # Django admin: curators and admins only (staff), and each model page by its group permissions.
     ("admin:index", None, "get", {}, _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "200", "200")),
-    ("admin:collection_instruction_changelist", None, "get", {}, _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "200", "200")),
-    ("admin:collection_task_add", None, "get", {}, _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "403", "200")),
-    ("admin:evaluation_languagemodel_add", None, "get", {}, _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "403", "200")),
-    ("admin:evaluation_phrasingresult_changelist", None, "get", {}, _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "200", "200")),
+    (
+        "admin:collection_instruction_changelist",
+        None,
+        "get",
+        {},
+        _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "200", "200"),
+    ),
+    (
+        "admin:collection_task_add",
+        None,
+        "get",
+        {},
+        _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "403", "200"),
+    ),
+    (
+        "admin:evaluation_languagemodel_add",
+        None,
+        "get",
+        {},
+        _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "403", "200"),
+    ),
+    (
+        "admin:evaluation_phrasingresult_changelist",
+        None,
+        "get",
+        {},
+        _expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, "200", "200"),
+    ),
     # The API.
     ("api-root", None, "get", {}, every("200")),
     ("api_leaderboard", None, "get", {"benchmark": "b"}, every("200")),
@@ -147,18 +236,43 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("instruction-list", None, "get", {}, every("200")),
     ("instruction-detail", lambda w: [w.approved.id], "get", {}, every("200")),
     ("instruction-detail", lambda w: [w.pending.id], "get", {}, _expect("404", "200", "404", "200", "200")),
-    ("instruction-detail", lambda w: [w.pending.id], "patch", {"template": "Even or odd? {number}"},
-     _expect("403", "200", "404", "403", "200")),
-    ("instruction-list", None, "post", {"task": "TASK", "template": "Is {number} divisible by 2?"},
-     _expect("403", "201", "201", "201", "201")),
-    ("instruction-check", None, "post", {"task": "TASK", "template": "Is {number} even?"},
-     _expect("403", "200", "200", "200", "200")),
-    ("instruction-review", lambda w: [w.pending.id], "post", {"decision": "approved"},
-     _expect("403", "403", "403", "200", "200")),
+    (
+        "instruction-detail",
+        lambda w: [w.pending.id],
+        "patch",
+        {"template": "Even or odd? {number}"},
+        _expect("403", "200", "404", "403", "200"),
+    ),
+    (
+        "instruction-list",
+        None,
+        "post",
+        {"task": "TASK", "template": "Is {number} divisible by 2?"},
+        _expect("403", "201", "201", "201", "201"),
+    ),
+    (
+        "instruction-check",
+        None,
+        "post",
+        {"task": "TASK", "template": "Is {number} even?"},
+        _expect("403", "200", "200", "200", "200"),
+    ),
+    (
+        "instruction-review",
+        lambda w: [w.pending.id],
+        "post",
+        {"decision": "approved"},
+        _expect("403", "403", "403", "200", "200"),
+    ),
     ("languagemodel-list", None, "get", {}, every("200")),
     ("languagemodel-detail", lambda w: ["m"], "get", {}, every("200")),
-    ("languagemodel-list", None, "post", {"name": "n2", "source": "/x", "family": "causal"},
-     _expect("403", "403", "403", "403", "201")),
+    (
+        "languagemodel-list",
+        None,
+        "post",
+        {"name": "n2", "source": "/x", "family": "causal"},
+        _expect("403", "403", "403", "403", "201"),
+    ),
     ("scoringrun-list", None, "get", {}, every("200")),
     ("scoringrun-detail", lambda w: [w.run.id], "get", {}, every("200")),
     ("scoringrun-cancel", lambda w: [w.run.id], "post", {}, _expect("403", "403", "403", "400", "400")),
@@ -173,10 +287,14 @@ def _request(client, world: World, name: str, args, method: str, data: dict):
     placeholders = {
         "TASK": lambda: world.task.id,
         "PENDING": lambda: world.pending.id,
-        "UPLOAD": lambda: SimpleUploadedFile("p.csv", b"task,template,source\nb/t,Say if {number} is even.,test\n"),
+        "UPLOAD": lambda: SimpleUploadedFile(
+            "p.csv", b"task,template,source\nb/t,Say if {number} is even.,test\n"
+        ),
     }
     data = {k: placeholders[v]() if v in placeholders else v for k, v in data.items()}
-    if name.startswith(("api", "benchmark-", "task-", "instruction-", "languagemodel-", "scoringrun-", "phrasingresult-")):
+    if name.startswith(
+        ("api", "benchmark-", "task-", "instruction-", "languagemodel-", "scoringrun-", "phrasingresult-")
+    ):
         if method == "get":
             return client.get(url, data)
         return getattr(client, method)(url, data, content_type="application/json")
@@ -234,5 +352,7 @@ def test_every_write_is_refused_without_a_csrf_token(world, name, args, method, 
     client = Client(enforce_csrf_checks=True)
     client.force_login(get_user_model().objects.get(username="root"))
     response = _request(client, world, name, args, method, data)
-    assert response.status_code == 403, f"{method.upper()} {name} without a CSRF token: {response.status_code}"
+    assert response.status_code == 403, (
+        f"{method.upper()} {name} without a CSRF token: {response.status_code}"
+    )
     assert b"CSRF" in response.content

@@ -39,8 +39,11 @@ def test_phrasing_text_is_escaped_on_the_task_page(client, demo):
     from collection.models import Collection, Task
 
     services.instruction_create(
-        task=Task.objects.get(slug="parity"), template="<script>alert(1)</script> {number}",
-        collection=Collection.objects.get(slug="crowd"), source="x", status="approved",
+        task=Task.objects.get(slug="parity"),
+        template="<script>alert(1)</script> {number}",
+        collection=Collection.objects.get(slug="crowd"),
+        source="x",
+        status="approved",
     )
     page = client.get(reverse("task_detail", args=["demo", "parity"])).content.decode()
     assert "<script>alert(1)</script>" not in page
@@ -50,7 +53,12 @@ def test_phrasing_text_is_escaped_on_the_task_page(client, demo):
 def test_sign_up_makes_an_author_and_logs_in(client):
     response = client.post(
         reverse("signup"),
-        {"username": "dora", "email": "d@example.org", "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+        {
+            "username": "dora",
+            "email": "d@example.org",
+            "password1": "a long passphrase 42",
+            "password2": "a long passphrase 42",
+        },
     )
     assert response.status_code == 302
     from django.contrib.auth import get_user_model

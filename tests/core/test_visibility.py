@@ -55,15 +55,24 @@ class World:
 def world(alice, bob, carol) -> World:
     benchmark = Benchmark.objects.create(slug="b", name="Bench")
     task = Task.objects.create(
-        benchmark=benchmark, slug="t", name="Parity", kind="binary", answer_format="option_text",
-        input_fields=["number"], label_space=["yes", "no"], max_options=2,
+        benchmark=benchmark,
+        slug="t",
+        name="Parity",
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["number"],
+        label_space=["yes", "no"],
+        max_options=2,
     )
     for n in range(4):
         Instance.objects.create(
             task=task, source_id=str(n), inputs={"number": str(n)}, options=["yes", "no"], gold=n % 2
         )
     approved = services.instruction_create(
-        task=task, template=APPROVED_TEXT, collection=Collection.objects.get(slug="crowd"), source="paper",
+        task=task,
+        template=APPROVED_TEXT,
+        collection=Collection.objects.get(slug="crowd"),
+        source="paper",
         status="approved",
     )
     hidden = {
@@ -91,8 +100,19 @@ def world(alice, bob, carol) -> World:
             variant=variant, revision=instruction.current_revision, task=task, accuracy=accuracy
         )
     figures = {
-        "avgp": 0.5, "std": 0.0, "min": 0.5, "q10": 0.5, "q25": 0.5, "median": 0.5, "q75": 0.5, "maxp": 0.5,
-        "spread": 0.0, "cps": 0.5, "phrasings": 1, "tasks": 1, "ci": {},
+        "avgp": 0.5,
+        "std": 0.0,
+        "min": 0.5,
+        "q10": 0.5,
+        "q25": 0.5,
+        "median": 0.5,
+        "q75": 0.5,
+        "maxp": 0.5,
+        "spread": 0.0,
+        "cps": 0.5,
+        "phrasings": 1,
+        "tasks": 1,
+        "ci": {},
     }
     TaskSummary.objects.create(variant=variant, task=task, phrasing_set="all", figures=figures)
     BenchmarkSummary.objects.create(variant=variant, benchmark=benchmark, phrasing_set="all", figures=figures)
@@ -100,7 +120,11 @@ def world(alice, bob, carol) -> World:
     # "#<phrasing id>".
     retired_revision = hidden["retired"].current_revision
     retired_run = ScoringRun.objects.create(
-        id=990001, variant=variant, task=task, instruction=hidden["retired"], status="succeeded",
+        id=990001,
+        variant=variant,
+        task=task,
+        instruction=hidden["retired"],
+        status="succeeded",
         trigger="approval",
     )
     retired_run.revisions.set([retired_revision])
@@ -276,9 +300,13 @@ def test_editing_a_hidden_phrasing_is_not_found_rather_than_forbidden(client, re
 def test_browsing_pages_show_only_public_phrasings(client, request, world, who):
     _login(client, request, who)
     urls = [
-        reverse("task_detail", args=["b", "t"]), reverse("benchmark_detail", args=["b"]),
-        reverse("task_results", args=["b", "t"]), reverse("model_detail", args=["m"]), reverse("run_list"),
-        reverse("run_detail", args=[world.task_run.id]), reverse("softprompt_detail", args=[world.soft.id]),
+        reverse("task_detail", args=["b", "t"]),
+        reverse("benchmark_detail", args=["b"]),
+        reverse("task_results", args=["b", "t"]),
+        reverse("model_detail", args=["m"]),
+        reverse("run_list"),
+        reverse("run_detail", args=[world.task_run.id]),
+        reverse("softprompt_detail", args=[world.soft.id]),
     ]
     for url in urls:
         response = client.get(url)
@@ -382,8 +410,9 @@ def test_exports_carry_no_hidden_phrasing(client, request, world, who, fmt):
         ("pending", "retired", "", "Only an approved phrasing can be retired; this one is pending."),
     ],
 )
-def test_the_service_refuses_decisions_the_status_does_not_allow(world, carol, status, decision, reason,
-                                                                  message):
+def test_the_service_refuses_decisions_the_status_does_not_allow(
+    world, carol, status, decision, reason, message
+):
     instruction = world.hidden[status]
     with pytest.raises(services.ApplicationError, match=message):
         services.instruction_review(instruction=instruction, reviewer=carol, status=decision, reason=reason)
@@ -431,13 +460,15 @@ def test_the_api_refuses_decisions_the_status_does_not_allow(request, world):
 def test_the_queue_refuses_decisions_the_status_does_not_allow(client, world, carol):
     client.force_login(carol)
     response = client.post(
-        reverse("curation_review", args=[world.approved.id]), {"decision": "rejected", "reason": "Vague."},
+        reverse("curation_review", args=[world.approved.id]),
+        {"decision": "rejected", "reason": "Vague."},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 400 and "can only be retired" in response.content.decode()
     rejected = world.hidden["rejected"]
     response = client.post(
-        reverse("curation_bulk"), {"decision": "approved", "ids": [rejected.id, world.hidden["pending"].id]},
+        reverse("curation_bulk"),
+        {"decision": "approved", "ids": [rejected.id, world.hidden["pending"].id]},
         follow=True,
     )
     page = response.content.decode()

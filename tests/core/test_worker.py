@@ -19,13 +19,17 @@ def _round_trip(env, log) -> WorkerPing:
         ping_id = int(manage(env, "shell", "--no-imports", "-c", SEND_PING).strip().splitlines()[-1])
         wait_for(
             lambda: WorkerPing.objects.filter(id=ping_id, answered_at__isnull=False).exists(),
-            timeout=60, what="the worker to answer the ping", log=log,
+            timeout=60,
+            what="the worker to answer the ping",
+            log=log,
         )
     return WorkerPing.objects.get(id=ping_id)
 
 
 def test_a_worker_answers_through_redis(tmp_path):
-    env = process_env(CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), VAR_DIR=str(tmp_path))
+    env = process_env(
+        CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), VAR_DIR=str(tmp_path)
+    )
     ping = _round_trip(env, tmp_path / "worker.log")
     assert ping.worker.startswith("test-")
 

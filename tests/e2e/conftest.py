@@ -16,7 +16,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)")
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)"
+        )
     # Playwright's sync API runs an event loop in this thread; the Django calls the tests make are still
     # synchronous, so Django's async-safety guard does not apply.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -25,7 +25,9 @@ def demo_with_model(tiny_models):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
     registry.language_model_register(
-        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+        name="tiny-t5",
+        source=str(tiny_models["t5"]),
+        family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")],
     )
     curator = get_user_model().objects.create_user(username="carol", password=PASSWORD)
@@ -37,7 +39,9 @@ def _type(page, selector: str, text: str) -> None:
     page.type(selector, text, delay=5)
 
 
-def test_an_author_writes_a_phrasing_and_a_curator_approves_it(live_server, browser, page, screenshot, demo_with_model):
+def test_an_author_writes_a_phrasing_and_a_curator_approves_it(
+    live_server, browser, page, screenshot, demo_with_model
+):
     # Sign up.
     page.goto(f"{live_server.url}/")
     page.click("text=Sign up")
@@ -120,8 +124,10 @@ def test_a_curator_uploads_a_file_of_phrasings(live_server, page, screenshot, de
     before = Instruction.objects.count()
 
     # Saved by a spreadsheet in Latin-1: refused, saying why, nothing imported.
-    rows = "task,template,source\ndemo/parity,\"Is {number} pair? Réponds yes ou no.\",atelier\n"
-    page.set_input_files("#id_file", files=[{"name": "atelier.csv", "mimeType": "text/csv", "buffer": rows.encode("latin-1")}])
+    rows = 'task,template,source\ndemo/parity,"Is {number} pair? Réponds yes ou no.",atelier\n'
+    page.set_input_files(
+        "#id_file", files=[{"name": "atelier.csv", "mimeType": "text/csv", "buffer": rows.encode("latin-1")}]
+    )
     page.click("button:has-text('Upload and check')")
     error = page.locator("pre.error")
     assert "atelier.csv: not UTF-8 text (byte 0xe9" in error.inner_text()
@@ -130,7 +136,9 @@ def test_a_curator_uploads_a_file_of_phrasings(live_server, page, screenshot, de
     screenshot(page, "10-upload-refused")
 
     # Re-saved as UTF-8: imported into the review queue.
-    page.set_input_files("#id_file", files=[{"name": "atelier.csv", "mimeType": "text/csv", "buffer": rows.encode()}])
+    page.set_input_files(
+        "#id_file", files=[{"name": "atelier.csv", "mimeType": "text/csv", "buffer": rows.encode()}]
+    )
     page.click("button:has-text('Upload and check')")
     page.wait_for_url(f"{live_server.url}/curate/")
     assert "Imported atelier.csv: phrasings created: 1." in page.locator(".messages").inner_text()

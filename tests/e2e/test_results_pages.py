@@ -20,7 +20,9 @@ def scored(tiny_models):
     # Celery runs eagerly in tests and these commits are real, so scoring and aggregates run inline here.
     for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
         registry.language_model_register(
-            name=name, source=str(tiny_models[arch]), family=family,
+            name=name,
+            source=str(tiny_models[arch]),
+            family=family,
             tuned_on=[Collection.objects.get(slug="demotune")],
         )
 

@@ -21,7 +21,9 @@ def scored(db, tiny_models, django_capture_on_commit_callbacks):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
     with django_capture_on_commit_callbacks(execute=True):
         model = registry.language_model_register(
-            name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+            name="tiny-t5",
+            source=str(tiny_models["t5"]),
+            family="seq2seq",
             tuned_on=[Collection.objects.get(slug="demotune")],
         )
     return scoring.base_variant(model)
@@ -38,28 +40,32 @@ def test_results_and_summaries_are_kept_for_every_task_and_phrasing_set(scored):
 
     expected = 0
     for task_id in {i.task_id for i in Instruction.objects.filter(status="approved")}:
-        phrasings = Instruction.objects.filter(task_id=task_id, status="approved").select_related("collection")
+        phrasings = Instruction.objects.filter(task_id=task_id, status="approved").select_related(
+            "collection"
+        )
         held = [i for i in phrasings if is_heldout(i.id)]
         expected += bool(held) + bool([i for i in held if i.collection.slug != "demotune"])
     assert TaskSummary.objects.filter(variant=scored, phrasing_set__startswith="heldout").count() == expected
     kinds = set(Task.objects.filter(benchmark__slug="demo").values_list("kind", flat=True))
-    basic = BenchmarkSummary.objects.filter(variant=scored, phrasing_set__in=["all", "observed", "unobserved"])
+    basic = BenchmarkSummary.objects.filter(
+        variant=scored, phrasing_set__in=["all", "observed", "unobserved"]
+    )
     assert basic.count() == (1 + len(kinds)) * 3
 
 
 def test_task_figures_equal_the_metrics_of_the_predictions(scored):
     task = Task.objects.get(benchmark__slug="demo", slug="parity")
     revisions = sorted(PhrasingResult.objects.filter(task=task).values_list("revision_id", flat=True))
-    instances = sorted(set(Prediction.objects.filter(revision_id__in=revisions).values_list("instance_id", flat=True)))
+    instances = sorted(
+        set(Prediction.objects.filter(revision_id__in=revisions).values_list("instance_id", flat=True))
+    )
     correct = np.zeros((len(revisions), len(instances)), dtype=bool)
     for rev, inst, right in Prediction.objects.filter(revision_id__in=revisions).values_list(
         "revision_id", "instance_id", "correct"
     ):
         correct[revisions.index(rev), instances.index(inst)] = right
     demotune = Collection.objects.get(slug="demotune").id
-    observed = [
-        Instruction.objects.get(current_revision_id=r).collection_id == demotune for r in revisions
-    ]
+    observed = [Instruction.objects.get(current_revision_id=r).collection_id == demotune for r in revisions]
     want = metrics.summarise(correct=correct, observed=observed)
     got = TaskSummary.objects.get(task=task, phrasing_set="all").figures
     for name in ("avgp", "std", "min", "q10", "median", "maxp", "spread", "cps", "consistency", "gap", "pdr"):

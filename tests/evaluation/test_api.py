@@ -27,19 +27,36 @@ def scored(tiny_models, django_capture_on_commit_callbacks):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=3)
     with django_capture_on_commit_callbacks(execute=True):
         registry.language_model_register(
-            name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+            name="tiny-t5",
+            source=str(tiny_models["t5"]),
+            family="seq2seq",
             tuned_on=[Collection.objects.get(slug="demotune")],
         )
 
 
-def test_the_leaderboard_endpoint_returns_every_metric_per_variant(api, scored, django_assert_max_num_queries):
+def test_the_leaderboard_endpoint_returns_every_metric_per_variant(
+    api, scored, django_assert_max_num_queries
+):
     with django_assert_max_num_queries(4):
         body = api.get("/api/leaderboard/", {"benchmark": "demo"}).json()
     (row,) = body["results"]
     summary = BenchmarkSummary.objects.get(benchmark__slug="demo", phrasing_set="all", task_kind="")
     assert row["model"] == "tiny-t5" and row["kind"] == "base"
-    for name in ("avgp", "std", "min", "q10", "median", "maxp", "spread", "cps", "consistency",
-                 "observed_avgp", "unobserved_avgp", "gap", "pdr"):
+    for name in (
+        "avgp",
+        "std",
+        "min",
+        "q10",
+        "median",
+        "maxp",
+        "spread",
+        "cps",
+        "consistency",
+        "observed_avgp",
+        "unobserved_avgp",
+        "gap",
+        "pdr",
+    ):
         assert row[name] == pytest.approx(summary.figures[name]), name
     assert set(row["ci"]) >= {"avgp", "std", "gap"}
     unobserved = api.get("/api/leaderboard/", {"benchmark": "demo", "set": "unobserved"}).json()
@@ -56,11 +73,18 @@ def test_results_filter_and_paginate(api, scored):
     assert len(api.get("/api/tasks/", {"benchmark": "demo"}).json()["results"]) == 4
 
 
-def test_admins_register_models_with_a_token_and_others_cannot(api, admin_user, alice, tiny_models, django_capture_on_commit_callbacks):
+def test_admins_register_models_with_a_token_and_others_cannot(
+    api, admin_user, alice, tiny_models, django_capture_on_commit_callbacks
+):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=2)
-    payload = {"name": "api-t5", "source": str(tiny_models["t5"]), "family": "seq2seq", "tuned_on": ["demotune"],
-               "trust_remote_code": True}
+    payload = {
+        "name": "api-t5",
+        "source": str(tiny_models["t5"]),
+        "family": "seq2seq",
+        "tuned_on": ["demotune"],
+        "trust_remote_code": True,
+    }
     assert api.post("/api/models/", payload, format="json").status_code in (401, 403)
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
     assert api.post("/api/models/", payload, format="json").status_code == 403
@@ -77,7 +101,9 @@ def test_admins_register_models_with_a_token_and_others_cannot(api, admin_user, 
 
 def test_curators_cancel_runs_through_the_api(api, alice, carol, tiny_models):
     load_demo()
-    model = registry.language_model_register(name="t", source=str(tiny_models["t5"]), family="seq2seq", score=False)
+    model = registry.language_model_register(
+        name="t", source=str(tiny_models["t5"]), family="seq2seq", score=False
+    )
     run = registry.language_model_score_missing(model=model)[0]
     api.force_authenticate(alice)
     assert api.post(f"/api/runs/{run.id}/cancel/").status_code == 403

@@ -16,7 +16,7 @@ from collection.models import Instruction, Task
 from core import roles
 from core import services as core_services
 from core.jobs import JobStatus
-from evaluation import registry, scoring
+from evaluation import registry
 from evaluation.models import Prediction, ScoringRun
 from tests.workers import manage, process_env, running_worker, wait_for
 
@@ -38,7 +38,9 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     redis.Redis.from_url(REDIS_URL).flushdb()
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=5)
-    registry.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False)
+    registry.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False
+    )
     User = get_user_model()
     alice, carol = User.objects.create_user(username="alice"), User.objects.create_user(username="carol")
     core_services.user_role_set(user=alice, role=roles.AUTHOR)
@@ -62,7 +64,9 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
         manage(up, "shell", "--no-imports", "-c", "from evaluation.tasks import sweep; sweep.delay()")
         wait_for(
             lambda: ScoringRun.objects.get(id=run.id).status == JobStatus.SUCCEEDED,
-            timeout=120, what="the swept run to be scored", log=log,
+            timeout=120,
+            what="the swept run to be scored",
+            log=log,
         )
     run.refresh_from_db()
     assert run.sent_at is not None

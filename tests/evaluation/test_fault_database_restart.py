@@ -33,11 +33,15 @@ DOWN_SECONDS = 3
 def local_cluster() -> tuple[str, str]:
     """(version, name) of the local cluster serving the test database, or skip."""
     if os.environ.get("FAULT_TESTS_RESTART_POSTGRES") != "1":
-        pytest.skip("stops the local PostgreSQL cluster; set FAULT_TESTS_RESTART_POSTGRES=1 to run it (.ci/run does)")
+        pytest.skip(
+            "stops the local PostgreSQL cluster; set FAULT_TESTS_RESTART_POSTGRES=1 to run it (.ci/run does)"
+        )
     settings = connections["default"].settings_dict
     port = str(settings["PORT"] or 5432)
     if settings["HOST"] not in ("", "127.0.0.1", "localhost") or not shutil.which("pg_lsclusters"):
-        pytest.skip("needs the test database on a local Debian PostgreSQL cluster (pg_ctlcluster) to restart it")
+        pytest.skip(
+            "needs the test database on a local Debian PostgreSQL cluster (pg_ctlcluster) to restart it"
+        )
     if os.geteuid() != 0:
         pytest.skip("restarting PostgreSQL needs root")
     for line in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.splitlines():
@@ -54,20 +58,28 @@ def pg_ctl(cluster: tuple[str, str], action: str) -> None:
 def aggregates_snapshot(variant) -> dict:
     return {
         "results": sorted(
-            PhrasingResult.objects.filter(variant=variant).values_list("revision_id", "accuracy", "n_correct", "n_total")
+            PhrasingResult.objects.filter(variant=variant).values_list(
+                "revision_id", "accuracy", "n_correct", "n_total"
+            )
         ),
         "tasks": sorted(
-            (t, s, repr(f)) for t, s, f in
-            TaskSummary.objects.filter(variant=variant).values_list("task_id", "phrasing_set", "figures")
+            (t, s, repr(f))
+            for t, s, f in TaskSummary.objects.filter(variant=variant).values_list(
+                "task_id", "phrasing_set", "figures"
+            )
         ),
         "benchmarks": sorted(
-            (b, s, k, repr(f)) for b, s, k, f in
-            BenchmarkSummary.objects.filter(variant=variant).values_list("benchmark_id", "phrasing_set", "task_kind", "figures")
+            (b, s, k, repr(f))
+            for b, s, k, f in BenchmarkSummary.objects.filter(variant=variant).values_list(
+                "benchmark_id", "phrasing_set", "task_kind", "figures"
+            )
         ),
     }
 
 
-def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whole_aggregates(tiny_models, tmp_path):
+def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whole_aggregates(
+    tiny_models, tmp_path
+):
     cluster = local_cluster()
     redis.Redis.from_url(REDIS_URL).flushdb()
     load_demo()
@@ -78,7 +90,13 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
     run = ScoringRun.objects.create(variant=variant, trigger="manual")
     run.revisions.set(scoring.approved_revisions())
     env = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu")
-    manage(env, "shell", "--no-imports", "-c", f"from evaluation.tasks import score_run; score_run.delay({run.id})")
+    manage(
+        env,
+        "shell",
+        "--no-imports",
+        "-c",
+        f"from evaluation.tasks import score_run; score_run.delay({run.id})",
+    )
 
     def progress() -> int:
         return Prediction.objects.filter(run=run).count()
@@ -96,23 +114,31 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
         assert stopped_at < 24 * 100, "the run finished before the restart; make it longer"
         wait_for(
             lambda: not ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE).exists(),
-            timeout=300, what="the run to finish after the restart", log=log,
+            timeout=300,
+            what="the run to finish after the restart",
+            log=log,
         )
         run.refresh_from_db()
         # The last aggregate refresh is queued when the run finishes; give the worker time to take it.
         wait_for(
             lambda: PhrasingResult.objects.filter(variant=variant, complete=True).count() == 24,
-            timeout=120, what="the aggregates of the finished run", log=log,
+            timeout=120,
+            what="the aggregates of the finished run",
+            log=log,
         )
         time.sleep(2)
     worker_log = log.read_text()
     assert "Database unavailable" in worker_log, "the worker never saw the database go away"
-    assert "raised unexpected" not in worker_log  # every delivery that met the outage was retried, none dropped
+    assert (
+        "raised unexpected" not in worker_log
+    )  # every delivery that met the outage was retried, none dropped
 
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts >= 2  # claimed again by the retried task after the restart
     assert run.total_cells == run.done_cells == progress() == 24 * 100
-    duplicates = Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    duplicates = (
+        Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    )
     assert not duplicates.exists()
 
     # The aggregates the worker left equal a full refresh from the predictions, row for row.

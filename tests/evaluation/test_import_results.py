@@ -19,7 +19,8 @@ def imported(shared_data, capsys):
     call_command(
         "import_instructions",
         shared_data / "paper_instructions" / "InstructionEval_unobserved_instructions.extracted.json",
-        "--format", "instructioneval",
+        "--format",
+        "instructioneval",
     )
     capsys.readouterr()
     call_command("import_results", shared_data / "paper_results_csv" / "Main")
@@ -34,7 +35,9 @@ def test_the_study_results_become_imported_rows_matched_to_tasks_and_phrasings(i
         assert {s.variant.model.name for s in rows} == MODELS, benchmark
         assert all(s.figures["ci_method"] == "phrasings only" for s in rows)
         # Observed and unobserved figures exist for every model (the study's main comparison).
-        assert all(s.figures["observed_avgp"] is not None and s.figures["unobserved_avgp"] is not None for s in rows)
+        assert all(
+            s.figures["observed_avgp"] is not None and s.figures["unobserved_avgp"] is not None for s in rows
+        )
 
     # Non-numeric cells are reported and skipped.
     assert "rows with a non-numeric Performance (skipped): 56" in imported

@@ -25,7 +25,9 @@ def board(tiny_models, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
             registry.language_model_register(
-                name=name, source=str(tiny_models[arch]), family=family,
+                name=name,
+                source=str(tiny_models[arch]),
+                family=family,
                 tuned_on=[Collection.objects.get(slug="demotune")],
             )
     return BenchmarkSummary.objects.filter(benchmark__slug="demo", phrasing_set="all", task_kind="")
@@ -60,7 +62,9 @@ def test_exports_carry_the_same_numbers(client, board):
     assert all(r["ci_method"] == "instances and phrasings" for r in records)
 
 
-def test_the_leaderboard_runs_a_fixed_number_of_queries(client, board, tiny_models, django_assert_max_num_queries):
+def test_the_leaderboard_runs_a_fixed_number_of_queries(
+    client, board, tiny_models, django_assert_max_num_queries
+):
     url = reverse("leaderboard", args=["demo"])
     with django_assert_max_num_queries(6) as few:
         client.get(url)
@@ -73,7 +77,9 @@ def test_the_leaderboard_runs_a_fixed_number_of_queries(client, board, tiny_mode
     for prediction in copies:
         prediction.pk, prediction.variant = None, variant
     Prediction.objects.bulk_create(copies)
-    aggregates_refresh_many({(variant.id, t) for t in Task.objects.filter(benchmark__slug="demo").values_list("id", flat=True)})
+    aggregates_refresh_many(
+        {(variant.id, t) for t in Task.objects.filter(benchmark__slug="demo").values_list("id", flat=True)}
+    )
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert "tiny-llama" in client.get(url).content.decode()
 
@@ -96,7 +102,7 @@ def test_the_task_page_shows_the_grid_best_and_worst_first(client, board, django
 def test_csv_cells_that_look_like_formulas_are_defused():
     from evaluation.exports import safe_cell
 
-    assert safe_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert safe_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
     assert safe_cell("-1+2") == "'-1+2" and safe_cell(0.5) == 0.5 and safe_cell("plain") == "plain"
 
 
@@ -106,7 +112,9 @@ def test_the_phrasing_page_shows_every_model_and_paged_predictions(client, board
     page = client.get(url).content.decode()
     assert "tiny-t5" in page and "tiny-gpt2" in page and "Options by log-likelihood" in page
     assert page.count('class="prompt"') == 1 + 4  # the phrasing, then one prompt per instance of the sample
-    fragment = client.get(url, {"variant": result.variant_id, "page": 1}, HTTP_HX_REQUEST="true").content.decode()
+    fragment = client.get(
+        url, {"variant": result.variant_id, "page": 1}, HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert 'id="predictions"' in fragment and "<h1>" not in fragment
 
 

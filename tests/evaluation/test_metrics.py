@@ -1,9 +1,9 @@
 """Every metric against values computed by hand for a small correctness matrix:
 
-    instance:   x1 x2 x3 x4   accuracy
-    p1 (obs)     1  1  1  0     0.75
-    p2 (obs)     1  0  1  0     0.50
-    p3 (unobs)   0  0  1  0     0.25
+instance:   x1 x2 x3 x4   accuracy
+p1 (obs)     1  1  1  0     0.75
+p2 (obs)     1  0  1  0     0.50
+p3 (unobs)   0  0  1  0     0.25
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def test_benchmark_figures_are_macro_averages_over_tasks():
 def test_a_benchmark_summary_macro_averages_tasks_with_an_interval():
     other = np.array([[1, 1], [1, 1]], dtype=bool)  # accuracy 1.0 twice: std 0
     summary = metrics.benchmark_summary(
-        [metrics.TaskData(OBSERVED, correct=CORRECT), metrics.TaskData([False, False], correct=other)], samples=300
+        [metrics.TaskData(OBSERVED, correct=CORRECT), metrics.TaskData([False, False], correct=other)],
+        samples=300,
     )
     assert summary["avgp"] == pytest.approx((0.5 + 1.0) / 2)
     assert summary["std"] == pytest.approx((math.sqrt(0.125 / 3) + 0) / 2)
@@ -96,5 +97,7 @@ def test_a_benchmark_summary_macro_averages_tasks_with_an_interval():
     assert (summary["tasks"], summary["phrasings"]) == (2, 5)
     low, high = summary["ci"]["avgp"]
     assert low <= summary["avgp"] <= high
-    imported = metrics.benchmark_summary([metrics.TaskData(OBSERVED, accuracies=[0.75, 0.5, 0.25])], samples=100)
+    imported = metrics.benchmark_summary(
+        [metrics.TaskData(OBSERVED, accuracies=[0.75, 0.5, 0.25])], samples=100
+    )
     assert imported["ci_method"] == "phrasings only" and imported["consistency"] is None

@@ -50,7 +50,9 @@ def fast(loaded, batch_items, batch_size=3):
 
 
 def assert_equal(got, want):
-    diffs = [abs(a - b) for g, w in zip(got, want, strict=True) for a, b in zip(g.logliks, w.logliks, strict=True)]
+    diffs = [
+        abs(a - b) for g, w in zip(got, want, strict=True) for a, b in zip(g.logliks, w.logliks, strict=True)
+    ]
     assert max(diffs) <= 1e-4, max(diffs)
     assert [g.lengths for g in got] == [w.lengths for w in want]
     assert [g.predicted for g in got] == [w.predicted for w in want]

@@ -30,7 +30,11 @@ def task(options=("yes", "no")) -> softprompt.TrainingTask:
         return ScoringItem(shared, rest.format(n=NUMBERS[index]), options)
 
     return softprompt.TrainingTask(
-        name="parity", phrasings=(1, 2, 3), anchors=(1,), instance_count=len(NUMBERS), item=item,
+        name="parity",
+        phrasings=(1, 2, 3),
+        anchors=(1,),
+        instance_count=len(NUMBERS),
+        item=item,
         gold=lambda index: int(NUMBERS[index]) % 2,
     )
 
@@ -43,14 +47,18 @@ def scores(loaded, items):
 
 
 def max_diff(a, b) -> float:
-    return max(abs(x - y) for p, q in zip(a, b, strict=True) for x, y in zip(p.logliks, q.logliks, strict=True))
+    return max(
+        abs(x - y) for p, q in zip(a, b, strict=True) for x, y in zip(p.logliks, q.logliks, strict=True)
+    )
 
 
 @pytest.mark.parametrize("arch", ["t5", "gpt2", "llama"])
 def test_training_lowers_the_loss_and_the_artifact_reloads_to_identical_scores(tiny_models, tmp_path, arch):
     spec = ModelSpec(source=str(tiny_models[arch]), family=FAMILY[arch])
     loaded = load(spec, device="cpu")
-    config = AlignConfig(num_virtual_tokens=4, steps=30, learning_rate=0.05, instances_per_batch=4, paraphrases=2)
+    config = AlignConfig(
+        num_virtual_tokens=4, steps=30, learning_rate=0.05, instances_per_batch=4, paraphrases=2
+    )
     peft_model, result = softprompt.train(loaded, [task()], config)
     first = sum(r["loss"] for r in result.curve[:5]) / 5
     last = sum(r["loss"] for r in result.curve[-5:]) / 5
@@ -94,7 +102,9 @@ def test_peft_loads_the_artifact_and_agrees_with_our_scorer(tiny_models, tmp_pat
             enc = tokenizer(prompt, return_tensors="pt")
             target = tokenizer(option, add_special_tokens=False)["input_ids"]
             decoder = torch.tensor([[ours.model.config.decoder_start_token_id, *target[:-1]]])
-            logits = reloaded(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], decoder_input_ids=decoder).logits[0]
+            logits = reloaded(
+                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], decoder_input_ids=decoder
+            ).logits[0]
             logp = torch.log_softmax(logits.float(), -1)
             peft_ll = sum(logp[t, tok].item() for t, tok in enumerate(target))
         else:
@@ -114,7 +124,13 @@ def test_ablations_are_lambdas_at_zero_and_configs_validate():
     assert AlignConfig(lambda_rep=0).ablation == "ce+kl"
     assert AlignConfig(lambda_kl=0).ablation == "ce+rep"
     assert AlignConfig().ablation == "ce+kl+rep"
-    for bad in [dict(num_virtual_tokens=0), dict(init="zeros"), dict(lambda_kl=-1), dict(learning_rate=0), dict(steps=0)]:
+    for bad in [
+        dict(num_virtual_tokens=0),
+        dict(init="zeros"),
+        dict(lambda_kl=-1),
+        dict(learning_rate=0),
+        dict(steps=0),
+    ]:
         with pytest.raises(ConfigError):
             AlignConfig(**bad)
 

@@ -18,8 +18,12 @@ pytestmark = pytest.mark.django_db
 def tiny_recipe(monkeypatch, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
-    monkeypatch.setattr(demo_model, "RECIPE", {**demo_model.RECIPE, "size": "tiny", "steps": 5, "generated_per_task": 5})
-    monkeypatch.setattr(demo_model, "SOFT_PROMPT", {**demo_model.SOFT_PROMPT, "steps": 2, "num_virtual_tokens": 2})
+    monkeypatch.setattr(
+        demo_model, "RECIPE", {**demo_model.RECIPE, "size": "tiny", "steps": 5, "generated_per_task": 5}
+    )
+    monkeypatch.setattr(
+        demo_model, "SOFT_PROMPT", {**demo_model.SOFT_PROMPT, "steps": 2, "num_virtual_tokens": 2}
+    )
     call_command("load_demo")
     from collection.models import Task
 

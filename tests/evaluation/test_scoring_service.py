@@ -16,8 +16,8 @@ from collection import services as collection_services
 from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
 from collection.selectors import task_eval_sample_ids
-from core.errors import ApplicationError
 from core import jobs
+from core.errors import ApplicationError
 from core.jobs import JobStatus
 from evaluation import registry, scoring
 from evaluation.models import LanguageModel, Prediction, ScoringRun
@@ -41,21 +41,29 @@ def register(tiny_models, name="tiny-t5", source=None, family="seq2seq", **kwarg
 def unsent_run(tiny_models, **kwargs) -> ScoringRun:
     """A registered model's first queued run, not sent to any worker: the test runs it."""
     model = register(tiny_models, score=False, **kwargs)
-    return scoring.scoring_runs_for_variant(variant=scoring.base_variant(model), trigger="manual", enqueue=False)[0]
+    return scoring.scoring_runs_for_variant(
+        variant=scoring.base_variant(model), trigger="manual", enqueue=False
+    )[0]
 
 
 def approved_count() -> int:
     return Instruction.objects.filter(status="approved", task__benchmark__slug="demo").count()
 
 
-def test_registering_a_model_scores_every_approved_phrasing(demo, tiny_models, django_capture_on_commit_callbacks):
+def test_registering_a_model_scores_every_approved_phrasing(
+    demo, tiny_models, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         model = register(tiny_models)
     runs = ScoringRun.objects.filter(variant__model=model)
     assert runs.count() == 4  # one per demo task
     assert all(run.status == JobStatus.SUCCEEDED for run in runs)
     assert Prediction.objects.count() == approved_count() * SAMPLE
-    assert sum(run.done_cells for run in runs) == sum(run.total_cells for run in runs) == Prediction.objects.count()
+    assert (
+        sum(run.done_cells for run in runs)
+        == sum(run.total_cells for run in runs)
+        == Prediction.objects.count()
+    )
     prediction = Prediction.objects.select_related("instance").first()
     assert len(prediction.logliks) == len(prediction.lengths) == len(prediction.instance.options)
     assert prediction.correct == (prediction.predicted == prediction.instance.gold)
@@ -95,7 +103,9 @@ def test_approving_a_phrasing_scores_only_that_phrasing(
     }
 
 
-def test_reapproving_an_unchanged_phrasing_costs_nothing(demo, tiny_models, carol, django_capture_on_commit_callbacks):
+def test_reapproving_an_unchanged_phrasing_costs_nothing(
+    demo, tiny_models, carol, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         register(tiny_models)
     instruction = Instruction.objects.filter(task__slug="parity", status="approved").first()
@@ -143,7 +153,10 @@ def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
     # not take over either: that would restart a long training every time.
     assert scoring.scoring_run_execute(run_id=run.id, task_id="a") is None
     # The holder's own retry after a database interruption carries its claim and carries on.
-    assert scoring.scoring_run_execute(run_id=run.id, task_id="a", resume_token=str(held)).status == JobStatus.SUCCEEDED
+    assert (
+        scoring.scoring_run_execute(run_id=run.id, task_id="a", resume_token=str(held)).status
+        == JobStatus.SUCCEEDED
+    )
 
 
 def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settings):
@@ -156,7 +169,9 @@ def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settin
     assert (run.status, run.attempts) == (JobStatus.SUCCEEDED, 1)
 
 
-def test_cancelling_stops_a_run_and_retrying_resumes_it(demo, tiny_models, django_capture_on_commit_callbacks):
+def test_cancelling_stops_a_run_and_retrying_resumes_it(
+    demo, tiny_models, django_capture_on_commit_callbacks
+):
     run = unsent_run(tiny_models)
     jobs.cancel(run)
     assert scoring.scoring_run_execute(run_id=run.id, task_id="late") is None
@@ -186,7 +201,9 @@ def test_a_run_cancelled_mid_way_stops_after_the_current_batch(demo, tiny_models
 
 def test_causal_models_score_through_the_same_service(demo, tiny_models, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        register(tiny_models, name="tiny-llama", source=tiny_models["llama"], family="causal", prompt_format="chat")
+        register(
+            tiny_models, name="tiny-llama", source=tiny_models["llama"], family="causal", prompt_format="chat"
+        )
     assert Prediction.objects.count() == approved_count() * SAMPLE
     assert set(ScoringRun.objects.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
 
@@ -221,7 +238,9 @@ def test_the_score_command_names_what_is_wrong(demo):
 
 def test_recovery_resends_queued_runs(demo, tiny_models, django_capture_on_commit_callbacks):
     model = register(tiny_models, score=False)
-    runs = scoring.scoring_runs_for_variant(variant=scoring.base_variant(model), trigger="manual", enqueue=False)
+    runs = scoring.scoring_runs_for_variant(
+        variant=scoring.base_variant(model), trigger="manual", enqueue=False
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert jobs.recover() == len(runs)
     assert set(ScoringRun.objects.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
@@ -293,7 +312,9 @@ def _database_error(message: str, sqlstate: str | None):
     return error
 
 
-def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_resumes_it(demo, tiny_models, monkeypatch):
+def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_resumes_it(
+    demo, tiny_models, monkeypatch
+):
     from evaluation.tasks import score_run
 
     run = unsent_run(tiny_models)
@@ -316,7 +337,9 @@ def test_a_run_interrupted_by_a_lost_connection_is_handed_back_and_its_retry_res
     assert run.status == JobStatus.SUCCEEDED
 
 
-def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(demo, tiny_models, monkeypatch):
+def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(
+    demo, tiny_models, monkeypatch
+):
     """A lost connection is retried for as long as it lasts; an error the server answers with (here a
     statement timeout) may never go away, so after ANSWERED_ERROR_RETRIES the run fails saying so."""
     from evaluation import tasks
@@ -340,7 +363,9 @@ def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(
     assert len(calls) == jobs.ANSWERED_ERROR_RETRIES + 1
     assert run.status == JobStatus.FAILED
     assert run.error == "Database error after 9 attempts: canceling statement due to statement timeout"
-    assert jobs.connection_lost(_database_error("terminating connection due to administrator command", "57P01"))
+    assert jobs.connection_lost(
+        _database_error("terminating connection due to administrator command", "57P01")
+    )
     assert jobs.connection_lost(_database_error("connection failed", None))
 
 

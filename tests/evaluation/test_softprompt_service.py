@@ -30,7 +30,9 @@ def demo_model(db, tiny_models, tmp_path, settings):
     call_command("load_demo")
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
     return registry.language_model_register(
-        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq",
+        name="tiny-t5",
+        source=str(tiny_models["t5"]),
+        family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")],
     )
 
@@ -44,7 +46,9 @@ def test_the_split_is_stable_and_near_its_fraction():
 
 
 @pytest.mark.django_db
-def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(demo_model, django_capture_on_commit_callbacks):
+def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(
+    demo_model, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
     soft.refresh_from_db()
@@ -59,7 +63,9 @@ def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(demo
     assert seen and {r for r, _ in seen} <= set(soft.training_revisions.values_list("id", flat=True))
     from collection.models import Instance
 
-    assert set(Instance.objects.filter(id__in={i for _, i in seen}).values_list("split", flat=True)) == {"train"}
+    assert set(Instance.objects.filter(id__in={i for _, i in seen}).values_list("split", flat=True)) == {
+        "train"
+    }
     # Its variant was scored (eagerly here) on the held-out phrasings and nothing else.
     runs = ScoringRun.objects.filter(variant=soft.variant)
     scored = set(runs.values_list("revisions__instruction_id", flat=True))
@@ -69,11 +75,18 @@ def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(demo
 
 @pytest.mark.django_db
 @override_settings(SOFTPROMPT_RETRAIN_AFTER=2)
-def test_approving_enough_new_phrasings_queues_a_retraining(demo_model, alice, carol, django_capture_on_commit_callbacks):
+def test_approving_enough_new_phrasings_queues_a_retraining(
+    demo_model, alice, carol, django_capture_on_commit_callbacks
+):
     demo_model.align = True
     demo_model.save()
-    SoftPrompt.objects.create(model=demo_model, trigger="manual", config={}, status="succeeded",
-                              pool_size=len(softprompts.training_pool()[0]))
+    SoftPrompt.objects.create(
+        model=demo_model,
+        trigger="manual",
+        config={},
+        status="succeeded",
+        pool_size=len(softprompts.training_pool()[0]),
+    )
     parity = Task.objects.get(slug="parity")
     written = [f"Number {{number}}: even? ({n})" for n in range(12)]
     training_instructions = []
@@ -116,7 +129,9 @@ def test_two_concurrent_triggers_queue_one_training(tiny_models):
 
 
 @pytest.mark.django_db
-def test_nothing_to_train_on_is_a_failed_training_with_a_reason(tiny_models, django_capture_on_commit_callbacks):
+def test_nothing_to_train_on_is_a_failed_training_with_a_reason(
+    tiny_models, django_capture_on_commit_callbacks
+):
     model = LanguageModel.objects.create(name="m", source=str(tiny_models["t5"]), family="seq2seq")
     with django_capture_on_commit_callbacks(execute=True):
         soft = softprompts.softprompt_queue(model=model, config=SMALL)
@@ -160,7 +175,9 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
     from evaluation.models import PhrasingResult
 
     # A task with held-out phrasings (which ones are held out depends on their ids, so on the test order).
-    approved = Instruction.objects.filter(status="approved", task__benchmark__slug="demo").select_related("task")
+    approved = Instruction.objects.filter(status="approved", task__benchmark__slug="demo").select_related(
+        "task"
+    )
     task = next(i.task for i in approved.order_by("task__slug", "id") if is_heldout(i.id))
     base = scoring.base_variant(demo_model)
     with django_capture_on_commit_callbacks(execute=True):

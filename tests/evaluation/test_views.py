@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 def model(tiny_models):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=3)
-    return registry.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False)
+    return registry.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", score=False
+    )
 
 
 @pytest.fixture
@@ -33,7 +35,10 @@ def test_anyone_can_see_models_and_runs(client, run):
     assert f"#{run.id}" in client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert f"#{run.id}" in client.get(reverse("run_list")).content.decode()
     page = client.get(reverse("run_detail", args=[run.id])).content.decode()
-    assert f"{run.total_cells} cells: 0 already scored when the run was created, {run.total_cells} to compute" in page
+    assert (
+        f"{run.total_cells} cells: 0 already scored when the run was created, {run.total_cells} to compute"
+        in page
+    )
     assert client.get(reverse("run_detail", args=[99999])).status_code == 404
 
 
@@ -72,7 +77,10 @@ def test_a_curator_retries_a_failed_run_and_it_finishes(
     page = client.get(reverse("run_detail", args=[run.id])).content.decode()
     assert "No model directory at /no/such/model" in page and "Retry" not in page  # anonymous: no button
     client.force_login(carol)
-    assert "Retry (scores only missing cells)" in client.get(reverse("run_detail", args=[run.id])).content.decode()
+    assert (
+        "Retry (scores only missing cells)"
+        in client.get(reverse("run_detail", args=[run.id])).content.decode()
+    )
     LanguageModel.objects.update(source=str(tiny_models["t5"]))
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("run_retry", args=[run.id]))
@@ -84,11 +92,15 @@ def test_retrying_a_finished_run_says_why_not(client, carol, run):
     scoring.scoring_run_execute(run_id=run.id, task_id="test")
     client.force_login(carol)
     response = client.post(reverse("run_retry", args=[run.id]), follow=True)
-    assert "Only a failed or cancelled run can be retried; this one is succeeded." in response.content.decode()
+    assert (
+        "Only a failed or cancelled run can be retried; this one is succeeded." in response.content.decode()
+    )
 
 
 @pytest.mark.parametrize(("who", "status"), [("alice", 403), ("carol", 403), ("admin_user", 302)])
-def test_only_admins_start_scoring_by_hand(client, model, request, who, status, django_capture_on_commit_callbacks):
+def test_only_admins_start_scoring_by_hand(
+    client, model, request, who, status, django_capture_on_commit_callbacks
+):
     client.force_login(request.getfixturevalue(who))
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("model_score", args=[model.name]))
@@ -115,14 +127,22 @@ def test_admins_see_every_evaluation_changelist(client, staff_admin, run, name):
     assert client.get(reverse(f"admin:evaluation_{name}_changelist")).status_code == 200
 
 
-def test_registering_a_model_in_admin_queues_its_scoring(client, staff_admin, tiny_models, django_capture_on_commit_callbacks):
+def test_registering_a_model_in_admin_queues_its_scoring(
+    client, staff_admin, tiny_models, django_capture_on_commit_callbacks
+):
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=2)
     client.force_login(staff_admin)
     form = {
-        "name": "admin-t5", "source": str(tiny_models["t5"]), "family": "seq2seq", "dtype": "auto",
-        "prompt_format": "none", "batch_size": 8, "is_active": "on",
-        "variants-TOTAL_FORMS": 0, "variants-INITIAL_FORMS": 0,
+        "name": "admin-t5",
+        "source": str(tiny_models["t5"]),
+        "family": "seq2seq",
+        "dtype": "auto",
+        "prompt_format": "none",
+        "batch_size": 8,
+        "is_active": "on",
+        "variants-TOTAL_FORMS": 0,
+        "variants-INITIAL_FORMS": 0,
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("admin:evaluation_languagemodel_add"), form)
@@ -134,6 +154,8 @@ def test_registering_a_model_in_admin_queues_its_scoring(client, staff_admin, ti
 
 def test_the_admin_cancels_runs_through_the_service(client, staff_admin, run):
     client.force_login(staff_admin)
-    client.post(reverse("admin:evaluation_scoringrun_changelist"), {"action": "cancel", "_selected_action": [run.id]})
+    client.post(
+        reverse("admin:evaluation_scoringrun_changelist"), {"action": "cancel", "_selected_action": [run.id]}
+    )
     run.refresh_from_db()
     assert run.status == JobStatus.CANCELLED

@@ -42,7 +42,13 @@ def demo(db):
 
 
 def send(env, run_id: int) -> None:
-    manage(env, "shell", "--no-imports", "-c", f"from evaluation.tasks import score_run; score_run.delay({run_id})")
+    manage(
+        env,
+        "shell",
+        "--no-imports",
+        "-c",
+        f"from evaluation.tasks import score_run; score_run.delay({run_id})",
+    )
 
 
 def all_finished() -> bool:
@@ -87,7 +93,12 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
         return Prediction.objects.filter(run__isnull=False).count()
 
     with running_worker(env, queues="gpu", log=tmp_path / "first.log") as first:
-        wait_for(lambda: progress() >= 50, timeout=120, what="the first worker to start scoring", log=tmp_path / "first.log")
+        wait_for(
+            lambda: progress() >= 50,
+            timeout=120,
+            what="the first worker to start scoring",
+            log=tmp_path / "first.log",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     run.refresh_from_db()
@@ -95,12 +106,16 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
     assert 0 < progress() < 24 * 100
 
     with running_worker(env, queues="gpu", log=tmp_path / "second.log"):
-        wait_for(all_finished, timeout=240, what="the second worker to finish the run", log=tmp_path / "second.log")
+        wait_for(
+            all_finished, timeout=240, what="the second worker to finish the run", log=tmp_path / "second.log"
+        )
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts >= 2  # (in our runs the broker redelivered the killed worker's own message)
     assert run.total_cells == run.done_cells == Prediction.objects.count() == 24 * 100
-    duplicates = Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    duplicates = (
+        Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    )
     assert not duplicates.exists()
 
 

@@ -24,8 +24,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         run_import(
-            self, f"Hugging Face import of {o['name']}", import_hf_dataset, o["name"],
-            config=o["config"], hf_split=o["split"], benchmark_slug=o["benchmark"], task=o["task"],
-            question_field=o["question_field"], options_field=o["options_field"],
-            answer_field=o["answer_field"], extra_fields=o["extra_field"], split=o["as_split"],
+            self,
+            f"Hugging Face import of {o['name']}",
+            import_hf_dataset,
+            o["name"],
+            config=o["config"],
+            hf_split=o["split"],
+            benchmark_slug=o["benchmark"],
+            task=o["task"],
+            question_field=o["question_field"],
+            options_field=o["options_field"],
+            answer_field=o["answer_field"],
+            extra_fields=o["extra_field"],
+            split=o["as_split"],
         )

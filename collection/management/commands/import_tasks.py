@@ -18,6 +18,11 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, benchmark: str, benchmark_name: str, format: str | None, **options):
         fmt = format or file.suffix.lstrip(".").lower()
         run_import(
-            self, f"Task import from {file}", import_tasks_file, file,
-            fmt=fmt, benchmark_slug=benchmark, benchmark_name=benchmark_name,
+            self,
+            f"Task import from {file}",
+            import_tasks_file,
+            file,
+            fmt=fmt,
+            benchmark_slug=benchmark,
+            benchmark_name=benchmark_name,
         )

@@ -31,4 +31,7 @@ class Command(BaseCommand):
                     user.set_password(DEMO_PASSWORD)
                     user.save()
                 services.user_role_set(user=user, role=role)
-            self.stdout.write(f"Demo accounts ({DEMO_PASSWORD!r}): " + ", ".join(f"{u} ({r})" for u, r in DEMO_ACCOUNTS.items()))
+            self.stdout.write(
+                f"Demo accounts ({DEMO_PASSWORD!r}): "
+                + ", ".join(f"{u} ({r})" for u, r in DEMO_ACCOUNTS.items())
+            )

@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Import published per-phrasing accuracies (e.g. the study's result CSVs) as imported model rows."
 
     def add_arguments(self, parser):
-        parser.add_argument("path", type=Path, help="A directory (searched recursively for .csv) or one file.")
+        parser.add_argument(
+            "path", type=Path, help="A directory (searched recursively for .csv) or one file."
+        )
         parser.add_argument("--format", default="instructioneval-csv", choices=["instructioneval-csv"])
 
     def handle(self, *args, **opts):

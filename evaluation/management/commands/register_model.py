@@ -17,7 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--dtype", default="auto", choices=Dtype.values)
         parser.add_argument("--prompt-format", default="none", choices=PromptFormat.values)
         parser.add_argument(
-            "--tuned-on", nargs="*", default=[], metavar="COLLECTION",
+            "--tuned-on",
+            nargs="*",
+            default=[],
+            metavar="COLLECTION",
             help="Slugs of the instruction collections it was tuned on (its observed phrasings).",
         )
         parser.add_argument("--batch-size", type=int, default=16)
@@ -47,4 +50,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         runs = model.variants.get().runs.all()
         cells = sum(run.to_compute for run in runs)
-        self.stdout.write(self.style.SUCCESS(f"Registered {model.name}: queued {len(runs)} run(s), {cells} cell(s)."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Registered {model.name}: queued {len(runs)} run(s), {cells} cell(s).")
+        )

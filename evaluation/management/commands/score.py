@@ -18,7 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model", required=True, help="The registered model's name.")
         parser.add_argument("--task", help="Only this task: its slug, or benchmark/slug when slugs repeat.")
-        parser.add_argument("--instruction", type=int, help="Only this phrasing (its id), whatever its status.")
+        parser.add_argument(
+            "--instruction", type=int, help="Only this phrasing (its id), whatever its status."
+        )
         parser.add_argument("--plan", action="store_true", help="Print the cells to compute and stop.")
 
     def handle(self, *args, **opts):
@@ -31,7 +33,9 @@ class Command(BaseCommand):
         plans = [(task, revs, scoring.scoring_plan(variant=variant, revisions=revs)) for task, revs in groups]
         total = sum(p.total for _, _, p in plans)
         cached = sum(p.cached for _, _, p in plans)
-        self.stdout.write(f"{model.name}: {total} cells in scope, {cached} already scored, {total - cached} to compute.")
+        self.stdout.write(
+            f"{model.name}: {total} cells in scope, {cached} already scored, {total - cached} to compute."
+        )
         if opts["plan"] or total == cached:
             return
         failures = []
@@ -39,17 +43,26 @@ class Command(BaseCommand):
             if plan.to_compute == 0:
                 continue
             run = scoring.scoring_run_create(
-                variant=variant, revisions=revisions, trigger=RunTrigger.CLI, task=task,
-                instruction=self._instruction, enqueue=False,
+                variant=variant,
+                revisions=revisions,
+                trigger=RunTrigger.CLI,
+                task=task,
+                instruction=self._instruction,
+                enqueue=False,
             )
             with tqdm(total=plan.total, initial=plan.cached, desc=str(task), unit="cell") as bar:
+
                 def progress(done: int, total: int, bar=bar) -> None:
                     bar.total = total
                     bar.update(done - bar.n)
 
-                run = scoring.scoring_run_execute(run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress)
+                run = scoring.scoring_run_execute(
+                    run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress
+                )
             if run is None or run.status != JobStatus.SUCCEEDED:
-                failures.append(f"run {run.id if run else '?'} ({task}): {run.error if run else 'not claimed'}")
+                failures.append(
+                    f"run {run.id if run else '?'} ({task}): {run.error if run else 'not claimed'}"
+                )
         if failures:
             raise CommandError("Some runs did not finish:\n" + "\n".join(failures))
         self.stdout.write(self.style.SUCCESS("Done."))
@@ -77,5 +90,7 @@ class Command(BaseCommand):
         if not found:
             raise CommandError(f"No task '{ref}'.")
         if len(found) > 1:
-            raise CommandError(f"Several tasks are called '{slug}'; write benchmark/slug, e.g. {found[0].benchmark.slug}/{slug}.")
+            raise CommandError(
+                f"Several tasks are called '{slug}'; write benchmark/slug, e.g. {found[0].benchmark.slug}/{slug}."
+            )
         return found[0]

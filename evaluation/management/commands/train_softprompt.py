@@ -20,18 +20,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model", required=True, help="The registered model's name.")
         defaults = AlignConfig()
-        parser.add_argument("--tokens", type=int, default=defaults.num_virtual_tokens, help="Virtual tokens k.")
+        parser.add_argument(
+            "--tokens", type=int, default=defaults.num_virtual_tokens, help="Virtual tokens k."
+        )
         parser.add_argument("--init", choices=["phrasing", "vocab"], default=defaults.init)
         parser.add_argument("--lambda-kl", type=float, default=defaults.lambda_kl)
         parser.add_argument("--lambda-rep", type=float, default=defaults.lambda_rep)
         parser.add_argument("--lr", type=float, default=defaults.learning_rate)
         parser.add_argument("--steps", type=int, default=defaults.steps)
-        parser.add_argument("--instances", type=int, default=defaults.instances_per_batch, help="Instances per batch.")
+        parser.add_argument(
+            "--instances", type=int, default=defaults.instances_per_batch, help="Instances per batch."
+        )
         parser.add_argument("--paraphrases", type=int, default=defaults.paraphrases)
         parser.add_argument("--accumulate", type=int, default=defaults.grad_accumulation)
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: SCORING_DEVICE).")
-        parser.add_argument("--no-score", action="store_true", help="Train only; queue the scoring for the workers.")
+        parser.add_argument(
+            "--no-score", action="store_true", help="Train only; queue the scoring for the workers."
+        )
 
     def handle(self, *args, **opts):
         model = LanguageModel.objects.filter(name=opts["model"]).first()
@@ -39,29 +45,43 @@ class Command(BaseCommand):
             raise CommandError(f"No model named '{opts['model']}'.")
         try:
             config = AlignConfig(
-                num_virtual_tokens=opts["tokens"], init=opts["init"], lambda_kl=opts["lambda_kl"],
-                lambda_rep=opts["lambda_rep"], learning_rate=opts["lr"], steps=opts["steps"],
-                instances_per_batch=opts["instances"], paraphrases=opts["paraphrases"],
-                grad_accumulation=opts["accumulate"], seed=opts["seed"],
+                num_virtual_tokens=opts["tokens"],
+                init=opts["init"],
+                lambda_kl=opts["lambda_kl"],
+                lambda_rep=opts["lambda_rep"],
+                learning_rate=opts["lr"],
+                steps=opts["steps"],
+                instances_per_batch=opts["instances"],
+                paraphrases=opts["paraphrases"],
+                grad_accumulation=opts["accumulate"],
+                seed=opts["seed"],
             )
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
         soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
         if soft.config != asdict(config):
-            raise CommandError(f"Soft prompt #{soft.id} is already queued or training for {model.name}; wait for it.")
+            raise CommandError(
+                f"Soft prompt #{soft.id} is already queued or training for {model.name}; wait for it."
+            )
         with tqdm(total=config.steps, desc=f"soft prompt #{soft.id} ({config.ablation})", unit="step") as bar:
+
             def step(number: int, total: int, record: dict) -> None:
                 bar.update(number - bar.n)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
 
             soft = softprompts.softprompt_train_execute(
-                soft_prompt_id=soft.id, task_id=f"cli-{uuid.uuid4()}", on_step=step, device=opts["device"],
+                soft_prompt_id=soft.id,
+                task_id=f"cli-{uuid.uuid4()}",
+                on_step=step,
+                device=opts["device"],
                 enqueue_scoring=opts["no_score"],
             )
         if soft is None or soft.status != JobStatus.SUCCEEDED:
             raise CommandError(f"Training failed: {soft.error if soft else 'not claimed'}")
-        self.stdout.write(f"Soft prompt #{soft.id}: {soft.training_revisions.count()} training phrasings, "
-                          f"{soft.heldout_revisions.count()} held out; artifact {soft.artifact}")
+        self.stdout.write(
+            f"Soft prompt #{soft.id}: {soft.training_revisions.count()} training phrasings, "
+            f"{soft.heldout_revisions.count()} held out; artifact {soft.artifact}"
+        )
         if opts["no_score"]:
             return
         # Both variants in the foreground, the base model included: it must have the held-out phrasings too.
