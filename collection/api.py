@@ -94,6 +94,12 @@ class EditSerializer(serializers.Serializer):
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=[s.value for s in services.REVIEW_DECISIONS])
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    revision = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The revision you read (the phrasing's `revision` field when you fetched it). If the "
+        "phrasing has been edited since, the answer is 409 with the new revision and text; nothing is decided.",
+    )
 
 
 class SimilarSerializer(serializers.Serializer):
@@ -206,6 +212,7 @@ class InstructionViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
             reviewer=request.user,
             status=decision.validated_data["decision"],
             reason=decision.validated_data["reason"],
+            revision=decision.validated_data["revision"],
         )
         instruction.refresh_from_db()
         return Response(InstructionSerializer(instruction).data)

@@ -60,6 +60,26 @@ class ReviewForm(forms.Form):
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
 
+class DecisionForm(ReviewForm):
+    """One decision on one phrasing, naming the revision the curator read (a hidden field of the queue)."""
+
+    revision = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+
+
+def parse_ticked(values: list[str]) -> dict[int, int] | None:
+    """The bulk form's ticked phrasings, each "<phrasing id>:<revision id>" (the revision the curator read);
+    None when any value is malformed (only ASCII digits count, so a "²" is refused, not crashed on)."""
+    ticked = {}
+    for value in values:
+        pk, _, revision = value.partition(":")
+        if not (pk.isascii() and pk.isdigit() and revision.isascii() and revision.isdigit()):
+            return None
+        if len(pk) > 18 or len(revision) > 18:  # beyond a bigint id: no such row
+            return None
+        ticked[int(pk)] = int(revision)
+    return ticked
+
+
 class UploadForm(forms.Form):
     file = forms.FileField(
         label="File of phrasings",

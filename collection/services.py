@@ -22,7 +22,7 @@ from collection.models import (
     revision_hash,
 )
 from core import jobs, roles
-from core.errors import ApplicationError
+from core.errors import ApplicationError, Conflict
 
 log = logging.getLogger(__name__)
 
@@ -156,20 +156,45 @@ def _decision_check(instruction: Instruction, status: str) -> None:
     )
 
 
-def instruction_review(*, instruction: Instruction, reviewer, status: str, reason: str = "") -> Instruction:
+class StaleRevision(Conflict):
+    """The phrasing was edited after the reviewer read it: the decision would apply to a text they never saw."""
+
+
+def _revision_check(current: Instruction, revision: int | None) -> None:
+    if revision is None or current.current_revision_id == revision:
+        return
+    text = current.current_revision.template if current.current_revision else ""
+    number = current.current_revision.number if current.current_revision else 0
+    raise StaleRevision(
+        f"Phrasing #{current.id} was edited after you read it; it now reads (revision {number}):\n{text}\n"
+        "Nothing was decided. Read the new text and decide again.",
+        extra={"revision": current.current_revision_id, "template": text},
+    )
+
+
+def instruction_review(
+    *, instruction: Instruction, reviewer, status: str, reason: str = "", revision: int | None = None
+) -> Instruction:
     """Approve, reject (with a reason) or ask for an edit (with a reason) while a phrasing waits for review;
     retire it once approved, and reinstate (approve) a retired one. Nobody reviews their own phrasing. The
     pages, the API, bulk review and admin actions all decide here, so they cannot disagree."""
     if status not in REVIEW_DECISIONS:
         raise ApplicationError(f"'{status}' is not a review decision.")
     with transaction.atomic():
-        # Decide on the row as it is now, locked: another curator may have decided since the page was drawn.
-        current = Instruction.objects.select_for_update().get(pk=instruction.pk)
+        # Decide on the row as it is now, locked, so concurrent decisions on one phrasing are serialised: the
+        # first decides, the others find it decided. `revision` is the one the reviewer read (the pages and
+        # the API always name it); if the author has edited since, nothing is decided.
+        current = (
+            Instruction.objects.select_for_update(of=("self",))
+            .select_related("current_revision")
+            .get(pk=instruction.pk)
+        )
         if not access.can_review(reviewer, current):
             if current.author_id == reviewer.id:
                 raise ApplicationError("You cannot review your own phrasing; another curator has to.")
             raise ApplicationError("Only curators can review phrasings.")
         _decision_check(current, status)
+        _revision_check(current, revision)
         if status == Instruction.Status.REJECTED and not reason.strip():
             raise ApplicationError("Say why the phrasing is rejected, so its author can improve it.")
         if status == Instruction.Status.NEEDS_EDIT and not reason.strip():
@@ -182,17 +207,19 @@ def instruction_review(*, instruction: Instruction, reviewer, status: str, reaso
                 "This phrasing is known only from published results; there is no text to approve."
             )
         was_approved = current.status == Instruction.Status.APPROVED
-        instruction.status = status
-        instruction.reviewer = reviewer
-        instruction.review_reason = reason.strip()
-        instruction.reviewed_at = timezone.now()
-        instruction.save(update_fields=["status", "reviewer", "review_reason", "reviewed_at", "updated_at"])
+        # Decided on the locked row, never on the caller's copy, which may hold an older revision.
+        current.status = status
+        current.reviewer = reviewer
+        current.review_reason = reason.strip()
+        current.reviewed_at = timezone.now()
+        current.save(update_fields=["status", "reviewer", "review_reason", "reviewed_at", "updated_at"])
         # What follows in evaluation (scoring, retraining, new figures) is in evaluation/receivers.py.
         if status == Instruction.Status.APPROVED:
-            events.phrasing_approved.send(sender=Instruction, instruction=instruction, by=reviewer)
+            events.phrasing_approved.send(sender=Instruction, instruction=current, by=reviewer)
         elif was_approved:
             # Retiring withdraws a published phrasing: its results leave the figures.
-            events.phrasing_withdrawn.send(sender=Instruction, instruction=instruction)
+            events.phrasing_withdrawn.send(sender=Instruction, instruction=current)
+    instruction.refresh_from_db()
     return instruction
 
 
@@ -202,13 +229,19 @@ class ReviewOutcome:
     error: str = ""
 
 
-def instructions_review_bulk(*, instructions, reviewer, status: str, reason: str = "") -> list[ReviewOutcome]:
+def instructions_review_bulk(
+    *, instructions, reviewer, status: str, reason: str = "", revisions: dict[int, int] | None = None
+) -> list[ReviewOutcome]:
     """Review several phrasings with one decision. Each is reviewed in its own transaction, so one refusal
-    (say, the curator's own phrasing) leaves the others decided; every outcome is reported."""
+    (say, the curator's own phrasing, or one edited since it was read) leaves the others decided; every
+    outcome is reported. `revisions` maps each phrasing's id to the revision the reviewer read."""
     outcomes = []
     for instruction in instructions:
         try:
-            instruction_review(instruction=instruction, reviewer=reviewer, status=status, reason=reason)
+            revision = None if revisions is None else revisions.get(instruction.id, 0)
+            instruction_review(
+                instruction=instruction, reviewer=reviewer, status=status, reason=reason, revision=revision
+            )
             outcomes.append(ReviewOutcome(instruction))
         except ApplicationError as exc:
             outcomes.append(ReviewOutcome(instruction, exc.message))

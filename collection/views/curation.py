@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from collection import access, preview, selectors, services, similarity
-from collection.forms import ReviewForm
+from collection.forms import DecisionForm, ReviewForm, parse_ticked
 from collection.models import Benchmark, Instruction
 from core import roles
 from core.errors import ApplicationError
@@ -64,21 +64,25 @@ def queue(request: HttpRequest) -> HttpResponse:
 def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
     """One decision on one phrasing; htmx swaps the item for its outcome, a plain POST redirects back."""
     instruction = access.get_instruction_for_user(request.user, instruction_id, action=access.REVIEW)
-    form = ReviewForm(request.POST)
-    error = ""
+    form = DecisionForm(request.POST)
+    error, status = "", 200
     if not form.is_valid():
-        error = "Choose approve, ask for an edit, or reject."
+        error, status = "Choose approve, ask for an edit, or reject.", 400
+        if "revision" in form.errors:
+            error = "This form does not say which text you read; reload the queue and decide again."
     else:
-        # The service decides which decisions the phrasing's status allows (say, one decided meanwhile).
+        # The service decides which decisions the phrasing's status allows (say, one decided meanwhile) and
+        # refuses a decision on a text the curator did not read (edited since).
         try:
             services.instruction_review(
                 instruction=instruction,
                 reviewer=request.user,
                 status=form.cleaned_data["decision"],
                 reason=form.cleaned_data["reason"],
+                revision=form.cleaned_data["revision"],
             )
         except ApplicationError as exc:
-            error = exc.message
+            error, status = exc.message, exc.status_code
     if request.htmx:
         instruction.refresh_from_db()
         if error:
@@ -89,7 +93,7 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
             "decisions": ReviewForm.base_fields["decision"].choices,
             "reason": request.POST.get("reason", ""),
         }
-        return render(request, "collection/curation_queue.html#item", context, status=400 if error else 200)
+        return render(request, "collection/curation_queue.html#item", context, status=status)
     if error:
         messages.error(request, f"Phrasing #{instruction.id}: {error}")
     else:
@@ -102,10 +106,11 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
 def review_bulk(request: HttpRequest) -> HttpResponse:
     _curator(request)
     form = ReviewForm(request.POST)
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    if not form.is_valid() or not ids:
+    ticked = parse_ticked(request.POST.getlist("ids"))
+    if not form.is_valid() or not ticked:
         messages.error(request, "Tick the phrasings to review and choose a decision.")
         return redirect("curation_queue")
+    ids = list(ticked)
     chosen = (
         access.instructions_visible_to(request.user)
         .filter(id__in=ids)
@@ -117,6 +122,7 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
         reviewer=request.user,
         status=form.cleaned_data["decision"],
         reason=form.cleaned_data["reason"],
+        revisions=ticked,
     )
     done = [o for o in outcomes if not o.error]
     if done:

@@ -187,7 +187,9 @@ def test_the_curator_approves_from_the_queue_and_scoring_is_queued(client, parit
     page = client.get(reverse("curation_queue")).content.decode()
     assert NEW in page and "Nearest approved phrasings" in page
     response = client.post(
-        reverse("curation_review", args=[instruction.id]), {"decision": "approved"}, HTTP_HX_REQUEST="true"
+        reverse("curation_review", args=[instruction.id]),
+        {"decision": "approved", "revision": instruction.current_revision_id},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 200 and "approved" in response.content.decode()
     assert ScoringRun.objects.filter(instruction=instruction).count() == 1
@@ -198,7 +200,7 @@ def test_rejecting_without_a_reason_is_refused_in_the_queue(client, parity, alic
     client.force_login(carol)
     response = client.post(
         reverse("curation_review", args=[instruction.id]),
-        {"decision": "rejected", "reason": " "},
+        {"decision": "rejected", "reason": " ", "revision": instruction.current_revision_id},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 400
@@ -249,7 +251,9 @@ def test_a_curator_cannot_approve_their_own_phrasing_from_the_queue(client, pari
     page = client.get(reverse("curation_queue")).content.decode()
     assert "This is your own phrasing: another curator reviews it." in page
     response = client.post(
-        reverse("curation_review", args=[own.id]), {"decision": "approved"}, HTTP_HX_REQUEST="true"
+        reverse("curation_review", args=[own.id]),
+        {"decision": "approved", "revision": own.current_revision_id},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 400
     assert "You cannot review your own phrasing" in response.content.decode()

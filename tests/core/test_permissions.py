@@ -135,14 +135,14 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         "curation_review",
         lambda w: [w.pending.id],
         "post",
-        {"decision": "approved"},
+        {"decision": "approved", "revision": "PENDING_REVISION"},
         _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/"),
     ),
     (
         "curation_bulk",
         None,
         "post",
-        {"decision": "rejected", "reason": "unclear", "ids": "PENDING"},
+        {"decision": "rejected", "reason": "unclear", "ids": "PENDING:PENDING_REVISION"},
         _expect(LOGIN, "403", "403", "302:/curate/", "302:/curate/"),
     ),
     ("curation_upload", None, "get", {}, _expect(LOGIN, "403", "403", "200", "200")),
@@ -261,7 +261,7 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         "instruction-review",
         lambda w: [w.pending.id],
         "post",
-        {"decision": "approved"},
+        {"decision": "approved", "revision": "PENDING_REVISION"},
         _expect("403", "403", "403", "200", "200"),
     ),
     ("languagemodel-list", None, "get", {}, every("200")),
@@ -287,6 +287,8 @@ def _request(client, world: World, name: str, args, method: str, data: dict):
     placeholders = {
         "TASK": lambda: world.task.id,
         "PENDING": lambda: world.pending.id,
+        "PENDING_REVISION": lambda: world.pending.current_revision_id,
+        "PENDING:PENDING_REVISION": lambda: f"{world.pending.id}:{world.pending.current_revision_id}",
         "UPLOAD": lambda: SimpleUploadedFile(
             "p.csv", b"task,template,source\nb/t,Say if {number} is even.,test\n"
         ),

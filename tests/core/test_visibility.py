@@ -446,14 +446,19 @@ def test_a_phrasing_sent_back_can_still_be_decided(world, carol):
 def test_the_api_refuses_decisions_the_status_does_not_allow(request, world):
     api = _api(request, "carol")
     rejected = world.hidden["rejected"]
-    response = api.post(f"/api/instructions/{rejected.id}/review/", {"decision": "approved"}, format="json")
+    response = api.post(
+        f"/api/instructions/{rejected.id}/review/",
+        {"decision": "approved", "revision": rejected.current_revision_id},
+        format="json",
+    )
     assert response.status_code == 400 and "This phrasing is rejected" in response.json()["detail"]
     url = f"/api/instructions/{world.approved.id}/review/"
-    response = api.post(url, {"decision": "rejected", "reason": "Vague."}, format="json")
+    seen = world.approved.current_revision_id
+    response = api.post(url, {"decision": "rejected", "reason": "Vague.", "revision": seen}, format="json")
     assert response.status_code == 400 and "can only be retired" in response.json()["detail"]
     assert Instruction.objects.get(id=rejected.id).status == "rejected"
     assert Instruction.objects.get(id=world.approved.id).status == "approved"
-    response = api.post(url, {"decision": "retired"}, format="json")
+    response = api.post(url, {"decision": "retired", "revision": seen}, format="json")
     assert response.status_code == 200 and response.json()["status"] == "retired"
 
 
@@ -461,14 +466,17 @@ def test_the_queue_refuses_decisions_the_status_does_not_allow(client, world, ca
     client.force_login(carol)
     response = client.post(
         reverse("curation_review", args=[world.approved.id]),
-        {"decision": "rejected", "reason": "Vague."},
+        {"decision": "rejected", "reason": "Vague.", "revision": world.approved.current_revision_id},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 400 and "can only be retired" in response.content.decode()
     rejected = world.hidden["rejected"]
     response = client.post(
         reverse("curation_bulk"),
-        {"decision": "approved", "ids": [rejected.id, world.hidden["pending"].id]},
+        {
+            "decision": "approved",
+            "ids": [f"{p.id}:{p.current_revision_id}" for p in (rejected, world.hidden["pending"])],
+        },
         follow=True,
     )
     page = response.content.decode()
