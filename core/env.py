@@ -54,7 +54,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     raw = env_str(name)
     if raw is None:
         return default
@@ -92,7 +94,13 @@ def env_database(name: str, default: str) -> dict:
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} cannot be parsed: {exc}") from exc
     if config["ENGINE"].endswith("sqlite3"):
-        # Several processes (web and worker) share the file: wait for locks instead of failing at once.
-        config.setdefault("OPTIONS", {})["timeout"] = 30
+        # Several processes (web and worker) write to the file. In WAL mode readers never block the writer;
+        # writers wait up to `timeout` seconds for each other, and IMMEDIATE takes the write lock at BEGIN,
+        # because a transaction that read first cannot wait when it upgrades: SQLite fails it at once.
+        config.setdefault("OPTIONS", {}).update(
+            timeout=30,
+            transaction_mode="IMMEDIATE",
+            init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        )
         config["CONN_MAX_AGE"] = 0
     return config

@@ -5,6 +5,7 @@ connection per request, as gunicorn's workers and the Celery worker would hold t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -17,8 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.workers import REPO, manage, running_worker, wait_for
-
-pytestmark = pytest.mark.worker
 
 SUBMISSIONS = 25
 ADMIN_SAVES = 10
@@ -49,7 +48,7 @@ def burst(tag: str) -> dict:
     from core import roles, services
     from evaluation.models import Prediction
 
-    # Log every client in first, one at a time: logging in writes a session, and only the burst is measured.
+    # Create the authors and log every client in first, one at a time: both write, and only the burst counts.
     User = get_user_model()
     admin = User.objects.get(username="demo-admin")
     benchmark = Benchmark.objects.get(slug="demo")
@@ -64,8 +63,9 @@ def burst(tag: str) -> dict:
         requests.append((admin, reverse("admin:collection_benchmark_change", args=[benchmark.id]), form))
     clients = []
     for user, url, data in requests:
-        # The test client would re-raise in every thread the exception of any: got_request_exception is
-        # global. It answers with the real status instead, and `failures` keeps each thread's own exception.
+        # The test client listens to the global got_request_exception signal, so with threads it would
+        # re-raise one request's exception in all of them: it answers with the status, and `failures` keeps
+        # each thread's own exception.
         client = Client(HTTP_HOST="localhost", raise_request_exception=False)
         client.force_login(user)
         clients.append((client, url, data))
@@ -113,7 +113,7 @@ def burst(tag: str) -> dict:
 
 
 def run_burst(env: dict[str, str], tag: str) -> dict:
-    code = f"import json; from tests.core.test_embedded_concurrency import burst; print(json.dumps(burst({tag!r})))"
+    code = f"import json; from {__name__} import burst; print(json.dumps(burst({tag!r})))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
@@ -121,8 +121,8 @@ def run_burst(env: dict[str, str], tag: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def count(database: Path, sql: str) -> int:
-    with sqlite3.connect(database, timeout=30) as conn:
+def scalar(database: Path, sql: str):
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
         return conn.execute(sql).fetchone()[0]
 
 
@@ -149,35 +149,43 @@ def demo_file(tmp_path_factory) -> Path:
     return var_dir / "db.sqlite3"
 
 
+@pytest.mark.worker
 def test_the_embedded_default_takes_concurrent_submissions_and_admin_saves_while_a_worker_writes(
     demo_file, tiny_models
 ):
     var_dir = demo_file.parent
     env = embedded_env(var_dir)
-    assert count(demo_file, "PRAGMA journal_mode") == "wal"
+    assert scalar(demo_file, "PRAGMA journal_mode") == "wal"
     # Batches of one: the worker commits a prediction at a time, so it writes all through the burst.
-    manage(env, "register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq", "--batch-size", "1")
+    model = str(tiny_models["t5"])
+    manage(env, "register_model", "tiny-t5", model, "--family", "seq2seq", "--batch-size", "1")
     log = var_dir / "worker.log"
+
+    def predictions() -> int:
+        return scalar(demo_file, "SELECT count(*) FROM evaluation_prediction")
+
     with running_worker(env, queues="default,gpu", log=log) as worker:
-        predictions = "SELECT count(*) FROM evaluation_prediction"
-        wait_for(lambda: count(demo_file, predictions) > 0, timeout=60, what="the first predictions", log=log)
+        wait_for(lambda: predictions() > 0, timeout=60, what="the first predictions", log=log)
         result = run_burst(env, "after")
-        written = count(demo_file, predictions)
+        written = predictions()
         # The worker carries on after the burst: none of its transactions failed.
-        wait_for(lambda: count(demo_file, predictions) > written, timeout=30, what="more predictions", log=log)
+        wait_for(lambda: predictions() > written, timeout=30, what="more predictions", log=log)
         worker.kill()  # a warm shutdown would wait for the whole scoring run
     assert result["errors"] == 0, result
     assert result["ok"] == SUBMISSIONS + ADMIN_SAVES
     assert result["stored"] == SUBMISSIONS
     assert result["predictions_during"] > 0, "the worker wrote nothing during the burst"
-    assert count(demo_file, "SELECT count(*) FROM evaluation_scoringrun WHERE status = 'failed'") == 0
+    assert scalar(demo_file, "SELECT count(*) FROM evaluation_scoringrun WHERE status = 'failed'") == 0
     assert "database is locked" not in log.read_text()
 
 
 def test_with_the_options_before_issue_14_the_same_burst_fails(demo_file, tmp_path):
     # The negative control: a copy of the file back in rollback-journal mode, and the options it had then.
     before = tmp_path / "db.sqlite3"
-    with sqlite3.connect(demo_file) as source, sqlite3.connect(before) as copy:
+    with (
+        contextlib.closing(sqlite3.connect(demo_file)) as source,
+        contextlib.closing(sqlite3.connect(before)) as copy,
+    ):
         source.backup(copy)
         assert copy.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
     env = {**embedded_env(tmp_path), "BURST_DATABASE_OPTIONS": json.dumps(OPTIONS_BEFORE)}
