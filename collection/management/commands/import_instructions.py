@@ -9,8 +9,10 @@ from collection.models import Instruction
 
 class Command(BaseCommand):
     help = (
-        "Import phrasings: the study's extracted instructions (--format instructioneval, imported approved) "
-        "or a generic JSONL/CSV file (task, template, collection, author or source; imported pending)."
+        "Import phrasings: the study's extracted instructions (--format instructioneval, imported approved: "
+        "the unobserved file's templates into the crowd collection, the observed file's into FLAN, NIV2, T0 "
+        "and Alpaca; entries the app cannot reproduce are reported by id and skipped) or a generic JSONL/CSV "
+        "file (task, template, collection, author or source; imported pending)."
     )
 
     def add_arguments(self, parser):
