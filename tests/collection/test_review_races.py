@@ -105,7 +105,8 @@ def test_malformed_bulk_ticks_are_refused_with_a_message(client, parity, carol, 
     assert "Tick the phrasings to review and choose a decision." in response.content.decode()
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: flushing after a transactional test would also drop the rows migrations create (roles).
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_ten_concurrent_approvals_give_one_approval_and_one_run_per_active_model(alice, carol, admin_user):
     load_demo()
     parity = Task.objects.get(benchmark__slug="demo", slug="parity")
