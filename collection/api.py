@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from collection import access, services, similarity, templating
 from collection.models import Benchmark, Instruction, Task
 from core import roles
+from core.parsing import parse_id
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -177,10 +178,10 @@ class InstructionViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
 
     def _pk(self) -> int:
         # The router's pattern accepts any text; a key that is not a number names no phrasing.
-        try:
-            return int(self.kwargs[self.lookup_field])
-        except ValueError:
-            raise Http404("No such phrasing.") from None
+        number = parse_id(self.kwargs[self.lookup_field])
+        if number is None:
+            raise Http404("No such phrasing.")
+        return number
 
     @extend_schema(request=DraftSerializer, responses={201: InstructionSerializer})
     def create(self, request, *args, **kwargs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,7 +23,7 @@ from collection.models import (
     revision_hash,
 )
 from core import jobs, roles
-from core.errors import ApplicationError, Conflict
+from core.errors import ApplicationError, Conflict, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ class InvalidTemplate(ApplicationError):
 
 
 class DuplicatePhrasing(ApplicationError):
-    pass
-
-
-class RateLimited(ApplicationError):
     pass
 
 
@@ -275,16 +272,54 @@ def duplicate_check(*, task: Task, template: str, user, exclude_id: int | None =
     )
 
 
-def _submissions_check(author) -> None:
-    # Lock the author's row so that two submissions at once cannot both pass the count.
+RATE_WINDOW = timedelta(hours=1)
+
+
+def _lock_author(author) -> None:
+    # Lock the author's row so that two submissions (or uploads) at once cannot both pass the count.
     get_user_model().objects.select_for_update().filter(pk=author.pk).first()
-    since = timezone.now() - timedelta(hours=1)
-    recent = Instruction.objects.filter(author=author, created_at__gte=since).count()
+
+
+def _seconds_until_room(recent) -> int:
+    """Seconds until the oldest of `recent` (phrasings in the window) leaves it; the window if none."""
+    oldest = recent.order_by("created_at").values_list("created_at", flat=True).first()
+    if oldest is None:
+        return int(RATE_WINDOW.total_seconds())
+    return max(1, math.ceil((oldest + RATE_WINDOW - timezone.now()).total_seconds()))
+
+
+def _submissions_check(author) -> None:
+    _lock_author(author)
+    recent = Instruction.objects.filter(author=author, created_at__gte=timezone.now() - RATE_WINDOW)
+    count = recent.count()
     limit = settings.SUBMISSIONS_PER_HOUR
-    if recent >= limit:
+    if count >= limit:
         raise RateLimited(
-            f"You have submitted {recent} phrasings in the last hour; the limit is {limit} per hour. "
-            "Your draft is not lost: submit it again later."
+            f"You have submitted {count} phrasings in the last hour; the limit is {limit} per hour. "
+            "Your draft is not lost: submit it again later.",
+            retry_after=_seconds_until_room(recent),
+        )
+
+
+def uploads_lock(uploader) -> None:
+    """Take at the start of an upload's transaction: concurrent uploads by one curator then count in turn."""
+    _lock_author(uploader)
+
+
+def uploads_check(*, uploader, started) -> None:
+    """At the end of an upload's transaction (after uploads_lock): refuse the upload, so that its rows roll
+    back, if it brings the curator past UPLOADS_PER_HOUR phrasings in the rolling hour. The phrasings it
+    created (`created_at` >= `started`) count along with those uploaded or submitted before it."""
+    since = timezone.now() - RATE_WINDOW
+    mine = Instruction.objects.filter(author=uploader, created_at__gte=since)
+    added = mine.filter(created_at__gte=started).count()
+    total = mine.count()
+    limit = settings.UPLOADS_PER_HOUR
+    if added and total > limit:
+        raise RateLimited(
+            f"This file adds {added} phrasings to the {total - added} you added in the last hour; the limit "
+            f"is {limit} per hour. Nothing was imported: upload it later, or in smaller files.",
+            retry_after=_seconds_until_room(mine.filter(created_at__lt=started)),
         )
 
 

@@ -4,7 +4,8 @@ A job kind is a concrete model that inherits `Job` and names the Celery task tha
 (`job_task`); the task calls `perform()` with the kind's work. Everything else is here, once: sending on
 commit through an outbox, the claim (which delivery may run a job), heartbeat and progress, finishing,
 cancel and retry, the periodic outbox sweep, recovery when a worker starts, and handing a job back when the
-database goes away. Scoring runs and soft-prompt trainings (evaluation/models.py) are the kinds today.
+database goes away. Scoring runs, soft-prompt trainings and model checks (evaluation/models.py) are the kinds
+today.
 
 Tasks are looked up by name in Celery's registry (`current_app.tasks`), never imported: services send jobs
 and tasks call services, so importing each other would be a cycle. Each app's AppConfig.ready() imports its

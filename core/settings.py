@@ -8,6 +8,7 @@ Set DATABASE_URL and CELERY_BROKER_URL to use PostgreSQL and Redis (or RabbitMQ)
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -55,6 +56,8 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "core",
     "collection",
     "evaluation",
@@ -68,8 +71,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A NUL character in a parameter is a 400 here, before any query can fail on it in PostgreSQL.
+    "core.middleware.RefuseNulCharacters",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -100,6 +108,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a login for a locked-out username and address before checking the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -128,9 +141,38 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-if env_bool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+
+# Login throttling (django-axes, failures kept in the database so every web process sees them): after
+# LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair is refused for
+# LOGIN_COOLOFF_MINUTES after its latest attempt (429 with Retry-After, core/lockout.py). Keyed on the pair,
+# so a stranger guessing a user's password does not lock that user out everywhere.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "core.lockout.client_ip"
+
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline, never eval.
+# Styles allow 'unsafe-inline': plotly.js styles its charts with inline styles, and our templates colour
+# the accuracy grid's cells with style attributes; a style cannot run code. htmx's own indicator <style> is
+# switched off in base.html (includeIndicatorStyles: false), as is its eval (allowEval: false).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Celery. The default broker keeps messages as files in var/broker/: no server needed, and a separate
 # worker process (`celery -A core worker`) still runs the jobs outside the web request.
@@ -188,6 +230,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # JSON bodies within a size and nesting limit, with finite numbers (core/parsing.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsing.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PhraseBench API",
@@ -209,6 +257,8 @@ IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_000_000, minimum=1)
 # Phrasings uploaded by curators in the browser (/curate/import/): smaller limits, as it is a web request.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_ROWS = env_int("UPLOAD_MAX_ROWS", 2000, minimum=1)
+# New phrasings one curator may add by uploads per rolling hour (their submissions in that hour count too).
+UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 2000, minimum=1)
 
 # Authoring. Near duplicates: cosine similarity of sentence embeddings at or above this is flagged to the
 # author and the curator. SIMILARITY_MODEL: a sentence-transformers hub id or local path; empty uses the
@@ -232,4 +282,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs failed logins and lockouts as warnings; its start-up banner and every successful
+    # login are INFO, which would drown them.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -33,6 +33,7 @@ urlpatterns = [
     path("models/", evaluation_views.model_list, name="model_list"),
     path("models/<slug:name>/", evaluation_views.model_detail, name="model_detail"),
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),
+    path("models/<slug:name>/check/", evaluation_views.model_check_retry, name="model_check_retry"),
     path("models/<slug:name>/align/", softprompt_views.model_align, name="model_align"),
     path("softprompts/<int:soft_prompt_id>/", softprompt_views.softprompt_detail, name="softprompt_detail"),
     path(
@@ -55,3 +56,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("core.api_urls")),
 ]
+
+# A parameter that does not parse (core/parsing.py) is answered with its message on our own page.
+handler400 = "core.views.bad_request"

@@ -2,11 +2,13 @@ from django.contrib.auth import login
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_POST
 
 from core import roles, services
 from core.forms import SignUpForm
 from core.models import WorkerPing
+from core.parsing import InvalidParameter
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -17,7 +19,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         with transaction.atomic():
             user = form.save()
             services.user_role_set(user=user, role=roles.AUTHOR)
-        login(request, user)
+        # Named, as Django asks when there are several backends (django-axes' comes first; it checks no password).
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
 
@@ -40,3 +43,11 @@ def status_ping(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "core/status.html#ping", {"ping": ping})
     return redirect("status")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """400 for a parameter that does not parse, saying which and why. Django's other 400s (a suspicious
+    request: a bad Host header, too many fields) keep Django's plain page, which names nothing."""
+    if isinstance(exception, InvalidParameter):
+        return render(request, "core/bad_request.html", {"message": str(exception)}, status=400)
+    return defaults.bad_request(request, exception)

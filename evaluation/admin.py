@@ -8,6 +8,7 @@ from evaluation import registry, softprompts
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
+    ModelCheck,
     ModelVariant,
     PhrasingResult,
     Prediction,
@@ -39,34 +40,94 @@ class VariantInline(admin.TabularInline):
 
 @admin.register(LanguageModel)
 class LanguageModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "family", "source", "revision", "prompt_format", "is_active", "created_at"]
-    list_filter = ["family", "prompt_format", "is_active", "tuned_on"]
+    list_display = [
+        "name",
+        "family",
+        "source",
+        "revision",
+        "prompt_format",
+        "state",
+        "is_active",
+        "created_at",
+    ]
+    list_filter = ["state", "family", "prompt_format", "is_active", "tuned_on"]
     search_fields = ["name", "source", "description"]
     filter_horizontal = ["tuned_on"]
-    readonly_fields = ["created_by", "created_at"]
+    # What the model check found is the check's to write: "Check again" (an action) refreshes it.
+    readonly_fields = [
+        "state",
+        "check_error",
+        "checked_at",
+        "max_input_tokens",
+        "special_tokens",
+        "chat_template",
+        "created_by",
+        "created_at",
+    ]
     inlines = [VariantInline]
-    actions = ["score_missing"]
+    actions = ["check_again", "score_missing"]
+
+    # Changing any of these makes it another model to load: it is checked again before anything is scored.
+    SPEC_FIELDS = {"source", "revision", "family", "dtype", "prompt_format", "trust_remote_code"}
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
+            obj.state = LanguageModel.State.CHECKING  # never ready before a worker has loaded it
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        if not change:
-            # Registered here as by the command: queue its approved phrasings once tuned_on is saved.
-            runs = registry.language_model_score_missing(
-                model=form.instance, trigger=RunTrigger.REGISTRATION, by=request.user
-            )
-            self.message_user(request, f"Queued {len(runs)} scoring run(s) for {form.instance.name}.")
+        model = form.instance
+        if change and not self.SPEC_FIELDS & set(form.changed_data):
+            return
+        # Registered (or changed) here as by the command: a GPU worker checks that it loads, and once it does,
+        # the approved phrasings it lacks are queued on it.
+        trigger = RunTrigger.MANUAL if change else RunTrigger.REGISTRATION
+        try:
+            registry.language_model_check(model=model, trigger=trigger, score=True, by=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, str(exc), level=messages.WARNING)
+            return
+        self.message_user(
+            request, f"{model.name} will be checked by a GPU worker; its scoring is queued once it loads."
+        )
+
+    @admin.action(description="Check again that the selected models load")
+    def check_again(self, request, queryset):
+        _each(
+            self,
+            request,
+            queryset,
+            lambda model: registry.language_model_check_retry(model=model, by=request.user),
+            "Queued checks of",
+            "model",
+        )
 
     @admin.action(description="Score approved phrasings not yet scored")
     def score_missing(self, request, queryset):
         runs = []
         for model in queryset:
-            runs += registry.language_model_score_missing(model=model, by=request.user)
+            try:
+                runs += registry.language_model_score_missing(model=model, by=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, str(exc), level=messages.WARNING)
         self.message_user(request, f"Queued {len(runs)} run(s), {sum(r.to_compute for r in runs)} cell(s).")
+
+
+@admin.register(ModelCheck)
+class ModelCheckAdmin(admin.ModelAdmin):
+    """Checks are queued by registration, admin's "Check again" and the model page; here they are a record."""
+
+    list_display = ["id", "model", "status", "trigger", "score", "worker", "created_at", "finished_at"]
+    list_filter = ["status", "trigger"]
+    search_fields = ["model__name", "error"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ScoringRun)

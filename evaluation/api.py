@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from collection.models import Benchmark, Collection
 from core import jobs, roles
+from core.parsing import IdFilter, parse_id
 from evaluation import access, registry, selectors
 from evaluation.models import LanguageModel, PhrasingResult, ScoringRun
 
@@ -51,14 +52,39 @@ class ModelSerializer(serializers.ModelSerializer):
             "batch_size",
             "is_active",
             "trust_remote_code",
+            "state",
+            "check_error",
+            "checked_at",
+            "max_input_tokens",
             "created_at",
         ]
-        # Never from user input: an admin turns remote code on in Django admin, after reading it.
-        read_only_fields = ["id", "is_active", "trust_remote_code", "created_at"]
+        # Never from user input: an admin turns remote code on in Django admin, after reading it. What the
+        # check found is the check's to write.
+        read_only_fields = [
+            "id",
+            "is_active",
+            "trust_remote_code",
+            "state",
+            "check_error",
+            "checked_at",
+            "max_input_tokens",
+            "created_at",
+        ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not roles.is_admin(request.user):
+            # Paths on our disks and the loader's messages about them are for admins only.
+            data["source"] = instance.public_source
+            data["check_error"] = ""
+        return data
 
 
 class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Registered models. POST (admins, token or session) registers one and queues its scoring."""
+    """Registered models. POST (admins, token or session) registers one: a GPU worker checks that it loads
+    (`state`: checking, then ready or failed with `check_error`), and a ready model's scoring is queued.
+    POST `<name>/retry-check/` (admins) checks it again."""
 
     queryset = LanguageModel.objects.none()  # for the schema; requests read get_queryset
     serializer_class = ModelSerializer
@@ -86,11 +112,27 @@ class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             by=self.request.user,
         )
 
+    @extend_schema(request=None, responses=ModelSerializer)
+    @action(detail=True, methods=["post"], url_path="retry-check")
+    def retry_check(self, request, name=None):
+        model = access.get_model_for_user(request.user, name, manage=True)
+        registry.language_model_check_retry(model=model, by=request.user)
+        model.refresh_from_db()
+        return Response(ModelSerializer(model, context=self.get_serializer_context()).data)
+
 
 class RunSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="variant.model.name", read_only=True)
     variant = serializers.CharField(source="variant.__str__", read_only=True)
     to_compute = serializers.IntegerField(read_only=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not roles.is_admin(request.user):
+            # A loader's error names the model's source; a path on our disks is for admins only.
+            data["error"] = instance.variant.model.without_source(instance.error)
+        return data
 
     class Meta:
         model = ScoringRun
@@ -141,12 +183,12 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return Response(RunSerializer(jobs.cancel(self.get_object())).data)
+        return Response(self.get_serializer(jobs.cancel(self.get_object())).data)
 
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return Response(RunSerializer(jobs.requeue(self.get_object())).data)
+        return Response(self.get_serializer(jobs.requeue(self.get_object())).data)
 
 
 class ResultSerializer(serializers.ModelSerializer):
@@ -176,7 +218,7 @@ class ResultSerializer(serializers.ModelSerializer):
 class ResultFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(field_name="variant__model__name")
     benchmark = django_filters.CharFilter(field_name="task__benchmark__slug")
-    instruction = django_filters.NumberFilter(field_name="revision__instruction_id")
+    instruction = IdFilter(field_name="revision__instruction_id")
 
     class Meta:
         model = PhrasingResult
@@ -200,11 +242,11 @@ class ResultViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 def _int_key(value: str) -> int:
-    # The router's pattern accepts any text; a key that is not a number names nothing.
-    try:
-        return int(value)
-    except ValueError:
-        raise Http404("Not found.") from None
+    # The router's pattern accepts any text; a key that is not an id names nothing.
+    number = parse_id(value)
+    if number is None:
+        raise Http404("Not found.")
+    return number
 
 
 SET_CHOICES = ["all", "observed", "unobserved"]

@@ -147,6 +147,7 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
             batch_size=32,
             tuned_on=[Collection.objects.get(slug=TUNING_COLLECTION)],
             score=False,
+            check_now=True,  # the demo runs in the foreground, where its model is, with no worker yet
             description="Offline demo: a small T5 instruction-tuned from scratch on the demo's observed phrasings.",
         )
     elif model.source != str(path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -57,12 +59,30 @@ class RunTrigger(models.TextChoices):
     CLI = "cli", "The score command"
 
 
+class ModelState(models.TextChoices):
+    CHECKING = "checking", "Checking that it loads"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Does not load"
+
+
+# A source starting with one of these is a path on the workers' disks (the loader reads it as one too); a hub
+# id is "name" or "org/name", so a source with a second slash or a backslash is a path as well.
+LOCAL_SOURCE_PREFIXES = ("/", ".", "~")
+LOCAL_SOURCE_SHOWN = "(local path)"
+
+
 class LanguageModel(models.Model):
-    """A model to score: where to load it from and how it reads a prompt."""
+    """A model to score: where to load it from and how it reads a prompt, and what its check found.
+
+    The web process never loads a model. A worker checks each registered model (ModelCheck): it loads it and
+    stores its chat template, the special tokens the template reads and its input length here, and only a
+    ready model is scored. Rows made without registration (imported published results, which load nothing)
+    start ready: there is nothing for them to check."""
 
     Family = ModelFamily
     Dtype = Dtype
     PromptFormat = PromptFormat
+    State = ModelState
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -94,6 +114,23 @@ class LanguageModel(models.Model):
         help_text="Retrain this model's alignment soft prompt whenever its pool of approved training phrasings "
         "has grown by SOFTPROMPT_RETRAIN_AFTER since the last one.",
     )
+    state = models.CharField(
+        max_length=10,
+        choices=ModelState.choices,
+        default=ModelState.READY,
+        help_text="Only a ready model is scored. Registration sets 'checking' until a worker has loaded it.",
+    )
+    check_error = models.TextField(blank=True, help_text="Why the last check could not load it.")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="When a check last loaded it.")
+    chat_template = models.TextField(
+        blank=True, help_text="The tokenizer's chat template, stored by the check; the preview renders it."
+    )
+    special_tokens = models.JSONField(
+        default=dict, blank=True, help_text="The tokenizer's special tokens (bos_token, eos_token, ...)."
+    )
+    max_input_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The longest input it takes, in tokens; blank: not stated."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -106,10 +143,40 @@ class LanguageModel(models.Model):
                 condition=Q(prompt_format__in=PromptFormat.values), name="model_prompt_format_valid"
             ),
             models.CheckConstraint(condition=Q(batch_size__gte=1), name="model_batch_size_positive"),
+            models.CheckConstraint(condition=Q(state__in=ModelState.values), name="model_state_valid"),
+            models.CheckConstraint(
+                condition=~Q(state="failed") | ~Q(check_error=""), name="model_failure_has_reason"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == ModelState.READY
+
+    @property
+    def source_is_local(self) -> bool:
+        source = self.source.strip()
+        return source.startswith(LOCAL_SOURCE_PREFIXES) or "\\" in source or source.count("/") > 1
+
+    @property
+    def public_source(self) -> str:
+        """The source as shown to everyone but admins: a hub id as it is, a path on our disks not at all."""
+        return LOCAL_SOURCE_SHOWN if self.source_is_local else self.source
+
+    def without_source(self, text: str) -> str:
+        """`text` (a loader's error, say) with this model's local path replaced, for everyone but admins."""
+        if not self.source_is_local or not text:
+            return text
+        source = self.source.strip()
+        for path in sorted(
+            {source, source.rstrip("/"), str(Path(source).expanduser())}, key=len, reverse=True
+        ):
+            if path:
+                text = text.replace(path, LOCAL_SOURCE_SHOWN)
+        return text
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -120,6 +187,45 @@ class LanguageModel(models.Model):
             prompt_format=self.prompt_format,
             trust_remote_code=self.trust_remote_code,
         )
+
+
+class ModelCheck(Job):
+    """One check that a registered model loads, by a GPU worker (the web process never loads a model). On
+    success it stores what the web needs on the model (its chat template, special tokens, input length), makes
+    it ready and, if `score`, queues the approved phrasings on it; on failure the model is failed with the
+    loader's reason. A retry is a new check: a failed one stays as the record of what happened."""
+
+    job_task = "evaluation.tasks.check_model"
+    job_noun = "check"
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="checks")
+    trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
+    score = models.BooleanField(
+        default=True, help_text="Once the model loads, queue every approved phrasing it has not scored."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A retry clicked twice, or a retry during an admin's edit, cannot check one model twice at once.
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=Q(status__in=["queued", "running"]),
+                name="modelcheck_one_active_per_model",
+            ),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="modelcheck_status_valid"),
+            models.CheckConstraint(
+                condition=Q(trigger__in=RunTrigger.values), name="modelcheck_trigger_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(error=""), name="modelcheck_failure_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"check #{self.pk} of {self.model.name}"
 
 
 class ModelVariant(models.Model):

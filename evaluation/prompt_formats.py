@@ -1,39 +1,49 @@
 """A registered model's prompt format as the authoring preview applies it: the same wrapper the scorer uses
-(evaluation/ml/prompts.py), handed to collection's preview as a plain function."""
+(evaluation/ml/prompts.py), handed to collection's preview as a plain function.
+
+The preview runs in the web process, which never loads a model: a chat template is rendered from the text
+the model check stored (LanguageModel.chat_template), in jinja2's sandbox, with no tokenizer, no file and no
+network. A model whose template is not stored (still checking, or it does not load) previews unwrapped."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from evaluation.ml import prompts
 from evaluation.models import LanguageModel
 
+Wrap = Callable[[str, str], tuple[str, str]]
 
-def preview_wrapper(model: LanguageModel | None) -> tuple[Callable[[str, str], tuple[str, str]], str, str]:
+
+def _bare(shared: str, rest: str) -> tuple[str, str]:
+    return shared, rest
+
+
+def preview_wrapper(model: LanguageModel | None) -> tuple[Wrap, str, str]:
     """(wrap, format name, note) for `model`'s prompt format; the bare text when no model is chosen or its
-    chat template cannot be loaded here (the note says why)."""
-    if model is None or model.prompt_format == "none":
-        return (lambda shared, rest: (shared, rest)), "none", ""
-    tokenizer = None
-    if model.prompt_format == "chat":
-        tokenizer, problem = _chat_tokenizer(model.source, model.revision)
-        if tokenizer is None:
-            note = f"{model.name}'s chat template could not be loaded ({problem}); shown unwrapped."
-            return (lambda shared, rest: (shared, rest)), "none", note
-    fmt = model.prompt_format
-    return (lambda shared, rest: prompts.wrap(shared, rest, fmt, tokenizer)), fmt, ""
-
-
-@functools.lru_cache(maxsize=4)
-def _chat_tokenizer(source: str, revision: str):
-    """A chat model's tokenizer, for its chat template; (None, reason) when it cannot be loaded here."""
-    import transformers
-
+    chat template cannot be applied here (the note says why)."""
+    if model is None or model.prompt_format == LanguageModel.PromptFormat.NONE:
+        return _bare, "none", ""
+    if model.prompt_format != LanguageModel.PromptFormat.CHAT:
+        fmt = model.prompt_format
+        return (lambda shared, rest: prompts.wrap(shared, rest, fmt)), fmt, ""
+    if model.state == LanguageModel.State.CHECKING:
+        return (
+            _bare,
+            "none",
+            f"{model.name}'s chat template is known once a worker has checked the model; shown unwrapped.",
+        )
+    if model.state == LanguageModel.State.FAILED:
+        return (
+            _bare,
+            "none",
+            f"{model.name} did not load, so its chat template is not known; shown unwrapped.",
+        )
+    if not model.chat_template:
+        # Registered before checks stored templates: an admin's "Check again" stores it.
+        return _bare, "none", f"{model.name}'s chat template has not been stored yet; shown unwrapped."
     try:
-        kwargs = {"revision": revision} if revision else {}
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-        prompts.chat_frame(tokenizer)
-    except (OSError, ValueError) as exc:
-        return None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return tokenizer, ""
+        head, tail = prompts.chat_frame_from_template(model.chat_template, model.special_tokens or {})
+    except prompts.ChatTemplateError as exc:
+        return _bare, "none", f"{model.name}'s chat template cannot be applied ({exc}); shown unwrapped."
+    return (lambda shared, rest: (head + shared, rest + tail)), "chat", ""

@@ -1,15 +1,41 @@
-"""The model registry: register a model and queue the scoring of every approved phrasing on it."""
+"""The model registry: register a model, check on a worker that it loads, and queue the scoring of every
+approved phrasing on it once it does.
+
+The web process never loads model code or weights. Registering a model saves it as `checking` and queues a
+ModelCheck on the `gpu` queue; the check loads the model where scoring will (through the worker's warm-model
+cache), stores what the web process needs to know about it (its chat template and the special tokens the
+template reads, its input length), and makes it `ready`, or `failed` with the loader's reason. Scoring starts
+only on a ready model: the check's success queues the registration's runs, and approvals, imports and "score
+what is missing" pass models that are not ready over. Commands and the demo run the check in the foreground
+(`check_now=True`): they run where the model is.
+
+    register ──> checking ──(loads)──> ready ──(runs queued if the check says so)
+                    │  ^
+                    │  └──── retry (a new check) ────┐
+                    └──(does not load)──> failed ─────┘
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from core import jobs
 from core.errors import ApplicationError
+from core.jobs import JobStatus
 from evaluation.ml.config import ConfigError, ModelSpec
-from evaluation.models import LanguageModel, RunTrigger, ScoringRun
-from evaluation.scoring import base_variant, scoring_runs_for_variant
+from evaluation.ml.errors import ScoringError
+from evaluation.ml.loading import model_facts
+from evaluation.models import LanguageModel, ModelCheck, RunTrigger, ScoringRun, VariantKind
+from evaluation.scoring import base_variant, scoring_runs_for_variant, warm_model
+
+# Errors that fail a check with their own message (the loader's reason, a chat template that cannot frame a
+# prompt); anything else fails it as unexpected, with its type.
+CHECK_FAILURES = (ScoringError, ConfigError)
 
 
 def language_model_register(
@@ -26,8 +52,11 @@ def language_model_register(
     trust_remote_code: bool = False,
     by=None,
     score: bool = True,
+    check_now: bool = False,
 ) -> LanguageModel:
-    """Register a model and (on commit) queue the scoring of every approved phrasing on it."""
+    """Register a model and queue its check; once it loads, `score` queues every approved phrasing on it.
+    check_now=True runs the check here, before returning, instead of on a GPU worker: for commands and the
+    demo, which run where the model is (never for a web request). The model comes back as the check left it."""
     try:
         ModelSpec(source=source, family=family, revision=revision, dtype=dtype, prompt_format=prompt_format)
     except ConfigError as exc:
@@ -47,17 +76,129 @@ def language_model_register(
             batch_size=batch_size,
             description=description,
             trust_remote_code=trust_remote_code,
+            state=LanguageModel.State.CHECKING,
             created_by=by,
         )
         model.tuned_on.set(list(tuned_on))
-        variant = base_variant(model)
-        if score:
-            scoring_runs_for_variant(variant=variant, trigger=RunTrigger.REGISTRATION, by=by)
+        base_variant(model)
+        check = _check_create(
+            model=model, trigger=RunTrigger.REGISTRATION, score=score, by=by, enqueue=not check_now
+        )
+    if check_now:
+        language_model_check_execute(check_id=check.id, task_id=f"cli-{uuid.uuid4()}")
+        model.refresh_from_db()
     return model
 
 
 def language_model_score_missing(
     *, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None
 ) -> list[ScoringRun]:
-    """Queue every approved phrasing the model has not scored yet (admin's "register" and "score" actions)."""
+    """Queue every approved phrasing the model has not scored yet (the model page's and admin's "score"
+    actions). Refused while the model is not ready: its runs would only fail."""
+    model.refresh_from_db(fields=["state"])
+    if not model.is_ready:
+        raise ApplicationError(_not_ready(model))
     return scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
+
+
+def _not_ready(model: LanguageModel) -> str:
+    if model.state == LanguageModel.State.FAILED:
+        return f"{model.name} does not load, so it cannot be scored; fix it and retry its check."
+    return f"{model.name} is still being checked; its scoring starts once a worker has loaded it."
+
+
+# --- The check -------------------------------------------------------------------------------------------
+
+
+def language_model_check(
+    *,
+    model: LanguageModel,
+    trigger: str = RunTrigger.MANUAL,
+    score: bool = True,
+    by=None,
+    enqueue: bool = True,
+) -> ModelCheck:
+    """Check the model again (after an admin changed where it loads from, or to retry a failed check): it is
+    `checking`, so nothing new is scored on it, until the check finds it loads."""
+    if not model.variants.filter(kind=VariantKind.BASE).exists() and model.variants.exists():
+        # A row of published results only (evaluation/importers.py): there is nothing to load.
+        raise ApplicationError(f"{model.name} carries published results only; there is no model to check.")
+    with transaction.atomic():
+        check = _check_create(model=model, trigger=trigger, score=score, by=by, enqueue=enqueue)
+    model.refresh_from_db()
+    return check
+
+
+def language_model_check_retry(*, model: LanguageModel, by=None) -> ModelCheck:
+    """Check a model again, as a new check (a failed one stays as the record): after a failure, once the
+    cause is fixed, or to store what a model registered before checks existed never had stored. If the last
+    check was to queue the model's scoring, so is this one (only cells still missing are queued)."""
+    if model.checks.filter(status__in=ModelCheck.ACTIVE).exists():
+        raise ApplicationError(f"{model.name} is being checked already.")
+    last = model.checks.order_by("-id").first()
+    return language_model_check(
+        model=model,
+        trigger=last.trigger if last else RunTrigger.MANUAL,
+        score=last.score if last else True,
+        by=by,
+    )
+
+
+def _check_create(*, model: LanguageModel, trigger: str, score: bool, by, enqueue: bool) -> ModelCheck:
+    try:
+        with transaction.atomic():
+            check = ModelCheck.objects.create(model=model, trigger=trigger, score=score, created_by=by)
+    except IntegrityError:
+        raise ApplicationError(f"{model.name} is being checked already.") from None
+    LanguageModel.objects.filter(id=model.id).update(state=LanguageModel.State.CHECKING, check_error="")
+    if enqueue:
+        jobs.enqueue(ModelCheck, check.id)
+    return check
+
+
+def language_model_check_execute(*, check_id: int, task_id: str, worker: str = "") -> ModelCheck | None:
+    """Run a check in this process (the foreground path); None when another delivery holds it."""
+    return jobs.execute(
+        ModelCheck,
+        check_id,
+        work=language_model_check_work,
+        failures=CHECK_FAILURES,
+        task_id=task_id,
+        worker=worker,
+    )
+
+
+def language_model_check_work(check: ModelCheck, token: uuid.UUID) -> None:
+    """A check's work: load the model as scoring will, read off its facts, and make it ready (queueing its
+    scoring if the check says so), or failed with the reason."""
+    model = LanguageModel.objects.get(id=check.model_id)
+    try:
+        loaded = warm_model(model.spec(), settings.SCORING_DEVICE)
+        facts = model_facts(loaded)
+    except jobs.DATABASE_ERRORS:
+        raise  # core/jobs.py hands the check back and retries it; the model stays checking
+    except Exception as exc:
+        reason = (
+            str(exc) if isinstance(exc, CHECK_FAILURES) else f"Unexpected error ({type(exc).__name__}): {exc}"
+        )
+        if jobs.holds(ModelCheck, check.id, token):
+            LanguageModel.objects.filter(id=model.id).update(
+                state=LanguageModel.State.FAILED, check_error=reason[:5000] or type(exc).__name__
+            )
+        raise  # and core/jobs.py fails the check with the same reason
+
+    with transaction.atomic():
+        if jobs.lock_if_held(ModelCheck, check.id, token) is None:
+            return  # cancelled, or taken over by another delivery
+        LanguageModel.objects.filter(id=model.id).update(
+            state=LanguageModel.State.READY,
+            check_error="",
+            checked_at=timezone.now(),
+            chat_template=facts.chat_template,
+            special_tokens=facts.special_tokens,
+            max_input_tokens=facts.max_input_tokens,
+        )
+        jobs.finish(ModelCheck, check.id, token, JobStatus.SUCCEEDED)
+        if check.score:
+            # Sent to the broker when this commits, as a registration's runs always were.
+            scoring_runs_for_variant(variant=base_variant(model), trigger=check.trigger, by=check.created_by)

@@ -43,6 +43,12 @@ AGGREGATE_EVERY_SECONDS = 30
 _models = ModelCache()
 
 
+def warm_model(spec, device: str):
+    """The worker's warm model, loaded if it is not the one held. The model check loads through it too, so a
+    worker never holds two models at once and the first run after a check finds its model loaded."""
+    return _models.get(spec, device)
+
+
 def base_variant(model: LanguageModel) -> ModelVariant:
     variant, _ = ModelVariant.objects.get_or_create(model=model, kind=ModelVariant.Kind.BASE)
     return variant
@@ -144,7 +150,7 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     runs = []
     if not instruction.text_available:
         return runs
-    for model in LanguageModel.objects.filter(is_active=True):
+    for model in LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY):
         variants = [base_variant(model)]
         soft = selectors.current_soft_variant(model)
         if soft is not None and split.is_heldout(instruction.id):
@@ -185,7 +191,7 @@ def variant_score_now(*, variant: ModelVariant, say: Callable[[str], None] = lam
 def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
     """Queue whatever approved phrasings active models have not scored yet (after an import, say)."""
     runs = []
-    for model in LanguageModel.objects.filter(is_active=True):
+    for model in LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY):
         runs += scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
     return runs
 

@@ -1,11 +1,12 @@
-"""Celery tasks: thin wrappers that take ids and call a service. Each names its queue: `gpu` for scoring and
-training (one worker process per GPU), `default` for light work. Their life as jobs is core/jobs.py's."""
+"""Celery tasks: thin wrappers that take ids and call a service. Each names its queue: `gpu` for what loads a
+model (scoring, training, checking a new model; one worker process per GPU), `default` for light work. Their
+life as jobs is core/jobs.py's."""
 
 from celery import shared_task
 
 from core import jobs
-from evaluation import aggregates, scoring, softprompts
-from evaluation.models import ScoringRun, SoftPrompt
+from evaluation import aggregates, registry, scoring, softprompts
+from evaluation.models import ModelCheck, ScoringRun, SoftPrompt
 
 
 @shared_task(bind=True, name="evaluation.tasks.score_run", queue="gpu", max_retries=None)
@@ -29,6 +30,19 @@ def train_softprompt(self, soft_prompt_id: int, resume_token: str | None = None)
         resume_token=resume_token,
         work=softprompts.softprompt_train_work,
         failures=softprompts.FAILURES,
+    )
+
+
+# On the gpu queue because it loads the model, where scoring will load it (the worker keeps it warm).
+@shared_task(bind=True, name="evaluation.tasks.check_model", queue="gpu", max_retries=None)
+def check_model(self, check_id: int, resume_token: str | None = None) -> None:
+    jobs.perform(
+        self,
+        ModelCheck,
+        check_id,
+        resume_token=resume_token,
+        work=registry.language_model_check_work,
+        failures=registry.CHECK_FAILURES,
     )
 
 

@@ -22,7 +22,11 @@ def worker_database_url() -> str:
 
 
 def process_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "PYTEST", "TEST_REDIS"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CELERY_", "DATABASE_URL", "PYTEST", "TEST_REDIS"))
+    }
     env.update(DATABASE_URL=worker_database_url(), PYTHONUNBUFFERED="1", **overrides)
     return env
 
@@ -30,8 +34,22 @@ def process_env(**overrides: str) -> dict[str, str]:
 @contextlib.contextmanager
 def running_worker(env: dict[str, str], *, queues: str = "default", log: Path):
     command = [
-        sys.executable, "-m", "celery", "-A", "core", "worker", "-Q", queues, "--pool", "solo",
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"test-{os.getpid()}@%h",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "core",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "solo",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+        "-n",
+        f"test-{os.getpid()}@%h",
     ]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

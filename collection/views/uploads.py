@@ -16,6 +16,7 @@ from collection.forms import UploadForm
 from collection.importers.base import ImportFailed
 from collection.importers.instructions import import_instructions_upload
 from core import roles
+from core.errors import RateLimited, response_headers
 
 
 class UploadLimit(FileUploadHandler):
@@ -77,6 +78,13 @@ def _upload(request: HttpRequest) -> HttpResponse:
             )
         except ImportFailed as exc:
             error = f"{exc}\nNothing was imported."
+        except RateLimited as exc:
+            response = render(
+                request, "collection/phrasing_upload.html", _context(form, exc.message), status=429
+            )
+            for name, value in response_headers(exc).items():
+                response[name] = value
+            return response
         else:
             messages.success(request, f"Imported {upload_file.name}: " + "; ".join(report.lines()) + ".")
             return redirect("curation_queue")

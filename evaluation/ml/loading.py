@@ -1,5 +1,5 @@
-"""Load a model, its tokenizer and any soft prompt for scoring, and keep the last one warm in a worker
-process."""
+"""Load a model, its tokenizer and any soft prompt for scoring, keep the last one warm in a worker process,
+and read off what the web process needs to know about a model without loading it (`model_facts`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from evaluation.ml.config import ModelSpec
+from evaluation.ml import prompts
+from evaluation.ml.config import ConfigError, ModelSpec
 from evaluation.ml.errors import ModelLoadError
 
 SOFT_PROMPT_WEIGHTS = "adapter_model.safetensors"  # the file PEFT writes a prompt-tuning adapter's weights to
@@ -97,6 +98,57 @@ def load_soft_prompt(directory: str | Path, model) -> torch.Tensor:
             f"The soft prompt's width {tuple(weights.shape)} does not fit the model (hidden size {hidden})."
         )
     return weights
+
+
+# Tokenizers that do not know their model's input length report a huge placeholder (transformers' 1e30).
+MAX_SANE_LENGTH = 10_000_000
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the web process needs to know about a model, read once by the model check where the model loads:
+    its chat template's text, the special tokens that template reads, and how many tokens it takes in."""
+
+    chat_template: str  # empty: the tokenizer has none
+    special_tokens: dict[str, str]  # bos_token, eos_token, ...: the tokenizer's special_tokens_map
+    max_input_tokens: int | None  # None: neither the tokenizer nor the config says
+
+
+def model_facts(loaded: LoadedModel) -> ModelFacts:
+    """The facts of a loaded model. For a chat-format model, also proves that its chat template frames a
+    prompt in the sandbox the web process renders it in (prompts.chat_frame_from_template), so a model whose
+    template cannot does not become ready."""
+    tokenizer = loaded.tokenizer
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        # Several named templates: transformers uses "default" when no name is asked for.
+        template = template.get("default")
+    template = template if isinstance(template, str) else ""
+    tokens = {name: str(value) for name, value in tokenizer.special_tokens_map.items() if value is not None}
+    if loaded.spec.prompt_format == "chat":
+        if not template:
+            raise ConfigError(
+                "prompt_format: the tokenizer has no chat template; choose the 'none' or 'alpaca' prompt format."
+            )
+        try:
+            prompts.chat_frame_from_template(template, tokens)
+        except prompts.ChatTemplateError as exc:
+            raise ConfigError(f"prompt_format: the chat template cannot frame a prompt ({exc}).") from exc
+    return ModelFacts(
+        chat_template=template, special_tokens=tokens, max_input_tokens=_max_input_tokens(loaded)
+    )
+
+
+def _max_input_tokens(loaded: LoadedModel) -> int | None:
+    length = getattr(loaded.tokenizer, "model_max_length", None)
+    if isinstance(length, int) and 0 < length <= MAX_SANE_LENGTH:
+        return length
+    config = getattr(loaded.model, "config", None)
+    for name in ("n_positions", "max_position_embeddings"):
+        length = getattr(config, name, None)
+        if isinstance(length, int) and 0 < length <= MAX_SANE_LENGTH:
+            return length
+    return None  # e.g. T5: relative positions, no fixed limit
 
 
 class ModelCache:

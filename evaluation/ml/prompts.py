@@ -7,7 +7,17 @@ instance. The causal fast path computes `shared` once per phrasing and reuses it
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.ext import Extension, loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ALPACA_HEADER = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -44,3 +54,141 @@ def chat_frame(tokenizer: Any) -> tuple[str, str]:
 def adds_special_tokens(prompt_format: str) -> bool:
     # A chat template writes the BOS token into its text already; tokenizing it again would double it.
     return prompt_format != "chat"
+
+
+# --- Chat templates from their stored text ----------------------------------------------------------------
+#
+# The web process never loads a tokenizer: the model check (a worker) stores the chat template's text and the
+# special tokens it reads, and the authoring preview renders that text here. A chat template comes from the
+# model's files, so it is untrusted code: it runs in jinja2's immutable sandbox, set up as transformers'
+# `apply_chat_template` sets it up (transformers/utils/chat_template_utils.py), so that the preview shows what
+# the tokenizer renders. On top of that, results that would take the process's memory or time (a huge power
+# or repetition, a huge output) are refused.
+
+MAX_RENDERED_CHARS = 100_000
+MAX_REPEAT = 10_000  # longest sequence a template may build with `*` ("  " * indent is the real use)
+MAX_EXPONENT = 64
+
+
+class ChatTemplateError(ValueError):
+    """A stored chat template that cannot frame a prompt: it does not compile, reaches for something the
+    sandbox refuses, fails while rendering, or never shows the user's message. The message says which."""
+
+
+class _Generation(Extension):
+    """`{% generation %}...{% endgeneration %}` marks assistant text for training masks in transformers; for
+    rendering, it is its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller) -> str:
+        return caller()
+
+
+class _TemplateDict:
+    # As transformers': `dict(...)` and `dict.fromkeys(...)` without handing the template the dict type.
+    def __call__(self, *args, **kwargs):
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args, **kwargs):
+        return dict.fromkeys(*args, **kwargs)
+
+
+class _TemplateNamespace(jinja2.utils.Namespace):
+    # As transformers': a namespace never stores an underscore name, so it cannot reach Python's internals.
+    def __init__(*args, **kwargs):
+        self, args = args[0], args[1:]
+        attrs = dict(*args, **kwargs)
+        for name in attrs:
+            _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__init__(self, attrs)
+
+    def __setitem__(self, name, value):
+        _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check_name(name):
+        if isinstance(name, str) and name.startswith("_"):
+            raise SecurityError(f"A chat template may not store {name!r} on a namespace.")
+
+
+class _ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"A chat template may not raise to a power above {MAX_EXPONENT}.")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, str | list | tuple) and isinstance(times, int):
+                    if len(sequence) * times > MAX_REPEAT:
+                        raise SecurityError(
+                            f"A chat template may not build a sequence over {MAX_REPEAT:,} long."
+                        )
+        return super().call_binop(context, operator, left, right)
+
+
+def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    # transformers' filter: JSON without jinja's HTML escaping.
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _raise_exception(message):
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _strftime_now(format):
+    return datetime.now().strftime(format)
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(template: str) -> jinja2.Template:
+    env = _ChatTemplateEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, loopcontrols]
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    env.globals["dict"] = _TemplateDict()
+    env.globals["namespace"] = _TemplateNamespace
+    return env.from_string(template)
+
+
+def chat_frame_from_template(template: str, tokens: Mapping[str, str]) -> tuple[str, str]:
+    """`chat_frame` computed from a chat template's text and the special tokens it reads (`bos_token`,
+    `eos_token`, ...: the tokenizer's `special_tokens_map`), in the sandbox, with no tokenizer. Raises
+    ChatTemplateError for a template that cannot frame a prompt."""
+    variables = {
+        name: value for name, value in tokens.items() if isinstance(name, str) and isinstance(value, str)
+    }
+    variables.update(
+        messages=[{"role": "user", "content": _SENTINEL}],
+        tools=None,
+        documents=None,
+        add_generation_prompt=True,
+    )
+    try:
+        pieces, length = [], 0
+        for piece in _compile(template).generate(**variables):
+            length += len(piece)
+            if length > MAX_RENDERED_CHARS:
+                raise ChatTemplateError(f"it renders more than {MAX_RENDERED_CHARS:,} characters")
+            pieces.append(piece)
+    except ChatTemplateError:
+        raise
+    except Exception as exc:
+        # Anything the template's code raises (a TemplateError, the sandbox's SecurityError, a TypeError from a
+        # bad filter argument, a RecursionError from a macro calling itself) means it cannot frame a prompt.
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ChatTemplateError(reason) from exc
+    text = "".join(pieces)
+    if text.count(_SENTINEL) != 1:
+        raise ChatTemplateError("it does not show the user's message exactly once")
+    head, _, tail = text.partition(_SENTINEL)
+    return head, tail

@@ -15,7 +15,8 @@ from collection import access, preview, selectors, services, similarity
 from collection.forms import PhrasingForm
 from collection.models import Task
 from core import roles
-from core.errors import ApplicationError
+from core.errors import ApplicationError, response_headers
+from core.parsing import id_param
 from evaluation import selectors as evaluation_selectors
 from evaluation.models import LanguageModel
 from evaluation.prompt_formats import preview_wrapper
@@ -60,6 +61,17 @@ def _preview_context(form: PhrasingForm, user, *, exclude_id: int | None = None)
     }
 
 
+def _form_page(request: HttpRequest, context: dict) -> HttpResponse:
+    """The form again; after a refusal with the refusal's status (429 and Retry-After for the rate limit)."""
+    refusal = context.get("refusal")
+    status = refusal.status_code if refusal else 200
+    response = render(request, "collection/phrasing_form.html", context, status=status)
+    if refusal:
+        for name, value in response_headers(refusal).items():
+            response[name] = value
+    return response
+
+
 @login_required
 def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = _authorable_task(request, benchmark_slug, task_slug)
@@ -80,9 +92,7 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
                 messages.success(request, f"Thanks! Your phrasing for {task.name} is waiting for a curator.")
                 return redirect("my_phrasings")
         context.update(_preview_context(form, request.user))
-    return render(
-        request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200
-    )
+    return _form_page(request, context)
 
 
 @login_required
@@ -91,10 +101,7 @@ def phrasing_preview(request: HttpRequest, benchmark_slug: str, task_slug: str) 
     """The htmx preview panel, re-rendered as the author types (debounced in the page)."""
     task = _authorable_task(request, benchmark_slug, task_slug)
     form = PhrasingForm(request.POST, task=task, models=_models())
-    try:
-        exclude_id = int(request.POST.get("instruction") or 0) or None
-    except ValueError:
-        exclude_id = None
+    exclude_id = id_param(request.POST, "instruction")
     context = {"task": task, "form": form, **_preview_context(form, request.user, exclude_id=exclude_id)}
     return render(request, "collection/phrasing_form.html#preview", context)
 
@@ -127,9 +134,7 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
                 messages.success(request, "Saved. Your phrasing is back in the review queue.")
                 return redirect("my_phrasings")
         context.update(_preview_context(form, request.user, exclude_id=instruction.id))
-    return render(
-        request, "collection/phrasing_form.html", context, status=400 if "refusal" in context else 200
-    )
+    return _form_page(request, context)
 
 
 MY_PHRASINGS_PER_PAGE = 20

@@ -17,9 +17,10 @@ from collection.access import get_instruction_for_user, revisions_visible_to
 from collection.answers import option_texts
 from collection.models import Benchmark
 from collection.selectors import task_get
-from core import jobs
+from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
+from core.parsing import id_param, parse_id
 from evaluation import exports, registry, selectors
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
 
@@ -33,6 +34,9 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for_user(request.user, name)
+    check = {"model": model, "checking": model.checks.filter(status__in=jobs.ACTIVE).exists()}
+    if request.htmx:
+        return render(request, "evaluation/model_detail.html#check", check)
     runs = selectors.run_list(request.user, model=model)[:RUNS_PER_PAGE]
     breakdown = selectors.model_task_breakdown(model)
     soft_prompts = softprompts_visible_to(request.user).filter(model=model)
@@ -40,8 +44,21 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(
         request,
         "evaluation/model_detail.html",
-        {"model": model, "runs": runs, "breakdown": breakdown, "soft_prompts": soft_prompts},
+        {**check, "runs": runs, "breakdown": breakdown, "soft_prompts": soft_prompts},
     )
+
+
+@login_required
+@require_POST
+def model_check_retry(request: HttpRequest, name: str) -> HttpResponse:
+    """Check the model again on a GPU worker: after a failure, or to store what an old model never stored."""
+    model = get_model_for_user(request.user, name, manage=True)
+    try:
+        registry.language_model_check_retry(model=model, by=request.user)
+        messages.success(request, f"{model.name} will be checked again by a GPU worker.")
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    return redirect("model_detail", name=model.name)
 
 
 @login_required
@@ -49,7 +66,11 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 def model_score(request: HttpRequest, name: str) -> HttpResponse:
     """Queue whatever approved phrasings the model has not scored yet."""
     model = get_model_for_user(request.user, name, manage=True)
-    runs = registry.language_model_score_missing(model=model, by=request.user)
+    try:
+        runs = registry.language_model_score_missing(model=model, by=request.user)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return redirect("model_detail", name=model.name)
     if runs:
         cells = sum(run.to_compute for run in runs)
         messages.success(request, f"Queued {len(runs)} run(s): {cells} cell(s) to compute.")
@@ -68,8 +89,11 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
+    # A loader's error names the model's source; a path on our disks is for admins only.
+    model = run.variant.model
+    error = run.error if roles.is_admin(request.user) else model.without_source(run.error)
     if request.htmx:
-        return render(request, "evaluation/run_detail.html#progress", {"run": run})
+        return render(request, "evaluation/run_detail.html#progress", {"run": run, "error": error})
     # A run of a task may have scored phrasings since retired: they are listed only to those who see them.
     revisions = (
         revisions_visible_to(request.user)
@@ -80,7 +104,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(
         request,
         "evaluation/run_detail.html",
-        {"run": run, "revisions": revisions[:100], "revision_count": revisions.count()},
+        {"run": run, "error": error, "revisions": revisions[:100], "revision_count": revisions.count()},
     )
 
 
@@ -247,10 +271,8 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         rows = selectors.task_results(task=task, **params)
         return _export(request, f"results-{task.benchmark.slug}-{task.slug}-{params['phrasing_set']}", rows)
     order = "worst" if request.GET.get("order") == "worst" else "best"
-    try:
-        page = int(request.GET.get("page", 1))
-    except ValueError:
-        page = 1
+    # A page past either end is clamped by task_grid; one that is not a number is the first.
+    page = parse_id(request.GET.get("page")) or 1
     version = selectors.task_version(task)
 
     def build_models() -> str:
@@ -287,10 +309,7 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
     revision = instruction.current_revision
     results = selectors.phrasing_results(revision.id)
     scored = [r for r in results if r.source == "scored"]
-    try:
-        variant_id = int(request.GET.get("variant") or (scored[0].variant_id if scored else 0))
-    except ValueError:
-        variant_id = 0
+    variant_id = id_param(request.GET, "variant") or (scored[0].variant_id if scored else 0)
     page = Paginator(
         selectors.phrasing_predictions(variant_id=variant_id, revision_id=revision.id), PREDICTIONS_PER_PAGE
     ).get_page(request.GET.get("page"))

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from collection.access import revisions_visible_to
-from core import jobs
+from core import jobs, roles
 from core.errors import ApplicationError
 from evaluation import selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
@@ -42,7 +42,11 @@ def _curve_chart(soft: SoftPrompt) -> dict:
 
 def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
     soft = get_softprompt_for_user(request.user, soft_prompt_id)
-    context = {"soft": soft, "curve_chart": _curve_chart(soft)}
+    admin = roles.is_admin(request.user)
+    # The artifact is a directory on the workers' disks and an error may name the model's local path: both
+    # are for admins, as model sources are.
+    error = soft.error if admin else soft.model.without_source(soft.error)
+    context = {"soft": soft, "curve_chart": _curve_chart(soft), "error": error, "show_artifact": admin}
     if request.htmx:
         return render(request, "evaluation/softprompt_detail.html#progress", context)
     # Phrasings trained on or held out may have been retired since: listed only to those who see them.

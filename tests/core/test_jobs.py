@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core import jobs
 from core.celery import app
-from evaluation.models import LanguageModel, ModelVariant, ScoringRun, SoftPrompt
+from evaluation.models import LanguageModel, ModelCheck, ModelVariant, ScoringRun, SoftPrompt
 
 OUR_APPS = ("core.", "collection.", "evaluation.")
 
@@ -28,8 +28,8 @@ def test_every_task_of_ours_names_its_queue():
     assert ours["evaluation.refresh_aggregates"].queue == "default"
 
 
-def test_the_job_kinds_are_scoring_runs_and_trainings_each_with_a_registered_task():
-    assert set(jobs.job_kinds()) == {ScoringRun, SoftPrompt}
+def test_the_job_kinds_are_scoring_runs_trainings_and_model_checks_each_with_a_registered_task():
+    assert set(jobs.job_kinds()) == {ScoringRun, SoftPrompt, ModelCheck}
     for kind in jobs.job_kinds():
         assert kind.job_task in app.tasks, kind
 

@@ -156,6 +156,13 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("model_list", None, "get", {}, every("200")),
     ("model_detail", lambda w: ["m"], "get", {}, every("200")),
     ("model_score", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/models/m/")),
+    (
+        "model_check_retry",
+        lambda w: ["m"],
+        "post",
+        {},
+        _expect(LOGIN, "403", "403", "403", "302:/models/m/"),
+    ),
     ("model_align", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/softprompts/")),
     ("softprompt_detail", lambda w: [w.soft.id], "get", {}, every("200")),
     (
@@ -273,6 +280,13 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         {"name": "n2", "source": "/x", "family": "causal"},
         _expect("403", "403", "403", "403", "201"),
     ),
+    (
+        "languagemodel-retry-check",
+        lambda w: ["m"],
+        "post",
+        {},
+        _expect("403", "403", "403", "403", "200"),
+    ),
     ("scoringrun-list", None, "get", {}, every("200")),
     ("scoringrun-detail", lambda w: [w.run.id], "get", {}, every("200")),
     ("scoringrun-cancel", lambda w: [w.run.id], "post", {}, _expect("403", "403", "403", "400", "400")),
@@ -293,7 +307,7 @@ def _request(client, world: World, name: str, args, method: str, data: dict):
             "p.csv", b"task,template,source\nb/t,Say if {number} is even.,test\n"
         ),
     }
-    data = {k: placeholders[v]() if v in placeholders else v for k, v in data.items()}
+    data = {k: placeholders[v]() if isinstance(v, str) and v in placeholders else v for k, v in data.items()}
     if name.startswith(
         ("api", "benchmark-", "task-", "instruction-", "languagemodel-", "scoringrun-", "phrasingresult-")
     ):

@@ -36,6 +36,11 @@ def page(browser):
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium reports what the Content-Security-Policy blocked (an inline script, eval) on the console.
+    tab.on(
+        "console",
+        lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     tab.errors = errors
     yield tab
     context.close()

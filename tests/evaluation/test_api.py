@@ -102,7 +102,7 @@ def test_admins_register_models_with_a_token_and_others_cannot(
 def test_curators_cancel_runs_through_the_api(api, alice, carol, tiny_models):
     load_demo()
     model = registry.language_model_register(
-        name="t", source=str(tiny_models["t5"]), family="seq2seq", score=False
+        name="t", source=str(tiny_models["t5"]), family="seq2seq", score=False, check_now=True
     )
     run = registry.language_model_score_missing(model=model)[0]
     api.force_authenticate(alice)

@@ -33,6 +33,8 @@ def demo(db):
 
 
 def register(tiny_models, name="tiny-t5", source=None, family="seq2seq", **kwargs):
+    # Checked here, in the foreground, as the commands do: the model is ready when this returns.
+    kwargs.setdefault("check_now", True)
     return registry.language_model_register(
         name=name, source=str(source or tiny_models["t5"]), family=family, **kwargs
     )
@@ -129,8 +131,12 @@ def test_the_evaluation_sample_is_fixed_seeded_and_sized(demo):
 def test_a_model_path_that_does_not_exist_fails_the_run_with_a_reason(
     demo, tiny_models, tmp_path, django_capture_on_commit_callbacks
 ):
+    # A model that loaded when it was checked, whose files are gone by the time a run loads it. (A model that
+    # does not load when it is registered is failed by its check, with no runs: tests/evaluation/test_registry.py.)
+    model = register(tiny_models, score=False)
+    LanguageModel.objects.filter(id=model.id).update(source=str(tmp_path / "missing"))
     with django_capture_on_commit_callbacks(execute=True):
-        model = register(tiny_models, source=tmp_path / "missing")
+        registry.language_model_score_missing(model=model)
     run = ScoringRun.objects.filter(variant__model=model).first()
     assert run.status == JobStatus.FAILED
     assert f"No model directory at {tmp_path / 'missing'}" in run.error

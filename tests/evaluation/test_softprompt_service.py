@@ -34,6 +34,7 @@ def demo_model(db, tiny_models, tmp_path, settings):
         source=str(tiny_models["t5"]),
         family="seq2seq",
         tuned_on=[Collection.objects.get(slug="demotune")],
+        check_now=True,  # ready, as a worker's check would leave it: only ready models are scored and aligned
     )
 
 

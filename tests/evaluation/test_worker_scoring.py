@@ -1,5 +1,6 @@
 """Scoring in real Celery worker processes against Redis and PostgreSQL: a run over the demo benchmark, a
-repeated run that writes nothing, a worker killed mid-run, and a model that cannot load."""
+repeated run that writes nothing, a worker killed mid-run, and a model that cannot load (failed by its check,
+on the worker, before any run)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collection.demo import load_demo
 from collection.models import Task
 from core.jobs import JobStatus
 from evaluation import registry, scoring
-from evaluation.models import LanguageModel, Prediction, ScoringRun
+from evaluation.models import LanguageModel, ModelCheck, Prediction, ScoringRun
 from tests.workers import manage, process_env, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
@@ -119,12 +120,23 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
     assert not duplicates.exists()
 
 
-def test_a_model_that_cannot_load_gives_a_failed_run_with_a_reason(demo, env, tmp_path):
+def test_a_model_that_cannot_load_is_failed_by_its_check_on_a_worker_and_queues_no_run(demo, env, tmp_path):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=2)
     log = tmp_path / "worker.log"
     with running_worker(env, queues="default,gpu", log=log):
-        manage(env, "register_model", "ghost", str(tmp_path / "no-such-model"), "--family", "causal")
-        wait_for(all_finished, timeout=120, what="the runs to fail", log=log)
-    runs = ScoringRun.objects.filter(variant__model=LanguageModel.objects.get(name="ghost"))
-    assert {r.status for r in runs} == {JobStatus.FAILED}
-    assert all(f"No model directory at {tmp_path / 'no-such-model'}" in r.error for r in runs)
+        # --queue: the check is the worker's, as for a model registered through the web.
+        manage(
+            env, "register_model", "ghost", str(tmp_path / "no-such-model"), "--family", "causal", "--queue"
+        )
+        model = LanguageModel.objects.get(name="ghost")
+        wait_for(
+            lambda: not model.checks.filter(status__in=ModelCheck.ACTIVE).exists(),
+            timeout=120,
+            what="the model check",
+            log=log,
+        )
+    model.refresh_from_db()
+    assert model.state == LanguageModel.State.FAILED
+    assert f"No model directory at {tmp_path / 'no-such-model'}" in model.check_error
+    assert model.checks.get().worker.startswith("test-")
+    assert not ScoringRun.objects.filter(variant__model=model).exists()

@@ -7,7 +7,11 @@ from evaluation.models import Dtype, ModelFamily, PromptFormat
 
 
 class Command(BaseCommand):
-    help = "Register a model (hub id or local path) and queue the scoring of every approved phrasing on it."
+    help = (
+        "Register a model (hub id or local path), check here that it loads, and queue the scoring of every "
+        "approved phrasing on it. A command runs where the model is, so it checks in the foreground; --queue "
+        "leaves the check to a GPU worker (for a model only the workers can reach)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="Short name (a slug), e.g. flan-t5-base.")
@@ -26,6 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--description", default="")
         parser.add_argument("--no-score", action="store_true", help="Register without queueing scoring runs.")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Leave the check to a GPU worker instead of loading the model here; its scoring is queued once "
+            "the worker has loaded it.",
+        )
 
     def handle(self, *args, **opts):
         collections = list(Collection.objects.filter(slug__in=opts["tuned_on"]))
@@ -45,11 +55,26 @@ class Command(BaseCommand):
                 batch_size=opts["batch_size"],
                 description=opts["description"],
                 score=not opts["no_score"],
+                check_now=not opts["queue"],
             )
         except ApplicationError as exc:
             raise CommandError(str(exc)) from None
+        if model.state == model.State.CHECKING:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Registered {model.name}: a GPU worker will check that it loads, then queue its scoring."
+                )
+            )
+            return
+        if model.state == model.State.FAILED:
+            raise CommandError(
+                f"Registered {model.name}, but it does not load, so nothing is scored on it: {model.check_error}\n"
+                "Fix the cause, then retry its check from the model page, the API or admin."
+            )
         runs = model.variants.get().runs.all()
         cells = sum(run.to_compute for run in runs)
         self.stdout.write(
-            self.style.SUCCESS(f"Registered {model.name}: queued {len(runs)} run(s), {cells} cell(s).")
+            self.style.SUCCESS(
+                f"Registered {model.name}: it loads; queued {len(runs)} run(s), {cells} cell(s)."
+            )
         )

@@ -1,0 +1,35 @@
+"""Request checks that hold for every page and endpoint."""
+
+from __future__ import annotations
+
+from django.db import DataError
+from django.http import HttpRequest, HttpResponse
+
+from core.parsing import InvalidParameter, has_nul
+from core.views import bad_request
+
+FORM = "application/x-www-form-urlencoded"
+NUL_REFUSED = "The request holds a NUL character (%00), which no parameter takes."
+
+
+class RefuseNulCharacters:
+    """PostgreSQL text cannot hold a NUL character: a query that compares with one fails in the database, a
+    server error. No page or endpoint takes one, so a request with NUL in its path, query string or form
+    body is a 400 saying so. Multipart bodies are not read here (that would come before the upload view
+    installs its size limit), and JSON bodies are checked by the API's parser (core/parsing.py); a NUL that
+    still reaches a query from either is turned into the same 400 when psycopg refuses it."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        in_form = request.method == "POST" and request.content_type == FORM and has_nul(request.POST)
+        if "\x00" in request.path or has_nul(request.GET) or in_form:
+            raise InvalidParameter(NUL_REFUSED)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # psycopg refuses a NUL before sending the query, so the connection and transaction are unharmed.
+        if isinstance(exception, DataError) and "NUL" in str(exception):
+            return bad_request(request, InvalidParameter(NUL_REFUSED))
+        return None

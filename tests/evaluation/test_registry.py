@@ -1,0 +1,323 @@
+"""The model registry: a worker checks that a registered model loads before anything is scored on it, the
+authoring preview renders a chat template from the stored text (sandboxed, no tokenizer, no file, no
+network), and local paths are shown to admins only. Celery runs tasks eagerly here."""
+
+from __future__ import annotations
+
+import builtins
+import html
+import socket
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from collection import services as collection_services
+from collection.demo import load_demo
+from collection.models import Instruction, Task
+from core.errors import ApplicationError
+from core.jobs import JobStatus
+from evaluation import registry
+from evaluation.ml import prompts
+from evaluation.models import LanguageModel, ModelCheck, ScoringRun
+from evaluation.prompt_formats import preview_wrapper
+from tests.evaluation.tiny import CHAT_TEMPLATE
+
+pytestmark = pytest.mark.django_db
+
+# Meta-Llama-3-8B-Instruct's chat template, as its tokenizer_config.json has it.
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "{% endif %}"
+)
+LLAMA3_TOKENS = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
+LLAMA3_HEAD = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+LLAMA3_TAIL = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+NEW = "Decide whether {number} is divisible by two. Reply yes or no."
+
+
+@pytest.fixture
+def demo(db):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=2)
+
+
+def approve_a_new_phrasing(alice, carol) -> Instruction:
+    parity = Task.objects.get(benchmark__slug="demo", slug="parity")
+    instruction = collection_services.instruction_submit(task=parity, template=NEW, author=alice)
+    collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
+    return instruction
+
+
+# --- The check -------------------------------------------------------------------------------------------
+
+
+def test_registering_queues_a_check_and_nothing_is_scored_until_it_loads(
+    demo, tiny_models, alice, carol, client
+):
+    model = registry.language_model_register(name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq")
+    assert model.state == LanguageModel.State.CHECKING
+    (check,) = ModelCheck.objects.filter(model=model)
+    assert (check.status, check.trigger, check.score) == (JobStatus.QUEUED, "registration", True)
+    assert not ScoringRun.objects.exists()
+    # The model page says so and polls its check fragment until the check is done.
+    fragment = client.get(reverse("model_detail", args=["tiny-t5"]), HTTP_HX_REQUEST="true").content.decode()
+    assert "waiting for a GPU worker" in fragment and 'hx-trigger="every 2s"' in fragment
+    assert "<h1>" not in fragment
+    # Approvals and "score what is missing" pass a model that is being checked over.
+    approve_a_new_phrasing(alice, carol)
+    assert not ScoringRun.objects.exists()
+    with pytest.raises(ApplicationError, match="still being checked"):
+        registry.language_model_score_missing(model=model)
+
+
+def test_a_model_that_loads_becomes_ready_with_its_chat_template_stored_and_its_runs_queued(
+    demo, tiny_models, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        model = registry.language_model_register(
+            name="tiny-llama", source=str(tiny_models["llama"]), family="causal", prompt_format="chat"
+        )
+    model.refresh_from_db()
+    assert (model.state, model.check_error) == (LanguageModel.State.READY, "")
+    assert model.chat_template == CHAT_TEMPLATE
+    assert model.special_tokens["bos_token"] == "<s>" and model.special_tokens["eos_token"] == "</s>"
+    # The tokenizer states no limit (transformers' 1e30 placeholder), so the config's max_position_embeddings.
+    assert model.max_input_tokens == 512
+    assert model.checked_at is not None
+    assert ModelCheck.objects.get(model=model).status == JobStatus.SUCCEEDED
+    runs = ScoringRun.objects.filter(variant__model=model)
+    assert runs.count() == 4 and {r.trigger for r in runs} == {"registration"}
+    assert {r.status for r in runs} == {JobStatus.SUCCEEDED}
+
+
+@pytest.mark.parametrize("source", ["/nonexistent/path", "no-such-org/no-such-model"])
+def test_a_model_that_does_not_load_is_failed_with_the_reason_and_nothing_is_queued(
+    demo, source, monkeypatch, alice, carol, django_capture_on_commit_callbacks
+):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # a hub id is looked up, offline, and not found
+    with django_capture_on_commit_callbacks(execute=True):
+        model = registry.language_model_register(name="ghost", source=source, family="causal")
+    model.refresh_from_db()
+    check = ModelCheck.objects.get(model=model)
+    assert model.state == LanguageModel.State.FAILED and check.status == JobStatus.FAILED
+    assert f"Could not load causal model {source!r}" in model.check_error or "No model directory" in (
+        model.check_error
+    )
+    assert check.error == model.check_error
+    assert not ScoringRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        approve_a_new_phrasing(alice, carol)
+    assert not ScoringRun.objects.exists()
+
+
+def test_a_failed_model_is_retried_from_its_page_by_admins_and_then_scored(
+    demo, tiny_models, client, admin_user, carol, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        model = registry.language_model_register(name="tiny-t5", source="/no/such/model", family="seq2seq")
+    url = reverse("model_detail", args=["tiny-t5"])
+    page = client.get(url).content.decode()
+    assert "does not load" in page and "Retry the check" not in page and "/no/such" not in page
+    client.force_login(carol)
+    assert client.post(reverse("model_check_retry", args=["tiny-t5"])).status_code == 403
+    client.force_login(admin_user)
+    page = client.get(url).content.decode()
+    assert "Retry the check" in page and "No model directory at /no/such/model" in page
+    LanguageModel.objects.filter(id=model.id).update(source=str(tiny_models["t5"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("model_check_retry", args=["tiny-t5"]), follow=True)
+    assert "will be checked again" in response.content.decode()
+    model.refresh_from_db()
+    assert model.state == LanguageModel.State.READY
+    assert list(model.checks.values_list("status", flat=True)) == [JobStatus.SUCCEEDED, JobStatus.FAILED]
+    # The registration's scoring, which the failed check never queued, is queued by the retry's success.
+    assert ScoringRun.objects.filter(variant__model=model, trigger="registration").count() == 4
+
+
+def test_the_api_retries_a_check_for_admins_and_refuses_one_already_running(
+    demo, tiny_models, admin_user, alice
+):
+    model = registry.language_model_register(name="tiny-t5", source="/no/such/model", family="seq2seq")
+    api = APIClient()
+    api.force_authenticate(alice)
+    assert api.post("/api/models/tiny-t5/retry-check/").status_code == 403
+    api.force_authenticate(admin_user)
+    response = api.post("/api/models/tiny-t5/retry-check/")
+    assert response.status_code == 400 and "being checked already" in response.json()["detail"]
+    ModelCheck.objects.filter(model=model).update(status=JobStatus.FAILED, error="Could not load")
+    LanguageModel.objects.filter(id=model.id).update(state="failed", check_error="Could not load")
+    body = api.post("/api/models/tiny-t5/retry-check/").json()
+    assert (body["state"], body["check_error"]) == ("checking", "")
+    assert model.checks.filter(status=JobStatus.QUEUED).count() == 1
+
+
+def test_the_register_command_checks_in_the_foreground_unless_told_to_queue(demo, tiny_models, capsys):
+    call_command("register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq")
+    assert "Registered tiny-t5: it loads; queued 4 run(s)" in capsys.readouterr().out
+    assert LanguageModel.objects.get(name="tiny-t5").state == LanguageModel.State.READY
+    with pytest.raises(CommandError, match="does not load, so nothing is scored on it: No model directory"):
+        call_command("register_model", "ghost", "/no/such/model", "--family", "causal")
+    assert LanguageModel.objects.get(name="ghost").state == LanguageModel.State.FAILED
+    call_command("register_model", "later", str(tiny_models["gpt2"]), "--family", "causal", "--queue")
+    assert "a GPU worker will check that it loads" in capsys.readouterr().out
+    later = LanguageModel.objects.get(name="later")
+    assert later.state == LanguageModel.State.CHECKING
+    assert later.checks.get().status == JobStatus.QUEUED
+    assert not ScoringRun.objects.filter(variant__model=later).exists()
+
+
+def test_models_made_without_registration_are_ready_and_never_checked(demo, alice, carol):
+    # As the published-results importer and older rows: nothing to check, and nothing changes for them.
+    inactive = LanguageModel.objects.create(
+        name="flan-t5-xxl", source="published results only", family="seq2seq", is_active=False
+    )
+    assert inactive.state == LanguageModel.State.READY and not inactive.checks.exists()
+    approve_a_new_phrasing(alice, carol)
+    assert not ScoringRun.objects.exists() and not ModelCheck.objects.exists()
+
+
+# --- The preview ------------------------------------------------------------------------------------------
+
+
+def chat_model(**fields) -> LanguageModel:
+    defaults = {
+        "name": "llama-3-chat",
+        "source": "no-such-org/no-such-model",
+        "family": "causal",
+        "prompt_format": "chat",
+        "state": "ready",
+        "chat_template": LLAMA3_TEMPLATE,
+        "special_tokens": LLAMA3_TOKENS,
+    }
+    return LanguageModel.objects.create(**{**defaults, **fields})
+
+
+def preview(client, model_name: str) -> str:
+    response = client.post(
+        reverse("phrasing_preview", args=["demo", "parity"]), {"template": NEW, "preview_model": model_name}
+    )
+    assert response.status_code == 200
+    return html.unescape(response.content.decode())
+
+
+def test_the_preview_of_a_hub_chat_model_renders_its_stored_template_without_network_files_or_transformers(
+    demo, client, alice, monkeypatch
+):
+    import transformers
+
+    chat_model()
+    client.force_login(alice)
+    preview(client, "llama-3-chat")  # warms what any request loads once (templates, the embedding model)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the preview reached for a tokenizer, a file or the network")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` would raise
+    page = preview(client, "llama-3-chat")
+    first = Task.objects.get(slug="parity").instances.filter(split="eval").order_by("id").first()
+    bare = f"Decide whether {first.inputs['number']} is divisible by two. Reply yes or no."
+    assert LLAMA3_HEAD + bare + LLAMA3_TAIL in page
+
+
+def test_a_hostile_stored_template_is_refused_by_the_sandbox_and_the_preview_shows_the_bare_text(
+    demo, client, alice
+):
+    chat_model(chat_template="{{ ''.__class__.__mro__ }}{% for m in messages %}{{ m.content }}{% endfor %}")
+    client.force_login(alice)
+    page = preview(client, "llama-3-chat")
+    assert (
+        "chat template cannot be applied (access to attribute '__class__' of 'str' object is unsafe.)" in page
+    )
+    assert "Decide whether" in page and "<class" not in page and "<|start_header_id|>" not in page
+
+
+def test_a_model_whose_template_is_not_stored_previews_unwrapped_with_a_note(db):
+    checking = chat_model(name="being-checked", state="checking", chat_template="")
+    failed = chat_model(name="broken", state="failed", check_error="Could not load", chat_template="")
+    wrap, fmt, note = preview_wrapper(checking)
+    assert (wrap("a ", "b"), fmt) == (("a ", "b"), "none") and "once a worker has checked" in note
+    assert "did not load" in preview_wrapper(failed)[2]
+    wrap, fmt, note = preview_wrapper(chat_model(name="ok"))
+    assert (wrap("a ", "b"), fmt, note) == ((LLAMA3_HEAD + "a ", "b" + LLAMA3_TAIL), "chat", "")
+
+
+def test_the_sandboxed_frame_is_the_tokenizers_frame(tiny_models):
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tiny_models["llama"]))
+    for template in (CHAT_TEMPLATE, LLAMA3_TEMPLATE):
+        tokenizer.chat_template = template
+        assert prompts.chat_frame_from_template(template, tokenizer.special_tokens_map) == prompts.chat_frame(
+            tokenizer
+        )
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ cycler.__init__.__globals__ }}", "unsafe"),
+        ("{{ messages.append(1) }}", "unsafe"),
+        ("{% set ns = namespace() %}{% set ns._x = 1 %}", "may not store"),
+        ("{{ 'x' * 100000 }}", "may not build a sequence"),
+        ("{{ 2 ** 100000 }}", "may not raise to a power"),
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion"),
+        ("{{ raise_exception('Only user and assistant roles are supported') }}", "Only user and assistant"),
+        ("no messages", "does not show the user's message"),
+        ("{% for m in messages %}", "Unexpected end of template"),
+    ],
+)
+def test_the_sandbox_refuses_what_a_chat_template_may_not_do(template, reason):
+    with pytest.raises(prompts.ChatTemplateError, match=reason):
+        prompts.chat_frame_from_template(template, {})
+
+
+# --- Local paths ----------------------------------------------------------------------------------------------
+
+
+def test_local_paths_are_shown_to_admins_only_on_model_pages_and_in_the_api(db, client, admin_user):
+    LanguageModel.objects.create(name="local", source="/srv/models/secret-llama", family="causal")
+    LanguageModel.objects.create(name="hub", source="google/flan-t5-base", family="seq2seq")
+    pages = [reverse("model_list"), reverse("model_detail", args=["local"])]
+    for url in pages:
+        page = client.get(url).content.decode()
+        assert "/srv/models" not in page and "(local path)" in page
+    assert "google/flan-t5-base" in client.get(reverse("model_detail", args=["hub"])).content.decode()
+    api = APIClient()
+    sources = {m["name"]: m["source"] for m in api.get("/api/models/").json()["results"]}
+    assert sources == {"hub": "google/flan-t5-base", "local": "(local path)"}
+    assert api.get("/api/models/local/").json()["source"] == "(local path)"
+
+    client.force_login(admin_user)
+    for url in pages:
+        assert "/srv/models/secret-llama" in client.get(url).content.decode()
+    api.force_authenticate(admin_user)
+    assert api.get("/api/models/local/").json()["source"] == "/srv/models/secret-llama"
+
+
+@pytest.mark.parametrize(
+    ("source", "local"),
+    [
+        ("/srv/m", True),
+        ("./m", True),
+        ("~/m", True),
+        ("models/org/m", True),
+        ("C:\\models\\m", True),
+        ("gpt2", False),
+        ("google/flan-t5-base", False),
+    ],
+)
+def test_what_counts_as_a_local_path(source, local):
+    assert LanguageModel(source=source).source_is_local is local
