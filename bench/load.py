@@ -107,7 +107,7 @@ tok = train_tokenizer(["Is 12 even? yes or no. Which number is larger? A. 3 B. 4
 build_model("t5", tok, "{model_dir}", seed=0)
 Task.objects.filter(benchmark__slug="demo").update(eval_sample_size={SAMPLE})
 registry.language_model_register(name="tiny-t5", source="{model_dir}", family="seq2seq",
-    tuned_on=[Collection.objects.get(slug="demotune")], score=False)
+    tuned_on=[Collection.objects.get(slug="demotune")], score=False, check_now=True)
 tokens = {{}}
 User = get_user_model()
 for name, role in [(f"author{{i}}", "author") for i in range({AUTHORS})] + [("curator", "curator"), ("curator2", "curator")]:
