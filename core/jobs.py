@@ -87,6 +87,17 @@ class Job(models.Model):
         return self.status in ACTIVE
 
 
+def job_constraints(prefix: str) -> list[models.CheckConstraint]:
+    """The database's side of the lifecycle, for a kind's Meta.constraints: a valid status, and a reason for
+    every failure. Named `<prefix>_status_valid` and `<prefix>_failure_has_reason`."""
+    return [
+        models.CheckConstraint(condition=Q(status__in=JobStatus.values), name=f"{prefix}_status_valid"),
+        models.CheckConstraint(
+            condition=~Q(status=JobStatus.FAILED) | ~Q(error=""), name=f"{prefix}_failure_has_reason"
+        ),
+    ]
+
+
 def job_kinds() -> list[type[Job]]:
     return [model for model in apps.get_models() if issubclass(model, Job)]
 

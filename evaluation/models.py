@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from collection.models import Collection, Instance, Instruction, InstructionRevision, Task
-from core.jobs import Job, JobStatus
+from core.jobs import Job, job_constraints
 from evaluation.ml.config import AlignConfig, ModelSpec
 
 
@@ -215,13 +215,10 @@ class ModelCheck(Job):
                 condition=Q(status__in=["queued", "running"]),
                 name="modelcheck_one_active_per_model",
             ),
-            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="modelcheck_status_valid"),
             models.CheckConstraint(
                 condition=Q(trigger__in=RunTrigger.values), name="modelcheck_trigger_valid"
             ),
-            models.CheckConstraint(
-                condition=~Q(status="failed") | ~Q(error=""), name="modelcheck_failure_has_reason"
-            ),
+            *job_constraints("modelcheck"),
         ]
 
     def __str__(self) -> str:
@@ -296,11 +293,8 @@ class ScoringRun(Job):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="run_status_valid"),
             models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"),
-            models.CheckConstraint(
-                condition=~Q(status="failed") | ~Q(error=""), name="run_failure_has_reason"
-            ),
+            *job_constraints("run"),
         ]
         indexes = [
             # Serves the recovery sweep and the runs list: "queued or running runs".
@@ -469,10 +463,7 @@ class SoftPrompt(Job):
                 condition=Q(status__in=["queued", "running"]),
                 name="softprompt_one_active_per_model",
             ),
-            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="softprompt_status_valid"),
-            models.CheckConstraint(
-                condition=~Q(status="failed") | ~Q(error=""), name="softprompt_failure_has_reason"
-            ),
+            *job_constraints("softprompt"),
         ]
 
     def __str__(self) -> str:
