@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from collection.models import Instruction, Task
+from core.parsing import IdField, parse_id
 
 
 class PhrasingForm(forms.Form):
@@ -63,20 +64,19 @@ class ReviewForm(forms.Form):
 class DecisionForm(ReviewForm):
     """One decision on one phrasing, naming the revision the curator read (a hidden field of the queue)."""
 
-    revision = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    revision = IdField()
 
 
 def parse_ticked(values: list[str]) -> dict[int, int] | None:
     """The bulk form's ticked phrasings, each "<phrasing id>:<revision id>" (the revision the curator read);
-    None when any value is malformed (only ASCII digits count, so a "²" is refused, not crashed on)."""
+    None when any value is malformed (ids parse strictly, so a "²" is refused, not crashed on)."""
     ticked = {}
     for value in values:
         pk, _, revision = value.partition(":")
-        if not (pk.isascii() and pk.isdigit() and revision.isascii() and revision.isdigit()):
+        pk, revision = parse_id(pk), parse_id(revision)
+        if pk is None or revision is None:
             return None
-        if len(pk) > 18 or len(revision) > 18:  # beyond a bigint id: no such row
-            return None
-        ticked[int(pk)] = int(revision)
+        ticked[pk] = revision
     return ticked
 
 
