@@ -360,15 +360,11 @@ def embedded_burst(info: dict, cookies: dict[str, str]) -> dict:
     return {"statuses": statuses, "elapsed": time.monotonic() - began}
 
 
-def embedded(sqlite_options: str | None) -> None:
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        environment = embedded_env(tmp, sqlite_options)
-        info = embedded_setup(environment, tmp)
-        database = tmp / "db.sqlite3"
-        with contextlib.closing(sqlite3.connect(database)) as conn:
-            journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        web_log = open(tmp / "web.log", "w")
+@contextlib.contextmanager
+def serving(environment: dict[str, str], tmp: Path, name: str, *, stop_worker):
+    """gunicorn (2 sync workers, log in tmp/web.log) and one Celery worker on both queues (tmp/worker.log),
+    yielded once /healthz answers; stopped afterwards, the worker by `stop_worker` (terminate or kill)."""
+    with open(tmp / "web.log", "w") as web_log, open(tmp / "worker.log", "w") as worker_log:
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "core.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", "2"],
             cwd=REPO,
@@ -376,24 +372,9 @@ def embedded(sqlite_options: str | None) -> None:
             stdout=web_log,
             stderr=web_log,
         )
-        worker_log = open(tmp / "worker.log", "w")
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "core",
-                "worker",
-                "-Q",
-                "default,gpu",
-                "--pool",
-                "solo",
-                "-n",
-                "embedded@%h",
-                "--loglevel",
-                "WARNING",
-            ],
+            [sys.executable, "-m", "celery", "-A", "core", "worker", "-Q", "default,gpu", "--pool", "solo"]
+            + ["-n", f"{name}@%h", "--loglevel", "WARNING"],
             cwd=REPO,
             env=environment,
             stdout=worker_log,
@@ -406,6 +387,24 @@ def embedded(sqlite_options: str | None) -> None:
                         break
                 except OSError:
                     time.sleep(0.2)
+            yield
+        finally:
+            web.terminate()
+            stop_worker(worker)
+            web.wait(timeout=30)
+            worker.wait(timeout=60)
+
+
+def embedded(sqlite_options: str | None) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        environment = embedded_env(tmp, sqlite_options)
+        info = embedded_setup(environment, tmp)
+        database = tmp / "db.sqlite3"
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        # A warm shutdown of the worker would wait for the whole scoring run: kill it.
+        with serving(environment, tmp, "embedded", stop_worker=subprocess.Popen.kill):
             cookies = admin_login("demo-admin", "phrasebench-demo")
             deadline = time.monotonic() + 120
             while prediction_count(database) == 0 and time.monotonic() < deadline:
@@ -413,13 +412,6 @@ def embedded(sqlite_options: str | None) -> None:
             before = prediction_count(database)
             result = embedded_burst(info, cookies)
             during = prediction_count(database) - before
-        finally:
-            web.terminate()
-            worker.kill()  # a warm shutdown would wait for the whole scoring run
-            web.wait(timeout=30)
-            worker.wait(timeout=30)
-            web_log.close()
-            worker_log.close()
         with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
             stored = conn.execute(
                 "SELECT count(*) FROM collection_instruction i JOIN auth_user u ON u.id = i.author_id"
@@ -462,52 +454,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         environment = env(Path(tmp))
         info = setup(environment, Path(tmp))
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "core.wsgi",
-                "-b",
-                f"127.0.0.1:{PORT}",
-                "-w",
-                "2",
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=environment,
-        )
-        worker_log = open(Path(tmp) / "worker.log", "w")
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "core",
-                "worker",
-                "-Q",
-                "default,gpu",
-                "--pool",
-                "solo",
-                "-n",
-                "load@%h",
-                "--loglevel",
-                "WARNING",
-            ],
-            cwd=REPO,
-            env=environment,
-            stdout=worker_log,
-            stderr=worker_log,
-        )
-        try:
-            for _ in range(100):
-                try:
-                    if call("GET", "/healthz")[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
+        with serving(environment, Path(tmp), "load", stop_worker=subprocess.Popen.terminate):
             stats = load(info, args.clients, args.seconds, args.write_share)
             # Two curators approve every stored submission at once (naming the revision they read); exactly one
             # approval each may succeed, the other is refused as decided. The worker scores each on the tiny model.
@@ -519,12 +466,6 @@ def main() -> None:
                 if result["unscored"] == 0:
                     break
                 time.sleep(3)
-        finally:
-            web.terminate()
-            worker.terminate()
-            web.wait(timeout=30)
-            worker.wait(timeout=60)
-            worker_log.close()
     if not args.keep:
         import psycopg
 
