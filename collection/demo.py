@@ -228,9 +228,7 @@ def load_demo() -> ImportReport:
                 max_options=len(spec.label_space),
                 source=SOURCE,
             )
-            created_n, unchanged_n = instances_upsert(task=task, rows=instance_rows(spec, index))
-            report.add("instances created", created_n)
-            report.add("instances unchanged", unchanged_n)
+            report.add_instances(instances_upsert(task=task, rows=instance_rows(spec, index)))
             groups = ((TUNING_COLLECTION, "observed", spec.observed), ("crowd", "crowd", spec.unobserved))
             for collection, prefix, templates in groups:
                 for number, template in enumerate(templates, start=1):

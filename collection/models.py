@@ -36,6 +36,27 @@ class CollectionKind(models.TextChoices):
     TUNING = "tuning", "Instruction-tuning collection"
 
 
+class Answers(models.TextChoices):
+    """What a phrasing asks the model to answer with (the strings rank classification scores)."""
+
+    # The task's own answers: letters on a letter-answered task, the task's label words otherwise.
+    TASK = "task", "The task's answers"
+    # The phrasing's label words: one per task label (yes/no for same/different), or on a letter-answered
+    # task one per option position (1..5, a..e).
+    WORDS = "words", "The phrasing's label words"
+    # Each instance's option texts (T0's templates that list the options and ask for the answer itself).
+    TEXTS = "texts", "The option texts"
+
+
+class PhrasingFormat(models.TextChoices):
+    """Which models a phrasing is written for."""
+
+    ANY = "", "Any model"
+    # Alpaca's instruction/input layout ("### Input:"), written for Alpaca-format models: the study scored
+    # these on its Alpaca models only.
+    ALPACA = "alpaca", "Alpaca-format models only"
+
+
 class InstructionStatus(models.TextChoices):
     PENDING = "pending", "Pending review"
     # A curator asked the author for an edit; editing sends it back to the queue as pending.
@@ -165,6 +186,7 @@ class Instruction(models.Model):
     """A phrasing of a task. Its text lives in immutable revisions; `current_revision` is the one in use."""
 
     Status = InstructionStatus
+    Format = PhrasingFormat
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="instructions")
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="instructions")
@@ -177,6 +199,13 @@ class Instruction(models.Model):
     )
     source = models.CharField(max_length=300, blank=True, help_text="External source, when not written here.")
     external_id = models.CharField(max_length=200, blank=True, help_text="The phrasing's id at its source.")
+    prompt_format = models.CharField(
+        max_length=10,
+        choices=PhrasingFormat.choices,
+        default=PhrasingFormat.ANY,
+        blank=True,
+        help_text="Blank: every model scores it; 'alpaca': only models with the Alpaca prompt format.",
+    )
     text_available = models.BooleanField(
         default=True,
         help_text="False for phrasings known only from published results: shown on leaderboards, never scored.",
@@ -200,6 +229,9 @@ class Instruction(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=InstructionStatus.values), name="instruction_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(prompt_format__in=PhrasingFormat.values), name="instruction_prompt_format_valid"
             ),
             # Written here by a user, or brought in from a named external source.
             models.CheckConstraint(
@@ -229,9 +261,13 @@ class Instruction(models.Model):
         return self.current_revision.template if self.current_revision_id else ""
 
 
-def revision_hash(template: str, labels: list[str] | None) -> str:
-    """The content hash of a revision: what the model sees (the template and any label words)."""
-    payload = json.dumps({"template": template, "labels": labels or None}, ensure_ascii=False, sort_keys=True)
+def revision_hash(template: str, labels: list[str] | None, answers: str = Answers.TASK) -> str:
+    """The content hash of a revision: what the model sees and answers (template, label words, answers)."""
+    content = {"template": template, "labels": labels or None}
+    if answers != Answers.TASK:
+        # Only when set, so the hashes of revisions written before answers were declared stay as they were.
+        content["answers"] = answers
+    payload = json.dumps(content, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -243,6 +279,8 @@ def normalised_key(template: str) -> str:
 class InstructionRevision(models.Model):
     """One immutable text of a phrasing. Results always belong to a revision, never to the mutable phrasing."""
 
+    Answers = Answers
+
     instruction = models.ForeignKey(Instruction, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     template = models.TextField()
@@ -250,6 +288,12 @@ class InstructionRevision(models.Model):
         null=True,
         blank=True,
         help_text="Optional label words for this phrasing, one per task label (e.g. yes/no for same/different).",
+    )
+    answers = models.CharField(
+        max_length=10,
+        choices=Answers.choices,
+        default=Answers.TASK,
+        help_text="What the model answers with: the task's answers, these label words, or the option texts.",
     )
     content_hash = models.CharField(max_length=64)
     normalised_hash = models.CharField(max_length=64)
@@ -262,6 +306,11 @@ class InstructionRevision(models.Model):
             models.UniqueConstraint(fields=["instruction", "number"], name="revision_unique_number"),
             models.UniqueConstraint(fields=["instruction", "content_hash"], name="revision_unique_content"),
             models.CheckConstraint(condition=Q(number__gte=1), name="revision_number_positive"),
+            models.CheckConstraint(condition=Q(answers__in=Answers.values), name="revision_answers_valid"),
+            # Label words are what WORDS answers with; the other kinds ignore them.
+            models.CheckConstraint(
+                condition=~Q(answers="words") | Q(labels__isnull=False), name="revision_words_have_labels"
+            ),
         ]
         indexes = [
             # Serves the exact-duplicate check when a phrasing is submitted to a task.
@@ -275,7 +324,7 @@ class InstructionRevision(models.Model):
         # Revisions are immutable: results are keyed on them, so an edit must make a new revision.
         if self.pk is not None:
             raise ValueError("Instruction revisions are immutable; create a new revision instead.")
-        self.content_hash = revision_hash(self.template, self.labels)
+        self.content_hash = revision_hash(self.template, self.labels, self.answers)
         self.normalised_hash = normalised_key(self.template)
         super().save(*args, **kwargs)
 

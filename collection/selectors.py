@@ -93,16 +93,26 @@ def task_eval_sample_ids(task: Task) -> list[int]:
     return sorted(row[0] for row in sorted(rows, key=rank)[:size])
 
 
-def approved_phrasings(task: Task | None = None, *, scorable: bool = True) -> QuerySet[Instruction]:
+def approved_phrasings(
+    task: Task | None = None, *, scorable: bool = True, prompt_format: str | None = None
+) -> QuerySet[Instruction]:
     """The approved phrasings (of one task, or all) with their current revision: the equivalence set every
     model is scored on. The one definition of "the approved phrasings of a task". `scorable=False` keeps
-    those known only from published results (no text), which count in imported figures."""
+    those known only from published results (no text), which count in imported figures. `prompt_format`
+    (a model's) keeps those written for it: every model's, plus those written for that format alone."""
     phrasings = Instruction.objects.filter(
         status=Instruction.Status.APPROVED, current_revision__isnull=False
     ).select_related("current_revision", "task", "collection")
     if scorable:
         phrasings = phrasings.filter(text_available=True)
+    if prompt_format is not None:
+        phrasings = phrasings.filter(prompt_format__in=written_for(prompt_format))
     return phrasings if task is None else phrasings.filter(task=task)
+
+
+def written_for(model_prompt_format: str) -> list[str]:
+    """The phrasing formats a model with this prompt format scores: any model's ("") and its own."""
+    return [Instruction.Format.ANY, model_prompt_format]
 
 
 def task_phrasings(task: Task, user, *, status: str = "approved") -> QuerySet[Instruction]:

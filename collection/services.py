@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from collection import access, events, templating
+from collection.answers import answers_for
 from collection.models import (
     Collection,
     Instance,
@@ -38,11 +39,14 @@ class DuplicatePhrasing(ApplicationError):
     pass
 
 
-def template_check(*, task: Task, template: str, labels: list[str] | None = None) -> templating.Validation:
+def template_check(
+    *, task: Task, template: str, labels: list[str] | None = None, answers: str | None = None
+) -> templating.Validation:
     """Validate a phrasing for a task; raises InvalidTemplate with every problem found."""
     result = templating.validate(template, task.template_fields(), max_chars=settings.TEMPLATE_MAX_CHARS)
     if labels is not None:
         result.errors += label_errors(task, labels)
+    result.errors += answers_errors(labels, answers)
     if not result.ok:
         raise InvalidTemplate(f"The phrasing for {task} is not valid.", details=result.errors)
     return result
@@ -61,6 +65,19 @@ def label_errors(task: Task, labels: list[str]) -> list[str]:
     return []
 
 
+def answers_errors(labels: list[str] | None, answers: str | None) -> list[str]:
+    """Label words and declared answers must agree: words need label words, the other kinds take none."""
+    if answers is None:
+        return []
+    if answers not in InstructionRevision.Answers.values:
+        return [f"Answers must be one of: {', '.join(InstructionRevision.Answers.values)}."]
+    if answers == InstructionRevision.Answers.WORDS and not labels:
+        return ["Give the label words the phrasing asks for, or answer with the task's answers."]
+    if answers != InstructionRevision.Answers.WORDS and labels:
+        return ["Label words are only scored when the phrasing answers with its label words."]
+    return []
+
+
 def instruction_create(
     *,
     task: Task,
@@ -70,12 +87,17 @@ def instruction_create(
     source: str = "",
     external_id: str = "",
     labels: list[str] | None = None,
+    answers: str | None = None,
     status: str = Instruction.Status.PENDING,
+    prompt_format: str = Instruction.Format.ANY,
 ) -> Instruction:
-    """Create a phrasing with its first revision. Imported phrasings name a source instead of an author."""
+    """Create a phrasing with its first revision. Imported phrasings name a source instead of an author.
+    `answers` None: the phrasing's label words when it has any, else the task's answers."""
     if author is None and not source:
         raise ApplicationError("A phrasing needs an author or an external source.")
-    template_check(task=task, template=template, labels=labels)
+    template_check(task=task, template=template, labels=labels, answers=answers)
+    if prompt_format not in Instruction.Format.values:
+        raise ApplicationError(f"Unknown prompt format {prompt_format!r}.")
     with transaction.atomic():
         instruction = Instruction.objects.create(
             task=task,
@@ -84,9 +106,15 @@ def instruction_create(
             source=source,
             external_id=external_id,
             status=status,
+            prompt_format=prompt_format,
         )
         revision = InstructionRevision.objects.create(
-            instruction=instruction, number=1, template=template, labels=labels, created_by=author
+            instruction=instruction,
+            number=1,
+            template=template,
+            labels=labels,
+            answers=answers_for(labels, answers),
+            created_by=author,
         )
         instruction.current_revision = revision
         instruction.save(update_fields=["current_revision", "updated_at"])
@@ -94,19 +122,30 @@ def instruction_create(
 
 
 def instruction_revise(
-    *, instruction: Instruction, template: str, labels: list[str] | None = None, by=None
+    *,
+    instruction: Instruction,
+    template: str,
+    labels: list[str] | None = None,
+    answers: str | None = None,
+    by=None,
 ) -> InstructionRevision:
     """Point the phrasing at a revision with this text: an existing one if the text is unchanged or was
     used before (so its results are reused), else a new immutable revision."""
-    template_check(task=instruction.task, template=template, labels=labels)
+    template_check(task=instruction.task, template=template, labels=labels, answers=answers)
+    answers = answers_for(labels, answers)
     with transaction.atomic():
         instruction = Instruction.objects.select_for_update().get(pk=instruction.pk)
-        content_hash = revision_hash(template, labels)
+        content_hash = revision_hash(template, labels, answers)
         revision = instruction.revisions.filter(content_hash=content_hash).first()
         if revision is None:
             last = instruction.revisions.order_by("-number").values_list("number", flat=True).first() or 0
             revision = InstructionRevision.objects.create(
-                instruction=instruction, number=last + 1, template=template, labels=labels, created_by=by
+                instruction=instruction,
+                number=last + 1,
+                template=template,
+                labels=labels,
+                answers=answers,
+                created_by=by,
             )
         if instruction.current_revision_id != revision.id:
             instruction.current_revision = revision
@@ -391,31 +430,58 @@ def instance_check(*, task: Task, inputs: dict, options: list, gold: int) -> lis
     return problems
 
 
-def instances_upsert(*, task: Task, rows: list[dict]) -> tuple[int, int]:
-    """Create the instances that do not exist yet; returns (created, unchanged).
+@dataclass
+class InstanceUpsert:
+    created: int = 0
+    unchanged: int = 0
+    widened: int = 0  # existing instances given new input fields
+    reordered: int = 0  # existing instances that kept an earlier option order
+
+
+def instances_upsert(*, task: Task, rows: list[dict]) -> InstanceUpsert:
+    """Create the instances that do not exist yet.
 
     Each row has source_id, split, inputs, options, gold. An existing source_id with different content is
-    an error: silently changing an instance would change what past predictions mean.
+    an error (silently changing an instance would change what past predictions mean), with two exceptions
+    that change no prompt already scored: new input fields are added to an instance (a later version of the
+    importer splits the input into more fields), and an instance whose options differ only in order, with
+    the same gold text, keeps its order.
     """
     existing = {
-        source_id: (split, inputs, options, gold)
-        for source_id, split, inputs, options, gold in Instance.objects.filter(task=task).values_list(
-            "source_id", "split", "inputs", "options", "gold"
+        source_id: (pk, split, inputs, options, gold)
+        for pk, source_id, split, inputs, options, gold in Instance.objects.filter(task=task).values_list(
+            "pk", "source_id", "split", "inputs", "options", "gold"
         )
     }
-    new, unchanged, conflicts = [], 0, []
+    result = InstanceUpsert()
+    new, widened, conflicts = [], [], []
     for row in rows:
         current = existing.get(row["source_id"])
         if current is None:
             new.append(Instance(task=task, **row))
-        elif current == (row["split"], row["inputs"], row["options"], row["gold"]):
-            unchanged += 1
-        else:
+            continue
+        pk, split, inputs, options, gold = current
+        if split != row["split"] or any(row["inputs"].get(name) != text for name, text in inputs.items()):
             conflicts.append(row["source_id"])
+            continue
+        if options != row["options"]:
+            if sorted(options) != sorted(row["options"]) or options[gold] != row["options"][row["gold"]]:
+                conflicts.append(row["source_id"])
+                continue
+            result.reordered += 1
+        elif gold != row["gold"]:
+            conflicts.append(row["source_id"])
+            continue
+        if row["inputs"].keys() - inputs.keys():
+            widened.append(Instance(pk=pk, inputs=row["inputs"]))
+        else:
+            result.unchanged += 1
     if conflicts:
         raise ApplicationError(
             f"{len(conflicts)} instance(s) of {task} already exist with different content "
             f"(first: {conflicts[0]}); refusing to change data that results may depend on."
         )
     Instance.objects.bulk_create(new, batch_size=2000)
-    return len(new), unchanged
+    Instance.objects.bulk_update(widened, ["inputs"], batch_size=2000)
+    result.created, result.widened = len(new), len(widened)
+    return result

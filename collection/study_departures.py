@@ -63,128 +63,26 @@ def _departure(cause, tasks, ids, differs, why, fix) -> Departure:
 
 
 DEPARTURES: tuple[Departure, ...] = (
-    # --- Phrasings the app does not hold ------------------------------------------------------------------
     _departure(
-        "Alpaca/Unobserved not imported",
-        (),
-        r"Alpaca/Unobserved/\d+",
-        {"no phrasing"},
-        "Alpaca's unobserved entries are bare instructions that the study pairs with a fixed input block in "
-        "Alpaca's with-input wrapper; the app has no with-input prompt format yet, so the importer skips them.",
-        "issue 15 item 3 (Alpaca's with-input format, then import these).",
-    ),
-    _departure(
-        "Alpaca/QA and Alpaca/BC not imported",
-        (),
-        r"Alpaca/(QA|BC)/\d+",
-        {"no phrasing"},
-        "The study scored Alpaca's QA/BC templates on Alpaca models only, inside Alpaca's with-input wrapper. "
-        "Until a phrasing can belong to a prompt format, importing them would have every model score them and "
-        "count them as unobserved for Flan-T5 and T0, which the study never did; the importer skips them.",
-        "issue 15 item 3 (Alpaca's with-input format; phrasings that belong to a prompt format).",
-    ),
-    _departure(
-        "Alpaca/Default not imported",
-        (),
+        "Alpaca/Default on label-word tasks",
+        ("Play_Dialog", "Strange_Stories", "StrategyQA", "Winowhy"),
         r"Alpaca/Default/1",
         {"no phrasing"},
-        "The study's Alpaca form of BIG-bench's own prompt (Preprocessor.alpaca_default, which also puts the "
-        "output prefix before the question); the app holds one benchmark default per task, BBL/Default.",
-        "issue 15 items 3 and 4 (Alpaca's format; defaults as their own set).",
+        "On these tasks the study builds BIG-bench's prompt for Alpaca with Preprocessor.alpaca_default, which "
+        "also puts the answer cue before the question ('\\nAnswer: ' + input + ... + '\\nAnswer: '); the "
+        "importer does not build that form and skips them, reporting why.",
+        "build alpaca_default's layout from the task's BIG-bench prefixes.",
     ),
     _departure(
-        "option texts scored on a letter task",
-        LETTER_TASKS,
-        r"T0/QA/(2|3|4|6|8|11|12|13)",
-        {"no phrasing"},
-        "The study scores each instance's option texts; the app scores letters on letter-answered tasks, so the "
-        "importer skips these rather than score them differently.",
-        "issue 15 item 1 (a phrasing declares its answers: option texts).",
-    ),
-    _departure(
-        "lowercase letters scored on a letter task",
-        LETTER_TASKS,
-        r"NIV2/QA/(1[1-9]|20)",
-        {"no phrasing"},
-        "NIV2's MathQA templates are scored on a, b, c, ...; the app scores A, B, ... on letter-answered tasks "
-        "whatever the phrasing's label words, so the importer skips them.",
-        "issue 15 item 1 (label words honoured on letter tasks).",
-    ),
-    _departure(
-        "play_dialog NIV2 first line",
-        ("Play_Dialog",),
-        r"NIV2/BC/([1-9]|10)",
-        {"no phrasing"},
-        "The study writes 'Paragraph- <play> Question:' with the play's first line without its newline; the "
-        "app's {play} keeps the newline, so no template reproduces it and the importer skips them.",
-        "issue 15 item 1 (a play_dialog field without the trailing newline).",
-    ),
-    # --- Field splits --------------------------------------------------------------------------------------
-    _departure(
-        "novel_concepts prefix",
-        ("Novel_Concepts",),
-        r"BBL/Unobserved/([1-6]|8|10)",
-        {"prompt"},
-        "The study removes 'What do the following have in common? ' from the input for these templates (they "
-        "ask it in their own words); the app's {question} is the whole input.",
-        "issue 15 item 1 (a novel_concepts field without the prefix).",
-    ),
-    _departure(
-        "strange_stories field split",
-        ("Strange_Stories",),
-        r"BBL/Unobserved/([1-9]|10)",
-        {"prompt"},
-        "In the study {question} is the whole input, story included; the app's split makes it only the final "
-        "'Q: ...' line (the story is {context}), so the story is missing from these prompts.",
-        "issue 15 item 1 (strange_stories' fields as each template expects them).",
-    ),
-    _departure(
-        "defaults' field split",
-        ("Conceptual_Combinations", "Logic_Grid_Puzzle", "Strange_Stories"),
-        r"BBL/Default/1",
-        {"prompt"},
-        "BIG-bench's own prompt is built around {question}, which these tasks' field splits cut down: the "
-        "concept, the puzzle and its clues, the story are missing.",
-        "issue 15 item 1 (defaults built from the whole input).",
-    ),
-    # --- Where defaults attach, answers ---------------------------------------------------------------------
-    _departure(
-        "defaults on the parent task",
-        ("Logical_Deduction", "Strange_Stories"),
-        r"BBL/Default/1",
-        {"instances"},
-        "import_bigbench attaches BIG-bench's prompt to the top-level task; the study used one subtask "
-        "(logical_deduction five_objects: 500 of 1,500 instances; strange_stories boolean: 53 of 174).",
-        "issue 15 items 1 and 4 (defaults where the study used them).",
-    ),
-    _departure(
-        "strange_stories default answered by letter",
-        ("Strange_Stories",),
-        r"BBL/Default/1",
-        {"answers"},
-        "On the parent task (multiple choice and boolean pooled) the answers are letters; the study's boolean "
-        "subtask is answered yes/no.",
-        "issue 15 item 1 (defaults where the study used them).",
-    ),
-    _departure(
-        "logic_grid digits",
-        ("Logic_Grid_Puzzle",),
-        r"BBL/Unobserved/(3|9)",
-        {"answers"},
-        "These templates ask for 1-5 and the study scores the digits; their label words are imported but "
-        "ignored on a letter-answered task, so the app scores A-E.",
-        "issue 15 item 1 (label words honoured on letter tasks).",
-    ),
-    # --- Instances ------------------------------------------------------------------------------------------
-    _departure(
-        "conceptual_combinations option order",
-        ("Conceptual_Combinations",),
-        r".*",
-        {"option order"},
-        "The answer is always first in the raw data, so both shuffle: the study with one random.Random(42) "
-        "stream over all items in its file system's folder order, the app with a seed per instance. The "
-        "texts and the gold text agree; the letters do not.",
-        "issue 15 item 1 (the study's stream, in the order its SOURCE.txt records).",
+        "Alpaca header without an input",
+        ("Play_Dialog", "Winowhy"),
+        r"Alpaca/Unobserved/(4|8|9|10)",
+        {"wrapper"},
+        "These instructions show the instance themselves and have no input block; the study still wraps them "
+        "in Alpaca's with-input header ('..., paired with an input that provides further context.'). The app "
+        "follows Alpaca's own code: the with-input header only for a prompt with an '### Input:' block. The "
+        "text inside the wrapper is the study's.",
+        "none planned: the study's header describes an input these prompts do not have.",
     ),
     _departure(
         "512-token truncation",
@@ -192,13 +90,14 @@ DEPARTURES: tuple[Departure, ...] = (
         r".*",
         {"truncated"},
         "The study's tokenizer call cut prompts over 512 tokens at the end (question, options and answer cue "
-        "included): estimated for T5, exact for LLaMA. The app has no input limit.",
-        "issue 15 item 5 (per-model input length, the study's truncation as an option).",
+        "included): estimated for T5, exact for LLaMA. The app keeps the end of a long prompt by default (as "
+        "lm-evaluation-harness does); a model registered with truncation 'cut_end' and a 512-token limit cuts "
+        "as the study did. The prompt compared here is before truncation.",
+        "none: the study's behaviour is an option per model.",
     ),
-    # --- Prompt format --------------------------------------------------------------------------------------
 )
 
 # Known departures the sample does not exercise (the test cannot check them): MMLU high_school_macroeconomics
-# row 183 has duplicate options and the study's gold (looked up by text) is A where the CSV says D; the study's
-# own code cannot build T0/BC/1-8 and T0/Classification/3; language_identification and
-# vitaminc_fact_verification have no data in ../shared.
+# row 183 has duplicate options and the study's gold (looked up by text) is A where the CSV says D (the app
+# keeps the CSV's answer); the study's own code cannot build T0/BC/1-8 and T0/Classification/3 (skipped and
+# reported); language_identification and vitaminc_fact_verification have no data in ../shared.

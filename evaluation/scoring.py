@@ -121,9 +121,13 @@ def scoring_run_create(
     return run
 
 
-def approved_revisions(task: Task | None = None) -> list[InstructionRevision]:
-    """The current revisions of the approved phrasings (of one task, or all): what every model scores."""
-    return [phrasing.current_revision for phrasing in approved_phrasings(task)]
+def approved_revisions(
+    task: Task | None = None, *, model: LanguageModel | None = None
+) -> list[InstructionRevision]:
+    """The current revisions of the approved phrasings (of one task, or all): what every model scores, and
+    with `model`, those written for its prompt format alone (Alpaca's layout for Alpaca-format models)."""
+    prompt_format = model.prompt_format if model is not None else None
+    return [phrasing.current_revision for phrasing in approved_phrasings(task, prompt_format=prompt_format)]
 
 
 def scoring_runs_for_variant(
@@ -131,7 +135,7 @@ def scoring_runs_for_variant(
 ) -> list[ScoringRun]:
     """One run per task over its approved phrasings (tasks run in parallel on several GPU workers). A soft
     prompt's variant scores the held-out phrasings only: the others may be in its training set."""
-    revisions = approved_revisions(task)
+    revisions = approved_revisions(task, model=variant.model)
     if variant.kind == VariantKind.SOFT_PROMPT:
         revisions = [r for r in revisions if split.is_heldout(r.instruction_id)]
     runs = []
@@ -150,7 +154,11 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     runs = []
     if not instruction.text_available:
         return runs
-    for model in LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY):
+    models = LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY)
+    if instruction.prompt_format:
+        # Written for one prompt format: only its models score it (collection.selectors.written_for).
+        models = models.filter(prompt_format=instruction.prompt_format)
+    for model in models:
         variants = [base_variant(model)]
         soft = selectors.current_soft_variant(model)
         if soft is not None and split.is_heldout(instruction.id):

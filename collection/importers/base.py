@@ -32,9 +32,20 @@ class ImportReport:
 
     counts: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    # reason -> source key (e.g. a study task) -> ids skipped for it, for importers that skip by id.
+    skipped: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def add(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
+
+    def add_instances(self, upsert) -> None:
+        """The counts of a services.instances_upsert result."""
+        self.add("instances created", upsert.created)
+        self.add("instances unchanged", upsert.unchanged)
+        if upsert.widened:
+            self.add("instances given new input fields", upsert.widened)
+        if upsert.reordered:
+            self.add("instances keeping their earlier option order", upsert.reordered)
 
     def lines(self) -> list[str]:
         lines = [f"{key}: {value:,}" for key, value in sorted(self.counts.items())]

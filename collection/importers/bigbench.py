@@ -3,8 +3,9 @@
 A path is a task folder (or its task.json). Subfolders holding their own task.json become subtasks under
 the task. Options keep file order; the gold option is the one with the highest target score. Tasks whose
 examples all offer the same label words (yes/no, same/different) are answered with those words; the
-rest are answered with letters, as the study scored them. Each top-level task also gets BIG-bench's own
-prompt (task_prefix, input and output prefixes) as its benchmark-default phrasing.
+rest are answered with letters, as the study scored them. Each top-level task, and each subtask the study
+scored on its own, also gets BIG-bench's own prompt (task_prefix, input and output prefixes) as its
+benchmark-default phrasing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from collection.models import Benchmark, Instance, Instruction, Task
 from collection.services import instances_upsert, instruction_create, instruction_revise
 
 BENCHMARK_SLUG = "bigbench-lite"
+# Subtasks the study scored on their own (logical_deduction: five objects; strange_stories: the yes/no
+# questions): each gets BIG-bench's prompt as its own default, besides the top-level task's.
+STUDY_SUBTASKS = ("logical_deduction-five_objects", "strange_stories-boolean")
 DEFAULT_SOURCE = "BIG-bench task.json"
 LETTERS = string.ascii_uppercase
 
@@ -88,9 +92,6 @@ def _example_row(
     options = list(spec.fixed_options) or list(scores)
     if answer not in options:
         raise ImportFailed(path, f"{where}: answer {answer!r} is not one of the options {options}")
-    if spec.shuffle_options:
-        # Seeded per instance, so the order is the same on every import and machine.
-        random.Random(f"{path.parent.name}/{source_id}").shuffle(options)
     inputs, matched = spec.split(example["input"])
     task_file.unmatched += not matched
     return {
@@ -116,7 +117,22 @@ def read_task_dir(path: Path) -> TaskFile:
     for task_file in [root, *root.subtasks]:
         if not task_file.rows and not (task_file is root and root.subtasks):
             raise ImportFailed(task_file.path, "the task has no examples")
+    if spec.shuffle_options:
+        study_shuffle(root, spec)
     return root
+
+
+def study_shuffle(root: TaskFile, spec: FieldSpec) -> None:
+    """Shuffle every example's options with the study's one stream (see FieldSpec.shuffle_options): the
+    same order on every import and machine, and the study's order wherever its folders are all here."""
+    rank = {name: i for i, name in enumerate(spec.shuffle_folders)}
+    subtasks = sorted(root.subtasks, key=lambda sub: (rank.get(sub.path.parent.name, len(rank)), sub.slug))
+    stream = random.Random(42)
+    for task_file in [root, *subtasks]:
+        for row in task_file.rows:
+            answer = row["options"][row["gold"]]
+            stream.shuffle(row["options"])
+            row["gold"] = row["options"].index(answer)
 
 
 def answer_space(rows: list[dict], spec: FieldSpec) -> tuple[str, str, list[str]]:
@@ -137,9 +153,11 @@ def canonical_rows(rows: list[dict], answer_format: str, labels: list[str]) -> l
     return [row | {"options": labels, "gold": labels.index(row["options"][row["gold"]])} for row in rows]
 
 
-def default_template(root: TaskFile, answer_format: str) -> str:
-    """BIG-bench's own prompt as a template: task prefix, input prefix, question, options, output prefix."""
-    sources = [root.data] + [sub.data for sub in root.subtasks]
+def default_template(task_file: TaskFile, answer_format: str, parent: TaskFile | None = None) -> str:
+    """BIG-bench's own prompt as a template: task prefix, input prefix, question, options, output prefix,
+    read from the task's own file (then, for a subtask, its parent's), as the study builds it: a top-level
+    task's default does not take its subtasks' prefixes."""
+    sources = [task_file.data] + ([parent.data] if parent else [])
 
     def first(key: str, fallback: str) -> str:
         for data in sources:
@@ -151,7 +169,9 @@ def default_template(root: TaskFile, answer_format: str) -> str:
         return text.replace("{", "{{").replace("}", "}}")
 
     description = first("task_prefix", "") or first("description", "")
-    head = f"{esc(description)} {esc(first('example_input_prefix', chr(10)))}{{question}}"
+    # {input}: the example's whole input, as BIG-bench builds its prompt (where our field split cuts
+    # {question} down, the puzzle, the story or the concept would be missing).
+    head = f"{esc(description)} {esc(first('example_input_prefix', chr(10)))}{{input}}"
     tail = esc(first("example_output_prefix", ""))
     if answer_format == Task.AnswerFormat.OPTION_TEXT:
         return head + tail
@@ -185,18 +205,22 @@ def _import_tree(benchmark: Benchmark, root: TaskFile, report: ImportReport) -> 
         "source": DEFAULT_SOURCE,
     }
     parent = _task_from_file(benchmark, root, None, report, common, kind, answer_format, labels)
+    _default_upsert(parent, default_template(root, answer_format), root.path, report)
     for sub in root.subtasks:
         sub_kind, sub_format, sub_labels = answer_space(sub.rows, spec)
-        _task_from_file(benchmark, sub, parent, report, common, sub_kind, sub_format, sub_labels)
+        task = _task_from_file(benchmark, sub, parent, report, common, sub_kind, sub_format, sub_labels)
+        if task.slug in STUDY_SUBTASKS:
+            _default_upsert(task, default_template(sub, sub_format, parent=root), sub.path, report)
 
-    default_collection = collection_get("benchmark-default", root.path)
-    template = default_template(root, answer_format)
-    existing = Instruction.objects.filter(task=parent, source=DEFAULT_SOURCE, external_id="default").first()
+
+def _default_upsert(task: Task, template: str, path: Path, report: ImportReport) -> None:
+    """BIG-bench's own prompt as the task's benchmark-default phrasing, created or brought up to date."""
+    existing = Instruction.objects.filter(task=task, source=DEFAULT_SOURCE, external_id="default").first()
     if existing is None:
         instruction_create(
-            task=parent,
+            task=task,
             template=template,
-            collection=default_collection,
+            collection=collection_get("benchmark-default", path),
             source=DEFAULT_SOURCE,
             external_id="default",
             status=Instruction.Status.APPROVED,
@@ -226,9 +250,7 @@ def _task_from_file(benchmark, task_file, parent, report, common, kind, answer_f
         external_id=task_file.slug,
         **common,
     )
-    created_n, unchanged_n = instances_upsert(task=task, rows=rows)
-    report.add("instances created", created_n)
-    report.add("instances unchanged", unchanged_n)
+    report.add_instances(instances_upsert(task=task, rows=rows))
     if task_file.unmatched:
         report.notes.append(
             f"{task.slug}: {task_file.unmatched} of {len(rows)} inputs did not split into "

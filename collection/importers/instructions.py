@@ -2,23 +2,24 @@
 
 InstructionEval (`--format instructioneval`) reads both extracted files of the study (shared/data/
 paper_instructions, see its SOURCE.txt); each entry's shape says which kind it is.
-- Unobserved (human-written) entries carry `strings`: we import every entry written as a template
-  (`input_template`, or `input_text(formatted)` for the few written as f-strings) onto the task it was written
-  for, approved, in the crowd collection (they were written by practitioners and no model was tuned on them).
-  Entries that are not templates are reported and skipped: `BBL/Default` and `Alpaca/Default` name BIG-bench's
-  own prompt (import_bigbench creates it as the task's benchmark-default phrasing), and Alpaca/Unobserved
-  entries are a bare instruction that the study's Alpaca wrapper combines with a fixed input block.
+- Unobserved (human-written) entries carry `strings`: every BBL/MMLU entry written as a template
+  (`input_template`, or `input_text(formatted)` for the few written as f-strings) goes onto the task it was
+  written for, approved, in the crowd collection (practitioners wrote them; no model was tuned on them).
+  Where the study's `{question}` is not ours, the template is written with our field (STUDY_FIELDS).
+  `BBL/Default` is skipped: import_bigbench creates BIG-bench's own prompt as the task's default.
+- Alpaca entries (Alpaca/Unobserved, Alpaca/Default) become phrasings for Alpaca-format models only
+  (prompt_format "alpaca"): the instruction, Alpaca's "### Input:" marker, then the input block the study
+  builds. Alpaca/Default goes into the benchmark-default collection, the rest into the crowd collection.
 - Observed entries carry `collection` and `template`: the instruction-tuning collections' templates (FLAN,
-  NIV2, T0, Alpaca's QA/BC) already written in our placeholder language, with the label words the study scores
-  and what the extraction verified. They go into the named collection (FLAN -> flan, NIV2 -> niv2, T0 -> t0,
-  Alpaca -> alpaca), approved. An entry is skipped, and reported by id with the reason, when the app could not
-  reproduce the study with it: the study's own code cannot build it (T0/BC/1-8, T0/Classification/3), its
-  prompt cannot be written as our template (Play_Dialog NIV2/BC/1-10), the study scores other answers than
-  the app would (option texts or lowercase letters on a letter-answered task: our letter tasks score A, B, ...
-  whatever the phrasing's label words), or its task is not imported. Alpaca's QA/BC templates are skipped
-  for now: the study scored them on Alpaca models only, inside Alpaca's with-input wrapper, and until a
-  phrasing can belong to a prompt format every registered model would score them and count them as
-  unobserved (for Flan-T5 and T0 too), which the study never did.
+  NIV2, T0, Alpaca's QA/BC) already written in our placeholder language, with the label words the study
+  scores and what the extraction verified. They go into the named collection (FLAN -> flan, NIV2 -> niv2,
+  T0 -> t0, Alpaca -> alpaca), approved; Alpaca's are for Alpaca-format models only. A phrasing answers as
+  the study scores it: its label words (NIV2's MathQA a, b, ... on letter tasks too) or each instance's
+  option texts (T0's QA). Skipped, and reported by id with the reason: entries the study's own code cannot
+  build (T0/BC/1-8, T0/Classification/3), entries whose task is not imported, and entries whose prompt
+  cannot be written as a template here.
+Re-importing after a fidelity fix gives a phrasing whose rendering changed a new revision (its old results
+stay with the old revision).
 Either way the study's id (e.g. "BBL/Unobserved/3", "NIV2/QA/7") is the external id, so a second import adds
 nothing; a malformed entry refuses the whole file, naming the task key and the id.
 
@@ -42,6 +43,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from collection.answers import answers_for
 from collection.importers.base import (
     ImportFailed,
     ImportReport,
@@ -52,7 +54,7 @@ from collection.importers.base import (
     read_text,
 )
 from collection.models import Instruction, InstructionRevision, Task, normalised_key
-from collection.services import instruction_create, uploads_check, uploads_lock
+from collection.services import instruction_create, instruction_revise, uploads_check, uploads_lock
 from core.errors import ApplicationError
 
 # The study's task keys, mapped to (benchmark, task slug) as our importers name them. The study evaluated
@@ -85,6 +87,13 @@ STUDY_LABELS = {
     ("Winowhy", "BBL/Unobserved/6"): ["Yes", "No"],
     ("Logic_Grid_Puzzle", "BBL/Unobserved/3"): ["1", "2", "3", "4", "5"],
     ("Logic_Grid_Puzzle", "BBL/Unobserved/9"): ["1", "2", "3", "4", "5"],
+    # Alpaca-format templates (configs/BBH/*.py, their alpaca_unobservedN label spaces).
+    ("Play_Dialog", "Alpaca/Unobserved/2"): ["yes", "no"],
+    ("Play_Dialog", "Alpaca/Unobserved/9"): ["Yes", "No"],
+    ("Play_Dialog", "Alpaca/Unobserved/10"): ["A", "B"],
+    **{("StrategyQA", f"Alpaca/Unobserved/{n}"): ["yes", "no"] for n in (1, 3, 6, 7, 9)},
+    ("Winowhy", "Alpaca/Unobserved/4"): ["Yes", "No"],
+    ("Winowhy", "Alpaca/Unobserved/6"): ["Yes", "No"],
 }
 
 TEMPLATE_KEYS = ("input_template", "input_text(formatted)")
@@ -97,16 +106,31 @@ OBSERVED_ID = re.compile(r"(?P<collection>FLAN|NIV2|T0|Alpaca)/(QA|BC|Classifica
 SKIP_STUDY_FAILS = "the study's own code cannot build its prompt (its scores come from code not published)"
 SKIP_NO_TASK = "its task is not imported (import the task, then run this again)"
 SKIP_PROMPT = "its prompt cannot be written as a template here (see the file's not_expressible)"
-SKIP_OPTION_TEXTS = "the study scores the option texts; the app scores letters on a letter-answered task"
-SKIP_OWN_LETTERS = (
-    "the study scores its own letters (a, b, ...); the app scores A, B, ... on a letter-answered task"
+SKIP_UNVERIFIED = "the file does not say what the study scores for it"
+SKIP_ALPACA_DEFAULT = (
+    "the study's alpaca_default (BIG-bench's prompt with its answer cue also put before the question) is "
+    "not built here"
 )
-SKIP_UNVERIFIED = "the file does not say that the app scores it as the study does"
-SKIP_ALPACA_FORMAT = (
-    "an Alpaca-format template: the study scored it on Alpaca models only, in Alpaca's with-input wrapper; "
-    "until phrasings belong to a prompt format (issue 15, item 3) every model would score it, and it would "
-    "count as an unobserved phrasing for Flan-T5 and T0"
+
+# Study templates whose {question} is not ours: the study's field split differs for these ids.
+# - strange_stories BBL/Unobserved: the study's {question} is the whole input, story included (our
+#   {question} is the final "Q: ..." line).
+# - novel_concepts BBL/Unobserved 1-6, 8, 10: the study drops "What do the following have in common? "
+#   (these templates ask it in their own words), which our {things} does.
+STUDY_FIELDS = (
+    ("Strange_Stories", re.compile(r"BBL/Unobserved/\d+"), "input"),
+    ("Novel_Concepts", re.compile(r"BBL/Unobserved/([1-6]|8|10)"), "things"),
 )
+QUESTION = re.compile(r"(?<!\{)\{question\}(?!\})")
+PLACEHOLDER = re.compile(r"(?<!\{)\{[A-Za-z_]\w*(:\w+)?\}(?!\})")
+
+# Play_Dialog NIV2/BC: NIV2's mapping writes "Paragraph- <play> Question:" with the play's first line
+# without its newline, which is our {paragraph}; the file gives the template with {play} as closest_template.
+STUDY_PROMPT_FIXES = {("Play_Dialog", "{play} Question:"): "{paragraph} Question:"}
+
+# Alpaca's with-input layout (the study's wrapper, around instruction + this + input): see
+# evaluation/ml/prompts.py, which picks the with-input header when a prompt has it.
+ALPACA_INPUT = "\n\n### Input:\n"
 
 
 @dataclass
@@ -121,6 +145,11 @@ class PhrasingRow:
     labels: list[str] | None
     # The study collection an observed row comes from (FLAN, NIV2, T0, Alpaca), for the report's counts.
     group: str = ""
+    answers: str | None = None  # None: label words when it has any, else the task's answers
+    prompt_format: str = Instruction.Format.ANY
+    # The study's rows are the study's text: a phrasing imported earlier with another rendering (before a
+    # fidelity fix) gets this one as a new revision. Generic rows never overwrite.
+    revise: bool = False
 
 
 def _task(benchmark_slug: str, task_slug: str) -> Task | None:
@@ -137,8 +166,6 @@ def read_instructioneval(path: Path, report: ImportReport) -> list[PhrasingRow]:
         raise ImportFailed(path, "no '_meta' with 'source_repo': not an InstructionEval extraction")
     source = f"InstructionEval ({meta['source_repo']}@{str(meta.get('commit', ''))[:7]})"
     rows = []
-    # reason -> study task key -> skipped ids, for the report's notes.
-    skipped: dict[str, dict[str, list[str]]] = {}
     for key, entry in data.items():
         if key == "_meta":
             continue
@@ -157,40 +184,102 @@ def read_instructioneval(path: Path, report: ImportReport) -> list[PhrasingRow]:
             result = _observed_row(path, key, task, item, source)
             if isinstance(result, str):
                 report.add(f"{item['collection']}: skipped, {result}")
-                skipped.setdefault(result, {}).setdefault(key, []).append(item["id"])
+                report.skipped.setdefault(result, {}).setdefault(key, []).append(item["id"])
             else:
                 rows.append(result)
-    report.notes += _skip_notes(skipped)
+    report.notes += _skip_notes(report.skipped)
     return rows
 
 
 def _unobserved_rows(
     key: str, task: Task | None, instructions: list, source: str, report: ImportReport
 ) -> list[PhrasingRow]:
-    templates = [(item, _template_of(item)) for item in instructions]
-    templates = [(item, text) for item, text in templates if text is not None]
-    report.add("entries that are not templates (skipped)", len(instructions) - len(templates))
-    if task is None:
-        benchmark_slug, task_slug = STUDY_TASKS[key]
-        report.add("templates skipped: task not imported", len(templates))
-        report.notes.append(
-            f"{key}: task {benchmark_slug}/{task_slug} is not imported; its {len(templates)} templates "
-            "were skipped (import the task first, then run this again)"
-        )
-        return []
-    return [
-        PhrasingRow(
-            where=f"{key} {item.get('id')}",
-            task=task,
-            template=text,
-            collection_slug="crowd",
-            author=None,
-            source=source,
-            external_id=str(item.get("id") or ""),
-            labels=STUDY_LABELS.get((key, item.get("id"))),
-        )
-        for item, text in templates
-    ]
+    """Rows of the human-written entries (BBL/MMLU/Unobserved), and of the Alpaca-format ones
+    (Alpaca/Unobserved, Alpaca/Default) for Alpaca-format models; BBL/Default is skipped (import_bigbench
+    creates BIG-bench's prompt as the task's default)."""
+    studied = [item for item in instructions if isinstance(item, dict) and isinstance(item.get("id"), str)]
+    report.add("entries that are not templates (skipped)", len(instructions) - len(studied))
+    rows, not_templates = [], 0
+    for item in studied:
+        study_id = item["id"]
+        if study_id.startswith("Alpaca/"):
+            result = _alpaca_row(key, task, item, source) if task is not None else SKIP_NO_TASK
+        elif (template := _template_of(item)) is None:
+            not_templates += 1
+            continue
+        elif task is None:
+            result = SKIP_NO_TASK
+        else:
+            result = PhrasingRow(
+                where=f"{key} {study_id}",
+                task=task,
+                template=_study_fields(key, study_id, template),
+                collection_slug="crowd",
+                author=None,
+                source=source,
+                external_id=study_id,
+                labels=STUDY_LABELS.get((key, study_id)),
+                group="human-written",
+                revise=True,
+            )
+        if isinstance(result, str):
+            report.add(f"{study_id.rsplit('/', 1)[0]}: skipped, {result}")
+            report.skipped.setdefault(result, {}).setdefault(key, []).append(study_id)
+        else:
+            rows.append(result)
+    report.add("entries that are not templates (skipped)", not_templates)
+    return rows
+
+
+def _study_fields(key: str, study_id: str, template: str) -> str:
+    """The template with the study's {question} written as our field where the two differ (STUDY_FIELDS)."""
+    for study_task, ids, field_name in STUDY_FIELDS:
+        if study_task == key and ids.fullmatch(study_id):
+            return QUESTION.sub("{" + field_name + "}", template)
+    return template
+
+
+def _alpaca_row(key: str, task: Task, item: dict, source: str) -> PhrasingRow | str:
+    """An Alpaca-format entry as a phrasing for Alpaca-format models: the instruction, Alpaca's input
+    marker, then the input block the study builds (its multiple-choice block, the entry's own input
+    template, or the whole input)."""
+    study_id = item["id"]
+    whole = "{input}" if "input" in task.input_fields else "{question}"
+    strings = item.get("strings") if isinstance(item.get("strings"), dict) else {}
+    if item.get("via") == "alpaca_multiple_choice":
+        # A plain string in the study's list (its other entries are templates already).
+        instruction = item.get("alpaca_instruction")
+        instruction = _literal(instruction) if isinstance(instruction, str) else None
+        block = f"Question: {whole}\n{{options:parens}}"
+    elif item.get("function") == "alpaca_default":
+        return SKIP_ALPACA_DEFAULT
+    else:
+        instruction = strings.get("instruction") or strings.get("input_text")
+        block = strings.get("inputs") or strings.get("inputs(formatted)")
+        if block is None and not (isinstance(instruction, str) and PLACEHOLDER.search(instruction)):
+            block = whole  # a bare instruction: the study gives the whole input as Alpaca's input
+    if not isinstance(instruction, str) or not isinstance(block, str | None):
+        return "the entry has no instruction text (the study's list has none at its index)"
+    default = study_id.startswith("Alpaca/Default/")
+    return PhrasingRow(
+        where=f"{key} {study_id}",
+        task=task,
+        # An instruction that shows the instance itself has no input block.
+        template=instruction if block is None else instruction + ALPACA_INPUT + block,
+        collection_slug="benchmark-default" if default else "crowd",
+        author=None,
+        source=source,
+        external_id=study_id,
+        labels=STUDY_LABELS.get((key, study_id)),
+        group="Alpaca default" if default else "Alpaca unobserved",
+        prompt_format=Instruction.Format.ALPACA,
+        revise=True,
+    )
+
+
+def _literal(text: str) -> str:
+    """Plain text as template text: braces doubled so they print as themselves."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _is_observed(item) -> bool:
@@ -222,23 +311,19 @@ def _observed_row(path: Path, key: str, task: Task | None, item: dict, source: s
         return SKIP_STUDY_FAILS
     if task is None:
         return SKIP_NO_TASK
-    if item["collection"] == "Alpaca":
-        return SKIP_ALPACA_FORMAT
     if template is None or "prompt" in what:
-        return SKIP_PROMPT
+        template = _prompt_fixed(key, item.get("closest_template"))
+        if template is None:
+            return SKIP_PROMPT
     scored = item.get("scored_answers")
     if not isinstance(scored, dict):
         raise ImportFailed(path, f"{where}: no 'scored_answers' saying what the study scores")
     labels = _observed_labels(path, where, task, item)
-    letters = task.answer_format == Task.AnswerFormat.LETTER
-    if scored.get("same_as_study") is not True or any(w.startswith("scoring") for w in what):
-        if letters:
-            return SKIP_OWN_LETTERS if labels else SKIP_OPTION_TEXTS
+    answers = _observed_answers(
+        task, scored, labels, scoring_differs=any(w.startswith("scoring") for w in what)
+    )
+    if answers == SKIP_UNVERIFIED:
         return SKIP_UNVERIFIED
-    if letters and labels is not None:
-        # Letter-answered tasks score A, B, ... whatever the phrasing's label words: imported, these would
-        # be scored on other answers than the study's.
-        return SKIP_OWN_LETTERS
     return PhrasingRow(
         where=where,
         task=task,
@@ -249,7 +334,37 @@ def _observed_row(path: Path, key: str, task: Task | None, item: dict, source: s
         external_id=study_id,
         labels=labels,
         group=item["collection"],
+        answers=answers,
+        prompt_format=Instruction.Format.ALPACA if item["collection"] == "Alpaca" else Instruction.Format.ANY,
+        revise=True,
     )
+
+
+def _prompt_fixed(key: str, closest) -> str | None:
+    """The file's closest template with a known fix applied (STUDY_PROMPT_FIXES), or None."""
+    if not isinstance(closest, str):
+        return None
+    for (study_task, old), new in STUDY_PROMPT_FIXES.items():
+        if study_task == key and old in closest:
+            return closest.replace(old, new)
+    return None
+
+
+def _observed_answers(
+    task: Task, scored: dict, labels: list[str] | None, *, scoring_differs: bool
+) -> str | None:
+    """What the phrasing answers with, as the study scores it. The file says whether the app's default
+    (letters on a letter-answered task, label words otherwise) is the study's; where not, the study scores
+    either its own label words (NIV2's MathQA a, b, ...) or each instance's option texts (T0's QA)."""
+    if scored.get("same_as_study") is True and not scoring_differs:
+        return None
+    if task.answer_format != Task.AnswerFormat.LETTER:
+        return SKIP_UNVERIFIED
+    if labels:
+        return InstructionRevision.Answers.WORDS
+    if "option texts" in str(scored.get("study_label_space", "")):
+        return InstructionRevision.Answers.TEXTS
+    return SKIP_UNVERIFIED
 
 
 def _observed_labels(path: Path, where: str, task: Task, item: dict) -> list[str] | None:
@@ -462,12 +577,22 @@ def phrasing_row_import(path: Path | str, row: PhrasingRow, status: str, report:
         existing = existing.filter(id__in=same_text)
     found = existing.select_related("current_revision").first()
     if found is not None:
-        if found.template != row.template or (found.current_revision.labels or None) != row.labels:
+        current = found.current_revision
+        same = (current.template, current.labels or None, current.answers) == (
+            row.template,
+            row.labels,
+            answers_for(row.labels, row.answers),
+        )
+        if same:
+            report.add("phrasings unchanged")
+            return False
+        if not row.revise:
             raise ImportFailed(
                 path,
                 f"{row.where}: phrasing {row.external_id or found.pk} already exists with different text",
             )
-        report.add("phrasings unchanged")
+        _revise(path, row, found)
+        report.add("phrasings updated to the study's rendering (new revision)")
         return False
     try:
         instruction_create(
@@ -478,6 +603,8 @@ def phrasing_row_import(path: Path | str, row: PhrasingRow, status: str, report:
             source=row.source,
             external_id=row.external_id,
             labels=row.labels,
+            answers=row.answers,
+            prompt_format=row.prompt_format,
             status=status,
         )
     except ApplicationError as exc:
@@ -486,3 +613,10 @@ def phrasing_row_import(path: Path | str, row: PhrasingRow, status: str, report:
         raise ImportFailed(path, f"{row.where}: {exc.message}", details=exc.details) from None
     report.add("phrasings created")
     return True
+
+
+def _revise(path: Path | str, row: PhrasingRow, found: Instruction) -> None:
+    try:
+        instruction_revise(instruction=found, template=row.template, labels=row.labels, answers=row.answers)
+    except ApplicationError as exc:
+        raise ImportFailed(path, f"{row.where}: {exc.message}", details=exc.details) from None

@@ -114,7 +114,5 @@ def import_mmlu(directory: Path) -> ImportReport:
                 external_id=subject,
                 **mmlu_pooled_task_fields(),
             )
-            created_n, unchanged_n = instances_upsert(task=task, rows=rows)
-            report.add("instances created", created_n)
-            report.add("instances unchanged", unchanged_n)
+            report.add_instances(instances_upsert(task=task, rows=rows))
     return report

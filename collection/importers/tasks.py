@@ -154,9 +154,7 @@ def import_task_records(
                 source=str(source),
             )
             rows = [row | {"inputs": {f: row["inputs"].get(f, "") for f in fields}} for row in rows]
-            created_n, unchanged_n = instances_upsert(task=task, rows=rows)
-            report.add("instances created", created_n)
-            report.add("instances unchanged", unchanged_n)
+            report.add_instances(instances_upsert(task=task, rows=rows))
     return report
 
 

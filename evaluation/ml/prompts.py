@@ -19,11 +19,18 @@ from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+# Alpaca's two prompts (tatsu-lab/stanford_alpaca, PROMPT_DICT): with an input block, and without one. A
+# phrasing written in Alpaca's layout marks its input with ALPACA_INPUT; any other is an instruction alone.
 ALPACA_HEADER = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
     "\n\n### Instruction:\n"
 )
-ALPACA_FOOTER = "\n\n### Response:\n"
+ALPACA_INPUT_HEADER = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n### Instruction:\n"
+)
+ALPACA_INPUT = "\n\n### Input:\n"
+ALPACA_FOOTER = "\n\n### Response:"
 _SENTINEL = "\x00PHRASEBENCH-PROMPT\x00"
 
 
@@ -32,8 +39,10 @@ def wrap(shared: str, rest: str, prompt_format: str, tokenizer: Any = None) -> t
     if prompt_format == "none":
         return shared, rest
     if prompt_format == "alpaca":
-        # Our phrasings render to one text, so we use Alpaca's no-input variant (see README, "Prompt formats").
-        return ALPACA_HEADER + shared, rest + ALPACA_FOOTER
+        # With an input block, Alpaca's with-input prompt (the study's Alpaca phrasings); otherwise the
+        # no-input one (see README, "Prompt formats").
+        header = ALPACA_INPUT_HEADER if ALPACA_INPUT in shared + rest else ALPACA_HEADER
+        return header + shared, rest + ALPACA_FOOTER
     if prompt_format == "chat":
         head, tail = chat_frame(tokenizer)
         return head + shared, rest + tail

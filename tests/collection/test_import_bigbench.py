@@ -55,7 +55,8 @@ def test_multiple_choice_tasks_are_answered_with_letters_and_get_the_default_pro
     }
     default = Instruction.objects.get(task=parent, collection__slug="benchmark-default")
     assert default.status == Instruction.Status.APPROVED
-    assert "{question}" in default.template and "{options:parens}" in default.template
+    # BIG-bench's prompt takes the whole input, as BIG-bench (and the study) build it.
+    assert "{input}" in default.template and "{options:parens}" in default.template
 
 
 def test_a_second_import_adds_nothing(shared_data):

@@ -229,7 +229,7 @@ def test_every_study_prompt_is_reproduced_or_a_listed_departure(shared_data, tmp
     for (cause, difference), n in sorted(by_cause.items()):
         print(f"  {cause} ({difference}): {n}")
     assert not unexplained, f"{len(unexplained)} entries differ without a listed departure:\n" + "\n".join(
-        unexplained[:40]
+        unexplained[:400]
     )
     # Stale: a departure must still occur, for each of its differences, on every study task it names (or, for
     # one that names none, on every task it matches).

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             names = ", ".join(LanguageModel.objects.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"No model named '{opts['model']}'. Registered: {names}.")
         variant = scoring.base_variant(model)
-        groups = self._scope(opts)
+        groups = self._scope(opts, model)
         plans = [(task, revs, scoring.scoring_plan(variant=variant, revisions=revs)) for task, revs in groups]
         total = sum(p.total for _, _, p in plans)
         cached = sum(p.cached for _, _, p in plans)
@@ -67,7 +67,7 @@ class Command(BaseCommand):
             raise CommandError("Some runs did not finish:\n" + "\n".join(failures))
         self.stdout.write(self.style.SUCCESS("Done."))
 
-    def _scope(self, opts) -> list[tuple[Task, list]]:
+    def _scope(self, opts, model: LanguageModel) -> list[tuple[Task, list]]:
         self._instruction = None
         if opts["instruction"]:
             instruction = Instruction.objects.filter(id=opts["instruction"]).select_related("task").first()
@@ -76,7 +76,7 @@ class Command(BaseCommand):
             self._instruction = instruction
             return [(instruction.task, [instruction.current_revision])]
         task = self._task(opts["task"]) if opts["task"] else None
-        groups = scoring.revisions_by_task(scoring.approved_revisions(task))
+        groups = scoring.revisions_by_task(scoring.approved_revisions(task, model=model))
         if not groups:
             raise CommandError("No approved phrasings in scope.")
         return list(groups.items())
