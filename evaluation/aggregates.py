@@ -14,7 +14,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Count, Q
 
-from collection.models import Instruction, Task
+from collection.models import Collection, Instruction, Task
 from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
 from evaluation import metrics
@@ -110,15 +110,21 @@ def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
     tuned_on = set(variant.model.tuned_on.values_list("id", flat=True))
     results = list(
         PhrasingResult.objects.filter(variant=variant, task=task, complete=True)
-        .select_related("revision__instruction")
+        .select_related("revision__instruction__collection")
         .order_by("revision_id")
     )
     if not results:
         return None
     observed = [r.revision.instruction.collection_id in tuned_on for r in results]
     heldout = [is_heldout(r.revision.instruction_id) for r in results]
+    defaults = [
+        r.revision.instruction.collection.kind == Collection.Kind.BENCHMARK_DEFAULT and not observed[i]
+        for i, r in enumerate(results)
+    ]
     if variant.kind == VariantKind.IMPORTED:
-        return metrics.TaskData(observed, accuracies=[r.accuracy for r in results], heldout=heldout)
+        return metrics.TaskData(
+            observed, accuracies=[r.accuracy for r in results], heldout=heldout, defaults=defaults
+        )
     sample = task_eval_sample_ids(task)
     column = {instance_id: j for j, instance_id in enumerate(sample)}
     row = {r.revision_id: i for i, r in enumerate(results)}
@@ -128,26 +134,27 @@ def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
     ).values_list("revision_id", "instance_id", "correct")
     for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
         correct[row[revision_id], column[instance_id]] = right
-    return metrics.TaskData(observed, correct=correct, heldout=heldout)
+    return metrics.TaskData(observed, correct=correct, heldout=heldout, defaults=defaults)
 
 
 def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
     mask = np.asarray(data.observed, dtype=bool)
     heldout = np.asarray(data.heldout if data.heldout is not None else [False] * len(mask), dtype=bool)
+    defaults = np.asarray(data.defaults if data.defaults is not None else [False] * len(mask), dtype=bool)
+    unobserved = data.unobserved()
     keep = {
         PhrasingSet.OBSERVED: mask,
-        PhrasingSet.UNOBSERVED: ~mask,
+        PhrasingSet.UNOBSERVED: unobserved,
+        PhrasingSet.DEFAULTS: defaults,
         PhrasingSet.HELDOUT: heldout,
-        PhrasingSet.HELDOUT_UNOBSERVED: heldout & ~mask,
+        PhrasingSet.HELDOUT_UNOBSERVED: heldout & unobserved,
     }.get(phrasing_set, np.ones_like(mask))
     if not keep.any():
         return None
-    observed, kept_heldout = list(mask[keep]), list(heldout[keep])
+    kept = {"heldout": list(heldout[keep]), "defaults": list(defaults[keep])}
     if data.correct is not None:
-        return metrics.TaskData(observed, correct=np.asarray(data.correct)[keep], heldout=kept_heldout)
-    return metrics.TaskData(
-        observed, accuracies=list(np.asarray(data.accuracies)[keep]), heldout=kept_heldout
-    )
+        return metrics.TaskData(list(mask[keep]), correct=np.asarray(data.correct)[keep], **kept)
+    return metrics.TaskData(list(mask[keep]), accuracies=list(np.asarray(data.accuracies)[keep]), **kept)
 
 
 def phrasing_sets(variant: ModelVariant) -> list[str]:
@@ -169,7 +176,10 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
         summary = metrics.summarise(
-            correct=subset.correct, accuracies=subset.accuracies, observed=subset.observed
+            correct=subset.correct,
+            accuracies=subset.accuracies,
+            observed=subset.observed,
+            unobserved=subset.unobserved(),
         )
         TaskSummary.objects.update_or_create(
             variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": summary.as_dict()}

@@ -15,7 +15,7 @@ from collection.models import Benchmark, Collection
 from core import jobs, roles
 from core.parsing import IdFilter, parse_id
 from evaluation import access, registry, selectors
-from evaluation.models import LanguageModel, PhrasingResult, ScoringRun
+from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun
 
 
 class IsAdminToWrite(permissions.BasePermission):
@@ -249,7 +249,8 @@ def _int_key(value: str) -> int:
     return number
 
 
-SET_CHOICES = ["all", "observed", "unobserved"]
+# Every phrasing set the pages offer (evaluation.models.PhrasingSet).
+SET_CHOICES = list(PhrasingSet.values)
 
 
 @extend_schema(

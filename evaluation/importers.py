@@ -5,6 +5,7 @@ Performance, Metric, Include? (github.com/jiudingsun01/InstructionEval, result_c
 Collection/Type/ID. Decisions (README, "Imported results"):
 - rows are matched to the imported study tasks (collection.importers.instructions.STUDY_TASKS) and to
   phrasings by external id; BIG-bench's own prompt (BBL/Default) matches the task's benchmark default;
+  Default rows are benchmark defaults, in neither the observed nor the unobserved set (as the study);
 - a task or phrasing the app does not hold is created as an external one (no instances; no text, so it is
   never scored) so that no published result is dropped;
 - Type "Unobserved" rows are crowd phrasings whatever their Collection column says (the study files Alpaca's
@@ -23,6 +24,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, limited, read_text
+from collection.importers.bigbench import DEFAULT_SOURCE
 from collection.importers.instructions import STUDY_TASKS
 from collection.models import Collection, Instruction, InstructionRevision, Task
 from evaluation.aggregates import aggregates_refresh_many
@@ -140,8 +142,11 @@ def _task(dataset: str, report: ImportReport) -> Task:
 def _revision(task: Task, row: dict, report: ImportReport) -> InstructionRevision:
     external_id = f"{row['Collection']}/{row['Type']}/{row['ID']}"
     instruction = Instruction.objects.filter(task=task, external_id=external_id).first()
-    if instruction is None and row["Type"] == "Default":
-        instruction = Instruction.objects.filter(task=task, collection__slug="benchmark-default").first()
+    if instruction is None and row["Collection"] == "BBL" and row["Type"] == "Default":
+        # BIG-bench's own prompt is the task's default from import_bigbench (Alpaca/Default is another).
+        instruction = Instruction.objects.filter(
+            task=task, source=DEFAULT_SOURCE, external_id="default"
+        ).first()
     if instruction is None:
         if row["Type"] == "Unobserved":
             slug = "crowd"

@@ -57,12 +57,23 @@ def consistency(correct: np.ndarray) -> float | None:
     return float(1 - np.mean(2 * a * (1 - a) * k / (k - 1)))
 
 
-def observed_figures(accuracies: Sequence[float], observed: Sequence[bool]) -> dict[str, float | None]:
-    """Observed AvgP, Unobserved AvgP, Gap = observed - unobserved, PDR = 1 - unobserved / observed."""
+def unobserved_mask(observed: Sequence[bool], defaults: Sequence[bool] | None = None) -> np.ndarray:
+    """Unobserved = neither observed nor a benchmark default: the study counts the benchmark's own prompt
+    in neither set (it is not an instruction-tuning phrasing and not a human-written one)."""
+    mask = ~np.asarray(observed, dtype=bool)
+    return mask if defaults is None else mask & ~np.asarray(defaults, dtype=bool)
+
+
+def observed_figures(
+    accuracies: Sequence[float], observed: Sequence[bool], unobserved: Sequence[bool] | None = None
+) -> dict[str, float | None]:
+    """Observed AvgP, Unobserved AvgP, Gap = observed - unobserved, PDR = 1 - unobserved / observed.
+    `unobserved` defaults to "not observed" (see unobserved_mask for benchmark defaults)."""
     a = np.asarray(accuracies, dtype=float)
     mask = np.asarray(observed, dtype=bool)
+    other = ~mask if unobserved is None else np.asarray(unobserved, dtype=bool)
     obs = float(a[mask].mean()) if mask.any() else None
-    unobs = float(a[~mask].mean()) if (~mask).any() else None
+    unobs = float(a[other].mean()) if other.any() else None
     both = obs is not None and unobs is not None
     return {
         "observed_avgp": obs,
@@ -101,11 +112,14 @@ class Summary:
 
 
 def _figures(
-    correct: np.ndarray | None, accuracies: np.ndarray, observed: np.ndarray
+    correct: np.ndarray | None,
+    accuracies: np.ndarray,
+    observed: np.ndarray,
+    unobserved: np.ndarray | None = None,
 ) -> dict[str, float | None]:
     figures: dict[str, float | None] = dict(spread_figures(accuracies))
     figures["consistency"] = consistency(correct) if correct is not None else None
-    figures.update(observed_figures(accuracies, observed))
+    figures.update(observed_figures(accuracies, observed, unobserved))
     return figures
 
 
@@ -115,6 +129,8 @@ def replicate_figures(
     observed: np.ndarray,
     correct: np.ndarray | None = None,
     accuracies: np.ndarray | None = None,
+    *,
+    unobserved: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every figure on `samples` bootstrap replicates at once (NaN where a figure is undefined).
 
@@ -154,10 +170,11 @@ def replicate_figures(
     else:
         out["consistency"] = np.full(samples, np.nan)
     picked = observed[rows]
-    n_obs, n_unobs = picked.sum(axis=1), (~picked).sum(axis=1)
+    others = (~observed if unobserved is None else np.asarray(unobserved, dtype=bool))[rows]
+    n_obs, n_unobs = picked.sum(axis=1), others.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         obs = np.where(n_obs > 0, (acc * picked).sum(axis=1) / n_obs, np.nan)
-        unobs = np.where(n_unobs > 0, (acc * ~picked).sum(axis=1) / n_unobs, np.nan)
+        unobs = np.where(n_unobs > 0, (acc * others).sum(axis=1) / n_unobs, np.nan)
         out["observed_avgp"], out["unobserved_avgp"] = obs, unobs
         out["gap"] = obs - unobs
         out["pdr"] = np.where(obs > 0, 1 - unobs / obs, np.nan)
@@ -179,6 +196,7 @@ def summarise(
     correct: np.ndarray | None = None,
     accuracies: Sequence[float] | None = None,
     observed: Sequence[bool],
+    unobserved: Sequence[bool] | None = None,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = SEED,
 ) -> Summary:
@@ -195,8 +213,11 @@ def summarise(
         acc = np.asarray(accuracies, dtype=float)
     if acc.size == 0:
         raise ValueError("No phrasings to summarise.")
-    point = _figures(correct, acc, observed_mask)
-    replicates = replicate_figures(np.random.default_rng(seed), samples, observed_mask, correct, acc)
+    unobserved_rows = ~observed_mask if unobserved is None else np.asarray(unobserved, dtype=bool)
+    point = _figures(correct, acc, observed_mask, unobserved_rows)
+    replicates = replicate_figures(
+        np.random.default_rng(seed), samples, observed_mask, correct, acc, unobserved=unobserved_rows
+    )
     return Summary(
         phrasings=int(acc.size),
         instances=int(correct.shape[1]) if correct is not None else None,
@@ -267,6 +288,10 @@ class TaskData:
     correct: np.ndarray | None = None
     accuracies: Sequence[float] | None = None
     heldout: Sequence[bool] | None = None  # held out from soft-prompt training (evaluation/split.py)
+    defaults: Sequence[bool] | None = None  # the benchmark's own prompt: neither observed nor unobserved
+
+    def unobserved(self) -> np.ndarray:
+        return unobserved_mask(self.observed, self.defaults)
 
     def accuracy_vector(self) -> np.ndarray:
         if self.correct is not None:
@@ -285,10 +310,10 @@ def benchmark_summary(
     point_rows, replicate_rows = [], []
     for task in tasks:
         correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
-        observed = np.asarray(task.observed, dtype=bool)
+        observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
         acc = task.accuracy_vector()
-        point_rows.append(_figures(correct, acc, observed))
-        replicate_rows.append(replicate_figures(rng, samples, observed, correct, acc))
+        point_rows.append(_figures(correct, acc, observed, unobserved))
+        replicate_rows.append(replicate_figures(rng, samples, observed, correct, acc, unobserved=unobserved))
     names = list(point_rows[0])
     point = macro_average(point_rows, names)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():

@@ -5,12 +5,15 @@ settings that produced it."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 FAMILIES = ("seq2seq", "causal")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROMPT_FORMATS = ("none", "alpaca", "chat")
 INITS = ("phrasing", "vocab")
+# What a prompt longer than the model's input length loses: its start (keep_end, as lm-evaluation-harness
+# does, so the question, options and answer cue stay) or its end (cut_end, the study's tokenizer call).
+TRUNCATIONS = ("keep_end", "cut_end")
 
 
 class ConfigError(ValueError):
@@ -30,6 +33,10 @@ class ModelSpec:
     soft_prompt: str = (
         ""  # a trained soft prompt's directory (a PEFT prompt-tuning adapter), prepended to every input
     )
+    # The most tokens a prompt may take, as the model reads it (special tokens and a soft prompt's virtual
+    # tokens included); None: no limit. Longer prompts lose tokens on the side `truncation` names.
+    max_input_tokens: int | None = None
+    truncation: str = "keep_end"
 
     def __post_init__(self) -> None:
         if not self.source.strip():
@@ -42,6 +49,17 @@ class ModelSpec:
             raise ConfigError(
                 f"prompt_format: must be one of {', '.join(PROMPT_FORMATS)}, not {self.prompt_format!r}."
             )
+        if self.truncation not in TRUNCATIONS:
+            raise ConfigError(
+                f"truncation: must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}."
+            )
+        if self.max_input_tokens is not None and self.max_input_tokens < 1:
+            raise ConfigError("max_input_tokens: must be at least 1, or blank for no limit.")
+
+    def for_loading(self) -> ModelSpec:
+        """The spec with what only scoring reads (the input limit) at its defaults: what `load` depends on,
+        so a warm model serves every limit."""
+        return replace(self, max_input_tokens=None, truncation="keep_end")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Turn (shared, rest, options) into token ids. One convention for the fast paths and the naive reference,
-so both compute log p(option | prompt) over exactly the same ids.
+"""Turn (shared, rest, options) into token ids. One convention for the fast paths, the naive reference and
+soft-prompt training, so all of them compute log p(option | prompt) over exactly the same ids.
 
 - Whitespace at the end of the prompt moves to the start of each option; otherwise options are preceded by
   one space (as lm-evaluation-harness does), so "Answer:" + " A" tokenizes like running text.
@@ -8,6 +8,10 @@ so both compute log p(option | prompt) over exactly the same ids.
   phrasing before a whitespace run, where BPE tokenizers start a new word anyway.
 - seq2seq: the encoder reads tokens(shared + rest) with the tokenizer's special tokens (T5 appends </s>);
   the decoder scores tokens(option) with no EOS, so a letter is one token and takes one decoder step.
+- Input length: a prompt longer than its budget (`Encoder.max_tokens`) loses text tokens from its start
+  (keep_end) or its end (cut_end); special tokens at either end (Llama's <s>, T5's </s>) stay, as a
+  tokenizer's own truncation keeps the ones it adds. Options are never cut: a causal model reads every
+  option token but the last after the prompt, so the prompt's budget leaves room for the longest option.
 """
 
 from __future__ import annotations
@@ -15,21 +19,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from evaluation.ml.config import ConfigError
+
 
 @dataclass(frozen=True)
 class EncodedItem:
     shared_ids: tuple[int, ...]  # causal only: the reusable prefix; empty for seq2seq
     rest_ids: list[int]  # causal: the instance's part; seq2seq: the whole encoder input
     option_ids: list[list[int]]
+    truncated: bool = False  # the prompt was longer than its budget and was cut
 
 
 class Encoder:
-    """Tokenizes items, remembering strings that repeat (shared prefixes, option words)."""
+    """Tokenizes items, remembering strings that repeat (shared prefixes, option words).
 
-    def __init__(self, tokenizer: Any, *, seq2seq: bool, add_special_tokens: bool = True) -> None:
+    max_tokens: the most tokens a prompt may take as the model reads it (for a causal model, with the
+    longest option but its last token after it), or None; `side` says which end a longer prompt loses."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        seq2seq: bool,
+        add_special_tokens: bool = True,
+        max_tokens: int | None = None,
+        side: str = "keep_end",
+    ) -> None:
         self.tokenizer = tokenizer
         self.seq2seq = seq2seq
         self.add_special_tokens = add_special_tokens
+        self.max_tokens = max_tokens
+        self.side = side
+        # The unknown token is text the tokenizer could not read, not a marker it adds.
+        self.special_ids = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
         self._memo: dict[tuple[str, bool], list[int]] = {}
 
     def ids(self, text: str, special: bool) -> list[int]:
@@ -45,17 +67,59 @@ class Encoder:
         shared, rest = context[: len(shared)], context[len(shared) :]
         if self.seq2seq:
             encoder_ids = self.tokenizer(context, add_special_tokens=self.add_special_tokens)["input_ids"]
+            encoder_ids, truncated = self.cut(encoder_ids, self.max_tokens)
             # The decoder starts a fresh sequence: no delimiter before the option.
-            return EncodedItem((), encoder_ids, [self.ids(option, False) for option in options])
+            return EncodedItem((), encoder_ids, [self.ids(option, False) for option in options], truncated)
         # Even an empty shared part carries the BOS token for tokenizers that add one.
         shared_ids = list(self.ids(shared, self.add_special_tokens))
         rest_ids = self.tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else []
+        option_ids = [self.ids(delimiter + option, False) for option in options]
+        truncated = False
+        if self.max_tokens is not None:
+            budget = self.max_tokens - max((len(o) for o in option_ids), default=1) + 1
+            prompt_ids, truncated = self.cut(shared_ids + rest_ids, budget)
+            if truncated:
+                shared_ids, rest_ids = _split_shared(prompt_ids, shared_ids)
         if not rest_ids:
             # The option's first token is predicted from the last prompt position, which must be computed
             # per item; borrow the shared part's last token.
             shared_ids, rest_ids = shared_ids[:-1], shared_ids[-1:]
         if not rest_ids:
             raise ValueError("The prompt is empty.")
-        return EncodedItem(
-            tuple(shared_ids), rest_ids, [self.ids(delimiter + option, False) for option in options]
-        )
+        return EncodedItem(tuple(shared_ids), rest_ids, option_ids, truncated)
+
+    def cut(self, ids: list[int], budget: int | None) -> tuple[list[int], bool]:
+        """`ids` cut to `budget` tokens on this encoder's side, keeping special tokens at either end; and
+        whether anything was cut."""
+        if budget is None or len(ids) <= budget:
+            return ids, False
+        head = _run_length(ids, self.special_ids)
+        tail = _run_length(ids[head:][::-1], self.special_ids)
+        room = budget - head - tail
+        if room < 1:
+            raise ConfigError(
+                f"max_input_tokens: the limit leaves {budget} token(s) for a prompt (after any soft prompt's "
+                "virtual tokens and the longest option), no room for its text beside its special tokens; "
+                "raise the limit."
+            )
+        body = ids[head : len(ids) - tail]
+        body = body[len(body) - room :] if self.side == "keep_end" else body[:room]
+        return ids[:head] + body + ids[len(ids) - tail :], True
+
+
+def _run_length(ids: list[int], members: set[int]) -> int:
+    """How many of the first ids are members."""
+    count = 0
+    while count < len(ids) and ids[count] in members:
+        count += 1
+    return count
+
+
+def _split_shared(prompt_ids: list[int], shared_ids: list[int]) -> tuple[list[int], list[int]]:
+    """A cut prompt split into (shared, rest) again: the shared part is what is left of the phrasing's shared
+    prefix at the prompt's start (its cached states are those of the same tokens at the same positions);
+    keep_end usually leaves only the BOS token of it."""
+    common = 0
+    while common < min(len(prompt_ids), len(shared_ids)) and prompt_ids[common] == shared_ids[common]:
+        common += 1
+    return prompt_ids[:common], prompt_ids[common:]

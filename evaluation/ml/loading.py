@@ -3,7 +3,7 @@ and read off what the web process needs to know about a model without loading it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,11 @@ class LoadedModel:
     @property
     def is_seq2seq(self) -> bool:
         return self.spec.family == "seq2seq"
+
+    @property
+    def virtual_tokens(self) -> int:
+        """How many soft-prompt tokens go in front of every input."""
+        return 0 if self.soft_prompt is None else self.soft_prompt.shape[0]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -159,12 +164,14 @@ class ModelCache:
         self._loaded: LoadedModel | None = None
 
     def get(self, spec: ModelSpec, device: str = "auto") -> LoadedModel:
-        key = (spec, device)
+        # The input limit changes how a prompt is encoded, not what is loaded: the model check (before the
+        # limit is known) and the runs after it share one load.
+        key = (spec.for_loading(), device)
         if self._key != key or self._loaded is None:
             self.clear()
             self._loaded = load(spec, device)
             self._key = key
-        return self._loaded
+        return self._loaded if self._loaded.spec == spec else replace(self._loaded, spec=spec)
 
     def clear(self) -> None:
         self._key, self._loaded = None, None

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 import torch
 
 from evaluation.ml.loading import LoadedModel
-from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, with_soft_prompt
+from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, scores_of, with_soft_prompt
 
 
 @torch.inference_mode()
 def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[OptionScores]:
     model, device = loaded.model, loaded.device
-    virtual = 0 if loaded.soft_prompt is None else loaded.soft_prompt.shape[0]
+    virtual = loaded.virtual_tokens
 
     def inputs(ids: torch.Tensor) -> dict:
         # A soft prompt's virtual tokens go in front of the (encoder) input, as PEFT's prompt tuning does.
@@ -42,5 +42,5 @@ def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[Optio
                 positions = range(start, start + len(option))
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             logliks.append(sum(logprobs[p, token].item() for p, token in zip(positions, option)))
-        results.append(OptionScores(tuple(logliks), tuple(len(o) for o in item.option_ids)))
+        results.append(scores_of(item, logliks))
     return results

@@ -9,6 +9,8 @@ same log-likelihoods to 1e-4:
   the options' first tokens are read from the context pass, and only longer options need a second pass,
   which reuses the context's cache instead of recomputing it.
 Items are sorted by length so batches carry little padding; the batch size halves on out-of-memory.
+A prompt cut to the model's input length (encoding.py) is scored like any other: the causal path shares
+only what is left of its phrasing's prefix, often nothing but the BOS token.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ScoringItem:
 class OptionScores:
     logliks: tuple[float, ...]  # sum of log p(option tokens | prompt), per option
     lengths: tuple[int, ...]  # option lengths in tokens, for length-normalised scores
+    truncated: bool = False  # the prompt was cut to the model's input length
 
     @property
     def predicted(self) -> int:
@@ -51,14 +54,24 @@ class OptionScores:
 Batch = list[tuple[int, OptionScores]]
 
 
-def encode_items(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[EncodedItem]:
-    fmt = loaded.spec.prompt_format
+def encode_items(
+    loaded: LoadedModel, items: Sequence[ScoringItem], *, virtual_tokens: int | None = None
+) -> list[EncodedItem]:
+    """Token ids of each item, its prompt cut to the model's input length. virtual_tokens: how many soft
+    prompt tokens go in front of the input (they count against the limit); by default the loaded model's."""
+    spec = loaded.spec
+    if virtual_tokens is None:
+        virtual_tokens = loaded.virtual_tokens
     encoder = Encoder(
-        loaded.tokenizer, seq2seq=loaded.is_seq2seq, add_special_tokens=adds_special_tokens(fmt)
+        loaded.tokenizer,
+        seq2seq=loaded.is_seq2seq,
+        add_special_tokens=adds_special_tokens(spec.prompt_format),
+        max_tokens=None if spec.max_input_tokens is None else spec.max_input_tokens - virtual_tokens,
+        side=spec.truncation,
     )
     encoded = []
     for item in items:
-        shared, rest = wrap(item.shared, item.rest, fmt, loaded.tokenizer)
+        shared, rest = wrap(item.shared, item.rest, spec.prompt_format, loaded.tokenizer)
         encoded.append(encoder.encode(shared, rest, list(item.options)))
     return encoded
 
@@ -170,10 +183,11 @@ def _select_rows(cache, index: torch.Tensor, config=None):
 
 
 def _collect(encoded: list[EncodedItem], chunk: list[int], totals: list[list[float]]) -> Batch:
-    return [
-        (index, OptionScores(tuple(totals[b]), tuple(len(o) for o in encoded[index].option_ids)))
-        for b, index in enumerate(chunk)
-    ]
+    return [(index, scores_of(encoded[index], totals[b])) for b, index in enumerate(chunk)]
+
+
+def scores_of(item: EncodedItem, logliks: Sequence[float]) -> OptionScores:
+    return OptionScores(tuple(logliks), tuple(len(o) for o in item.option_ids), item.truncated)
 
 
 @torch.inference_mode()
@@ -221,7 +235,7 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
             attention_mask=attention[row_item],
             decoder_input_ids=inputs,
             decoder_attention_mask=decoder_mask,
-            past_key_values=_select_rows(out.past_key_values, row_item),
+            cache=_select_rows(out.cache, row_item),
             use_cache=True,
         ).logits
         sums = option_logliks(logits, targets, target_mask).tolist()
@@ -242,9 +256,9 @@ def _causal_prefix(
     # Only the cache is needed: the backbone alone skips the output layer.
     backbone = loaded.model.base_model if _plain_output_head(loaded.model) else loaded.model
     if loaded.soft_prompt is None:
-        cache = backbone(input_ids=ids, use_cache=True).past_key_values
+        cache = backbone(input_ids=ids, use_cache=True).cache
     else:
-        cache = backbone(inputs_embeds=with_soft_prompt(loaded, ids)[0], use_cache=True).past_key_values
+        cache = backbone(inputs_embeds=with_soft_prompt(loaded, ids)[0], use_cache=True).cache
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -273,7 +287,7 @@ def _causal_batch(
     positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
     attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
     lengths = rest_mask.sum(dim=1)
-    inputs = dict(input_ids=rest_ids, attention_mask=attention, position_ids=positions, past_key_values=cache)
+    inputs = dict(input_ids=rest_ids, attention_mask=attention, position_ids=positions, cache=cache)
     if _plain_output_head(model):
         # Only each row's last position predicts anything we score: run the output layer (vocabulary-sized)
         # there alone, not at every context position.
@@ -304,7 +318,7 @@ def _causal_batch(
             input_ids=inputs,
             attention_mask=attention,
             position_ids=positions,
-            past_key_values=_select_rows(out.past_key_values, row_item, model.config),
+            cache=_select_rows(out.cache, row_item, model.config),
             use_cache=True,
         ).logits
         sums = option_logliks(logits, targets, target_mask).tolist()

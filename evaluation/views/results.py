@@ -23,6 +23,7 @@ from core.jobs import JobStatus
 from core.parsing import id_param, parse_id
 from evaluation import exports, registry, selectors
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
+from evaluation.models import PhrasingSet
 
 RUNS_PER_PAGE = 50
 FRAGMENT_CACHE_SECONDS = 600
@@ -134,13 +135,7 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
 
 # --- Leaderboards and results ------------------------------------------------------------------------------
 
-SETS = [
-    ("all", "All phrasings"),
-    ("observed", "Observed"),
-    ("unobserved", "Unobserved"),
-    ("heldout", "Held out from soft prompts"),
-    ("heldout_unobserved", "Held out, unobserved"),
-]
+SETS = PhrasingSet.choices
 
 
 def _board_params(request: HttpRequest) -> dict:
