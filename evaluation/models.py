@@ -189,6 +189,8 @@ class LanguageModel(models.Model):
             dtype=self.dtype,
             prompt_format=self.prompt_format,
             trust_remote_code=self.trust_remote_code,
+            max_input_tokens=self.max_input_tokens,
+            truncation=self.truncation,
         )
 
 

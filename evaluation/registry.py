@@ -29,8 +29,16 @@ from core.errors import ApplicationError
 from core.jobs import JobStatus
 from evaluation.ml.config import ConfigError, ModelSpec
 from evaluation.ml.errors import ScoringError
-from evaluation.ml.loading import model_facts
-from evaluation.models import LanguageModel, ModelCheck, RunTrigger, ScoringRun, VariantKind
+from evaluation.ml.loading import ModelFacts, model_facts
+from evaluation.models import (
+    LanguageModel,
+    ModelCheck,
+    Prediction,
+    RunTrigger,
+    ScoringRun,
+    Truncation,
+    VariantKind,
+)
 from evaluation.scoring import base_variant, scoring_runs_for_variant, warm_model
 
 # Errors that fail a check with their own message (the loader's reason, a chat template that cannot frame a
@@ -50,15 +58,26 @@ def language_model_register(
     batch_size: int = 16,
     description: str = "",
     trust_remote_code: bool = False,
+    max_input_tokens: int | None = None,
+    truncation: str = Truncation.KEEP_END,
     by=None,
     score: bool = True,
     check_now: bool = False,
 ) -> LanguageModel:
     """Register a model and queue its check; once it loads, `score` queues every approved phrasing on it.
     check_now=True runs the check here, before returning, instead of on a GPU worker: for commands and the
-    demo, which run where the model is (never for a web request). The model comes back as the check left it."""
+    demo, which run where the model is (never for a web request). The model comes back as the check left it.
+    max_input_tokens: None lets the check read the model's own (see `_input_limit_after_check`)."""
     try:
-        ModelSpec(source=source, family=family, revision=revision, dtype=dtype, prompt_format=prompt_format)
+        ModelSpec(
+            source=source,
+            family=family,
+            revision=revision,
+            dtype=dtype,
+            prompt_format=prompt_format,
+            max_input_tokens=max_input_tokens,
+            truncation=truncation,
+        )
     except ConfigError as exc:
         raise ApplicationError(f"The model cannot be registered: {exc}") from exc
     if batch_size < 1:
@@ -76,6 +95,8 @@ def language_model_register(
             batch_size=batch_size,
             description=description,
             trust_remote_code=trust_remote_code,
+            max_input_tokens=max_input_tokens,
+            truncation=truncation,
             state=LanguageModel.State.CHECKING,
             created_by=by,
         )
@@ -99,6 +120,21 @@ def language_model_score_missing(
     if not model.is_ready:
         raise ApplicationError(_not_ready(model))
     return scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
+
+
+def input_limit_is_fixed(model: LanguageModel) -> bool:
+    """A model's input length and truncation side are fixed once it has predictions: its cells were
+    computed under them, and cells cut to another limit would not compare. To score under another limit,
+    register the model again under another name."""
+    return Prediction.objects.filter(variant__model=model).exists()
+
+
+def _input_limit_after_check(model: LanguageModel, facts: ModelFacts) -> int | None:
+    """The limit a check leaves: one given at registration or in admin, or one its cells were scored under
+    (none, for a model scored before it had one), stays; otherwise the model's own, read by the check."""
+    if model.max_input_tokens is not None or input_limit_is_fixed(model):
+        return model.max_input_tokens
+    return facts.max_input_tokens
 
 
 def _not_ready(model: LanguageModel) -> str:
@@ -196,7 +232,7 @@ def language_model_check_work(check: ModelCheck, token: uuid.UUID) -> None:
             checked_at=timezone.now(),
             chat_template=facts.chat_template,
             special_tokens=facts.special_tokens,
-            max_input_tokens=facts.max_input_tokens,
+            max_input_tokens=_input_limit_after_check(model, facts),
         )
         jobs.finish(ModelCheck, check.id, token, JobStatus.SUCCEEDED)
         if check.score:

@@ -43,10 +43,11 @@ CURVE_EVERY_STEPS = 5  # how often a running training writes its curve and heart
 # --- The pool ------------------------------------------------------------------------------------------
 
 
-def training_pool() -> tuple[list[InstructionRevision], list[InstructionRevision]]:
-    """(training, held-out) revisions among the approved phrasings."""
+def training_pool(model: LanguageModel) -> tuple[list[InstructionRevision], list[InstructionRevision]]:
+    """(training, held-out) revisions among the approved phrasings the model scores (those written for
+    another prompt format are not its to learn from)."""
     training, heldout = [], []
-    for instruction in approved_phrasings():
+    for instruction in approved_phrasings(prompt_format=model.prompt_format):
         (heldout if is_heldout(instruction.id) else training).append(instruction.current_revision)
     return training, heldout
 
@@ -62,7 +63,7 @@ def softprompt_queue(
     if config is None:
         previous = SoftPrompt.objects.filter(model=model).exclude(config={}).order_by("-id").first()
         config = AlignConfig(**previous.config) if previous else AlignConfig()
-    training, _ = training_pool()
+    training, _ = training_pool(model)
     try:
         with transaction.atomic():
             soft = SoftPrompt.objects.create(
@@ -93,7 +94,7 @@ def softprompt_retrain_if_grown(*, model: LanguageModel, by=None) -> SoftPrompt 
     if SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).exists():
         return None
     last = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED).order_by("-id").first()
-    grown = len(training_pool()[0]) - (last.pool_size if last else 0)
+    grown = len(training_pool(model)[0]) - (last.pool_size if last else 0)
     if grown < settings.SOFTPROMPT_RETRAIN_AFTER:
         return None
     return softprompt_queue(model=model, trigger=RunTrigger.APPROVAL, by=by)
@@ -205,7 +206,7 @@ def softprompt_train_work(
     soft = SoftPrompt.objects.select_related("model").get(id=soft.id)
     device = device or settings.SCORING_DEVICE
     config = AlignConfig(**soft.config)
-    training, heldout = training_pool()
+    training, heldout = training_pool(soft.model)
     tasks, instance_ids = _training_tasks(soft.model, training)
     if not tasks:
         raise ConfigError(

@@ -40,7 +40,7 @@ def wrap(shared: str, rest: str, prompt_format: str, tokenizer: Any = None) -> t
         return shared, rest
     if prompt_format == "alpaca":
         # With an input block, Alpaca's with-input prompt (the study's Alpaca phrasings); otherwise the
-        # no-input one (see README, "Prompt formats").
+        # no-input one (see README, "Phrasing templates").
         header = ALPACA_INPUT_HEADER if ALPACA_INPUT in shared + rest else ALPACA_HEADER
         return header + shared, rest + ALPACA_FOOTER
     if prompt_format == "chat":

@@ -164,7 +164,9 @@ def _sample(tasks: Sequence[TrainingTask], config: AlignConfig, rng: random.Rand
 
 
 def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torch.Tensor]:
-    encoded = encode_items(loaded, [row.item for row in rows])
+    # Prompts cut to the model's input length as scoring cuts them, the virtual tokens counted against it.
+    k = peft_model.peft_config["default"].num_virtual_tokens
+    encoded = encode_items(loaded, [row.item for row in rows], virtual_tokens=k)
     if loaded.is_seq2seq:
         logliks, hidden = _seq2seq_forward(loaded, peft_model, encoded)
     else:
@@ -224,7 +226,8 @@ def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]
 
 def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]):
     """Per item: its options' summed log-likelihoods and the last prompt token's final hidden state. One
-    row per (item, option), the soft prompt in front (PEFT's forward puts it there)."""
+    row per (item, option), the soft prompt in front (PEFT's forward puts it there). A row ends before its
+    option's last token, which is only predicted: the model reads what scoring has it read."""
     device = loaded.device
     pad_id = loaded.tokenizer.pad_token_id
     k = peft_model.peft_config["default"].num_virtual_tokens
@@ -232,16 +235,16 @@ def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem])
     for b, e in enumerate(encoded):
         prompt = [*e.shared_ids, *e.rest_ids]
         for option in e.option_ids:
-            rows.append(prompt + option)
-            spans.append((b, len(prompt), len(option)))
+            rows.append(prompt + option[:-1])
+            spans.append((b, len(prompt), option))
     ids, mask = pad(rows, pad_id, device)
     out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     logits = out.logits.float()
     sums, hidden = [], {}
-    for r, (b, prompt_len, option_len) in enumerate(spans):
+    for r, (b, prompt_len, option) in enumerate(spans):
         # Position t is predicted by the logits at t - 1; the virtual tokens shift everything by k.
-        positions = torch.arange(k + prompt_len - 1, k + prompt_len - 1 + option_len, device=device)
-        targets = ids[r, prompt_len : prompt_len + option_len]
+        positions = torch.arange(k + prompt_len - 1, k + prompt_len - 1 + len(option), device=device)
+        targets = torch.tensor(option, dtype=torch.long, device=device)
         row_logits = logits[r, positions]
         sums.append(token_logprobs(row_logits, targets).sum())
         if b not in hidden:

@@ -86,7 +86,7 @@ def test_approving_enough_new_phrasings_queues_a_retraining(
         trigger="manual",
         config={},
         status="succeeded",
-        pool_size=len(softprompts.training_pool()[0]),
+        pool_size=len(softprompts.training_pool(demo_model)[0]),
     )
     parity = Task.objects.get(slug="parity")
     written = [f"Number {{number}}: even? ({n})" for n in range(12)]

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from collection.models import Collection
 from core.errors import ApplicationError
 from evaluation import registry
-from evaluation.models import Dtype, ModelFamily, PromptFormat
+from evaluation.models import Dtype, ModelFamily, PromptFormat, Truncation
 
 
 class Command(BaseCommand):
@@ -28,6 +28,21 @@ class Command(BaseCommand):
             help="Slugs of the instruction collections it was tuned on (its observed phrasings).",
         )
         parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument(
+            "--max-input-tokens",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Cut longer prompts to N tokens (default: the model's own length, as its tokenizer or config "
+            "states it; none if neither does).",
+        )
+        parser.add_argument(
+            "--truncation",
+            default=Truncation.KEEP_END,
+            choices=Truncation.values,
+            help="What a longer prompt loses: its start (keep_end, the default, as lm-evaluation-harness) or "
+            "its end (cut_end, the study's).",
+        )
         parser.add_argument("--description", default="")
         parser.add_argument("--no-score", action="store_true", help="Register without queueing scoring runs.")
         parser.add_argument(
@@ -53,6 +68,8 @@ class Command(BaseCommand):
                 prompt_format=opts["prompt_format"],
                 tuned_on=collections,
                 batch_size=opts["batch_size"],
+                max_input_tokens=opts["max_input_tokens"],
+                truncation=opts["truncation"],
                 description=opts["description"],
                 score=not opts["no_score"],
                 check_now=not opts["queue"],
