@@ -1,5 +1,6 @@
 """Admin pages for models and runs. Actions call the same services as the pages and commands."""
 
+from django import forms
 from django.contrib import admin, messages
 
 from core import jobs
@@ -16,6 +17,7 @@ from evaluation.models import (
     ScoringRun,
     SoftPrompt,
     TaskSummary,
+    Truncation,
 )
 
 
@@ -38,8 +40,33 @@ class VariantInline(admin.TabularInline):
     readonly_fields = ["kind", "created_at"]
 
 
+class LanguageModelForm(forms.ModelForm):
+    max_input_tokens = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Max input tokens",
+        help_text="Longer prompts are cut to this many tokens, special tokens and a soft prompt's included. "
+        "Blank: the check reads the model's own (its tokenizer's or config's). Fixed once it has predictions.",
+    )
+    # Optional, as in the command and the API: left out, a longer prompt keeps its end.
+    truncation = forms.ChoiceField(
+        choices=Truncation.choices,
+        required=False,
+        initial=Truncation.KEEP_END,
+        help_text=LanguageModel._meta.get_field("truncation").help_text,
+    )
+
+    class Meta:
+        model = LanguageModel
+        fields = "__all__"
+
+    def clean_truncation(self) -> str:
+        return self.cleaned_data["truncation"] or Truncation.KEEP_END
+
+
 @admin.register(LanguageModel)
 class LanguageModelAdmin(admin.ModelAdmin):
+    form = LanguageModelForm
     list_display = [
         "name",
         "family",
@@ -58,7 +85,6 @@ class LanguageModelAdmin(admin.ModelAdmin):
         "state",
         "check_error",
         "checked_at",
-        "max_input_tokens",
         "special_tokens",
         "chat_template",
         "created_by",
@@ -69,6 +95,19 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
     # Changing any of these makes it another model to load: it is checked again before anything is scored.
     SPEC_FIELDS = {"source", "revision", "family", "dtype", "prompt_format", "trust_remote_code"}
+    INPUT_LIMIT_FIELDS = ["max_input_tokens", "truncation"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and registry.input_limit_is_fixed(obj):
+            fields += self.INPUT_LIMIT_FIELDS
+        return fields
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        model = self.get_object(request, object_id)
+        if request.method == "GET" and model is not None and registry.input_limit_is_fixed(model):
+            self.message_user(request, registry.INPUT_LIMIT_FIXED, level=messages.INFO)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -15,7 +15,7 @@ from collection.models import Benchmark, Collection
 from core import jobs, roles
 from core.parsing import IdFilter, parse_id
 from evaluation import access, registry, selectors
-from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun
+from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
 
 
 class IsAdminToWrite(permissions.BasePermission):
@@ -56,10 +56,11 @@ class ModelSerializer(serializers.ModelSerializer):
             "check_error",
             "checked_at",
             "max_input_tokens",
+            "truncation",
             "created_at",
         ]
         # Never from user input: an admin turns remote code on in Django admin, after reading it. What the
-        # check found is the check's to write.
+        # check found is the check's to write; the input length is too, unless given at registration.
         read_only_fields = [
             "id",
             "is_active",
@@ -67,9 +68,9 @@ class ModelSerializer(serializers.ModelSerializer):
             "state",
             "check_error",
             "checked_at",
-            "max_input_tokens",
             "created_at",
         ]
+        extra_kwargs = {"max_input_tokens": {"min_value": 1}}
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -108,6 +109,8 @@ class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             prompt_format=data.get("prompt_format", "none"),
             tuned_on=data.get("tuned_on", []),
             batch_size=data.get("batch_size", 16),
+            max_input_tokens=data.get("max_input_tokens"),
+            truncation=data.get("truncation", Truncation.KEEP_END),
             description=data.get("description", ""),
             by=self.request.user,
         )

@@ -31,6 +31,13 @@ class PromptFormat(models.TextChoices):
     CHAT = "chat", "The tokenizer's chat template"
 
 
+class Truncation(models.TextChoices):
+    # lm-evaluation-harness keeps the end of a long prompt: the question, the options and the answer cue.
+    KEEP_END = "keep_end", "Keep the end (drop the start)"
+    # The study's tokenizer call (truncation=True, right side) cut the end, answer cue included.
+    CUT_END = "cut_end", "Cut the end (the study's)"
+
+
 class VariantKind(models.TextChoices):
     BASE = "base", "Base model"
     SOFT_PROMPT = "soft_prompt", "With a soft prompt"
@@ -134,6 +141,12 @@ class LanguageModel(models.Model):
     max_input_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="The longest input it takes, in tokens; blank: not stated."
     )
+    truncation = models.CharField(
+        max_length=10,
+        choices=Truncation.choices,
+        default=Truncation.KEEP_END,
+        help_text="What is dropped from a prompt longer than the maximum input length.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -144,6 +157,9 @@ class LanguageModel(models.Model):
             models.CheckConstraint(condition=Q(dtype__in=Dtype.values), name="model_dtype_valid"),
             models.CheckConstraint(
                 condition=Q(prompt_format__in=PromptFormat.values), name="model_prompt_format_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(truncation__in=Truncation.values), name="model_truncation_valid"
             ),
             models.CheckConstraint(condition=Q(batch_size__gte=1), name="model_batch_size_positive"),
             models.CheckConstraint(condition=Q(state__in=ModelState.values), name="model_state_valid"),
@@ -291,6 +307,10 @@ class ScoringRun(Job):
         default=0, help_text="Of those, how many existed when it was created."
     )
     done_cells = models.PositiveIntegerField(default=0, help_text="Of those, how many exist now.")
+    truncated_cells = models.PositiveIntegerField(
+        default=0,
+        help_text="Of the cells it computed, how many prompts were cut to the model's input length.",
+    )
     config = models.JSONField(default=dict, blank=True, help_text="The model spec and batching the run used.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -331,6 +351,9 @@ class Prediction(models.Model):
     lengths = models.JSONField(help_text="Each option's length in tokens.")
     predicted = models.PositiveSmallIntegerField()
     correct = models.BooleanField()
+    truncated = models.BooleanField(
+        default=False, help_text="The prompt was longer than the model's input length and was cut."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -122,10 +122,14 @@ def language_model_score_missing(
     return scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
 
 
+INPUT_LIMIT_FIXED = (
+    "Its input length and truncation are fixed: its predictions were scored under them, and cells cut to "
+    "another limit would not compare. Register it again under another name to score it under another."
+)
+
+
 def input_limit_is_fixed(model: LanguageModel) -> bool:
-    """A model's input length and truncation side are fixed once it has predictions: its cells were
-    computed under them, and cells cut to another limit would not compare. To score under another limit,
-    register the model again under another name."""
+    """A model's input length and truncation side are fixed once it has predictions (INPUT_LIMIT_FIXED)."""
     return Prediction.objects.filter(variant__model=model).exists()
 
 

@@ -266,6 +266,7 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
         )
         cells += [(r, instances[i]) for r in task_revisions for i in sample if (r.id, i) not in done]
     done_count = total - len(cells)
+    truncated = _truncated_cells(run)  # an earlier attempt's, when this is a retry
     _progress(
         run.id, token, done=done_count, total=total, config={"model": asdict(spec), "score": asdict(config)}
     )
@@ -297,13 +298,15 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
                         lengths=list(scores.lengths),
                         predicted=scores.predicted,
                         correct=scores.predicted == instance.gold,
+                        truncated=scores.truncated,
                     )
                 )
             with transaction.atomic():
                 # A redelivered job may race us to a cell; the unique key keeps exactly one prediction.
                 Prediction.objects.bulk_create(predictions, ignore_conflicts=True)
                 done_count += len(predictions)
-                alive = _progress(run.id, token, done=done_count, total=total)
+                truncated += sum(p.truncated for p in predictions)
+                alive = _progress(run.id, token, done=done_count, total=total, truncated=truncated)
             if not alive:
                 log.info("Run %s was cancelled or taken over; stopping.", run.id)
                 return
@@ -315,12 +318,35 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
                 last_refresh = time.monotonic()
 
     exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
-    jobs.finish(ScoringRun, run.id, token, JobStatus.SUCCEEDED, done_cells=min(exact, total))
+    jobs.finish(
+        ScoringRun,
+        run.id,
+        token,
+        JobStatus.SUCCEEDED,
+        done_cells=min(exact, total),
+        truncated_cells=_truncated_cells(run),
+    )
 
 
-def _progress(run_id: int, token: uuid.UUID, *, done: int, total: int, config: dict | None = None) -> bool:
+def _truncated_cells(run: ScoringRun) -> int:
+    """Cells this run stored whose prompt was cut to the model's input length. Counted from what was stored,
+    as a cell another run stored first (the conflicts bulk_create ignores) is that run's."""
+    return Prediction.objects.filter(run=run, truncated=True).count()
+
+
+def _progress(
+    run_id: int,
+    token: uuid.UUID,
+    *,
+    done: int,
+    total: int,
+    config: dict | None = None,
+    truncated: int | None = None,
+) -> bool:
     """Store progress; False when the run is no longer ours (cancelled, or claimed by another delivery)."""
     fields = {"done_cells": Least(Value(done), Value(total)), "total_cells": total}
     if config is not None:
         fields["config"] = config
+    if truncated is not None:
+        fields["truncated_cells"] = truncated
     return jobs.heartbeat(ScoringRun, run_id, token, **fields)

@@ -35,7 +35,9 @@ def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[Optio
                 positions = range(len(option))
             else:
                 prompt = list(item.shared_ids) + item.rest_ids
-                ids = torch.tensor([prompt + option], device=device)
+                # The option's last token is only predicted, never read: the model's input length counts
+                # the prompt and the rest of the option.
+                ids = torch.tensor([prompt + option[:-1]], device=device)
                 logits = model(**inputs(ids)).logits[0]
                 # The token at position t is predicted by the logits at t - 1 (after any virtual tokens).
                 start = virtual + len(prompt) - 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from evaluation.ml import scoring
@@ -128,3 +130,12 @@ def test_specs_validate_themselves():
         ModelSpec("x", family="encoder-only")
     with pytest.raises(ConfigError, match="batch_size"):
         ScoreConfig(batch_size=0)
+
+
+@pytest.mark.parametrize("arch", ["t5", "gpt2", "llama"])
+def test_the_cache_is_passed_as_transformers_expects(models, arch):
+    # transformers 5 renamed `past_key_values` to `cache` and warns on the old name until it removes it.
+    loaded = load(ModelSpec(str(models[arch]), family=FAMILY[arch]), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        fast(loaded, items(WORDS))  # every cache path: prefix, context and multi-token options

@@ -3,7 +3,9 @@ scores, the fast paths equal the naive reference with a soft prompt in front, an
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from evaluation.ml import softprompt
 from evaluation.ml.config import AlignConfig, ConfigError, ModelSpec, ScoreConfig
 from evaluation.ml.loading import load
 from evaluation.ml.reference import score_naive
-from evaluation.ml.scoring import ScoringItem, score
+from evaluation.ml.scoring import ScoringItem, encode_items, score
 
 FAMILY = {"t5": "seq2seq", "gpt2": "causal", "llama": "causal"}
 NUMBERS = [str(n) for n in range(10, 42)]
@@ -140,3 +142,31 @@ def test_training_is_seeded(tiny_models):
     config = AlignConfig(num_virtual_tokens=2, steps=3, seed=7)
     curves = [softprompt.train(load(spec, device="cpu"), [task()], config)[1].curve for _ in range(2)]
     assert curves[0] == curves[1]
+
+
+def long_task() -> softprompt.TrainingTask:
+    """task() with every prompt far longer than tiny GPT-2's 512 positions."""
+    short = task()
+
+    def item(phrasing: int, index: int) -> ScoringItem:
+        base = short.item(phrasing, index)
+        return ScoringItem(base.shared, " apple banana carrot grape" * 150 + base.rest, base.options)
+
+    return dataclasses.replace(short, item=item)
+
+
+def test_training_cuts_prompts_to_the_input_length_as_scoring_does(tiny_models):
+    spec = ModelSpec(source=str(tiny_models["gpt2"]), family="causal")
+    config = AlignConfig(num_virtual_tokens=4, steps=2, instances_per_batch=2, paraphrases=1)
+    with pytest.raises(IndexError):  # without a limit, the model cannot read these prompts at all
+        softprompt.train(load(spec, device="cpu"), [long_task()], config)
+    limited = dataclasses.replace(spec, max_input_tokens=512)
+    loaded = load(limited, device="cpu")
+    _, result = softprompt.train(loaded, [long_task()], config)
+    assert all(math.isfinite(record["loss"]) for record in result.curve)
+    # The prompts it trained on are those scoring reads behind a 4-token soft prompt.
+    items = [long_task().item(p, 0) for p in (1, 2, 3)]
+    scorer = load(limited, device="cpu")
+    scorer.soft_prompt = torch.zeros(4, scorer.model.get_input_embeddings().weight.shape[1])
+    trained = encode_items(loaded, items, virtual_tokens=config.num_virtual_tokens)
+    assert trained == encode_items(scorer, items) and all(e.truncated for e in trained)

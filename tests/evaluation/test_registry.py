@@ -321,3 +321,108 @@ def test_local_paths_are_shown_to_admins_only_on_model_pages_and_in_the_api(db, 
 )
 def test_what_counts_as_a_local_path(source, local):
     assert LanguageModel(source=source).source_is_local is local
+
+
+# --- The input length ------------------------------------------------------------------------------------
+
+
+def register_llama(tiny_models, name, **kwargs) -> LanguageModel:
+    kwargs.setdefault("score", False)
+    return registry.language_model_register(
+        name=name, source=str(tiny_models["llama"]), family="causal", check_now=True, **kwargs
+    )
+
+
+def test_an_input_length_given_at_registration_survives_the_check_and_a_blank_one_is_the_models_own(
+    db, tiny_models
+):
+    given = register_llama(tiny_models, "given", max_input_tokens=64, truncation="cut_end")
+    assert (given.state, given.max_input_tokens, given.truncation) == ("ready", 64, "cut_end")
+    own = register_llama(tiny_models, "own")
+    assert (own.max_input_tokens, own.truncation) == (512, "keep_end")  # the config's max_position_embeddings
+    with pytest.raises(ApplicationError, match="truncation"):
+        register_llama(tiny_models, "bad-side", truncation="middle")
+    with pytest.raises(ApplicationError, match="max_input_tokens"):
+        register_llama(tiny_models, "bad-length", max_input_tokens=0)
+    assert not LanguageModel.objects.filter(name__startswith="bad").exists()
+
+
+def test_a_check_leaves_the_input_length_a_models_cells_were_scored_under(
+    demo, tiny_models, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        model = register_llama(tiny_models, "scored", score=True)
+    assert model.max_input_tokens == 512 and registry.input_limit_is_fixed(model)
+    # As a model scored before it had a limit: its cells were never cut, and a new check must not start to.
+    LanguageModel.objects.filter(id=model.id).update(max_input_tokens=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.language_model_check_retry(model=model)
+    model.refresh_from_db()
+    assert model.state == LanguageModel.State.READY and model.max_input_tokens is None
+
+
+def test_the_register_command_and_the_api_set_the_input_length(db, tiny_models, admin_user):
+    call_command(
+        "register_model",
+        "cmd",
+        str(tiny_models["t5"]),
+        "--family",
+        "seq2seq",
+        "--no-score",
+        "--max-input-tokens",
+        "512",
+        "--truncation",
+        "cut_end",
+    )
+    assert LanguageModel.objects.filter(name="cmd", max_input_tokens=512, truncation="cut_end").exists()
+    with pytest.raises(CommandError):
+        call_command(
+            "register_model", "x", str(tiny_models["t5"]), "--family", "seq2seq", "--truncation", "x"
+        )
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    payload = {"name": "api", "source": str(tiny_models["t5"]), "family": "seq2seq"}
+    body = api.post("/api/models/", {**payload, "max_input_tokens": 96, "truncation": "cut_end"}).json()
+    assert (body["max_input_tokens"], body["truncation"]) == (96, "cut_end")
+    assert api.post("/api/models/", {**payload, "name": "api-2", "truncation": "middle"}).status_code == 400
+    assert api.post("/api/models/", {**payload, "name": "api-3", "max_input_tokens": 0}).status_code == 400
+    assert api.get("/api/models/api/").json()["truncation"] == "cut_end"
+
+
+def test_admin_sets_the_input_length_until_the_model_has_predictions(
+    demo, tiny_models, client, admin_user, django_capture_on_commit_callbacks
+):
+    admin_user.is_staff = True
+    admin_user.save()
+    client.force_login(admin_user)
+    model = register_llama(tiny_models, "edited")
+    url = reverse("admin:evaluation_languagemodel_change", args=[model.id])
+    form = {
+        "name": "edited",
+        "source": model.source,
+        "family": "causal",
+        "dtype": "auto",
+        "prompt_format": "none",
+        "batch_size": 16,
+        "is_active": "on",
+        "max_input_tokens": 128,
+        "truncation": "cut_end",
+        "variants-TOTAL_FORMS": 1,
+        "variants-INITIAL_FORMS": 1,
+        "variants-0-id": model.variants.get().id,
+        "variants-0-model": model.id,
+    }
+    page = client.get(url).content.decode()
+    assert 'name="max_input_tokens"' in page and 'name="truncation"' in page
+    assert client.post(url, form).status_code == 302
+    model.refresh_from_db()
+    assert (model.max_input_tokens, model.truncation) == (128, "cut_end")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.language_model_score_missing(model=model)
+    page = client.get(url).content.decode()
+    assert 'name="max_input_tokens"' not in page and 'name="truncation"' not in page
+    assert "Its input length and truncation are fixed" in page
+    assert client.post(url, {**form, "max_input_tokens": 64, "truncation": "keep_end"}).status_code == 302
+    model.refresh_from_db()
+    assert (model.max_input_tokens, model.truncation) == (128, "cut_end")

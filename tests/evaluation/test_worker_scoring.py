@@ -52,6 +52,13 @@ def send(env, run_id: int) -> None:
     )
 
 
+def registered_and_finished() -> bool:
+    """The model's check is done (the command runs it, unless the worker's outbox sweep took it first, then
+    the worker runs it) and the runs it queued have finished."""
+    checked = not ModelCheck.objects.filter(status__in=ModelCheck.ACTIVE).exists()
+    return checked and ScoringRun.objects.exists() and all_finished()
+
+
 def all_finished() -> bool:
     return not ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE).exists()
 
@@ -61,7 +68,7 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
     log = tmp_path / "worker.log"
     with running_worker(env, queues="default,gpu", log=log):
         manage(env, "register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq")
-        wait_for(all_finished, timeout=120, what="the registration's runs", log=log)
+        wait_for(registered_and_finished, timeout=180, what="the registration's runs", log=log)
         runs = ScoringRun.objects.all()
         assert [r.status for r in runs] == [JobStatus.SUCCEEDED] * 4, [r.error for r in runs]
         assert all(r.worker.startswith("test-") for r in runs)
