@@ -27,7 +27,7 @@ DIFFERENCES = {
     "wrapper": "the study's Alpaca with-input wrapper differs from the app's Alpaca prompt format",
     "answers": "the app scores other answer strings than the study",
     "gold": "the same answer strings, another gold answer",
-    "truncated": "the study's tokenizer cut the prompt at 512 tokens; the app does not truncate",
+    "truncated": "the study's tokenizer cut the prompt at 512 tokens; by default the app keeps the end",
 }
 
 LETTER_TASKS = (
