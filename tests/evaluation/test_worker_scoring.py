@@ -42,6 +42,9 @@ def demo(db):
     load_demo()
 
 
+SAMPLE = 40
+
+
 def send(env, run_id: int) -> None:
     manage(
         env,
@@ -90,6 +93,8 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
 def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_prediction_per_cell(
     demo, env, tiny_models, tmp_path
 ):
+    # 24 phrasings x 40 instances at batch size 1: long enough to kill mid-run, short enough for a slow CPU.
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
     model = registry.language_model_register(
         name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", batch_size=1, score=False
     )
@@ -111,16 +116,16 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
         first.wait(timeout=10)
     run.refresh_from_db()
     assert run.status == JobStatus.RUNNING, "the run finished before the kill; make it longer"
-    assert 0 < progress() < 24 * 100
+    assert 0 < progress() < 24 * SAMPLE
 
     with running_worker(env, queues="gpu", log=tmp_path / "second.log"):
         wait_for(
-            all_finished, timeout=240, what="the second worker to finish the run", log=tmp_path / "second.log"
+            all_finished, timeout=360, what="the second worker to finish the run", log=tmp_path / "second.log"
         )
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.attempts >= 2  # (in our runs the broker redelivered the killed worker's own message)
-    assert run.total_cells == run.done_cells == Prediction.objects.count() == 24 * 100
+    assert run.total_cells == run.done_cells == Prediction.objects.count() == 24 * SAMPLE
     duplicates = (
         Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
     )
