@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from collection.models import Instruction, Task
+from collection.models import Answers, Instruction, Task
 from core.parsing import IdField, parse_id
 
 
@@ -34,6 +34,28 @@ class PhrasingForm(forms.Form):
                     max_length=100,
                     widget=forms.TextInput(attrs={"placeholder": label}),
                 )
+
+        # On a letter-answered task a phrasing may ask for the option itself instead of its letter
+        # ("Which is larger? 3 or 5" answered "5"); the scorer then ranks the option texts.
+        if task.answer_format == Task.AnswerFormat.LETTER:
+            self.fields["answers"] = forms.ChoiceField(
+                label="The model answers with",
+                choices=[
+                    (Answers.TASK, "the option's letter (A, B, …)"),
+                    (Answers.TEXTS, "the option's text"),
+                ],
+                initial=Answers.TASK,
+                required=False,
+            )
+
+    def answers(self) -> str | None:
+        """What the phrasing declares it is answered with; None: as its label words say."""
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        return data.get("answers") or None
+
+    @property
+    def answers_field(self):
+        return self["answers"] if "answers" in self.fields else None
 
     def labels(self) -> list[str] | None:
         """The label words, or None when none were given (the task's own labels are used)."""

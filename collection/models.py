@@ -104,6 +104,12 @@ class Task(models.Model):
         default=list, help_text="What the model answers: letters A.. or the label words, in option order."
     )
     max_options = models.PositiveSmallIntegerField(default=0)
+    prompt_parts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The source benchmark's own prompt parts (BIG-bench: instruction, input, choice and output "
+        "prefixes), from which its default phrasings are built.",
+    )
     eval_sample_size = models.PositiveIntegerField(
         null=True,
         blank=True,

@@ -12,7 +12,7 @@ from django.conf import settings
 from collection import selectors, templating
 from collection.answers import answer_texts
 from collection.models import Instance, Task
-from collection.services import label_errors
+from collection.services import answers_errors, label_errors
 
 SAMPLE_COUNT = 3
 
@@ -54,6 +54,7 @@ def build(
     task: Task,
     template: str,
     labels: list[str] | None = None,
+    answers: str | None = None,
     wrap: Wrap = _unwrapped,
     format_name: str = "none",
     format_note: str = "",
@@ -64,6 +65,7 @@ def build(
     validation = templating.validate(template, task.template_fields(), max_chars=settings.TEMPLATE_MAX_CHARS)
     if labels is not None:
         validation.errors += label_errors(task, labels)
+    validation.errors += answers_errors(labels, answers)
     preview = Preview(validation, format_name=format_name, format_note=format_note)
     if not validation.ok:
         return preview
@@ -72,6 +74,6 @@ def build(
         head, tail = wrap(shared, rest)
         # The scorer's own answer texts, so the preview shows exactly what will be scored.
         preview.samples.append(
-            Sample(instance, head + tail, list(answer_texts(task, labels, instance)), instance.gold)
+            Sample(instance, head + tail, list(answer_texts(task, labels, instance, answers)), instance.gold)
         )
     return preview

@@ -362,14 +362,16 @@ def uploads_check(*, uploader, started) -> None:
         )
 
 
-def instruction_submit(*, task: Task, template: str, author, labels: list[str] | None = None) -> Instruction:
+def instruction_submit(
+    *, task: Task, template: str, author, labels: list[str] | None = None, answers: str | None = None
+) -> Instruction:
     """An author's new phrasing for a task: validated, not a duplicate, within the rate limit. It waits in
     the curators' queue; its embedding is computed in the background once it is saved."""
     if not roles.can_submit(author):
         raise ApplicationError("Sign up or log in to write phrasings.")
     if not task.input_fields:
         raise ApplicationError(f"{task} takes no phrasings of its own; write them for one of its tasks.")
-    template_check(task=task, template=template, labels=labels)
+    template_check(task=task, template=template, labels=labels, answers=answers)
     with transaction.atomic():
         _submissions_check(author)
         duplicate_check(task=task, template=template, user=author)
@@ -377,6 +379,7 @@ def instruction_submit(*, task: Task, template: str, author, labels: list[str] |
             task=task,
             template=template,
             labels=labels,
+            answers=answers,
             author=author,
             collection=Collection.objects.get(slug=CROWD_COLLECTION),
         )
@@ -385,7 +388,12 @@ def instruction_submit(*, task: Task, template: str, author, labels: list[str] |
 
 
 def instruction_edit(
-    *, instruction: Instruction, template: str, by, labels: list[str] | None = None
+    *,
+    instruction: Instruction,
+    template: str,
+    by,
+    labels: list[str] | None = None,
+    answers: str | None = None,
 ) -> Instruction:
     """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue)."""
     if not access.can_edit_instruction(by, instruction):
@@ -394,10 +402,12 @@ def instruction_edit(
                 f"This phrasing is {instruction.get_status_display().lower()}; only pending phrasings can be edited."
             )
         raise ApplicationError("You can only edit your own phrasings.")
-    template_check(task=instruction.task, template=template, labels=labels)
+    template_check(task=instruction.task, template=template, labels=labels, answers=answers)
     with transaction.atomic():
         duplicate_check(task=instruction.task, template=template, user=by, exclude_id=instruction.id)
-        revision = instruction_revise(instruction=instruction, template=template, labels=labels, by=by)
+        revision = instruction_revise(
+            instruction=instruction, template=template, labels=labels, answers=answers, by=by
+        )
         instruction.refresh_from_db()
         if instruction.status == Instruction.Status.NEEDS_EDIT:
             instruction.status = Instruction.Status.PENDING

@@ -64,16 +64,6 @@ def _departure(cause, tasks, ids, differs, why, fix) -> Departure:
 
 DEPARTURES: tuple[Departure, ...] = (
     _departure(
-        "Alpaca/Default on label-word tasks",
-        ("Play_Dialog", "Strange_Stories", "StrategyQA", "Winowhy"),
-        r"Alpaca/Default/1",
-        {"no phrasing"},
-        "On these tasks the study builds BIG-bench's prompt for Alpaca with Preprocessor.alpaca_default, which "
-        "also puts the answer cue before the question ('\\nAnswer: ' + input + ... + '\\nAnswer: '); the "
-        "importer does not build that form and skips them, reporting why.",
-        "build alpaca_default's layout from the task's BIG-bench prefixes.",
-    ),
-    _departure(
         "Alpaca header without an input",
         ("Play_Dialog", "Winowhy"),
         r"Alpaca/Unobserved/(4|8|9|10)",

@@ -75,6 +75,11 @@ class TemplateError(ValueError):
     """A template that cannot be parsed or rendered; the message is meant for the person who wrote it."""
 
 
+def literal(text: str) -> str:
+    """Plain text as template text: braces doubled, so they print as themselves."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def parse(text: str) -> list[str | Placeholder]:
     """Split a template into literal strings and placeholders. Raises TemplateError on bad syntax."""
     parts: list[str | Placeholder] = []

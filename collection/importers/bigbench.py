@@ -30,6 +30,7 @@ from collection.importers.base import (
 from collection.importers.bigbench_fields import FieldSpec, spec_for
 from collection.models import Benchmark, Instance, Instruction, Task
 from collection.services import instances_upsert, instruction_create, instruction_revise
+from collection.templating import literal
 
 BENCHMARK_SLUG = "bigbench-lite"
 # Subtasks the study scored on their own (logical_deduction: five objects; strange_stories: the yes/no
@@ -153,10 +154,9 @@ def canonical_rows(rows: list[dict], answer_format: str, labels: list[str]) -> l
     return [row | {"options": labels, "gold": labels.index(row["options"][row["gold"]])} for row in rows]
 
 
-def default_template(task_file: TaskFile, answer_format: str, parent: TaskFile | None = None) -> str:
-    """BIG-bench's own prompt as a template: task prefix, input prefix, question, options, output prefix,
-    read from the task's own file (then, for a subtask, its parent's), as the study builds it: a top-level
-    task's default does not take its subtasks' prefixes."""
+def prompt_parts(task_file: TaskFile, parent: TaskFile | None = None) -> dict[str, str]:
+    """BIG-bench's prompt parts, read from the task's own file (then, for a subtask, its parent's), as the
+    study reads them: a top-level task does not take its subtasks' prefixes."""
     sources = [task_file.data] + ([parent.data] if parent else [])
 
     def first(key: str, fallback: str) -> str:
@@ -165,17 +165,36 @@ def default_template(task_file: TaskFile, answer_format: str, parent: TaskFile |
                 return data[key]
         return fallback
 
-    def esc(text: str) -> str:
-        return text.replace("{", "{{").replace("}", "}}")
+    return {
+        "instruction": first("task_prefix", "") or first("description", ""),
+        "input_prefix": first("example_input_prefix", "\n"),
+        "choice_prefix": first("choice_prefix", ""),
+        "output_prefix": first("example_output_prefix", ""),
+    }
 
-    description = first("task_prefix", "") or first("description", "")
-    # {input}: the example's whole input, as BIG-bench builds its prompt (where our field split cuts
-    # {question} down, the puzzle, the story or the concept would be missing).
-    head = f"{esc(description)} {esc(first('example_input_prefix', chr(10)))}{{input}}"
-    tail = esc(first("example_output_prefix", ""))
+
+def default_template(parts: dict[str, str], answer_format: str) -> str:
+    """BIG-bench's own prompt as a template: instruction, input prefix, the input, options, output prefix.
+
+    {input} is the example's whole input, as BIG-bench builds its prompt (where our field split cuts
+    {question} down, the puzzle, the story or the concept would be missing)."""
+    head = f"{literal(parts['instruction'])} {literal(parts['input_prefix'])}{{input}}"
+    tail = literal(parts["output_prefix"])
     if answer_format == Task.AnswerFormat.OPTION_TEXT:
         return head + tail
-    return head + esc(first("choice_prefix", "")) + "\n{options:parens}" + tail
+    return head + literal(parts["choice_prefix"]) + "\n{options:parens}" + tail
+
+
+def alpaca_default_template(parts: dict[str, str], input_marker: str) -> str:
+    """The study's Preprocessor.alpaca_default on a label-word task: the instruction, Alpaca's input marker,
+    then the answer cue both before and after the question, the options lettered in between
+    ("\nAnswer: " + " " + input + " " + choice prefix + "\nA. same\nB. different" + "\nAnswer: ")."""
+    cue = literal(parts["output_prefix"])
+    return (
+        literal(parts["instruction"])
+        + input_marker
+        + f"{cue} {{input}} {literal(parts['choice_prefix'])}\n{{options:letters}}{cue}"
+    )
 
 
 def import_bigbench(paths: list[Path]) -> ImportReport:
@@ -204,13 +223,26 @@ def _import_tree(benchmark: Benchmark, root: TaskFile, report: ImportReport) -> 
         "required_fields": [],
         "source": DEFAULT_SOURCE,
     }
-    parent = _task_from_file(benchmark, root, None, report, common, kind, answer_format, labels)
-    _default_upsert(parent, default_template(root, answer_format), root.path, report)
+    parts = prompt_parts(root)
+    parent = _task_from_file(
+        benchmark, root, None, report, common | {"prompt_parts": parts}, kind, answer_format, labels
+    )
+    _default_upsert(parent, default_template(parts, answer_format), root.path, report)
     for sub in root.subtasks:
         sub_kind, sub_format, sub_labels = answer_space(sub.rows, spec)
-        task = _task_from_file(benchmark, sub, parent, report, common, sub_kind, sub_format, sub_labels)
+        sub_parts = prompt_parts(sub, parent=root)
+        task = _task_from_file(
+            benchmark,
+            sub,
+            parent,
+            report,
+            common | {"prompt_parts": sub_parts},
+            sub_kind,
+            sub_format,
+            sub_labels,
+        )
         if task.slug in STUDY_SUBTASKS:
-            _default_upsert(task, default_template(sub, sub_format, parent=root), sub.path, report)
+            _default_upsert(task, default_template(sub_parts, sub_format), sub.path, report)
 
 
 def _default_upsert(task: Task, template: str, path: Path, report: ImportReport) -> None:

@@ -9,7 +9,8 @@ paper_instructions, see its SOURCE.txt); each entry's shape says which kind it i
   `BBL/Default` is skipped: import_bigbench creates BIG-bench's own prompt as the task's default.
 - Alpaca entries (Alpaca/Unobserved, Alpaca/Default) become phrasings for Alpaca-format models only
   (prompt_format "alpaca"): the instruction, Alpaca's "### Input:" marker, then the input block the study
-  builds. Alpaca/Default goes into the benchmark-default collection, the rest into the crowd collection.
+  builds (Alpaca/Default on a label-word task: the study's alpaca_default layout, from the task's BIG-bench
+  prompt parts). Alpaca/Default goes into the benchmark-default collection, the rest into the crowd collection.
 - Observed entries carry `collection` and `template`: the instruction-tuning collections' templates (FLAN,
   NIV2, T0, Alpaca's QA/BC) already written in our placeholder language, with the label words the study
   scores and what the extraction verified. They go into the named collection (FLAN -> flan, NIV2 -> niv2,
@@ -53,8 +54,10 @@ from collection.importers.base import (
     read_jsonl,
     read_text,
 )
+from collection.importers.bigbench import alpaca_default_template
 from collection.models import Instruction, InstructionRevision, Task, normalised_key
 from collection.services import instruction_create, instruction_revise, uploads_check, uploads_lock
+from collection.templating import literal
 from core.errors import ApplicationError
 
 # The study's task keys, mapped to (benchmark, task slug) as our importers name them. The study evaluated
@@ -107,9 +110,9 @@ SKIP_STUDY_FAILS = "the study's own code cannot build its prompt (its scores com
 SKIP_NO_TASK = "its task is not imported (import the task, then run this again)"
 SKIP_PROMPT = "its prompt cannot be written as a template here (see the file's not_expressible)"
 SKIP_UNVERIFIED = "the file does not say what the study scores for it"
-SKIP_ALPACA_DEFAULT = (
-    "the study's alpaca_default (BIG-bench's prompt with its answer cue also put before the question) is "
-    "not built here"
+SKIP_NO_PROMPT_PARTS = (
+    "its task has no BIG-bench prompt parts stored (imported before they were kept: run import_bigbench "
+    "again, then this)"
 )
 
 # Study templates whose {question} is not ours: the study's field split differs for these ids.
@@ -246,26 +249,31 @@ def _alpaca_row(key: str, task: Task, item: dict, source: str) -> PhrasingRow | 
     study_id = item["id"]
     whole = "{input}" if "input" in task.input_fields else "{question}"
     strings = item.get("strings") if isinstance(item.get("strings"), dict) else {}
-    if item.get("via") == "alpaca_multiple_choice":
-        # A plain string in the study's list (its other entries are templates already).
-        instruction = item.get("alpaca_instruction")
-        instruction = _literal(instruction) if isinstance(instruction, str) else None
-        block = f"Question: {whole}\n{{options:parens}}"
-    elif item.get("function") == "alpaca_default":
-        return SKIP_ALPACA_DEFAULT
+    if item.get("function") == "alpaca_default":
+        # BIG-bench's prompt in Alpaca's layout, built from the task's prompt parts (import_bigbench).
+        if not task.prompt_parts:
+            return SKIP_NO_PROMPT_PARTS
+        template = alpaca_default_template(task.prompt_parts, ALPACA_INPUT)
     else:
-        instruction = strings.get("instruction") or strings.get("input_text")
-        block = strings.get("inputs") or strings.get("inputs(formatted)")
-        if block is None and not (isinstance(instruction, str) and PLACEHOLDER.search(instruction)):
-            block = whole  # a bare instruction: the study gives the whole input as Alpaca's input
-    if not isinstance(instruction, str) or not isinstance(block, str | None):
-        return "the entry has no instruction text (the study's list has none at its index)"
+        if item.get("via") == "alpaca_multiple_choice":
+            # A plain string in the study's list (its other entries are templates already).
+            instruction = item.get("alpaca_instruction")
+            instruction = literal(instruction) if isinstance(instruction, str) else None
+            block = f"Question: {whole}\n{{options:parens}}"
+        else:
+            instruction = strings.get("instruction") or strings.get("input_text")
+            block = strings.get("inputs") or strings.get("inputs(formatted)")
+            if block is None and not (isinstance(instruction, str) and PLACEHOLDER.search(instruction)):
+                block = whole  # a bare instruction: the study gives the whole input as Alpaca's input
+        if not isinstance(instruction, str) or not isinstance(block, str | None):
+            return "the entry has no instruction text (the study's list has none at its index)"
+        # An instruction that shows the instance itself has no input block.
+        template = instruction if block is None else instruction + ALPACA_INPUT + block
     default = study_id.startswith("Alpaca/Default/")
     return PhrasingRow(
         where=f"{key} {study_id}",
         task=task,
-        # An instruction that shows the instance itself has no input block.
-        template=instruction if block is None else instruction + ALPACA_INPUT + block,
+        template=template,
         collection_slug="benchmark-default" if default else "crowd",
         author=None,
         source=source,
@@ -275,11 +283,6 @@ def _alpaca_row(key: str, task: Task, item: dict, source: str) -> PhrasingRow | 
         prompt_format=Instruction.Format.ALPACA,
         revise=True,
     )
-
-
-def _literal(text: str) -> str:
-    """Plain text as template text: braces doubled so they print as themselves."""
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _is_observed(item) -> bool:

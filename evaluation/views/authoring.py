@@ -46,6 +46,7 @@ def _preview_context(form: PhrasingForm, user, *, exclude_id: int | None = None)
         task=form.task,
         template=template,
         labels=form.labels(),
+        answers=form.answers(),
         wrap=wrap,
         format_name=format_name,
         format_note=format_note,
@@ -84,6 +85,7 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
                     task=task,
                     template=form.cleaned_data["template"],
                     labels=form.labels(),
+                    answers=form.answers(),
                     author=request.user,
                 )
             except ApplicationError as exc:
@@ -111,7 +113,11 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
     instruction = access.get_instruction_for_user(request.user, instruction_id, action=access.EDIT)
     task = instruction.task
     labels = instruction.current_revision.labels or []
-    initial = {"template": instruction.template, **{f"label_{i}": word for i, word in enumerate(labels)}}
+    initial = {
+        "template": instruction.template,
+        "answers": instruction.current_revision.answers or None,
+        **{f"label_{i}": word for i, word in enumerate(labels)},
+    }
     form = PhrasingForm(request.POST or None, initial=initial, task=task, models=_models())
     context = {
         "task": task,
@@ -126,6 +132,7 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
                     instruction=instruction,
                     template=form.cleaned_data["template"],
                     labels=form.labels(),
+                    answers=form.answers(),
                     by=request.user,
                 )
             except ApplicationError as exc:

@@ -166,6 +166,35 @@ def test_the_preview_applies_a_models_prompt_format(client, parity, alice):
     assert "### Instruction:" in page and "### Response:" in page
 
 
+def test_a_phrasing_on_a_letter_task_may_ask_for_the_option_text(client, parity, alice):
+    larger = Task.objects.get(benchmark__slug="demo", slug="larger-number")
+    first = larger.instances.filter(split="eval").order_by("id").first()
+    client.force_login(alice)
+    template = "Which of these is larger? {options:bullets} Say the number itself."
+    url = reverse("phrasing_preview", args=["demo", "larger-number"])
+    letters = client.post(url, {"template": template}).content.decode()
+    texts = client.post(url, {"template": template, "answers": "texts"}).content.decode()
+    # The preview lists what is scored: the letters by default, the options' own texts when asked.
+    assert (
+        "The model answers with"
+        in client.get(reverse("phrasing_new", args=["demo", "larger-number"])).content.decode()
+    )
+    assert ">A<" in letters.replace(" ", "") and f">{first.options[0]}<" not in letters.replace(" ", "")
+    assert f">{first.options[0]}<" in texts.replace(" ", "")
+    response = client.post(
+        reverse("phrasing_new", args=["demo", "larger-number"]), {"template": template, "answers": "texts"}
+    )
+    assert response.status_code == 302
+    revision = Instruction.objects.get(author=alice).current_revision
+    assert revision.answers == "texts"
+    # A value that is not a choice is refused with the form's message, nothing saved.
+    response = client.post(
+        reverse("phrasing_new", args=["demo", "larger-number"]), {"template": template + " ", "answers": "x"}
+    )
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert Instruction.objects.filter(author=alice).count() == 1
+
+
 def test_submitting_through_the_page_keeps_the_text_when_refused(client, parity, alice):
     client.force_login(alice)
     url = reverse("phrasing_new", args=["demo", "parity"])

@@ -98,11 +98,12 @@ def test_every_template_is_attached_to_its_task(shared_data, study_tasks, capsys
             .select_related("current_revision")
         }
         assert stored == expected[(benchmark_slug, task_slug)], task_slug
-    # 142 human-written templates, and for Alpaca-format models 142 unobserved and 8 default phrasings.
+    # 142 human-written templates, and for Alpaca-format models 142 unobserved and 12 default phrasings
+    # (BIG-bench's prompt in Alpaca's layout on every held task).
     assert Instruction.objects.filter(source__startswith="InstructionEval", prompt_format="").count() == 142
     assert (
         Instruction.objects.filter(source__startswith="InstructionEval", prompt_format="alpaca").count()
-        == 150
+        == 154
     )
     assert Counter(Instruction.objects.filter(task__slug="mmlu").values_list("status", flat=True)) == {
         "approved": 20 + 33
@@ -112,7 +113,20 @@ def test_every_template_is_attached_to_its_task(shared_data, study_tasks, capsys
         "BBL/Unobserved: skipped, its task is not imported (import the task, then run this again): 20" in out
     )
     assert "Alpaca unobserved: imported: 142" in out
-    assert "Alpaca/Default/1 on Play_Dialog, Strange_Stories, StrategyQA, Winowhy" in out
+    assert "Alpaca default: imported: 12" in out
+    # The study's alpaca_default layout: the answer cue before the question and after the lettered options.
+    winowhy = Instruction.objects.get(task__slug="winowhy", external_id="Alpaca/Default/1")
+    assert winowhy.template.endswith(
+        "\n\n### Input:\n\nThe above reasoning is  {input} \n{options:letters}\nThe above reasoning is "
+    )
+
+
+def test_alpaca_default_needs_the_tasks_prompt_parts(shared_data, study_tasks, capsys):
+    # A task imported before its BIG-bench prompt parts were kept: the entry is skipped, saying what to do.
+    Task.objects.filter(slug="winowhy").update(prompt_parts={})
+    call_command("import_instructions", shared_data / STUDY_FILE, "--format", "instructioneval")
+    assert not Instruction.objects.filter(task__slug="winowhy", external_id="Alpaca/Default/1").exists()
+    assert "run import_bigbench again" in capsys.readouterr().out
 
 
 def test_study_templates_with_their_own_answer_words_keep_them(shared_data, study_tasks):
