@@ -1,4 +1,5 @@
-"""The naive reference scorer: one full forward pass per (prompt, option), nothing shared or cached.
+"""The naive references: one full forward pass per (prompt, option), nothing shared or cached. score_naive
+for the scorer (scoring.py); causal_training_logliks for soft-prompt training (softprompt.py).
 
 It is slow on purpose and kept simple enough to check by eye; the fast paths in scoring.py must match it.
 """
@@ -9,7 +10,9 @@ from collections.abc import Sequence
 
 import torch
 
+from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.loading import LoadedModel
+from evaluation.ml.logprobs import pad, token_logprobs
 from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, scores_of, with_soft_prompt
 
 
@@ -46,3 +49,35 @@ def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[Optio
             logliks.append(sum(logprobs[p, token].item() for p, token in zip(positions, option)))
         results.append(scores_of(item, logliks))
     return results
+
+
+def causal_training_logliks(
+    loaded: LoadedModel, peft_model, encoded: list[EncodedItem]
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """What softprompt._causal_forward computes, the slow way (with gradients): one row per (item, option)
+    through PEFT's own forward, which puts the virtual tokens in front. A row ends before its option's last
+    token, which is only predicted. Returns each item's option log-likelihoods and the last prompt token's
+    final hidden state."""
+    device = loaded.device
+    k = peft_model.peft_config["default"].num_virtual_tokens
+    rows, spans = [], []
+    for b, e in enumerate(encoded):
+        prompt = [*e.shared_ids, *e.rest_ids]
+        for option in e.option_ids:
+            rows.append(prompt + option[:-1])
+            spans.append((b, len(prompt), option))
+    ids, mask = pad(rows, loaded.tokenizer.pad_token_id, device)
+    out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    logits = out.logits.float()
+    sums, hidden = [], {}
+    for r, (b, prompt_len, option) in enumerate(spans):
+        # Position t is predicted by the logits at t - 1; the virtual tokens shift everything by k.
+        positions = torch.arange(k + prompt_len - 1, k + prompt_len - 1 + len(option), device=device)
+        targets = torch.tensor(option, dtype=torch.long, device=device)
+        sums.append(token_logprobs(logits[r, positions], targets).sum())
+        hidden.setdefault(b, out.hidden_states[-1][r, k + prompt_len - 1].float())
+    per_item, start = [], 0
+    for e in encoded:
+        per_item.append(torch.stack(sums[start : start + len(e.option_ids)]))
+        start += len(e.option_ids)
+    return per_item, torch.stack([hidden[b] for b in range(len(encoded))])

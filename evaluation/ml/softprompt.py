@@ -28,8 +28,14 @@ from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.errors import OutOfMemoryInTraining
 from evaluation.ml.loading import LoadedModel
-from evaluation.ml.logprobs import option_logliks, pad, token_logprobs
-from evaluation.ml.scoring import ScoringItem, encode_items, is_out_of_memory
+from evaluation.ml.logprobs import option_logliks, pad
+from evaluation.ml.scoring import (
+    ScoringItem,
+    _plain_output_head,
+    _select_rows,
+    encode_items,
+    is_out_of_memory,
+)
 
 TRAINING_FILE = "training.json"
 
@@ -225,32 +231,60 @@ def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]
 
 
 def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]):
-    """Per item: its options' summed log-likelihoods and the last prompt token's final hidden state. One
-    row per (item, option), the soft prompt in front (PEFT's forward puts it there). A row ends before its
-    option's last token, which is only predicted: the model reads what scoring has it read."""
-    device = loaded.device
+    """Per item: its options' summed log-likelihoods and the last prompt token's final hidden state.
+
+    The context (virtual tokens + prompt) runs once per item, as the scorer's causal fast path runs it: its
+    last position gives every option's first token and the hidden state h. Only options longer than one token
+    need more, one row each that continues from the context's cache instead of recomputing the context.
+    `reference.causal_training_logliks` is the one-row-per-option version this must equal."""
+    model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
     k = peft_model.peft_config["default"].num_virtual_tokens
-    rows, spans = [], []
-    for b, e in enumerate(encoded):
-        prompt = [*e.shared_ids, *e.rest_ids]
-        for option in e.option_ids:
-            rows.append(prompt + option[:-1])
-            spans.append((b, len(prompt), option))
-    ids, mask = pad(rows, pad_id, device)
-    out = peft_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    logits = out.logits.float()
-    sums, hidden = [], {}
-    for r, (b, prompt_len, option) in enumerate(spans):
-        # Position t is predicted by the logits at t - 1; the virtual tokens shift everything by k.
-        positions = torch.arange(k + prompt_len - 1, k + prompt_len - 1 + len(option), device=device)
-        targets = torch.tensor(option, dtype=torch.long, device=device)
-        row_logits = logits[r, positions]
-        sums.append(token_logprobs(row_logits, targets).sum())
-        if b not in hidden:
-            hidden[b] = out.hidden_states[-1][r, k + prompt_len - 1].float()
-    pooled = torch.stack([hidden[b] for b in range(len(encoded))])
-    return _per_item(torch.stack(sums), encoded), pooled
+    size = len(encoded)
+    ids, mask = pad([[*e.shared_ids, *e.rest_ids] for e in encoded], pad_id, device)
+    embeds = model.get_input_embeddings()(ids)
+    soft = peft_model.get_prompt(batch_size=size).to(embeds.dtype)[:, :k]
+    embeds = torch.cat([soft, embeds], dim=1)
+    attention = torch.cat([torch.ones(size, k, dtype=mask.dtype, device=device), mask], dim=1)
+    lengths = mask.sum(dim=1)
+    last = k + lengths - 1
+    rows = [(b, j, o) for b, e in enumerate(encoded) for j, o in enumerate(e.option_ids) if len(o) > 1]
+    # The cache is kept only when some option continues from it: letters and one-token labels need none.
+    use_cache = bool(rows)
+
+    # Phase 1: the context pass. The output layer (vocabulary-sized) runs at each row's last position only.
+    rows_index = torch.arange(size, device=device)
+    if _plain_output_head(model):
+        out = model.base_model(inputs_embeds=embeds, attention_mask=attention, use_cache=use_cache)
+        hidden = out.last_hidden_state[rows_index, last]
+        logits = model.get_output_embeddings()(hidden)
+    else:
+        out = model(
+            inputs_embeds=embeds, attention_mask=attention, use_cache=use_cache, output_hidden_states=True
+        )
+        hidden = out.hidden_states[-1][rows_index, last]
+        logits = out.logits[rows_index, last]
+    first = torch.log_softmax(logits.float(), dim=-1)
+    sums = {(b, j): first[b, o[0]] for b, e in enumerate(encoded) for j, o in enumerate(e.option_ids)}
+
+    # Phase 2: options longer than one token, one row each on top of its item's cached context.
+    if rows:
+        row_item = torch.tensor([b for b, _, _ in rows], device=device)
+        inputs, input_mask = pad([o[:-1] for _, _, o in rows], pad_id, device)
+        targets, target_mask = pad([o[1:] for _, _, o in rows], pad_id, device)
+        row_attention = torch.cat([attention[row_item], input_mask], dim=1)
+        positions = k + lengths[row_item, None] + torch.arange(inputs.shape[1], device=device)
+        continued = model(
+            input_ids=inputs,
+            attention_mask=row_attention,
+            position_ids=positions,
+            cache=_select_rows(out.cache, row_item, model.config),
+            use_cache=True,
+        ).logits
+        for (b, j, _), total in zip(rows, option_logliks(continued, targets, target_mask)):
+            sums[b, j] = sums[b, j] + total
+    flat = torch.stack([sums[b, j] for b, e in enumerate(encoded) for j in range(len(e.option_ids))])
+    return _per_item(flat, encoded), hidden.float()
 
 
 def _per_item(sums: torch.Tensor, encoded: list[EncodedItem]) -> list[torch.Tensor]:

@@ -170,3 +170,40 @@ def test_training_cuts_prompts_to_the_input_length_as_scoring_does(tiny_models):
     scorer.soft_prompt = torch.zeros(4, scorer.model.get_input_embeddings().weight.shape[1])
     trained = encode_items(loaded, items, virtual_tokens=config.num_virtual_tokens)
     assert trained == encode_items(scorer, items) and all(e.truncated for e in trained)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("options", [("yes", "no"), ("even number", "odd number here", "no")])
+def test_the_shared_context_causal_loss_equals_the_per_option_reference(tiny_models, arch, options):
+    # Prompts of different lengths (padding), one- and multi-token options, a trained-looking soft prompt:
+    # the log-likelihoods, the hidden states and the soft prompt's gradient agree with one row per option.
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    from evaluation.ml.reference import causal_training_logliks
+
+    loaded = load(ModelSpec(source=str(tiny_models[arch]), family="causal"), device="cpu")
+    for parameter in loaded.model.parameters():
+        parameter.requires_grad_(False)
+    peft_model = get_peft_model(
+        loaded.model, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=3)
+    ).eval()
+    weight = peft_model.prompt_encoder["default"].embedding.weight
+    with torch.no_grad():
+        weight.normal_(0, 1)
+    items = [task(options).item(p, i) for p, i in ((1, 0), (2, 5), (3, 9), (4, 30))]
+    encoded = encode_items(loaded, items, virtual_tokens=3)
+    assert len({len(e.shared_ids) + len(e.rest_ids) for e in encoded}) > 1
+
+    def run(forward):
+        weight.grad = None
+        logliks, hidden = forward(loaded, peft_model, encoded)
+        loss = sum(torch.log_softmax(ll, -1)[0] for ll in logliks) + hidden.pow(2).mean()
+        loss.backward()
+        return [ll.detach() for ll in logliks], hidden.detach(), weight.grad.clone()
+
+    fast_ll, fast_hidden, fast_grad = run(softprompt._causal_forward)
+    ref_ll, ref_hidden, ref_grad = run(causal_training_logliks)
+    assert max((a - b).abs().max().item() for a, b in zip(fast_ll, ref_ll, strict=True)) <= 1e-4
+    assert torch.allclose(fast_hidden, ref_hidden, atol=1e-4)
+    assert torch.allclose(fast_grad, ref_grad, atol=1e-4, rtol=1e-4)
+    assert fast_grad.abs().sum() > 0
