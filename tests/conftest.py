@@ -13,6 +13,18 @@ from core.celery import app as celery_app
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_collection_modifyitems(config, items):
+    # Tests marked gpu need a CUDA device; everywhere else they are skipped, saying why.
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if not gpu:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device (none here)"))
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2 costs ~0.2 s per user; tests create many users and test nothing about hashing strength.
