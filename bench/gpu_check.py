@@ -8,7 +8,8 @@ Flan-T5-XL (google/flan-t5-xl's config.json: seq2seq, 2.85 B parameters) and a 7
 (Llama-2-7B's config.json: 6.74 B parameters), in bf16, with a byte-level BPE tokenizer trained here on the
 check's own text (its ids are a subset of the models' 32k vocabularies, so every logit is still computed).
 Random weights change nothing that is checked: the work per token, the memory, and whether the fast paths
-compute what the naive reference computes. For each model:
+compute what the naive reference computes. (The output layer is drawn with std 1/sqrt(hidden size), so logits
+spread about as a trained model's do, not sqrt(d_model) wide as T5's own initialisation makes them.) For each model:
 
 1. Fast vs naive: the fast scorer (evaluation/ml/scoring.py) and the naive reference (reference.py, one full
    forward per option) on the same items, one-token (letter) and multi-token options. bf16 rounds every
@@ -131,7 +132,7 @@ def items_for(data, answers: str):
     return out
 
 
-def build(family: str, dry: bool, device: torch.device, workdir: Path):
+def build(family: str, dry: bool, device: torch.device, workdir: Path, dtype: torch.dtype):
     """A randomly initialised model of the configuration, created on the device in bf16, and a tokenizer."""
     import transformers
 
@@ -148,8 +149,6 @@ def build(family: str, dry: bool, device: torch.device, workdir: Path):
     dims = DRY[family] if dry else (FLAN_T5_XL if family == "seq2seq" else LLAMA_7B)
     if dry:
         dims = dict(dims, vocab_size=len(tokenizer))
-    # bf16 as on a GPU; the dry run computes in fp32, since CPUs run bf16 matmuls many times slower.
-    dtype = torch.float32 if dry else torch.bfloat16
     ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
@@ -162,6 +161,11 @@ def build(family: str, dry: bool, device: torch.device, workdir: Path):
             else:
                 config = transformers.LlamaConfig(bos_token_id=tokenizer.bos_token_id, **ids, **dims)
                 model = transformers.LlamaForCausalLM(config)
+        # T5's initialisation draws the output layer with std 1, which gives logits of spread sqrt(d_model)
+        # (45 for XL), far from a trained model's, and bf16 rounding errors to match; scaled to spread ~1.
+        head = model.get_output_embeddings().weight
+        with torch.no_grad():
+            head.normal_(0.0, head.shape[1] ** -0.5)
     finally:
         torch.set_default_dtype(previous)
     model.eval()
@@ -191,13 +195,21 @@ def check_fast_vs_naive(loaded, items) -> dict:
 
     fast = fast_scores(loaded, items, batch_size=8)
     naive = [s.logliks for s in score_naive(loaded, items)]
-    dtype = loaded.dtype
-    loaded.model.float()  # the exact-ish values; bf16 -> fp32 -> bf16 is lossless, so the model comes back intact
+    # The exact-ish values, in fp32. bf16 -> fp32 -> bf16 is lossless, and every tensor goes back to its own
+    # dtype (Llama keeps its rotary frequencies in fp32), so the model comes back exactly as it was.
+    dtype, model = loaded.dtype, loaded.model
+
+    def tensors():
+        return [*model.named_parameters(), *model.named_buffers()]
+
+    original = {name: tensor.dtype for name, tensor in tensors()}
+    model.float()
     loaded.dtype = torch.float32
     try:
         exact = [s.logliks for s in score_naive(loaded, items)]
     finally:
-        loaded.model.to(dtype)
+        for name, tensor in tensors():
+            tensor.data = tensor.data.to(original[name])
         loaded.dtype = dtype
     worst, ref_error, failures, compared, disagree = 0.0, 0.0, 0, 0, 0
     for f, n, e in zip(fast, naive, exact, strict=True):
@@ -385,7 +397,9 @@ def check_backoff(loaded, items, start: int, tolerance: float) -> dict:
     }
 
 
-def run(dry: bool, device: torch.device, peak_tflops: float | None, families: list[str]) -> dict:
+def run(
+    dry: bool, device: torch.device, peak_tflops: float | None, families: list[str], dtype: torch.dtype
+) -> dict:
     results: dict = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "dry": dry,
@@ -393,7 +407,7 @@ def run(dry: bool, device: torch.device, peak_tflops: float | None, families: li
     with tempfile.TemporaryDirectory() as tmp:
         for family in families:
             begin = time.perf_counter()
-            loaded = build(family, dry, device, Path(tmp))
+            loaded = build(family, dry, device, Path(tmp), dtype)
             params = sum(p.numel() for p in loaded.model.parameters())
             letters = items_for(questions(8 if dry else 16, 2), "letters")
             texts = items_for(questions(4 if dry else 8, 3), "texts")
@@ -492,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dry", action="store_true", help="CPU, tiny configs of the same architectures.")
+    parser.add_argument(
+        "--dry-bf16",
+        action="store_true",
+        help="with --dry, compute in bf16 as on a GPU (slow on CPUs; the dry default is fp32)",
+    )
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for MFU")
     parser.add_argument("--only", choices=["seq2seq", "causal"], help="check one model")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -511,7 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         name = torch.cuda.get_device_name(device)
         peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
     try:
-        results = run(args.dry, device, peak, [args.only] if args.only else ["seq2seq", "causal"])
+        # bf16 as on a GPU; the dry run computes in fp32 unless asked, since CPUs run bf16 matmuls slowly.
+        dtype = torch.float32 if args.dry and not args.dry_bf16 else torch.bfloat16
+        results = run(args.dry, device, peak, [args.only] if args.only else ["seq2seq", "causal"], dtype)
     finally:
         torch.set_num_threads(threads)  # main() also runs inside the test suite's process
     report(results)
