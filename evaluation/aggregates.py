@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 
-from collection.models import Collection, Instruction, Task
+from collection.models import Collection, Instance, Instruction, Task
 from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
 from evaluation import metrics
@@ -105,14 +106,14 @@ def _refresh_scored_results(variant: ModelVariant, task: Task) -> None:
     ).delete()
 
 
-def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
-    """The inputs of the metrics for one task: complete phrasings only, so every row covers the same sample."""
+def task_data(variant: ModelVariant, task: Task, revisions=None) -> metrics.TaskData | None:
+    """The inputs of the metrics for one task: complete phrasings only, so every row covers the same sample;
+    only the given revisions when `revisions` is set (a leaderboard's common ground)."""
     tuned_on = set(variant.model.tuned_on.values_list("id", flat=True))
-    results = list(
-        PhrasingResult.objects.filter(variant=variant, task=task, complete=True)
-        .select_related("revision__instruction__collection")
-        .order_by("revision_id")
-    )
+    results = PhrasingResult.objects.filter(variant=variant, task=task, complete=True)
+    if revisions is not None:
+        results = results.filter(revision_id__in=revisions)
+    results = list(results.select_related("revision__instruction__collection").order_by("revision_id"))
     if not results:
         return None
     observed = [r.revision.instruction.collection_id in tuned_on for r in results]
@@ -135,6 +136,23 @@ def task_data(variant: ModelVariant, task: Task) -> metrics.TaskData | None:
     for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
         correct[row[revision_id], column[instance_id]] = right
     return metrics.TaskData(observed, correct=correct, heldout=heldout, defaults=defaults)
+
+
+def chance_level(task: Task) -> float | None:
+    """The accuracy of answering at random: the mean over the task's evaluation sample of 1 / options."""
+    sizes = [
+        len(options)
+        for options in Instance.objects.filter(id__in=task_eval_sample_ids(task)).values_list(
+            "options", flat=True
+        )
+        if options
+    ]
+    return float(np.mean([1 / n for n in sizes])) if sizes else None
+
+
+def subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
+    """The task's data on one phrasing set (None when the set has none of its phrasings)."""
+    return _subset(data, phrasing_set)
 
 
 def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
@@ -167,6 +185,7 @@ def phrasing_sets(variant: ModelVariant) -> list[str]:
 
 def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
     data = task_data(variant, task)
+    chance = chance_level(task) if data else None
     for phrasing_set in PhrasingSet.values:
         if phrasing_set not in phrasing_sets(variant):
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
@@ -180,9 +199,11 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
             accuracies=subset.accuracies,
             observed=subset.observed,
             unobserved=subset.unobserved(),
+            min_phrasings=settings.SPREAD_MIN_PHRASINGS,
         )
+        figures = summary.as_dict() | {"chance": chance, "min_phrasings": settings.SPREAD_MIN_PHRASINGS}
         TaskSummary.objects.update_or_create(
-            variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": summary.as_dict()}
+            variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": figures}
         )
 
 
@@ -192,19 +213,20 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
         Task.objects.filter(benchmark=benchmark, parent__isnull=True, summaries__variant=variant).distinct()
     )
     data = {task: task_data(variant, task) for task in tasks}
+    chances = {task: chance_level(task) for task, d in data.items() if d is not None}
     kinds = [""] + sorted({task.kind for task in tasks})
     wanted = set()
     for kind in kinds:
         for phrasing_set in phrasing_sets(variant):
-            subsets = [
-                _subset(d, phrasing_set)
+            picked = {
+                task: _subset(d, phrasing_set)
                 for task, d in data.items()
                 if d is not None and (not kind or task.kind == kind)
-            ]
-            subsets = [s for s in subsets if s is not None]
-            if not subsets:
+            }
+            picked = {task: s for task, s in picked.items() if s is not None}
+            if not picked:
                 continue
-            figures = metrics.benchmark_summary(subsets, samples=BENCHMARK_BOOTSTRAP_SAMPLES)
+            figures = benchmark_figures(picked, chances)
             BenchmarkSummary.objects.update_or_create(
                 variant=variant,
                 benchmark=benchmark,
@@ -216,3 +238,15 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     for summary in BenchmarkSummary.objects.filter(variant=variant, benchmark=benchmark):
         if (summary.phrasing_set, summary.task_kind) not in wanted:
             summary.delete()
+
+
+def benchmark_figures(picked: dict[Task, metrics.TaskData], chances: dict[Task, float | None]) -> dict:
+    """Macro averages over the given tasks' data, with the macro-averaged chance level beside them."""
+    figures = metrics.benchmark_summary(
+        list(picked.values()),
+        samples=BENCHMARK_BOOTSTRAP_SAMPLES,
+        min_phrasings=settings.SPREAD_MIN_PHRASINGS,
+    )
+    levels = [chances.get(task) for task in picked]
+    figures["chance"] = float(np.mean(levels)) if levels and None not in levels else None
+    return figures

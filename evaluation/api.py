@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -265,6 +266,12 @@ SET_CHOICES = list(PhrasingSet.values)
         OpenApiParameter("kind", OpenApiTypes.STR, description="Task kind; blank for every kind"),
         OpenApiParameter("sort", OpenApiTypes.STR, description="A figure name or 'model' (default avgp)"),
         OpenApiParameter("dir", OpenApiTypes.STR, enum=["asc", "desc"]),
+        OpenApiParameter(
+            "partial",
+            OpenApiTypes.STR,
+            enum=["0", "1"],
+            description="1: also list the rows with partial coverage (apart, on their own cells)",
+        ),
     ],
     responses=OpenApiTypes.OBJECT,
 )
@@ -278,27 +285,37 @@ def leaderboard(request):
     phrasing_set = request.query_params.get("set", "all")
     if phrasing_set not in SET_CHOICES:
         return Response({"detail": f"set must be one of {', '.join(SET_CHOICES)}."}, status=400)
-    rows = selectors.leaderboard(
+    board = selectors.leaderboard(
         benchmark=benchmark,
         phrasing_set=phrasing_set,
         task_kind=request.query_params.get("kind", ""),
         sort=request.query_params.get("sort", "avgp"),
         descending=request.query_params.get("dir", "desc") != "asc",
     )
-    return Response(
-        {
-            "benchmark": benchmark.slug,
-            "phrasing_set": phrasing_set,
-            "convention": "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs.",
-            "results": [
-                {
-                    "model": r.variant.model.name,
-                    "variant": str(r.variant),
-                    "kind": r.variant.kind,
-                    "provenance": r.variant.provenance,
-                    **r.figures,
-                }
-                for r in rows
-            ],
+
+    def record(r) -> dict:
+        return {
+            "model": r.variant.model.name,
+            "variant": str(r.variant),
+            "kind": r.variant.kind,
+            "provenance": r.variant.provenance,
+            "coverage": r.coverage.as_dict() if r.coverage else None,
+            "on_common_ground": not r.partial,
+            "below_chance": r.below_chance,
+            **r.figures,
         }
-    )
+
+    body = {
+        "benchmark": benchmark.slug,
+        "phrasing_set": phrasing_set,
+        "convention": (
+            "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs. Ranked "
+            "rows are compared on their common ground; spread figures are null where no task has "
+            f"{settings.SPREAD_MIN_PHRASINGS} phrasings."
+        ),
+        "ground": board.ground.as_dict(),
+        "results": [record(r) for r in board.rows],
+    }
+    if request.query_params.get("partial") == "1":
+        body["partial"] = [record(r) for r in board.partial]
+    return Response(body)

@@ -41,7 +41,7 @@ def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
     header = ["model", "variant", "imported", "provenance", "tasks", "phrasings"]
     for key, _, _ in columns:
         header += [key, f"{key}_ci_low", f"{key}_ci_high"]
-    header.append("ci_method")
+    header += ["ci_method", "chance", "below_chance", "partial_coverage"]
     table, records = [], []
     for row in rows:
         f = row.figures
@@ -56,7 +56,7 @@ def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
         for key, _, _ in columns:
             low, high = (f.get("ci") or {}).get(key, (None, None))
             values += [f.get(key), low, high]
-        values.append(f.get("ci_method"))
+        values += [f.get("ci_method"), f.get("chance"), row.below_chance, getattr(row, "partial", False)]
         table.append(values)
         records.append(dict(zip(header, values)))
     return header, table, records

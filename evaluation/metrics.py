@@ -111,14 +111,23 @@ class Summary:
         return asdict(self)
 
 
+# Figures about the spread across phrasings: undefined (None, "n/a") where a task has fewer phrasings than
+# the minimum, since one or two phrasings give Std 0 and Consistency 100 whatever the model does.
+SPREAD_NAMES = ("std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency")
+MIN_PHRASINGS = 3
+
+
 def _figures(
     correct: np.ndarray | None,
     accuracies: np.ndarray,
     observed: np.ndarray,
     unobserved: np.ndarray | None = None,
+    min_phrasings: int = MIN_PHRASINGS,
 ) -> dict[str, float | None]:
     figures: dict[str, float | None] = dict(spread_figures(accuracies))
     figures["consistency"] = consistency(correct) if correct is not None else None
+    if len(accuracies) < min_phrasings:
+        figures.update(dict.fromkeys(SPREAD_NAMES))
     figures.update(observed_figures(accuracies, observed, unobserved))
     return figures
 
@@ -199,6 +208,7 @@ def summarise(
     unobserved: Sequence[bool] | None = None,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = SEED,
+    min_phrasings: int = MIN_PHRASINGS,
 ) -> Summary:
     """All figures with 95% bootstrap intervals.
 
@@ -214,7 +224,7 @@ def summarise(
     if acc.size == 0:
         raise ValueError("No phrasings to summarise.")
     unobserved_rows = ~observed_mask if unobserved is None else np.asarray(unobserved, dtype=bool)
-    point = _figures(correct, acc, observed_mask, unobserved_rows)
+    point = _figures(correct, acc, observed_mask, unobserved_rows, min_phrasings)
     replicates = replicate_figures(
         np.random.default_rng(seed), samples, observed_mask, correct, acc, unobserved=unobserved_rows
     )
@@ -300,7 +310,11 @@ class TaskData:
 
 
 def benchmark_summary(
-    tasks: Sequence[TaskData], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = SEED
+    tasks: Sequence[TaskData],
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = SEED,
+    min_phrasings: int = MIN_PHRASINGS,
 ) -> dict:
     """Macro average over tasks of every per-task figure, with a 95% interval from bootstrapping each task
     (two-way, or phrasings only for imported results) and averaging replicate by replicate."""
@@ -312,8 +326,11 @@ def benchmark_summary(
         correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
         observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
         acc = task.accuracy_vector()
-        point_rows.append(_figures(correct, acc, observed, unobserved))
-        replicate_rows.append(replicate_figures(rng, samples, observed, correct, acc, unobserved=unobserved))
+        point_rows.append(_figures(correct, acc, observed, unobserved, min_phrasings))
+        replicates = replicate_figures(rng, samples, observed, correct, acc, unobserved=unobserved)
+        if acc.size < min_phrasings:
+            replicates.update({name: np.full(samples, np.nan) for name in SPREAD_NAMES})
+        replicate_rows.append(replicates)
     names = list(point_rows[0])
     point = macro_average(point_rows, names)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -323,6 +340,9 @@ def benchmark_summary(
     return {
         **point,
         "tasks": len(tasks),
+        # Tasks with enough phrasings for the spread figures (the others are left out of their averages).
+        "spread_tasks": sum(len(t.observed) >= min_phrasings for t in tasks),
+        "min_phrasings": min_phrasings,
         "phrasings": int(sum(len(t.observed) for t in tasks)),
         "ci": _intervals(point, replicates, samples),
         "ci_method": " + ".join(sorted(methods)),

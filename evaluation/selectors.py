@@ -9,6 +9,7 @@ from django.db.models import Avg, Count, F, Max, OuterRef, Q, QuerySet, Sum
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
 from core.jobs import JobStatus
+from evaluation import common_ground
 from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.models import (
     BenchmarkSummary,
@@ -123,10 +124,25 @@ SORT_KEYS = {key for key, _, _ in FIGURE_COLUMNS} | {"model", "tasks", "phrasing
 class Row:
     variant: ModelVariant
     figures: dict
+    coverage: common_ground.Coverage | None = None
+    partial: bool = False  # not on the common ground: its figures are on its own cells
 
     @property
     def is_imported(self) -> bool:
         return self.variant.kind == VariantKind.IMPORTED
+
+    @property
+    def below_chance(self) -> bool:
+        return common_ground.below_chance(self.figures)
+
+
+@dataclass
+class Leaderboard:
+    """Ranked rows on their common ground, and (on request) the rows with partial coverage, apart."""
+
+    ground: common_ground.Ground
+    rows: list[Row]
+    partial: list[Row]
 
 
 def _sorted(rows: list[Row], sort: str, descending: bool) -> list[Row]:
@@ -144,13 +160,19 @@ def leaderboard(
     task_kind: str = "",
     sort: str = "avgp",
     descending: bool = True,
-) -> list[Row]:
-    """One row per model variant: benchmark figures as macro averages over its tasks. One query."""
-    summaries = BenchmarkSummary.objects.filter(
-        benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
-    ).select_related("variant__model")
-    rows = [Row(s.variant, s.figures) for s in summaries]
-    return _sorted(rows, sort if sort in SORT_KEYS else "avgp", descending)
+) -> Leaderboard:
+    """One row per model variant: benchmark figures as macro averages over the tasks, on the cells every
+    ranked row shares (evaluation/common_ground.py); rows with partial coverage apart, on their own cells."""
+    board = common_ground.board(
+        benchmark=benchmark,
+        phrasing_set=phrasing_set,
+        task_kind=task_kind,
+        version=leaderboard_version(benchmark),
+    )
+    sort = sort if sort in SORT_KEYS else "avgp"
+    rows = [Row(variant, figures, coverage) for variant, figures, coverage in board.rows]
+    partial = [Row(variant, figures, coverage, partial=True) for variant, figures, coverage in board.partial]
+    return Leaderboard(board.ground, _sorted(rows, sort, descending), _sorted(partial, sort, descending))
 
 
 def benchmark_task_kinds(benchmark: Benchmark) -> list[str]:

@@ -13,11 +13,31 @@ def _format(value, unit: str) -> str:
     return f"{100 * value:.1f}"
 
 
+# The figures that need several phrasings (evaluation/metrics.py SPREAD_NAMES).
+SPREAD_NAMES = {"std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency"}
+
+
+def _too_few_phrasings(figures: dict, name: str) -> bool:
+    return name in SPREAD_NAMES and figures.get(name) is None and "min_phrasings" in figures
+
+
 @register.filter
 def figure(figures: dict, spec: str) -> str:
-    """{{ row.figures|figure:"avgp:pct" }}: the figure, or a dash when it is undefined."""
+    """{{ row.figures|figure:"avgp:pct" }}: the figure, "n/a" when it needs more phrasings than there are,
+    or a dash when it is otherwise undefined."""
     name, _, unit = spec.partition(":")
+    if _too_few_phrasings(figures, name):
+        return "n/a"
     return _format(figures.get(name), unit or "pct")
+
+
+@register.filter
+def na_reason(figures: dict, spec: str) -> str:
+    """Why a figure shows "n/a" (a tooltip), or nothing."""
+    name = spec.partition(":")[0]
+    if _too_few_phrasings(figures, name):
+        return f"Needs at least {figures['min_phrasings']} phrasings on a task; no task here has that many."
+    return ""
 
 
 @register.filter

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -231,25 +232,32 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     kinds = selectors.benchmark_task_kinds(benchmark)
     kind = request.GET.get("kind", "")
     kind = kind if kind in kinds else ""
+    show_partial = request.GET.get("partial") == "1"
     if request.GET.get("format") in ("csv", "json"):
-        rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+        board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+        rows = board.rows + (board.partial if show_partial else [])
         return _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
 
     def build() -> str:
-        rows = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+        board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
         context = {
             "benchmark": benchmark,
-            "rows": rows,
+            "rows": board.rows,
+            "partial": board.partial,
+            "ground": board.ground,
+            "show_partial": show_partial,
+            "partial_query": "&partial=1" if show_partial else "",
+            "min_phrasings": settings.SPREAD_MIN_PHRASINGS,
             "columns": selectors.FIGURE_COLUMNS,
             "kind": kind,
             **params,
-            "observed_chart": _observed_chart(rows),
-            "box_chart": _box_chart(rows),
+            "observed_chart": _observed_chart(board.rows),
+            "box_chart": _box_chart(board.rows),
         }
         return render_to_string("evaluation/leaderboard.html#board", context)
 
     board = _cached_fragment(
-        ["leaderboard", benchmark.id, kind, sorted(params.items())],
+        ["leaderboard", benchmark.id, kind, show_partial, sorted(params.items())],
         selectors.leaderboard_version(benchmark),
         build,
     )

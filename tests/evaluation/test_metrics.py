@@ -85,11 +85,30 @@ def test_benchmark_figures_are_macro_averages_over_tasks():
     assert metrics.macro_average(tasks, ["std", "gap"]) == pytest.approx({"std": 0.2, "gap": 0.2})
 
 
+def test_spread_figures_need_the_minimum_of_phrasings_on_a_task():
+    one = np.array([[1, 0, 1, 1]], dtype=bool)  # one phrasing: Std 0 and Consistency 100 mean nothing
+    summary = metrics.summarise(correct=one, observed=[False], samples=50, min_phrasings=3)
+    assert summary.avgp == 0.75
+    assert summary.std is None and summary.consistency is None and summary.spread is None
+    assert "std" not in summary.ci and "avgp" in summary.ci
+    # In a benchmark, such a task is left out of the spread figures' averages, and counted.
+    other = np.array([[1, 1], [1, 0], [0, 0]], dtype=bool)
+    bench = metrics.benchmark_summary(
+        [metrics.TaskData([False], correct=one), metrics.TaskData([False] * 3, correct=other)],
+        samples=50,
+        min_phrasings=3,
+    )
+    assert bench["std"] == pytest.approx(np.std([1.0, 0.5, 0.0]))
+    assert bench["avgp"] == pytest.approx((0.75 + 0.5) / 2)
+    assert (bench["tasks"], bench["spread_tasks"]) == (2, 1)
+
+
 def test_a_benchmark_summary_macro_averages_tasks_with_an_interval():
     other = np.array([[1, 1], [1, 1]], dtype=bool)  # accuracy 1.0 twice: std 0
     summary = metrics.benchmark_summary(
         [metrics.TaskData(OBSERVED, correct=CORRECT), metrics.TaskData([False, False], correct=other)],
         samples=300,
+        min_phrasings=2,
     )
     assert summary["avgp"] == pytest.approx((0.5 + 1.0) / 2)
     assert summary["std"] == pytest.approx((math.sqrt(0.125 / 3) + 0) / 2)

@@ -53,6 +53,14 @@ def study_figures(main) -> dict[tuple[str, str, str], float]:
     return figures
 
 
+def every_row(client, benchmark: str, phrasing_set: str) -> list[dict]:
+    """The ranked rows and those with partial coverage. The study measures each model on its own
+    phrasings (Alpaca's are Alpaca-format, T0's are P3's), so most of its rows share too little with the
+    others for the common ground: they are listed apart, on their own phrasings, with ?partial=1."""
+    body = client.get(f"/api/leaderboard/?benchmark={benchmark}&set={phrasing_set}&partial=1").json()
+    return body["results"] + body["partial"]
+
+
 def test_observed_and_unobserved_figures_match_the_study_within_five_hundredths_of_a_point(
     shared_data, client, capsys
 ):
@@ -64,10 +72,10 @@ def test_observed_and_unobserved_figures_match_the_study_within_five_hundredths_
     worst = 0.0
     lines = []
     for (model, benchmark, kind), study in sorted(expected.items()):
-        by_set = client.get(f"/api/leaderboard/?benchmark={benchmark}&set={kind}").json()["results"]
+        by_set = every_row(client, benchmark, kind)
         ours = next(row for row in by_set if row["model"] == model)["avgp"]
         # The "all" rows carry the same comparison as their observed/unobserved figures.
-        every = client.get(f"/api/leaderboard/?benchmark={benchmark}&set=all").json()["results"]
+        every = every_row(client, benchmark, "all")
         within_all = next(row for row in every if row["model"] == model)[f"{kind}_avgp"]
         worst = max(worst, abs(ours - study) * 100, abs(within_all - study) * 100)
         lines.append(f"{model:12} {benchmark:14} {kind:10} ours {ours * 100:6.2f}  study {study * 100:6.2f}")
@@ -80,7 +88,7 @@ def test_benchmark_defaults_are_a_set_of_their_own(shared_data, client):
     call_command("import_results", shared_data / "paper_results_csv" / "Main" / "BBL", stdout=io.StringIO())
     defaults = client.get("/api/leaderboard/?benchmark=bigbench-lite&set=defaults")
     assert defaults.status_code == 200
-    rows = {row["model"]: row for row in defaults.json()["results"]}
+    rows = {row["model"]: row for row in every_row(client, "bigbench-lite", "defaults")}
     assert {"flan-t5-xl", "alpaca-7b"} <= set(rows)
     # One default per task: BIG-bench's own prompt (Alpaca's form of it for Alpaca models).
     assert all(row["phrasings"] == row["tasks"] for row in rows.values())

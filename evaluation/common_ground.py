@@ -1,0 +1,222 @@
+"""Leaderboards on common ground: rows are ranked on the cells they share, never on different things.
+
+A row's cells are its complete per-phrasing results on the benchmark's top-level tasks, as (task, revision)
+pairs; every complete result covers the task's whole evaluation sample, so sharing a (task, phrasing) pair
+means sharing every instance of it. The ground is chosen greedily and said on the page:
+1. rows in order of how many cells they have (most first, then by name);
+2. the first row's cells are the ground; each next row joins when the ground's intersection with its cells
+   keeps at least COMMON_GROUND_MIN_SHARE of the ground (the ground becomes that intersection); otherwise the
+   row has partial coverage: it is left out of the ranking, and shown apart, flagged, on request.
+Each ranked row's figures are then computed on the ground (the stored summaries when its cells are the
+ground already, otherwise from its predictions restricted to the ground), and each row reports its own
+coverage. Phrasing sets (observed, unobserved, ...) are taken within the ground, per model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+
+from collection.models import Benchmark, Collection, Task
+from evaluation import aggregates
+from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet
+from evaluation.split import is_heldout
+
+CACHE_SECONDS = 3600  # keyed on the data version, so a refresh makes a new key
+
+Cell = tuple[int, int]  # (task id, revision id)
+
+
+@dataclass
+class Coverage:
+    """A row's own cells, and how much of the ground they cover."""
+
+    cells: int
+    tasks: int
+    shared: int  # cells also in the ground
+    ground: int
+
+    @property
+    def share_of_ground(self) -> float:
+        return self.shared / self.ground if self.ground else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "cells": self.cells,
+            "tasks": self.tasks,
+            "shared_with_ground": self.shared,
+            "share_of_ground": round(self.share_of_ground, 4),
+        }
+
+
+@dataclass
+class Ground:
+    """The cells every ranked row has: how many tasks and phrasings, and which rows were left out."""
+
+    cells: frozenset[Cell]
+    ranked: list[int] = field(default_factory=list)  # variant ids
+    partial: list[int] = field(default_factory=list)
+    min_share: float = 0.5
+
+    @property
+    def tasks(self) -> int:
+        return len({task for task, _ in self.cells})
+
+    @property
+    def phrasings(self) -> int:
+        return len(self.cells)
+
+    def as_dict(self) -> dict:
+        return {
+            "tasks": self.tasks,
+            "phrasings": self.phrasings,
+            "ranked_rows": len(self.ranked),
+            "partial_rows": len(self.partial),
+            "rule": (
+                "Rows are ranked on the (task, phrasing) pairs scored for all of them, every instance of each "
+                f"task's evaluation sample; a row that would keep less than {self.min_share:.0%} of that ground "
+                "has partial coverage and is listed apart, on request."
+            ),
+        }
+
+
+def choose_ground(cells_by_row: dict[int, set[Cell]], order: list[int], min_share: float) -> Ground:
+    """The greedy rule of the module docstring, on rows given in `order` (most cells first)."""
+    ground: set[Cell] | None = None
+    ranked, partial = [], []
+    for row in order:
+        cells = cells_by_row[row]
+        if ground is None:
+            ground, ranked = set(cells), [row]
+            continue
+        shared = ground & cells
+        if ground and len(shared) >= min_share * len(ground) and shared:
+            ground = shared
+            ranked.append(row)
+        else:
+            partial.append(row)
+    return Ground(frozenset(ground or ()), ranked, partial, min_share)
+
+
+@dataclass
+class Board:
+    ground: Ground
+    rows: list[tuple[ModelVariant, dict, Coverage]]  # ranked rows: variant, figures on the ground, coverage
+    partial: list[tuple[ModelVariant, dict, Coverage]]  # own figures (not on the ground), flagged
+
+
+def board(*, benchmark: Benchmark, phrasing_set: str, task_kind: str, version) -> Board:
+    """The leaderboard's rows on common ground (cached per data version)."""
+    key = (
+        "common-ground:"
+        + hashlib.sha256(repr([benchmark.id, phrasing_set, task_kind, version]).encode()).hexdigest()
+    )
+    cached = cache.get(key)
+    if cached is None:
+        cached = _build(benchmark, phrasing_set, task_kind)
+        cache.set(key, cached, timeout=CACHE_SECONDS)
+    return _hydrate(cached)
+
+
+def _build(benchmark: Benchmark, phrasing_set: str, task_kind: str) -> dict:
+    summaries = {
+        s.variant_id: s
+        for s in BenchmarkSummary.objects.filter(
+            benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
+        ).select_related("variant__model")
+    }
+    tasks = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
+    if task_kind:
+        tasks = tasks.filter(kind=task_kind)
+    cells_by_row: dict[int, set[Cell]] = {variant_id: set() for variant_id in summaries}
+    results = PhrasingResult.objects.filter(
+        variant_id__in=summaries, task__in=tasks, complete=True
+    ).values_list(
+        "variant_id",
+        "task_id",
+        "revision_id",
+        "revision__instruction_id",
+        "revision__instruction__collection__kind",
+    )
+    in_set = _set_filter(phrasing_set)
+    for variant_id, task_id, revision_id, instruction_id, collection_kind in results.iterator(
+        chunk_size=10000
+    ):
+        if in_set(instruction_id, collection_kind):
+            cells_by_row[variant_id].add((task_id, revision_id))
+    order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
+    ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE)
+
+    def coverage(variant_id: int) -> dict:
+        cells = cells_by_row[variant_id]
+        return {
+            "cells": len(cells),
+            "tasks": len({task for task, _ in cells}),
+            "shared": len(cells & ground.cells),
+            "ground": len(ground.cells),
+        }
+
+    rows = []
+    for variant_id in ground.ranked:
+        summary = summaries[variant_id]
+        if cells_by_row[variant_id] == ground.cells:
+            figures = summary.figures
+        else:
+            figures = _figures_on_ground(summary.variant, ground.cells, phrasing_set)
+        if figures is not None:
+            rows.append((summary.variant, figures, coverage(variant_id)))
+    partial = [(summaries[v].variant, summaries[v].figures, coverage(v)) for v in ground.partial]
+    return {
+        "ground": (sorted(ground.cells), ground.ranked, ground.partial, ground.min_share),
+        "rows": rows,
+        "partial": partial,
+    }
+
+
+def _set_filter(phrasing_set: str):
+    """Which cells count for a phrasing set whose membership is the same for every model (held out, the
+    benchmark's defaults). Observed and unobserved depend on the model, so for them every cell counts and
+    each row takes its own observed or unobserved phrasings within the ground."""
+    if phrasing_set in (PhrasingSet.HELDOUT, PhrasingSet.HELDOUT_UNOBSERVED):
+        return lambda instruction_id, kind: is_heldout(instruction_id)
+    if phrasing_set == PhrasingSet.DEFAULTS:
+        return lambda instruction_id, kind: kind == Collection.Kind.BENCHMARK_DEFAULT
+    return lambda instruction_id, kind: True
+
+
+def _figures_on_ground(variant: ModelVariant, ground: frozenset[Cell], phrasing_set: str) -> dict | None:
+    """The variant's benchmark figures from its predictions on the ground's cells only."""
+    by_task: dict[int, set[int]] = {}
+    for task_id, revision_id in ground:
+        by_task.setdefault(task_id, set()).add(revision_id)
+    picked, chances = {}, {}
+    for task in Task.objects.filter(id__in=by_task):
+        data = aggregates.task_data(variant, task, revisions=by_task[task.id])
+        subset = aggregates.subset(data, phrasing_set) if data else None
+        if subset is not None:
+            picked[task] = subset
+            chances[task] = aggregates.chance_level(task)
+    return aggregates.benchmark_figures(picked, chances) if picked else None
+
+
+def _hydrate(cached: dict) -> Board:
+    """The cached board (variants are pickled with their model, so a cache hit needs no query)."""
+    cells, ranked, partial, min_share = cached["ground"]
+    ground = Ground(frozenset(map(tuple, cells)), list(ranked), list(partial), min_share)
+
+    def rows(entries):
+        return [(variant, figures, Coverage(**cov)) for variant, figures, cov in entries]
+
+    return Board(ground, rows(cached["rows"]), rows(cached["partial"]))
+
+
+def below_chance(figures: dict) -> bool:
+    """True when the row's accuracy is not above chance: its AvgP interval reaches the chance level."""
+    chance, avgp = figures.get("chance"), figures.get("avgp")
+    if chance is None or avgp is None:
+        return False
+    low = (figures.get("ci") or {}).get("avgp", (avgp, avgp))[0]
+    return low <= chance

@@ -1,0 +1,118 @@
+"""Leaderboards compare rows on the cells they share, report each row's coverage, and flag what is not
+comparable: partial coverage, spread figures from too few phrasings, accuracy at chance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from collection.demo import load_demo
+from collection.models import Instruction, Task
+from evaluation.aggregates import aggregates_refresh_many
+from evaluation.common_ground import choose_ground
+from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_greedy_rule_keeps_rows_that_keep_half_the_ground():
+    cells = {1: {(1, p) for p in range(10)}, 2: {(1, p) for p in range(6)}, 3: {(1, 0), (1, 1)}}
+    ground = choose_ground(cells, [1, 2, 3], min_share=0.5)
+    assert ground.ranked == [1, 2] and ground.partial == [3]
+    assert ground.cells == frozenset(cells[2]) and (ground.tasks, ground.phrasings) == (1, 6)
+
+
+def _imported(name: str, accuracies: dict[Instruction, float]) -> ModelVariant:
+    model = LanguageModel.objects.create(
+        name=name, source="published results", family="seq2seq", is_active=False
+    )
+    variant = ModelVariant.objects.create(model=model, kind=VariantKind.IMPORTED)
+    for instruction, accuracy in accuracies.items():
+        PhrasingResult.objects.create(
+            variant=variant,
+            revision=instruction.current_revision,
+            task=instruction.task,
+            accuracy=accuracy,
+            source=ResultSource.IMPORTED,
+        )
+    aggregates_refresh_many({(variant.id, task_id) for task_id in {i.task_id for i in accuracies}})
+    return variant
+
+
+@pytest.fixture
+def rows(db):
+    """Three models on the demo benchmark: `wide` has every phrasing, `narrow` the first four of each task
+    (4 of 6: it keeps 2/3 of the ground, so it is ranked), `single` one phrasing per task (partial)."""
+    load_demo()
+    tasks = list(Task.objects.filter(benchmark__slug="demo").order_by("slug"))
+    phrasings = {t: list(t.instructions.filter(status="approved").order_by("id")) for t in tasks}
+    rng = np.random.default_rng(0)
+    wide = {i: float(rng.uniform(0.5, 1.0)) for t in tasks for i in phrasings[t]}
+    # narrow is better than wide on the shared phrasings, worse on its own average over everything wide has.
+    narrow = {i: min(1.0, wide[i] + 0.05) for t in tasks for i in phrasings[t][:4]}
+    single = {phrasings[t][0]: 0.99 for t in tasks}
+    _imported("wide", wide)
+    _imported("narrow", narrow)
+    _imported("single", single)
+    return tasks, phrasings, wide, narrow
+
+
+def test_the_default_leaderboard_ranks_on_shared_cells_and_reports_coverage(client, rows):
+    tasks, phrasings, wide, narrow = rows
+    body = client.get("/api/leaderboard/", {"benchmark": "demo"}).json()
+    assert body["ground"]["tasks"] == 4 and body["ground"]["phrasings"] == 16
+    assert body["ground"]["partial_rows"] == 1
+    results = {r["model"]: r for r in body["results"]}
+    assert set(results) == {"wide", "narrow"}  # `single` is not ranked by default
+    # Equal ground: the same task and phrasing counts on every ranked row.
+    assert {(r["tasks"], r["phrasings"]) for r in results.values()} == {(4, 16)}
+    # wide's figures are on the shared 16 phrasings, not its own 24.
+    shared = [np.mean([wide[i] for i in phrasings[t][:4]]) for t in tasks]
+    assert results["wide"]["avgp"] == pytest.approx(np.mean(shared))
+    assert results["narrow"]["avgp"] == pytest.approx(
+        np.mean([np.mean([narrow[i] for i in phrasings[t][:4]]) for t in tasks])
+    )
+    assert results["narrow"]["avgp"] > results["wide"]["avgp"]
+    assert body["results"][0]["model"] == "narrow"  # ranked on the common ground
+    assert results["wide"]["coverage"] == {
+        "cells": 24,
+        "tasks": 4,
+        "shared_with_ground": 16,
+        "share_of_ground": 1.0,
+    }
+    assert results["narrow"]["coverage"]["cells"] == 16 and results["wide"]["on_common_ground"]
+    # On request, the partial row comes apart, flagged, with n/a spread figures (one phrasing per task).
+    body = client.get("/api/leaderboard/", {"benchmark": "demo", "partial": "1"}).json()
+    (single,) = body["partial"]
+    assert single["model"] == "single" and not single["on_common_ground"]
+    assert single["coverage"]["cells"] == 4 and single["coverage"]["shared_with_ground"] == 4
+    assert single["std"] is None and single["spread"] is None and single["avgp"] == pytest.approx(0.99)
+
+
+def test_the_page_states_the_ground_and_shows_partial_rows_on_request(client, rows):
+    url = reverse("leaderboard", args=["demo"])
+    page = client.get(url).content.decode()
+    assert "Common ground:" in page and "16 (task, phrasing) pairs" in page
+    assert ">single<" not in page.replace(" ", "") and "show it" in page
+    page = client.get(url, {"partial": "1"}).content.decode()
+    assert "Partial coverage (not ranked with the rows above)" in page and "partial coverage</span>" in page
+    assert "n/a" in page and "Needs at least 3 phrasings" in page
+    csv_text = client.get(url, {"format": "csv", "partial": "1"}).content.decode()
+    assert "partial_coverage" in csv_text.splitlines()[0] and "single" in csv_text
+
+
+def test_a_row_at_chance_is_flagged(client, db):
+    load_demo()
+    tasks = list(Task.objects.filter(benchmark__slug="demo"))
+    # Always "A"-like: every phrasing exactly at the task's chance level, so Std is 0 and it looks robust.
+    accuracies = {}
+    for task in tasks:
+        options = [len(o) for o in task.instances.filter(split="eval").values_list("options", flat=True)]
+        chance = float(np.mean([1 / n for n in options]))
+        accuracies |= {i: chance for i in task.instructions.filter(status="approved")}
+    _imported("always-a", accuracies)
+    body = client.get("/api/leaderboard/", {"benchmark": "demo"}).json()
+    (row,) = body["results"]
+    assert row["std"] == pytest.approx(0.0) and row["below_chance"] is True
+    assert "not above chance" in client.get(reverse("leaderboard", args=["demo"])).content.decode()
