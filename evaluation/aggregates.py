@@ -194,17 +194,27 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         if subset is None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
-        summary = metrics.summarise(
-            correct=subset.correct,
-            accuracies=subset.accuracies,
-            observed=subset.observed,
-            unobserved=subset.unobserved(),
-            min_phrasings=settings.SPREAD_MIN_PHRASINGS,
-        )
-        figures = summary.as_dict() | {"chance": chance, "min_phrasings": settings.SPREAD_MIN_PHRASINGS}
+        figures = task_figures(task, subset, chance=chance)
         TaskSummary.objects.update_or_create(
             variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": figures}
         )
+
+
+_COMPUTE = object()  # task_figures: look the chance level up
+
+
+def task_figures(task: Task, data: metrics.TaskData, *, chance=_COMPUTE) -> dict:
+    """One task's figures with intervals, the chance level (given, or looked up) and the spread rule's
+    minimum beside them."""
+    summary = metrics.summarise(
+        correct=data.correct,
+        accuracies=data.accuracies,
+        observed=data.observed,
+        unobserved=data.unobserved(),
+        min_phrasings=settings.SPREAD_MIN_PHRASINGS,
+    )
+    chance = chance_level(task) if chance is _COMPUTE else chance
+    return summary.as_dict() | {"chance": chance, "min_phrasings": settings.SPREAD_MIN_PHRASINGS}
 
 
 def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:

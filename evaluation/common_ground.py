@@ -22,7 +22,7 @@ from django.core.cache import cache
 
 from collection.models import Benchmark, Collection, Task
 from evaluation import aggregates
-from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet
+from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, TaskSummary
 from evaluation.split import is_heldout
 
 CACHE_SECONDS = 3600  # keyed on the data version, so a refresh makes a new key
@@ -110,27 +110,58 @@ class Board:
 
 def board(*, benchmark: Benchmark, phrasing_set: str, task_kind: str, version) -> Board:
     """The leaderboard's rows on common ground (cached per data version)."""
-    key = (
-        "common-ground:"
-        + hashlib.sha256(repr([benchmark.id, phrasing_set, task_kind, version]).encode()).hexdigest()
+    return _cached(
+        ["benchmark", benchmark.id, phrasing_set, task_kind, version],
+        lambda: _build_benchmark(benchmark, phrasing_set, task_kind),
     )
+
+
+def task_board(*, task: Task, phrasing_set: str, version) -> Board:
+    """One task's rows on common ground: the same rule on the task's phrasings (cached per data version)."""
+    return _cached(["task", task.id, phrasing_set, version], lambda: _build_task(task, phrasing_set))
+
+
+def _cached(key_parts: list, build) -> Board:
+    key = "common-ground:" + hashlib.sha256(repr(key_parts).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
-        cached = _build(benchmark, phrasing_set, task_kind)
+        cached = build()
         cache.set(key, cached, timeout=CACHE_SECONDS)
     return _hydrate(cached)
 
 
-def _build(benchmark: Benchmark, phrasing_set: str, task_kind: str) -> dict:
-    summaries = {
-        s.variant_id: s
-        for s in BenchmarkSummary.objects.filter(
-            benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
-        ).select_related("variant__model")
-    }
+def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) -> dict:
+    summaries = BenchmarkSummary.objects.filter(
+        benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
+    ).select_related("variant__model")
     tasks = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
     if task_kind:
         tasks = tasks.filter(kind=task_kind)
+    return _build(
+        {s.variant_id: s for s in summaries},
+        tasks,
+        phrasing_set,
+        lambda variant, cells: _figures_on_ground(variant, cells, phrasing_set),
+    )
+
+
+def _build_task(task: Task, phrasing_set: str) -> dict:
+    summaries = TaskSummary.objects.filter(task=task, phrasing_set=phrasing_set).select_related(
+        "variant__model"
+    )
+
+    def on_ground(variant, cells):
+        data = aggregates.task_data(variant, task, revisions={revision for _, revision in cells})
+        subset = aggregates.subset(data, phrasing_set) if data else None
+        return aggregates.task_figures(task, subset) if subset is not None else None
+
+    return _build(
+        {s.variant_id: s for s in summaries}, Task.objects.filter(id=task.id), phrasing_set, on_ground
+    )
+
+
+def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict:
+    """Choose the ground among the rows that have summaries, and each ranked row's figures on it."""
     cells_by_row: dict[int, set[Cell]] = {variant_id: set() for variant_id in summaries}
     results = PhrasingResult.objects.filter(
         variant_id__in=summaries, task__in=tasks, complete=True
@@ -165,7 +196,7 @@ def _build(benchmark: Benchmark, phrasing_set: str, task_kind: str) -> dict:
         if cells_by_row[variant_id] == ground.cells:
             figures = summary.figures
         else:
-            figures = _figures_on_ground(summary.variant, ground.cells, phrasing_set)
+            figures = figures_on_ground(summary.variant, ground.cells)
         if figures is not None:
             rows.append((summary.variant, figures, coverage(variant_id)))
     partial = [(summaries[v].variant, summaries[v].figures, coverage(v)) for v in ground.partial]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, F, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models import Avg, Case, Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Sum, When
 
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
@@ -169,10 +169,7 @@ def leaderboard(
         task_kind=task_kind,
         version=leaderboard_version(benchmark),
     )
-    sort = sort if sort in SORT_KEYS else "avgp"
-    rows = [Row(variant, figures, coverage) for variant, figures, coverage in board.rows]
-    partial = [Row(variant, figures, coverage, partial=True) for variant, figures, coverage in board.partial]
-    return Leaderboard(board.ground, _sorted(rows, sort, descending), _sorted(partial, sort, descending))
+    return _leaderboard(board, sort, descending)
 
 
 def benchmark_task_kinds(benchmark: Benchmark) -> list[str]:
@@ -180,14 +177,24 @@ def benchmark_task_kinds(benchmark: Benchmark) -> list[str]:
 
 
 def task_results(
-    *, task: Task, phrasing_set: str = "all", sort: str = "avgp", descending: bool = True
-) -> list[Row]:
-    summaries = TaskSummary.objects.filter(task=task, phrasing_set=phrasing_set).select_related(
-        "variant__model"
-    )
-    return _sorted(
-        [Row(s.variant, s.figures) for s in summaries], sort if sort in SORT_KEYS else "avgp", descending
-    )
+    *,
+    task: Task,
+    phrasing_set: str = "all",
+    sort: str = "avgp",
+    descending: bool = True,
+    version: tuple | None = None,
+) -> Leaderboard:
+    """The task's rows on their common ground (the leaderboard's rule, on this task's phrasings)."""
+    version = task_version(task) if version is None else version
+    board = common_ground.task_board(task=task, phrasing_set=phrasing_set, version=version)
+    return _leaderboard(board, sort, descending)
+
+
+def _leaderboard(board: common_ground.Board, sort: str, descending: bool) -> Leaderboard:
+    sort = sort if sort in SORT_KEYS else "avgp"
+    rows = [Row(variant, figures, coverage) for variant, figures, coverage in board.rows]
+    partial = [Row(variant, figures, coverage, partial=True) for variant, figures, coverage in board.partial]
+    return Leaderboard(board.ground, _sorted(rows, sort, descending), _sorted(partial, sort, descending))
 
 
 @dataclass
@@ -197,29 +204,44 @@ class Grid:
     page: int
     pages: int
     total: int
+    ranked: list[ModelVariant]  # the variants whose mean orders the rows
 
 
 GRID_PAGE_SIZE = 40
 
 
-def task_grid(*, task: Task, variants: list[ModelVariant], page: int = 1, order: str = "best") -> Grid:
+def task_grid(
+    *,
+    task: Task,
+    variants: list[ModelVariant],
+    page: int = 1,
+    order: str = "best",
+    ranked: list[ModelVariant] | None = None,
+) -> Grid:
     """The phrasing x model accuracy grid, a page of phrasings at a time, best (or worst) first by their mean
-    accuracy over the variants. Three queries whatever the number of phrasings. Only approved phrasings are
-    rows: they are public, so the grid is the same for everyone and can be cached per task.
+    accuracy over the `ranked` variants (the task's common ground; by default every variant). Only phrasings
+    scored for every ranked variant have a mean; the others follow, unranked, so a phrasing scored by two
+    models of six is never ranked against one scored by all six. Three queries whatever the number of
+    phrasings. Only approved phrasings are rows: they are public, so the grid is the same for everyone and can
+    be cached per task.
 
     Soft-prompt variants are columns with cells on the held-out phrasings only; the mean and the order leave
     them out, so adding a soft prompt does not reorder the phrasings or lift the held-out ones."""
-    ranked = [v for v in variants if v.kind != VariantKind.SOFT_PROMPT] or variants
+    ranked = [v for v in (ranked if ranked is not None else variants) if v.kind != VariantKind.SOFT_PROMPT]
+    ranked = ranked or [v for v in variants if v.kind != VariantKind.SOFT_PROMPT] or variants
+    shared = Count("id", filter=Q(variant__in=ranked))
+    mean = Avg("accuracy", filter=Q(variant__in=ranked))
     means = (
         PhrasingResult.objects.filter(
             task=task,
-            variant__in=ranked,
+            variant__in=variants,
             complete=True,
             revision__instruction__status=Instruction.Status.APPROVED,
         )
         .values("revision_id")
-        .annotate(mean=Avg("accuracy"))
-        .order_by("-mean" if order == "best" else "mean", "revision_id")
+        .annotate(n=shared, mean=mean)
+        .annotate(covered=Case(When(n__gte=len(ranked), then=1), default=0, output_field=IntegerField()))
+        .order_by("-covered", "-mean" if order == "best" else "mean", "revision_id")
     )
     total = means.count()
     pages = max(1, -(-total // GRID_PAGE_SIZE))
@@ -239,11 +261,11 @@ def task_grid(*, task: Task, variants: list[ModelVariant], page: int = 1, order:
             "mean": row["mean"],
             # Display values computed here, not in the template: a page holds up to 40 x (models) cells.
             "cells": [_cell(cells.get((row["revision_id"], v.id))) for v in variants],
-            "mean_text": f"{100 * row['mean']:.0f}",
+            "mean_text": f"{100 * row['mean']:.0f}" if row["n"] >= len(ranked) else "–",
         }
         for row in chosen
     ]
-    return Grid(variants=variants, phrasings=phrasings, page=page, pages=pages, total=total)
+    return Grid(variants=variants, phrasings=phrasings, page=page, pages=pages, total=total, ranked=ranked)
 
 
 def _cell(value: float | None) -> dict:

@@ -226,6 +226,17 @@ def _cached_fragment(key_parts: list, version, build) -> str:
     return mark_safe(html)  # rendered by our templates, with autoescaping
 
 
+def _ground_context(board: selectors.Leaderboard, show_partial: bool) -> dict:
+    return {
+        "rows": board.rows,
+        "partial": board.partial,
+        "ground": board.ground,
+        "show_partial": show_partial,
+        "partial_query": "&partial=1" if show_partial else "",
+        "min_phrasings": settings.SPREAD_MIN_PHRASINGS,
+    }
+
+
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     benchmark = get_object_or_404(Benchmark, slug=slug)
     params = _board_params(request)
@@ -242,12 +253,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
         context = {
             "benchmark": benchmark,
-            "rows": board.rows,
-            "partial": board.partial,
-            "ground": board.ground,
-            "show_partial": show_partial,
-            "partial_query": "&partial=1" if show_partial else "",
-            "min_phrasings": settings.SPREAD_MIN_PHRASINGS,
+            **_ground_context(board, show_partial),
             "columns": selectors.FIGURE_COLUMNS,
             "kind": kind,
             **params,
@@ -270,8 +276,10 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
 def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = task_get(benchmark_slug, task_slug)
     params = _board_params(request)
+    show_partial = request.GET.get("partial") == "1"
     if request.GET.get("format") in ("csv", "json"):
-        rows = selectors.task_results(task=task, **params)
+        board = selectors.task_results(task=task, **params)
+        rows = board.rows + (board.partial if show_partial else [])
         return _export(request, f"results-{task.benchmark.slug}-{task.slug}-{params['phrasing_set']}", rows)
     order = "worst" if request.GET.get("order") == "worst" else "best"
     # A page past either end is clamped by task_grid; one that is not a number is the first.
@@ -279,23 +287,29 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
     version = selectors.task_version(task)
 
     def build_models() -> str:
-        rows = selectors.task_results(task=task, **params)
+        board = selectors.task_results(task=task, version=version, **params)
         context = {
             "task": task,
-            "rows": rows,
+            **_ground_context(board, show_partial),
             "columns": selectors.FIGURE_COLUMNS,
             **params,
-            "box_chart": _box_chart(rows),
+            "box_chart": _box_chart(board.rows),
         }
         return render_to_string("evaluation/task_results.html#models", context)
 
     def build_grid() -> str:
-        grid = selectors.task_grid(task=task, variants=selectors.task_variants(task), page=page, order=order)
+        # The grid's Mean ranks phrasings over the models on the task's common ground ("all" phrasings).
+        ranked = [row.variant for row in selectors.task_results(task=task, version=version).rows]
+        grid = selectors.task_grid(
+            task=task, variants=selectors.task_variants(task), page=page, order=order, ranked=ranked
+        )
         return render_to_string(
             "evaluation/task_results.html#grid", {"task": task, "grid": grid, "order": order}
         )
 
-    models = _cached_fragment(["task-models", task.id, sorted(params.items())], version, build_models)
+    models = _cached_fragment(
+        ["task-models", task.id, show_partial, sorted(params.items())], version, build_models
+    )
     grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
     if request.htmx:
         return HttpResponse(grid if request.GET.get("part") == "grid" else models)

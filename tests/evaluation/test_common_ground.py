@@ -3,6 +3,8 @@ comparable: partial coverage, spread figures from too few phrasings, accuracy at
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from django.urls import reverse
@@ -116,3 +118,21 @@ def test_a_row_at_chance_is_flagged(client, db):
     (row,) = body["results"]
     assert row["std"] == pytest.approx(0.0) and row["below_chance"] is True
     assert "not above chance" in client.get(reverse("leaderboard", args=["demo"])).content.decode()
+
+
+def test_the_task_page_ranks_rows_and_the_grid_mean_on_the_tasks_common_ground(client, rows):
+    tasks, phrasings, wide, narrow = rows
+    task = tasks[0]
+    url = reverse("task_results", args=["demo", task.slug])
+    page = client.get(url).content.decode()
+    assert "Common ground:" in page and "2 rows ranked on the" in page and "4 (task, phrasing) pairs" in page
+    # The grid's mean is over the two ranked models: the 4 phrasings both scored come first, with a mean;
+    # the 2 only `wide` scored follow without one.
+    grid = client.get(url, {"part": "grid"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "on the task's common ground" in grid
+    order = [int(n) for n in re.findall(r'href="/phrasings/(\d+)/"', grid)]
+    assert set(order[:4]) == {i.id for i in phrasings[task][:4]}
+    assert set(order[4:]) == {i.id for i in phrasings[task][4:]}
+    means = [np.mean([wide[i], narrow[i]]) for i in phrasings[task][:4]]
+    best = phrasings[task][:4][int(np.argmax(means))]
+    assert order[0] == best.id
