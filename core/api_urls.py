@@ -15,6 +15,7 @@ router.register("results", evaluation_api.ResultViewSet)
 
 urlpatterns = [
     path("leaderboard/", evaluation_api.leaderboard, name="api_leaderboard"),
+    path("compare/", evaluation_api.compare, name="api_compare"),
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     # The split view serves its start-up script as a file: the Content-Security-Policy forbids inline scripts.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

@@ -4,6 +4,7 @@ from django.urls import include, path
 from collection.views import curation, uploads
 from core import views
 from evaluation.views import authoring, browse
+from evaluation.views import compare as compare_views
 from evaluation.views import results as evaluation_views
 from evaluation.views import softprompts as softprompt_views
 
@@ -18,6 +19,7 @@ urlpatterns = [
         name="phrasing_preview",
     ),
     path("b/<slug:slug>/leaderboard/", evaluation_views.leaderboard, name="leaderboard"),
+    path("b/<slug:slug>/compare/", compare_views.compare, name="compare"),
     path(
         "b/<slug:benchmark_slug>/t/<slug:task_slug>/results/",
         evaluation_views.task_results,

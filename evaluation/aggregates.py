@@ -200,6 +200,11 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         )
 
 
+def min_phrasings() -> int:
+    """The fewest phrasings on a task for its spread figures (the SPREAD_MIN_PHRASINGS setting)."""
+    return settings.SPREAD_MIN_PHRASINGS
+
+
 _COMPUTE = object()  # task_figures: look the chance level up
 
 

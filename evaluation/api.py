@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from collection.models import Benchmark, Collection
 from core import jobs, roles
 from core.parsing import IdFilter, parse_id
-from evaluation import access, registry, selectors
+from evaluation import access, comparisons, registry, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
 
 
@@ -297,6 +297,7 @@ def leaderboard(request):
         return {
             "model": r.variant.model.name,
             "variant": str(r.variant),
+            "variant_id": r.variant.id,
             "kind": r.variant.kind,
             "provenance": r.variant.provenance,
             "coverage": r.coverage.as_dict() if r.coverage else None,
@@ -319,3 +320,67 @@ def leaderboard(request):
     if request.query_params.get("partial") == "1":
         body["partial"] = [record(r) for r in board.partial]
     return Response(body)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("benchmark", OpenApiTypes.STR, required=True, description="Benchmark slug"),
+        OpenApiParameter("a", OpenApiTypes.INT, required=True, description="Variant id of model A"),
+        OpenApiParameter("b", OpenApiTypes.INT, required=True, description="Variant id of model B"),
+        OpenApiParameter(
+            "set",
+            OpenApiTypes.STR,
+            enum=list(comparisons.COMPARABLE_SETS),
+            description="Phrasings compared on (default all)",
+        ),
+    ],
+    responses=OpenApiTypes.OBJECT,
+)
+@api_view(["GET"])
+def compare(request):
+    """Two variants on the cells they share: every figure's A - B with a paired 95% interval, overall (macro
+    average over tasks) and per task. Variant ids are those of /api/leaderboard/ rows (`variant_id`)."""
+    slug = request.query_params.get("benchmark")
+    if not slug:
+        return Response({"detail": "Give ?benchmark=<slug>&a=<variant id>&b=<variant id>."}, status=400)
+    benchmark = get_object_or_404(Benchmark, slug=slug)
+    variants = {v.id: v for v in comparisons.comparable_variants(benchmark)}
+    a = variants.get(parse_id(request.query_params.get("a")))
+    b = variants.get(parse_id(request.query_params.get("b")))
+    if a is None or b is None:
+        return Response(
+            {
+                "detail": f"a and b must be ids of variants with results on {benchmark.slug}: {sorted(variants)}."
+            },
+            status=400,
+        )
+    try:
+        paired = comparisons.compare_variants(
+            benchmark=benchmark,
+            a=a,
+            b=b,
+            phrasing_set=request.query_params.get("set", PhrasingSet.ALL),
+            version=selectors.leaderboard_version(benchmark),
+        )
+    except comparisons.NotComparable as exc:
+        return Response({"detail": str(exc)}, status=400)
+
+    def side(v):
+        return {"variant_id": v.id, "model": v.model.name, "variant": str(v), "kind": v.kind}
+
+    return Response(
+        {
+            "benchmark": benchmark.slug,
+            "phrasing_set": paired.phrasing_set,
+            "a": side(a),
+            "b": side(b),
+            "ground": {"tasks": len(paired.tasks), "phrasings": paired.phrasings},
+            "ci_method": paired.result.ci_method,
+            "convention": "difference = a - b, fractions in [0, 1]; 95% paired bootstrap intervals.",
+            "overall": {name: d.as_dict() for name, d in paired.result.overall.items()},
+            "tasks": [
+                {"task": task.slug, "figures": {name: d.as_dict() for name, d in figures.items()}}
+                for task, figures in paired.task_rows()
+            ],
+        }
+    )

@@ -172,7 +172,7 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
         "revision__instruction_id",
         "revision__instruction__collection__kind",
     )
-    in_set = _set_filter(phrasing_set)
+    in_set = set_filter(phrasing_set)
     for variant_id, task_id, revision_id, instruction_id, collection_kind in results.iterator(
         chunk_size=10000
     ):
@@ -207,7 +207,7 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
     }
 
 
-def _set_filter(phrasing_set: str):
+def set_filter(phrasing_set: str):
     """Which cells count for a phrasing set whose membership is the same for every model (held out, the
     benchmark's defaults). Observed and unobserved depend on the model, so for them every cell counts and
     each row takes its own observed or unobserved phrasings within the ground."""

@@ -117,7 +117,7 @@ SPREAD_NAMES = ("std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "
 MIN_PHRASINGS = 3
 
 
-def _figures(
+def point_figures(
     correct: np.ndarray | None,
     accuracies: np.ndarray,
     observed: np.ndarray,
@@ -224,7 +224,7 @@ def summarise(
     if acc.size == 0:
         raise ValueError("No phrasings to summarise.")
     unobserved_rows = ~observed_mask if unobserved is None else np.asarray(unobserved, dtype=bool)
-    point = _figures(correct, acc, observed_mask, unobserved_rows, min_phrasings)
+    point = point_figures(correct, acc, observed_mask, unobserved_rows, min_phrasings)
     replicates = replicate_figures(
         np.random.default_rng(seed), samples, observed_mask, correct, acc, unobserved=unobserved_rows
     )
@@ -326,7 +326,7 @@ def benchmark_summary(
         correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
         observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
         acc = task.accuracy_vector()
-        point_rows.append(_figures(correct, acc, observed, unobserved, min_phrasings))
+        point_rows.append(point_figures(correct, acc, observed, unobserved, min_phrasings))
         replicates = replicate_figures(rng, samples, observed, correct, acc, unobserved=unobserved)
         if acc.size < min_phrasings:
             replicates.update({name: np.full(samples, np.nan) for name in SPREAD_NAMES})

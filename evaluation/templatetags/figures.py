@@ -71,3 +71,18 @@ def fig(value, unit: str = "pct") -> str:
     if value is None or unit == "ratio":
         return text
     return text + ("%" if unit == "pct" else " pp")
+
+
+@register.filter
+def signed(value, unit: str = "pp") -> str:
+    """A difference with its sign, in percentage points ("+2.1 pp", "−0.4 pp"), or as a ratio."""
+    if value is None:
+        return "–"
+    if unit == "ratio":
+        return f"{value:+.3f}".replace("-", "−")
+    return f"{100 * value:+.1f} pp".replace("-", "−")
+
+
+@register.filter
+def get_item(mapping: dict, key: str):
+    return mapping.get(key)

@@ -99,6 +99,7 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("benchmark_detail", lambda w: ["b"], "get", {}, every("200")),
     ("task_detail", lambda w: ["b", "t"], "get", {}, every("200")),
     ("leaderboard", lambda w: ["b"], "get", {}, every("200")),
+    ("compare", lambda w: ["b"], "get", {}, every("200")),
     ("task_results", lambda w: ["b", "t"], "get", {}, every("200")),
     ("phrasing_detail", lambda w: [w.approved.id], "get", {}, every("200")),
     ("phrasing_detail", lambda w: [w.pending.id], "get", {}, _expect("404", "200", "404", "200", "200")),
@@ -234,6 +235,8 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     # The API.
     ("api-root", None, "get", {}, every("200")),
     ("api_leaderboard", None, "get", {"benchmark": "b"}, every("200")),
+    # One model only: nothing to compare with, said with a 400.
+    ("api_compare", None, "get", {"benchmark": "b", "a": "1", "b": "2"}, every("400")),
     ("api_schema", None, "get", {}, every("200")),
     ("api_docs", None, "get", {}, every("200")),
     ("benchmark-list", None, "get", {}, every("200")),

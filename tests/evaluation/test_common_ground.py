@@ -136,3 +136,28 @@ def test_the_task_page_ranks_rows_and_the_grid_mean_on_the_tasks_common_ground(c
     means = [np.mean([wide[i], narrow[i]]) for i in phrasings[task][:4]]
     best = phrasings[task][:4][int(np.argmax(means))]
     assert order[0] == best.id
+
+
+def test_two_models_are_compared_on_their_shared_cells_with_paired_intervals(client, rows):
+    tasks, phrasings, wide, narrow = rows
+    ids = {v.model.name: v.id for v in ModelVariant.objects.select_related("model")}
+    body = client.get("/api/compare/", {"benchmark": "demo", "a": ids["narrow"], "b": ids["wide"]}).json()
+    assert body["ground"] == {"tasks": 4, "phrasings": 16}
+    expected = np.mean([np.mean([narrow[i] - wide[i] for i in phrasings[t][:4]]) for t in tasks])
+    avgp = body["overall"]["avgp"]
+    assert avgp["difference"] == pytest.approx(expected)
+    assert avgp["excludes_zero"] and avgp["ci"][0] > 0  # narrow is ahead on every shared phrasing
+    assert len(body["tasks"]) == 4 and body["ci_method"] == "phrasings only"
+    page = client.get(reverse("compare", args=["demo"]), {"a": ids["narrow"], "b": ids["wide"]})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Shared ground:" in text and "16 (task, phrasing) pairs" in text and "A − B" in text
+    # Bad input: the same model twice, a set that depends on the model, an unknown id.
+    same = client.get("/api/compare/", {"benchmark": "demo", "a": ids["wide"], "b": ids["wide"]})
+    assert same.status_code == 400 and "two different models" in same.json()["detail"]
+    observed = client.get(
+        "/api/compare/", {"benchmark": "demo", "a": ids["narrow"], "b": ids["wide"], "set": "observed"}
+    )
+    assert observed.status_code == 400 and "differ by model" in observed.json()["detail"]
+    unknown = client.get(reverse("compare", args=["demo"]), {"a": "999999", "b": "x²"})
+    assert unknown.status_code == 400 and "Choose two models" in unknown.content.decode()

@@ -1,0 +1,153 @@
+"""Paired comparison of two model variants on the same cells, as pure functions (numpy, no Django).
+
+For every figure (AvgP, Std, Q10, Gap, ...) the difference A − B with a 95% interval from a paired bootstrap:
+both variants get the same phrasing and instance draws in every replicate (the same seed and the same
+shapes make metrics.replicate_figures draw the same rows and instance weights), so what the two share, hard
+instances and bad phrasings, cancels in the difference. Per task, and over the benchmark as the macro
+average of the tasks, replicate by replicate, as the leaderboard averages them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluation import metrics
+
+# The figures a comparison reports (the leaderboard's, less the quartiles that only draw the box plots).
+NAMES = (
+    "avgp",
+    "std",
+    "min",
+    "q10",
+    "median",
+    "maxp",
+    "spread",
+    "cps",
+    "consistency",
+    "observed_avgp",
+    "unobserved_avgp",
+    "gap",
+    "pdr",
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    a: float | None
+    b: float | None
+    difference: float | None  # a - b
+    ci: tuple[float, float] | None
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.ci is not None and (self.ci[0] > 0 or self.ci[1] < 0)
+
+    def as_dict(self) -> dict:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "difference": self.difference,
+            "ci": list(self.ci) if self.ci else None,
+            "excludes_zero": self.excludes_zero,
+        }
+
+
+def _point(data: metrics.TaskData, min_phrasings: int) -> dict:
+    correct = np.asarray(data.correct, dtype=bool) if data.correct is not None else None
+    return metrics.point_figures(
+        correct,
+        data.accuracy_vector(),
+        np.asarray(data.observed, dtype=bool),
+        data.unobserved(),
+        min_phrasings,
+    )
+
+
+def _replicates(data: metrics.TaskData, samples: int, seed: int, min_phrasings: int) -> dict[str, np.ndarray]:
+    correct = np.asarray(data.correct, dtype=bool) if data.correct is not None else None
+    reps = metrics.replicate_figures(
+        np.random.default_rng(seed),
+        samples,
+        np.asarray(data.observed, dtype=bool),
+        correct,
+        data.accuracy_vector(),
+        unobserved=data.unobserved(),
+    )
+    if len(data.observed) < min_phrasings:
+        reps.update({name: np.full(samples, np.nan) for name in metrics.SPREAD_NAMES})
+    return reps
+
+
+def _differences(point_a: dict, point_b: dict, diff_reps: dict[str, np.ndarray], samples: int) -> dict:
+    out = {}
+    for name in NAMES:
+        a, b = point_a.get(name), point_b.get(name)
+        difference = a - b if a is not None and b is not None else None
+        values = diff_reps[name][~np.isnan(diff_reps[name])]
+        ci = None
+        if difference is not None and values.size >= samples // 2:
+            ci = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+        out[name] = Difference(a, b, difference, ci)
+    return out
+
+
+def _paired_form(a: metrics.TaskData, b: metrics.TaskData) -> tuple[metrics.TaskData, metrics.TaskData]:
+    """Both with correctness matrices (two-way bootstrap), or both as accuracies (phrasings only) when
+    either has no per-instance data (published results)."""
+    if a.correct is not None and b.correct is not None:
+        if np.shape(a.correct) != np.shape(b.correct):
+            raise ValueError("Both variants need the same phrasings and instances.")
+        return a, b
+    if len(a.observed) != len(b.observed):
+        raise ValueError("Both variants need the same phrasings.")
+
+    def as_accuracies(d: metrics.TaskData) -> metrics.TaskData:
+        return metrics.TaskData(d.observed, accuracies=list(d.accuracy_vector()), defaults=d.defaults)
+
+    return as_accuracies(a), as_accuracies(b)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    overall: dict[str, Difference]
+    per_task: list[dict[str, Difference]]
+    ci_method: str
+
+
+def compare(
+    pairs: Sequence[tuple[metrics.TaskData, metrics.TaskData]],
+    *,
+    samples: int = metrics.BOOTSTRAP_SAMPLES,
+    seed: int = metrics.SEED,
+    min_phrasings: int = metrics.MIN_PHRASINGS,
+) -> Comparison:
+    """A − B per figure, per task and as the macro average over the tasks, with paired 95% intervals.
+    Each pair is one task's data for A and for B on the same cells (rows and columns in the same order)."""
+    if not pairs:
+        raise ValueError("No shared tasks to compare on.")
+    per_task, points_a, points_b, diff_rows = [], [], [], []
+    methods = set()
+    for index, (a, b) in enumerate(pairs):
+        a, b = _paired_form(a, b)
+        methods.add("instances and phrasings" if a.correct is not None else "phrasings only")
+        point_a, point_b = _point(a, min_phrasings), _point(b, min_phrasings)
+        reps_a = _replicates(a, samples, seed + index, min_phrasings)
+        reps_b = _replicates(b, samples, seed + index, min_phrasings)
+        diff = {name: reps_a[name] - reps_b[name] for name in NAMES}
+        per_task.append(_differences(point_a, point_b, diff, samples))
+        points_a.append(point_a)
+        points_b.append(point_b)
+        diff_rows.append(diff)
+    macro_a, macro_b = metrics.macro_average(points_a, NAMES), metrics.macro_average(points_b, NAMES)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a figure no task defines: all NaN
+        macro_diff = {name: np.nanmean(np.stack([d[name] for d in diff_rows]), axis=0) for name in NAMES}
+    return Comparison(
+        overall=_differences(macro_a, macro_b, macro_diff, samples),
+        per_task=per_task,
+        ci_method=" + ".join(sorted(methods)),
+    )

@@ -1,0 +1,108 @@
+"""Two model variants compared on the cells they share (the pages' and the API's paired comparison).
+
+The maths is in evaluation/comparison.py; here the shared cells are read: the (task, phrasing) pairs both
+variants have complete results for on the benchmark's top-level tasks, every instance of each task's
+evaluation sample. A comparison is made on phrasings that are the same for both models: all of them, the
+benchmark's defaults, or the held-out ones (a soft prompt against its base). Observed and unobserved depend on
+the model, so they are figures within the comparison (each model's own Observed, Unobserved and Gap on the
+shared phrasings), not sets to compare on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from collection.models import Benchmark, Task
+from evaluation import aggregates, comparison
+from evaluation.common_ground import CACHE_SECONDS, set_filter
+from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet
+
+COMPARABLE_SETS = (PhrasingSet.ALL, PhrasingSet.DEFAULTS, PhrasingSet.HELDOUT)
+
+
+class NotComparable(ValueError):
+    """Why two variants cannot be compared as asked (said to the user as is)."""
+
+
+@dataclass
+class PairedView:
+    benchmark: Benchmark
+    a: ModelVariant
+    b: ModelVariant
+    phrasing_set: str
+    tasks: list[Task]
+    phrasings: int  # shared (task, phrasing) pairs
+    result: comparison.Comparison
+
+    def task_rows(self) -> list[tuple[Task, dict[str, comparison.Difference]]]:
+        return list(zip(self.tasks, self.result.per_task))
+
+
+def comparable_variants(benchmark: Benchmark) -> list[ModelVariant]:
+    """Every variant with figures on the benchmark, in the leaderboard's order of names."""
+    ids = BenchmarkSummary.objects.filter(benchmark=benchmark).values("variant_id")
+    return list(
+        ModelVariant.objects.filter(id__in=ids).select_related("model").order_by("model__name", "kind", "id")
+    )
+
+
+def compare_variants(
+    *, benchmark: Benchmark, a: ModelVariant, b: ModelVariant, phrasing_set: str, version
+) -> PairedView:
+    if a.id == b.id:
+        raise NotComparable("Choose two different models to compare.")
+    if phrasing_set not in COMPARABLE_SETS:
+        raise NotComparable(
+            f"Compare on one of: {', '.join(COMPARABLE_SETS)}. Observed and unobserved phrasings differ by model; "
+            "each model's Observed, Unobserved and Gap are figures within the comparison."
+        )
+    key = (
+        "compare:"
+        + hashlib.sha256(repr([benchmark.id, a.id, b.id, phrasing_set, version]).encode()).hexdigest()
+    )
+    cached = cache.get(key)
+    if cached is None:
+        cached = _compute(benchmark, a, b, phrasing_set)
+        cache.set(key, cached, timeout=CACHE_SECONDS)
+    task_ids, phrasings, result = cached
+    tasks = Task.objects.in_bulk(task_ids)
+    return PairedView(benchmark, a, b, phrasing_set, [tasks[i] for i in task_ids], phrasings, result)
+
+
+def _compute(benchmark: Benchmark, a: ModelVariant, b: ModelVariant, phrasing_set: str):
+    in_set = set_filter(phrasing_set)
+    cells: dict[int, dict[int, set[int]]] = {a.id: {}, b.id: {}}
+    results = PhrasingResult.objects.filter(
+        variant__in=[a, b], task__benchmark=benchmark, task__parent__isnull=True, complete=True
+    ).values_list(
+        "variant_id",
+        "task_id",
+        "revision_id",
+        "revision__instruction_id",
+        "revision__instruction__collection__kind",
+    )
+    for variant_id, task_id, revision_id, instruction_id, kind in results:
+        if in_set(instruction_id, kind):
+            cells[variant_id].setdefault(task_id, set()).add(revision_id)
+    shared = {
+        task_id: revisions & cells[b.id][task_id]
+        for task_id, revisions in cells[a.id].items()
+        if task_id in cells[b.id] and revisions & cells[b.id][task_id]
+    }
+    if not shared:
+        raise NotComparable(f"{a} and {b} share no scored phrasings on {benchmark.name} ({phrasing_set}).")
+    tasks = list(Task.objects.filter(id__in=shared).order_by("name"))
+    pairs = [
+        (
+            aggregates.task_data(a, task, revisions=shared[task.id]),
+            aggregates.task_data(b, task, revisions=shared[task.id]),
+        )
+        for task in tasks
+    ]
+    result = comparison.compare(
+        pairs, samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES, min_phrasings=aggregates.min_phrasings()
+    )
+    return [t.id for t in tasks], sum(len(r) for r in shared.values()), result
