@@ -16,11 +16,18 @@ from django.db import transaction
 from collection.importers.base import ImportReport, benchmark_upsert, task_upsert
 from collection.importers.instructions import PhrasingRow, phrasing_row_import
 from collection.models import Collection, Instance, Instruction, Task
+from collection.phrasing_generator import DEMO_GRAMMARS, generate
 from collection.services import instances_upsert
 
 BENCHMARK_SLUG = "demo"
 TUNING_COLLECTION = "demotune"
+GENERATED_COLLECTION = "generated"
 SOURCE = "demo benchmark (generated)"
+GENERATOR_SOURCE = "demo phrasing generator"
+GENERATOR_SEED = 0
+# 60 or more per task: with a third of the phrasings held out from soft-prompt training, about 20 per task are
+# held out and unobserved (evaluation/demo_model.py loads more when a task falls short).
+GENERATED_PER_TASK = 64
 TRAIN_PER_TASK = 300
 EVAL_PER_TASK = 100
 
@@ -194,8 +201,42 @@ def instance_rows(task: DemoTask, index: int) -> list[dict]:
     return rows
 
 
-def load_demo() -> ImportReport:
-    """Create or complete the demo benchmark; running it again adds nothing."""
+def generated_templates(spec: DemoTask, count: int) -> list[str]:
+    """The task's first `count` generated phrasings (a stream: more keeps the first ones)."""
+    return generate(
+        DEMO_GRAMMARS[spec.slug], count, seed=GENERATOR_SEED, avoid=(*spec.observed, *spec.unobserved)
+    )
+
+
+def generated_phrasings_load(*, task: Task, count: int, report: ImportReport) -> None:
+    """Approve the demo task's first `count` generated phrasings, those not loaded yet."""
+    spec = next(spec for spec in TASKS if spec.slug == task.slug)
+    Collection.objects.get_or_create(
+        slug=GENERATED_COLLECTION,
+        defaults={
+            "name": "Generated",
+            "kind": Collection.Kind.CROWD,
+            "description": "Phrasings written by the demo's phrasing generator (collection/phrasing_generator.py), "
+            "standing in for crowd phrasings: unobserved for every model not tuned on them.",
+        },
+    )
+    for number, template in enumerate(generated_templates(spec, count), start=1):
+        row = PhrasingRow(
+            where=f"{spec.slug} generated/{number}",
+            task=task,
+            template=template,
+            collection_slug=GENERATED_COLLECTION,
+            author=None,
+            source=GENERATOR_SOURCE,
+            external_id=f"generated/{number}",
+            labels=None,
+        )
+        phrasing_row_import(GENERATOR_SOURCE, row, Instruction.Status.APPROVED, report)
+
+
+def load_demo(*, generated_per_task: int = GENERATED_PER_TASK) -> ImportReport:
+    """Create or complete the demo benchmark; running it again adds nothing. generated_per_task: how many of
+    the phrasing generator's phrasings each task gets (0: only the six hand-written ones)."""
     report = ImportReport()
     with transaction.atomic():
         benchmark, created = benchmark_upsert(
@@ -243,4 +284,6 @@ def load_demo() -> ImportReport:
                         labels=None,
                     )
                     phrasing_row_import(SOURCE, row, Instruction.Status.APPROVED, report)
+            if generated_per_task:
+                generated_phrasings_load(task=task, count=generated_per_task, report=report)
     return report

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from collection import templating
-from collection.demo import EVAL_PER_TASK, TRAIN_PER_TASK
+from collection.demo import EVAL_PER_TASK, GENERATED_PER_TASK, TRAIN_PER_TASK
 from collection.models import Instance, Instruction, Task
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,9 @@ def test_the_demo_has_learnable_tasks_with_observed_and_crowd_phrasings():
         splits = Counter(task.instances.values_list("split", flat=True))
         assert splits == {"train": TRAIN_PER_TASK, "eval": EVAL_PER_TASK}
         collections = Counter(task.instructions.values_list("collection__slug", flat=True))
-        assert collections == {"demotune": 3, "crowd": 3}
+        # Three observed, three hand-written crowd phrasings, and the phrasing generator's.
+        assert collections == {"demotune": 3, "crowd": 3, "generated": GENERATED_PER_TASK}
+        assert GENERATED_PER_TASK + 6 >= 60
         # Every phrasing renders on every instance, and the gold answer is correct by construction.
         for instance in task.instances.all()[:50]:
             for phrasing in task.instructions.all():
@@ -27,6 +29,12 @@ def test_the_demo_has_learnable_tasks_with_observed_and_crowd_phrasings():
     for instance in parity[:100]:
         even = int(instance.inputs["number"]) % 2 == 0
         assert instance.options[instance.gold] == ("yes" if even else "no")
+
+
+def test_the_demo_can_leave_out_the_generated_phrasings():
+    call_command("load_demo", "--generated", "0")
+    assert not Instruction.objects.filter(collection__slug="generated").exists()
+    assert Instruction.objects.filter(task__benchmark__slug="demo").count() == 4 * 6
 
 
 def test_loading_the_demo_twice_adds_nothing():

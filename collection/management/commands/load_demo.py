@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from collection.demo import load_demo
+from collection.demo import GENERATED_PER_TASK, load_demo
 from collection.management.commands._report import run_import
 from core import roles, services
 
@@ -15,14 +15,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
+            "--generated",
+            type=int,
+            default=GENERATED_PER_TASK,
+            metavar="N",
+            help=f"Phrasings per task from the phrasing generator (default {GENERATED_PER_TASK}; 0 for none).",
+        )
+        parser.add_argument(
             "--accounts",
             action="store_true",
             help=f"Also create demo accounts {', '.join(DEMO_ACCOUNTS)} with password {DEMO_PASSWORD!r} "
             "(for a local demo; never on a server others can reach).",
         )
 
-    def handle(self, *args, accounts: bool = False, **options):
-        run_import(self, "Demo benchmark", load_demo)
+    def handle(self, *args, accounts: bool = False, generated: int = GENERATED_PER_TASK, **options):
+        if generated < 0:
+            raise CommandError("--generated: give zero or more.")
+        run_import(self, "Demo benchmark", load_demo, generated_per_task=generated)
         if accounts:
             User = get_user_model()
             for username, role in DEMO_ACCOUNTS.items():
