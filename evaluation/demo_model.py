@@ -2,8 +2,10 @@
 training split rendered with the *observed* (DemoTune) phrasings only. So, as in the study, the crowd
 phrasings are unobserved for it: it has never seen their wording.
 
-`demo_study_ensure` builds it once (cached under VAR_DIR by a hash of its recipe), registers it, scores every
-approved phrasing, trains its soft prompt with each ablation and scores those on the held-out phrasings.
+`demo_study_ensure` builds it once (cached under VAR_DIR by a hash of its recipe), makes sure every demo task
+has MIN_HELDOUT_UNOBSERVED held-out unobserved phrasings (loading more of the phrasing generator's when a
+task falls short), registers the model, scores every approved phrasing, trains its soft prompt with each
+ablation and each of SEEDS and scores those on the held-out phrasings.
 Every step skips what is already done, so running it again is cheap. `reproduce_study` prints the tables.
 """
 
@@ -17,10 +19,17 @@ from pathlib import Path
 
 from django.conf import settings
 
-from collection import templating
+from collection import events, templating
 from collection.answers import option_texts
-from collection.demo import BENCHMARK_SLUG, TASKS, TUNING_COLLECTION
-from collection.models import Collection, Instance, Instruction
+from collection.demo import (
+    BENCHMARK_SLUG,
+    GENERATED_PER_TASK,
+    TASKS,
+    TUNING_COLLECTION,
+    generated_phrasings_load,
+)
+from collection.importers.base import ImportReport
+from collection.models import Benchmark, Collection, Instance, Instruction, Task
 from core.jobs import JobStatus
 from evaluation import registry, scoring, softprompts
 from evaluation.ml.build import build_model, train_tokenizer
@@ -28,6 +37,7 @@ from evaluation.ml.config import AlignConfig, ModelSpec
 from evaluation.ml.loading import load
 from evaluation.ml.pretrain import instruction_tune
 from evaluation.models import LanguageModel, RunTrigger, SoftPrompt
+from evaluation.split import is_heldout
 
 DEMO_MODEL = "demo-t5"
 # Change anything here and the model is rebuilt (the cache directory is named by the recipe's hash).
@@ -53,6 +63,11 @@ ABLATIONS = {
     "ce+rep": {"lambda_kl": 0.0, "lambda_rep": 1.0},
     "ce+kl+rep": {"lambda_kl": 1.0, "lambda_rep": 1.0},
 }
+# Each ablation is trained once per seed; the improvement is pooled over them (evaluation/softprompt_outcome.py).
+SEEDS = (0, 1, 2)
+# Held-out unobserved phrasings per task that the held-out figures rest on (the split is a hash of the
+# phrasing's id, so how many of a task's phrasings it holds out varies; more are loaded until there are this many).
+MIN_HELDOUT_UNOBSERVED = 20
 SOFT_PROMPT = {
     "num_virtual_tokens": 8,
     "steps": 150,
@@ -134,9 +149,32 @@ def demo_model_build(say: Say = print) -> Path:
     return out
 
 
+def _heldout_unobserved(task: Task) -> int:
+    phrasings = Instruction.objects.filter(task=task, status=Instruction.Status.APPROVED).exclude(
+        collection__slug=TUNING_COLLECTION
+    )
+    return sum(is_heldout(pk) for pk in phrasings.values_list("id", flat=True))
+
+
+def heldout_phrasings_ensure(say: Say = print) -> None:
+    """Load more generated phrasings into any demo task with fewer than MIN_HELDOUT_UNOBSERVED held out."""
+    report = ImportReport()
+    for task in Task.objects.filter(benchmark__slug=BENCHMARK_SLUG, parent=None).order_by("id"):
+        loaded = task.instructions.filter(collection__slug="generated").count()
+        count = max(loaded, GENERATED_PER_TASK)
+        while _heldout_unobserved(task) < MIN_HELDOUT_UNOBSERVED:
+            count += 4
+            generated_phrasings_load(task=task, count=count, report=report)
+        if count > max(loaded, GENERATED_PER_TASK):
+            say(f"{task.slug}: {count} generated phrasings, so that {MIN_HELDOUT_UNOBSERVED} are held out.")
+    if report.lines():
+        events.phrasings_imported.send(sender=heldout_phrasings_ensure)
+
+
 def demo_study_ensure(say: Say = print) -> LanguageModel:
     """Everything the study tables need, computed in the foreground; steps already done are skipped."""
     path = demo_model_build(say)
+    heldout_phrasings_ensure(say)
     model = LanguageModel.objects.filter(name=DEMO_MODEL).first()
     if model is None:
         model = registry.language_model_register(
@@ -150,30 +188,40 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
             check_now=True,  # the demo runs in the foreground, where its model is, with no worker yet
             description="Offline demo: a small T5 instruction-tuned from scratch on the demo's observed phrasings.",
         )
-    elif model.source != str(path):
+    if not model.benchmarks.exists():
+        # Trained on the demo tasks only: its scores elsewhere (MMLU, BIG-bench) would mean nothing and cost
+        # hours, so it scores the demo benchmark alone (also for a demo model registered before limits).
+        model.benchmarks.set([Benchmark.objects.get(slug=BENCHMARK_SLUG)])
+    if model.source != str(path):
         # A new recipe is a different model: its old predictions and soft prompts would be wrong for it.
         say(f"The demo recipe changed; replacing {DEMO_MODEL} and its results.")
         model.delete()
         return demo_study_ensure(say)
     scoring.variant_score_now(variant=scoring.base_variant(model), say=say)
     for name, lambdas in ABLATIONS.items():
-        config = AlignConfig(**SOFT_PROMPT, **lambdas)
-        done = SoftPrompt.objects.filter(
-            model=model, status=JobStatus.SUCCEEDED, config=_asdict(config)
-        ).first()
-        if done is None:
-            say(f"Training the {name} soft prompt ({config.steps} steps)...")
-            soft = softprompts.softprompt_queue(
-                model=model, trigger=RunTrigger.CLI, config=config, enqueue=False
-            )
-            soft = softprompts.softprompt_train_execute(
-                soft_prompt_id=soft.id, task_id=f"demo-{uuid.uuid4()}", device="cpu", enqueue_scoring=False
-            )
-            if soft is None or soft.status != JobStatus.SUCCEEDED:
-                raise RuntimeError(f"Soft prompt training failed: {soft.error if soft else 'not claimed'}")
-            done = soft
-        scoring.variant_score_now(variant=done.variant, say=say)
+        for seed in SEEDS:
+            _soft_prompt_ensure(model, name, AlignConfig(**SOFT_PROMPT, **lambdas, seed=seed), say)
     return model
+
+
+def _soft_prompt_ensure(model: LanguageModel, name: str, config: AlignConfig, say: Say) -> None:
+    """Train and score the soft prompt of this config, unless one succeeded already."""
+    # One trained on a smaller pool (before more phrasings were approved) would be judged on fewer held-out
+    # phrasings than the others: train again.
+    pool = len(softprompts.training_pool(model)[0])
+    done = SoftPrompt.objects.filter(
+        model=model, status=JobStatus.SUCCEEDED, config=_asdict(config), pool_size=pool
+    ).first()
+    if done is None:
+        say(f"Training the {name} soft prompt, seed {config.seed} ({config.steps} steps)...")
+        soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
+        soft = softprompts.softprompt_train_execute(
+            soft_prompt_id=soft.id, task_id=f"demo-{uuid.uuid4()}", device="cpu", enqueue_scoring=False
+        )
+        if soft is None or soft.status != JobStatus.SUCCEEDED:
+            raise RuntimeError(f"Soft prompt training failed: {soft.error if soft else 'not claimed'}")
+        done = soft
+    scoring.variant_score_now(variant=done.variant, say=say)
 
 
 def _asdict(config) -> dict:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 
 import pytest
+import torch
 from django.core.management import call_command
 
+from collection.models import Instruction, Task
 from evaluation import demo_model
 from evaluation.models import LanguageModel, Prediction, SoftPrompt
 
@@ -24,10 +26,15 @@ def tiny_recipe(monkeypatch, settings, tmp_path):
     monkeypatch.setattr(
         demo_model, "SOFT_PROMPT", {**demo_model.SOFT_PROMPT, "steps": 2, "num_virtual_tokens": 2}
     )
-    call_command("load_demo")
-    from collection.models import Task
-
+    # A few held-out phrasings per task keep the test quick; the default's 20 is checked without training.
+    monkeypatch.setattr(demo_model, "MIN_HELDOUT_UNOBSERVED", 4)
+    call_command("load_demo", "--generated", "6")
+    # Tiny models: one thread is fastest, and on a shared CPU idle threads spinning cost many times more.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=6)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_recipe):
@@ -36,13 +43,33 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
     text = out.getvalue()
     assert "Table 1." in text and "Observed" in text and "Unobserved" in text and "Gap (pp)" in text
     assert "Table 2." in text
-    for ablation in ("(ce)", "(ce+kl)", "(ce+rep)", "(ce+kl+rep)"):
-        assert f"+ soft prompt {ablation}" in text
+    table = text.split("Table 2.")[1]
+    for ablation in ("ce", "ce+kl", "ce+rep", "ce+kl+rep"):
+        row = next(line for line in table.splitlines() if line.startswith(f"{ablation} "))
+        assert row.split()[1] == "3"  # seeds pooled
     model = LanguageModel.objects.get(name="demo-t5")
     assert model.tuned_on.filter(slug="demotune").exists()
-    assert SoftPrompt.objects.filter(model=model, status="succeeded").count() == 4
+    assert SoftPrompt.objects.filter(model=model, status="succeeded").count() == 4 * 3
+    # Every demo task has enough held-out unobserved phrasings for the interval to mean something.
+    for task in Task.objects.filter(benchmark__slug="demo"):
+        assert demo_model._heldout_unobserved(task) >= demo_model.MIN_HELDOUT_UNOBSERVED
+    assert "Per task" in table and "Methods whose macro CI excludes 0:" in table
     predictions = Prediction.objects.count()
     # Again: everything is cached, nothing is trained or scored twice.
     call_command("reproduce_study", "--quiet", stdout=io.StringIO())
-    assert SoftPrompt.objects.filter(model=model).count() == 4
+    assert SoftPrompt.objects.filter(model=model).count() == 4 * 3
     assert Prediction.objects.count() == predictions
+
+
+def test_every_demo_task_gets_twenty_held_out_unobserved_phrasings_from_the_generator():
+    call_command("load_demo", "--generated", "0")
+    demo_model.heldout_phrasings_ensure(lambda text: None)
+    for task in Task.objects.filter(benchmark__slug="demo"):
+        assert demo_model._heldout_unobserved(task) >= 20
+        approved = task.instructions.filter(status="approved")
+        assert approved.count() >= 60
+        # The demo model is tuned on its three observed phrasings only; the rest are unobserved for it.
+        assert approved.filter(collection__slug="demotune").count() == 3
+    counts = Instruction.objects.count()
+    demo_model.heldout_phrasings_ensure(lambda text: None)
+    assert Instruction.objects.count() == counts
