@@ -2,6 +2,11 @@
 unobserved phrasings, pooled over the method's seeds, with a paired bootstrap interval over phrasings and
 instances (paired_bootstrap.paired_improvement), per task and macro-averaged over tasks.
 
+Beside the soft prompts, batch calibration (Zhou et al., ICLR 2024), an inference-only baseline computed from
+the base model's stored option log-likelihoods: per phrasing, the options' mean probability over the
+instances scored (the "batch", here the task's evaluation sample, unlabeled) estimates the phrasing's bias
+towards each option, and the calibrated prediction is argmax_o log p(o | x) - log mean_x' p(o | x').
+
 Cells: the held-out phrasings every soft prompt of the method held out, less those observed for the model
 and benchmark defaults, on the instances that the base model and every seed have predictions for. Per cell,
 the method's correctness is averaged over its seeds (seeds are fixed, not resampled: with three of them a
@@ -17,9 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from collection.models import Collection, InstructionRevision
+from collection.selectors import approved_phrasings
 from core.jobs import JobStatus
 from evaluation import metrics, paired_bootstrap
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
+from evaluation.split import is_heldout
 
 
 @dataclass(frozen=True)
@@ -116,3 +123,55 @@ def heldout_improvements(
         base_accuracy = float(np.mean([b.mean() for b, _ in matrices.values()]))
         outcomes.append(MethodOutcome(method, tuple(per_seed), base_accuracy, macro, per_task, per_seed))
     return outcomes
+
+
+BATCH_CALIBRATION = "batch calibration"
+
+
+def batch_calibration_outcome(
+    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
+) -> MethodOutcome | None:
+    """Batch calibration of the base model on its held-out unobserved phrasings (no training, no seeds)."""
+    base = model.variants.get(kind=VariantKind.BASE)
+    tuned_on = set(model.tuned_on.values_list("id", flat=True))
+    # The held-out phrasings as softprompts.training_pool splits them, less observed ones and defaults.
+    revisions = {
+        phrasing.current_revision_id: phrasing.task.slug
+        for phrasing in approved_phrasings(prompt_format=model.prompt_format)
+        if is_heldout(phrasing.id)
+        and phrasing.collection_id not in tuned_on
+        and phrasing.collection.kind != Collection.Kind.BENCHMARK_DEFAULT
+    }
+    rows = Prediction.objects.filter(variant=base, revision_id__in=revisions).values_list(
+        "revision_id", "instance_id", "logliks", "correct", "instance__gold"
+    )
+    cells: dict[int, dict[int, tuple]] = defaultdict(dict)
+    for revision, instance, logliks, correct, gold in rows.iterator(chunk_size=10_000):
+        cells[revision][instance] = (logliks, correct, gold)
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for revision in sorted(cells):
+        by_task[revisions[revision]].append(revision)
+    differences = {}
+    base_accuracy = []
+    for task, revision_ids in sorted(by_task.items()):
+        common = sorted(set.intersection(*(set(cells[r]) for r in revision_ids)))
+        widths = {len(cells[r][i][0]) for r in revision_ids for i in common}
+        if not common or len(widths) != 1:
+            continue  # options differ in number between instances: no per-option prior to estimate
+        plain = np.array([[cells[r][i][1] for i in common] for r in revision_ids], dtype=float)
+        calibrated = np.array([_calibrated(cells[r], common) for r in revision_ids], dtype=float)
+        differences[task] = calibrated - plain
+        base_accuracy.append(plain.mean())
+    if not differences:
+        return None
+    per_task, macro = paired_bootstrap.paired_improvement(differences, samples=samples)
+    return MethodOutcome(BATCH_CALIBRATION, (), float(np.mean(base_accuracy)), macro, per_task, {})
+
+
+def _calibrated(cells: dict[int, tuple], instances: list[int]) -> list[bool]:
+    """Per instance: right after batch calibration over these instances?"""
+    logliks = np.array([cells[i][0] for i in instances], dtype=float)  # (N, options)
+    logp = logliks - np.logaddexp.reduce(logliks, axis=1, keepdims=True)
+    prior = np.log(np.exp(logp).mean(axis=0))
+    predicted = np.argmax(logp - prior, axis=1)
+    return [int(p) == cells[i][2] for p, i in zip(predicted, instances, strict=True)]

@@ -53,6 +53,7 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
     # Every demo task has enough held-out unobserved phrasings for the interval to mean something.
     for task in Task.objects.filter(benchmark__slug="demo"):
         assert demo_model._heldout_unobserved(task) >= demo_model.MIN_HELDOUT_UNOBSERVED
+    assert next(line for line in table.splitlines() if line.startswith("batch calibration "))
     assert "Per task" in table and "Methods whose macro CI excludes 0:" in table
     predictions = Prediction.objects.count()
     # Again: everything is cached, nothing is trained or scored twice.
