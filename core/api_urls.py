@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from collection import api as collection_api
 from evaluation import api as evaluation_api
+from evaluation import api_plans
 
 router = DefaultRouter()
 router.register("benchmarks", collection_api.BenchmarkViewSet)
@@ -12,6 +13,7 @@ router.register("instructions", collection_api.InstructionViewSet, basename="ins
 router.register("models", evaluation_api.ModelViewSet)
 router.register("runs", evaluation_api.RunViewSet)
 router.register("results", evaluation_api.ResultViewSet)
+router.register("plans", api_plans.PlanViewSet)
 
 urlpatterns = [
     path("leaderboard/", evaluation_api.leaderboard, name="api_leaderboard"),

@@ -1,4 +1,4 @@
-"""One lifecycle for every background job: queued -> running -> succeeded / failed / cancelled.
+"""One lifecycle for every background job: (planned ->) queued -> running -> succeeded / failed / cancelled.
 
 A job kind is a concrete model that inherits `Job` and names the Celery task that performs it
 (`job_task`); the task calls `perform()` with the kind's work. Everything else is here, once: sending on
@@ -29,6 +29,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import worker_beats
 from core.errors import ApplicationError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ ANSWERED_ERROR_RETRIES = 8
 
 
 class JobStatus(models.TextChoices):
+    # Saved but not sent: bulk work over its budget waits for an admin to start it (evaluation/budget.py).
+    PLANNED = "planned", "Planned"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -86,6 +89,16 @@ class Job(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE
 
+    @property
+    def progress_text(self) -> str:
+        """How far it has got, in words, for the status page; kinds that count their progress override it."""
+        return ""
+
+    @classmethod
+    def job_queue(cls, pk: int) -> str | None:
+        """The Celery queue this job is sent to; None: the one its task names. Kinds with lanes override it."""
+        return None
+
 
 def job_constraints(prefix: str) -> list[models.CheckConstraint]:
     """The database's side of the lifecycle, for a kind's Meta.constraints: a valid status, and a reason for
@@ -119,19 +132,21 @@ def send_on_commit(
     *args,
     what: str,
     countdown: int | None = None,
+    queue: str | None = None,
     sent: Callable[[], object] | None = None,
     unreachable: Callable[[], object] | None = None,
 ) -> None:
     """Send the task `task_name` with `args` once the current transaction commits, so a worker never looks
     for a row that is not committed yet, and a broker that cannot be reached never fails the request that
-    saved the work. `sent` runs once the broker has accepted the job. When the broker cannot be reached the
+    saved the work. `queue` overrides the task's own queue. `sent` runs once the broker has accepted the job. When the broker cannot be reached the
     failure is logged and `unreachable` runs: each caller says why nothing is lost."""
 
     def send() -> None:
         from kombu.exceptions import OperationalError as BrokerError
 
+        options = {"queue": queue} if queue else {}
         try:
-            current_app.tasks[task_name].apply_async(args=args, countdown=countdown)
+            current_app.tasks[task_name].apply_async(args=args, countdown=countdown, **options)
         except (BrokerError, OSError):
             log.warning("Could not reach the broker to send %s.", what, exc_info=True)
             if unreachable is not None:
@@ -152,6 +167,7 @@ def enqueue(kind: type[Job], pk: int, *, countdown: int | None = None) -> None:
         pk,
         what=f"{kind._meta.verbose_name} {pk}",
         countdown=countdown,
+        queue=kind.job_queue(pk),
         sent=lambda: rows.filter(sent_at__isnull=True).update(sent_at=timezone.now()),
         unreachable=lambda: rows.update(sent_at=None),
     )
@@ -198,6 +214,7 @@ def _held(kind: type[Job], pk: int, token: uuid.UUID):
 def heartbeat(kind: type[Job], pk: int, token: uuid.UUID, **progress) -> bool:
     """Store progress with a fresh heartbeat; False when the job is no longer this claim's (cancelled, or
     taken over by another delivery): the caller stops."""
+    worker_beats.beat()  # the worker is alive, and busy: for the status page
     return bool(_held(kind, pk, token).update(heartbeat_at=timezone.now(), **progress))
 
 
@@ -216,6 +233,19 @@ def finish(kind: type[Job], pk: int, token: uuid.UUID, status: str, *, error: st
     _held(kind, pk, token).update(
         status=status, error=error[:5000], finished_at=now, claim_token=None, **fields
     )
+
+
+def continue_later(kind: type[Job], pk: int, token: uuid.UUID) -> bool:
+    """Hand a job that works in chunks back to the queue for its next chunk, and send it again. Between
+    chunks the worker is free: work waiting in a queue it asks first (a person's) goes before the next
+    chunk. The next chunk's claim is the same attempt, so `attempts` still counts deliveries that started
+    over. False when the claim is no longer held (cancelled, or taken over)."""
+    handed_back = _held(kind, pk, token).update(
+        status=JobStatus.QUEUED, claim_token=None, sent_at=None, attempts=F("attempts") - 1
+    )
+    if handed_back:
+        enqueue(kind, pk)
+    return bool(handed_back)
 
 
 def is_running(kind: type[Job], pk: int) -> bool:
@@ -352,15 +382,15 @@ def mark_unsent(kind: type[Job], pk: int) -> None:
 
 
 def cancel(job: Job) -> Job:
-    """Cancel a queued or running job; a running one stops at its next heartbeat."""
+    """Cancel a planned, queued or running job; a running one stops at its next heartbeat."""
     kind = type(job)
-    cancelled = kind.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+    cancelled = kind.objects.filter(pk=job.pk, status__in=(JobStatus.PLANNED, *ACTIVE)).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now(), claim_token=None
     )
     job.refresh_from_db()
     if not cancelled:
         raise ApplicationError(
-            f"Only a queued or running {kind.job_noun} can be cancelled. This one is {job.get_status_display().lower()}."
+            f"Only a planned, queued or running {kind.job_noun} can be cancelled. This one is {job.get_status_display().lower()}."
         )
     return job
 
@@ -378,6 +408,17 @@ def requeue(job: Job) -> Job:
         )
     enqueue(kind, job.pk)
     return job
+
+
+def start_planned(kind: type[Job], pks: list[int]) -> int:
+    """Send planned jobs: queued now, and sent once the transaction commits (through the outbox)."""
+    started = 0
+    for pk in pks:
+        # One conditional update each, so two admins starting the same plan send each job once.
+        if kind.objects.filter(pk=pk, status=JobStatus.PLANNED).update(status=JobStatus.QUEUED, sent_at=None):
+            enqueue(kind, pk)
+            started += 1
+    return started
 
 
 # --- Sweep and recovery ----------------------------------------------------------------------------------

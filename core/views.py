@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST
 
-from core import roles, services
+from core import roles, services, worker_status
 from core.forms import SignUpForm
 from core.models import WorkerPing
 from core.parsing import InvalidParameter
@@ -31,10 +31,22 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def status(request: HttpRequest) -> HttpResponse:
-    """Is a worker answering? Shows the latest ping; htmx polls the fragment until it is answered."""
+    """Are workers there, and what is each doing? Their heartbeats tell a busy worker (which cannot answer a
+    ping until its job ends) from a missing one. The latest ping too; htmx polls both fragments."""
     ping = WorkerPing.objects.first()
-    template = "core/status.html#ping" if request.htmx else "core/status.html"
-    return render(request, template, {"ping": ping})
+    workers = worker_status.worker_states()
+    states = {w.state for w in workers}
+    context = {
+        "ping": ping,
+        "workers": workers,
+        "workers_busy": "busy" in states and "idle" not in states,
+        "backlog": worker_status.backlog(),
+        "idle_silent_seconds": worker_status.IDLE_SILENT_SECONDS,
+    }
+    if request.htmx:
+        fragment = "workers" if request.GET.get("part") == "workers" else "ping"
+        return render(request, f"core/status.html#{fragment}", context)
+    return render(request, "core/status.html", context)
 
 
 @require_POST

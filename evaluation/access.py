@@ -16,7 +16,7 @@ from django.http import Http404
 
 from collection.access import instructions_visible_to, revisions_visible_to
 from core import roles
-from evaluation.models import LanguageModel, PhrasingResult, ScoringRun, SoftPrompt
+from evaluation.models import LanguageModel, PhrasingResult, ScoringPlan, ScoringRun, SoftPrompt
 
 
 def models_visible_to(user) -> QuerySet[LanguageModel]:
@@ -65,6 +65,21 @@ def get_run_for_user(user, run_id: int, *, manage: bool = False) -> ScoringRun:
     if manage and not roles.can_manage_runs(user):
         raise PermissionDenied("Only curators and admins can cancel or retry runs.")
     return run
+
+
+def plans_visible_to(user) -> QuerySet[ScoringPlan]:
+    # A plan names models and counts cells, never a phrasing: public, like the runs of whole tasks.
+    return ScoringPlan.objects.all()
+
+
+def get_plan_for_user(user, plan_id: int, *, manage: bool = False) -> ScoringPlan:
+    """Anyone may read a plan; only admins may start or discard it."""
+    plan = plans_visible_to(user).select_related("created_by", "decided_by").filter(id=plan_id).first()
+    if plan is None:
+        raise Http404("No such plan.")
+    if manage and not roles.can_start_plans(user):
+        raise PermissionDenied("Only admins can start or discard planned bulk work.")
+    return plan
 
 
 def get_softprompt_for_user(user, soft_prompt_id: int, *, manage: bool = False) -> SoftPrompt:

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 
 from core import jobs
 from core.errors import ApplicationError
-from evaluation import registry, softprompts
+from evaluation import budget, registry, scoring, softprompts
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
@@ -79,7 +79,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", "family", "prompt_format", "is_active", "tuned_on"]
     search_fields = ["name", "source", "description"]
-    filter_horizontal = ["tuned_on"]
+    filter_horizontal = ["tuned_on", "benchmarks"]
     # What the model check found is the check's to write: "Check again" (an action) refreshes it.
     readonly_fields = [
         "state",
@@ -145,13 +145,14 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Score approved phrasings not yet scored")
     def score_missing(self, request, queryset):
-        runs = []
         for model in queryset:
             try:
-                runs += registry.language_model_score_missing(model=model, by=request.user)
+                runs = registry.language_model_score_missing(model=model, by=request.user)
             except ApplicationError as exc:
                 self.message_user(request, str(exc), level=messages.WARNING)
-        self.message_user(request, f"Queued {len(runs)} run(s), {sum(r.to_compute for r in runs)} cell(s).")
+                continue
+            # Over the budget the runs are planned for an admin to start (evaluation/budget.py).
+            self.message_user(request, f"{model.name}: {budget.bulk_summary(runs)}")
 
 
 @admin.register(ModelCheck)
@@ -171,15 +172,29 @@ class ModelCheckAdmin(admin.ModelAdmin):
 
 @admin.register(ScoringRun)
 class ScoringRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "variant", "task", "status", "done_cells", "total_cells", "trigger", "created_at"]
-    list_filter = ["status", "trigger", "variant__model"]
+    list_display = [
+        "id",
+        "variant",
+        "task",
+        "status",
+        "lane",
+        "done_cells",
+        "total_cells",
+        "trigger",
+        "created_at",
+    ]
+    list_filter = ["status", "lane", "trigger", "variant__model"]
     search_fields = ["error", "worker"]
     raw_id_fields = ["task", "instruction", "revisions"]
     readonly_fields = [
         "status",
+        "lane",
+        "plan",
         "total_cells",
         "cached_cells",
         "done_cells",
+        "chunks",
+        "cells_per_second",
         "error",
         "config",
         "claim_token",
@@ -200,7 +215,7 @@ class ScoringRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected runs (missing cells only)")
     def retry(self, request, queryset):
-        _each(self, request, queryset, jobs.requeue, "Queued again", "run")
+        _each(self, request, queryset, lambda run: scoring.scoring_run_retry(run=run), "Queued again", "run")
 
 
 class ResultAdmin(admin.ModelAdmin):

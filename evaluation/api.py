@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from collection.models import Benchmark, Collection
 from core import jobs, roles
 from core.parsing import IdFilter, parse_id
-from evaluation import access, comparisons, registry, selectors
+from evaluation import access, comparisons, registry, scoring, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
 
 
@@ -192,7 +192,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses=RunSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return Response(self.get_serializer(jobs.requeue(self.get_object())).data)
+        return Response(self.get_serializer(scoring.scoring_run_retry(run=self.get_object())).data)
 
 
 class ResultSerializer(serializers.ModelSerializer):

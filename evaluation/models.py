@@ -7,8 +7,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
-from collection.models import Collection, Instance, Instruction, InstructionRevision, Task
+from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
 from core.jobs import Job, job_constraints
 from evaluation.ml.config import AlignConfig, ModelSpec
 
@@ -67,6 +68,18 @@ class RunTrigger(models.TextChoices):
     IMPORT = "import", "Phrasings were imported"
     MANUAL = "manual", "Started by hand"
     CLI = "cli", "The score command"
+
+
+class RunLane(models.TextChoices):
+    # A person waits for it: a newly approved phrasing, a user's retry.
+    INTERACTIVE = "interactive", "Interactive"
+    # Nobody waits for one cell of it: imports, registration backfills, "score everything", rescoring.
+    BULK = "bulk", "Bulk"
+
+
+# The Celery queue of each lane. GPU workers take both, `gpu` first (see CELERY_BROKER_TRANSPORT_OPTIONS),
+# and a bulk run goes back to its queue after every chunk, so interactive work waits at most one chunk.
+LANE_QUEUES = {RunLane.INTERACTIVE: "gpu", RunLane.BULK: "gpu-bulk"}
 
 
 class ModelState(models.TextChoices):
@@ -129,6 +142,13 @@ class LanguageModel(models.Model):
         choices=ModelState.choices,
         default=ModelState.READY,
         help_text="Only a ready model is scored. Registration sets 'checking' until a worker has loaded it.",
+    )
+    benchmarks = models.ManyToManyField(
+        Benchmark,
+        blank=True,
+        related_name="+",
+        help_text="Score it on these benchmarks only (the demo model means nothing outside the demo); "
+        "none: every benchmark.",
     )
     check_error = models.TextField(blank=True, help_text="Why the last check could not load it.")
     checked_at = models.DateTimeField(null=True, blank=True, help_text="When a check last loaded it.")
@@ -288,10 +308,50 @@ class ModelVariant(models.Model):
         return f"{self.model.name} + soft prompt" + (f" #{soft.id} ({soft.ablation})" if soft else "")
 
 
+class PlanStatus(models.TextChoices):
+    PLANNED = "planned", "Planned: waiting for an admin"
+    STARTED = "started", "Started"
+    DISCARDED = "discarded", "Discarded"
+
+
+class ScoringPlan(models.Model):
+    """Bulk work over the budget (SCORING_BUDGET_CELLS): its runs are saved as planned, not sent, until an
+    admin starts them (evaluation/budget.py). One per registration, import or "score everything"."""
+
+    Status = PlanStatus
+
+    trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
+    status = models.CharField(max_length=20, choices=PlanStatus.choices, default=PlanStatus.PLANNED)
+    budget_cells = models.PositiveIntegerField(help_text="The budget it exceeded, in cells to compute.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=PlanStatus.values), name="plan_status_valid"),
+            models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="plan_trigger_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Plan {self.pk} ({self.get_trigger_display().lower()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("plan_detail", args=[self.pk])
+
+
 class ScoringRun(Job):
-    """One model variant x a fixed set of phrasing revisions x each one's task evaluation sample."""
+    """One model variant x a fixed set of phrasing revisions x each one's task evaluation sample. Executed
+    in chunks of at most SCORING_CHUNK_CELLS cells, each one delivery of its job."""
 
     Trigger = RunTrigger
+    Lane = RunLane
     job_task = "evaluation.tasks.score_run"
     job_noun = "run"
 
@@ -302,6 +362,10 @@ class ScoringRun(Job):
     )
     revisions = models.ManyToManyField(InstructionRevision, related_name="scoring_runs")
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
+    lane = models.CharField(max_length=20, choices=RunLane.choices, default=RunLane.BULK)
+    plan = models.ForeignKey(
+        ScoringPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     total_cells = models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")
     cached_cells = models.PositiveIntegerField(
         default=0, help_text="Of those, how many existed when it was created."
@@ -311,6 +375,10 @@ class ScoringRun(Job):
         default=0,
         help_text="Of the cells it computed, how many prompts were cut to the model's input length.",
     )
+    chunks = models.PositiveIntegerField(default=0, help_text="Chunks it has scored.")
+    cells_per_second = models.FloatField(
+        null=True, blank=True, help_text="Throughput of its latest chunk: queue estimates start from it."
+    )
     config = models.JSONField(default=dict, blank=True, help_text="The model spec and batching the run used.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -319,15 +387,30 @@ class ScoringRun(Job):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"),
+            models.CheckConstraint(condition=Q(lane__in=RunLane.values), name="run_lane_valid"),
             *job_constraints("run"),
         ]
         indexes = [
             # Serves the recovery sweep and the runs list: "queued or running runs".
             models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+            # Serves queue positions: "active runs of a lane, oldest first".
+            models.Index(fields=["status", "lane", "created_at"], name="run_status_lane_created"),
         ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.variant})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("run_detail", args=[self.pk])
+
+    @classmethod
+    def job_queue(cls, pk: int) -> str | None:
+        lane = cls.objects.filter(pk=pk).values_list("lane", flat=True).first()
+        return LANE_QUEUES.get(lane)
+
+    @property
+    def progress_text(self) -> str:
+        return f"{self.done_cells:,} of {self.total_cells:,} cells ({self.get_lane_display().lower()})"
 
     @property
     def to_compute(self) -> int:

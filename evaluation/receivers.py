@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from collection import events
-from evaluation import aggregates, scoring, softprompts
+from evaluation import aggregates, budget, scoring, softprompts
 from evaluation.models import RunTrigger
 
 
@@ -26,8 +26,10 @@ def on_phrasing_withdrawn(*, instruction, **kwargs) -> None:
 
 @receiver(events.phrasings_imported, dispatch_uid="evaluation.on_phrasings_imported")
 def on_phrasings_imported(**kwargs) -> list[str]:
-    # Queue imported approved phrasings on every active model, as an approval would.
+    # Queue imported approved phrasings on every active model (bulk work: planned for an admin when over the
+    # budget, evaluation/budget.py).
     runs = scoring.scoring_for_active_models(trigger=RunTrigger.IMPORT)
     if not runs:
         return []
-    return [f"queued {len(runs)} scoring run(s), {sum(run.to_compute for run in runs)} cell(s) to compute"]
+    plan = runs[0].plan
+    return [budget.bulk_summary(runs), *(budget.plan_text(plan)[1:] if plan else [])]

@@ -39,7 +39,7 @@ from evaluation.models import (
     Truncation,
     VariantKind,
 )
-from evaluation.scoring import base_variant, scoring_runs_for_variant, warm_model
+from evaluation.scoring import base_variant, scoring_bulk, warm_model
 
 # Errors that fail a check with their own message (the loader's reason, a chat template that cannot frame a
 # prompt); anything else fails it as unexpected, with its type.
@@ -60,6 +60,7 @@ def language_model_register(
     trust_remote_code: bool = False,
     max_input_tokens: int | None = None,
     truncation: str = Truncation.KEEP_END,
+    benchmarks: Iterable = (),
     by=None,
     score: bool = True,
     check_now: bool = False,
@@ -67,7 +68,9 @@ def language_model_register(
     """Register a model and queue its check; once it loads, `score` queues every approved phrasing on it.
     check_now=True runs the check here, before returning, instead of on a GPU worker: for commands and the
     demo, which run where the model is (never for a web request). The model comes back as the check left it.
-    max_input_tokens: None lets the check read the model's own (see `_input_limit_after_check`)."""
+    max_input_tokens: None lets the check read the model's own (see `_input_limit_after_check`). `benchmarks`
+    limits it to those benchmarks' phrasings (none: every benchmark). Its scoring is bulk work: over the
+    budget it is planned for an admin to start (evaluation/budget.py)."""
     try:
         ModelSpec(
             source=source,
@@ -101,6 +104,7 @@ def language_model_register(
             created_by=by,
         )
         model.tuned_on.set(list(tuned_on))
+        model.benchmarks.set(list(benchmarks))
         base_variant(model)
         check = _check_create(
             model=model, trigger=RunTrigger.REGISTRATION, score=score, by=by, enqueue=not check_now
@@ -115,11 +119,12 @@ def language_model_score_missing(
     *, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None
 ) -> list[ScoringRun]:
     """Queue every approved phrasing the model has not scored yet (the model page's and admin's "score"
-    actions). Refused while the model is not ready: its runs would only fail."""
+    actions), or plan it for an admin when it is over the budget. Refused while the model is not ready:
+    its runs would only fail."""
     model.refresh_from_db(fields=["state"])
     if not model.is_ready:
         raise ApplicationError(_not_ready(model))
-    return scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
+    return scoring_bulk(variants=[base_variant(model)], trigger=trigger, by=by)
 
 
 INPUT_LIMIT_FIXED = (
@@ -240,5 +245,6 @@ def language_model_check_work(check: ModelCheck, token: uuid.UUID) -> None:
         )
         jobs.finish(ModelCheck, check.id, token, JobStatus.SUCCEEDED)
         if check.score:
-            # Sent to the broker when this commits, as a registration's runs always were.
-            scoring_runs_for_variant(variant=base_variant(model), trigger=check.trigger, by=check.created_by)
+            # Sent to the broker when this commits, as a registration's runs always were (or planned for an
+            # admin when over the budget).
+            scoring_bulk(variants=[base_variant(model)], trigger=check.trigger, by=check.created_by)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Least
 
 from collection import templating
@@ -28,12 +28,20 @@ from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import aggregates, selectors, split
+from evaluation import aggregates, budget, selectors, split
 from evaluation.ml.config import ConfigError, ScoreConfig
 from evaluation.ml.errors import ScoringError
 from evaluation.ml.loading import ModelCache
 from evaluation.ml.scoring import ScoringItem, score
-from evaluation.models import LanguageModel, ModelVariant, Prediction, RunTrigger, ScoringRun, VariantKind
+from evaluation.models import (
+    LanguageModel,
+    ModelVariant,
+    Prediction,
+    RunLane,
+    RunTrigger,
+    ScoringRun,
+    VariantKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +93,12 @@ def scoring_plan(*, variant: ModelVariant, revisions: Iterable[InstructionRevisi
     return Plan(total=total, cached=cached)
 
 
+def lane_for(trigger: str) -> str:
+    """A person waits for an approval's run; nobody waits for one cell of a registration, an import or a
+    rescoring. (A retry's lane is decided when it is retried: scoring_run_retry.)"""
+    return RunLane.INTERACTIVE if trigger == RunTrigger.APPROVAL else RunLane.BULK
+
+
 def scoring_run_create(
     *,
     variant: ModelVariant,
@@ -94,9 +108,11 @@ def scoring_run_create(
     instruction: Instruction | None = None,
     by=None,
     enqueue: bool = True,
+    planned: bool = False,
 ) -> ScoringRun | None:
     """Create and queue a run, or return None when every cell is already scored (it would cost nothing).
-    enqueue=False leaves it for the caller to execute (the score command runs it in the foreground)."""
+    enqueue=False leaves it for the caller to execute (the score command runs it in the foreground);
+    planned=True saves it unsent, for evaluation/budget.py to send or to keep for an admin."""
     revisions = list(
         InstructionRevision.objects.filter(id__in=[r.id for r in revisions]).select_related(
             "instruction__task"
@@ -110,13 +126,15 @@ def scoring_run_create(
         task=task,
         instruction=instruction,
         trigger=trigger,
+        lane=lane_for(trigger),
+        status=JobStatus.PLANNED if planned else JobStatus.QUEUED,
         total_cells=plan.total,
         cached_cells=plan.cached,
         done_cells=plan.cached,
         created_by=by,
     )
     run.revisions.set(revisions)
-    if enqueue:
+    if enqueue and not planned:
         jobs.enqueue(ScoringRun, run.id)
     return run
 
@@ -125,13 +143,23 @@ def approved_revisions(
     task: Task | None = None, *, model: LanguageModel | None = None
 ) -> list[InstructionRevision]:
     """The current revisions of the approved phrasings (of one task, or all): what every model scores, and
-    with `model`, those written for its prompt format alone (Alpaca's layout for Alpaca-format models)."""
+    with `model`, those written for its prompt format alone (Alpaca's layout for Alpaca-format models), on
+    the benchmarks it is limited to."""
     prompt_format = model.prompt_format if model is not None else None
-    return [phrasing.current_revision for phrasing in approved_phrasings(task, prompt_format=prompt_format)]
+    phrasings = approved_phrasings(task, prompt_format=prompt_format)
+    if model is not None and model.benchmarks.exists():
+        phrasings = phrasings.filter(task__benchmark__in=model.benchmarks.all())
+    return [phrasing.current_revision for phrasing in phrasings]
 
 
 def scoring_runs_for_variant(
-    *, variant: ModelVariant, trigger: str, by=None, task: Task | None = None, enqueue: bool = True
+    *,
+    variant: ModelVariant,
+    trigger: str,
+    by=None,
+    task: Task | None = None,
+    enqueue: bool = True,
+    planned: bool = False,
 ) -> list[ScoringRun]:
     """One run per task over its approved phrasings (tasks run in parallel on several GPU workers). A soft
     prompt's variant scores the held-out phrasings only: the others may be in its training set."""
@@ -141,7 +169,13 @@ def scoring_runs_for_variant(
     runs = []
     for group_task, revisions in revisions_by_task(revisions).items():
         run = scoring_run_create(
-            variant=variant, revisions=revisions, trigger=trigger, task=group_task, by=by, enqueue=enqueue
+            variant=variant,
+            revisions=revisions,
+            trigger=trigger,
+            task=group_task,
+            by=by,
+            enqueue=enqueue,
+            planned=planned,
         )
         if run is not None:
             runs.append(run)
@@ -155,6 +189,8 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     if not instruction.text_available:
         return runs
     models = LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY)
+    # A model limited to some benchmarks scores only their phrasings (the demo model only the demo's).
+    models = models.filter(Q(benchmarks=None) | Q(benchmarks=instruction.task.benchmark_id)).distinct()
     if instruction.prompt_format:
         # Written for one prompt format: only its models score it (collection.selectors.written_for).
         models = models.filter(prompt_format=instruction.prompt_format)
@@ -196,12 +232,30 @@ def variant_score_now(*, variant: ModelVariant, say: Callable[[str], None] = lam
     aggregates.aggregates_refresh_many({(variant.id, task_id) for task_id in tasks})
 
 
-def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
-    """Queue whatever approved phrasings active models have not scored yet (after an import, say)."""
+def scoring_bulk(*, variants: list[ModelVariant], trigger: str, by=None) -> list[ScoringRun]:
+    """Bulk work: whatever the variants have not scored, queued on the bulk lane, or kept as one plan for
+    an admin to start when it is over the budget (evaluation/budget.py). A run's `plan` says which."""
     runs = []
-    for model in LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY):
-        runs += scoring_runs_for_variant(variant=base_variant(model), trigger=trigger, by=by)
-    return runs
+    for variant in variants:
+        runs += scoring_runs_for_variant(variant=variant, trigger=trigger, by=by, planned=True)
+    return budget.bulk_submit(runs=runs, trigger=trigger, by=by)
+
+
+def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
+    """Queue (or plan, over the budget) whatever approved phrasings active models have not scored yet
+    (after an import, say)."""
+    models = LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY)
+    return scoring_bulk(variants=[base_variant(model) for model in models], trigger=trigger, by=by)
+
+
+def scoring_run_retry(*, run: ScoringRun) -> ScoringRun:
+    """Queue a failed or cancelled run again (its scored cells are kept). A person is waiting for it, so it
+    goes on the interactive lane, unless what is left of it is bulk-sized (over the budget)."""
+    if run.total_cells - run.done_cells <= settings.SCORING_BUDGET_CELLS:
+        ScoringRun.objects.filter(id=run.id, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+            lane=RunLane.INTERACTIVE
+        )
+    return jobs.requeue(run)
 
 
 # --- Executing a run ---------------------------------------------------------------------------------------
@@ -210,6 +264,9 @@ def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> l
 # Errors that fail a run with their message (a model that does not load, memory that runs out at batch size 1,
 # a template that cannot render); anything else fails it as unexpected.
 FAILURES = (ScoringError, ConfigError, templating.TemplateError)
+
+# When each run's figures were last refreshed by this worker process (a run continues chunk after chunk).
+_last_refresh: dict[int, float] = {}
 
 
 def scoring_run_execute(
@@ -220,9 +277,9 @@ def scoring_run_execute(
     on_progress: Callable[[int, int], None] | None = None,
     resume_token: str | None = None,
 ) -> ScoringRun | None:
-    """Claim the run and fill in its missing cells (core/jobs.py's execute). Returns None when another
-    delivery holds the claim. If the database goes away, the run is handed back and DatabaseInterrupted says
-    which claim to resume."""
+    """Claim the run and fill in all its missing cells, in this process (the foreground path; core/jobs.py's
+    execute). Returns None when another delivery holds the claim. If the database goes away, the run is
+    handed back and DatabaseInterrupted says which claim to resume."""
     return jobs.execute(
         ScoringRun,
         run_id,
@@ -234,11 +291,25 @@ def scoring_run_execute(
     )
 
 
-def scoring_run_work(run: ScoringRun, token: uuid.UUID, *, on_progress=None) -> None:
-    """A scoring run's work: its missing cells, then its figures."""
+def scoring_run_work(
+    run: ScoringRun, token: uuid.UUID, *, on_progress=None, chunk_cells: int | None = None
+) -> None:
+    """A scoring run's work: its missing cells, then its figures. With `chunk_cells`, at most that many
+    cells, after which the run goes back to its queue for the next chunk (core/jobs.py continue_later)."""
     run = ScoringRun.objects.select_related("variant__model").get(id=run.id)
-    _fill_cells(run, token, on_progress)
-    _refresh_figures(run)
+    finished = _fill_cells(run, token, on_progress, chunk_cells)
+    last = _last_refresh.get(run.id, 0.0)
+    if finished or time.monotonic() - last > AGGREGATE_EVERY_SECONDS:
+        # Long runs update the figures as they go, not only at the end.
+        _refresh_figures(run)
+        _last_refresh[run.id] = time.monotonic()
+    if finished:
+        _last_refresh.pop(run.id, None)
+
+
+def scoring_run_chunk_work(run: ScoringRun, token: uuid.UUID) -> None:
+    """A worker's delivery of a run: one chunk of SCORING_CHUNK_CELLS cells."""
+    scoring_run_work(run, token, chunk_cells=settings.SCORING_CHUNK_CELLS)
 
 
 def _refresh_figures(run: ScoringRun) -> None:
@@ -246,27 +317,50 @@ def _refresh_figures(run: ScoringRun) -> None:
     aggregates.aggregates_enqueue(variant_id=run.variant_id, task_ids=list(task_ids))
 
 
-def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, int], None] | None) -> None:
+def _missing_cells(
+    run: ScoringRun, limit: int | None
+) -> tuple[int, int, list[tuple[InstructionRevision, Instance]], bool]:
+    """The run's scope in cells, how many of them have a prediction, its first `limit` cells without one
+    (all of them when limit is None) in a fixed order (task, revision, instance), and whether more are
+    missing beyond those. Complete revisions cost one count each, so a late chunk of a long run does not
+    read every prediction it has stored."""
+    total = done = 0
+    cells: list[tuple[InstructionRevision, Instance]] = []
+    revisions = run.revisions.select_related("instruction__task").order_by("id")
+    for task, task_revisions in revisions_by_task(revisions).items():
+        sample = task_eval_sample_ids(task)
+        total += len(sample) * len(task_revisions)
+        instances = None
+        for position, revision in enumerate(task_revisions):
+            scored = Prediction.objects.filter(variant=run.variant, instance_id__in=sample)
+            if limit is not None and len(cells) > limit:
+                # Enough for this chunk: the rest of the task's revisions are only counted.
+                done += scored.filter(revision__in=task_revisions[position:]).count()
+                break
+            have = set(scored.filter(revision=revision).values_list("instance_id", flat=True))
+            done += len(have)
+            if len(have) < len(sample):
+                instances = instances or Instance.objects.in_bulk(sample)
+                cells += [(revision, instances[i]) for i in sample if i not in have]
+    more = limit is not None and len(cells) > limit
+    return total, done, cells[:limit] if limit is not None else cells, more
+
+
+def _fill_cells(
+    run: ScoringRun,
+    token: uuid.UUID,
+    on_progress: Callable[[int, int], None] | None,
+    chunk_cells: int | None,
+) -> bool:
+    """Score the run's missing cells (at most `chunk_cells` of them) and store them batch by batch. True
+    when the run is finished, False when it continues in another chunk or is no longer this claim's."""
     model = run.variant.model
     spec = run.variant.spec()
     config = ScoreConfig(batch_size=model.batch_size, device=settings.SCORING_DEVICE)
 
-    # Phase 1: the cells in scope that have no prediction yet.
-    cells: list[tuple[InstructionRevision, Instance]] = []
-    total = 0
-    revisions = run.revisions.select_related("instruction__task")
-    for task, task_revisions in revisions_by_task(revisions).items():
-        sample = task_eval_sample_ids(task)
-        total += len(sample) * len(task_revisions)
-        instances = Instance.objects.in_bulk(sample)
-        done = set(
-            Prediction.objects.filter(
-                variant=run.variant, revision__in=task_revisions, instance_id__in=sample
-            ).values_list("revision_id", "instance_id")
-        )
-        cells += [(r, instances[i]) for r in task_revisions for i in sample if (r.id, i) not in done]
-    done_count = total - len(cells)
-    truncated = _truncated_cells(run)  # an earlier attempt's, when this is a retry
+    # Phase 1: the cells in scope that have no prediction yet (this chunk's share of them).
+    total, done_count, cells, more = _missing_cells(run, chunk_cells)
+    truncated = _truncated_cells(run)  # earlier chunks' and attempts'
     _progress(
         run.id, token, done=done_count, total=total, config={"model": asdict(spec), "score": asdict(config)}
     )
@@ -274,6 +368,7 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
         on_progress(done_count, total)
 
     # Phase 2: score them batch by batch, storing each batch as it comes so a killed run loses little.
+    started = time.monotonic()
     if cells:
         loaded = _models.get(spec, config.device)
         items = [
@@ -309,14 +404,22 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
                 alive = _progress(run.id, token, done=done_count, total=total, truncated=truncated)
             if not alive:
                 log.info("Run %s was cancelled or taken over; stopping.", run.id)
-                return
+                return False
             if on_progress:
                 on_progress(done_count, total)
             if time.monotonic() - last_refresh > AGGREGATE_EVERY_SECONDS:
-                # Long runs update the figures as they go, not only at the end.
                 _refresh_figures(run)
-                last_refresh = time.monotonic()
+                last_refresh = _last_refresh[run.id] = time.monotonic()
 
+    # Phase 3: the chunk's throughput, for queue estimates; then the next chunk, or the end of the run.
+    seconds = time.monotonic() - started
+    chunk = {"chunks": F("chunks") + 1}
+    if cells and seconds > 0:
+        chunk["cells_per_second"] = len(cells) / seconds
+    if more:
+        if jobs.heartbeat(ScoringRun, run.id, token, **chunk):
+            jobs.continue_later(ScoringRun, run.id, token)
+        return False
     exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
     jobs.finish(
         ScoringRun,
@@ -325,7 +428,9 @@ def _fill_cells(run: ScoringRun, token: uuid.UUID, on_progress: Callable[[int, i
         JobStatus.SUCCEEDED,
         done_cells=min(exact, total),
         truncated_cells=_truncated_cells(run),
+        **chunk,
     )
+    return True
 
 
 def _truncated_cells(run: ScoringRun) -> int:

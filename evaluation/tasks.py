@@ -16,7 +16,7 @@ def score_run(self, run_id: int, resume_token: str | None = None) -> None:
         ScoringRun,
         run_id,
         resume_token=resume_token,
-        work=scoring.scoring_run_work,
+        work=scoring.scoring_run_chunk_work,
         failures=scoring.FAILURES,
     )
 

@@ -22,7 +22,7 @@ from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
 from core.parsing import id_param, parse_id
-from evaluation import exports, registry, selectors
+from evaluation import budget, exports, registry, scoring, selectors
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
 from evaluation.models import PhrasingSet
 
@@ -74,8 +74,8 @@ def model_score(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("model_detail", name=model.name)
     if runs:
-        cells = sum(run.to_compute for run in runs)
-        messages.success(request, f"Queued {len(runs)} run(s): {cells} cell(s) to compute.")
+        # Over the budget the runs are planned, not sent: the message links the plan (evaluation/budget.py).
+        messages.success(request, budget.bulk_summary(runs))
     else:
         messages.info(request, "Nothing to do: every approved phrasing is already scored on this model.")
     return redirect("model_detail", name=model.name)
@@ -127,7 +127,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id, manage=True)
     try:
-        jobs.requeue(run)
+        scoring.scoring_run_retry(run=run)
         messages.success(request, f"Run {run.id} queued again; it scores only the missing cells.")
     except ApplicationError as exc:
         messages.error(request, str(exc))

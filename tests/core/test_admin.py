@@ -68,7 +68,7 @@ def test_the_soft_prompt_cancel_action_cancels_and_reports_refusals(client, admi
         follow=True,
     )
     page = response.content.decode()
-    assert f"Soft prompt {done.id}: Only a queued or running training can be cancelled." in page
+    assert f"Soft prompt {done.id}: Only a planned, queued or running training can be cancelled." in page
     assert "Cancelled 1 soft prompt(s)." in page
     queued.refresh_from_db()
     assert queued.status == "cancelled"

@@ -80,7 +80,7 @@ def test_cancel_and_retry_are_the_same_for_every_kind_and_say_what_the_job_is(on
 
     training = one_of_each["stalled training"]
     assert jobs.cancel(training).status == "cancelled"
-    with pytest.raises(ApplicationError, match="Only a queued or running training can be cancelled"):
+    with pytest.raises(ApplicationError, match="Only a planned, queued or running training can be cancelled"):
         jobs.cancel(training)
     with pytest.raises(
         ApplicationError, match="Only a failed or cancelled run can be retried; this one is succeeded"

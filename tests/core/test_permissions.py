@@ -12,7 +12,14 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from collection import services
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
-from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ScoringRun, SoftPrompt
+from evaluation.models import (
+    LanguageModel,
+    ModelVariant,
+    PhrasingResult,
+    ScoringPlan,
+    ScoringRun,
+    SoftPrompt,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +37,7 @@ class World:
     run: ScoringRun
     result: PhrasingResult
     soft: SoftPrompt
+    plan: ScoringPlan
 
 
 @pytest.fixture
@@ -72,7 +80,9 @@ def world(db, django_user_model) -> World:
         variant=variant, revision=approved.current_revision, task=task, accuracy=0.5
     )
     soft = SoftPrompt.objects.create(model=model, trigger="manual", config={}, status="failed", error="boom")
-    return World(task, approved, pending, model, run, result, soft)
+    plan = ScoringPlan.objects.create(trigger="import", budget_cells=1)
+    ScoringRun.objects.create(variant=variant, task=task, status="planned", trigger="import", plan=plan)
+    return World(task, approved, pending, model, run, result, soft, plan)
 
 
 def _login(client, role: str) -> None:
@@ -190,6 +200,10 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/"),
     ),
     ("run_retry", lambda w: [w.run.id], "post", {}, _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/")),
+    ("plan_list", None, "get", {}, every("200")),
+    ("plan_detail", lambda w: [w.plan.id], "get", {}, every("200")),
+    ("plan_start", lambda w: [w.plan.id], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/plans/")),
+    ("plan_discard", lambda w: [w.plan.id], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/plans/")),
     ("healthz", None, "get", {}, every("200")),
     ("status", None, "get", {}, every("200")),
     ("status_ping", None, "post", {}, every("302:/status/")),
@@ -294,6 +308,10 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("scoringrun-detail", lambda w: [w.run.id], "get", {}, every("200")),
     ("scoringrun-cancel", lambda w: [w.run.id], "post", {}, _expect("403", "403", "403", "400", "400")),
     ("scoringrun-retry", lambda w: [w.run.id], "post", {}, _expect("403", "403", "403", "200", "200")),
+    ("scoringplan-list", None, "get", {}, every("200")),
+    ("scoringplan-detail", lambda w: [w.plan.id], "get", {}, every("200")),
+    ("scoringplan-start", lambda w: [w.plan.id], "post", {}, _expect("403", "403", "403", "403", "200")),
+    ("scoringplan-discard", lambda w: [w.plan.id], "post", {}, _expect("403", "403", "403", "403", "200")),
     ("phrasingresult-list", None, "get", {}, every("200")),
     ("phrasingresult-detail", lambda w: [w.result.id], "get", {}, every("200")),
 ]
@@ -312,7 +330,16 @@ def _request(client, world: World, name: str, args, method: str, data: dict):
     }
     data = {k: placeholders[v]() if isinstance(v, str) and v in placeholders else v for k, v in data.items()}
     if name.startswith(
-        ("api", "benchmark-", "task-", "instruction-", "languagemodel-", "scoringrun-", "phrasingresult-")
+        (
+            "api",
+            "benchmark-",
+            "task-",
+            "instruction-",
+            "languagemodel-",
+            "scoringrun-",
+            "scoringplan-",
+            "phrasingresult-",
+        )
     ):
         if method == "get":
             return client.get(url, data)

@@ -110,7 +110,9 @@ def test_curators_cancel_runs_through_the_api(api, alice, carol, tiny_models):
     api.force_authenticate(carol)
     assert api.post(f"/api/runs/{run.id}/cancel/").json()["status"] == "cancelled"
     response = api.post(f"/api/runs/{run.id}/cancel/")
-    assert response.status_code == 400 and "Only a queued or running run" in response.json()["detail"]
+    assert (
+        response.status_code == 400 and "Only a planned, queued or running run" in response.json()["detail"]
+    )
 
 
 def test_the_schema_and_docs_are_served_without_a_cdn(api, db):

@@ -162,7 +162,7 @@ def test_the_api_retries_a_check_for_admins_and_refuses_one_already_running(
 
 def test_the_register_command_checks_in_the_foreground_unless_told_to_queue(demo, tiny_models, capsys):
     call_command("register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq")
-    assert "Registered tiny-t5: it loads; queued 4 run(s)" in capsys.readouterr().out
+    assert "Registered tiny-t5: it loads. Queued 4 run(s)" in capsys.readouterr().out
     assert LanguageModel.objects.get(name="tiny-t5").state == LanguageModel.State.READY
     with pytest.raises(CommandError, match="does not load, so nothing is scored on it: No model directory"):
         call_command("register_model", "ghost", "/no/such/model", "--family", "causal")

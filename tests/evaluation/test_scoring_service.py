@@ -182,7 +182,7 @@ def test_cancelling_stops_a_run_and_retrying_resumes_it(
     jobs.cancel(run)
     assert scoring.scoring_run_execute(run_id=run.id, task_id="late") is None
     assert run.status == JobStatus.CANCELLED
-    with pytest.raises(ApplicationError, match="Only a queued or running run"):
+    with pytest.raises(ApplicationError, match="Only a planned, queued or running run"):
         jobs.cancel(run)
     with django_capture_on_commit_callbacks(execute=True):
         jobs.requeue(run)

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from collection.models import Collection
+from collection.models import Benchmark, Collection
 from core.errors import ApplicationError
-from evaluation import registry
+from evaluation import budget, registry
 from evaluation.models import Dtype, ModelFamily, PromptFormat, Truncation
 
 
@@ -43,6 +43,13 @@ class Command(BaseCommand):
             help="What a longer prompt loses: its start (keep_end, the default, as lm-evaluation-harness) or "
             "its end (cut_end, the study's).",
         )
+        parser.add_argument(
+            "--benchmark",
+            action="append",
+            default=[],
+            metavar="SLUG",
+            help="Score it on this benchmark only (repeat for several); default: every benchmark.",
+        )
         parser.add_argument("--description", default="")
         parser.add_argument("--no-score", action="store_true", help="Register without queueing scoring runs.")
         parser.add_argument(
@@ -58,6 +65,11 @@ class Command(BaseCommand):
         if unknown:
             known = ", ".join(Collection.objects.values_list("slug", flat=True))
             raise CommandError(f"Unknown collection(s): {', '.join(sorted(unknown))}. Known: {known}.")
+        benchmarks = list(Benchmark.objects.filter(slug__in=opts["benchmark"]))
+        unknown = set(opts["benchmark"]) - {b.slug for b in benchmarks}
+        if unknown:
+            known = ", ".join(Benchmark.objects.values_list("slug", flat=True)) or "none"
+            raise CommandError(f"Unknown benchmark(s): {', '.join(sorted(unknown))}. Known: {known}.")
         try:
             model = registry.language_model_register(
                 name=opts["name"],
@@ -70,6 +82,7 @@ class Command(BaseCommand):
                 batch_size=opts["batch_size"],
                 max_input_tokens=opts["max_input_tokens"],
                 truncation=opts["truncation"],
+                benchmarks=benchmarks,
                 description=opts["description"],
                 score=not opts["no_score"],
                 check_now=not opts["queue"],
@@ -88,10 +101,10 @@ class Command(BaseCommand):
                 f"Registered {model.name}, but it does not load, so nothing is scored on it: {model.check_error}\n"
                 "Fix the cause, then retry its check from the model page, the API or admin."
             )
-        runs = model.variants.get().runs.all()
-        cells = sum(run.to_compute for run in runs)
+        runs = list(model.variants.get().runs.select_related("plan"))
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Registered {model.name}: it loads; queued {len(runs)} run(s), {cells} cell(s)."
-            )
+            self.style.SUCCESS(f"Registered {model.name}: it loads. {budget.bulk_summary(runs)}")
         )
+        if runs and runs[0].plan is not None:
+            for line in budget.plan_text(runs[0].plan):
+                self.stdout.write(line)

@@ -4,26 +4,43 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from collection.models import Instruction, Task
+from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import scoring
-from evaluation.models import LanguageModel, RunTrigger
+from core.parsing import parse_id
+from evaluation import budget, scoring
+from evaluation.models import LanguageModel, RunTrigger, ScoringPlan
 
 
 class Command(BaseCommand):
     help = (
         "Score approved phrasings on a model in the foreground, with a progress bar. Cells already scored are "
-        "skipped, so running it again computes only what is new."
+        "skipped, so running it again computes only what is new. --plans lists bulk work planned over the "
+        "budget; --start-planned sends it to the workers."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", required=True, help="The registered model's name.")
+        parser.add_argument("--model", help="The registered model's name.")
         parser.add_argument("--task", help="Only this task: its slug, or benchmark/slug when slugs repeat.")
         parser.add_argument(
             "--instruction", type=int, help="Only this phrasing (its id), whatever its status."
         )
         parser.add_argument("--plan", action="store_true", help="Print the cells to compute and stop.")
+        parser.add_argument(
+            "--plans", action="store_true", help="Print the planned bulk work waiting for an admin, and stop."
+        )
+        parser.add_argument(
+            "--start-planned",
+            nargs="?",
+            const="all",
+            metavar="PLAN_ID",
+            help="Send a planned plan's runs to the workers (every planned plan without an id).",
+        )
 
     def handle(self, *args, **opts):
+        if opts["plans"] or opts["start_planned"]:
+            return self._plans(opts["start_planned"])
+        if not opts["model"]:
+            raise CommandError("Name a --model to score, or use --plans or --start-planned.")
         model = LanguageModel.objects.filter(name=opts["model"]).first()
         if model is None:
             names = ", ".join(LanguageModel.objects.values_list("name", flat=True)) or "none yet"
@@ -66,6 +83,27 @@ class Command(BaseCommand):
         if failures:
             raise CommandError("Some runs did not finish:\n" + "\n".join(failures))
         self.stdout.write(self.style.SUCCESS("Done."))
+
+    def _plans(self, start: str | None) -> None:
+        plans = ScoringPlan.objects.filter(status=ScoringPlan.Status.PLANNED).order_by("id")
+        if start not in (None, "all"):
+            plan_id = parse_id(start)
+            if plan_id is None:
+                raise CommandError(f"--start-planned takes a plan id, not '{start}'.")
+            plans = ScoringPlan.objects.filter(id=plan_id)
+            if not plans:
+                raise CommandError(f"No plan {start}.")
+        if not plans:
+            self.stdout.write("No planned bulk work.")
+        for plan in plans:
+            for line in budget.plan_text(plan):
+                self.stdout.write(line)
+            if start is not None:
+                try:
+                    sent = budget.scoring_plan_start(plan=plan)
+                except ApplicationError as exc:
+                    raise CommandError(str(exc)) from None
+                self.stdout.write(self.style.SUCCESS(f"  started: {sent} run(s) sent to the bulk lane."))
 
     def _scope(self, opts, model: LanguageModel) -> list[tuple[Task, list]]:
         self._instruction = None

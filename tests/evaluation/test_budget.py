@@ -1,0 +1,192 @@
+"""A budget before bulk work (evaluation/budget.py), lanes at creation and retry, and models limited to
+benchmarks: through the services, the pages, the API and the score command. Nothing here loads a model: the
+runs are planned or queued, never executed (test_worker_lanes.py runs them in a real worker)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from collection import events
+from collection import services as collection_services
+from collection.demo import load_demo
+from collection.models import Benchmark, Collection, Instance, Task
+from core.jobs import JobStatus
+from evaluation import budget, registry, scoring
+from evaluation.models import LanguageModel, RunTrigger, ScoringPlan, ScoringRun
+
+pytestmark = pytest.mark.django_db
+SAMPLE = 2
+
+
+@pytest.fixture
+def demo(db):
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
+
+
+def ready_model(name: str = "m", **fields) -> LanguageModel:
+    # Ready as a passed check leaves it; nothing here loads it.
+    model = LanguageModel.objects.create(name=name, source="/nowhere", family="seq2seq", **fields)
+    scoring.base_variant(model)
+    return model
+
+
+def demo_cells(model) -> int:
+    return sum(
+        len(revs) * SAMPLE
+        for revs in scoring.revisions_by_task(scoring.approved_revisions(model=model)).values()
+    )
+
+
+def test_bulk_work_over_the_budget_is_planned_and_nothing_is_sent_until_an_admin_starts_it(
+    demo, settings, django_capture_on_commit_callbacks
+):
+    model = ready_model()
+    settings.SCORING_BUDGET_CELLS = demo_cells(model) - 1
+    with django_capture_on_commit_callbacks() as sent:
+        runs = registry.language_model_score_missing(model=model)
+    assert sent == []
+    assert {run.status for run in runs} == {JobStatus.PLANNED}
+    assert {run.lane for run in runs} == {ScoringRun.Lane.BULK}
+    (plan,) = {run.plan for run in runs}
+    assert "Planned 4 run(s)" in budget.bulk_summary(runs) and f"plan {plan.id}" in budget.bulk_summary(runs)
+    (row,) = budget.plan_rows(plan)
+    assert (row.model, row.runs, row.cells, row.cached, row.seconds) == ("m", 4, demo_cells(model), 0, None)
+
+    with django_capture_on_commit_callbacks() as sent:
+        assert budget.scoring_plan_start(plan=plan) == 4
+    assert len(sent) == 4
+    assert set(ScoringRun.objects.values_list("status", flat=True)) == {JobStatus.QUEUED}
+    with pytest.raises(Exception, match="only a planned one starts"):
+        budget.scoring_plan_start(plan=plan)
+
+
+def test_bulk_work_within_the_budget_is_queued_at_once_on_the_bulk_lane(
+    demo, settings, django_capture_on_commit_callbacks
+):
+    model = ready_model()
+    settings.SCORING_BUDGET_CELLS = demo_cells(model)
+    with django_capture_on_commit_callbacks() as sent:
+        runs = registry.language_model_score_missing(model=model)
+    assert len(sent) == len(runs) == 4
+    assert {(run.status, run.lane, run.plan) for run in runs} == {
+        (JobStatus.QUEUED, ScoringRun.Lane.BULK, None)
+    }
+    assert not ScoringPlan.objects.exists()
+
+
+def test_an_import_over_the_budget_is_one_plan_for_every_model_and_says_so(demo, settings):
+    first = ready_model("first")
+    ready_model("second")
+    settings.SCORING_BUDGET_CELLS = 1
+    lines = [line for _, said in events.phrasings_imported.send(sender=None) for line in said]
+    (plan,) = ScoringPlan.objects.all()
+    assert lines[0].startswith("Planned 8 run(s)")
+    assert any(line.strip().startswith(f"first: 4 run(s), {demo_cells(first)} cells") for line in lines)
+    assert {row.model for row in budget.plan_rows(plan)} == {"first", "second"}
+
+
+def test_the_plan_page_shows_the_cost_per_model_and_only_admins_start_it(
+    demo, settings, client, carol, admin_user
+):
+    settings.SCORING_BUDGET_CELLS = 1
+    runs = registry.language_model_score_missing(model=ready_model())
+    plan = runs[0].plan
+    client.force_login(carol)
+    page = client.get(reverse("plan_detail", args=[plan.id])).content.decode()
+    assert f"{demo_cells(LanguageModel.objects.get())}" in page and "Start it" not in page
+    assert client.post(reverse("plan_start", args=[plan.id])).status_code == 403
+    client.force_login(admin_user)
+    assert "Start it" in client.get(reverse("plan_detail", args=[plan.id])).content.decode()
+    response = client.post(reverse("plan_start", args=[plan.id]))
+    assert response.status_code == 302
+    plan.refresh_from_db()
+    assert plan.status == ScoringPlan.Status.STARTED and plan.decided_by == admin_user
+    # Started, its runs wait on the bulk lane, each with its place in the queue.
+    assert "#1 in the queue" in client.get(reverse("run_list")).content.decode()
+
+
+def test_admins_start_and_discard_plans_through_the_api(demo, settings, client, admin_user):
+    settings.SCORING_BUDGET_CELLS = 1
+    first = registry.language_model_score_missing(model=ready_model("first"))[0].plan
+    second = registry.language_model_score_missing(model=ready_model("second"))[0].plan
+    headers = {"HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=admin_user).key}"}
+    listed = client.get("/api/plans/", **headers).json()["results"]
+    assert {p["id"] for p in listed} == {first.id, second.id}
+    assert listed[0]["models"][0]["to_compute"] > 0
+    assert client.post(f"/api/plans/{first.id}/start/", **headers).json()["status"] == "started"
+    assert client.post(f"/api/plans/{first.id}/start/", **headers).status_code == 409
+    assert client.post(f"/api/plans/{second.id}/discard/", **headers).json()["status"] == "discarded"
+    assert set(second.runs.values_list("status", flat=True)) == {JobStatus.CANCELLED}
+    assert set(first.runs.values_list("status", flat=True)) == {JobStatus.QUEUED}
+
+
+def test_the_score_command_prints_the_plans_and_starts_one(demo, settings, capsys):
+    settings.SCORING_BUDGET_CELLS = 1
+    plan = registry.language_model_score_missing(model=ready_model())[0].plan
+    call_command("score", "--plans")
+    out = capsys.readouterr().out
+    assert f"Plan {plan.id}" in out and "m: 4 run(s)" in out and "no throughput measured yet" in out
+    assert ScoringRun.objects.filter(status=JobStatus.PLANNED).count() == 4
+    call_command("score", "--start-planned", str(plan.id))
+    assert "started: 4 run(s)" in capsys.readouterr().out
+    assert ScoringRun.objects.filter(status=JobStatus.QUEUED).count() == 4
+
+
+def test_an_approval_is_interactive_and_a_retry_of_a_small_run_too(demo, alice, carol):
+    model = ready_model()
+    task = Task.objects.filter(benchmark__slug="demo", parent=None).first()
+    phrasing = collection_services.instruction_create(
+        task=task,
+        template="Tell me: {question}",
+        collection=Collection.objects.get(slug="crowd"),
+        author=alice,
+    )
+    collection_services.instruction_review(instruction=phrasing, reviewer=carol, status="approved")
+    (run,) = ScoringRun.objects.filter(variant__model=model)
+    assert (run.lane, run.status) == (ScoringRun.Lane.INTERACTIVE, JobStatus.QUEUED)
+
+    bulk = scoring.scoring_runs_for_variant(variant=run.variant, trigger=RunTrigger.MANUAL, enqueue=False)[0]
+    assert bulk.lane == ScoringRun.Lane.BULK
+    ScoringRun.objects.filter(id=bulk.id).update(status=JobStatus.FAILED, error="boom")
+    bulk.refresh_from_db()
+    assert scoring.scoring_run_retry(run=bulk).lane == ScoringRun.Lane.INTERACTIVE
+
+
+def test_a_model_limited_to_a_benchmark_scores_nothing_outside_it(demo, settings, alice, carol):
+    settings.SCORING_BUDGET_CELLS = 10**9
+    other = Benchmark.objects.create(slug="other", name="Other")
+    task = Task.objects.create(
+        benchmark=other,
+        slug="t",
+        name="T",
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["number"],
+        label_space=["yes", "no"],
+        max_options=2,
+    )
+    Instance.objects.create(task=task, source_id="1", inputs={"number": "1"}, options=["yes", "no"], gold=1)
+    crowd = Collection.objects.get(slug="crowd")
+    collection_services.instruction_create(
+        task=task, template="Is {number} odd?", collection=crowd, source="paper", status="approved"
+    )
+    limited = ready_model("limited")
+    limited.benchmarks.set([Benchmark.objects.get(slug="demo")])
+    everywhere = ready_model("everywhere")
+
+    scoring.scoring_for_active_models(trigger=RunTrigger.IMPORT)
+    assert not ScoringRun.objects.filter(variant__model=limited, task__benchmark=other).exists()
+    assert ScoringRun.objects.filter(variant__model=limited, task__benchmark__slug="demo").count() == 4
+    assert ScoringRun.objects.filter(variant__model=everywhere, task__benchmark=other).count() == 1
+
+    pending = collection_services.instruction_create(
+        task=task, template="Is {number} an odd number?", collection=crowd, author=alice
+    )
+    collection_services.instruction_review(instruction=pending, reviewer=carol, status="approved")
+    assert set(
+        ScoringRun.objects.filter(instruction=pending).values_list("variant__model__name", flat=True)
+    ) == {"everywhere"}
