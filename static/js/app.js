@@ -8,3 +8,40 @@
     if (field.form.requestSubmit) field.form.requestSubmit(); else field.form.submit();
   });
 })();
+
+// htmx does not swap 4xx answers by default, so a refused action would do nothing visible. An error answer
+// that is a fragment (our views answer htmx with the part they re-render, error included) is swapped like any
+// other; a whole error page (403, 404, 429, 500) is not swapped in: its heading is shown next to where the
+// user acted, in a live region, with the status.
+(function () {
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status < 400) return;
+    var text = xhr.responseText || "";
+    if (xhr.status < 500 && !/^\s*<!doctype/i.test(text) && text.trim()) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+      return;
+    }
+    event.detail.shouldSwap = false;
+    var heading = "";
+    try {
+      var page = new DOMParser().parseFromString(text, "text/html");
+      var found = page.querySelector("main h1, h1, title");
+      heading = found ? found.textContent.trim() : "";
+    } catch (e) { heading = ""; }
+    showError(event.detail.elt, "Not done (" + xhr.status + ")" + (heading ? ": " + heading : "."));
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    showError(event.detail.elt, "Not done: the server could not be reached. Check your connection and try again.");
+  });
+
+  function showError(element, message) {
+    var anchor = (element && element.closest && element.closest("form, li, tr, .card, div")) || document.querySelector("main");
+    var box = anchor.querySelector(":scope > .htmx-error") || document.createElement("p");
+    box.className = "error htmx-error";
+    box.setAttribute("role", "alert");
+    box.textContent = message;
+    if (!box.parentNode) anchor.insertBefore(box, anchor.firstChild);
+  }
+})();

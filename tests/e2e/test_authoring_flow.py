@@ -90,6 +90,11 @@ def test_an_author_writes_a_phrasing_and_a_curator_approves_it(
     item.wait_for()
     assert "Nearest approved phrasings" in item.inner_text()
     screenshot(curator, "06-curation-queue")
+    # Rejecting without a reason is refused (400): the answer is shown where the curator acted.
+    item.locator("button:has-text('Reject')").click()
+    curator.wait_for_selector(f"#item-{phrasing.id} [role=alert] >> text=Say why the phrasing is rejected")
+    screenshot(curator, "06b-curation-reject-needs-a-reason")
+    item = curator.locator(f"#item-{phrasing.id}")
     item.locator("button:has-text('Approve')").click()
     curator.wait_for_selector(f"#item-{phrasing.id}.decided >> text=approved")
     screenshot(curator, "07-curation-approved")

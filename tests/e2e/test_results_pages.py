@@ -9,6 +9,7 @@ from collection.demo import load_demo
 from collection.models import Collection, Task
 from evaluation import registry
 from evaluation.models import PhrasingResult, ScoringRun
+from evaluation.selectors import GRID_PAGE_SIZE
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
 
@@ -46,7 +47,8 @@ def test_a_visitor_reads_the_leaderboard_and_drills_down(live_server, page, scre
 
     page.goto(f"{live_server.url}/b/demo/t/parity/results/")
     page.wait_for_selector("#grid table")
-    assert page.locator("#grid tbody tr").count() == 6
+    approved = Task.objects.get(benchmark__slug="demo", slug="parity").instructions.filter(status="approved")
+    assert page.locator("#grid tbody tr").count() == min(GRID_PAGE_SIZE, approved.count())
     screenshot(page, "task-results")
 
     phrasing = PhrasingResult.objects.filter(task__slug="parity").first().revision.instruction_id
@@ -59,3 +61,37 @@ def test_a_visitor_reads_the_leaderboard_and_drills_down(live_server, page, scre
     assert "100%" in page.inner_text("#progress")
     screenshot(page, "run")
     assert page.errors == []
+
+
+def test_the_results_pages_fit_a_phone_and_the_comparison_reads_at_a_glance(
+    live_server, browser, screenshot, scored
+):
+    from evaluation.models import ModelVariant
+
+    a, b = (v.id for v in ModelVariant.objects.order_by("model__name"))
+    phrasing = PhrasingResult.objects.filter(task__slug="parity").first().revision.instruction_id
+    pages = {
+        "leaderboard": "/b/demo/leaderboard/",
+        "task-results": "/b/demo/t/parity/results/",
+        "compare": f"/b/demo/compare/?a={a}&b={b}",
+        "phrasing": f"/phrasings/{phrasing}/",
+    }
+    for width in (1280, 390):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        tab = context.new_page()
+        errors = []
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        for name, path in pages.items():
+            tab.goto(f"{live_server.url}{path}")
+            if name == "compare":
+                assert "Shared ground:" in tab.inner_text("main") and "A − B" in tab.inner_text("main")
+            # Nothing makes the page itself scroll sideways; wide tables scroll inside their own box.
+            page_width = tab.evaluate("document.documentElement.scrollWidth")
+            assert page_width <= width, f"{name} at {width} px lays out {page_width} px wide"
+            screenshot(tab, f"{name}-{width}")
+        if width == 390:
+            # The navigation wraps instead of widening the page.
+            nav_box = tab.locator("header.top nav").bounding_box()
+            assert nav_box["width"] <= 390
+        assert errors == []
+        context.close()
