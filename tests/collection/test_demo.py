@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_demo_has_learnable_tasks_with_observed_and_crowd_phrasings():
-    call_command("load_demo")
+    call_command("load_demo", "--generated", str(GENERATED_PER_TASK))
     tasks = Task.objects.filter(benchmark__slug="demo")
     assert tasks.count() == 4
     for task in tasks:
@@ -31,8 +31,8 @@ def test_the_demo_has_learnable_tasks_with_observed_and_crowd_phrasings():
         assert instance.options[instance.gold] == ("yes" if even else "no")
 
 
-def test_the_demo_can_leave_out_the_generated_phrasings():
-    call_command("load_demo", "--generated", "0")
+def test_the_demo_leaves_out_the_generated_phrasings_unless_asked():
+    call_command("load_demo")
     assert not Instruction.objects.filter(collection__slug="generated").exists()
     assert Instruction.objects.filter(task__benchmark__slug="demo").count() == 4 * 6
 

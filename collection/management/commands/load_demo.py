@@ -17,9 +17,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--generated",
             type=int,
-            default=GENERATED_PER_TASK,
+            default=0,
             metavar="N",
-            help=f"Phrasings per task from the phrasing generator (default {GENERATED_PER_TASK}; 0 for none).",
+            help=f"Also approve N phrasings per task from the phrasing generator (bin/run: {GENERATED_PER_TASK}).",
         )
         parser.add_argument(
             "--accounts",
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             "(for a local demo; never on a server others can reach).",
         )
 
-    def handle(self, *args, accounts: bool = False, generated: int = GENERATED_PER_TASK, **options):
+    def handle(self, *args, accounts: bool = False, generated: int = 0, **options):
         if generated < 0:
             raise CommandError("--generated: give zero or more.")
         run_import(self, "Demo benchmark", load_demo, generated_per_task=generated)
