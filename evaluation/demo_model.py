@@ -56,12 +56,14 @@ RECIPE = {
     "generated_per_task": 3000,
     "split_digits": False,
 }
-# The soft-prompt ablations the study table compares: CE only (plain prompt tuning), +KL, +rep, both.
+# The soft-prompt ablations the study table compares: CE only (plain prompt tuning), +KL, +rep, both; and
+# the consistency baseline (swarm distillation: agreement between phrasings, no labels).
 ABLATIONS = {
     "ce": {"lambda_kl": 0.0, "lambda_rep": 0.0},
     "ce+kl": {"lambda_kl": 1.0, "lambda_rep": 0.0},
     "ce+rep": {"lambda_kl": 0.0, "lambda_rep": 1.0},
     "ce+kl+rep": {"lambda_kl": 1.0, "lambda_rep": 1.0},
+    "consistency": {"lambda_kl": 0.0, "lambda_rep": 0.0, "objective": "consistency"},
 }
 # Each ablation is trained once per seed; the improvement is pooled over them (evaluation/softprompt_outcome.py).
 SEEDS = (0, 1, 2)

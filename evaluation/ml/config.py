@@ -11,6 +11,9 @@ FAMILIES = ("seq2seq", "causal")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROMPT_FORMATS = ("none", "alpaca", "chat")
 INITS = ("phrasing", "vocab")
+# align: the study's loss (CE + KL + rep). consistency: swarm distillation (Zhou et al. 2022, "Prompt
+# Consistency for Zero-Shot Task Generalization"), agreement between phrasings with no labels.
+OBJECTIVES = ("align", "consistency")
 # What a prompt longer than the model's input length loses: its start (keep_end, as lm-evaluation-harness
 # does, so the question, options and answer cue stay) or its end (cut_end, the study's tokenizer call).
 TRUNCATIONS = ("keep_end", "cut_end")
@@ -91,8 +94,13 @@ class AlignConfig:
     paraphrases: int = 3  # per instance, besides its anchor
     grad_accumulation: int = 1
     seed: int = 0
+    objective: str = "align"  # consistency ignores the gold answers and the lambdas
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective: must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}.")
+        if self.objective == "consistency" and self.paraphrases < 1:
+            raise ConfigError("paraphrases: consistency compares phrasings, so it needs at least 1.")
         if not 1 <= self.num_virtual_tokens <= 512:
             raise ConfigError("num_virtual_tokens: must be between 1 and 512.")
         if self.init not in INITS:
@@ -109,5 +117,7 @@ class AlignConfig:
 
     @property
     def ablation(self) -> str:
-        """The ablation this config is: CE only, +KL, +rep, or both."""
+        """The ablation this config is: CE only, +KL, +rep, or both; or the consistency objective."""
+        if self.objective == "consistency":
+            return "consistency"
         return "+".join(["ce"] + ["kl"] * (self.lambda_kl > 0) + ["rep"] * (self.lambda_rep > 0))

@@ -9,6 +9,11 @@ p is the softmax over the options' summed log-likelihoods (rank classification, 
 h is the mean of the encoder's last hidden states (seq2seq) or the last prompt token's final hidden state
 (causal). lambda_kl = lambda_rep = 0 is plain prompt tuning.
 
+objective="consistency" trains on agreement alone, as swarm distillation does (Zhou et al. 2022, "Prompt
+Consistency for Zero-Shot Task Generalization"): no labels, and for every ordered pair (i, j) of phrasings of
+an instance KL(stop-gradient p_i || p_j), averaged. (Their method tunes LoRA weights on the test inputs; here
+it tunes the same soft prompt on the training split, so it compares with the others like for like.)
+
 PEFT holds the virtual tokens (`PromptTuningConfig`, `get_peft_model`) and writes the artifact, so
 `PeftModel.from_pretrained(base, path)` loads what we train; the loss is ours, on PEFT's forward. Scoring
 reads the same embeddings back (`loading.load_soft_prompt`) and runs the fast paths of scoring.py with them.
@@ -102,13 +107,16 @@ def train(
     peft_model.eval()
     for step in range(1, config.steps + 1):
         optimiser.zero_grad(set_to_none=True)
-        record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0}
+        record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0, "consistency": 0.0}
         try:
             for _ in range(config.grad_accumulation):
                 batch = _sample(tasks, config, rng, result.seen)
                 with autocast:
                     terms = _losses(loaded, peft_model, batch)
-                loss = terms["ce"] + config.lambda_kl * terms["kl"] + config.lambda_rep * terms["rep"]
+                if config.objective == "consistency":
+                    loss = terms["consistency"]
+                else:
+                    loss = terms["ce"] + config.lambda_kl * terms["kl"] + config.lambda_rep * terms["rep"]
                 (loss / config.grad_accumulation).backward()
                 for key, value in [("loss", loss), *terms.items()]:
                     record[key] += float(value.detach()) / config.grad_accumulation
@@ -178,7 +186,7 @@ def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torc
     else:
         logliks, hidden = _causal_forward(loaded, peft_model, encoded)
     device = hidden.device
-    ce, kl, rep = [], [], []
+    ce, kl, rep, agree = [], [], [], []
     for b, row in enumerate(rows):
         logp = torch.log_softmax(logliks[b], dim=-1)
         ce.append(-logp[row.task.gold(row.instance)])
@@ -192,11 +200,19 @@ def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torc
             p_para = torch.log_softmax(logliks[b], dim=-1)
             kl.append(torch.sum(p_anchor.exp() * (p_anchor - p_para)))
             rep.append(1 - torch.nn.functional.cosine_similarity(hidden[anchor], hidden[b], dim=0))
+        # Swarm distillation: each phrasing's prediction, held fixed, is a target for every other's.
+        logps = {b: torch.log_softmax(logliks[b], dim=-1) for b in members}
+        for i in members:
+            target = logps[i].detach()
+            for j in members:
+                if i != j:
+                    agree.append(torch.sum(target.exp() * (target - logps[j])))
     zero = torch.zeros((), device=device)
     return {
         "ce": torch.stack(ce).mean(),
         "kl": torch.stack(kl).mean() if kl else zero,
         "rep": torch.stack(rep).mean() if rep else zero,
+        "consistency": torch.stack(agree).mean() if agree else zero,
     }
 
 

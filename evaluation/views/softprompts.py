@@ -15,7 +15,7 @@ from evaluation import selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
 from evaluation.models import RunTrigger, SoftPrompt
 
-TERMS = [("loss", "Total"), ("ce", "CE"), ("kl", "KL"), ("rep", "1 − cos")]
+TERMS = [("loss", "Total"), ("ce", "CE"), ("kl", "KL"), ("rep", "1 − cos"), ("consistency", "Consistency")]
 
 
 def _curve_chart(soft: SoftPrompt) -> dict:
@@ -30,6 +30,8 @@ def _curve_chart(soft: SoftPrompt) -> dict:
             "y": [round(r[key], 5) for r in soft.curve],
         }
         for key, label in TERMS
+        # Curves recorded before the consistency objective existed have no such term.
+        if all(key in r for r in soft.curve)
     ]
     layout = {
         "xaxis": {"title": {"text": "step"}},

@@ -126,7 +126,10 @@ def test_ablations_are_lambdas_at_zero_and_configs_validate():
     assert AlignConfig(lambda_rep=0).ablation == "ce+kl"
     assert AlignConfig(lambda_kl=0).ablation == "ce+rep"
     assert AlignConfig().ablation == "ce+kl+rep"
+    assert AlignConfig(objective="consistency").ablation == "consistency"
     for bad in [
+        dict(objective="contrastive"),
+        dict(objective="consistency", paraphrases=0),
         dict(num_virtual_tokens=0),
         dict(init="zeros"),
         dict(lambda_kl=-1),
@@ -207,3 +210,25 @@ def test_the_shared_context_causal_loss_equals_the_per_option_reference(tiny_mod
     assert torch.allclose(fast_hidden, ref_hidden, atol=1e-4)
     assert torch.allclose(fast_grad, ref_grad, atol=1e-4, rtol=1e-4)
     assert fast_grad.abs().sum() > 0
+
+
+def test_the_consistency_objective_uses_no_labels_and_lowers_disagreement(tiny_models):
+    # Swarm distillation: the gold answers never enter the loss, so training against flipped answers gives
+    # the very same soft prompt; and the phrasings come to agree more.
+    spec = ModelSpec(source=str(tiny_models["gpt2"]), family="causal")
+    config = AlignConfig(
+        num_virtual_tokens=3,
+        steps=25,
+        learning_rate=0.05,
+        instances_per_batch=4,
+        paraphrases=2,
+        objective="consistency",
+    )
+    flipped = dataclasses.replace(task(), gold=lambda index: 1 - int(NUMBERS[index]) % 2)
+    model_a, result = softprompt.train(load(spec, device="cpu"), [task()], config)
+    model_b, _ = softprompt.train(load(spec, device="cpu"), [flipped], config)
+    weights = [m.prompt_encoder["default"].embedding.weight for m in (model_a, model_b)]
+    assert torch.equal(*weights)
+    curve = [r["consistency"] for r in result.curve]
+    assert all(r["loss"] == r["consistency"] for r in result.curve)
+    assert sum(curve[-5:]) < sum(curve[:5])

@@ -44,12 +44,12 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
     assert "Table 1." in text and "Observed" in text and "Unobserved" in text and "Gap (pp)" in text
     assert "Table 2." in text
     table = text.split("Table 2.")[1]
-    for ablation in ("ce", "ce+kl", "ce+rep", "ce+kl+rep"):
+    for ablation in ("ce", "ce+kl", "ce+rep", "ce+kl+rep", "consistency"):
         row = next(line for line in table.splitlines() if line.startswith(f"{ablation} "))
         assert row.split()[1] == "3"  # seeds pooled
     model = LanguageModel.objects.get(name="demo-t5")
     assert model.tuned_on.filter(slug="demotune").exists()
-    assert SoftPrompt.objects.filter(model=model, status="succeeded").count() == 4 * 3
+    assert SoftPrompt.objects.filter(model=model, status="succeeded").count() == 5 * 3
     # Every demo task has enough held-out unobserved phrasings for the interval to mean something.
     for task in Task.objects.filter(benchmark__slug="demo"):
         assert demo_model._heldout_unobserved(task) >= demo_model.MIN_HELDOUT_UNOBSERVED
@@ -58,7 +58,7 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
     predictions = Prediction.objects.count()
     # Again: everything is cached, nothing is trained or scored twice.
     call_command("reproduce_study", "--quiet", stdout=io.StringIO())
-    assert SoftPrompt.objects.filter(model=model).count() == 4 * 3
+    assert SoftPrompt.objects.filter(model=model).count() == 5 * 3
     assert Prediction.objects.count() == predictions
 
 

@@ -7,7 +7,7 @@ from tqdm import tqdm
 from core.errors import ApplicationError
 from core.jobs import JobStatus
 from evaluation import scoring, softprompts
-from evaluation.ml.config import AlignConfig, ConfigError
+from evaluation.ml.config import OBJECTIVES, AlignConfig, ConfigError
 from evaluation.models import LanguageModel, RunTrigger
 
 
@@ -34,6 +34,12 @@ class Command(BaseCommand):
         parser.add_argument("--paraphrases", type=int, default=defaults.paraphrases)
         parser.add_argument("--accumulate", type=int, default=defaults.grad_accumulation)
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument(
+            "--objective",
+            choices=list(OBJECTIVES),
+            default=defaults.objective,
+            help="align: CE + lambdas (the study's); consistency: swarm distillation, no labels.",
+        )
         parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: SCORING_DEVICE).")
         parser.add_argument(
             "--no-score", action="store_true", help="Train only; queue the scoring for the workers."
@@ -55,6 +61,7 @@ class Command(BaseCommand):
                 paraphrases=opts["paraphrases"],
                 grad_accumulation=opts["accumulate"],
                 seed=opts["seed"],
+                objective=opts["objective"],
             )
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
