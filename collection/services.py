@@ -495,3 +495,15 @@ def instances_upsert(*, task: Task, rows: list[dict]) -> InstanceUpsert:
     Instance.objects.bulk_update(widened, ["inputs"], batch_size=2000)
     result.created, result.widened = len(new), len(widened)
     return result
+
+
+def task_eval_sample_set(*, task: Task, size: int | None, by) -> Task:
+    """Score the task's phrasings on all its eval instances (size None) or on a fixed sample of `size`.
+    Admins only: a larger sample is bulk work on every model. Cells already scored are kept either way."""
+    if not roles.can_manage_tasks(by):
+        raise ApplicationError("Only admins can change a task's evaluation sample.")
+    if size is not None and size < 1:
+        raise ApplicationError("A sample needs at least one instance.")
+    task.eval_sample_size = size
+    task.save(update_fields=["eval_sample_size"])
+    return task

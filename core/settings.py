@@ -225,6 +225,9 @@ SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 300, minimum=1)
 # A run scores at most this many cells per delivery, then goes back to its queue: a worker busy with bulk
 # work takes an interactive run within one chunk's time.
 SCORING_CHUNK_CELLS = env_int("SCORING_CHUNK_CELLS", 2000, minimum=1)
+# A task created by an import scores each phrasing on a fixed sample of this many eval instances (multi-prompt
+# studies use about 100); 0: all of them. Its page switches it to all instances in one click.
+EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 100, minimum=0)
 # Bulk work (registration, imports, "score everything") over this many cells to compute is planned, not
 # sent, until an admin starts it (evaluation/budget.py).
 SCORING_BUDGET_CELLS = env_int("SCORING_BUDGET_CELLS", 20000, minimum=0)

@@ -7,6 +7,7 @@ from evaluation.views import authoring, browse
 from evaluation.views import compare as compare_views
 from evaluation.views import plans as plan_views
 from evaluation.views import results as evaluation_views
+from evaluation.views import sampling as sampling_views
 from evaluation.views import softprompts as softprompt_views
 
 urlpatterns = [
@@ -51,6 +52,9 @@ urlpatterns = [
     path("runs/<int:run_id>/", evaluation_views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", evaluation_views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/retry/", evaluation_views.run_retry, name="run_retry"),
+    path(
+        "b/<slug:benchmark_slug>/t/<slug:task_slug>/sample/", sampling_views.task_sample, name="task_sample"
+    ),
     path("plans/", plan_views.plan_list, name="plan_list"),
     path("plans/<int:plan_id>/", plan_views.plan_detail, name="plan_detail"),
     path("plans/<int:plan_id>/start/", plan_views.plan_start, name="plan_start"),

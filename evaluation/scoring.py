@@ -232,20 +232,25 @@ def variant_score_now(*, variant: ModelVariant, say: Callable[[str], None] = lam
     aggregates.aggregates_refresh_many({(variant.id, task_id) for task_id in tasks})
 
 
-def scoring_bulk(*, variants: list[ModelVariant], trigger: str, by=None) -> list[ScoringRun]:
-    """Bulk work: whatever the variants have not scored, queued on the bulk lane, or kept as one plan for
-    an admin to start when it is over the budget (evaluation/budget.py). A run's `plan` says which."""
+def scoring_bulk(
+    *, variants: list[ModelVariant], trigger: str, by=None, task: Task | None = None
+) -> list[ScoringRun]:
+    """Bulk work: whatever the variants have not scored (of one task, or all), queued on the bulk lane, or
+    kept as one plan for an admin to start when it is over the budget (evaluation/budget.py). A run's
+    `plan` says which."""
     runs = []
     for variant in variants:
-        runs += scoring_runs_for_variant(variant=variant, trigger=trigger, by=by, planned=True)
+        runs += scoring_runs_for_variant(variant=variant, trigger=trigger, by=by, task=task, planned=True)
     return budget.bulk_submit(runs=runs, trigger=trigger, by=by)
 
 
-def scoring_for_active_models(*, trigger: str = RunTrigger.MANUAL, by=None) -> list[ScoringRun]:
-    """Queue (or plan, over the budget) whatever approved phrasings active models have not scored yet
-    (after an import, say)."""
+def scoring_for_active_models(
+    *, trigger: str = RunTrigger.MANUAL, by=None, task: Task | None = None
+) -> list[ScoringRun]:
+    """Queue (or plan, over the budget) whatever approved phrasings active models have not scored yet, of
+    one task or all (after an import, or a task's larger sample)."""
     models = LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY)
-    return scoring_bulk(variants=[base_variant(model) for model in models], trigger=trigger, by=by)
+    return scoring_bulk(variants=[base_variant(model) for model in models], trigger=trigger, by=by, task=task)
 
 
 def scoring_run_retry(*, run: ScoringRun) -> ScoringRun:

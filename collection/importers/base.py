@@ -113,8 +113,11 @@ def benchmark_upsert(
 
 
 def task_upsert(*, benchmark: Benchmark, slug: str, report: ImportReport, **fields) -> Task:
-    """Create the task, or bring an existing one's definition up to date (fields, labels, parent)."""
-    task, created = Task.objects.get_or_create(benchmark=benchmark, slug=slug, defaults=fields)
+    """Create the task, or bring an existing one's definition up to date (fields, labels, parent). A new task
+    scores each phrasing on a sample of EVAL_SAMPLE_SIZE instances (all of them when it has fewer); an
+    existing one keeps the sample it has, which its page may have switched to all instances."""
+    sample = {"eval_sample_size": settings.EVAL_SAMPLE_SIZE or None}
+    task, created = Task.objects.get_or_create(benchmark=benchmark, slug=slug, defaults={**sample, **fields})
     if created:
         report.add("tasks created")
         return task

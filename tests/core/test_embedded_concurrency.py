@@ -164,7 +164,7 @@ def test_the_embedded_default_takes_concurrent_submissions_and_admin_saves_while
     def predictions() -> int:
         return scalar(demo_file, "SELECT count(*) FROM evaluation_prediction")
 
-    with running_worker(env, queues="default,gpu", log=log) as worker:
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log) as worker:
         wait_for(lambda: predictions() > 0, timeout=60, what="the first predictions", log=log)
         result = run_burst(env, "after")
         written = predictions()

@@ -200,6 +200,13 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/"),
     ),
     ("run_retry", lambda w: [w.run.id], "post", {}, _expect(LOGIN, "403", "403", "302:/runs/", "302:/runs/")),
+    (
+        "task_sample",
+        lambda w: ["b", "t"],
+        "post",
+        {"size": "all"},
+        _expect(LOGIN, "403", "403", "403", "302:/b/b/t/"),
+    ),
     ("plan_list", None, "get", {}, every("200")),
     ("plan_detail", lambda w: [w.plan.id], "get", {}, every("200")),
     ("plan_start", lambda w: [w.plan.id], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/plans/")),

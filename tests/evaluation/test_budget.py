@@ -4,6 +4,8 @@ runs are planned or queued, never executed (test_worker_lanes.py runs them in a 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -13,6 +15,7 @@ from collection import events
 from collection import services as collection_services
 from collection.demo import load_demo
 from collection.models import Benchmark, Collection, Instance, Task
+from collection.selectors import task_eval_sample_ids
 from core.jobs import JobStatus
 from evaluation import budget, registry, scoring
 from evaluation.models import LanguageModel, RunTrigger, ScoringPlan, ScoringRun
@@ -190,3 +193,45 @@ def test_a_model_limited_to_a_benchmark_scores_nothing_outside_it(demo, settings
     assert set(
         ScoringRun.objects.filter(instruction=pending).values_list("variant__model__name", flat=True)
     ) == {"everywhere"}
+
+
+def test_an_imported_task_scores_a_sample_and_all_instances_are_one_click_away(
+    tmp_path, settings, client, admin_user, carol, django_capture_on_commit_callbacks
+):
+    settings.EVAL_SAMPLE_SIZE, settings.SCORING_BUDGET_CELLS = 3, 10**9
+    rows = [
+        {"task": "big", "id": str(n), "inputs": {"question": f"{n}?"}, "options": ["x", "y"], "answer": n % 2}
+        for n in range(8)
+    ]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    call_command("import_tasks", path, "--benchmark", "mine")
+    task = Task.objects.get(slug="big")
+    assert task.eval_sample_size == 3 and len(task_eval_sample_ids(task)) == 3
+    collection_services.instruction_create(
+        task=task,
+        template="Answer: {question}",
+        collection=Collection.objects.get(slug="crowd"),
+        source="x",
+        status="approved",
+    )
+    model = ready_model()
+    scoring.scoring_for_active_models()
+    assert ScoringRun.objects.get(variant__model=model).total_cells == 3
+
+    url = reverse("task_sample", args=["mine", "big"])
+    client.force_login(carol)
+    assert client.post(url, {"size": "all"}).status_code == 403
+    client.force_login(admin_user)
+    page = client.get(reverse("task_detail", args=["mine", "big"])).content.decode()
+    assert "a fixed sample of 3 of them" in page and "Score all 8 instances" in page
+    with django_capture_on_commit_callbacks() as sent:
+        client.post(url, {"size": "all"})
+    task.refresh_from_db()
+    assert task.eval_sample_size is None and len(task_eval_sample_ids(task)) == 8
+    # What the models now lack is queued as bulk work, over every instance.
+    latest = ScoringRun.objects.filter(variant__model=model).latest("id")
+    assert (latest.lane, latest.status, latest.total_cells, len(sent)) == ("bulk", "queued", 8, 1)
+    call_command("import_tasks", path, "--benchmark", "mine")  # a re-import keeps the admin's choice
+    task.refresh_from_db()
+    assert task.eval_sample_size is None

@@ -60,7 +60,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     # The broker is back: a worker and one sweep (what the scheduler sends every minute) finish it.
     up = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu")
     log = tmp_path / "worker.log"
-    with running_worker(up, queues="default,gpu", log=log):
+    with running_worker(up, queues="gpu,default,gpu-bulk", log=log):
         manage(up, "shell", "--no-imports", "-c", "from evaluation.tasks import sweep; sweep.delay()")
         wait_for(
             lambda: ScoringRun.objects.get(id=run.id).status == JobStatus.SUCCEEDED,

@@ -102,7 +102,7 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
         return Prediction.objects.filter(run=run).count()
 
     log = tmp_path / "worker.log"
-    with running_worker(env, queues="default,gpu", log=log):
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
         wait_for(lambda: progress() >= 50, timeout=120, what="the worker to start scoring", log=log)
         pg_ctl(cluster, "stop")  # fast shutdown: every connection, the worker's included, is cut
         try:

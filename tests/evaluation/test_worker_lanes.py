@@ -72,7 +72,7 @@ def bulk_task() -> Task:
 def test_an_approved_phrasing_is_scored_before_the_next_chunk_of_a_bulk_run(
     env, tiny_models, tmp_path, alice, carol
 ):
-    load_demo()
+    load_demo(generated_per_task=0)  # the six hand-written phrasings per task
     demo_task = Task.objects.filter(benchmark__slug="demo", parent=None).order_by("id").first()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=10)
     task = bulk_task()

@@ -39,7 +39,7 @@ def env(tmp_path):
 
 @pytest.fixture
 def demo(db):
-    load_demo()
+    load_demo(generated_per_task=0)  # the six hand-written phrasings per task
 
 
 SAMPLE = 40
@@ -69,7 +69,7 @@ def all_finished() -> bool:
 def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tiny_models, tmp_path):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=10)
     log = tmp_path / "worker.log"
-    with running_worker(env, queues="default,gpu", log=log):
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
         manage(env, "register_model", "tiny-t5", str(tiny_models["t5"]), "--family", "seq2seq")
         wait_for(registered_and_finished, timeout=180, what="the registration's runs", log=log)
         runs = ScoringRun.objects.all()
@@ -105,7 +105,7 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
     def progress() -> int:
         return Prediction.objects.filter(run__isnull=False).count()
 
-    with running_worker(env, queues="gpu", log=tmp_path / "first.log") as first:
+    with running_worker(env, queues="gpu,gpu-bulk", log=tmp_path / "first.log") as first:
         wait_for(
             lambda: progress() >= 50,
             timeout=120,
@@ -118,7 +118,7 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
     assert run.status == JobStatus.RUNNING, "the run finished before the kill; make it longer"
     assert 0 < progress() < 24 * SAMPLE
 
-    with running_worker(env, queues="gpu", log=tmp_path / "second.log"):
+    with running_worker(env, queues="gpu,gpu-bulk", log=tmp_path / "second.log"):
         wait_for(
             all_finished, timeout=360, what="the second worker to finish the run", log=tmp_path / "second.log"
         )
@@ -135,7 +135,7 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
 def test_a_model_that_cannot_load_is_failed_by_its_check_on_a_worker_and_queues_no_run(demo, env, tmp_path):
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=2)
     log = tmp_path / "worker.log"
-    with running_worker(env, queues="default,gpu", log=log):
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
         # --queue: the check is the worker's, as for a model registered through the web.
         manage(
             env, "register_model", "ghost", str(tmp_path / "no-such-model"), "--family", "causal", "--queue"

@@ -66,7 +66,7 @@ def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(demo_
         SOFTPROMPT_DIR=str(tmp_path / "softprompts"),
     )
     log = tmp_path / "worker.log"
-    with running_worker(env, queues="default,gpu", log=log):
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
         soft_id = queue_training(env, steps=6)
         wait_for(
             lambda: trained_and_scored(soft_id), timeout=180, what="the training and its scoring", log=log
@@ -94,7 +94,7 @@ def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_
     soft_id = queue_training(env, steps)
 
     first_log = tmp_path / "first.log"
-    with running_worker(env, queues="gpu", log=first_log) as first:
+    with running_worker(env, queues="gpu,gpu-bulk", log=first_log) as first:
         wait_for(
             lambda: SoftPrompt.objects.get(id=soft_id).steps_done >= 20,
             timeout=120,
@@ -110,7 +110,7 @@ def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_
     assert not (tmp_path / "softprompts" / "tiny-t5" / str(soft_id)).exists()
 
     second_log = tmp_path / "second.log"
-    with running_worker(env, queues="default,gpu", log=second_log):
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=second_log):
         wait_for(
             lambda: trained_and_scored(soft_id),
             timeout=300,
