@@ -12,6 +12,7 @@ from django.core.management import call_command
 from collection.models import Instruction, Task
 from evaluation import demo_model
 from evaluation.models import LanguageModel, Prediction, SoftPrompt
+from evaluation.softprompt_outcome import heldout_improvements
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,32 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
         assert demo_model._heldout_unobserved(task) >= demo_model.MIN_HELDOUT_UNOBSERVED
     assert next(line for line in table.splitlines() if line.startswith("batch calibration "))
     assert "Per task" in table and "Methods whose macro CI excludes 0:" in table
+    # The pooled improvement is the mean over seeds of (soft prompt - base) on the held-out unobserved cells,
+    # macro-averaged over tasks: recomputed here from the predictions themselves.
+    outcome = next(o for o in heldout_improvements(model) if o.method == "ce")
+    softs = list(SoftPrompt.objects.filter(model=model, status="succeeded", config__lambda_kl=0.0))
+    softs = [s for s in softs if s.ablation == "ce"]
+    base = model.variants.get(kind="base")
+    heldout = set.intersection(*(set(s.heldout_revisions.values_list("id", flat=True)) for s in softs))
+    per_task = {}
+    for task in Task.objects.filter(benchmark__slug="demo"):
+        revisions = [
+            r
+            for r in heldout
+            if Instruction.objects.filter(current_revision=r, task=task)
+            .exclude(collection__slug="demotune")
+            .exists()
+        ]
+        if not revisions:
+            continue
+
+        def accuracy(variant, revisions=revisions):
+            rows = Prediction.objects.filter(variant=variant, revision_id__in=revisions)
+            return sum(rows.values_list("correct", flat=True)) / rows.count()
+
+        per_task[task.slug] = sum(accuracy(s.variant) for s in softs) / len(softs) - accuracy(base)
+    assert outcome.macro.difference == pytest.approx(sum(per_task.values()) / len(per_task))
+    assert set(outcome.per_task) == set(per_task) and len(outcome.seeds) == 3
     predictions = Prediction.objects.count()
     # Again: everything is cached, nothing is trained or scored twice.
     call_command("reproduce_study", "--quiet", stdout=io.StringIO())
