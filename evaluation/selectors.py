@@ -118,6 +118,32 @@ FIGURE_COLUMNS = [
     ("pdr", "PDR", "ratio"),
 ]
 SORT_KEYS = {key for key, _, _ in FIGURE_COLUMNS} | {"model", "tasks", "phrasings"}
+# What a glance needs: accuracy, how much it varies across phrasings, the bad tail, the observed-unobserved gap.
+PRIMARY_FIGURES = ("avgp", "spread", "q10", "gap")
+DEFINITIONS = {
+    "avgp": "Mean accuracy over the phrasings (macro-averaged over tasks).",
+    "std": "Standard deviation of per-phrasing accuracy, in points.",
+    "min": "Accuracy of the worst phrasing.",
+    "q10": "10th percentile of per-phrasing accuracy: how the bad phrasings do.",
+    "median": "Median per-phrasing accuracy.",
+    "maxp": "Accuracy of the best phrasing.",
+    "spread": "Best minus worst phrasing's accuracy, in points.",
+    "cps": "Combined performance score, MaxP x (1 - (MaxP - AvgP)) (Mizrahi et al., 2024).",
+    "consistency": "1 - the chance that two phrasings disagree on an instance (100 = every phrasing agrees).",
+    "observed_avgp": "AvgP on phrasings from collections the model was tuned on.",
+    "unobserved_avgp": "AvgP on phrasings it was not tuned on (benchmark defaults excluded).",
+    "gap": "Observed minus Unobserved AvgP, in points: the cost of new wordings.",
+    "pdr": "Performance drop rate, 1 - Unobserved / Observed.",
+}
+
+
+def figure_columns(every: bool) -> list[tuple[str, str, str, str]]:
+    """The columns a table shows, each with its definition: the glance (PRIMARY_FIGURES) or every figure."""
+    return [
+        (key, label, unit, DEFINITIONS[key])
+        for key, label, unit in FIGURE_COLUMNS
+        if every or key in PRIMARY_FIGURES
+    ]
 
 
 @dataclass
@@ -290,11 +316,32 @@ def task_variants(task: Task) -> list[ModelVariant]:
     )
 
 
-def model_task_breakdown(model: LanguageModel) -> list[TaskSummary]:
-    return list(
+def model_task_breakdown(model: LanguageModel, *, worst_first: bool = False) -> list[TaskSummary]:
+    summaries = list(
         TaskSummary.objects.filter(OWN_SET, variant__model=model)
         .select_related("task__benchmark", "variant__model", "variant__soft_prompt")
         .order_by("task__benchmark__name", "task__name", "variant__kind", "variant_id")
+    )
+    if worst_first:
+        summaries.sort(key=lambda s: (s.figures.get("avgp") is None, s.figures.get("avgp") or 0))
+    return summaries
+
+
+WORST_PHRASINGS = 10
+
+
+def model_worst_phrasings(model: LanguageModel, limit: int = WORST_PHRASINGS) -> list[PhrasingResult]:
+    """The model's lowest-scoring approved phrasings (its base or published variant), worst first."""
+    return list(
+        PhrasingResult.objects.filter(
+            variant__model=model,
+            variant__kind__in=[VariantKind.BASE, VariantKind.IMPORTED],
+            complete=True,
+            revision__instruction__status=Instruction.Status.APPROVED,
+            revision_id=F("revision__instruction__current_revision_id"),
+        )
+        .select_related("revision__instruction__task__benchmark", "variant")
+        .order_by("accuracy", "revision_id")[:limit]
     )
 
 

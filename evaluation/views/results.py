@@ -40,13 +40,22 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     if request.htmx:
         return render(request, "evaluation/model_detail.html#check", check)
     runs = selectors.run_list(request.user, model=model)[:RUNS_PER_PAGE]
-    breakdown = selectors.model_task_breakdown(model)
+    worst_first = request.GET.get("order") == "worst"
+    breakdown = selectors.model_task_breakdown(model, worst_first=worst_first)
+    worst_phrasings = selectors.model_worst_phrasings(model)
     soft_prompts = softprompts_visible_to(request.user).filter(model=model)
     soft_prompts = soft_prompts.select_related("variant").order_by("-id")[:20]
     return render(
         request,
         "evaluation/model_detail.html",
-        {**check, "runs": runs, "breakdown": breakdown, "soft_prompts": soft_prompts},
+        {
+            **check,
+            "runs": runs,
+            "breakdown": breakdown,
+            "worst_first": worst_first,
+            "worst_phrasings": worst_phrasings,
+            "soft_prompts": soft_prompts,
+        },
     )
 
 
@@ -149,6 +158,16 @@ def _board_params(request: HttpRequest) -> dict:
     }
 
 
+def _columns(request: HttpRequest) -> dict:
+    """The glance (model, coverage, AvgP, Spread, Q10, Gap) by default; every figure with ?figures=all."""
+    every = request.GET.get("figures") == "all"
+    return {
+        "columns": selectors.figure_columns(every),
+        "every_figure": every,
+        "figures_query": "&figures=all" if every else "",
+    }
+
+
 def _export(request: HttpRequest, name: str, rows) -> HttpResponse | None:
     fmt = request.GET.get("format")
     if fmt not in ("csv", "json"):
@@ -244,6 +263,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     kind = request.GET.get("kind", "")
     kind = kind if kind in kinds else ""
     show_partial = request.GET.get("partial") == "1"
+    columns = _columns(request)
     if request.GET.get("format") in ("csv", "json"):
         board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
         rows = board.rows + (board.partial if show_partial else [])
@@ -254,7 +274,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         context = {
             "benchmark": benchmark,
             **_ground_context(board, show_partial),
-            "columns": selectors.FIGURE_COLUMNS,
+            **columns,
             "kind": kind,
             **params,
             "observed_chart": _observed_chart(board.rows),
@@ -263,7 +283,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         return render_to_string("evaluation/leaderboard.html#board", context)
 
     board = _cached_fragment(
-        ["leaderboard", benchmark.id, kind, show_partial, sorted(params.items())],
+        ["leaderboard", benchmark.id, kind, show_partial, columns["every_figure"], sorted(params.items())],
         selectors.leaderboard_version(benchmark),
         build,
     )
@@ -277,6 +297,7 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
     task = task_get(benchmark_slug, task_slug)
     params = _board_params(request)
     show_partial = request.GET.get("partial") == "1"
+    columns = _columns(request)
     if request.GET.get("format") in ("csv", "json"):
         board = selectors.task_results(task=task, **params)
         rows = board.rows + (board.partial if show_partial else [])
@@ -291,7 +312,7 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         context = {
             "task": task,
             **_ground_context(board, show_partial),
-            "columns": selectors.FIGURE_COLUMNS,
+            **columns,
             **params,
             "box_chart": _box_chart(board.rows),
         }
@@ -308,7 +329,9 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         )
 
     models = _cached_fragment(
-        ["task-models", task.id, show_partial, sorted(params.items())], version, build_models
+        ["task-models", task.id, show_partial, columns["every_figure"], sorted(params.items())],
+        version,
+        build_models,
     )
     grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
     if request.htmx:

@@ -46,7 +46,7 @@ def _imported(name: str, accuracies: dict[Instruction, float]) -> ModelVariant:
 def rows(db):
     """Three models on the demo benchmark: `wide` has every phrasing, `narrow` the first four of each task
     (4 of 6: it keeps 2/3 of the ground, so it is ranked), `single` one phrasing per task (partial)."""
-    load_demo()
+    load_demo(generated_per_task=0)
     tasks = list(Task.objects.filter(benchmark__slug="demo").order_by("slug"))
     phrasings = {t: list(t.instructions.filter(status="approved").order_by("id")) for t in tasks}
     rng = np.random.default_rng(0)
@@ -105,7 +105,7 @@ def test_the_page_states_the_ground_and_shows_partial_rows_on_request(client, ro
 
 
 def test_a_row_at_chance_is_flagged(client, db):
-    load_demo()
+    load_demo(generated_per_task=0)
     tasks = list(Task.objects.filter(benchmark__slug="demo"))
     # Always "A"-like: every phrasing exactly at the task's chance level, so Std is 0 and it looks robust.
     accuracies = {}
@@ -161,3 +161,30 @@ def test_two_models_are_compared_on_their_shared_cells_with_paired_intervals(cli
     assert observed.status_code == 400 and "differ by model" in observed.json()["detail"]
     unknown = client.get(reverse("compare", args=["demo"]), {"a": "999999", "b": "x²"})
     assert unknown.status_code == 400 and "Choose two models" in unknown.content.decode()
+
+
+def test_the_glance_shows_four_figures_with_definitions_and_every_figure_on_request(client, rows):
+    url = reverse("leaderboard", args=["demo"])
+    glance = client.get(url).content.decode()
+    assert 'title="10th percentile of per-phrasing accuracy' in glance and ">Spread" in glance
+    assert ">Consistency" not in glance and ">CPS" not in glance and "show every figure" in glance
+    every = client.get(url, {"figures": "all"}).content.decode()
+    assert ">Consistency" in every and ">CPS" in every and "show the glance" in every
+    # Sorting keeps the choice in the URL.
+    assert "figures=all&amp;sort=cps" in every or "figures=all&sort=cps" in every
+
+
+def test_a_models_page_lists_its_worst_tasks_and_phrasings(client, rows):
+    tasks, phrasings, wide, narrow = rows
+    page = client.get(reverse("model_detail", args=["wide"]), {"order": "worst"}).content.decode()
+    worst = min(wide, key=wide.get)
+    section = page.split('id="worst-phrasings"', 1)[1]
+    listed = [int(n) for n in re.findall(r'href="/phrasings/(\d+)/"', section)]
+    assert listed[0] == worst.id and len(listed) == 10
+    assert [wide[i] for i in sorted(wide, key=lambda i: listed.index(i.id) if i.id in listed else 99)][
+        :10
+    ] == sorted(wide.values())[:10]
+    by_task = {t.name: np.mean([wide[i] for i in phrasings[t]]) for t in tasks}
+    table = page.split('id="tasks"', 1)[1].split('id="worst-phrasings"', 1)[0]
+    positions = {name: table.index(name) for name in by_task}
+    assert sorted(by_task, key=by_task.get) == sorted(positions, key=positions.get)

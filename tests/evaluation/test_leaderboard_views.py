@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def board(tiny_models, django_capture_on_commit_callbacks):
-    load_demo()
+    load_demo(generated_per_task=0)
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
     with django_capture_on_commit_callbacks(execute=True):
         for name, arch, family in [("tiny-t5", "t5", "seq2seq"), ("tiny-gpt2", "gpt2", "causal")]:
