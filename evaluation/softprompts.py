@@ -45,9 +45,12 @@ CURVE_EVERY_STEPS = 5  # how often a running training writes its curve and heart
 
 def training_pool(model: LanguageModel) -> tuple[list[InstructionRevision], list[InstructionRevision]]:
     """(training, held-out) revisions among the approved phrasings the model scores (those written for
-    another prompt format are not its to learn from)."""
+    another prompt format, or of benchmarks it is not limited to, are not its to learn from)."""
     training, heldout = [], []
-    for instruction in approved_phrasings(prompt_format=model.prompt_format):
+    phrasings = approved_phrasings(prompt_format=model.prompt_format)
+    if model.benchmarks.exists():
+        phrasings = phrasings.filter(task__benchmark__in=model.benchmarks.all())
+    for instruction in phrasings:
         (heldout if is_heldout(instruction.id) else training).append(instruction.current_revision)
     return training, heldout
 

@@ -17,7 +17,7 @@ from collection.demo import load_demo
 from collection.models import Benchmark, Collection, Instance, Task
 from collection.selectors import task_eval_sample_ids
 from core.jobs import JobStatus
-from evaluation import budget, registry, scoring
+from evaluation import budget, registry, scoring, softprompts
 from evaluation.models import LanguageModel, RunTrigger, ScoringPlan, ScoringRun
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +183,11 @@ def test_a_model_limited_to_a_benchmark_scores_nothing_outside_it(demo, settings
 
     scoring.scoring_for_active_models(trigger=RunTrigger.IMPORT)
     assert not ScoringRun.objects.filter(variant__model=limited, task__benchmark=other).exists()
+    training, heldout = softprompts.training_pool(limited)  # nor does its soft prompt learn from them
+    assert {r.instruction.task.benchmark.slug for r in training + heldout} == {"demo"}
+    assert "other" in {
+        r.instruction.task.benchmark.slug for r in sum(softprompts.training_pool(everywhere), [])
+    }
     assert ScoringRun.objects.filter(variant__model=limited, task__benchmark__slug="demo").count() == 4
     assert ScoringRun.objects.filter(variant__model=everywhere, task__benchmark=other).count() == 1
 
