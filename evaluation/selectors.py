@@ -327,6 +327,21 @@ def model_task_breakdown(model: LanguageModel, *, worst_first: bool = False) -> 
     return summaries
 
 
+def revision_mean_accuracy(revision_ids) -> dict[int, tuple[float, int]]:
+    """Each revision's mean accuracy over the models that scored it fully (base or published variants), and
+    how many models that is: the authoring page's context for a draft's neighbours. One query."""
+    rows = (
+        PhrasingResult.objects.filter(
+            revision_id__in=list(revision_ids),
+            complete=True,
+            variant__kind__in=[VariantKind.BASE, VariantKind.IMPORTED],
+        )
+        .values("revision_id")
+        .annotate(mean=Avg("accuracy"), models=Count("variant_id"))
+    )
+    return {row["revision_id"]: (row["mean"], row["models"]) for row in rows}
+
+
 WORST_PHRASINGS = 10
 
 
@@ -353,12 +368,54 @@ def phrasing_results(revision_id: int) -> list[PhrasingResult]:
     )
 
 
-def phrasing_predictions(*, variant_id: int, revision_id: int):
-    return (
-        Prediction.objects.filter(variant_id=variant_id, revision_id=revision_id)
-        .select_related("instance")
-        .order_by("instance_id")
-    )
+@dataclass
+class PhrasingStanding:
+    """How one phrasing did on one model, against the task's other phrasings on that model."""
+
+    result: PhrasingResult
+    ci: tuple[float, float] | None  # Wilson 95% interval over the instances (None for published results)
+    median: float | None  # the task's median phrasing on this model
+    rank: int | None  # 1 = best of `of` phrasings fully scored on the task for this model
+    of: int
+    chance: float | None
+
+
+def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[PhrasingStanding]:
+    """Context for a phrasing's accuracies: interval, the task's median and chance level, its rank. Two queries."""
+    from scipy.stats import binomtest
+
+    variant_ids = [r.variant_id for r in results]
+    summaries = {
+        s.variant_id: s.figures
+        for s in TaskSummary.objects.filter(
+            task=task, variant_id__in=variant_ids, phrasing_set=PhrasingSet.ALL
+        )
+    }
+    accuracies: dict[int, list[float]] = {}
+    for variant_id, accuracy in PhrasingResult.objects.filter(
+        task=task, variant_id__in=variant_ids, complete=True
+    ).values_list("variant_id", "accuracy"):
+        accuracies.setdefault(variant_id, []).append(accuracy)
+    standings = []
+    for r in results:
+        ci = None
+        if r.n_total:
+            interval = binomtest(r.n_correct, r.n_total).proportion_ci(method="wilson")
+            ci = (float(interval.low), float(interval.high))
+        others = accuracies.get(r.variant_id, [])
+        rank = 1 + sum(a > r.accuracy for a in others) if r.complete and others else None
+        figures = summaries.get(r.variant_id, {})
+        standings.append(
+            PhrasingStanding(r, ci, figures.get("median"), rank, len(others), figures.get("chance"))
+        )
+    return standings
+
+
+def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool = False):
+    predictions = Prediction.objects.filter(variant_id=variant_id, revision_id=revision_id)
+    if wrong_only:
+        predictions = predictions.filter(correct=False)
+    return predictions.select_related("instance").order_by("instance_id")
 
 
 def leaderboard_version(benchmark: Benchmark) -> tuple:

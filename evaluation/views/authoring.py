@@ -54,9 +54,13 @@ def _preview_context(form: PhrasingForm, user, *, exclude_id: int | None = None)
     similar = similarity.similar_phrasings(
         task=form.task, template=template, user=user, exclude_id=exclude_id
     )
+    # Approved neighbours' accuracy, so a similarity is read as a similarity and the author sees how close
+    # wordings did.
+    approved = [s.instruction.current_revision_id for s in similar if s.instruction.status == "approved"]
     return {
         "draft": draft,
         "similar": similar,
+        "neighbour_accuracy": evaluation_selectors.revision_mean_accuracy(approved) if approved else {},
         "exact": next((s for s in similar if s.exact), None),
         "near": [s for s in similar if s.near and not s.exact],
     }

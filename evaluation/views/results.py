@@ -350,8 +350,10 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
     results = selectors.phrasing_results(revision.id)
     scored = [r for r in results if r.source == "scored"]
     variant_id = id_param(request.GET, "variant") or (scored[0].variant_id if scored else 0)
+    wrong_only = request.GET.get("wrong") == "1"
     page = Paginator(
-        selectors.phrasing_predictions(variant_id=variant_id, revision_id=revision.id), PREDICTIONS_PER_PAGE
+        selectors.phrasing_predictions(variant_id=variant_id, revision_id=revision.id, wrong_only=wrong_only),
+        PREDICTIONS_PER_PAGE,
     ).get_page(request.GET.get("page"))
     for prediction in page:
         instance = prediction.instance
@@ -366,9 +368,11 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
     context = {
         "instruction": instruction,
         "revision": revision,
-        "results": results,
+        "standings": selectors.phrasing_standings(results, instruction.task) if not request.htmx else [],
         "scored": scored,
         "variant_id": variant_id,
+        "wrong_only": wrong_only,
+        "wrong_query": "&wrong=1" if wrong_only else "",
         "page": page,
     }
     template = (

@@ -149,7 +149,25 @@ def test_the_preview_validates_and_renders_samples_as_the_model_reads_them(clien
     first = parity.instances.filter(split="eval").order_by("id").first()
     assert f"Decide whether {first.inputs['number']} is divisible by two." in page
     page = client.post(url, {"template": "Is {number} even? Yes or no."}).content.decode()
-    assert "Duplicate:" in page
+    # One state per check: a duplicate is refused, and never also called valid.
+    assert "Not submittable" in page and "The phrasing is valid" not in page
+    assert "similarity 100%" in page
+
+
+def test_the_preview_shows_neighbours_similarity_and_their_accuracy(client, parity, alice):
+    from evaluation.models import LanguageModel, ModelVariant, PhrasingResult
+
+    neighbour = parity.instructions.get(current_revision__template="Is {number} even? yes or no.")
+    model = LanguageModel.objects.create(name="m", source="published", family="seq2seq", is_active=False)
+    variant = ModelVariant.objects.create(model=model, kind="imported")
+    PhrasingResult.objects.create(
+        variant=variant, revision=neighbour.current_revision, task=parity, accuracy=0.62, source="imported"
+    )
+    client.force_login(alice)
+    page = client.post(
+        reverse("phrasing_preview", args=["demo", "parity"]), {"template": "Is {number} even? Say yes or no."}
+    ).content.decode()
+    assert "similarity " in page and "scores 62.0% on average over 1 model" in page
 
 
 def test_the_preview_applies_a_models_prompt_format(client, parity, alice):

@@ -118,6 +118,21 @@ def test_the_phrasing_page_shows_every_model_and_paged_predictions(client, board
     assert 'id="predictions"' in fragment and "<h1>" not in fragment
 
 
+def test_the_phrasing_page_puts_an_accuracy_in_context_and_filters_wrong_answers(client, board):
+    result = PhrasingResult.objects.filter(variant__model__name="tiny-t5", complete=True).first()
+    others = PhrasingResult.objects.filter(variant=result.variant, task=result.task, complete=True)
+    rank = 1 + sum(r.accuracy > result.accuracy for r in others)
+    url = reverse("phrasing_detail", args=[result.revision.instruction_id])
+    page = client.get(url, {"variant": result.variant_id}).content.decode()
+    assert "Task median" in page and "Chance" in page and f"{rank} of {others.count()}" in page
+    assert "[" in page.split("Accuracy on every model", 1)[1]  # an interval beside each accuracy
+    wrong = client.get(url, {"variant": result.variant_id, "wrong": "1"}).content.decode()
+    n_wrong = result.n_total - result.n_correct
+    assert f"Wrong answers only: {n_wrong} instance" in wrong
+    assert wrong.count('<span class="badge bad">wrong</span>') == min(n_wrong, 20)
+    assert '<span class="badge ok">correct</span>' not in wrong
+
+
 def test_the_model_page_breaks_results_down_by_task(client, board):
     page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert page.count("/results/") >= 4
