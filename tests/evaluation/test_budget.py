@@ -37,6 +37,15 @@ def ready_model(name: str = "m", **fields) -> LanguageModel:
     return model
 
 
+def sent_tasks(callbacks) -> set[str]:
+    """The Celery task names the captured on-commit callbacks of core.jobs.send_on_commit would send."""
+    names = set()
+    for callback in callbacks:
+        cells = dict(zip(callback.__code__.co_freevars, callback.__closure__ or ()))
+        names.add(cells["task_name"].cell_contents if "task_name" in cells else repr(callback))
+    return names
+
+
 def demo_cells(model) -> int:
     return sum(
         len(revs) * SAMPLE
@@ -240,3 +249,33 @@ def test_an_imported_task_scores_a_sample_and_all_instances_are_one_click_away(
     call_command("import_tasks", path, "--benchmark", "mine")  # a re-import keeps the admin's choice
     task.refresh_from_db()
     assert task.eval_sample_size is None
+
+
+def test_the_readmes_real_benchmark_import_queues_nothing_on_the_demo_model_and_plans_the_rest(
+    demo, shared_data, settings, capsys, django_capture_on_commit_callbacks
+):
+    """As after `bin/run` (the demo model, limited to the demo) with one more model registered: importing
+    BIG-bench queues nothing on the demo model outside the demo, and over the budget nothing is sent until
+    an admin starts it. (Three tasks' own prompts on a 100-instance sample stand in for the study's
+    phrasings, ~100x more cells, so the budget is scaled down with them.)"""
+    settings.EVAL_SAMPLE_SIZE, settings.SCORING_BUDGET_CELLS = 100, 200
+    demo_model = ready_model("demo-t5")
+    demo_model.benchmarks.set([Benchmark.objects.get(slug="demo")])
+    other = ready_model("flan-t5-base")
+    folders = [
+        str(shared_data / "bigbench_lite_tasks" / name)
+        for name in ("strategyqa", "winowhy", "novel_concepts")
+    ]
+    with django_capture_on_commit_callbacks() as sent:
+        call_command("import_bigbench", *folders)
+    out = capsys.readouterr().out
+    assert sent_tasks(sent) <= {"collection.embed_revision"}  # no scoring (the phrasings' embeddings)
+    assert (
+        not ScoringRun.objects.filter(variant__model=demo_model)
+        .exclude(task__benchmark__slug="demo")
+        .exists()
+    )
+    runs = ScoringRun.objects.filter(variant__model=other)
+    assert runs.exists() and set(runs.values_list("status", flat=True)) == {JobStatus.PLANNED}
+    assert sum(run.to_compute for run in runs) > settings.SCORING_BUDGET_CELLS
+    assert "Planned" in out and "flan-t5-base: 7 run(s)" in out
