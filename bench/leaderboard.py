@@ -1,6 +1,8 @@
 """Leaderboard scale: seed PostgreSQL with 100 models x 1,000 phrasings x 100 instances (10 million
-predictions), then time the leaderboard, task grid and phrasing pages and the leaderboard API served by
-gunicorn on loopback, beside a trivial Django view (/healthz) measured in the same run.
+predictions), then time every list and chart page (leaderboard, task grid, paired comparison, phrasing
+page, the leaderboard API, and the models, runs, tasks, review-queue and my-phrasings lists, the last two
+signed in) served by gunicorn on loopback, beside a trivial Django view (/healthz) measured in the same run,
+and print the chart bundle's bytes on the wire (after collectstatic, as bin/run and the Dockerfile serve it).
 
     .venv/bin/python bench/leaderboard.py            # seeds (a few minutes), measures, drops the database
     .venv/bin/python bench/leaderboard.py --keep     # keep the seeded database for the next run
@@ -14,9 +16,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -149,12 +153,62 @@ def seed() -> None:
     print(f"  task and benchmark summaries (with bootstrap CIs): {time.perf_counter() - t0:.1f} s")
 
 
+COOKIE = {"value": ""}  # the signed-in pages' session cookie, set by sign_in()
+PENDING = 50  # phrasings the bench user wrote, waiting in the review queue
+
+
 def get(path: str) -> float:
     t0 = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}{path}", timeout=30) as response:
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", headers={"Cookie": COOKIE["value"]})
+    with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
         assert response.status == 200, path
     return time.perf_counter() - t0
+
+
+def sign_in() -> None:
+    """A superuser with a session made in-process (no login form to script), and a review queue to show."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+
+    from collection.models import Collection, Instruction, InstructionRevision, Task
+
+    user = get_user_model().objects.filter(username="bench-admin").first()
+    if user is None:
+        user = get_user_model().objects.create_superuser("bench-admin", "bench@example.org", "bench-password")
+    task = Task.objects.get(benchmark__slug="scale", slug="task-0")
+    crowd = Collection.objects.get(slug="crowd")
+    for n in range(PENDING - Instruction.objects.filter(author=user).count()):
+        instruction = Instruction.objects.create(task=task, collection=crowd, author=user, status="pending")
+        revision = InstructionRevision.objects.create(
+            instruction=instruction, number=1, template=f"Pending phrasing {n}: {{question}}\n{{options}}"
+        )
+        instruction.current_revision = revision
+        instruction.save(update_fields=["current_revision"])
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    COOKIE["value"] = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
+def bundle_bytes() -> tuple[int, int, str]:
+    """plotly.js as a browser fetches it from the leaderboard page: bytes on the wire, uncompressed, encoding."""
+    import gzip
+    import re
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/b/scale/leaderboard/", timeout=30) as response:
+        src = re.search(r'<script src="([^"]*plotly[^"]*)"', response.read().decode())[1]
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{src}", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+        encoding = response.headers.get("Content-Encoding", "identity")
+        cache = response.headers.get("Cache-Control", "")
+    plain = gzip.decompress(body) if encoding == "gzip" else body
+    return len(body), len(plain), f"{encoding}; {src}; Cache-Control: {cache}"
 
 
 def latency(path: str, n: int = 60) -> tuple[float, float]:
@@ -197,9 +251,19 @@ def main() -> None:
     print(f"seeding {MODELS} models x {TASKS * PHRASINGS_PER_TASK} phrasings x {INSTANCES} instances")
     seed()
     from collection.models import Instruction
+    from evaluation.models import ModelVariant
 
     phrasing = Instruction.objects.filter(task__slug="task-0").order_by("id").first().id
-    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
+    a, b = ModelVariant.objects.order_by("model__name").values_list("id", flat=True)[:2]
+    sign_in()
+    static_root = Path(tempfile.mkdtemp(prefix="bench-static-"))
+    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "STATIC_ROOT": str(static_root)}
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
     server = subprocess.Popen(
         [
             sys.executable,
@@ -228,19 +292,30 @@ def main() -> None:
             ("leaderboard page", "/b/scale/leaderboard/"),
             ("leaderboard API", "/api/leaderboard/?benchmark=scale"),
             ("task grid page", "/b/scale/t/task-0/results/"),
+            ("paired comparison page", f"/b/scale/compare/?a={a}&b={b}"),
             ("phrasing page", f"/phrasings/{phrasing}/"),
+            ("models list", "/models/"),
+            ("runs list", "/runs/"),
+            ("tasks list", "/b/scale/"),
+            ("review queue (signed in)", "/curate/"),
+            ("my phrasings (signed in)", "/me/phrasings/"),
         ]
         print(
             "\nserver: gunicorn, 2 sync workers, on loopback; 60 sequential requests each, then 8 clients for 8 s"
         )
         print(f"{'page':28} {'median ms':>10} {'p95 ms':>8} {'req/s':>8} {'errors':>7} {'vs trivial':>10}")
-        base = None
+        base, worst = None, (0.0, "")
         for label, path in pages:
             median, p95 = latency(path)
             rps, errors = throughput(path)
             base = base or rps
             print(f"{label:28} {median:10.1f} {p95:8.1f} {rps:8.1f} {errors:7d} {rps / base:9.2f}x")
+            worst = max(worst, (p95, label)) if label != pages[0][0] else worst
+        print(f"slowest p95: {worst[0]:.1f} ms ({worst[1]}); goal < 150 ms for every page")
+        wire, plain, how = bundle_bytes()
+        print(f"chart bundle: {wire:,} bytes on the wire, {plain:,} uncompressed ({how}); goal <= 1,500,000")
     finally:
+        shutil.rmtree(static_root, ignore_errors=True)
         server.terminate()
         server.wait(timeout=20)
         if not args.keep:

@@ -132,6 +132,11 @@ STATICFILES_FINDERS = [
 ]
 # Serve straight from the app folders as well, so `runserver` works before `collectstatic` has run.
 WHITENOISE_USE_FINDERS = True
+# Hashed names and .gz/.br copies from collectstatic: cached for good, sent compressed (core/staticstorage.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "core.staticstorage.StaticStorage"},
+}
 
 # Security headers that cost nothing behind HTTP; the HTTPS ones are switched on by SECURE_COOKIES.
 SECURE_COOKIES = env_bool("SECURE_COOKIES", False)

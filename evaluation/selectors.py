@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Avg, Case, Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Sum, When
+from django.db.models import Avg, Case, Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Sum, When
+from django.db.models.functions import Coalesce
 
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
@@ -75,13 +76,25 @@ def current_soft_variant(model: LanguageModel) -> ModelVariant | None:
 
 
 def model_list(user) -> QuerySet[LanguageModel]:
+    """Models with their active runs and scored cells, read from stored per-phrasing counts (results), never
+    by counting predictions: two small subqueries per page whatever the number of predictions."""
+    active = (
+        ScoringRun.objects.filter(variant__model=OuterRef("pk"), status__in=ScoringRun.ACTIVE)
+        .values("variant__model")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    scored = (
+        PhrasingResult.objects.filter(variant__model=OuterRef("pk"), source="scored")
+        .values("variant__model")
+        .annotate(n=Sum("n_total"))
+        .values("n")
+    )
     return (
         models_visible_to(user)
         .annotate(
-            active_runs=Count(
-                "variants__runs", filter=Q(variants__runs__status__in=ScoringRun.ACTIVE), distinct=True
-            ),
-            predictions=Count("variants__predictions", distinct=True),
+            active_runs=Coalesce(Subquery(active), 0),
+            predictions=Coalesce(Subquery(scored), 0),
         )
         .prefetch_related("tuned_on")
     )

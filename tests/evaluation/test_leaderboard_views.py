@@ -136,3 +136,11 @@ def test_the_phrasing_page_puts_an_accuracy_in_context_and_filters_wrong_answers
 def test_the_model_page_breaks_results_down_by_task(client, board):
     page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert page.count("/results/") >= 4
+
+
+def test_the_model_list_counts_scored_cells_from_stored_counts(client, board, django_assert_max_num_queries):
+    cells = Prediction.objects.filter(variant__model__name="tiny-t5").count()
+    with django_assert_max_num_queries(8):
+        page = client.get(reverse("model_list")).content.decode()
+    row = page.split('href="/models/tiny-t5/"', 1)[1].split("</tr>", 1)[0]
+    assert f'<td class="num">{cells}</td>' in row
