@@ -148,7 +148,7 @@ def test_the_score_command_prints_the_plans_and_starts_one(demo, settings, capsy
     assert ScoringRun.objects.filter(status=JobStatus.QUEUED).count() == 4
 
 
-def test_an_approval_is_interactive_and_a_retry_of_a_small_run_too(demo, alice, carol):
+def test_an_approval_is_interactive_and_a_retry_of_a_small_run_too(demo, client, alice, carol):
     model = ready_model()
     task = Task.objects.filter(benchmark__slug="demo", parent=None).first()
     phrasing = collection_services.instruction_create(
@@ -160,6 +160,8 @@ def test_an_approval_is_interactive_and_a_retry_of_a_small_run_too(demo, alice, 
     collection_services.instruction_review(instruction=phrasing, reviewer=carol, status="approved")
     (run,) = ScoringRun.objects.filter(variant__model=model)
     assert (run.lane, run.status) == (ScoringRun.Lane.INTERACTIVE, JobStatus.QUEUED)
+    client.force_login(alice)  # the author sees where it stands
+    assert "#1 in the queue" in client.get(reverse("my_phrasings")).content.decode()
 
     bulk = scoring.scoring_runs_for_variant(variant=run.variant, trigger=RunTrigger.MANUAL, enqueue=False)[0]
     assert bulk.lane == ScoringRun.Lane.BULK
