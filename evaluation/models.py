@@ -265,6 +265,13 @@ class ModelCheck(Job):
     def __str__(self) -> str:
         return f"check #{self.pk} of {self.model.name}"
 
+    @property
+    def progress_text(self) -> str:
+        return "loading the model"
+
+    def get_absolute_url(self) -> str:
+        return reverse("model_detail", args=[self.model.name])
+
 
 class ModelVariant(models.Model):
     """What a leaderboard row and a prediction belong to: a model as registered, or with a soft prompt."""
@@ -590,3 +597,10 @@ class SoftPrompt(Job):
     @property
     def percent(self) -> int:
         return int(100 * self.steps_done / self.steps_total) if self.steps_total else 0
+
+    @property
+    def progress_text(self) -> str:
+        return f"training step {self.steps_done} of {self.steps_total}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("softprompt_detail", args=[self.pk])
