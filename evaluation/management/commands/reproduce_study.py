@@ -24,6 +24,13 @@ def delta(improvement: Improvement) -> str:
     return f"{100 * improvement.difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
+def side(improvement: Improvement) -> str:
+    """Whether the interval excludes 0, and on which side."""
+    if not improvement.excludes_zero:
+        return "no"
+    return "yes (gain)" if improvement.ci[0] > 0 else "yes (loss)"
+
+
 def pp(figures: dict, key: str) -> str:
     value = figures.get(key)
     return "–" if value is None else f"{100 * value:.1f}"
@@ -95,7 +102,7 @@ class Command(BaseCommand):
             seeds = " ".join(f"{100 * d:+.1f}" for d in o.per_seed.values())
             out(
                 f"{method:<18} {len(o.seeds):>5} {o.macro.phrasings:>9} {100 * o.base_accuracy:>9.1f}  "
-                f"{delta(o.macro):<22} {seeds:<20} {'yes' if o.macro.excludes_zero else 'no'}"
+                f"{delta(o.macro):<22} {seeds:<20} {side(o.macro)}"
             )
         tasks = sorted({task for o in outcomes.values() for task in o.per_task})
         out("")
@@ -109,7 +116,7 @@ class Command(BaseCommand):
             first = outcomes[order[0]].per_task.get(task)
             size = f" ({first.phrasings}x{first.instances})" if first else ""
             out(f"{task + size:<24} " + " ".join(f"{c:<22}" for c in cells))
-        excluding = [m for m in order if outcomes[m].macro.excludes_zero]
+        excluding = [f"{m} {side(outcomes[m].macro)[4:]}" for m in order if outcomes[m].macro.excludes_zero]
         out("")
         out(
             "Methods whose macro CI excludes 0: "
