@@ -225,7 +225,7 @@ def check_fast_vs_naive(loaded, items) -> dict:
     return {
         "items": len(items),
         "max_abs_diff_fast_vs_naive": worst,
-        "max_abs_diff_naive_bf16_vs_fp32": ref_error,
+        "max_abs_diff_naive_vs_fp32": ref_error,
         "items_over_tolerance": failures,
         "clear_predictions_compared": compared,
         "clear_predictions_disagreeing": disagree,
@@ -419,7 +419,7 @@ def run(
                 "fast_vs_naive_texts": check_fast_vs_naive(loaded, texts),
             }
             rounding = max(
-                out[f"fast_vs_naive_{c}"]["max_abs_diff_naive_bf16_vs_fp32"] for c in ("letters", "texts")
+                out[f"fast_vs_naive_{c}"]["max_abs_diff_naive_vs_fp32"] for c in ("letters", "texts")
             )
             out |= {
                 "throughput_letters": check_throughput(
@@ -472,7 +472,7 @@ def report(results: dict) -> None:
             c = r[f"fast_vs_naive_{case}"]
             print(
                 f"  fast vs naive ({case}, {c['items']} items): max |diff| {c['max_abs_diff_fast_vs_naive']:.4f}, "
-                f"bf16 reference vs fp32 {c['max_abs_diff_naive_bf16_vs_fp32']:.4f}, over tolerance "
+                f"{r['dtype']} reference vs fp32 {c['max_abs_diff_naive_vs_fp32']:.4f}, over tolerance "
                 f"{c['items_over_tolerance']}, clear predictions differing {c['clear_predictions_disagreeing']}/"
                 f"{c['clear_predictions_compared']}  {'ok' if c['ok'] else 'FAIL'}"
             )

@@ -10,7 +10,10 @@ phrasings, i.e. B x P prompts per step.
 - plain: PEFT's standard prompt tuning step. `PeftModel(input_ids, attention_mask, labels=gold answer)`:
   one forward and backward per prompt on the gold answer's tokens (what `get_peft_model` users run).
 - align: evaluation/ml/softprompt.py's step: every option of every prompt is scored (rank classification),
-  CE on the gold option + KL(anchor || paraphrase) + (1 - cos) between pooled representations.
+  CE on the gold option + KL(anchor || paraphrase) + (1 - cos) between pooled representations. On causal
+  models the context runs once per prompt and every one-token option is read from its last position (only
+  longer options continue from its cache), as the scorer's fast path does; goal: <= 1.3x plain's time per
+  step and no more memory.
 Each contender runs in its own child process (so peak memory is its own): a few warm-up steps, then N timed
 steps. Figures: median seconds per optimiser step, and peak memory (max RSS of the child on CPU; peak CUDA
 memory allocated on GPU). The ratio align / plain is printed for both.
