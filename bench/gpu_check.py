@@ -4,7 +4,7 @@
     .venv/bin/python bench/gpu_check.py --dry     # on the CPU with tiny configs in fp32 (seconds; the test suite runs it)
 
 Nothing is downloaded. Two randomly initialised models with the real configurations, written out below:
-Flan-T5-XL (google/flan-t5-xl's config.json: seq2seq, 2.85 B parameters) and a 7B Llama-style causal model
+Flan-T5-XL (google/flan-t5-xl's config.json: seq2seq, 2.78 B parameters) and a 7B Llama-style causal model
 (Llama-2-7B's config.json: 6.74 B parameters), in bf16, with a byte-level BPE tokenizer trained here on the
 check's own text (its ids are a subset of the models' 32k vocabularies, so every logit is still computed).
 Random weights change nothing that is checked: the work per token, the memory, and whether the fast paths
