@@ -118,7 +118,7 @@ def seed() -> None:
     t0 = time.perf_counter()
     instance_ids = {task.id: list(task.instances.values_list("id", flat=True)) for task in tasks}
     with connection.cursor() as cursor:
-        columns = "(variant_id, revision_id, instance_id, logliks, lengths, predicted, correct, created_at)"
+        columns = "(variant_id, revision_id, instance_id, logliks, lengths, predicted, correct, truncated, created_at)"
         with cursor.copy(f"COPY evaluation_prediction {columns} FROM STDIN") as copy:
             for v, variant in enumerate(variants):
                 skill = 0.3 + 0.5 * v / MODELS
@@ -130,7 +130,7 @@ def seed() -> None:
                         for inst, ok in zip(instance_ids[task.id], right):
                             buffer.write(
                                 f"{variant.id}\t{rev}\t{inst}\t[-0.5, -1.5, -2.0, -2.5]\t[1, 1, 1, 1]\t"
-                                f"{0 if ok else 1}\t{'t' if ok else 'f'}\t2026-11-21 00:00:00+00\n"
+                                f"{0 if ok else 1}\t{'t' if ok else 'f'}\tf\t2026-11-21 00:00:00+00\n"
                             )
                         copy.write(buffer.getvalue())
         print(f"  10M predictions copied: {time.perf_counter() - t0:.1f} s")

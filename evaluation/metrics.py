@@ -71,7 +71,7 @@ def observed_figures(
     `unobserved` defaults to "not observed" (see unobserved_mask for benchmark defaults)."""
     a = np.asarray(accuracies, dtype=float)
     mask = np.asarray(observed, dtype=bool)
-    other = ~mask if unobserved is None else np.asarray(unobserved, dtype=bool)
+    other = unobserved_mask(mask) if unobserved is None else np.asarray(unobserved, dtype=bool)
     obs = float(a[mask].mean()) if mask.any() else None
     unobs = float(a[other].mean()) if other.any() else None
     both = obs is not None and unobs is not None
@@ -179,7 +179,7 @@ def replicate_figures(
     else:
         out["consistency"] = np.full(samples, np.nan)
     picked = observed[rows]
-    others = (~observed if unobserved is None else np.asarray(unobserved, dtype=bool))[rows]
+    others = (unobserved_mask(observed) if unobserved is None else np.asarray(unobserved, dtype=bool))[rows]
     n_obs, n_unobs = picked.sum(axis=1), others.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         obs = np.where(n_obs > 0, (acc * picked).sum(axis=1) / n_obs, np.nan)
@@ -223,7 +223,9 @@ def summarise(
         acc = np.asarray(accuracies, dtype=float)
     if acc.size == 0:
         raise ValueError("No phrasings to summarise.")
-    unobserved_rows = ~observed_mask if unobserved is None else np.asarray(unobserved, dtype=bool)
+    unobserved_rows = (
+        unobserved_mask(observed_mask) if unobserved is None else np.asarray(unobserved, dtype=bool)
+    )
     point = point_figures(correct, acc, observed_mask, unobserved_rows, min_phrasings)
     replicates = replicate_figures(
         np.random.default_rng(seed), samples, observed_mask, correct, acc, unobserved=unobserved_rows

@@ -322,10 +322,11 @@ def _observed_row(path: Path, key: str, task: Task | None, item: dict, source: s
     if not isinstance(scored, dict):
         raise ImportFailed(path, f"{where}: no 'scored_answers' saying what the study scores")
     labels = _observed_labels(path, where, task, item)
-    answers = _observed_answers(
-        task, scored, labels, scoring_differs=any(w.startswith("scoring") for w in what)
-    )
-    if answers == SKIP_UNVERIFIED:
+    try:
+        answers = _observed_answers(
+            task, scored, labels, scoring_differs=any(w.startswith("scoring") for w in what)
+        )
+    except _Unverified:
         return SKIP_UNVERIFIED
     return PhrasingRow(
         where=where,
@@ -353,21 +354,26 @@ def _prompt_fixed(key: str, closest) -> str | None:
     return None
 
 
+class _Unverified(Exception):
+    """The file does not say what the study scores for an entry (it is skipped with SKIP_UNVERIFIED)."""
+
+
 def _observed_answers(
     task: Task, scored: dict, labels: list[str] | None, *, scoring_differs: bool
 ) -> str | None:
-    """What the phrasing answers with, as the study scores it. The file says whether the app's default
-    (letters on a letter-answered task, label words otherwise) is the study's; where not, the study scores
-    either its own label words (NIV2's MathQA a, b, ...) or each instance's option texts (T0's QA)."""
+    """What the phrasing answers with, as the study scores it (None: the task's own answers). The file says
+    whether the app's default (letters on a letter-answered task, label words otherwise) is the study's; where
+    not, the study scores either its own label words (NIV2's MathQA a, b, ...) or each instance's option texts
+    (T0's QA). Raises _Unverified when the file does not say."""
     if scored.get("same_as_study") is True and not scoring_differs:
         return None
     if task.answer_format != Task.AnswerFormat.LETTER:
-        return SKIP_UNVERIFIED
+        raise _Unverified
     if labels:
         return InstructionRevision.Answers.WORDS
     if "option texts" in str(scored.get("study_label_space", "")):
         return InstructionRevision.Answers.TEXTS
-    return SKIP_UNVERIFIED
+    raise _Unverified
 
 
 def _observed_labels(path: Path, where: str, task: Task, item: dict) -> list[str] | None:
