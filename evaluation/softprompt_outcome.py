@@ -17,11 +17,11 @@ beside it, so their spread shows.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from collection.models import Collection, InstructionRevision
+from collection.models import Collection, Instruction, InstructionRevision
 from collection.selectors import approved_phrasings
 from core.jobs import JobStatus
 from evaluation import metrics, paired_bootstrap
@@ -37,6 +37,7 @@ class MethodOutcome:
     macro: paired_bootstrap.Improvement  # macro average over tasks
     per_task: dict[str, paired_bootstrap.Improvement]  # task slug -> improvement
     per_seed: dict[int, float]  # seed -> its own macro-averaged improvement (point only)
+    base_per_task: dict[str, float] = field(default_factory=dict)  # task slug -> base accuracy on the cells
 
 
 def heldout_unobserved_revisions(model: LanguageModel, soft_prompts) -> dict[int, str]:
@@ -46,8 +47,11 @@ def heldout_unobserved_revisions(model: LanguageModel, soft_prompts) -> dict[int
         ids = set(soft.heldout_revisions.values_list("id", flat=True))
         shared = ids if shared is None else shared & ids
     tuned_on = set(model.tuned_on.values_list("id", flat=True))
+    # Approved ones only: a phrasing retired since is left out, as it is from every other figure.
     rows = (
-        InstructionRevision.objects.filter(id__in=shared or ())
+        InstructionRevision.objects.filter(
+            id__in=shared or (), instruction__status=Instruction.Status.APPROVED
+        )
         .exclude(instruction__collection_id__in=tuned_on)
         .exclude(instruction__collection__kind=Collection.Kind.BENCHMARK_DEFAULT)
         .values_list("id", "instruction__task__slug")
@@ -106,23 +110,38 @@ def heldout_improvements(
         by_method[method].append(soft)
     outcomes = []
     for method, softs in by_method.items():
-        revisions = heldout_unobserved_revisions(model, softs)
-        seeds = [soft.variant for soft in softs]
-        correct = _correctness([base, *seeds], revisions)
-        matrices = _task_matrices(base, seeds, revisions, correct)
-        if not matrices:
-            continue
-        differences = {task: np.mean(runs, axis=0) - b for task, (b, runs) in matrices.items()}
-        per_task, macro = paired_bootstrap.paired_improvement(differences, samples=samples)
-        per_seed = {
-            soft.config.get("seed", 0): float(
-                np.mean([runs[s].mean() - b.mean() for b, runs in matrices.values()])
-            )
-            for s, soft in enumerate(softs)
-        }
-        base_accuracy = float(np.mean([b.mean() for b, _ in matrices.values()]))
-        outcomes.append(MethodOutcome(method, tuple(per_seed), base_accuracy, macro, per_task, per_seed))
+        outcome = _outcome(method, base, softs, heldout_unobserved_revisions(model, softs), samples)
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
+
+
+def soft_prompt_outcome(soft, *, samples: int = metrics.BOOTSTRAP_SAMPLES) -> MethodOutcome | None:
+    """One soft prompt against the base model on its own held-out unobserved phrasings (its page)."""
+    if soft.variant_id is None:
+        return None
+    base = soft.model.variants.get(kind=VariantKind.BASE)
+    revisions = heldout_unobserved_revisions(soft.model, [soft])
+    return _outcome(soft.ablation, base, [soft], revisions, samples)
+
+
+def _outcome(method: str, base: ModelVariant, softs: list, revisions: dict[int, str], samples: int):
+    seeds = [soft.variant for soft in softs]
+    correct = _correctness([base, *seeds], revisions)
+    matrices = _task_matrices(base, seeds, revisions, correct)
+    if not matrices:
+        return None
+    differences = {task: np.mean(runs, axis=0) - b for task, (b, runs) in matrices.items()}
+    per_task, macro = paired_bootstrap.paired_improvement(differences, samples=samples)
+    per_seed = {
+        soft.config.get("seed", 0): float(
+            np.mean([runs[s].mean() - b.mean() for b, runs in matrices.values()])
+        )
+        for s, soft in enumerate(softs)
+    }
+    base_per_task = {task: float(b.mean()) for task, (b, _) in matrices.items()}
+    base_accuracy = float(np.mean(list(base_per_task.values())))
+    return MethodOutcome(method, tuple(per_seed), base_accuracy, macro, per_task, per_seed, base_per_task)
 
 
 BATCH_CALIBRATION = "batch calibration"

@@ -1,4 +1,5 @@
-"""Soft-prompt pages: a training's progress, loss curve and what it saw; train, cancel and retry."""
+"""Soft-prompt pages: a training's progress, loss curve, outcome on its held-out phrasings and what it saw;
+train, cancel and retry."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from django.views.decorators.http import require_POST
 from collection.access import revisions_visible_to
 from core import jobs, roles
 from core.errors import ApplicationError
+from core.jobs import JobStatus
 from evaluation import selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
 from evaluation.models import RunTrigger, SoftPrompt
+from evaluation.softprompt_outcome import soft_prompt_outcome
 
 TERMS = [("loss", "Total"), ("ce", "CE"), ("kl", "KL"), ("rep", "1 − cos"), ("consistency", "Consistency")]
 
@@ -42,6 +45,28 @@ def _curve_chart(soft: SoftPrompt) -> dict:
     return {"data": data if steps else [], "layout": layout}
 
 
+def _outcome_rows(soft: SoftPrompt) -> list[dict]:
+    """Base vs this soft prompt on its held-out unobserved phrasings, per task and macro-averaged, with the
+    improvement's paired bootstrap interval (evaluation/softprompt_outcome.py). Empty until it is scored."""
+    outcome = soft_prompt_outcome(soft)
+    if outcome is None:
+        return []
+
+    def row(name: str, base: float, improvement) -> dict:
+        low, high = improvement.ci
+        return {
+            "task": name,
+            "cells": f"{improvement.phrasings} x {improvement.instances}",
+            "base": f"{100 * base:.1f}",
+            "soft": f"{100 * (base + improvement.difference):.1f}",
+            "delta": f"{100 * improvement.difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]",
+            "excludes_zero": improvement.excludes_zero,
+        }
+
+    rows = [row(task, outcome.base_per_task[task], i) for task, i in sorted(outcome.per_task.items())]
+    return [*rows, row("macro average", outcome.base_accuracy, outcome.macro)]
+
+
 def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
     soft = get_softprompt_for_user(request.user, soft_prompt_id)
     admin = roles.is_admin(request.user)
@@ -56,6 +81,7 @@ def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse
         "instruction__task", "instruction__collection"
     )
     context.update(
+        outcome=_outcome_rows(soft) if soft.status == JobStatus.SUCCEEDED else [],
         training=revisions.filter(soft_prompts_trained=soft).order_by("id"),
         heldout=revisions.filter(soft_prompts_heldout=soft).order_by("id"),
         seen_pairs=sum(len(pairs) for pairs in soft.seen.values()),

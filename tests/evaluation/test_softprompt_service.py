@@ -18,7 +18,7 @@ from collection.models import Collection, Instruction, Task
 from evaluation import registry, scoring, softprompts
 from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.config import AlignConfig
-from evaluation.models import LanguageModel, ScoringRun, SoftPrompt
+from evaluation.models import LanguageModel, Prediction, ScoringRun, SoftPrompt
 from evaluation.split import is_heldout
 
 SMALL = AlignConfig(num_virtual_tokens=2, steps=3, instances_per_batch=2, paraphrases=1)
@@ -204,3 +204,31 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
     assert f"tiny-t5 + soft prompt #{soft.id}" in page and "held-out phrasings only" in page
     model_page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert "(held-out phrasings)" in model_page
+
+
+@pytest.mark.django_db
+def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserved_phrasings(
+    demo_model, client, django_capture_on_commit_callbacks
+):
+    from evaluation.softprompt_outcome import soft_prompt_outcome
+
+    base = scoring.base_variant(demo_model)
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring.variant_score_now(variant=base)
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+    soft.refresh_from_db()
+    outcome = soft_prompt_outcome(soft)
+    assert outcome is not None and outcome.per_task
+    # Each task's base figure is the base model's accuracy on exactly those cells.
+    for task, accuracy in outcome.base_per_task.items():
+        heldout = soft.heldout_revisions.filter(instruction__task__slug=task).exclude(
+            instruction__collection__slug="demotune"
+        )
+        rows = Prediction.objects.filter(variant=base, revision__in=heldout)
+        assert accuracy == pytest.approx(sum(rows.values_list("correct", flat=True)) / rows.count())
+    page = client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
+    assert "Outcome on its held-out unobserved phrasings" in page
+    low, high = outcome.macro.ci
+    macro = f"{100 * outcome.macro.difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+    assert "macro average" in page and macro in page
