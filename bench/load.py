@@ -373,7 +373,18 @@ def serving(environment: dict[str, str], tmp: Path, name: str, *, stop_worker):
             stderr=web_log,
         )
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "core", "worker", "-Q", "gpu,default,gpu-bulk", "--pool", "solo"]
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "core",
+                "worker",
+                "-Q",
+                "gpu,default,gpu-bulk",
+                "--pool",
+                "solo",
+            ]
             + ["-n", f"{name}@%h", "--loglevel", "WARNING"],
             cwd=REPO,
             env=environment,
