@@ -95,3 +95,29 @@ def test_the_results_pages_fit_a_phone_and_the_comparison_reads_at_a_glance(
             assert nav_box["width"] <= 390
         assert errors == []
         context.close()
+
+
+def test_the_soft_prompt_page_shows_its_outcome_at_both_widths(
+    live_server, browser, screenshot, scored, settings, tmp_path
+):
+    from evaluation import softprompts
+    from evaluation.ml.config import AlignConfig
+    from evaluation.models import LanguageModel
+
+    settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
+    model = LanguageModel.objects.get(name="tiny-t5")
+    config = AlignConfig(num_virtual_tokens=2, steps=3, instances_per_batch=2, paraphrases=1)
+    soft = softprompts.softprompt_queue(
+        model=model, config=config
+    )  # Celery is eager: trained and scored here
+    soft.refresh_from_db()
+    assert soft.status == "succeeded", soft.error
+    for width in (1280, 390):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        tab = context.new_page()
+        tab.goto(f"{live_server.url}/softprompts/{soft.id}/")
+        text = tab.inner_text("main")
+        assert "Loss per step" in text and "Outcome on its held-out unobserved phrasings" in text
+        assert tab.evaluate("document.documentElement.scrollWidth") <= width
+        screenshot(tab, f"softprompt-{width}")
+        context.close()
