@@ -58,14 +58,30 @@ def training_pool(model: LanguageModel) -> tuple[list[InstructionRevision], list
 # --- Queueing ------------------------------------------------------------------------------------------
 
 
+# The methods the model page offers, issue 19's baselines beside the study's method: each is the model's last
+# settings with the method's objective and loss weights.
+ALIGN_METHODS = {
+    "align": (
+        "the study's alignment (CE + KL + representation)",
+        {"objective": "align", "lambda_kl": 1.0, "lambda_rep": 1.0},
+    ),
+    "ce": ("plain prompt tuning (CE only)", {"objective": "align", "lambda_kl": 0.0, "lambda_rep": 0.0}),
+    "consistency": ("prompt consistency (swarm distillation, no labels)", {"objective": "consistency"}),
+}
+
+
+def last_config(model: LanguageModel) -> AlignConfig:
+    """The settings of the model's last training, or the defaults."""
+    previous = SoftPrompt.objects.filter(model=model).exclude(config={}).order_by("-id").first()
+    return AlignConfig(**previous.config) if previous else AlignConfig()
+
+
 def softprompt_queue(
     *, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None, config=None, enqueue: bool = True
 ) -> SoftPrompt:
     """Queue a training of the model's soft prompt, or return the one already queued or running: at most
     one per model at a time, enforced by a unique constraint so that concurrent triggers cannot both win."""
-    if config is None:
-        previous = SoftPrompt.objects.filter(model=model).exclude(config={}).order_by("-id").first()
-        config = AlignConfig(**previous.config) if previous else AlignConfig()
+    config = last_config(model) if config is None else config
     training, _ = training_pool(model)
     try:
         with transaction.atomic():

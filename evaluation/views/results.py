@@ -22,7 +22,7 @@ from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
 from core.parsing import id_param, parse_id
-from evaluation import budget, exports, registry, scoring, selectors
+from evaluation import budget, exports, registry, scoring, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
 from evaluation.models import PhrasingSet
 
@@ -55,6 +55,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "worst_first": worst_first,
             "worst_phrasings": worst_phrasings,
             "soft_prompts": soft_prompts,
+            "align_methods": [(key, label) for key, (label, _) in softprompts.ALIGN_METHODS.items()],
         },
     )
 

@@ -3,6 +3,8 @@ train, cancel and retry."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -93,9 +95,22 @@ def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse
 @login_required
 @require_POST
 def model_align(request: HttpRequest, name: str) -> HttpResponse:
-    """Queue a training of the model's soft prompt (admins), or show the one already under way."""
+    """Queue a training of the model's soft prompt (admins) with the chosen method, or show the one already
+    under way. No method given: the model's last settings, as before."""
     model = get_model_for_user(request.user, name, manage=True)
-    soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.MANUAL, by=request.user)
+    method = request.POST.get("method") or ""
+    if method and method not in softprompts.ALIGN_METHODS:
+        messages.error(
+            request, f"Unknown method {method!r}; choose one of {', '.join(softprompts.ALIGN_METHODS)}."
+        )
+        return redirect("model_detail", name=model.name)
+    config = None
+    if method:
+        base = softprompts.last_config(model)
+        config = dataclasses.replace(base, **softprompts.ALIGN_METHODS[method][1])
+    soft = softprompts.softprompt_queue(
+        model=model, trigger=RunTrigger.MANUAL, by=request.user, config=config
+    )
     messages.success(
         request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}."
     )

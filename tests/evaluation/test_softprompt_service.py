@@ -232,3 +232,15 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     low, high = outcome.macro.ci
     macro = f"{100 * outcome.macro.difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
     assert "macro average" in page and macro in page
+
+
+def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_model):
+    client.force_login(admin_user)
+    page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
+    assert "prompt consistency (swarm distillation, no labels)" in page
+    refused = client.post(reverse("model_align", args=["tiny-t5"]), {"method": "magic"}, follow=True)
+    assert "Unknown method" in refused.content.decode() and not SoftPrompt.objects.exists()
+    client.post(reverse("model_align", args=["tiny-t5"]), {"method": "consistency"})
+    soft = SoftPrompt.objects.get()
+    assert soft.config["objective"] == "consistency"
+    assert AlignConfig(**soft.config).ablation == "consistency"
