@@ -5,8 +5,9 @@ pairs; every complete result covers the task's whole evaluation sample, so shari
 means sharing every instance of it. The ground is chosen greedily and said on the page:
 1. rows in order of how many cells they have (most first, then by name);
 2. the first row's cells are the ground; each next row joins when the ground's intersection with its cells
-   keeps at least COMMON_GROUND_MIN_SHARE of the ground (the ground becomes that intersection); otherwise the
-   row has partial coverage: it is left out of the ranking, and shown apart, flagged, on request.
+   keeps at least COMMON_GROUND_MIN_SHARE of the first row's cells (the ground becomes that intersection);
+   otherwise the row has partial coverage: it is left out of the ranking, and shown apart, flagged, on request.
+   A ranked row with no figures on the ground (none of its own observed phrasings in it, say) joins them.
 Each ranked row's figures are then computed on the ground (the stored summaries when its cells are the
 ground already, otherwise from its predictions restricted to the ground), and each row reports its own
 coverage. Phrasing sets (observed, unobserved, ...) are taken within the ground, per model.
@@ -84,16 +85,19 @@ class Ground:
 
 
 def choose_ground(cells_by_row: dict[int, set[Cell]], order: list[int], min_share: float) -> Ground:
-    """The greedy rule of the module docstring, on rows given in `order` (most cells first)."""
+    """The greedy rule of the module docstring, on rows given in `order` (most cells first). The share is
+    measured against the first row's cells, so however many rows join, the ground keeps at least that share
+    of the largest row's cells."""
     ground: set[Cell] | None = None
+    first = 0
     ranked, partial = [], []
     for row in order:
         cells = cells_by_row[row]
         if ground is None:
-            ground, ranked = set(cells), [row]
+            ground, first, ranked = set(cells), len(cells), [row]
             continue
         shared = ground & cells
-        if ground and len(shared) >= min_share * len(ground) and shared:
+        if shared and len(shared) >= min_share * first:
             ground = shared
             ranked.append(row)
         else:
@@ -191,7 +195,7 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
         }
 
     rows = []
-    for variant_id in ground.ranked:
+    for variant_id in list(ground.ranked):
         summary = summaries[variant_id]
         if cells_by_row[variant_id] == ground.cells:
             figures = summary.figures
@@ -199,6 +203,9 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
             figures = figures_on_ground(summary.variant, ground.cells)
         if figures is not None:
             rows.append((summary.variant, figures, coverage(variant_id)))
+        else:  # nothing of this phrasing set on the ground: shown apart, on its own cells
+            ground.ranked.remove(variant_id)
+            ground.partial.append(variant_id)
     partial = [(summaries[v].variant, summaries[v].figures, coverage(v)) for v in ground.partial]
     return {
         "ground": (sorted(ground.cells), ground.ranked, ground.partial, ground.min_share),

@@ -142,10 +142,22 @@ def compare(
         points_a.append(point_a)
         points_b.append(point_b)
         diff_rows.append(diff)
-    macro_a, macro_b = metrics.macro_average(points_a, NAMES), metrics.macro_average(points_b, NAMES)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a figure no task defines: all NaN
-        macro_diff = {name: np.nanmean(np.stack([d[name] for d in diff_rows]), axis=0) for name in NAMES}
+    # Each figure is macro-averaged over the tasks where both variants have it (one may have observed
+    # phrasings on a task where the other has none), so its difference and its interval cover the same tasks.
+    macro_a, macro_b, macro_diff = {}, {}, {}
+    for name in NAMES:
+        both = [
+            i for i in range(len(pairs)) if points_a[i][name] is not None and points_b[i][name] is not None
+        ]
+        macro_a[name] = float(np.mean([points_a[i][name] for i in both])) if both else None
+        macro_b[name] = float(np.mean([points_b[i][name] for i in both])) if both else None
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a replicate where no task defines the figure
+            macro_diff[name] = (
+                np.nanmean(np.stack([diff_rows[i][name] for i in both]), axis=0)
+                if both
+                else np.full(samples, np.nan)
+            )
     return Comparison(
         overall=_differences(macro_a, macro_b, macro_diff, samples),
         per_task=per_task,

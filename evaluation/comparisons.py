@@ -2,7 +2,8 @@
 
 The maths is in evaluation/comparison.py; here the shared cells are read: the (task, phrasing) pairs both
 variants have complete results for on the benchmark's top-level tasks, every instance of each task's
-evaluation sample. A comparison is made on phrasings that are the same for both models: all of them, the
+evaluation sample (published variants: the instances their source scored; a published variant is paired only
+with another published one). A comparison is made on phrasings that are the same for both models: all of them, the
 benchmark's defaults, or the held-out ones (a soft prompt against its base). Observed and unobserved depend on
 the model, so they are figures within the comparison (each model's own Observed, Unobserved and Gap on the
 shared phrasings), not sets to compare on.
@@ -18,7 +19,7 @@ from django.core.cache import cache
 from collection.models import Benchmark, Task
 from evaluation import aggregates, comparison
 from evaluation.common_ground import CACHE_SECONDS, set_filter
-from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet
+from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, VariantKind
 
 COMPARABLE_SETS = (PhrasingSet.ALL, PhrasingSet.DEFAULTS, PhrasingSet.HELDOUT)
 
@@ -54,6 +55,12 @@ def compare_variants(
 ) -> PairedView:
     if a.id == b.id:
         raise NotComparable("Choose two different models to compare.")
+    if (a.kind == VariantKind.IMPORTED) != (b.kind == VariantKind.IMPORTED):
+        raise NotComparable(
+            "A published variant's accuracies are over the instances its source scored, not this task's "
+            "evaluation sample, so it is not paired with a variant scored here. Compare it with another "
+            "published variant, or each with the leaderboard."
+        )
     if phrasing_set not in COMPARABLE_SETS:
         raise NotComparable(
             f"Compare on one of: {', '.join(COMPARABLE_SETS)}. Observed and unobserved phrasings differ by model; "
@@ -102,7 +109,10 @@ def _compute(benchmark: Benchmark, a: ModelVariant, b: ModelVariant, phrasing_se
         )
         for task in tasks
     ]
-    result = comparison.compare(
-        pairs, samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES, min_phrasings=aggregates.min_phrasings()
-    )
+    try:
+        result = comparison.compare(
+            pairs, samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES, min_phrasings=aggregates.min_phrasings()
+        )
+    except ValueError as exc:  # results changed between the reads (a refresh under way): try again
+        raise NotComparable(f"{exc} Results are being refreshed; try again in a moment.") from exc
     return [t.id for t in tasks], sum(len(r) for r in shared.values()), result

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Instruction, Task
+from evaluation import comparisons
 from evaluation.aggregates import aggregates_refresh_many
 from evaluation.common_ground import choose_ground
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
@@ -23,6 +24,11 @@ def test_the_greedy_rule_keeps_rows_that_keep_half_the_ground():
     ground = choose_ground(cells, [1, 2, 3], min_share=0.5)
     assert ground.ranked == [1, 2] and ground.partial == [3]
     assert ground.cells == frozenset(cells[2]) and (ground.tasks, ground.phrasings) == (1, 6)
+    # The share is against the first row's cells: a chain of rows each keeping 6 of the last ground's
+    # cells cannot whittle it down below half of the largest row.
+    chain = {1: set(range(10)), 2: set(range(7)), 3: set(range(4)) | {20, 21, 22}}
+    ground = choose_ground(chain, [1, 2, 3], min_share=0.5)
+    assert ground.ranked == [1, 2] and ground.partial == [3]  # 4 of 7 is over half the ground, not of 10
 
 
 def _imported(name: str, accuracies: dict[Instruction, float]) -> ModelVariant:
@@ -152,7 +158,8 @@ def test_two_models_are_compared_on_their_shared_cells_with_paired_intervals(cli
     assert page.status_code == 200
     text = page.content.decode()
     assert "Shared ground:" in text and "16 (task, phrasing) pairs" in text and "A − B" in text
-    # Bad input: the same model twice, a set that depends on the model, an unknown id.
+    # Bad input: the same model twice, a set that depends on the model, an unknown id, a published variant
+    # against one scored here.
     same = client.get("/api/compare/", {"benchmark": "demo", "a": ids["wide"], "b": ids["wide"]})
     assert same.status_code == 400 and "two different models" in same.json()["detail"]
     observed = client.get(
@@ -161,6 +168,18 @@ def test_two_models_are_compared_on_their_shared_cells_with_paired_intervals(cli
     assert observed.status_code == 400 and "differ by model" in observed.json()["detail"]
     unknown = client.get(reverse("compare", args=["demo"]), {"a": "999999", "b": "x²"})
     assert unknown.status_code == 400 and "Choose two models" in unknown.content.decode()
+    scored_here = ModelVariant.objects.create(
+        model=LanguageModel.objects.create(name="here", source="/nowhere", family="seq2seq"),
+        kind=VariantKind.BASE,
+    )
+    with pytest.raises(comparisons.NotComparable, match="not paired with a variant scored here"):
+        comparisons.compare_variants(
+            benchmark=tasks[0].benchmark,
+            a=ModelVariant.objects.get(model__name="wide"),
+            b=scored_here,
+            phrasing_set="all",
+            version=None,
+        )
 
 
 def test_the_glance_shows_four_figures_with_definitions_and_every_figure_on_request(client, rows):

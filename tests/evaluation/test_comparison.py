@@ -48,3 +48,16 @@ def test_published_accuracies_are_compared_by_phrasing_and_tasks_are_macro_avera
     assert result.ci_method == "phrasings only"
     with pytest.raises(ValueError, match="same phrasings"):
         comparison.compare([(a1, metrics.TaskData([False] * 3, accuracies=[0.1, 0.2, 0.3]))])
+
+
+def test_a_figure_one_variant_lacks_on_a_task_leaves_that_task_out_of_both_sides():
+    rng = np.random.default_rng(3)
+    first = rng.random((6, 50)) < 0.6
+    # Task 1: both have observed phrasings; task 2: only A does, so only task 1 gives a gap difference.
+    a1, b1 = _data(first, [True, True, True, False, False, False]), _data(first, [True] * 3 + [False] * 3)
+    a2, b2 = _data(first, [True] * 3 + [False] * 3), _data(first, [False] * 6)
+    result = comparison.compare([(a1, b1), (a2, b2)], samples=200, min_phrasings=3)
+    assert result.per_task[1]["gap"].difference is None
+    gap = result.overall["gap"]
+    assert gap.difference == pytest.approx(result.per_task[0]["gap"].difference)
+    assert gap.ci == pytest.approx(result.per_task[0]["gap"].ci)
