@@ -413,9 +413,8 @@ def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[Phrasi
     variant_ids = [r.variant_id for r in results]
     summaries = {
         s.variant_id: s.figures
-        for s in TaskSummary.objects.filter(
-            task=task, variant_id__in=variant_ids, phrasing_set=PhrasingSet.ALL
-        )
+        # Each variant's own set: every phrasing, or the held-out ones for a soft prompt (OWN_SET).
+        for s in TaskSummary.objects.filter(OWN_SET, task=task, variant_id__in=variant_ids)
     }
     accuracies: dict[int, list[float]] = {}
     for variant_id, accuracy in PhrasingResult.objects.filter(

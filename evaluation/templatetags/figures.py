@@ -21,6 +21,11 @@ def _too_few_phrasings(figures: dict, name: str) -> bool:
     return name in SPREAD_NAMES and figures.get(name) is None and "min_phrasings" in figures
 
 
+def _no_instances(figures: dict, name: str) -> bool:
+    # Published results carry per-phrasing accuracies only: no per-instance data, so no Consistency.
+    return name == "consistency" and figures.get("ci_method") == "phrasings only"
+
+
 @register.filter
 def figure(figures: dict, spec: str) -> str:
     """{{ row.figures|figure:"avgp:pct" }}: the figure, "n/a" when it needs more phrasings than there are,
@@ -35,6 +40,8 @@ def figure(figures: dict, spec: str) -> str:
 def na_reason(figures: dict, spec: str) -> str:
     """Why a figure shows "n/a" (a tooltip), or nothing."""
     name = spec.partition(":")[0]
+    if _no_instances(figures, name):
+        return "Published results have no per-instance data, so no Consistency."
     if _too_few_phrasings(figures, name):
         return f"Needs at least {figures['min_phrasings']} phrasings on a task; no task here has that many."
     return ""

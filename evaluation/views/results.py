@@ -290,7 +290,16 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     )
     if request.htmx:
         return HttpResponse(board)
-    context = {"benchmark": benchmark, "sets": SETS, "kinds": kinds, "kind": kind, **params, "board": board}
+    context = {
+        "benchmark": benchmark,
+        "sets": SETS,
+        "kinds": kinds,
+        "kind": kind,
+        **params,
+        **columns,
+        "show_partial": show_partial,
+        "board": board,
+    }
     return render(request, "evaluation/leaderboard.html", context)
 
 
@@ -337,7 +346,15 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
     grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
     if request.htmx:
         return HttpResponse(grid if request.GET.get("part") == "grid" else models)
-    context = {"task": task, "sets": SETS, **params, "models": models, "grid": grid}
+    context = {
+        "task": task,
+        "sets": SETS,
+        **params,
+        **columns,
+        "show_partial": show_partial,
+        "models": models,
+        "grid": grid,
+    }
     return render(request, "evaluation/task_results.html", context)
 
 
