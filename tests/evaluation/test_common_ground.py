@@ -210,7 +210,9 @@ def test_a_models_page_lists_its_worst_tasks_and_phrasings(client, rows):
 
 
 def test_the_filters_keep_the_partial_rows_and_every_figure(client, rows):
-    page = client.get(reverse("leaderboard", args=["demo"]), {"partial": "1", "figures": "all"}).content.decode()
+    page = client.get(
+        reverse("leaderboard", args=["demo"]), {"partial": "1", "figures": "all"}
+    ).content.decode()
     form = page.split('<form class="filters"', 1)[1].split("</form>", 1)[0]
     assert 'name="partial" value="1"' in form and 'name="figures" value="all"' in form
     # A published row has no per-instance data: its Consistency is n/a for that reason, not for too few phrasings.
