@@ -210,9 +210,9 @@ def test_the_preview_never_shows_another_authors_phrasing_under_review(client, r
     exact = client.post(url, {"template": HIDDEN["pending"]}, HTTP_HX_REQUEST="true").content.decode()
     pending = world.hidden["pending"]
     if who == "carol":
-        assert "Duplicate:" in exact and f"phrasing #{pending.id}" in exact
+        assert "Not submittable" in exact and f"phrasing #{pending.id}" in exact
     else:
-        assert "Duplicate:" not in exact and not shows_id(exact, pending.id) and "Pending" not in exact
+        assert "Not submittable" not in exact and not shows_id(exact, pending.id) and "Pending" not in exact
         assert MARKERS["needs_edit"] not in exact
 
 
@@ -265,7 +265,7 @@ def test_the_duplicate_refusal_through_the_api_and_the_page_says_the_same(client
     assert page.status_code == 400
     html = page.content.decode()
     assert "Not submitted:</strong> A phrasing like this is already under review" in html
-    assert not shows_id(html, twin.id) and "Duplicate:" not in html
+    assert not shows_id(html, twin.id) and "Not submittable" not in html
 
 
 # --- Pages ------------------------------------------------------------------------------------------------
