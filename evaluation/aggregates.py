@@ -152,10 +152,6 @@ def chance_level(task: Task) -> float | None:
 
 def subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
     """The task's data on one phrasing set (None when the set has none of its phrasings)."""
-    return _subset(data, phrasing_set)
-
-
-def _subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None:
     mask = np.asarray(data.observed, dtype=bool)
     heldout = np.asarray(data.heldout if data.heldout is not None else [False] * len(mask), dtype=bool)
     defaults = np.asarray(data.defaults if data.defaults is not None else [False] * len(mask), dtype=bool)
@@ -190,11 +186,11 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         if phrasing_set not in phrasing_sets(variant):
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
-        subset = _subset(data, phrasing_set) if data else None
-        if subset is None:
+        chosen = subset(data, phrasing_set) if data else None
+        if chosen is None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
-        figures = task_figures(task, subset, chance=chance)
+        figures = task_figures(task, chosen, chance=chance)
         TaskSummary.objects.update_or_create(
             variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": figures}
         )
@@ -234,7 +230,7 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     for kind in kinds:
         for phrasing_set in phrasing_sets(variant):
             picked = {
-                task: _subset(d, phrasing_set)
+                task: subset(d, phrasing_set)
                 for task, d in data.items()
                 if d is not None and (not kind or task.kind == kind)
             }

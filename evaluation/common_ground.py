@@ -166,22 +166,7 @@ def _build_task(task: Task, phrasing_set: str) -> dict:
 
 def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict:
     """Choose the ground among the rows that have summaries, and each ranked row's figures on it."""
-    cells_by_row: dict[int, set[Cell]] = {variant_id: set() for variant_id in summaries}
-    results = PhrasingResult.objects.filter(
-        variant_id__in=summaries, task__in=tasks, complete=True
-    ).values_list(
-        "variant_id",
-        "task_id",
-        "revision_id",
-        "revision__instruction_id",
-        "revision__instruction__collection__kind",
-    )
-    in_set = set_filter(phrasing_set)
-    for variant_id, task_id, revision_id, instruction_id, collection_kind in results.iterator(
-        chunk_size=10000
-    ):
-        if in_set(instruction_id, collection_kind):
-            cells_by_row[variant_id].add((task_id, revision_id))
+    cells_by_row = cells_of(list(summaries), tasks, phrasing_set)
     order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
     ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE)
 
@@ -214,6 +199,36 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
     }
 
 
+def cells_of(variant_ids: list[int], tasks, phrasing_set: str) -> dict[int, set[Cell]]:
+    """Each variant's cells on the given tasks: its complete results, as (task, revision), of the phrasing
+    set where membership is the same for every model (set_filter)."""
+    cells: dict[int, set[Cell]] = {variant_id: set() for variant_id in variant_ids}
+    results = PhrasingResult.objects.filter(
+        variant_id__in=variant_ids, task__in=tasks, complete=True
+    ).values_list(
+        "variant_id",
+        "task_id",
+        "revision_id",
+        "revision__instruction_id",
+        "revision__instruction__collection__kind",
+    )
+    in_set = set_filter(phrasing_set)
+    for variant_id, task_id, revision_id, instruction_id, collection_kind in results.iterator(
+        chunk_size=10000
+    ):
+        if in_set(instruction_id, collection_kind):
+            cells[variant_id].add((task_id, revision_id))
+    return cells
+
+
+def revisions_by_task(cells) -> dict[int, set[int]]:
+    """Cells grouped as task id -> revision ids."""
+    by_task: dict[int, set[int]] = {}
+    for task_id, revision_id in cells:
+        by_task.setdefault(task_id, set()).add(revision_id)
+    return by_task
+
+
 def set_filter(phrasing_set: str):
     """Which cells count for a phrasing set whose membership is the same for every model (held out, the
     benchmark's defaults). Observed and unobserved depend on the model, so for them every cell counts and
@@ -227,9 +242,7 @@ def set_filter(phrasing_set: str):
 
 def _figures_on_ground(variant: ModelVariant, ground: frozenset[Cell], phrasing_set: str) -> dict | None:
     """The variant's benchmark figures from its predictions on the ground's cells only."""
-    by_task: dict[int, set[int]] = {}
-    for task_id, revision_id in ground:
-        by_task.setdefault(task_id, set()).add(revision_id)
+    by_task = revisions_by_task(ground)
     picked, chances = {}, {}
     for task in Task.objects.filter(id__in=by_task):
         data = aggregates.task_data(variant, task, revisions=by_task[task.id])

@@ -69,17 +69,15 @@ def _point(data: metrics.TaskData, min_phrasings: int) -> dict:
 
 def _replicates(data: metrics.TaskData, samples: int, seed: int, min_phrasings: int) -> dict[str, np.ndarray]:
     correct = np.asarray(data.correct, dtype=bool) if data.correct is not None else None
-    reps = metrics.replicate_figures(
+    return metrics.replicate_figures(
         np.random.default_rng(seed),
         samples,
         np.asarray(data.observed, dtype=bool),
         correct,
         data.accuracy_vector(),
         unobserved=data.unobserved(),
+        min_phrasings=min_phrasings,
     )
-    if len(data.observed) < min_phrasings:
-        reps.update({name: np.full(samples, np.nan) for name in metrics.SPREAD_NAMES})
-    return reps
 
 
 def _differences(point_a: dict, point_b: dict, diff_reps: dict[str, np.ndarray], samples: int) -> dict:

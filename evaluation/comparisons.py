@@ -18,8 +18,8 @@ from django.core.cache import cache
 
 from collection.models import Benchmark, Task
 from evaluation import aggregates, comparison
-from evaluation.common_ground import CACHE_SECONDS, set_filter
-from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, VariantKind
+from evaluation.common_ground import CACHE_SECONDS, cells_of, revisions_by_task
+from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingSet, VariantKind
 
 COMPARABLE_SETS = (PhrasingSet.ALL, PhrasingSet.DEFAULTS, PhrasingSet.HELDOUT)
 
@@ -80,25 +80,9 @@ def compare_variants(
 
 
 def _compute(benchmark: Benchmark, a: ModelVariant, b: ModelVariant, phrasing_set: str):
-    in_set = set_filter(phrasing_set)
-    cells: dict[int, dict[int, set[int]]] = {a.id: {}, b.id: {}}
-    results = PhrasingResult.objects.filter(
-        variant__in=[a, b], task__benchmark=benchmark, task__parent__isnull=True, complete=True
-    ).values_list(
-        "variant_id",
-        "task_id",
-        "revision_id",
-        "revision__instruction_id",
-        "revision__instruction__collection__kind",
-    )
-    for variant_id, task_id, revision_id, instruction_id, kind in results:
-        if in_set(instruction_id, kind):
-            cells[variant_id].setdefault(task_id, set()).add(revision_id)
-    shared = {
-        task_id: revisions & cells[b.id][task_id]
-        for task_id, revisions in cells[a.id].items()
-        if task_id in cells[b.id] and revisions & cells[b.id][task_id]
-    }
+    top_level = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
+    cells = cells_of([a.id, b.id], top_level, phrasing_set)
+    shared = revisions_by_task(cells[a.id] & cells[b.id])
     if not shared:
         raise NotComparable(f"{a} and {b} share no scored phrasings on {benchmark.name} ({phrasing_set}).")
     tasks = list(Task.objects.filter(id__in=shared).order_by("name"))

@@ -140,8 +140,10 @@ def replicate_figures(
     accuracies: np.ndarray | None = None,
     *,
     unobserved: np.ndarray | None = None,
+    min_phrasings: int = MIN_PHRASINGS,
 ) -> dict[str, np.ndarray]:
-    """Every figure on `samples` bootstrap replicates at once (NaN where a figure is undefined).
+    """Every figure on `samples` bootstrap replicates at once (NaN where a figure is undefined, the spread
+    figures included when there are fewer than `min_phrasings` phrasings, as in point_figures).
 
     Two-way when a correctness matrix is given: a replicate draws K phrasings and N instances with
     replacement. Drawing instances is the same as weighting them by multinomial counts, so all replicates'
@@ -187,6 +189,8 @@ def replicate_figures(
         out["observed_avgp"], out["unobserved_avgp"] = obs, unobs
         out["gap"] = obs - unobs
         out["pdr"] = np.where(obs > 0, 1 - unobs / obs, np.nan)
+    if k < min_phrasings:
+        out.update({name: np.full(samples, np.nan) for name in SPREAD_NAMES})
     return out
 
 
@@ -228,7 +232,13 @@ def summarise(
     )
     point = point_figures(correct, acc, observed_mask, unobserved_rows, min_phrasings)
     replicates = replicate_figures(
-        np.random.default_rng(seed), samples, observed_mask, correct, acc, unobserved=unobserved_rows
+        np.random.default_rng(seed),
+        samples,
+        observed_mask,
+        correct,
+        acc,
+        unobserved=unobserved_rows,
+        min_phrasings=min_phrasings,
     )
     return Summary(
         phrasings=int(acc.size),
@@ -329,10 +339,11 @@ def benchmark_summary(
         observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
         acc = task.accuracy_vector()
         point_rows.append(point_figures(correct, acc, observed, unobserved, min_phrasings))
-        replicates = replicate_figures(rng, samples, observed, correct, acc, unobserved=unobserved)
-        if acc.size < min_phrasings:
-            replicates.update({name: np.full(samples, np.nan) for name in SPREAD_NAMES})
-        replicate_rows.append(replicates)
+        replicate_rows.append(
+            replicate_figures(
+                rng, samples, observed, correct, acc, unobserved=unobserved, min_phrasings=min_phrasings
+            )
+        )
     names = list(point_rows[0])
     point = macro_average(point_rows, names)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():

@@ -212,6 +212,7 @@ def leaderboard(
     task_kind: str = "",
     sort: str = "avgp",
     descending: bool = True,
+    version: tuple | None = None,
 ) -> Leaderboard:
     """One row per model variant: benchmark figures as macro averages over the tasks, on the cells every
     ranked row shares (evaluation/common_ground.py); rows with partial coverage apart, on their own cells."""
@@ -219,7 +220,7 @@ def leaderboard(
         benchmark=benchmark,
         phrasing_set=phrasing_set,
         task_kind=task_kind,
-        version=leaderboard_version(benchmark),
+        version=leaderboard_version(benchmark) if version is None else version,
     )
     return _leaderboard(board, sort, descending)
 

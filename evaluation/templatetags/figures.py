@@ -2,6 +2,8 @@
 
 from django import template
 
+from evaluation.metrics import SPREAD_NAMES  # the figures that need several phrasings
+
 register = template.Library()
 
 
@@ -11,10 +13,6 @@ def _format(value, unit: str) -> str:
     if unit == "ratio":
         return f"{value:.3f}"
     return f"{100 * value:.1f}"
-
-
-# The figures that need several phrasings (evaluation/metrics.py SPREAD_NAMES).
-SPREAD_NAMES = {"std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency"}
 
 
 def _too_few_phrasings(figures: dict, name: str) -> bool:

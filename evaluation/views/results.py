@@ -270,8 +270,10 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         rows = board.rows + (board.partial if show_partial else [])
         return _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
 
+    version = selectors.leaderboard_version(benchmark)
+
     def build() -> str:
-        board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
+        board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, version=version, **params)
         context = {
             "benchmark": benchmark,
             **_ground_context(board, show_partial),
@@ -285,7 +287,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
 
     board = _cached_fragment(
         ["leaderboard", benchmark.id, kind, show_partial, columns["every_figure"], sorted(params.items())],
-        selectors.leaderboard_version(benchmark),
+        version,
         build,
     )
     if request.htmx:
