@@ -495,6 +495,9 @@ class TaskSummary(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="summaries")
     phrasing_set = models.CharField(max_length=20, choices=PhrasingSet.choices)
     figures = models.JSONField()
+    # Bootstrap replicates of every figure (evaluation/replicates.py): a benchmark row is averaged from its
+    # tasks' stored replicates instead of rebuilding every task's matrix when one task changes.
+    replicates = models.BinaryField(null=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
