@@ -18,7 +18,7 @@ from django.db.models import Count, Q
 from collection.models import Collection, Instance, Instruction, Task
 from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
-from evaluation import metrics
+from evaluation import metrics, replicates
 from evaluation.models import (
     BenchmarkSummary,
     ModelVariant,
@@ -191,9 +191,36 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
         figures = task_figures(task, chosen, chance=chance)
+        # Only top-level tasks are averaged into benchmark rows, so only they keep replicates.
+        stored = replicates.pack(task_part(task, chosen).replicates) if task.parent_id is None else None
         TaskSummary.objects.update_or_create(
-            variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": figures}
+            variant=variant,
+            task=task,
+            phrasing_set=phrasing_set,
+            defaults={"figures": figures, "replicates": stored},
         )
+
+
+def task_part(task: Task, data: metrics.TaskData) -> metrics.TaskPart:
+    """The task's share of a benchmark row: its figures and BENCHMARK_BOOTSTRAP_SAMPLES replicates drawn
+    with the task's own seed (metrics.task_rng), the same whether stored or computed on a ground."""
+    return metrics.task_part(
+        data,
+        rng=metrics.task_rng(task.id),
+        samples=BENCHMARK_BOOTSTRAP_SAMPLES,
+        min_phrasings=settings.SPREAD_MIN_PHRASINGS,
+    )
+
+
+def stored_part(summary: TaskSummary) -> metrics.TaskPart:
+    """A task's share of a benchmark row from its stored summary (no predictions read)."""
+    figures = summary.figures
+    return metrics.TaskPart(
+        point={name: figures[name] for name in replicates.FIGURES},
+        replicates=replicates.unpack(summary.replicates),
+        phrasings=figures["phrasings"],
+        two_way=figures["ci_method"] == "instances and phrasings",
+    )
 
 
 def min_phrasings() -> int:
@@ -219,25 +246,27 @@ def task_figures(task: Task, data: metrics.TaskData, *, chance=_COMPUTE) -> dict
 
 
 def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
-    """Macro averages over the benchmark's top-level tasks, for every task kind and phrasing set."""
-    tasks = list(
-        Task.objects.filter(benchmark=benchmark, parent__isnull=True, summaries__variant=variant).distinct()
-    )
-    data = {task: task_data(variant, task) for task in tasks}
-    chances = {task: chance_level(task) for task, d in data.items() if d is not None}
-    kinds = [""] + sorted({task.kind for task in tasks})
+    """Macro averages over the benchmark's top-level tasks, for every task kind and phrasing set, from the
+    tasks' stored figures and replicates: one task's change costs that task's refresh and this average, not
+    a rebuild of every task's matrix. A summary stored before replicates were kept is recomputed once."""
+    summaries = _top_level_summaries(variant, benchmark)
+    stale = {s.task for s in summaries if s.replicates is None}
+    if stale:
+        for task in stale:
+            _refresh_task_summaries(variant, task)
+        summaries = _top_level_summaries(variant, benchmark)
+    kinds = [""] + sorted({s.task.kind for s in summaries})
     wanted = set()
     for kind in kinds:
         for phrasing_set in phrasing_sets(variant):
-            picked = {
-                task: subset(d, phrasing_set)
-                for task, d in data.items()
-                if d is not None and (not kind or task.kind == kind)
-            }
-            picked = {task: s for task, s in picked.items() if s is not None}
+            picked = [
+                s for s in summaries if s.phrasing_set == phrasing_set and (not kind or s.task.kind == kind)
+            ]
             if not picked:
                 continue
-            figures = benchmark_figures(picked, chances)
+            figures = benchmark_figures(
+                [stored_part(s) for s in picked], [s.figures.get("chance") for s in picked]
+            )
             BenchmarkSummary.objects.update_or_create(
                 variant=variant,
                 benchmark=benchmark,
@@ -251,13 +280,16 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
             summary.delete()
 
 
-def benchmark_figures(picked: dict[Task, metrics.TaskData], chances: dict[Task, float | None]) -> dict:
-    """Macro averages over the given tasks' data, with the macro-averaged chance level beside them."""
-    figures = metrics.benchmark_summary(
-        list(picked.values()),
-        samples=BENCHMARK_BOOTSTRAP_SAMPLES,
-        min_phrasings=settings.SPREAD_MIN_PHRASINGS,
+def _top_level_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:
+    return list(
+        TaskSummary.objects.filter(
+            variant=variant, task__benchmark=benchmark, task__parent__isnull=True
+        ).select_related("task")
     )
-    levels = [chances.get(task) for task in picked]
-    figures["chance"] = float(np.mean(levels)) if levels and None not in levels else None
+
+
+def benchmark_figures(parts: list[metrics.TaskPart], chances: list[float | None]) -> dict:
+    """Macro averages over the tasks' parts, with the macro-averaged chance level beside them."""
+    figures = metrics.macro_summary(parts, min_phrasings=settings.SPREAD_MIN_PHRASINGS)
+    figures["chance"] = float(np.mean(chances)) if chances and None not in chances else None
     return figures

@@ -145,7 +145,7 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
         {s.variant_id: s for s in summaries},
         tasks,
         phrasing_set,
-        lambda variant, cells: _figures_on_ground(variant, cells, phrasing_set),
+        lambda variant, ground, own: _figures_on_ground(variant, ground, own, phrasing_set),
     )
 
 
@@ -154,7 +154,7 @@ def _build_task(task: Task, phrasing_set: str) -> dict:
         "variant__model"
     )
 
-    def on_ground(variant, cells):
+    def on_ground(variant, cells, own):
         data = aggregates.task_data(variant, task, revisions={revision for _, revision in cells})
         subset = aggregates.subset(data, phrasing_set) if data else None
         return aggregates.task_figures(task, subset) if subset is not None else None
@@ -185,7 +185,7 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
         if cells_by_row[variant_id] == ground.cells:
             figures = summary.figures
         else:
-            figures = figures_on_ground(summary.variant, ground.cells)
+            figures = figures_on_ground(summary.variant, ground.cells, cells_by_row[variant_id])
         if figures is not None:
             rows.append((summary.variant, figures, coverage(variant_id)))
         else:  # nothing of this phrasing set on the ground: shown apart, on its own cells
@@ -240,17 +240,30 @@ def set_filter(phrasing_set: str):
     return lambda instruction_id, kind: True
 
 
-def _figures_on_ground(variant: ModelVariant, ground: frozenset[Cell], phrasing_set: str) -> dict | None:
-    """The variant's benchmark figures from its predictions on the ground's cells only."""
-    by_task = revisions_by_task(ground)
-    picked, chances = {}, {}
-    for task in Task.objects.filter(id__in=by_task):
+def _figures_on_ground(
+    variant: ModelVariant, ground: frozenset[Cell], own: set[Cell], phrasing_set: str
+) -> dict | None:
+    """The variant's benchmark figures on the ground's cells only: a task where the ground holds all of the
+    row's cells uses the task's stored summary; any other task is recomputed from its predictions."""
+    by_task, own_by_task = revisions_by_task(ground), revisions_by_task(own)
+    stored = {
+        s.task_id: s
+        for s in TaskSummary.objects.filter(variant=variant, task_id__in=by_task, phrasing_set=phrasing_set)
+        if s.replicates is not None
+    }
+    parts, chances = [], []
+    for task in Task.objects.filter(id__in=by_task).order_by("id"):
+        summary = stored.get(task.id)
+        if summary is not None and own_by_task.get(task.id) == by_task[task.id]:
+            parts.append(aggregates.stored_part(summary))
+            chances.append(summary.figures.get("chance"))
+            continue
         data = aggregates.task_data(variant, task, revisions=by_task[task.id])
         subset = aggregates.subset(data, phrasing_set) if data else None
         if subset is not None:
-            picked[task] = subset
-            chances[task] = aggregates.chance_level(task)
-    return aggregates.benchmark_figures(picked, chances) if picked else None
+            parts.append(aggregates.task_part(task, subset))
+            chances.append(summary.figures.get("chance") if summary else aggregates.chance_level(task))
+    return aggregates.benchmark_figures(parts, chances) if parts else None
 
 
 def _hydrate(cached: dict) -> Board:

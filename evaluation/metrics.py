@@ -321,42 +321,80 @@ class TaskData:
         return np.asarray(self.accuracies, dtype=float)
 
 
+def task_rng(key: int, seed: int = SEED) -> np.random.Generator:
+    """One task's bootstrap draws for benchmark intervals: seeded by the task (its id), so a task's stored
+    replicates are the same whichever other tasks a benchmark row averages, and tasks draw independently."""
+    return np.random.default_rng([seed, key])
+
+
+@dataclass(frozen=True)
+class TaskPart:
+    """What a benchmark row needs of one task: its point figures and bootstrap replicates of each."""
+
+    point: dict[str, float | None]
+    replicates: dict[str, np.ndarray]  # figure -> (samples,), NaN where undefined
+    phrasings: int
+    two_way: bool  # replicates resample instances too (a correctness matrix, not imported accuracies)
+
+
+def task_part(
+    task: TaskData, *, rng: np.random.Generator, samples: int, min_phrasings: int = MIN_PHRASINGS
+) -> TaskPart:
+    correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
+    observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
+    acc = task.accuracy_vector()
+    return TaskPart(
+        point=point_figures(correct, acc, observed, unobserved, min_phrasings),
+        replicates=replicate_figures(
+            rng, samples, observed, correct, acc, unobserved=unobserved, min_phrasings=min_phrasings
+        ),
+        phrasings=int(acc.size),
+        two_way=correct is not None,
+    )
+
+
+def macro_summary(parts: Sequence[TaskPart], *, min_phrasings: int = MIN_PHRASINGS) -> dict:
+    """Macro average over tasks of every per-task figure, with a 95% interval from averaging the tasks'
+    bootstrap replicates replicate by replicate (each task bootstrapped on its own: two-way, or phrasings
+    only for imported results)."""
+    if not parts:
+        raise ValueError("No tasks to summarise.")
+    samples = {part.replicates["avgp"].size for part in parts}
+    if len(samples) != 1:
+        raise ValueError(f"Tasks carry different numbers of bootstrap replicates: {sorted(samples)}.")
+    names = list(parts[0].point)
+    point = macro_average([part.point for part in parts], names)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a figure no task defines
+        replicates = {
+            name: np.nanmean(np.stack([part.replicates[name] for part in parts]), axis=0) for name in names
+        }
+    methods = {"instances and phrasings" if part.two_way else "phrasings only" for part in parts}
+    return {
+        **point,
+        "tasks": len(parts),
+        # Tasks with enough phrasings for the spread figures (the others are left out of their averages).
+        "spread_tasks": sum(part.phrasings >= min_phrasings for part in parts),
+        "min_phrasings": min_phrasings,
+        "phrasings": int(sum(part.phrasings for part in parts)),
+        "ci": _intervals(point, replicates, samples.pop()),
+        "ci_method": " + ".join(sorted(methods)),
+    }
+
+
 def benchmark_summary(
     tasks: Sequence[TaskData],
     *,
+    keys: Sequence[int] | None = None,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = SEED,
     min_phrasings: int = MIN_PHRASINGS,
 ) -> dict:
-    """Macro average over tasks of every per-task figure, with a 95% interval from bootstrapping each task
-    (two-way, or phrasings only for imported results) and averaging replicate by replicate."""
-    if not tasks:
-        raise ValueError("No tasks to summarise.")
-    rng = np.random.default_rng(seed)
-    point_rows, replicate_rows = [], []
-    for task in tasks:
-        correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
-        observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
-        acc = task.accuracy_vector()
-        point_rows.append(point_figures(correct, acc, observed, unobserved, min_phrasings))
-        replicate_rows.append(
-            replicate_figures(
-                rng, samples, observed, correct, acc, unobserved=unobserved, min_phrasings=min_phrasings
-            )
-        )
-    names = list(point_rows[0])
-    point = macro_average(point_rows, names)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a figure no task defines
-        replicates = {name: np.nanmean(np.stack([r[name] for r in replicate_rows]), axis=0) for name in names}
-    methods = {"instances and phrasings" if t.correct is not None else "phrasings only" for t in tasks}
-    return {
-        **point,
-        "tasks": len(tasks),
-        # Tasks with enough phrasings for the spread figures (the others are left out of their averages).
-        "spread_tasks": sum(len(t.observed) >= min_phrasings for t in tasks),
-        "min_phrasings": min_phrasings,
-        "phrasings": int(sum(len(t.observed) for t in tasks)),
-        "ci": _intervals(point, replicates, samples),
-        "ci_method": " + ".join(sorted(methods)),
-    }
+    """macro_summary of the given tasks, each bootstrapped with task_rng(its key): the task ids, or the
+    tasks' positions when no keys are given."""
+    keys = range(len(tasks)) if keys is None else keys
+    parts = [
+        task_part(task, rng=task_rng(key, seed), samples=samples, min_phrasings=min_phrasings)
+        for task, key in zip(tasks, keys, strict=True)
+    ]
+    return macro_summary(parts, min_phrasings=min_phrasings)

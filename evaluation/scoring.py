@@ -302,14 +302,15 @@ def scoring_run_work(
     """A scoring run's work: its missing cells, then its figures. With `chunk_cells`, at most that many
     cells, after which the run goes back to its queue for the next chunk (core/jobs.py continue_later)."""
     run = ScoringRun.objects.select_related("variant__model").get(id=run.id)
-    finished = _fill_cells(run, token, on_progress, chunk_cells)
+    finished, touched = _fill_cells(run, token, on_progress, chunk_cells)
     last = _last_refresh.get(run.id, 0.0)
-    if finished or time.monotonic() - last > AGGREGATE_EVERY_SECONDS:
-        # Long runs update the figures as they go, not only at the end.
+    if finished:  # every task of the run: cells other runs stored count for it too
         _refresh_figures(run)
-        _last_refresh[run.id] = time.monotonic()
-    if finished:
         _last_refresh.pop(run.id, None)
+    elif touched and time.monotonic() - last > AGGREGATE_EVERY_SECONDS:
+        # Long runs update the figures as they go, of the tasks this chunk scored only.
+        _refresh_figures(run, touched)
+        _last_refresh[run.id] = time.monotonic()
 
 
 def scoring_run_chunk_work(run: ScoringRun, token: uuid.UUID) -> None:
@@ -317,9 +318,11 @@ def scoring_run_chunk_work(run: ScoringRun, token: uuid.UUID) -> None:
     scoring_run_work(run, token, chunk_cells=settings.SCORING_CHUNK_CELLS)
 
 
-def _refresh_figures(run: ScoringRun) -> None:
-    task_ids = run.revisions.values_list("instruction__task_id", flat=True)
-    aggregates.aggregates_enqueue(variant_id=run.variant_id, task_ids=list(task_ids))
+def _refresh_figures(run: ScoringRun, task_ids: set[int] | None = None) -> None:
+    """Queue a refresh of the run's figures: of the given tasks, or of every task of the run."""
+    if task_ids is None:
+        task_ids = set(run.revisions.values_list("instruction__task_id", flat=True))
+    aggregates.aggregates_enqueue(variant_id=run.variant_id, task_ids=task_ids)
 
 
 def _missing_cells(
@@ -356,9 +359,10 @@ def _fill_cells(
     token: uuid.UUID,
     on_progress: Callable[[int, int], None] | None,
     chunk_cells: int | None,
-) -> bool:
-    """Score the run's missing cells (at most `chunk_cells` of them) and store them batch by batch. True
-    when the run is finished, False when it continues in another chunk or is no longer this claim's."""
+) -> tuple[bool, set[int]]:
+    """Score the run's missing cells (at most `chunk_cells` of them) and store them batch by batch. Returns
+    whether the run is finished (not when it continues in another chunk or is no longer this claim's) and
+    the tasks whose cells were stored since the figures were last refreshed."""
     model = run.variant.model
     spec = run.variant.spec()
     config = ScoreConfig(batch_size=model.batch_size, device=settings.SCORING_DEVICE)
@@ -374,6 +378,7 @@ def _fill_cells(
 
     # Phase 2: score them batch by batch, storing each batch as it comes so a killed run loses little.
     started = time.monotonic()
+    touched: set[int] = set()
     if cells:
         loaded = _models.get(spec, config.device)
         items = [
@@ -388,6 +393,7 @@ def _fill_cells(
             predictions = []
             for index, scores in batch:
                 revision, instance = cells[index]
+                touched.add(revision.instruction.task_id)
                 predictions.append(
                     Prediction(
                         variant=run.variant,
@@ -409,11 +415,12 @@ def _fill_cells(
                 alive = _progress(run.id, token, done=done_count, total=total, truncated=truncated)
             if not alive:
                 log.info("Run %s was cancelled or taken over; stopping.", run.id)
-                return False
+                return False, touched
             if on_progress:
                 on_progress(done_count, total)
             if time.monotonic() - last_refresh > AGGREGATE_EVERY_SECONDS:
-                _refresh_figures(run)
+                _refresh_figures(run, touched)
+                touched = set()
                 last_refresh = _last_refresh[run.id] = time.monotonic()
 
     # Phase 3: the chunk's throughput, for queue estimates; then the next chunk, or the end of the run.
@@ -424,7 +431,7 @@ def _fill_cells(
     if more:
         if jobs.heartbeat(ScoringRun, run.id, token, **chunk):
             jobs.continue_later(ScoringRun, run.id, token)
-        return False
+        return False, touched
     exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
     jobs.finish(
         ScoringRun,
@@ -435,7 +442,7 @@ def _fill_cells(
         truncated_cells=_truncated_cells(run),
         **chunk,
     )
-    return True
+    return True, touched
 
 
 def _truncated_cells(run: ScoringRun) -> int:

@@ -80,3 +80,48 @@ def test_retiring_a_phrasing_takes_it_out_of_the_figures(scored, carol, django_c
         collection_services.instruction_review(instruction=instruction, reviewer=carol, status="retired")
     assert not PhrasingResult.objects.filter(revision=instruction.current_revision).exists()
     assert TaskSummary.objects.get(task=task, phrasing_set="all").figures["phrasings"] == 5
+
+
+def test_benchmark_rows_come_from_stored_task_replicates_equal_to_a_rebuild(scored):
+    """A benchmark row is averaged from its tasks' stored replicates, reading no predictions, and equals
+    the row rebuilt from every task's matrix with the same per-task draws."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from collection.models import Benchmark
+    from evaluation import aggregates
+
+    benchmark = Benchmark.objects.get(slug="demo")
+    stored = BenchmarkSummary.objects.get(
+        variant=scored, benchmark=benchmark, phrasing_set="all", task_kind=""
+    )
+    assert all(s.replicates for s in TaskSummary.objects.filter(variant=scored, task__parent__isnull=True))
+    with CaptureQueriesContext(connection) as queries:
+        aggregates.benchmark_summaries_refresh(variant=scored, benchmark=benchmark)
+    assert not [q for q in queries.captured_queries if "evaluation_prediction" in q["sql"]]
+    tasks = list(
+        Task.objects.filter(benchmark=benchmark, parent__isnull=True, summaries__variant=scored).distinct()
+    )
+    data = [aggregates.task_data(scored, task) for task in tasks]
+    rebuilt = metrics.benchmark_summary(
+        data, keys=[t.id for t in tasks], samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES
+    )
+    for name in ("avgp", "q10", "spread", "consistency", "gap"):
+        assert stored.figures[name] == pytest.approx(rebuilt[name]), name
+        # float32 storage: intervals agree to well under a hundredth of a point
+        assert stored.figures["ci"][name] == pytest.approx(rebuilt["ci"][name], abs=1e-5), name
+
+
+def test_a_summary_stored_before_replicates_is_recomputed_once(scored):
+    from collection.models import Benchmark
+    from evaluation import aggregates
+
+    benchmark = Benchmark.objects.get(slug="demo")
+    before = BenchmarkSummary.objects.get(
+        variant=scored, benchmark=benchmark, phrasing_set="all", task_kind=""
+    )
+    TaskSummary.objects.filter(variant=scored).update(replicates=None)
+    aggregates.benchmark_summaries_refresh(variant=scored, benchmark=benchmark)
+    after = BenchmarkSummary.objects.get(id=before.id)
+    assert after.figures["ci"] == before.figures["ci"]
+    assert all(s.replicates for s in TaskSummary.objects.filter(variant=scored, task__parent__isnull=True))
