@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from collection.models import Benchmark, Collection
 from core import jobs, roles
+from core.page_cache import cached_api
 from core.parsing import IdFilter, parse_id
 from evaluation import access, comparisons, registry, scoring, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
@@ -276,6 +277,13 @@ SET_CHOICES = list(PhrasingSet.values)
     responses=OpenApiTypes.OBJECT,
 )
 @api_view(["GET"])
+@cached_api(
+    lambda request: (
+        ("api-leaderboard", slug, selectors.leaderboard_version(slug))
+        if (slug := request.GET.get("benchmark"))
+        else None
+    )
+)
 def leaderboard(request):
     """Every robustness figure per model variant: macro averages over the benchmark's tasks, with 95% CIs."""
     slug = request.query_params.get("benchmark")

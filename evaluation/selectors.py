@@ -444,18 +444,22 @@ def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool 
     return predictions.select_related("instance").order_by("instance_id")
 
 
-def leaderboard_version(benchmark: Benchmark) -> tuple:
-    """Changes whenever any of the benchmark's summaries is written or deleted (one indexed aggregate)."""
-    return tuple(
-        BenchmarkSummary.objects.filter(benchmark=benchmark)
-        .aggregate(Max("updated_at"), Count("id"))
-        .values()
-    )
+def leaderboard_version(benchmark: Benchmark | str) -> tuple:
+    """Changes whenever any of the benchmark's summaries is written or deleted (one indexed aggregate).
+    `benchmark` may be its slug: a page cache asks before looking anything up."""
+    which = {"benchmark__slug": benchmark} if isinstance(benchmark, str) else {"benchmark": benchmark}
+    return tuple(BenchmarkSummary.objects.filter(**which).aggregate(Max("updated_at"), Count("id")).values())
 
 
-def task_version(task: Task) -> tuple:
-    versions = PhrasingResult.objects.filter(task=task).aggregate(Max("updated_at"), Count("id"))
-    summaries = TaskSummary.objects.filter(task=task).aggregate(Max("updated_at"), Count("id"))
+def task_version(task: Task | tuple[str, str]) -> tuple:
+    """Changes whenever the task's per-phrasing results or summaries change. `task` may be its (benchmark
+    slug, task slug)."""
+    if isinstance(task, tuple):
+        which = {"task__benchmark__slug": task[0], "task__slug": task[1]}
+    else:
+        which = {"task": task}
+    versions = PhrasingResult.objects.filter(**which).aggregate(Max("updated_at"), Count("id"))
+    summaries = TaskSummary.objects.filter(**which).aggregate(Max("updated_at"), Count("id"))
     return (*versions.values(), *summaries.values())
 
 

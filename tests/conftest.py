@@ -80,3 +80,12 @@ def tiny_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny-models")
     return {arch: build(arch, root) for arch in ("t5", "gpt2", "llama")}
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: cached pages and boards are keyed on data versions, which can
+    repeat across tests whose databases are rolled back."""
+    from django.core.cache import cache
+
+    cache.clear()

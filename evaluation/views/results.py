@@ -21,6 +21,7 @@ from collection.selectors import task_get
 from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
+from core.page_cache import cached_page
 from core.parsing import id_param, parse_id
 from evaluation import budget, exports, registry, scoring, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
@@ -257,6 +258,7 @@ def _ground_context(board: selectors.Leaderboard, show_partial: bool) -> dict:
     }
 
 
+@cached_page(lambda request, slug: ("leaderboard", slug, selectors.leaderboard_version(slug)))
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     benchmark = get_object_or_404(Benchmark, slug=slug)
     params = _board_params(request)
@@ -305,6 +307,14 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "evaluation/leaderboard.html", context)
 
 
+@cached_page(
+    lambda request, benchmark_slug, task_slug: (
+        "task-results",
+        benchmark_slug,
+        task_slug,
+        selectors.task_version((benchmark_slug, task_slug)),
+    )
+)
 def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = task_get(benchmark_slug, task_slug)
     params = _board_params(request)

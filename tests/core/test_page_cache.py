@@ -1,0 +1,102 @@
+"""Whole-response caching of read-only pages: a repeat view is served from the cache with one version query,
+a change of the figures shows at once, and nothing viewer-specific is ever shared."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from collection.demo import load_demo
+from collection.models import Instruction, Task
+from evaluation.aggregates import aggregates_refresh_many
+from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
+
+pytestmark = pytest.mark.django_db
+
+
+def _imported(name: str, accuracy: float) -> ModelVariant:
+    model = LanguageModel.objects.create(name=name, source="published", family="seq2seq", is_active=False)
+    variant = ModelVariant.objects.create(model=model, kind=VariantKind.IMPORTED)
+    approved = Instruction.objects.filter(task__benchmark__slug="demo", status="approved")
+    for instruction in approved.select_related("current_revision"):
+        PhrasingResult.objects.create(
+            variant=variant,
+            revision=instruction.current_revision,
+            task=instruction.task,
+            accuracy=accuracy,
+            source=ResultSource.IMPORTED,
+        )
+    aggregates_refresh_many({(variant.id, t) for t in approved.values_list("task_id", flat=True)})
+    return variant
+
+
+@pytest.fixture
+def published(db):
+    load_demo(generated_per_task=0)
+    return _imported("published-a", 0.625)
+
+
+def _viewer(user=None) -> Client:
+    """A browser that already holds its CSRF cookie (as after any first page)."""
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    client.cookies[settings.CSRF_COOKIE_NAME] = "x" * 32
+    return client
+
+
+def test_a_repeat_view_is_served_from_the_cache_and_a_refresh_shows_at_once(
+    published, django_assert_num_queries
+):
+    client, url = _viewer(), reverse("leaderboard", args=["demo"])
+    first = client.get(url)
+    assert first.status_code == 200 and "62.5" in first.content.decode()
+    with django_assert_num_queries(1):  # the data version; no session, user, summary or template work
+        again = client.get(url)
+    assert again.content == first.content and "Cookie" in again["Vary"]
+    _imported("published-b", 0.875)  # new figures: a new data version
+    assert "87.5" in client.get(url).content.decode()
+
+
+def _queries(client: Client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_viewers_never_share_a_page_and_first_visits_and_messages_are_not_cached(published, alice, bob):
+    url = reverse("leaderboard", args=["demo"])
+    assert "alice" in _viewer(alice).get(url).content.decode()
+    page = _viewer(bob).get(url).content.decode()
+    assert "bob" in page and "alice" not in page
+    # No CSRF cookie: the render sets a fresh secret, so the page is not stored (its token is not shared).
+    for _ in range(2):
+        fresh = Client()
+        assert _queries(fresh, url) > 1 and settings.CSRF_COOKIE_NAME in fresh.cookies
+    # A pending flash message is shown by a real render, every time it is pending.
+    with_message = _viewer()
+    with_message.cookies["messages"] = "pending"
+    assert _queries(with_message, url) > 1 and _queries(with_message, url) > 1
+
+
+def test_the_task_page_and_the_api_follow_their_data_version(published, django_assert_num_queries):
+    client = _viewer()
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    task_url = reverse("task_results", args=["demo", task.slug])
+    assert client.get(task_url).status_code == 200
+    with django_assert_num_queries(2):  # the task's results and summaries versions
+        assert client.get(task_url).status_code == 200
+    api = Client()  # API callers hold no cookies; the answer is the same for everyone
+    rows = json.loads(api.get("/api/leaderboard/", {"benchmark": "demo"}).content)["results"]
+    with django_assert_num_queries(1):
+        assert json.loads(api.get("/api/leaderboard/", {"benchmark": "demo"}).content)["results"] == rows
+    _imported("published-b", 0.875)
+    assert len(json.loads(api.get("/api/leaderboard/", {"benchmark": "demo"}).content)["results"]) == 2
+    assert api.get("/api/leaderboard/").status_code == 400  # no benchmark: never cached, still a clear error
