@@ -148,6 +148,8 @@ class RunSerializer(serializers.ModelSerializer):
             "instruction",
             "status",
             "trigger",
+            "mode",
+            "budget_cells",
             "total_cells",
             "cached_cells",
             "to_compute",
@@ -301,8 +303,10 @@ def leaderboard(request):
             "kind": r.variant.kind,
             "provenance": r.variant.provenance,
             "coverage": r.coverage.as_dict() if r.coverage else None,
-            "on_common_ground": not r.partial,
+            "on_common_ground": not (r.partial or r.estimated),
             "below_chance": r.below_chance,
+            "estimated": r.estimated,
+            "cells_share": r.figures.get("cells_share", 1.0),
             **r.figures,
         }
 
@@ -312,10 +316,14 @@ def leaderboard(request):
         "convention": (
             "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs. Ranked "
             "rows are compared on their common ground; spread figures are null where no task has "
-            f"{settings.SPREAD_MIN_PHRASINGS} phrasings."
+            f"{settings.SPREAD_MIN_PHRASINGS} phrasings. Rows under `estimated` are estimates from "
+            "`cells_share` of their cells, with intervals for the exhaustive figures."
         ),
         "ground": board.ground.as_dict(),
         "results": [record(r) for r in board.rows],
+        # Rows with a task scored only in part (an adaptive run): estimated figures, 95% intervals for the
+        # exhaustive ones, the share of cells scored; not ranked with the results.
+        "estimated": [record(r) for r in board.estimated],
     }
     if request.query_params.get("partial") == "1":
         body["partial"] = [record(r) for r in board.partial]
