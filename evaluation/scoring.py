@@ -194,7 +194,13 @@ def scoring_runs_for_variant(
 
 
 def scoring_adaptive(
-    *, variant: ModelVariant, task: Task, budget_cells: int | None = None, by=None, trigger=RunTrigger.MANUAL
+    *,
+    variant: ModelVariant,
+    task: Task,
+    budget_cells: int | None = None,
+    by=None,
+    trigger=RunTrigger.MANUAL,
+    enqueue: bool = True,
 ) -> ScoringRun | None:
     """An adaptive run of the variant over the task's approved phrasings (those it scores): at most
     `budget_cells` new cells, by default ADAPTIVE_BUDGET_SHARE of them. None when nothing is left to score."""
@@ -206,7 +212,13 @@ def scoring_adaptive(
     if budget_cells is None:
         budget_cells = estimates.default_budget(scoring_plan(variant=variant, revisions=revisions).total)
     return scoring_run_create(
-        variant=variant, revisions=revisions, trigger=trigger, task=task, by=by, budget_cells=budget_cells
+        variant=variant,
+        revisions=revisions,
+        trigger=trigger,
+        task=task,
+        by=by,
+        budget_cells=budget_cells,
+        enqueue=enqueue,
     )
 
 
