@@ -209,12 +209,14 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         if estimate is None:
             figures = task_figures(task, chosen, chance=chance)
         else:
-            figures = estimate.figures(
-                np.asarray(chosen.accuracies, dtype=int),
-                chosen.observed,
-                chosen.unobserved(),
-                min_phrasings(),
-            ) | {"chance": chance, "min_phrasings": min_phrasings()}
+            rows = np.asarray(chosen.accuracies, dtype=int)
+            # Every figure on each posterior draw (metrics.replicate_figures' names, NaN where undefined):
+            # an estimated task's counterpart of bootstrap replicates.
+            draws = estimate.figure_draws(rows, chosen.observed, chosen.unobserved(), min_phrasings())
+            figures = estimate.figures(draws, len(rows)) | {
+                "chance": chance,
+                "min_phrasings": min_phrasings(),
+            }
             if phrasing_set == PhrasingSet.ALL:
                 figures["phrasing_estimates"] = estimate.phrasing_estimates()
         TaskSummary.objects.update_or_create(

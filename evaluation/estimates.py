@@ -207,11 +207,11 @@ class TaskEstimate:
             out.update({name: np.full(acc.shape[0], np.nan) for name in metrics.SPREAD_NAMES})
         return out
 
-    def figures(self, rows, observed, unobserved, min_phrasings: int = metrics.MIN_PHRASINGS) -> dict:
-        """The figures in metrics.Summary's keys: each the mean of its draws, with the 2.5-97.5% interval,
-        marked estimated, with the share of cells scored."""
-        draws = self.figure_draws(rows, observed, unobserved, min_phrasings)
-        figures: dict = {"phrasings": len(rows), "instances": self.matrix.shape[1]}
+    def figures(self, draws: dict[str, np.ndarray], phrasings: int) -> dict:
+        """The figures in metrics.Summary's keys from figure_draws' draws over `phrasings` phrasings: each
+        the mean of its draws, with the 2.5-97.5% interval, marked estimated, with the share of cells
+        scored."""
+        figures: dict = {"phrasings": phrasings, "instances": self.matrix.shape[1]}
         ci = {}
         for name, values in draws.items():
             values = values[~np.isnan(values)]

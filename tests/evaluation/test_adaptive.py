@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from django.urls import reverse
 
@@ -14,7 +15,7 @@ from collection.demo import load_demo
 from collection.models import Collection, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import aggregates, estimates, registry, scoring
+from evaluation import aggregates, estimates, estimation, metrics, registry, scoring
 from evaluation.models import Prediction, RunMode, ScoringRun, TaskSummary
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +167,27 @@ def test_the_pages_and_the_api_mark_an_estimated_task_until_it_is_exhaustive(cli
     assert "Estimated (not yet scored exhaustively)" not in board and "badge est" not in board
     body = client.get("/api/leaderboard/?benchmark=demo").json()
     assert body["estimated"] == [] and [r["estimated"] for r in body["results"]] == [False]
+
+
+def test_figure_draws_carry_the_replicate_names_and_equal_the_exhaustive_figures_on_a_full_matrix():
+    rng = np.random.default_rng(1)
+    right = rng.random((5, 30)) < 0.6
+    matrix = estimates.Matrix(list(range(5)), list(range(30)), np.ones_like(right), right)
+    fitted = estimation.estimate_spread(matrix.cells(), matrix.shape)
+    estimate = estimates.TaskEstimate([], matrix, fitted)
+    observed = np.array([True, True, False, False, False])
+    draws = estimate.figure_draws(np.arange(5), observed, ~observed)
+    replicates = metrics.replicate_figures(rng, 3, observed, right)
+    assert set(draws) == set(replicates)
+    assert np.isnan(draws["consistency"]).all()  # needs whole rows: never estimated
+
+    figures = estimate.figures(draws, 5)
+    exhaustive = metrics.point_figures(right, right.mean(axis=1), observed)
+    assert {k: v for k, v in figures.items() if k in exhaustive and k != "consistency"} == pytest.approx(
+        {k: v for k, v in exhaustive.items() if k != "consistency"}
+    )
+    assert figures["estimated"] and figures["cells_share"] == 1.0
+
+    two = estimate.figure_draws(np.arange(2), observed[:2], ~observed[:2], min_phrasings=3)
+    assert all(np.isnan(two[name]).all() for name in metrics.SPREAD_NAMES)
+    assert not np.isnan(two["avgp"]).any()
