@@ -130,6 +130,8 @@ def scoring_run_create(
     if budget_cells is not None and len({r.instruction.task_id for r in revisions}) != 1:
         raise ApplicationError("An adaptive run covers the phrasings of one task.")
     adaptive = budget_cells is not None
+    if adaptive:
+        budget_cells = min(budget_cells, plan.to_compute)  # more than the missing cells buys nothing
     run = ScoringRun.objects.create(
         variant=variant,
         task=task,

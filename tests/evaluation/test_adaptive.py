@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from collection import services as collection_services
@@ -191,3 +192,14 @@ def test_figure_draws_carry_the_replicate_names_and_equal_the_exhaustive_figures
     two = estimate.figure_draws(np.arange(2), observed[:2], ~observed[:2], min_phrasings=3)
     assert all(np.isnan(two[name]).all() for name in metrics.SPREAD_NAMES)
     assert not np.isnan(two["avgp"]).any()
+
+
+def test_the_score_command_runs_an_adaptive_budget_and_the_run_page_says_so(client, parity, variant, capsys):
+    call_command("score", "--model", "tiny-t5", "--task", "demo/parity", "--adaptive", "15")
+    run = ScoringRun.objects.get(variant=variant)
+    assert (run.mode, run.budget_cells, run.status) == (RunMode.ADAPTIVE, 15, JobStatus.SUCCEEDED)
+    assert Prediction.objects.filter(run=run).count() == 15
+    page = client.get(reverse("run_detail", args=[run.id])).content.decode()
+    assert "at most 15 new cells" in page and "stopped: budget" in page
+    with pytest.raises(CommandError, match="number of cells"):
+        call_command("score", "--model", "tiny-t5", "--task", "demo/parity", "--adaptive", "many")
