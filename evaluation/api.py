@@ -202,6 +202,16 @@ class ResultSerializer(serializers.ModelSerializer):
     variant_kind = serializers.CharField(source="variant.kind", read_only=True)
     instruction = serializers.IntegerField(source="revision.instruction_id", read_only=True)
     collection = serializers.CharField(source="revision.instruction.collection.slug", read_only=True)
+    estimate = serializers.SerializerMethodField(
+        help_text="A phrasing an adaptive run scored in part: its estimated accuracy over the whole sample "
+        "and 95% interval, as {accuracy, ci}; null otherwise (`accuracy` is then over its scored cells)."
+    )
+
+    def get_estimate(self, result) -> dict | None:
+        # The page's estimates, read once by the view (ResultViewSet.list), not one query per result.
+        found = self.context.get("estimates", {}).get((result.variant_id, result.task_id), {})
+        value = None if result.complete else found.get(str(result.revision_id))
+        return None if value is None else {"accuracy": value[0], "ci": value[1:]}
 
     class Meta:
         model = PhrasingResult
@@ -216,6 +226,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "n_correct",
             "n_total",
             "complete",
+            "estimate",
             "source",
             "provenance",
         ]
@@ -245,6 +256,16 @@ class ResultViewSet(viewsets.ReadOnlyModelViewSet):
             .select_related("variant__model", "revision__instruction__collection")
             .order_by("id")
         )
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = self.get_serializer_context() | {"estimates": selectors.result_estimates(page)}
+        return self.get_paginated_response(self.serializer_class(page, many=True, context=context).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        result = self.get_object()
+        context = self.get_serializer_context() | {"estimates": selectors.result_estimates([result])}
+        return Response(self.serializer_class(result, context=context).data)
 
 
 def _int_key(value: str) -> int:

@@ -253,16 +253,18 @@ def task_estimate(variant: ModelVariant, task: Task) -> TaskEstimate | None:
 
 def benchmark_figures(per_task: list[dict]) -> dict:
     """A row with an estimated task on a benchmark: each figure's plain mean over the tasks that define it
-    (metrics.macro_average, as for exhaustive rows), the share of cells scored over all of them, and as
-    interval the mean of the tasks' bounds, which is wider than averaging draw by draw would give (it
-    takes the tasks' errors to move together): an honest bound until benchmark rows average the tasks'
-    draws."""
+    (metrics.macro_average, as for exhaustive rows), the share of cells scored over all of them, and an
+    interval for the exhaustive figure: the mean of the estimated tasks' bounds, an exhaustive task
+    counting as its value (nothing of it is left to estimate). Averaging bounds is wider than averaging
+    draw by draw (it takes the tasks' errors to move together): an honest bound until benchmark rows
+    average the tasks' draws."""
     names = list(FIGURE_NAMES)
     figures = metrics.macro_average(per_task, names)
     ci = {}
     for name in names:
-        bounds = [task["ci"][name] for task in per_task if name in (task.get("ci") or {})]
-        if bounds and len(bounds) == sum(task.get(name) is not None for task in per_task):
+        defined = [task for task in per_task if task.get(name) is not None]
+        bounds = [_bounds(task, name) for task in defined]
+        if defined and None not in bounds:
             ci[name] = (float(np.mean([b[0] for b in bounds])), float(np.mean([b[1] for b in bounds])))
     scored = sum(_cells(task)[0] for task in per_task)
     total = sum(_cells(task)[1] for task in per_task)
@@ -280,6 +282,12 @@ def benchmark_figures(per_task: list[dict]) -> dict:
         "cells_share": scored / total if total else 0.0,
         "chance": float(np.mean(chances)) if chances and None not in chances else None,
     }
+
+
+def _bounds(figures: dict, name: str) -> tuple[float, float] | None:
+    if not figures.get("estimated"):
+        return (figures[name], figures[name])
+    return (figures.get("ci") or {}).get(name)
 
 
 def _cells(figures: dict) -> tuple[int, int]:

@@ -488,6 +488,20 @@ def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[Phrasi
     return standings
 
 
+def result_estimates(results) -> dict[tuple[int, int], dict]:
+    """(variant id, task id) -> its estimated task's per-phrasing estimates, for these results. One query."""
+    incomplete = [r for r in results if not r.complete]
+    if not incomplete:
+        return {}
+    summaries = TaskSummary.objects.filter(
+        OWN_SET,
+        variant_id__in={r.variant_id for r in incomplete},
+        task_id__in={r.task_id for r in incomplete},
+        figures__estimated=True,
+    ).values_list("variant_id", "task_id", "figures")
+    return {(v, t): figures.get("phrasing_estimates", {}) for v, t, figures in summaries}
+
+
 def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool = False):
     predictions = Prediction.objects.filter(variant_id=variant_id, revision_id=revision_id)
     if wrong_only:

@@ -159,6 +159,11 @@ def test_the_pages_and_the_api_mark_an_estimated_task_until_it_is_exhaustive(cli
     assert row["ci"]["avgp"][0] <= row["avgp"] <= row["ci"]["avgp"][1]
     exported = client.get(reverse("task_results", args=["demo", "parity"]) + "?format=json").json()
     assert [r["estimated"] for r in exported] == [True]
+    results = client.get("/api/results/", {"task": parity.id}).json()["results"]
+    assert len(results) == 6 and not any(r["complete"] for r in results)
+    for r in results:
+        low, high = r["estimate"]["ci"]
+        assert low <= r["estimate"]["accuracy"] <= high
 
     execute(
         scoring.scoring_runs_for_variant(variant=variant, trigger="manual", task=parity, enqueue=False)[0]
@@ -168,6 +173,28 @@ def test_the_pages_and_the_api_mark_an_estimated_task_until_it_is_exhaustive(cli
     assert "Estimated (not yet scored exhaustively)" not in board and "badge est" not in board
     body = client.get("/api/leaderboard/?benchmark=demo").json()
     assert body["estimated"] == [] and [r["estimated"] for r in body["results"]] == [False]
+    results = client.get("/api/results/", {"task": parity.id}).json()["results"]
+    assert [r["estimate"] for r in results] == [None] * 6
+
+
+def test_a_benchmark_row_with_an_estimated_task_averages_its_tasks_and_counts_exhaustive_ones_as_exact():
+    estimated = {
+        "avgp": 0.6,
+        "q10": 0.4,
+        "phrasings": 10,
+        "instances": 100,
+        "ci": {"avgp": (0.5, 0.7), "q10": (0.3, 0.5)},
+        "estimated": True,
+        "cells_scored": 100,
+        "cells_total": 1000,
+        "chance": 0.5,
+    }
+    exhaustive = {"avgp": 0.8, "q10": None, "phrasings": 2, "instances": 50, "ci": {"avgp": (0.7, 0.9)}}
+    row = estimates.benchmark_figures([estimated, exhaustive | {"chance": 0.25}])
+    assert row["avgp"] == pytest.approx(0.7) and row["ci"]["avgp"] == pytest.approx((0.65, 0.75))
+    assert row["q10"] == 0.4 and row["ci"]["q10"] == (0.3, 0.5)  # only the task that defines it
+    assert (row["tasks"], row["estimated_tasks"], row["phrasings"]) == (2, 1, 12)
+    assert row["cells_share"] == pytest.approx(200 / 1100) and row["chance"] == pytest.approx(0.375)
 
 
 def test_figure_draws_carry_the_replicate_names_and_equal_the_exhaustive_figures_on_a_full_matrix():
