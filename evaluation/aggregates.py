@@ -195,8 +195,8 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
     else:
         tuned_on = set(variant.model.tuned_on.values_list("id", flat=True))
         observed, heldout, defaults = _flags(tuned_on, estimate.results)
-        rows = list(range(len(estimate.results)))
-        data = metrics.TaskData(observed, accuracies=rows, heldout=heldout, defaults=defaults)
+        numbers = list(range(len(estimate.results)))
+        data = metrics.TaskData(observed, accuracies=numbers, heldout=heldout, defaults=defaults)
     chance = chance_level(task) if data else None
     for phrasing_set in PhrasingSet.values:
         if phrasing_set not in phrasing_sets(variant):
@@ -217,7 +217,7 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
                 "chance": chance,
                 "min_phrasings": min_phrasings(),
             }
-            if phrasing_set == PhrasingSet.ALL:
+            if phrasing_set == phrasing_sets(variant)[0]:  # its own set, where pages look (OWN_SET)
                 figures["phrasing_estimates"] = estimate.phrasing_estimates()
         TaskSummary.objects.update_or_create(
             variant=variant, task=task, phrasing_set=phrasing_set, defaults={"figures": figures}
