@@ -236,6 +236,19 @@ EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 100, minimum=0)
 # Bulk work (registration, imports, "score everything") over this many cells to compute is planned, not
 # sent, until an admin starts it (evaluation/budget.py).
 SCORING_BUDGET_CELLS = env_int("SCORING_BUDGET_CELLS", 20000, minimum=0)
+# Adaptive runs (evaluation/estimates.py) score this share of their cells unless given a budget: at 10% the
+# estimator's AvgP, Q10, Median and Q90 came within 2 points of exhaustive scoring (bench/estimation.py).
+ADAPTIVE_BUDGET_SHARE = env_float("ADAPTIVE_BUDGET_SHARE", 0.1, minimum=0.001, maximum=1)
+# An adaptive run stops early once the 95% intervals of those figures (and, for a run of one phrasing, of its
+# accuracy) are at most this wide, as a fraction (0.05 = 5 points); 0: it always spends its budget.
+ADAPTIVE_TARGET_WIDTH = env_float("ADAPTIVE_TARGET_WIDTH", 0.05, minimum=0, maximum=1)
+# A newly approved phrasing whose row on a model has more cells than this (its task's evaluation sample) is
+# first estimated from an adaptive sample of ADAPTIVE_BUDGET_SHARE of them, the rest left to bulk work; 0:
+# always scored whole. Off by default: a row of EVAL_SAMPLE_SIZE (100) instances costs seconds and gives the
+# author an exact answer, where 10 cells would say little; and the estimator's fit is dense in phrasings +
+# instances (70 x 1,000: 2 s; 70 x 3,000: 28 s on one core), so sampling pays only for rows of about 1,000
+# to 3,000 instances. Set 1000 for tasks scored on all of a large benchmark's instances.
+ADAPTIVE_APPROVAL_ABOVE_CELLS = env_int("ADAPTIVE_APPROVAL_ABOVE_CELLS", 0, minimum=0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -18,7 +18,7 @@ from django.db.models import Count, Q
 from collection.models import Collection, Instance, Instruction, Task
 from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
-from evaluation import metrics, replicates
+from evaluation import estimates, metrics, replicates
 from evaluation.models import (
     BenchmarkSummary,
     ModelVariant,
@@ -116,12 +116,7 @@ def task_data(variant: ModelVariant, task: Task, revisions=None) -> metrics.Task
     results = list(results.select_related("revision__instruction__collection").order_by("revision_id"))
     if not results:
         return None
-    observed = [r.revision.instruction.collection_id in tuned_on for r in results]
-    heldout = [is_heldout(r.revision.instruction_id) for r in results]
-    defaults = [
-        r.revision.instruction.collection.kind == Collection.Kind.BENCHMARK_DEFAULT and not observed[i]
-        for i, r in enumerate(results)
-    ]
+    observed, heldout, defaults = _flags(tuned_on, results)
     if variant.kind == VariantKind.IMPORTED:
         return metrics.TaskData(
             observed, accuracies=[r.accuracy for r in results], heldout=heldout, defaults=defaults
@@ -136,6 +131,17 @@ def task_data(variant: ModelVariant, task: Task, revisions=None) -> metrics.Task
     for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
         correct[row[revision_id], column[instance_id]] = right
     return metrics.TaskData(observed, correct=correct, heldout=heldout, defaults=defaults)
+
+
+def _flags(tuned_on: set[int], results: list[PhrasingResult]) -> tuple[list[bool], list[bool], list[bool]]:
+    """Each result's phrasing: observed (in a collection the model was tuned on), held out, a default."""
+    observed = [r.revision.instruction.collection_id in tuned_on for r in results]
+    heldout = [is_heldout(r.revision.instruction_id) for r in results]
+    defaults = [
+        r.revision.instruction.collection.kind == Collection.Kind.BENCHMARK_DEFAULT and not observed[i]
+        for i, r in enumerate(results)
+    ]
+    return observed, heldout, defaults
 
 
 def chance_level(task: Task) -> float | None:
@@ -180,7 +186,17 @@ def phrasing_sets(variant: ModelVariant) -> list[str]:
 
 
 def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
-    data = task_data(variant, task)
+    # Sampled by an adaptive run and not yet exhaustive: estimated figures (evaluation/estimates.py), over
+    # every scored phrasing. Its TaskData carries row numbers as "accuracies", so that `subset` (the one
+    # rule for phrasing sets) says which rows of the estimate each set keeps.
+    estimate = estimates.task_estimate(variant, task)
+    if estimate is None:
+        data = task_data(variant, task)
+    else:
+        tuned_on = set(variant.model.tuned_on.values_list("id", flat=True))
+        observed, heldout, defaults = _flags(tuned_on, estimate.results)
+        numbers = list(range(len(estimate.results)))
+        data = metrics.TaskData(observed, accuracies=numbers, heldout=heldout, defaults=defaults)
     chance = chance_level(task) if data else None
     for phrasing_set in PhrasingSet.values:
         if phrasing_set not in phrasing_sets(variant):
@@ -190,9 +206,23 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         if chosen is None:
             TaskSummary.objects.filter(variant=variant, task=task, phrasing_set=phrasing_set).delete()
             continue
-        figures = task_figures(task, chosen, chance=chance)
-        # Only top-level tasks are averaged into benchmark rows, so only they keep replicates.
-        stored = replicates.pack(task_part(task, chosen).replicates) if task.parent_id is None else None
+        stored = None
+        if estimate is None:
+            figures = task_figures(task, chosen, chance=chance)
+            # Only top-level tasks are averaged into benchmark rows, so only they keep replicates.
+            if task.parent_id is None:
+                stored = replicates.pack(task_part(task, chosen).replicates)
+        else:
+            rows = np.asarray(chosen.accuracies, dtype=int)
+            # Every figure on each posterior draw (metrics.replicate_figures' names, NaN where undefined):
+            # an estimated task's counterpart of bootstrap replicates.
+            draws = estimate.figure_draws(rows, chosen.observed, chosen.unobserved(), min_phrasings())
+            figures = estimate.figures(draws, len(rows)) | {
+                "chance": chance,
+                "min_phrasings": min_phrasings(),
+            }
+            if phrasing_set == phrasing_sets(variant)[0]:  # its own set, where pages look (OWN_SET)
+                figures["phrasing_estimates"] = estimate.phrasing_estimates()
         TaskSummary.objects.update_or_create(
             variant=variant,
             task=task,
@@ -248,7 +278,9 @@ def task_figures(task: Task, data: metrics.TaskData, *, chance=_COMPUTE) -> dict
 def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     """Macro averages over the benchmark's top-level tasks, for every task kind and phrasing set, from the
     tasks' stored figures and replicates: one task's change costs that task's refresh and this average, not
-    a rebuild of every task's matrix. A summary stored before replicates were kept is recomputed once."""
+    a rebuild of every task's matrix. A summary stored before replicates were kept is recomputed once.
+    Tasks with estimated figures (sampled by an adaptive run) are left out, so these rows are exact; the
+    leaderboard lists a variant with estimated tasks apart, from its task summaries (common_ground)."""
     summaries = _top_level_summaries(variant, benchmark)
     stale = {s.task for s in summaries if s.replicates is None}
     if stale:
@@ -281,11 +313,10 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
 
 
 def _top_level_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:
-    return list(
-        TaskSummary.objects.filter(
-            variant=variant, task__benchmark=benchmark, task__parent__isnull=True
-        ).select_related("task")
-    )
+    summaries = TaskSummary.objects.filter(
+        variant=variant, task__benchmark=benchmark, task__parent__isnull=True
+    ).select_related("task")
+    return [s for s in summaries if not s.figures.get("estimated")]
 
 
 def benchmark_figures(parts: list[metrics.TaskPart], chances: list[float | None]) -> dict:

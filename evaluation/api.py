@@ -149,6 +149,8 @@ class RunSerializer(serializers.ModelSerializer):
             "instruction",
             "status",
             "trigger",
+            "mode",
+            "budget_cells",
             "total_cells",
             "cached_cells",
             "to_compute",
@@ -201,6 +203,16 @@ class ResultSerializer(serializers.ModelSerializer):
     variant_kind = serializers.CharField(source="variant.kind", read_only=True)
     instruction = serializers.IntegerField(source="revision.instruction_id", read_only=True)
     collection = serializers.CharField(source="revision.instruction.collection.slug", read_only=True)
+    estimate = serializers.SerializerMethodField(
+        help_text="A phrasing an adaptive run scored in part: its estimated accuracy over the whole sample "
+        "and 95% interval, as {accuracy, ci}; null otherwise (`accuracy` is then over its scored cells)."
+    )
+
+    def get_estimate(self, result) -> dict | None:
+        # The page's estimates, read once by the view (ResultViewSet.list), not one query per result.
+        found = self.context.get("estimates", {}).get((result.variant_id, result.task_id), {})
+        value = None if result.complete else found.get(str(result.revision_id))
+        return None if value is None else {"accuracy": value[0], "ci": value[1:]}
 
     class Meta:
         model = PhrasingResult
@@ -215,6 +227,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "n_correct",
             "n_total",
             "complete",
+            "estimate",
             "source",
             "provenance",
         ]
@@ -244,6 +257,16 @@ class ResultViewSet(viewsets.ReadOnlyModelViewSet):
             .select_related("variant__model", "revision__instruction__collection")
             .order_by("id")
         )
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = self.get_serializer_context() | {"estimates": selectors.result_estimates(page)}
+        return self.get_paginated_response(self.serializer_class(page, many=True, context=context).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        result = self.get_object()
+        context = self.get_serializer_context() | {"estimates": selectors.result_estimates([result])}
+        return Response(self.serializer_class(result, context=context).data)
 
 
 def _int_key(value: str) -> int:
@@ -309,8 +332,10 @@ def leaderboard(request):
             "kind": r.variant.kind,
             "provenance": r.variant.provenance,
             "coverage": r.coverage.as_dict() if r.coverage else None,
-            "on_common_ground": not r.partial,
+            "on_common_ground": not (r.partial or r.estimated),
             "below_chance": r.below_chance,
+            "estimated": r.estimated,
+            "cells_share": r.figures.get("cells_share", 1.0),
             **r.figures,
         }
 
@@ -320,10 +345,14 @@ def leaderboard(request):
         "convention": (
             "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs. Ranked "
             "rows are compared on their common ground; spread figures are null where no task has "
-            f"{settings.SPREAD_MIN_PHRASINGS} phrasings."
+            f"{settings.SPREAD_MIN_PHRASINGS} phrasings. Rows under `estimated` are estimates from "
+            "`cells_share` of their cells, with intervals for the exhaustive figures."
         ),
         "ground": board.ground.as_dict(),
         "results": [record(r) for r in board.rows],
+        # Rows with a task scored only in part (an adaptive run): estimated figures, 95% intervals for the
+        # exhaustive ones, the share of cells scored; not ranked with the results.
+        "estimated": [record(r) for r in board.estimated],
     }
     if request.query_params.get("partial") == "1":
         body["partial"] = [record(r) for r in board.partial]

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from collection.models import Benchmark, Collection, Task
-from evaluation import aggregates
+from evaluation import aggregates, estimates
 from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, TaskSummary
 from evaluation.split import is_heldout
 
@@ -110,6 +110,9 @@ class Board:
     ground: Ground
     rows: list[tuple[ModelVariant, dict, Coverage]]  # ranked rows: variant, figures on the ground, coverage
     partial: list[tuple[ModelVariant, dict, Coverage]]  # own figures (not on the ground), flagged
+    # Rows with an estimated task (evaluation/estimates.py): their figures are estimates over every phrasing
+    # they have scored part of, so they are neither on the ground nor ranked; always shown, flagged.
+    estimated: list[tuple[ModelVariant, dict, Coverage]] = field(default_factory=list)
 
 
 def board(*, benchmark: Benchmark, phrasing_set: str, task_kind: str, version) -> Board:
@@ -141,11 +144,22 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     tasks = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
     if task_kind:
         tasks = tasks.filter(kind=task_kind)
+    per_task = TaskSummary.objects.filter(task__in=tasks, phrasing_set=phrasing_set)
+    # Every task summary of the variants with an estimated task, in one query.
+    estimated_variants = per_task.filter(figures__estimated=True).values("variant_id")
+    by_variant: dict[int, list[TaskSummary]] = {}
+    for row in per_task.filter(variant_id__in=estimated_variants).select_related("variant__model"):
+        by_variant.setdefault(row.variant_id, []).append(row)
+    estimated = {
+        variant_id: (rows[0].variant, estimates.benchmark_figures([r.figures for r in rows]))
+        for variant_id, rows in by_variant.items()
+    }
     return _build(
-        {s.variant_id: s for s in summaries},
+        {s.variant_id: s for s in summaries if s.variant_id not in by_variant},
         tasks,
         phrasing_set,
         lambda variant, ground, own: _figures_on_ground(variant, ground, own, phrasing_set),
+        estimated,
     )
 
 
@@ -159,14 +173,15 @@ def _build_task(task: Task, phrasing_set: str) -> dict:
         subset = aggregates.subset(data, phrasing_set) if data else None
         return aggregates.task_figures(task, subset) if subset is not None else None
 
-    return _build(
-        {s.variant_id: s for s in summaries}, Task.objects.filter(id=task.id), phrasing_set, on_ground
-    )
+    exact = {s.variant_id: s for s in summaries if not s.figures.get("estimated")}
+    estimated = {s.variant_id: (s.variant, s.figures) for s in summaries if s.figures.get("estimated")}
+    return _build(exact, Task.objects.filter(id=task.id), phrasing_set, on_ground, estimated)
 
 
-def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict:
-    """Choose the ground among the rows that have summaries, and each ranked row's figures on it."""
-    cells_by_row = cells_of(list(summaries), tasks, phrasing_set)
+def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground, estimated: dict) -> dict:
+    """Choose the ground among the rows that have summaries, and each ranked row's figures on it; the
+    `estimated` rows ({variant id: (variant, figures)}) are listed apart with their coverage."""
+    cells_by_row = cells_of([*summaries, *estimated], tasks, phrasing_set)
     order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
     ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE)
 
@@ -192,10 +207,12 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground) -> dict
             ground.ranked.remove(variant_id)
             ground.partial.append(variant_id)
     partial = [(summaries[v].variant, summaries[v].figures, coverage(v)) for v in ground.partial]
+    apart = [(variant, figures, coverage(v)) for v, (variant, figures) in estimated.items()]
     return {
         "ground": (sorted(ground.cells), ground.ranked, ground.partial, ground.min_share),
         "rows": rows,
         "partial": partial,
+        "estimated": sorted(apart, key=lambda row: str(row[0])),
     }
 
 
@@ -274,7 +291,7 @@ def _hydrate(cached: dict) -> Board:
     def rows(entries):
         return [(variant, figures, Coverage(**cov)) for variant, figures, cov in entries]
 
-    return Board(ground, rows(cached["rows"]), rows(cached["partial"]))
+    return Board(ground, rows(cached["rows"]), rows(cached["partial"]), rows(cached["estimated"]))
 
 
 def below_chance(figures: dict) -> bool:

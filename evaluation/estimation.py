@@ -92,6 +92,10 @@ class SpreadEstimate:
     theta: np.ndarray  # (P,) phrasing logits at an average instance: c + x_p . gamma + u_p
     beta: np.ndarray  # (I,) instance effects (including the shared part when given)
     prior_sd: dict[str, float]  # fitted prior standard deviation of each block of effects
+    # (D, P) per-phrasing accuracies of the completed matrices the figures are summarised from: figures on a
+    # subset of phrasings (one phrasing set) or averaged over tasks draw by draw start from them. One row,
+    # the exhaustive accuracies, when every cell is observed.
+    accuracy_draws: np.ndarray
 
     @property
     def share(self) -> float:
@@ -387,6 +391,7 @@ def estimate_spread(
         figures = figures_of(accuracy)
         ci = {name: (value, value) for name, value in figures.items()}
         accuracy_ci = np.stack([accuracy, accuracy], axis=1)
+        accuracy_draws = accuracy[None, :]
     else:
         accuracy_draws = _recentred(
             _draw_accuracies(fit, observed, right, draws, seed), accuracy, observed, right
@@ -403,6 +408,7 @@ def estimate_spread(
         theta=theta,
         beta=beta,
         prior_sd={name: fit.prior.sd[name] for name in design.blocks() if name != "shared"},
+        accuracy_draws=accuracy_draws,
     )
 
 

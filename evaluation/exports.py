@@ -41,7 +41,7 @@ def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
     header = ["model", "variant", "imported", "provenance", "tasks", "phrasings"]
     for key, _, _ in columns:
         header += [key, f"{key}_ci_low", f"{key}_ci_high"]
-    header += ["ci_method", "chance", "below_chance", "partial_coverage"]
+    header += ["ci_method", "chance", "below_chance", "partial_coverage", "estimated", "cells_share"]
     table, records = [], []
     for row in rows:
         f = row.figures
@@ -57,6 +57,7 @@ def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
             low, high = (f.get("ci") or {}).get(key, (None, None))
             values += [f.get(key), low, high]
         values += [f.get("ci_method"), f.get("chance"), row.below_chance, getattr(row, "partial", False)]
+        values += [bool(f.get("estimated")), f.get("cells_share", 1.0)]
         table.append(values)
         records.append(dict(zip(header, values)))
     return header, table, records

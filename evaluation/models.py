@@ -82,6 +82,13 @@ class RunLane(models.TextChoices):
 LANE_QUEUES = {RunLane.INTERACTIVE: "gpu", RunLane.BULK: "gpu-bulk"}
 
 
+class RunMode(models.TextChoices):
+    EXHAUSTIVE = "exhaustive", "Exhaustive (every cell)"
+    # Scores cells in rounds, each chosen where it narrows the figures most, up to a budget
+    # (evaluation/estimates.py); the task's figures are estimates until it is exhaustive.
+    ADAPTIVE = "adaptive", "Adaptive (a budget of cells, figures estimated)"
+
+
 class ModelState(models.TextChoices):
     CHECKING = "checking", "Checking that it loads"
     READY = "ready", "Ready"
@@ -359,6 +366,7 @@ class ScoringRun(Job):
 
     Trigger = RunTrigger
     Lane = RunLane
+    Mode = RunMode
     job_task = "evaluation.tasks.score_run"
     job_noun = "run"
 
@@ -372,6 +380,12 @@ class ScoringRun(Job):
     lane = models.CharField(max_length=20, choices=RunLane.choices, default=RunLane.BULK)
     plan = models.ForeignKey(
         ScoringPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    mode = models.CharField(max_length=20, choices=RunMode.choices, default=RunMode.EXHAUSTIVE)
+    budget_cells = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Adaptive runs: the most cells it computes. Its total is then what it had plus this.",
     )
     total_cells = models.PositiveIntegerField(default=0, help_text="Predictions the run's scope needs.")
     cached_cells = models.PositiveIntegerField(
@@ -395,6 +409,13 @@ class ScoringRun(Job):
         constraints = [
             models.CheckConstraint(condition=Q(trigger__in=RunTrigger.values), name="run_trigger_valid"),
             models.CheckConstraint(condition=Q(lane__in=RunLane.values), name="run_lane_valid"),
+            models.CheckConstraint(condition=Q(mode__in=RunMode.values), name="run_mode_valid"),
+            # An adaptive run without a budget would never stop short of exhaustive; an exhaustive one has none.
+            models.CheckConstraint(
+                condition=Q(mode="exhaustive", budget_cells__isnull=True)
+                | Q(mode="adaptive", budget_cells__gte=1),
+                name="run_adaptive_has_budget",
+            ),
             *job_constraints("run"),
         ]
         indexes = [
@@ -417,7 +438,10 @@ class ScoringRun(Job):
 
     @property
     def progress_text(self) -> str:
-        return f"{self.done_cells:,} of {self.total_cells:,} cells ({self.get_lane_display().lower()})"
+        adaptive = ", adaptive" if self.mode == RunMode.ADAPTIVE else ""
+        return (
+            f"{self.done_cells:,} of {self.total_cells:,} cells ({self.get_lane_display().lower()}{adaptive})"
+        )
 
     @property
     def to_compute(self) -> int:
@@ -507,6 +531,12 @@ class TaskSummary(models.Model):
         indexes = [
             # Serves the task page's model table: "summaries of this task".
             models.Index(fields=["task", "phrasing_set"], name="task_summary_task_set"),
+            # Serves the leaderboard's data version: the (few) estimated summaries of a benchmark.
+            models.Index(
+                fields=["task", "updated_at"],
+                condition=Q(figures__estimated=True),
+                name="task_summary_estimated",
+            ),
         ]
 
 

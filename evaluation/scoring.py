@@ -28,7 +28,7 @@ from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import aggregates, budget, selectors, split
+from evaluation import aggregates, budget, estimates, selectors, split
 from evaluation.ml.config import ConfigError, ScoreConfig
 from evaluation.ml.errors import ScoringError
 from evaluation.ml.loading import ModelCache
@@ -38,6 +38,7 @@ from evaluation.models import (
     ModelVariant,
     Prediction,
     RunLane,
+    RunMode,
     RunTrigger,
     ScoringRun,
     VariantKind,
@@ -109,10 +110,15 @@ def scoring_run_create(
     by=None,
     enqueue: bool = True,
     planned: bool = False,
+    budget_cells: int | None = None,
 ) -> ScoringRun | None:
     """Create and queue a run, or return None when every cell is already scored (it would cost nothing).
     enqueue=False leaves it for the caller to execute (the score command runs it in the foreground);
-    planned=True saves it unsent, for evaluation/budget.py to send or to keep for an admin."""
+    planned=True saves it unsent, for evaluation/budget.py to send or to keep for an admin. With
+    `budget_cells` the run is adaptive (evaluation/estimates.py): it computes at most that many cells, so its
+    total is what it had plus the budget."""
+    if budget_cells is not None and budget_cells < 1:
+        raise ApplicationError(f"An adaptive run's budget must be at least one cell; got {budget_cells}.")
     revisions = list(
         InstructionRevision.objects.filter(id__in=[r.id for r in revisions]).select_related(
             "instruction__task"
@@ -121,6 +127,11 @@ def scoring_run_create(
     plan = scoring_plan(variant=variant, revisions=revisions)
     if plan.to_compute == 0:
         return None
+    if budget_cells is not None and len({r.instruction.task_id for r in revisions}) != 1:
+        raise ApplicationError("An adaptive run covers the phrasings of one task.")
+    adaptive = budget_cells is not None
+    if adaptive:
+        budget_cells = min(budget_cells, plan.to_compute)  # more than the missing cells buys nothing
     run = ScoringRun.objects.create(
         variant=variant,
         task=task,
@@ -128,7 +139,9 @@ def scoring_run_create(
         trigger=trigger,
         lane=lane_for(trigger),
         status=JobStatus.PLANNED if planned else JobStatus.QUEUED,
-        total_cells=plan.total,
+        mode=RunMode.ADAPTIVE if adaptive else RunMode.EXHAUSTIVE,
+        budget_cells=budget_cells,
+        total_cells=min(plan.total, plan.cached + budget_cells) if adaptive else plan.total,
         cached_cells=plan.cached,
         done_cells=plan.cached,
         created_by=by,
@@ -182,6 +195,43 @@ def scoring_runs_for_variant(
     return runs
 
 
+def scoring_adaptive(
+    *,
+    variant: ModelVariant,
+    task: Task,
+    budget_cells: int | None = None,
+    by=None,
+    trigger=RunTrigger.MANUAL,
+    enqueue: bool = True,
+) -> ScoringRun | None:
+    """An adaptive run of the variant over the task's approved phrasings (those it scores): at most
+    `budget_cells` new cells, by default ADAPTIVE_BUDGET_SHARE of them. None when nothing is left to score."""
+    revisions = approved_revisions(task, model=variant.model)
+    if variant.kind == VariantKind.SOFT_PROMPT:
+        revisions = [r for r in revisions if split.is_heldout(r.instruction_id)]
+    if not revisions:
+        raise ApplicationError(f"{task} has no approved phrasing that {variant} scores.")
+    if budget_cells is None:
+        budget_cells = estimates.default_budget(scoring_plan(variant=variant, revisions=revisions).total)
+    return scoring_run_create(
+        variant=variant,
+        revisions=revisions,
+        trigger=trigger,
+        task=task,
+        by=by,
+        budget_cells=budget_cells,
+        enqueue=enqueue,
+    )
+
+
+def approval_budget(task: Task) -> int | None:
+    """The budget of a newly approved phrasing's run on one model, or None to score its whole row: only a
+    row of more than ADAPTIVE_APPROVAL_ABOVE_CELLS cells (0: none) is first estimated from a sample."""
+    row = len(task_eval_sample_ids(task))
+    threshold = settings.ADAPTIVE_APPROVAL_ABOVE_CELLS
+    return estimates.default_budget(row) if threshold and row > threshold else None
+
+
 def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun]:
     """Queue the newly approved revision on every active model. Called inside the approval's transaction,
     so the runs are saved with the approval and sent to the broker only once both are committed."""
@@ -194,6 +244,7 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     if instruction.prompt_format:
         # Written for one prompt format: only its models score it (collection.selectors.written_for).
         models = models.filter(prompt_format=instruction.prompt_format)
+    budget = approval_budget(instruction.task)
     for model in models:
         variants = [base_variant(model)]
         soft = selectors.current_soft_variant(model)
@@ -208,6 +259,7 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
                 task=instruction.task,
                 instruction=instruction,
                 by=by,
+                budget_cells=budget,
             )
             if run is not None:
                 runs.append(run)
@@ -303,6 +355,9 @@ def scoring_run_work(
     cells, after which the run goes back to its queue for the next chunk (core/jobs.py continue_later)."""
     run = ScoringRun.objects.select_related("variant__model").get(id=run.id)
     finished, touched = _fill_cells(run, token, on_progress, chunk_cells)
+    while finished is _NEXT_ROUND:  # an adaptive run in the foreground: its rounds in this process
+        finished, more_touched = _fill_cells(run, token, on_progress, chunk_cells)
+        touched |= more_touched
     last = _last_refresh.get(run.id, 0.0)
     if finished:  # every task of the run: cells other runs stored count for it too
         _refresh_figures(run)
@@ -354,25 +409,34 @@ def _missing_cells(
     return total, done, cells[:limit] if limit is not None else cells, more
 
 
+_NEXT_ROUND = object()  # _fill_cells: an adaptive run's next round, in this process (no chunk size given)
+
+
 def _fill_cells(
     run: ScoringRun,
     token: uuid.UUID,
     on_progress: Callable[[int, int], None] | None,
     chunk_cells: int | None,
-) -> tuple[bool, set[int]]:
-    """Score the run's missing cells (at most `chunk_cells` of them) and store them batch by batch. Returns
-    whether the run is finished (not when it continues in another chunk or is no longer this claim's) and
-    the tasks whose cells were stored since the figures were last refreshed."""
+):
+    """Score the run's missing cells (at most `chunk_cells` of them; an adaptive run's next round) and store
+    them batch by batch. Returns the state, True when the run is finished, False when it continues in
+    another chunk or is no longer this claim's, _NEXT_ROUND when an adaptive run executed in the foreground
+    has another round; and the tasks whose cells were stored since the figures were last refreshed."""
     model = run.variant.model
     spec = run.variant.spec()
     config = ScoreConfig(batch_size=model.batch_size, device=settings.SCORING_DEVICE)
+    record = {"model": asdict(spec), "score": asdict(config)}
 
-    # Phase 1: the cells in scope that have no prediction yet (this chunk's share of them).
-    total, done_count, cells, more = _missing_cells(run, chunk_cells)
+    # Phase 1: the cells in scope that have no prediction yet (this chunk's share of them), or those an
+    # adaptive run's round chooses.
+    if run.mode == RunMode.ADAPTIVE:
+        chosen = estimates.adaptive_round(run, chunk_cells)
+        total, done_count, cells, more = chosen.total, chosen.done, chosen.cells, chosen.more
+        record["adaptive"] = chosen.state
+    else:
+        total, done_count, cells, more = _missing_cells(run, chunk_cells)
     truncated = _truncated_cells(run)  # earlier chunks' and attempts'
-    _progress(
-        run.id, token, done=done_count, total=total, config={"model": asdict(spec), "score": asdict(config)}
-    )
+    _progress(run.id, token, done=done_count, total=total, config=record)
     if on_progress:
         on_progress(done_count, total)
 
@@ -429,8 +493,11 @@ def _fill_cells(
     if cells and seconds > 0:
         chunk["cells_per_second"] = len(cells) / seconds
     if more:
-        if jobs.heartbeat(ScoringRun, run.id, token, **chunk):
-            jobs.continue_later(ScoringRun, run.id, token)
+        if not jobs.heartbeat(ScoringRun, run.id, token, **chunk):
+            return False, touched
+        if chunk_cells is None:
+            return _NEXT_ROUND, touched
+        jobs.continue_later(ScoringRun, run.id, token)
         return False, touched
     exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
     jobs.finish(

@@ -187,14 +187,21 @@ class Row:
     def below_chance(self) -> bool:
         return common_ground.below_chance(self.figures)
 
+    @property
+    def estimated(self) -> bool:
+        """Its figures are estimates from part of its cells (evaluation/estimates.py)."""
+        return bool(self.figures.get("estimated"))
+
 
 @dataclass
 class Leaderboard:
-    """Ranked rows on their common ground, and (on request) the rows with partial coverage, apart."""
+    """Ranked rows on their common ground, (on request) the rows with partial coverage, apart, and the rows
+    whose figures are estimates, apart too."""
 
     ground: common_ground.Ground
     rows: list[Row]
     partial: list[Row]
+    estimated: list[Row]
 
 
 def _sorted(rows: list[Row], sort: str, descending: bool) -> list[Row]:
@@ -247,7 +254,13 @@ def _leaderboard(board: common_ground.Board, sort: str, descending: bool) -> Lea
     sort = sort if sort in SORT_KEYS else "avgp"
     rows = [Row(variant, figures, coverage) for variant, figures, coverage in board.rows]
     partial = [Row(variant, figures, coverage, partial=True) for variant, figures, coverage in board.partial]
-    return Leaderboard(board.ground, _sorted(rows, sort, descending), _sorted(partial, sort, descending))
+    estimated = [Row(variant, figures, coverage) for variant, figures, coverage in board.estimated]
+    return Leaderboard(
+        board.ground,
+        _sorted(rows, sort, descending),
+        _sorted(partial, sort, descending),
+        _sorted(estimated, sort, descending),
+    )
 
 
 @dataclass
@@ -258,6 +271,7 @@ class Grid:
     pages: int
     total: int
     ranked: list[ModelVariant]  # the variants whose mean orders the rows
+    estimated: set[int]  # variants whose task figures are estimates: their partly scored cells are too
 
 
 GRID_PAGE_SIZE = 40
@@ -282,13 +296,19 @@ def task_grid(
     them out, so adding a soft prompt does not reorder the phrasings or lift the held-out ones."""
     ranked = [v for v in (ranked if ranked is not None else variants) if v.kind != VariantKind.SOFT_PROMPT]
     ranked = ranked or [v for v in variants if v.kind != VariantKind.SOFT_PROMPT] or variants
-    shared = Count("id", filter=Q(variant__in=ranked))
-    mean = Avg("accuracy", filter=Q(variant__in=ranked))
+    # An estimated variant's partly scored phrasings are rows too, with its estimates as cells; the mean
+    # and the order stay those of complete results.
+    estimates = {
+        s.variant_id: s.figures.get("phrasing_estimates", {})
+        for s in TaskSummary.objects.filter(OWN_SET, task=task, variant__in=variants, figures__estimated=True)
+    }
+    shared = Count("id", filter=Q(variant__in=ranked, complete=True))
+    mean = Avg("accuracy", filter=Q(variant__in=ranked, complete=True))
     means = (
         PhrasingResult.objects.filter(
+            Q(complete=True) | Q(variant_id__in=estimates),
             task=task,
             variant__in=variants,
-            complete=True,
             revision__instruction__status=Instruction.Status.APPROVED,
         )
         .values("revision_id")
@@ -313,18 +333,47 @@ def task_grid(
             "revision": revisions[row["revision_id"]],
             "mean": row["mean"],
             # Display values computed here, not in the template: a page holds up to 40 x (models) cells.
-            "cells": [_cell(cells.get((row["revision_id"], v.id))) for v in variants],
+            "cells": [
+                _cell(cells.get((row["revision_id"], v.id)))
+                or _estimated_cell(estimates.get(v.id, {}).get(str(row["revision_id"])))
+                for v in variants
+            ],
             "mean_text": f"{100 * row['mean']:.0f}" if row["n"] >= len(ranked) else "–",
         }
         for row in chosen
     ]
-    return Grid(variants=variants, phrasings=phrasings, page=page, pages=pages, total=total, ranked=ranked)
+    return Grid(
+        variants=variants,
+        phrasings=phrasings,
+        page=page,
+        pages=pages,
+        total=total,
+        ranked=ranked,
+        estimated=set(estimates),
+    )
 
 
-def _cell(value: float | None) -> dict:
+def _cell(value: float | None) -> dict | None:
     from evaluation.templatetags.figures import heat, heat_text
 
-    return {"text": "–" if value is None else f"{100 * value:.0f}", "bg": heat(value), "fg": heat_text(value)}
+    if value is None:
+        return None
+    return {"text": f"{100 * value:.0f}", "bg": heat(value), "fg": heat_text(value), "title": ""}
+
+
+def _estimated_cell(estimate: list[float] | None) -> dict:
+    """A cell of a partly scored phrasing: its estimate, marked with "~", its interval in the tooltip."""
+    from evaluation.templatetags.figures import heat, heat_text
+
+    if estimate is None:
+        return {"text": "–", "bg": heat(None), "fg": heat_text(None), "title": ""}
+    value, low, high = estimate
+    return {
+        "text": f"~{100 * value:.0f}",
+        "bg": heat(value),
+        "fg": heat_text(value),
+        "title": f"Estimated from part of its cells: 95% interval [{100 * low:.0f}, {100 * high:.0f}]",
+    }
 
 
 # Each variant's own figures on a task: every approved phrasing, or the held-out ones for a soft prompt
@@ -405,6 +454,7 @@ class PhrasingStanding:
     rank: int | None  # 1 = best of `of` phrasings fully scored on the task for this model
     of: int
     chance: float | None
+    estimate: list[float] | None = None  # [accuracy, low, high] while the phrasing is partly scored
 
 
 def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[PhrasingStanding]:
@@ -431,10 +481,25 @@ def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[Phrasi
         others = accuracies.get(r.variant_id, [])
         rank = 1 + sum(a > r.accuracy for a in others) if r.complete and others else None
         figures = summaries.get(r.variant_id, {})
+        estimate = None if r.complete else figures.get("phrasing_estimates", {}).get(str(r.revision_id))
         standings.append(
-            PhrasingStanding(r, ci, figures.get("median"), rank, len(others), figures.get("chance"))
+            PhrasingStanding(r, ci, figures.get("median"), rank, len(others), figures.get("chance"), estimate)
         )
     return standings
+
+
+def result_estimates(results) -> dict[tuple[int, int], dict]:
+    """(variant id, task id) -> its estimated task's per-phrasing estimates, for these results. One query."""
+    incomplete = [r for r in results if not r.complete]
+    if not incomplete:
+        return {}
+    summaries = TaskSummary.objects.filter(
+        OWN_SET,
+        variant_id__in={r.variant_id for r in incomplete},
+        task_id__in={r.task_id for r in incomplete},
+        figures__estimated=True,
+    ).values_list("variant_id", "task_id", "figures")
+    return {(v, t): figures.get("phrasing_estimates", {}) for v, t, figures in summaries}
 
 
 def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool = False):
@@ -445,10 +510,21 @@ def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool 
 
 
 def leaderboard_version(benchmark: Benchmark | str) -> tuple:
-    """Changes whenever any of the benchmark's summaries is written or deleted (one indexed aggregate).
-    `benchmark` may be its slug: a page cache asks before looking anything up."""
-    which = {"benchmark__slug": benchmark} if isinstance(benchmark, str) else {"benchmark": benchmark}
-    return tuple(BenchmarkSummary.objects.filter(**which).aggregate(Max("updated_at"), Count("id")).values())
+    """Changes whenever any of the benchmark's summaries is written or deleted, and with its estimated task
+    summaries, which make rows of their own (a variant may have no other): one query of four indexed
+    aggregates. `benchmark` may be its slug: a page cache asks before looking anything up."""
+    which = {"slug": benchmark} if isinstance(benchmark, str) else {"pk": benchmark.pk}
+    rows = BenchmarkSummary.objects.filter(benchmark=OuterRef("pk")).values("benchmark")
+    estimated = TaskSummary.objects.filter(task__benchmark=OuterRef("pk"), figures__estimated=True).values(
+        "task__benchmark"
+    )
+    versions = Benchmark.objects.filter(**which).values_list(
+        Subquery(rows.annotate(newest=Max("updated_at")).values("newest")),
+        Subquery(rows.annotate(n=Count("id")).values("n")),
+        Subquery(estimated.annotate(newest=Max("updated_at")).values("newest")),
+        Subquery(estimated.annotate(n=Count("id")).values("n")),
+    )
+    return tuple(versions.first() or ())
 
 
 def task_version(task: Task | tuple[str, str]) -> tuple:

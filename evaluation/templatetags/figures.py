@@ -40,6 +40,8 @@ def na_reason(figures: dict, spec: str) -> str:
     name = spec.partition(":")[0]
     if _no_instances(figures, name):
         return "Published results have no per-instance data, so no Consistency."
+    if name == "consistency" and figures.get("estimated") and figures.get(name) is None:
+        return "Estimated figures have no Consistency: it needs every cell of an instance."
     if _too_few_phrasings(figures, name):
         return f"Needs at least {figures['min_phrasings']} phrasings on a task; no task here has that many."
     return ""

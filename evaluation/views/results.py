@@ -251,6 +251,7 @@ def _ground_context(board: selectors.Leaderboard, show_partial: bool) -> dict:
     return {
         "rows": board.rows,
         "partial": board.partial,
+        "estimated": board.estimated,
         "ground": board.ground,
         "show_partial": show_partial,
         "partial_query": "&partial=1" if show_partial else "",
@@ -269,7 +270,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     columns = _columns(request)
     if request.GET.get("format") in ("csv", "json"):
         board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, **params)
-        rows = board.rows + (board.partial if show_partial else [])
+        rows = board.rows + (board.partial if show_partial else []) + board.estimated
         return _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
 
     version = selectors.leaderboard_version(benchmark)
@@ -322,7 +323,7 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
     columns = _columns(request)
     if request.GET.get("format") in ("csv", "json"):
         board = selectors.task_results(task=task, **params)
-        rows = board.rows + (board.partial if show_partial else [])
+        rows = board.rows + (board.partial if show_partial else []) + board.estimated
         return _export(request, f"results-{task.benchmark.slug}-{task.slug}-{params['phrasing_set']}", rows)
     order = "worst" if request.GET.get("order") == "worst" else "best"
     # A page past either end is clamped by task_grid; one that is not a number is the first.

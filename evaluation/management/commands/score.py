@@ -7,7 +7,7 @@ from collection.models import Instruction, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
 from core.parsing import parse_id
-from evaluation import budget, scoring
+from evaluation import budget, estimates, scoring
 from evaluation.models import LanguageModel, RunTrigger, ScoringPlan
 
 
@@ -23,6 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--task", help="Only this task: its slug, or benchmark/slug when slugs repeat.")
         parser.add_argument(
             "--instruction", type=int, help="Only this phrasing (its id), whatever its status."
+        )
+        parser.add_argument(
+            "--adaptive",
+            nargs="?",
+            const="share",
+            metavar="CELLS",
+            help="Score each task adaptively (evaluation/estimates.py): at most CELLS new cells per task, by "
+            "default ADAPTIVE_BUDGET_SHARE of its cells; the figures are estimates until it is exhaustive.",
         )
         parser.add_argument("--plan", action="store_true", help="Print the cells to compute and stop.")
         parser.add_argument(
@@ -59,14 +67,18 @@ class Command(BaseCommand):
         for task, revisions, plan in plans:
             if plan.to_compute == 0:
                 continue
-            run = scoring.scoring_run_create(
-                variant=variant,
-                revisions=revisions,
-                trigger=RunTrigger.CLI,
-                task=task,
-                instruction=self._instruction,
-                enqueue=False,
-            )
+            try:
+                run = scoring.scoring_run_create(
+                    variant=variant,
+                    revisions=revisions,
+                    trigger=RunTrigger.CLI,
+                    task=task,
+                    instruction=self._instruction,
+                    enqueue=False,
+                    budget_cells=self._budget(opts["adaptive"], plan.total),
+                )
+            except ApplicationError as exc:
+                raise CommandError(str(exc)) from None
             with tqdm(total=plan.total, initial=plan.cached, desc=str(task), unit="cell") as bar:
 
                 def progress(done: int, total: int, bar=bar) -> None:
@@ -83,6 +95,16 @@ class Command(BaseCommand):
         if failures:
             raise CommandError("Some runs did not finish:\n" + "\n".join(failures))
         self.stdout.write(self.style.SUCCESS("Done."))
+
+    def _budget(self, adaptive: str | None, cells: int) -> int | None:
+        if adaptive is None:
+            return None
+        if adaptive == "share":
+            return estimates.default_budget(cells)
+        budget = parse_id(adaptive)
+        if budget is None:
+            raise CommandError(f"--adaptive takes a number of cells (at least 1), not '{adaptive}'.")
+        return budget
 
     def _plans(self, start: str | None) -> None:
         plans = ScoringPlan.objects.filter(status=ScoringPlan.Status.PLANNED).order_by("id")
