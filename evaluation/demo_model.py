@@ -31,7 +31,7 @@ from collection.demo import (
 from collection.importers.base import ImportReport
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
 from core.jobs import JobStatus
-from evaluation import registry, scoring, softprompts
+from evaluation import calibration, registry, scoring, softprompts
 from evaluation.ml.build import build_model, train_tokenizer
 from evaluation.ml.config import AlignConfig, ModelSpec
 from evaluation.ml.loading import load
@@ -200,6 +200,8 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
         model.delete()
         return demo_study_ensure(say)
     scoring.variant_score_now(variant=scoring.base_variant(model), say=say)
+    # The inference-only baseline: the base model's held-out scores, batch-calibrated (no model loaded).
+    calibration.variant_calibrate(model=model)
     for name, lambdas in ABLATIONS.items():
         for seed in SEEDS:
             _soft_prompt_ensure(model, name, AlignConfig(**SOFT_PROMPT, **lambdas, seed=seed), say)

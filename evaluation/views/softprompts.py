@@ -15,7 +15,7 @@ from collection.access import revisions_visible_to
 from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import selectors, softprompts
+from evaluation import calibration, selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
 from evaluation.models import RunTrigger, SoftPrompt
 from evaluation.softprompt_outcome import soft_prompt_outcome
@@ -115,6 +115,21 @@ def model_align(request: HttpRequest, name: str) -> HttpResponse:
         request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}."
     )
     return redirect("softprompt_detail", soft_prompt_id=soft.id)
+
+
+@login_required
+@require_POST
+def model_calibrate(request: HttpRequest, name: str) -> HttpResponse:
+    """Make the model's batch-calibrated variant (admins) and calibrate it in a worker: the inference-only
+    baseline to the soft prompts, on the same held-out phrasings."""
+    model = get_model_for_user(request.user, name, manage=True)
+    calibration.calibration_queue(model=model)
+    messages.success(
+        request,
+        f"Batch calibration of {model.name} queued: its held-out phrasings the base model has scored in full "
+        "are calibrated, and the rest as they are scored.",
+    )
+    return redirect("model_detail", name=model.name)
 
 
 def _act(request: HttpRequest, soft_prompt_id: int, service, done: str) -> HttpResponse:
