@@ -213,9 +213,11 @@ def _soft_prompt_ensure(model: LanguageModel, name: str, config: AlignConfig, sa
     # One trained on a smaller pool (before more phrasings were approved) would be judged on fewer held-out
     # phrasings than the others: train again.
     pool = len(softprompts.training_pool(model)[0])
-    done = SoftPrompt.objects.filter(
-        model=model, status=JobStatus.SUCCEEDED, config=_asdict(config), pool_size=pool
-    ).first()
+    # Compared as configs, not as stored JSON: one stored before a setting existed has that setting's default.
+    trained = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, pool_size=pool).order_by(
+        "id"
+    )
+    done = next((s for s in trained if AlignConfig(**s.config) == config), None)
     if done is None:
         say(f"Training the {name} soft prompt, seed {config.seed} ({config.steps} steps)...")
         soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
@@ -226,9 +228,3 @@ def _soft_prompt_ensure(model: LanguageModel, name: str, config: AlignConfig, sa
             raise RuntimeError(f"Soft prompt training failed: {soft.error if soft else 'not claimed'}")
         done = soft
     scoring.variant_score_now(variant=done.variant, say=say)
-
-
-def _asdict(config) -> dict:
-    from dataclasses import asdict
-
-    return asdict(config)
