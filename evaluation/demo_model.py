@@ -63,7 +63,9 @@ ABLATIONS = {
     "ce+kl": {"lambda_kl": 1.0, "lambda_rep": 0.0},
     "ce+rep": {"lambda_kl": 0.0, "lambda_rep": 1.0},
     "ce+kl+rep": {"lambda_kl": 1.0, "lambda_rep": 1.0},
-    "consistency": {"lambda_kl": 0.0, "lambda_rep": 0.0, "objective": "consistency"},
+    # With its unsupervised early stopping (agreement between phrasings on unlabeled held-out training
+    # instances), as the model page trains it: without it, the prompts drifted towards one answer.
+    "consistency": {"lambda_kl": 0.0, "lambda_rep": 0.0, "objective": "consistency", "patience": 3},
 }
 # Each ablation is trained once per seed; the improvement is pooled over them (evaluation/softprompt_outcome.py).
 SEEDS = (0, 1, 2)

@@ -97,12 +97,8 @@ def _task_matrices(
     return out
 
 
-def heldout_improvements(
-    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
-) -> list[MethodOutcome]:
-    """One outcome per method that has succeeded soft prompts with scored held-out phrasings."""
-    base = model.variants.get(kind=VariantKind.BASE)
-    # The latest soft prompt of each (method, seed): a retraining replaces its predecessor.
+def latest_soft_prompts(model: LanguageModel) -> dict[str, list]:
+    """Per method, its latest succeeded soft prompt of each seed, by seed: a retraining replaces its predecessor."""
     latest = {}
     soft_prompts = model.soft_prompts.filter(status=JobStatus.SUCCEEDED, variant__isnull=False)
     for soft in soft_prompts.select_related("variant").order_by("id"):
@@ -110,8 +106,16 @@ def heldout_improvements(
     by_method: dict[str, list] = defaultdict(list)
     for (method, _seed), soft in sorted(latest.items()):
         by_method[method].append(soft)
+    return dict(by_method)
+
+
+def heldout_improvements(
+    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
+) -> list[MethodOutcome]:
+    """One outcome per method that has succeeded soft prompts with scored held-out phrasings."""
+    base = model.variants.get(kind=VariantKind.BASE)
     outcomes = []
-    for method, softs in by_method.items():
+    for method, softs in latest_soft_prompts(model).items():
         revisions = heldout_unobserved_revisions(model, softs)
         outcome = _outcome(method, base, *_seeded(softs), revisions, samples)
         if outcome is not None:
