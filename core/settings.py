@@ -309,6 +309,9 @@ SOFTPROMPT_DIR = Path(env_str("SOFTPROMPT_DIR", str(VAR_DIR / "softprompts")))
 SOFTPROMPT_HELDOUT_FRACTION = env_float("SOFTPROMPT_HELDOUT_FRACTION", 0.34, minimum=0.0, maximum=1.0)
 SOFTPROMPT_SPLIT_SEED = env_int("SOFTPROMPT_SPLIT_SEED", 0, minimum=0)
 SOFTPROMPT_RETRAIN_AFTER = env_int("SOFTPROMPT_RETRAIN_AFTER", 5, minimum=1)
+# The consistency method's early stopping as the model page starts it (AlignConfig.patience): checks of the
+# agreement between phrasings on unlabeled held-out training instances without a better one; 0 turns it off.
+SOFTPROMPT_CONSISTENCY_PATIENCE = env_int("SOFTPROMPT_CONSISTENCY_PATIENCE", 3, minimum=0)
 # Training instances per task a soft prompt may draw from (a fixed seeded sample of the train split).
 SOFTPROMPT_MAX_INSTANCES = env_int("SOFTPROMPT_MAX_INSTANCES", 1000, minimum=1)
 

@@ -39,6 +39,7 @@ urlpatterns = [
     path("models/<slug:name>/score/", evaluation_views.model_score, name="model_score"),
     path("models/<slug:name>/check/", evaluation_views.model_check_retry, name="model_check_retry"),
     path("models/<slug:name>/align/", softprompt_views.model_align, name="model_align"),
+    path("models/<slug:name>/calibrate/", softprompt_views.model_calibrate, name="model_calibrate"),
     path("softprompts/<int:soft_prompt_id>/", softprompt_views.softprompt_detail, name="softprompt_detail"),
     path(
         "softprompts/<int:soft_prompt_id>/cancel/",

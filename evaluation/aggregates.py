@@ -180,7 +180,7 @@ def subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None
 def phrasing_sets(variant: ModelVariant) -> list[str]:
     """A soft prompt is scored on held-out phrasings only, so it has figures for the held-out sets alone
     (an "all phrasings" row of held-out phrasings would sit misleadingly beside the base model's)."""
-    if variant.kind == VariantKind.SOFT_PROMPT:
+    if variant.heldout_only:
         return [PhrasingSet.HELDOUT, PhrasingSet.HELDOUT_UNOBSERVED]
     return list(PhrasingSet.values)
 

@@ -31,7 +31,7 @@ from collection.demo import (
 from collection.importers.base import ImportReport
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
 from core.jobs import JobStatus
-from evaluation import registry, scoring, softprompts
+from evaluation import calibration, registry, scoring, softprompts
 from evaluation.ml.build import build_model, train_tokenizer
 from evaluation.ml.config import AlignConfig, ModelSpec
 from evaluation.ml.loading import load
@@ -63,7 +63,9 @@ ABLATIONS = {
     "ce+kl": {"lambda_kl": 1.0, "lambda_rep": 0.0},
     "ce+rep": {"lambda_kl": 0.0, "lambda_rep": 1.0},
     "ce+kl+rep": {"lambda_kl": 1.0, "lambda_rep": 1.0},
-    "consistency": {"lambda_kl": 0.0, "lambda_rep": 0.0, "objective": "consistency"},
+    # With its unsupervised early stopping (agreement between phrasings on unlabeled held-out training
+    # instances), as the model page trains it: without it, the prompts drifted towards one answer.
+    "consistency": {"lambda_kl": 0.0, "lambda_rep": 0.0, "objective": "consistency", "patience": 3},
 }
 # Each ablation is trained once per seed; the improvement is pooled over them (evaluation/softprompt_outcome.py).
 SEEDS = (0, 1, 2)
@@ -200,6 +202,8 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
         model.delete()
         return demo_study_ensure(say)
     scoring.variant_score_now(variant=scoring.base_variant(model), say=say)
+    # The inference-only baseline: the base model's held-out scores, batch-calibrated (no model loaded).
+    calibration.variant_calibrate(model=model)
     for name, lambdas in ABLATIONS.items():
         for seed in SEEDS:
             _soft_prompt_ensure(model, name, AlignConfig(**SOFT_PROMPT, **lambdas, seed=seed), say)
@@ -211,9 +215,11 @@ def _soft_prompt_ensure(model: LanguageModel, name: str, config: AlignConfig, sa
     # One trained on a smaller pool (before more phrasings were approved) would be judged on fewer held-out
     # phrasings than the others: train again.
     pool = len(softprompts.training_pool(model)[0])
-    done = SoftPrompt.objects.filter(
-        model=model, status=JobStatus.SUCCEEDED, config=_asdict(config), pool_size=pool
-    ).first()
+    # Compared as configs, not as stored JSON: one stored before a setting existed has that setting's default.
+    trained = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, pool_size=pool).order_by(
+        "id"
+    )
+    done = next((s for s in trained if AlignConfig(**s.config) == config), None)
     if done is None:
         say(f"Training the {name} soft prompt, seed {config.seed} ({config.steps} steps)...")
         soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
@@ -224,9 +230,3 @@ def _soft_prompt_ensure(model: LanguageModel, name: str, config: AlignConfig, sa
             raise RuntimeError(f"Soft prompt training failed: {soft.error if soft else 'not claimed'}")
         done = soft
     scoring.variant_score_now(variant=done.variant, say=say)
-
-
-def _asdict(config) -> dict:
-    from dataclasses import asdict
-
-    return asdict(config)

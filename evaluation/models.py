@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
 from core.jobs import Job, job_constraints
-from evaluation.ml.config import AlignConfig, ModelSpec
+from evaluation.ml.config import AlignConfig, ConfigError, ModelSpec
 
 
 class ModelFamily(models.TextChoices):
@@ -42,7 +42,14 @@ class Truncation(models.TextChoices):
 class VariantKind(models.TextChoices):
     BASE = "base", "Base model"
     SOFT_PROMPT = "soft_prompt", "With a soft prompt"
+    # Batch calibration of the base model's stored option scores (evaluation/calibration.py): no training.
+    CALIBRATED = "calibrated", "Batch-calibrated (no training)"
     IMPORTED = "imported", "Published results (imported)"
+
+
+# Variants with predictions on the held-out phrasings alone, judged beside their base model there: a soft
+# prompt (the other phrasings may be in its training set) and batch calibration (a baseline to it).
+HELDOUT_ONLY_KINDS = (VariantKind.SOFT_PROMPT, VariantKind.CALIBRATED)
 
 
 class PhrasingSet(models.TextChoices):
@@ -301,11 +308,23 @@ class ModelVariant(models.Model):
             models.UniqueConstraint(
                 fields=["model"], condition=Q(kind="imported"), name="variant_one_imported_per_model"
             ),
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(kind="calibrated"), name="variant_one_calibrated_per_model"
+            ),
             models.CheckConstraint(condition=Q(kind__in=VariantKind.values), name="variant_kind_valid"),
         ]
 
+    @property
+    def heldout_only(self) -> bool:
+        return self.kind in HELDOUT_ONLY_KINDS
+
     def spec(self) -> ModelSpec:
         """The model as this variant reads its input: with its soft prompt in front, if it has one."""
+        if self.kind == VariantKind.CALIBRATED:
+            # Its predictions are computed from the base model's stored scores; a scorer must never load it.
+            raise ConfigError(
+                "A batch-calibrated variant is not scored: calibrate it (evaluation/calibration.py)."
+            )
         spec = self.model.spec()
         if self.kind == VariantKind.SOFT_PROMPT:
             from dataclasses import replace
@@ -318,6 +337,8 @@ class ModelVariant(models.Model):
             return f"{self.model.name} (imported)"
         if self.kind == VariantKind.BASE:
             return self.model.name
+        if self.kind == VariantKind.CALIBRATED:
+            return f"{self.model.name} + batch calibration"
         soft = getattr(self, "soft_prompt", None)
         return f"{self.model.name} + soft prompt" + (f" #{soft.id} ({soft.ablation})" if soft else "")
 
@@ -461,7 +482,10 @@ class Prediction(models.Model):
     run = models.ForeignKey(
         ScoringRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
     )
-    logliks = models.JSONField(help_text="Sum of log-probabilities of each option's tokens.")
+    logliks = models.JSONField(
+        help_text="Sum of log-probabilities of each option's tokens (a batch-calibrated variant: each option's "
+        "calibrated score, log p(option | prompt) - log of its mean probability over the phrasing's batch)."
+    )
     lengths = models.JSONField(help_text="Each option's length in tokens.")
     predicted = models.PositiveSmallIntegerField()
     correct = models.BooleanField()

@@ -26,6 +26,7 @@ from core.jobs import JobStatus
 from evaluation import common_ground
 from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.models import (
+    HELDOUT_ONLY_KINDS,
     BenchmarkSummary,
     LanguageModel,
     ModelVariant,
@@ -292,10 +293,10 @@ def task_grid(
     phrasings. Only approved phrasings are rows: they are public, so the grid is the same for everyone and can
     be cached per task.
 
-    Soft-prompt variants are columns with cells on the held-out phrasings only; the mean and the order leave
+    Soft-prompt and calibrated variants are columns with cells on the held-out phrasings only; the mean and the order leave
     them out, so adding a soft prompt does not reorder the phrasings or lift the held-out ones."""
-    ranked = [v for v in (ranked if ranked is not None else variants) if v.kind != VariantKind.SOFT_PROMPT]
-    ranked = ranked or [v for v in variants if v.kind != VariantKind.SOFT_PROMPT] or variants
+    ranked = [v for v in (ranked if ranked is not None else variants) if not v.heldout_only]
+    ranked = ranked or [v for v in variants if not v.heldout_only] or variants
     # An estimated variant's partly scored phrasings are rows too, with its estimates as cells; the mean
     # and the order stay those of complete results.
     estimates = {
@@ -376,10 +377,10 @@ def _estimated_cell(estimate: list[float] | None) -> dict:
     }
 
 
-# Each variant's own figures on a task: every approved phrasing, or the held-out ones for a soft prompt
-# (it is scored on nothing else).
+# Each variant's own figures on a task: every approved phrasing, or the held-out ones for a soft prompt or
+# batch calibration (they have predictions on nothing else).
 OWN_SET = Q(phrasing_set=PhrasingSet.ALL) | Q(
-    variant__kind=VariantKind.SOFT_PROMPT, phrasing_set=PhrasingSet.HELDOUT
+    variant__kind__in=HELDOUT_ONLY_KINDS, phrasing_set=PhrasingSet.HELDOUT
 )
 
 

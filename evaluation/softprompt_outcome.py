@@ -2,16 +2,15 @@
 unobserved phrasings, pooled over the method's seeds, with a paired bootstrap interval over phrasings and
 instances (paired_bootstrap.paired_improvement), per task and macro-averaged over tasks.
 
-Beside the soft prompts, batch calibration (Zhou et al., ICLR 2024), an inference-only baseline computed from
-the base model's stored option log-likelihoods: per phrasing, the options' mean probability over the
-instances scored (the "batch", here the task's evaluation sample, unlabeled) estimates the phrasing's bias
-towards each option, and the calibrated prediction is argmax_o log p(o | x) - log mean_x' p(o | x').
+Beside the soft prompts, batch calibration (evaluation/calibration.py), an inference-only baseline: its
+variant's stored predictions go through the same path as a soft prompt's (one variant, no seeds), so the
+figure here is the one its leaderboard rows are computed from.
 
-Cells: the held-out phrasings every soft prompt of the method held out, less those observed for the model
-and benchmark defaults, on the instances that the base model and every seed have predictions for. Per cell,
-the method's correctness is averaged over its seeds (seeds are fixed, not resampled: with three of them a
-seed bootstrap would say little) and the base model's subtracted; each seed's own improvement is reported
-beside it, so their spread shows.
+Cells: the held-out phrasings every variant of the method has (a soft prompt's recorded held-out set, the
+phrasings calibration calibrated), less those observed for the model and benchmark defaults, on the instances
+that the base model and every seed have predictions for. Per cell, the method's correctness is averaged over
+its seeds (seeds are fixed, not resampled: with three of them a seed bootstrap would say little) and the base
+model's subtracted; each seed's own improvement is reported beside it, so their spread shows.
 """
 
 from __future__ import annotations
@@ -22,11 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collection.models import Collection, Instruction, InstructionRevision
-from collection.selectors import approved_phrasings
 from core.jobs import JobStatus
 from evaluation import metrics, paired_bootstrap
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
-from evaluation.split import is_heldout
 
 
 @dataclass(frozen=True)
@@ -46,11 +43,16 @@ def heldout_unobserved_revisions(model: LanguageModel, soft_prompts) -> dict[int
     for soft in soft_prompts:
         ids = set(soft.heldout_revisions.values_list("id", flat=True))
         shared = ids if shared is None else shared & ids
+    return _unobserved(model, shared or set())
+
+
+def _unobserved(model: LanguageModel, revision_ids: set[int]) -> dict[int, str]:
+    """revision id -> task slug, for those of the revisions that are approved and unobserved for the model."""
     tuned_on = set(model.tuned_on.values_list("id", flat=True))
     # Approved ones only: a phrasing retired since is left out, as it is from every other figure.
     rows = (
         InstructionRevision.objects.filter(
-            id__in=shared or (), instruction__status=Instruction.Status.APPROVED
+            id__in=revision_ids, instruction__status=Instruction.Status.APPROVED
         )
         .exclude(instruction__collection_id__in=tuned_on)
         .exclude(instruction__collection__kind=Collection.Kind.BENCHMARK_DEFAULT)
@@ -95,12 +97,8 @@ def _task_matrices(
     return out
 
 
-def heldout_improvements(
-    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
-) -> list[MethodOutcome]:
-    """One outcome per method that has succeeded soft prompts with scored held-out phrasings."""
-    base = model.variants.get(kind=VariantKind.BASE)
-    # The latest soft prompt of each (method, seed): a retraining replaces its predecessor.
+def latest_soft_prompts(model: LanguageModel) -> dict[str, list]:
+    """Per method, its latest succeeded soft prompt of each seed, by seed: a retraining replaces its predecessor."""
     latest = {}
     soft_prompts = model.soft_prompts.filter(status=JobStatus.SUCCEEDED, variant__isnull=False)
     for soft in soft_prompts.select_related("variant").order_by("id"):
@@ -108,9 +106,18 @@ def heldout_improvements(
     by_method: dict[str, list] = defaultdict(list)
     for (method, _seed), soft in sorted(latest.items()):
         by_method[method].append(soft)
+    return dict(by_method)
+
+
+def heldout_improvements(
+    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
+) -> list[MethodOutcome]:
+    """One outcome per method that has succeeded soft prompts with scored held-out phrasings."""
+    base = model.variants.get(kind=VariantKind.BASE)
     outcomes = []
-    for method, softs in by_method.items():
-        outcome = _outcome(method, base, softs, heldout_unobserved_revisions(model, softs), samples)
+    for method, softs in latest_soft_prompts(model).items():
+        revisions = heldout_unobserved_revisions(model, softs)
+        outcome = _outcome(method, base, *_seeded(softs), revisions, samples)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -122,75 +129,47 @@ def soft_prompt_outcome(soft, *, samples: int = metrics.BOOTSTRAP_SAMPLES) -> Me
         return None
     base = soft.model.variants.get(kind=VariantKind.BASE)
     revisions = heldout_unobserved_revisions(soft.model, [soft])
-    return _outcome(soft.ablation, base, [soft], revisions, samples)
-
-
-def _outcome(method: str, base: ModelVariant, softs: list, revisions: dict[int, str], samples: int):
-    seeds = [soft.variant for soft in softs]
-    correct = _correctness([base, *seeds], revisions)
-    matrices = _task_matrices(base, seeds, revisions, correct)
-    if not matrices:
-        return None
-    differences = {task: np.mean(runs, axis=0) - b for task, (b, runs) in matrices.items()}
-    per_task, macro = paired_bootstrap.paired_improvement(differences, samples=samples)
-    per_seed = {
-        soft.config.get("seed", 0): float(
-            np.mean([runs[s].mean() - b.mean() for b, runs in matrices.values()])
-        )
-        for s, soft in enumerate(softs)
-    }
-    base_per_task = {task: float(b.mean()) for task, (b, _) in matrices.items()}
-    base_accuracy = float(np.mean(list(base_per_task.values())))
-    return MethodOutcome(method, tuple(per_seed), base_accuracy, macro, per_task, per_seed, base_per_task)
+    return _outcome(soft.ablation, base, *_seeded([soft]), revisions, samples)
 
 
 BATCH_CALIBRATION = "batch calibration"
 
 
-def batch_calibration_outcome(
+def calibration_outcome(
     model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
 ) -> MethodOutcome | None:
-    """Batch calibration of the base model on its held-out unobserved phrasings (no training, no seeds)."""
-    base = model.variants.get(kind=VariantKind.BASE)
-    tuned_on = set(model.tuned_on.values_list("id", flat=True))
-    # The held-out phrasings as softprompts.training_pool splits them, less observed ones and defaults.
-    revisions = {
-        phrasing.current_revision_id: phrasing.task.slug
-        for phrasing in approved_phrasings(prompt_format=model.prompt_format)
-        if is_heldout(phrasing.id)
-        and phrasing.collection_id not in tuned_on
-        and phrasing.collection.kind != Collection.Kind.BENCHMARK_DEFAULT
-    }
-    rows = Prediction.objects.filter(variant=base, revision_id__in=revisions).values_list(
-        "revision_id", "instance_id", "logliks", "correct", "instance__gold"
-    )
-    cells: dict[int, dict[int, tuple]] = defaultdict(dict)
-    for revision, instance, logliks, correct, gold in rows.iterator(chunk_size=10_000):
-        cells[revision][instance] = (logliks, correct, gold)
-    by_task: dict[str, list[int]] = defaultdict(list)
-    for revision in sorted(cells):
-        by_task[revisions[revision]].append(revision)
-    differences = {}
-    base_accuracy = []
-    for task, revision_ids in sorted(by_task.items()):
-        common = sorted(set.intersection(*(set(cells[r]) for r in revision_ids)))
-        widths = {len(cells[r][i][0]) for r in revision_ids for i in common}
-        if not common or len(widths) != 1:
-            continue  # options differ in number between instances: no per-option prior to estimate
-        plain = np.array([[cells[r][i][1] for i in common] for r in revision_ids], dtype=float)
-        calibrated = np.array([_calibrated(cells[r], common) for r in revision_ids], dtype=float)
-        differences[task] = calibrated - plain
-        base_accuracy.append(plain.mean())
-    if not differences:
+    """The calibrated variant against the base model on the held-out unobserved phrasings it calibrated."""
+    variant = model.variants.filter(kind=VariantKind.CALIBRATED).first()
+    base = model.variants.filter(kind=VariantKind.BASE).first()
+    if variant is None or base is None:
         return None
+    calibrated = set(variant.predictions.values_list("revision_id", flat=True).distinct())
+    return _outcome(BATCH_CALIBRATION, base, [variant], (), _unobserved(model, calibrated), samples)
+
+
+def _seeded(softs: list) -> tuple[list[ModelVariant], tuple[int, ...]]:
+    return [soft.variant for soft in softs], tuple(soft.config.get("seed", 0) for soft in softs)
+
+
+def _outcome(
+    method: str,
+    base: ModelVariant,
+    variants: list[ModelVariant],
+    seeds: tuple[int, ...],
+    revisions: dict[int, str],
+    samples: int,
+) -> MethodOutcome | None:
+    """The variants' (a method's seeds, or one unseeded variant) improvement over the base model."""
+    correct = _correctness([base, *variants], revisions)
+    matrices = _task_matrices(base, variants, revisions, correct)
+    if not matrices:
+        return None
+    differences = {task: np.mean(runs, axis=0) - b for task, (b, runs) in matrices.items()}
     per_task, macro = paired_bootstrap.paired_improvement(differences, samples=samples)
-    return MethodOutcome(BATCH_CALIBRATION, (), float(np.mean(base_accuracy)), macro, per_task, {})
-
-
-def _calibrated(cells: dict[int, tuple], instances: list[int]) -> list[bool]:
-    """Per instance: right after batch calibration over these instances?"""
-    logliks = np.array([cells[i][0] for i in instances], dtype=float)  # (N, options)
-    logp = logliks - np.logaddexp.reduce(logliks, axis=1, keepdims=True)
-    prior = np.log(np.exp(logp).mean(axis=0))
-    predicted = np.argmax(logp - prior, axis=1)
-    return [int(p) == cells[i][2] for p, i in zip(predicted, instances, strict=True)]
+    per_seed = {
+        seed: float(np.mean([runs[s].mean() - b.mean() for b, runs in matrices.values()]))
+        for s, seed in enumerate(seeds)
+    }
+    base_per_task = {task: float(b.mean()) for task, (b, _) in matrices.items()}
+    base_accuracy = float(np.mean(list(base_per_task.values())))
+    return MethodOutcome(method, seeds, base_accuracy, macro, per_task, per_seed, base_per_task)

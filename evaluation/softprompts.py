@@ -10,7 +10,7 @@ import logging
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -74,6 +74,13 @@ def last_config(model: LanguageModel) -> AlignConfig:
     """The settings of the model's last training, or the defaults."""
     previous = SoftPrompt.objects.filter(model=model).exclude(config={}).order_by("-id").first()
     return AlignConfig(**previous.config) if previous else AlignConfig()
+
+
+def method_config(model: LanguageModel, method: str) -> AlignConfig:
+    """The model's last settings with one of ALIGN_METHODS' objectives and weights. Consistency stops early on
+    its unsupervised criterion (SOFTPROMPT_CONSISTENCY_PATIENCE); the labelled methods never do."""
+    patience = settings.SOFTPROMPT_CONSISTENCY_PATIENCE if method == "consistency" else 0
+    return replace(last_config(model), **ALIGN_METHODS[method][1], patience=patience)
 
 
 def softprompt_queue(

@@ -5,8 +5,8 @@ life as jobs is core/jobs.py's."""
 from celery import shared_task
 
 from core import jobs
-from evaluation import aggregates, registry, scoring, softprompts
-from evaluation.models import ModelCheck, ScoringRun, SoftPrompt
+from evaluation import aggregates, calibration, registry, scoring, softprompts
+from evaluation.models import LanguageModel, ModelCheck, ScoringRun, SoftPrompt
 
 
 @shared_task(bind=True, name="evaluation.tasks.score_run", queue="gpu", max_retries=None)
@@ -56,6 +56,22 @@ def check_model(self, check_id: int, resume_token: str | None = None) -> None:
 )
 def refresh_aggregates(variant_id: int, task_id: int) -> None:
     aggregates.aggregates_refresh(variant_id=variant_id, task_id=task_id)
+    calibration.calibration_follow_base(variant_id=variant_id, task_id=task_id)
+
+
+# No model is loaded: calibration reads the base model's stored scores (evaluation/calibration.py).
+@shared_task(
+    name="evaluation.calibrate",
+    queue="default",
+    autoretry_for=jobs.DATABASE_ERRORS,
+    retry_backoff=10,
+    retry_backoff_max=600,
+    max_retries=None,
+)
+def calibrate(model_id: int) -> None:
+    model = LanguageModel.objects.filter(id=model_id).first()
+    if model is not None:  # deleted since it was queued
+        calibration.variant_calibrate(model=model)
 
 
 # Sent every SWEEP_SECONDS by the scheduler (CELERY_BEAT_SCHEDULE): the outbox sweep of every job kind.

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("collection", "0007_task_prompt_parts"),
-        ("evaluation", "0014_adaptive_runs"),
+        ("evaluation", "0015_calibrated_variants"),
     ]
 
     operations = [

@@ -95,6 +95,12 @@ class AlignConfig:
     grad_accumulation: int = 1
     seed: int = 0
     objective: str = "align"  # consistency ignores the gold answers and the lambdas
+    # Unsupervised early stopping (consistency only; softprompt.py): every `eval_every` steps, the agreement
+    # between phrasings on `validation_instances` unlabeled training instances per task kept out of training;
+    # training stops after `patience` checks without a better one and keeps the best prompt. 0: never stops early.
+    patience: int = 0
+    eval_every: int = 10
+    validation_instances: int = 16
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -114,6 +120,14 @@ class AlignConfig:
                 raise ConfigError(f"{name}: must be at least 1.")
         if self.paraphrases < 0:
             raise ConfigError("paraphrases: must be zero or more.")
+        if self.patience < 0:
+            raise ConfigError("patience: must be zero (no early stopping) or more.")
+        for name in ("eval_every", "validation_instances"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1.")
+        if self.patience and self.objective != "consistency":
+            # The labelled objectives have a supervised criterion to stop on; this one is for the unlabeled.
+            raise ConfigError("patience: early stopping on agreement is for the consistency objective only.")
 
     @property
     def ablation(self) -> str:

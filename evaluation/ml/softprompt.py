@@ -14,6 +14,14 @@ Consistency for Zero-Shot Task Generalization"): no labels, and for every ordere
 an instance KL(stop-gradient p_i || p_j), averaged. (Their method tunes LoRA weights on the test inputs; here
 it tunes the same soft prompt on the training split, so it compares with the others like for like.)
 
+Early stopping for consistency, which has no labels to stop on (config.patience > 0): each task keeps its
+last `validation_instances` training instances out of training, unlabeled, and every `eval_every` steps the
+prompt is checked on them under a fixed few of the task's phrasings. The criterion is the agreement between
+the phrasings' predicted options, Fleiss' kappa (agreement.py), macro-averaged over tasks: unsupervised model
+selection as prompt consistency calls for, and kappa, unlike the consistency loss itself, does not reward a
+prompt that makes every phrasing give one answer to everything. After `patience` checks without a higher kappa
+training stops and the best check's prompt (step 0: the initial one) is kept; the curve records each check.
+
 PEFT holds the virtual tokens (`PromptTuningConfig`, `get_peft_model`) and writes the artifact, so
 `PeftModel.from_pretrained(base, path)` loads what we train; the loss is ours, on PEFT's forward. Scoring
 reads the same embeddings back (`loading.load_soft_prompt`) and runs the fast paths of scoring.py with them.
@@ -24,11 +32,12 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from evaluation.ml.agreement import fleiss_kappa
 from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.errors import OutOfMemoryInTraining
@@ -63,6 +72,10 @@ class TrainingResult:
     config: AlignConfig
     curve: list[dict] = field(default_factory=list)  # one record per optimiser step
     seen: dict[str, list] = field(default_factory=dict)  # task name -> [[phrasing id, instance index], ...]
+    # Early stopping: every check ({"step", "kappa", "consistency"}, step 0 before training) and the step whose
+    # prompt was kept. Empty and None without it.
+    checks: list[dict] = field(default_factory=list)
+    kept_step: int | None = None
 
 
 def train(
@@ -81,6 +94,11 @@ def train(
     tasks = [t for t in tasks if len(t.phrasings) >= 1 and t.instance_count >= 1]
     if not tasks:
         raise ConfigError("Nothing to train on: no task has a training phrasing and a training instance.")
+    validation = _validation_slices(tasks, config) if config.patience else []
+    if validation:
+        # The training draws only from the instances before each task's validation slice.
+        held = {v.task.name: len(v.instances) for v in validation}
+        tasks = [replace(t, instance_count=t.instance_count - held.get(t.name, 0)) for t in tasks]
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     model = loaded.model
@@ -105,6 +123,11 @@ def train(
     # The model is frozen and scored without dropout; training in eval mode keeps the steps deterministic and
     # trains the prompt for the model as it will be scored.
     peft_model.eval()
+    stopper = (
+        _EarlyStopping(loaded, peft_model, validation, config, prompt, autocast, result)
+        if validation
+        else None
+    )
     for step in range(1, config.steps + 1):
         optimiser.zero_grad(set_to_none=True)
         record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0, "consistency": 0.0}
@@ -127,11 +150,108 @@ def train(
             if loaded.device.type == "cuda":
                 torch.cuda.empty_cache()  # the worker goes on to other jobs with this model loaded
             raise OutOfMemoryInTraining(_oom_message(loaded, config, step)) from exc
+        stop = stopper is not None and stopper.check(step, record, last=step == config.steps)
         result.curve.append(record)
         if on_step is not None and on_step(step, record) is False:
             break
+        if stop:
+            break
     prompt.weight.requires_grad_(False)
+    if stopper is not None:
+        stopper.keep_best()
+        if result.curve:  # on the row's curve too, where the page reads it
+            result.curve[-1]["kept_step"] = result.kept_step
     return peft_model, result
+
+
+@dataclass(frozen=True)
+class _Validation:
+    task: TrainingTask
+    instances: tuple[int, ...]  # the task's last instance indices, never trained on
+    phrasings: tuple[int, ...]  # a fixed few of its phrasings, at least two
+
+
+def _validation_slices(tasks: Sequence[TrainingTask], config: AlignConfig) -> list[_Validation]:
+    """Per task with two or more phrasings and instances: its slice of unlabeled validation instances (at most
+    half of them) and the phrasings they are checked under (the anchor and `paraphrases` others, at least 2)."""
+    rng = random.Random(f"{config.seed}:validation")  # its own stream: the training's draws do not move
+    out = []
+    for task in tasks:
+        size = min(config.validation_instances, task.instance_count // 2)
+        if size < 1 or len(task.phrasings) < 2:
+            continue
+        count = min(len(task.phrasings), max(2, 1 + config.paraphrases))
+        phrasings = tuple(sorted(rng.sample(list(task.phrasings), count)))
+        instances = tuple(range(task.instance_count - size, task.instance_count))
+        out.append(_Validation(task, instances, phrasings))
+    if not out:
+        raise ConfigError(
+            "patience: early stopping needs a task with at least two training phrasings and two training "
+            "instances (one to train on, one to check agreement on); set patience to 0 to train without it."
+        )
+    return out
+
+
+class _EarlyStopping:
+    """Checks the agreement between phrasings on the validation slices, keeps the best prompt, says when to stop."""
+
+    def __init__(self, loaded, peft_model, validation, config, prompt, autocast, result) -> None:
+        self.loaded, self.peft_model, self.validation = loaded, peft_model, validation
+        self.config, self.prompt, self.autocast, self.result = config, prompt, autocast, result
+        self.best_kappa, self.best_weights, self.since_best = float("-inf"), None, 0
+        self._check(0)
+
+    def check(self, step: int, record: dict, *, last: bool) -> bool:
+        """At every `eval_every`-th step and the last: check, add the check to the record; True: stop now."""
+        if step % self.config.eval_every and not last:
+            return False
+        kappa, consistency = self._check(step)
+        record["val_kappa"], record["val_consistency"] = kappa, consistency
+        return self.since_best >= self.config.patience
+
+    def keep_best(self) -> None:
+        with torch.no_grad():
+            self.prompt.weight.copy_(self.best_weights)
+        self.result.kept_step = self.result.checks[-1 - self.since_best]["step"]
+
+    def _check(self, step: int) -> tuple[float, float]:
+        kappas, losses = [], []
+        with torch.no_grad(), self.autocast:
+            for v in self.validation:
+                logps = self._logps(v)  # (instances, phrasings, options)
+                kappas.append(fleiss_kappa(logps.argmax(dim=-1).cpu().numpy()))
+                p = logps.exp()
+                # Swarm distillation's loss on the slice: KL(p_i || p_j) over ordered pairs of phrasings.
+                terms = p[:, :, None, :] * (logps[:, :, None, :] - logps[:, None, :, :])
+                pairs = torch.where(p[:, :, None, :] > 0, terms, 0.0).sum(-1)  # padded options count 0
+                k = logps.shape[1]
+                losses.append(float(pairs.sum() / (logps.shape[0] * k * (k - 1))))
+        kappa, consistency = float(sum(kappas) / len(kappas)), float(sum(losses) / len(losses))
+        self.result.checks.append({"step": step, "kappa": kappa, "consistency": consistency})
+        if kappa > self.best_kappa:
+            self.best_kappa, self.since_best = kappa, 0
+            self.best_weights = self.prompt.weight.detach().clone()
+        else:
+            self.since_best += 1
+        return kappa, consistency
+
+    def _logps(self, v: _Validation) -> torch.Tensor:
+        """Log-softmax over the options for each (validation instance, phrasing), a micro-batch at a time."""
+        per_batch = max(1, self.config.instances_per_batch)
+        out = []
+        for start in range(0, len(v.instances), per_batch):
+            rows = [
+                _Row(v.task, instance, phrasing, v.task.item(phrasing, instance), group)
+                for group, instance in enumerate(v.instances[start : start + per_batch])
+                for phrasing in v.phrasings
+            ]
+            logliks, _ = _forward(self.loaded, self.peft_model, rows)
+            out += [torch.log_softmax(ll.float(), dim=-1) for ll in logliks]
+        widths = {t.shape[0] for t in out}
+        if len(widths) > 1:  # options differ in number between instances: pad with impossible options
+            width = max(widths)
+            out = [torch.nn.functional.pad(t, (0, width - t.shape[0]), value=float("-inf")) for t in out]
+        return torch.stack(out).view(len(v.instances), len(v.phrasings), -1)
 
 
 def _oom_message(loaded: LoadedModel, config: AlignConfig, step: int) -> str:
@@ -177,14 +297,18 @@ def _sample(tasks: Sequence[TrainingTask], config: AlignConfig, rng: random.Rand
     return rows
 
 
-def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torch.Tensor]:
+def _forward(loaded: LoadedModel, peft_model, rows: list[_Row]):
+    """Per row: its options' summed log-likelihoods, and its pooled hidden state."""
     # Prompts cut to the model's input length as scoring cuts them, the virtual tokens counted against it.
     k = peft_model.peft_config["default"].num_virtual_tokens
     encoded = encode_items(loaded, [row.item for row in rows], virtual_tokens=k)
     if loaded.is_seq2seq:
-        logliks, hidden = _seq2seq_forward(loaded, peft_model, encoded)
-    else:
-        logliks, hidden = _causal_forward(loaded, peft_model, encoded)
+        return _seq2seq_forward(loaded, peft_model, encoded)
+    return _causal_forward(loaded, peft_model, encoded)
+
+
+def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torch.Tensor]:
+    logliks, hidden = _forward(loaded, peft_model, rows)
     device = hidden.device
     ce, kl, rep, agree = [], [], [], []
     for b, row in enumerate(rows):
@@ -341,6 +465,7 @@ def save(peft_model, result: TrainingResult, directory: str | Path) -> Path:
         "config": asdict(result.config),
         "curve": result.curve,
         "seen": {name: sorted([list(pair) for pair in pairs]) for name, pairs in result.seen.items()},
+        "early_stopping": {"checks": result.checks, "kept_step": result.kept_step},
     }
     (directory / TRAINING_FILE).write_text(json.dumps(record))
     return directory

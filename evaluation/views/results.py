@@ -25,7 +25,7 @@ from core.page_cache import cached_page
 from core.parsing import id_param, parse_id
 from evaluation import budget, exports, registry, scoring, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
-from evaluation.models import PhrasingSet
+from evaluation.models import PhrasingSet, VariantKind
 
 RUNS_PER_PAGE = 50
 FRAGMENT_CACHE_SECONDS = 600
@@ -57,6 +57,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "worst_phrasings": worst_phrasings,
             "soft_prompts": soft_prompts,
             "align_methods": [(key, label) for key, (label, _) in softprompts.ALIGN_METHODS.items()],
+            "calibrated": model.variants.filter(kind=VariantKind.CALIBRATED).first(),
         },
     )
 

@@ -3,8 +3,6 @@ train, cancel and retry."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -15,7 +13,7 @@ from collection.access import revisions_visible_to
 from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import selectors, softprompts
+from evaluation import calibration, selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
 from evaluation.models import RunTrigger, SoftPrompt
 from evaluation.softprompt_outcome import soft_prompt_outcome
@@ -44,7 +42,35 @@ def _curve_chart(soft: SoftPrompt) -> dict:
         "height": 340,
         "margin": {"t": 20},
     }
+    checks = [r for r in soft.curve if "val_kappa" in r]
+    if checks:  # early stopping's checks, every few steps, on an axis of their own
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Agreement κ (held-out, unlabeled)",
+                "x": [r["step"] for r in checks],
+                "y": [round(r["val_kappa"], 4) for r in checks],
+                "yaxis": "y2",
+            }
+        )
+        layout["yaxis2"] = {"title": {"text": "κ"}, "overlaying": "y", "side": "right", "range": [-1, 1]}
     return {"data": data if steps else [], "layout": layout}
+
+
+def early_stopping(soft: SoftPrompt) -> dict | None:
+    """What early stopping did, from the curve: the step it stopped at and the step whose prompt was kept."""
+    last = soft.curve[-1] if soft.curve else {}
+    if "kept_step" not in last:
+        return None
+    kappas = {r["step"]: r["val_kappa"] for r in soft.curve if "val_kappa" in r}
+    return {
+        "stopped": last["step"],
+        "planned": soft.config.get("steps"),
+        "kept": last["kept_step"],
+        "kappa": kappas.get(last["kept_step"]),  # None for step 0 (the initial prompt)
+        "patience": soft.config.get("patience"),
+    }
 
 
 def _outcome_rows(soft: SoftPrompt) -> list[dict]:
@@ -75,7 +101,13 @@ def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse
     # The artifact is a directory on the workers' disks and an error may name the model's local path: both
     # are for admins, as model sources are.
     error = soft.error if admin else soft.model.without_source(soft.error)
-    context = {"soft": soft, "curve_chart": _curve_chart(soft), "error": error, "show_artifact": admin}
+    context = {
+        "soft": soft,
+        "curve_chart": _curve_chart(soft),
+        "early_stopping": early_stopping(soft),
+        "error": error,
+        "show_artifact": admin,
+    }
     if request.htmx:
         return render(request, "evaluation/softprompt_detail.html#progress", context)
     # Phrasings trained on or held out may have been retired since: listed only to those who see them.
@@ -104,10 +136,7 @@ def model_align(request: HttpRequest, name: str) -> HttpResponse:
             request, f"Unknown method {method!r}; choose one of {', '.join(softprompts.ALIGN_METHODS)}."
         )
         return redirect("model_detail", name=model.name)
-    config = None
-    if method:
-        base = softprompts.last_config(model)
-        config = dataclasses.replace(base, **softprompts.ALIGN_METHODS[method][1])
+    config = softprompts.method_config(model, method) if method else None
     soft = softprompts.softprompt_queue(
         model=model, trigger=RunTrigger.MANUAL, by=request.user, config=config
     )
@@ -115,6 +144,21 @@ def model_align(request: HttpRequest, name: str) -> HttpResponse:
         request, f"Soft prompt #{soft.id} for {model.name}: {soft.get_status_display().lower()}."
     )
     return redirect("softprompt_detail", soft_prompt_id=soft.id)
+
+
+@login_required
+@require_POST
+def model_calibrate(request: HttpRequest, name: str) -> HttpResponse:
+    """Make the model's batch-calibrated variant (admins) and calibrate it in a worker: the inference-only
+    baseline to the soft prompts, on the same held-out phrasings."""
+    model = get_model_for_user(request.user, name, manage=True)
+    calibration.calibration_queue(model=model)
+    messages.success(
+        request,
+        f"Batch calibration of {model.name} queued: its held-out phrasings the base model has scored in full "
+        "are calibrated, and the rest as they are scored.",
+    )
+    return redirect("model_detail", name=model.name)
 
 
 def _act(request: HttpRequest, soft_prompt_id: int, service, done: str) -> HttpResponse:

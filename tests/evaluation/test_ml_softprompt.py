@@ -232,3 +232,84 @@ def test_the_consistency_objective_uses_no_labels_and_lowers_disagreement(tiny_m
     curve = [r["consistency"] for r in result.curve]
     assert all(r["loss"] == r["consistency"] for r in result.curve)
     assert sum(curve[-5:]) < sum(curve[:5])
+
+
+def test_fleiss_kappa_discounts_chance_and_a_collapse():
+    from evaluation.ml.agreement import fleiss_kappa
+
+    assert fleiss_kappa([[0, 0, 0], [1, 1, 1], [2, 2, 2]]) == pytest.approx(1.0)
+    # Worked by hand: mean pairwise agreement 0.75, chance (5/8)^2 + (3/8)^2 = 0.53125.
+    assert fleiss_kappa([[0, 0], [1, 1], [0, 0], [0, 1]]) == pytest.approx((0.75 - 0.53125) / 0.46875)
+    assert fleiss_kappa([[0, 0], [1, 1], [0, 1], [1, 0]]) == pytest.approx(0.0)
+    # Every phrasing gives one answer to everything: perfect raw agreement, none beyond chance.
+    assert fleiss_kappa([[1, 1, 1]] * 5) == 0.0
+    with pytest.raises(ValueError):
+        fleiss_kappa([[0], [1]])
+
+
+def test_early_stopping_keeps_the_best_checked_prompt_after_patience_checks(tiny_models, monkeypatch):
+    # The criterion's values are scripted here (the tiny models answer one option whatever the phrasing, so
+    # their kappa stays 0): checks at steps 0, 2, 4, 6, 8; the best is step 4's, and two checks without a
+    # higher one stop training at step 8, with step 4's prompt kept.
+    scripted = iter([0.1, 0.3, 0.5, 0.4, 0.45, 0.9, 0.9])
+    monkeypatch.setattr(softprompt, "fleiss_kappa", lambda predictions: next(scripted))
+    spec = ModelSpec(source=str(tiny_models["t5"]), family="seq2seq")
+    config = AlignConfig(
+        num_virtual_tokens=2,
+        steps=20,
+        learning_rate=0.3,
+        paraphrases=2,
+        objective="consistency",
+        patience=2,
+        eval_every=2,
+        validation_instances=4,
+    )
+    model, result = softprompt.train(load(spec, device="cpu"), [task()], config)
+    assert len(result.curve) == 8 and result.kept_step == 4
+    assert [c["step"] for c in result.checks] == [0, 2, 4, 6, 8]
+    assert [r["step"] for r in result.curve if "val_kappa" in r] == [2, 4, 6, 8]
+    assert result.curve[-1]["kept_step"] == 4
+    # The kept prompt is step 4's: a run of 4 steps with the same draws (and a criterion that only rises) ends
+    # on the same weights.
+    rising = iter([0.1, 0.2, 0.3])
+    monkeypatch.setattr(softprompt, "fleiss_kappa", lambda predictions: next(rising))
+    short, _ = softprompt.train(load(spec, device="cpu"), [task()], dataclasses.replace(config, steps=4))
+    weights = [m.prompt_encoder["default"].embedding.weight for m in (model, short)]
+    assert torch.equal(*weights)
+
+
+def test_early_stopping_reads_no_labels_and_never_trains_on_its_slice(tiny_models):
+    spec = ModelSpec(source=str(tiny_models["gpt2"]), family="causal")
+    config = AlignConfig(
+        num_virtual_tokens=2,
+        steps=6,
+        paraphrases=2,
+        objective="consistency",
+        patience=5,
+        eval_every=3,
+        validation_instances=5,
+    )
+    flipped = dataclasses.replace(task(), gold=lambda index: 1 - int(NUMBERS[index]) % 2)
+    model_a, result = softprompt.train(load(spec, device="cpu"), [task()], config)
+    model_b, other = softprompt.train(load(spec, device="cpu"), [flipped], config)
+    assert result.checks == other.checks and len(result.checks) == 3
+    assert all(-1 <= c["kappa"] <= 1 and c["consistency"] >= 0 for c in result.checks)
+    weights = [m.prompt_encoder["default"].embedding.weight for m in (model_a, model_b)]
+    assert torch.equal(*weights)
+    # The last five instances are the validation slice: never drawn for training.
+    trained = {index for pairs in result.seen.values() for _, index in pairs}
+    assert trained and max(trained) < len(NUMBERS) - 5
+
+
+def test_early_stopping_settings_validate():
+    for bad in [
+        dict(patience=2),  # the labelled objective: not this criterion
+        dict(objective="consistency", patience=-1),
+        dict(objective="consistency", patience=2, eval_every=0),
+        dict(objective="consistency", patience=2, validation_instances=0),
+    ]:
+        with pytest.raises(ConfigError):
+            AlignConfig(**bad)
+    one_phrasing = dataclasses.replace(task(), phrasings=(1,), anchors=(1,))
+    with pytest.raises(ConfigError, match="two training phrasings"):
+        softprompt.train(None, [one_phrasing], AlignConfig(objective="consistency", patience=1))

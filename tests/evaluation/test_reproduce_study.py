@@ -4,6 +4,7 @@ ablations, print both tables; a second run reuses everything."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import torch
@@ -56,6 +57,14 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
         assert demo_model._heldout_unobserved(task) >= demo_model.MIN_HELDOUT_UNOBSERVED
     assert next(line for line in table.splitlines() if line.startswith("batch calibration "))
     assert "Per task" in table and "Methods whose macro CI excludes 0:" in table
+    # Consistency stops early on agreement; each seed says where, from its curve.
+    for seed in (0, 1, 2):
+        assert re.search(
+            rf"consistency seed {seed}: (stopped at step \d+ of 2|ran all steps), kept step", table
+        )
+    # Batch calibration's row is its variant's stored predictions, which the leaderboard reads too.
+    calibrated = model.variants.get(kind="calibrated")
+    assert Prediction.objects.filter(variant=calibrated).exists()
     # The pooled improvement is the mean over seeds of (soft prompt - base) on the held-out unobserved cells,
     # macro-averaged over tasks: recomputed here from the predictions themselves.
     outcome = next(o for o in heldout_improvements(model) if o.method == "ce")

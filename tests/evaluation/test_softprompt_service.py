@@ -234,7 +234,7 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     assert "macro average" in page and macro in page
 
 
-def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_model):
+def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_model, settings):
     client.force_login(admin_user)
     page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert "prompt consistency (swarm distillation, no labels)" in page
@@ -244,3 +244,37 @@ def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_
     soft = SoftPrompt.objects.get()
     assert soft.config["objective"] == "consistency"
     assert AlignConfig(**soft.config).ablation == "consistency"
+    # Consistency stops early on its unsupervised criterion, with the setting's patience; the others never do.
+    assert soft.config["patience"] == settings.SOFTPROMPT_CONSISTENCY_PATIENCE > 0
+    SoftPrompt.objects.update(status="cancelled")
+    client.post(reverse("model_align", args=["tiny-t5"]), {"method": "align"})
+    assert SoftPrompt.objects.order_by("-id").first().config["patience"] == 0
+
+
+@pytest.mark.django_db
+def test_consistency_s_early_stopping_is_recorded_on_the_row_and_its_page(
+    demo_model, client, django_capture_on_commit_callbacks
+):
+    config = AlignConfig(
+        num_virtual_tokens=2,
+        steps=6,
+        instances_per_batch=2,
+        paraphrases=1,
+        objective="consistency",
+        patience=1,
+        eval_every=2,
+        validation_instances=2,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_model, config=config)
+    soft.refresh_from_db()
+    assert soft.status == "succeeded", soft.error
+    assert soft.config["patience"] == 1 and soft.config["eval_every"] == 2
+    checks = [r for r in soft.curve if "val_kappa" in r]
+    assert checks and "kept_step" in soft.curve[-1]
+    # The tiny model answers alike under every phrasing (kappa 0 at every check): the first check after
+    # step 0 is no better, so it stops there and keeps the initial prompt.
+    assert soft.steps_done == 2 and soft.curve[-1]["kept_step"] == 0
+    page = client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
+    assert "Early stopping on agreement between phrasings" in page
+    assert "stopped at step 2 of 6" in page and "step 0, the initial one" in page

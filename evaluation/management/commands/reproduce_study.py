@@ -7,7 +7,7 @@ from core.errors import ApplicationError
 from evaluation.demo_model import ABLATIONS, demo_study_ensure
 from evaluation.models import BenchmarkSummary
 from evaluation.paired_bootstrap import Improvement
-from evaluation.softprompt_outcome import batch_calibration_outcome, heldout_improvements
+from evaluation.softprompt_outcome import calibration_outcome, heldout_improvements, latest_soft_prompts
 
 
 def pct(figures: dict, key: str) -> str:
@@ -76,10 +76,12 @@ class Command(BaseCommand):
         )
         out("")
         self._table_2(model, out)
+        self._early_stopping(model, out)
 
     def _table_2(self, model, out) -> None:
         outcomes = {o.method: o for o in heldout_improvements(model)}
-        calibration = batch_calibration_outcome(model)
+        # The calibrated variant's stored predictions, as its leaderboard rows read them.
+        calibration = calibration_outcome(model)
         if calibration is not None:
             outcomes[calibration.method] = calibration
         order = [m for m in ABLATIONS if m in outcomes] + sorted(set(outcomes) - set(ABLATIONS))
@@ -122,8 +124,33 @@ class Command(BaseCommand):
             "Methods whose macro CI excludes 0: "
             + (", ".join(excluding) if excluding else "none")
             + ". Every soft prompt was trained on the other approved phrasings and the training split only; "
-            "batch calibration needs no training (it reads each phrasing's unlabeled evaluation sample)."
+            "batch calibration needs no training (the base model's scores, calibrated over each phrasing's unlabeled "
+            "evaluation sample; its rows are on the leaderboard's held-out views)."
         )
+
+    def _early_stopping(self, model, out) -> None:
+        """Where each early-stopped soft prompt stopped and which step's prompt it kept (its curve says)."""
+        lines = []
+        for method, softs in latest_soft_prompts(model).items():
+            for soft in softs:
+                last = soft.curve[-1] if soft.curve else {}
+                if "kept_step" in last:
+                    steps = soft.config.get("steps")
+                    ran = (
+                        f"stopped at step {last['step']} of {steps}"
+                        if last["step"] < steps
+                        else "ran all steps"
+                    )
+                    lines.append(
+                        f"{method} seed {soft.config.get('seed', 0)}: {ran}, kept step {last['kept_step']}"
+                    )
+        if lines:
+            out("")
+            out(
+                "Early stopping (agreement between phrasings on unlabeled held-out training instances): "
+                + "; ".join(lines)
+                + "."
+            )
 
     def _summaries(self, variant) -> dict:
         return {

@@ -40,6 +40,22 @@ class Command(BaseCommand):
             default=defaults.objective,
             help="align: CE + lambdas (the study's); consistency: swarm distillation, no labels.",
         )
+        parser.add_argument(
+            "--patience",
+            type=int,
+            default=defaults.patience,
+            help="Consistency only: stop after this many checks without higher agreement between phrasings on "
+            "unlabeled held-out training instances, keeping the best prompt (0: never stop early).",
+        )
+        parser.add_argument(
+            "--eval-every", type=int, default=defaults.eval_every, help="Steps between checks."
+        )
+        parser.add_argument(
+            "--validation-instances",
+            type=int,
+            default=defaults.validation_instances,
+            help="Per task, training instances kept out of training to check agreement on.",
+        )
         parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: SCORING_DEVICE).")
         parser.add_argument(
             "--no-score", action="store_true", help="Train only; queue the scoring for the workers."
@@ -62,6 +78,9 @@ class Command(BaseCommand):
                 grad_accumulation=opts["accumulate"],
                 seed=opts["seed"],
                 objective=opts["objective"],
+                patience=opts["patience"],
+                eval_every=opts["eval_every"],
+                validation_instances=opts["validation_instances"],
             )
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
