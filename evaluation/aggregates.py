@@ -313,7 +313,7 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
 
 
 def _top_level_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:
-    summaries = TaskSummary.objects.filter(
+    summaries = TaskSummary.with_replicates.filter(
         variant=variant, task__benchmark=benchmark, task__parent__isnull=True
     ).select_related("task")
     return [s for s in summaries if not s.figures.get("estimated")]

@@ -265,7 +265,9 @@ def _figures_on_ground(
     by_task, own_by_task = revisions_by_task(ground), revisions_by_task(own)
     stored = {
         s.task_id: s
-        for s in TaskSummary.objects.filter(variant=variant, task_id__in=by_task, phrasing_set=phrasing_set)
+        for s in TaskSummary.with_replicates.filter(
+            variant=variant, task_id__in=by_task, phrasing_set=phrasing_set
+        )
         if s.replicates is not None
     }
     parts, chances = [], []

@@ -23,6 +23,20 @@ def phrasing_accuracy(correct: np.ndarray) -> np.ndarray:
     return np.asarray(correct, dtype=float).mean(axis=1)
 
 
+def wilson_interval(correct, total, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion, vectorised (the closed form scipy's
+    binomtest(...).proportion_ci(method="wilson") returns, without the test's p-value search, which costs
+    a millisecond per phrasing on a page listing a hundred models)."""
+    from scipy.stats import norm
+
+    k, n = np.asarray(correct, dtype=float), np.asarray(total, dtype=float)
+    z = norm.ppf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
 def spread_figures(accuracies: Sequence[float]) -> dict[str, float]:
     """AvgP, Std (population), Min, Q10, Median, MaxP, Spread and CPS of per-phrasing accuracies.
 

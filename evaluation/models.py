@@ -536,8 +536,17 @@ class PhrasingResult(models.Model):
         ]
 
 
+class _WithoutReplicates(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().defer("replicates")
+
+
 class TaskSummary(models.Model):
     """Every robustness figure of a variant on a task, over one set of phrasings (see evaluation/metrics.py)."""
+
+    # Pages read figures only; the replicates (30 kB a row) are read where benchmark rows are averaged.
+    objects = _WithoutReplicates()
+    with_replicates = models.Manager()
 
     variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="task_summaries")
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="summaries")
@@ -584,6 +593,8 @@ class BenchmarkSummary(models.Model):
         indexes = [
             # Serves the leaderboard: "summaries of this benchmark for this set and kind".
             models.Index(fields=["benchmark", "phrasing_set", "task_kind"], name="bench_summary_lookup"),
+            # Serves the leaderboard's data version (newest update and count) from the index alone.
+            models.Index(fields=["benchmark", "updated_at"], name="bench_summary_version"),
         ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -23,7 +24,7 @@ from django.db.models.functions import Coalesce
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
 from core.jobs import JobStatus
-from evaluation import common_ground
+from evaluation import common_ground, metrics
 from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.models import (
     HELDOUT_ONLY_KINDS,
@@ -460,8 +461,6 @@ class PhrasingStanding:
 
 def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[PhrasingStanding]:
     """Context for a phrasing's accuracies: interval, the task's median and chance level, its rank. Two queries."""
-    from scipy.stats import binomtest
-
     variant_ids = [r.variant_id for r in results]
     summaries = {
         s.variant_id: s.figures
@@ -473,12 +472,12 @@ def phrasing_standings(results: list[PhrasingResult], task: Task) -> list[Phrasi
         task=task, variant_id__in=variant_ids, complete=True
     ).values_list("variant_id", "accuracy"):
         accuracies.setdefault(variant_id, []).append(accuracy)
+    scored = [r for r in results if r.n_total]
+    lows, highs = metrics.wilson_interval([r.n_correct for r in scored], [r.n_total for r in scored])
+    intervals = {id(r): (float(lo), float(hi)) for r, lo, hi in zip(scored, lows, highs, strict=True)}
     standings = []
     for r in results:
-        ci = None
-        if r.n_total:
-            interval = binomtest(r.n_correct, r.n_total).proportion_ci(method="wilson")
-            ci = (float(interval.low), float(interval.high))
+        ci = intervals.get(id(r))
         others = accuracies.get(r.variant_id, [])
         rank = 1 + sum(a > r.accuracy for a in others) if r.complete and others else None
         figures = summaries.get(r.variant_id, {})
@@ -510,22 +509,28 @@ def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool 
     return predictions.select_related("instance").order_by("instance_id")
 
 
+# The leaderboard's data version in one statement. Raw SQL because this runs on every page view, cached or
+# not, and the ORM takes longer to compile four subqueries than PostgreSQL takes to run them. The estimated
+# condition is spelled as the partial index task_summary_estimated (figures__estimated=True) spells it.
+_LEADERBOARD_VERSION = """
+    SELECT (SELECT max(s.updated_at) FROM evaluation_benchmarksummary s WHERE s.benchmark_id = b.id),
+           (SELECT count(*) FROM evaluation_benchmarksummary s WHERE s.benchmark_id = b.id),
+           (SELECT max(t.updated_at) FROM evaluation_tasksummary t JOIN collection_task k ON k.id = t.task_id
+             WHERE k.benchmark_id = b.id AND (t.figures -> 'estimated') = 'true'::jsonb),
+           (SELECT count(*) FROM evaluation_tasksummary t JOIN collection_task k ON k.id = t.task_id
+             WHERE k.benchmark_id = b.id AND (t.figures -> 'estimated') = 'true'::jsonb)
+    FROM collection_benchmark b WHERE b.{column} = %s
+"""
+
+
 def leaderboard_version(benchmark: Benchmark | str) -> tuple:
     """Changes whenever any of the benchmark's summaries is written or deleted, and with its estimated task
-    summaries, which make rows of their own (a variant may have no other): one query of four indexed
-    aggregates. `benchmark` may be its slug: a page cache asks before looking anything up."""
-    which = {"slug": benchmark} if isinstance(benchmark, str) else {"pk": benchmark.pk}
-    rows = BenchmarkSummary.objects.filter(benchmark=OuterRef("pk")).values("benchmark")
-    estimated = TaskSummary.objects.filter(task__benchmark=OuterRef("pk"), figures__estimated=True).values(
-        "task__benchmark"
-    )
-    versions = Benchmark.objects.filter(**which).values_list(
-        Subquery(rows.annotate(newest=Max("updated_at")).values("newest")),
-        Subquery(rows.annotate(n=Count("id")).values("n")),
-        Subquery(estimated.annotate(newest=Max("updated_at")).values("newest")),
-        Subquery(estimated.annotate(n=Count("id")).values("n")),
-    )
-    return tuple(versions.first() or ())
+    summaries, which make rows of their own (a variant may have no other). `benchmark` may be its slug: a
+    page cache asks before looking anything up."""
+    column, value = ("slug", benchmark) if isinstance(benchmark, str) else ("id", benchmark.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(_LEADERBOARD_VERSION.format(column=column), [value])
+        return tuple(cursor.fetchone() or ())
 
 
 def task_version(task: Task | tuple[str, str]) -> tuple:

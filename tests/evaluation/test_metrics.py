@@ -120,3 +120,13 @@ def test_a_benchmark_summary_macro_averages_tasks_with_an_interval():
         [metrics.TaskData(OBSERVED, accuracies=[0.75, 0.5, 0.25])], samples=100
     )
     assert imported["ci_method"] == "phrasings only" and imported["consistency"] is None
+
+
+def test_the_wilson_interval_is_scipys():
+    from scipy.stats import binomtest
+
+    k, n = [0, 3, 50, 97, 100], [100, 10, 100, 100, 100]
+    lows, highs = metrics.wilson_interval(k, n)
+    for i in range(len(k)):
+        want = binomtest(k[i], n[i]).proportion_ci(method="wilson")
+        assert (lows[i], highs[i]) == pytest.approx((want.low, want.high), abs=1e-12)
