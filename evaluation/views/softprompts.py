@@ -147,6 +147,7 @@ def model_align(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @login_required
+@login_required
 @require_POST
 def model_calibrate(request: HttpRequest, name: str) -> HttpResponse:
     """Make the model's batch-calibrated variant (admins) and calibrate it in a worker: the inference-only

@@ -175,6 +175,7 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         _expect(LOGIN, "403", "403", "403", "302:/models/m/"),
     ),
     ("model_align", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/softprompts/")),
+    ("model_calibrate", lambda w: ["m"], "post", {}, _expect(LOGIN, "403", "403", "403", "302:/models/m/")),
     ("softprompt_detail", lambda w: [w.soft.id], "get", {}, every("200")),
     (
         "softprompt_cancel",

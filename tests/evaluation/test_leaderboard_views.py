@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from collection.demo import load_demo
@@ -66,7 +67,12 @@ def test_the_leaderboard_runs_a_fixed_number_of_queries(
     client, board, tiny_models, django_assert_max_num_queries
 ):
     url = reverse("leaderboard", args=["demo"])
-    with django_assert_max_num_queries(7) as few:  # 7: the estimated rows' version and their summaries
+    # A browser's second page: it holds its CSRF cookie, so the page cache checks the data version first
+    # (both requests below miss it: the first is cold, the second follows new figures).
+    client.cookies[settings.CSRF_COOKIE_NAME] = "x" * 32
+    with django_assert_max_num_queries(
+        8
+    ) as few:  # 8: the page cache's version, the estimated rows' summaries
         client.get(url)
     # Twice the models and results: still the same number of queries.
     extra = registry.language_model_register(
