@@ -533,6 +533,13 @@ class PhrasingResult(models.Model):
         indexes = [
             # Serves the task grid and the charts: "results of these variants on this task".
             models.Index(fields=["task", "variant"], name="result_task_variant"),
+            # Serves the models list's scored cells per model from the index alone (no heap reads).
+            models.Index(
+                fields=["variant"],
+                include=["n_total"],
+                condition=Q(source="scored"),
+                name="result_scored_cells",
+            ),
         ]
 
 
