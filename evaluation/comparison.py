@@ -18,21 +18,7 @@ import numpy as np
 from evaluation import metrics
 
 # The figures a comparison reports (the leaderboard's, less the quartiles that only draw the box plots).
-NAMES = (
-    "avgp",
-    "std",
-    "min",
-    "q10",
-    "median",
-    "maxp",
-    "spread",
-    "cps",
-    "consistency",
-    "observed_avgp",
-    "unobserved_avgp",
-    "gap",
-    "pdr",
-)
+NAMES = tuple(name for name in metrics.FIGURE_NAMES if name not in ("q25", "q75"))
 
 
 @dataclass(frozen=True)

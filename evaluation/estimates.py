@@ -27,11 +27,6 @@ from collection.selectors import task_eval_sample_ids
 from evaluation import estimation, metrics
 from evaluation.models import ModelVariant, PhrasingResult, Prediction, ResultSource, RunMode, ScoringRun
 
-# Every figure a task summary stores (metrics.Summary's), as benchmark rows average them.
-FIGURE_NAMES = (
-    *("avgp", "std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency"),
-    *("observed_avgp", "unobserved_avgp", "gap", "pdr"),
-)
 # The figures whose intervals decide when an adaptive run may stop early.
 TARGET_FIGURES = ("avgp", "q10", "median", "q90")
 # An adaptive run spends this share of its budget on the balanced first rounds, the rest in
@@ -258,7 +253,7 @@ def benchmark_figures(per_task: list[dict]) -> dict:
     counting as its value (nothing of it is left to estimate). Averaging bounds is wider than averaging
     draw by draw (it takes the tasks' errors to move together): an honest bound until benchmark rows
     average the tasks' draws."""
-    names = list(FIGURE_NAMES)
+    names = list(metrics.FIGURE_NAMES)
     figures = metrics.macro_average(per_task, names)
     ci = {}
     for name in names:

@@ -6,23 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-FIGURES = (
-    "avgp",
-    "std",
-    "min",
-    "q10",
-    "q25",
-    "median",
-    "q75",
-    "maxp",
-    "spread",
-    "cps",
-    "consistency",
-    "observed_avgp",
-    "unobserved_avgp",
-    "gap",
-    "pdr",
-)
+from evaluation import metrics
+
+FIGURES = metrics.FIGURE_NAMES
 
 
 def pack(replicates: dict[str, np.ndarray]) -> bytes:
