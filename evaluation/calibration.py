@@ -96,13 +96,15 @@ def calibration_follow_base(*, variant_id: int, task_id: int) -> None:
     variant_calibrate(model=variant.model, task=Task.objects.get(id=task_id))
 
 
-def _calibrate_task(
-    variant: ModelVariant,
+def calibrated_predictions(
     base: ModelVariant,
     task: Task,
     revisions: list[InstructionRevision],
     report: Calibration,
-) -> None:
+    variant: ModelVariant | None = None,
+) -> list[Prediction]:
+    """The calibrated predictions (unsaved) of the task's revisions that the base model has scored on the
+    whole evaluation sample, from its stored option scores; the report says what was left and why."""
     sample = task_eval_sample_ids(task)
     by_revision: dict[int, dict[int, tuple]] = {r.id: {} for r in revisions}
     rows = Prediction.objects.filter(
@@ -136,6 +138,19 @@ def _calibrate_task(
                     truncated=cells[instance_id][2],
                 )
             )
+    if complete:
+        report.calibrated[task.slug] = len(complete)
+    return predictions
+
+
+def _calibrate_task(
+    variant: ModelVariant,
+    base: ModelVariant,
+    task: Task,
+    revisions: list[InstructionRevision],
+    report: Calibration,
+) -> None:
+    predictions = calibrated_predictions(base, task, revisions, report, variant)
     with transaction.atomic():
         # Concurrent calibrations of the variant (a click and a base refresh) queue up on its row.
         ModelVariant.objects.select_for_update().get(id=variant.id)
@@ -143,5 +158,3 @@ def _calibrate_task(
         Prediction.objects.filter(variant=variant, revision__instruction__task=task).delete()
         Prediction.objects.bulk_create(predictions, batch_size=5_000)
         aggregates.aggregates_refresh_many({(variant.id, task.id)})
-    if complete:
-        report.calibrated[task.slug] = len(complete)

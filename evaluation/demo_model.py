@@ -153,20 +153,22 @@ def demo_model_build(say: Say = print) -> Path:
     return out
 
 
-def _heldout_unobserved(task: Task) -> int:
+def _heldout_unobserved(task: Task, split_seed: int | None = None) -> int:
     phrasings = Instruction.objects.filter(task=task, status=Instruction.Status.APPROVED).exclude(
         collection__slug=TUNING_COLLECTION
     )
-    return sum(is_heldout(pk) for pk in phrasings.values_list("id", flat=True))
+    return sum(is_heldout(pk, seed=split_seed) for pk in phrasings.values_list("id", flat=True))
 
 
-def heldout_phrasings_ensure(say: Say = print) -> None:
-    """Load more generated phrasings into any demo task with fewer than MIN_HELDOUT_UNOBSERVED held out."""
+def heldout_phrasings_ensure(say: Say = print, split_seeds: tuple[int, ...] | None = None) -> None:
+    """Load more generated phrasings into any demo task with fewer than MIN_HELDOUT_UNOBSERVED held out, under
+    each of the split seeds (default: SOFTPROMPT_SPLIT_SEED's alone)."""
+    split_seeds = split_seeds or (settings.SOFTPROMPT_SPLIT_SEED,)
     report = ImportReport()
     for task in Task.objects.filter(benchmark__slug=BENCHMARK_SLUG, parent=None).order_by("id"):
         loaded = task.instructions.filter(collection__slug="generated").count()
         count = max(loaded, GENERATED_PER_TASK)
-        while _heldout_unobserved(task) < MIN_HELDOUT_UNOBSERVED:
+        while min(_heldout_unobserved(task, seed) for seed in split_seeds) < MIN_HELDOUT_UNOBSERVED:
             count += 4
             generated_phrasings_load(task=task, count=count, report=report)
         if count > max(loaded, GENERATED_PER_TASK):
@@ -175,10 +177,13 @@ def heldout_phrasings_ensure(say: Say = print) -> None:
         events.phrasings_imported.send(sender=heldout_phrasings_ensure)
 
 
-def demo_study_ensure(say: Say = print) -> LanguageModel:
-    """Everything the study tables need, computed in the foreground; steps already done are skipped."""
+def demo_study_ensure(say: Say = print, split_seeds: tuple[int, ...] | None = None) -> LanguageModel:
+    """Everything the study tables need, computed in the foreground; steps already done are skipped. The soft
+    prompts are trained on each of the split seeds (default: SOFTPROMPT_SPLIT_SEED's alone), so that a finding
+    can be checked over several choices of held-out phrasings."""
+    split_seeds = split_seeds or (settings.SOFTPROMPT_SPLIT_SEED,)
     path = demo_model_build(say)
-    heldout_phrasings_ensure(say)
+    heldout_phrasings_ensure(say, split_seeds)
     model = LanguageModel.objects.filter(name=DEMO_MODEL).first()
     if model is None:
         model = registry.language_model_register(
@@ -200,29 +205,38 @@ def demo_study_ensure(say: Say = print) -> LanguageModel:
         # A new recipe is a different model: its old predictions and soft prompts would be wrong for it.
         say(f"The demo recipe changed; replacing {DEMO_MODEL} and its results.")
         model.delete()
-        return demo_study_ensure(say)
+        return demo_study_ensure(say, split_seeds)
     scoring.variant_score_now(variant=scoring.base_variant(model), say=say)
     # The inference-only baseline: the base model's held-out scores, batch-calibrated (no model loaded).
     calibration.variant_calibrate(model=model)
-    for name, lambdas in ABLATIONS.items():
-        for seed in SEEDS:
-            _soft_prompt_ensure(model, name, AlignConfig(**SOFT_PROMPT, **lambdas, seed=seed), say)
+    for split_seed in split_seeds:
+        for name, lambdas in ABLATIONS.items():
+            for seed in SEEDS:
+                config = AlignConfig(**SOFT_PROMPT, **lambdas, seed=seed)
+                _soft_prompt_ensure(model, name, config, split_seed, say)
     return model
 
 
-def _soft_prompt_ensure(model: LanguageModel, name: str, config: AlignConfig, say: Say) -> None:
-    """Train and score the soft prompt of this config, unless one succeeded already."""
+def _soft_prompt_ensure(
+    model: LanguageModel, name: str, config: AlignConfig, split_seed: int, say: Say
+) -> None:
+    """Train and score the soft prompt of this config on this split, unless one succeeded already."""
     # One trained on a smaller pool (before more phrasings were approved) would be judged on fewer held-out
     # phrasings than the others: train again.
-    pool = len(softprompts.training_pool(model)[0])
+    pool = len(softprompts.training_pool(model, split_seed)[0])
     # Compared as configs, not as stored JSON: one stored before a setting existed has that setting's default.
-    trained = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, pool_size=pool).order_by(
-        "id"
-    )
+    trained = SoftPrompt.objects.filter(
+        model=model, status=JobStatus.SUCCEEDED, pool_size=pool, split_seed=split_seed
+    ).order_by("id")
     done = next((s for s in trained if AlignConfig(**s.config) == config), None)
     if done is None:
-        say(f"Training the {name} soft prompt, seed {config.seed} ({config.steps} steps)...")
-        soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
+        say(
+            f"Training the {name} soft prompt, seed {config.seed}, split seed {split_seed} "
+            f"({config.steps} steps)..."
+        )
+        soft = softprompts.softprompt_queue(
+            model=model, trigger=RunTrigger.CLI, config=config, enqueue=False, split_seed=split_seed
+        )
         soft = softprompts.softprompt_train_execute(
             soft_prompt_id=soft.id, task_id=f"demo-{uuid.uuid4()}", device="cpu", enqueue_scoring=False
         )

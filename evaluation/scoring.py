@@ -41,7 +41,6 @@ from evaluation.models import (
     RunMode,
     RunTrigger,
     ScoringRun,
-    VariantKind,
 )
 
 log = logging.getLogger(__name__)
@@ -177,8 +176,8 @@ def scoring_runs_for_variant(
     """One run per task over its approved phrasings (tasks run in parallel on several GPU workers). A soft
     prompt's variant scores the held-out phrasings only: the others may be in its training set."""
     revisions = approved_revisions(task, model=variant.model)
-    if variant.kind == VariantKind.SOFT_PROMPT:
-        revisions = [r for r in revisions if split.is_heldout(r.instruction_id)]
+    scores = split.scored_by(variant)
+    revisions = [r for r in revisions if scores(r.instruction_id)]
     runs = []
     for group_task, revisions in revisions_by_task(revisions).items():
         run = scoring_run_create(
@@ -207,8 +206,8 @@ def scoring_adaptive(
     """An adaptive run of the variant over the task's approved phrasings (those it scores): at most
     `budget_cells` new cells, by default ADAPTIVE_BUDGET_SHARE of them. None when nothing is left to score."""
     revisions = approved_revisions(task, model=variant.model)
-    if variant.kind == VariantKind.SOFT_PROMPT:
-        revisions = [r for r in revisions if split.is_heldout(r.instruction_id)]
+    scores = split.scored_by(variant)
+    revisions = [r for r in revisions if scores(r.instruction_id)]
     if not revisions:
         raise ApplicationError(f"{task} has no approved phrasing that {variant} scores.")
     if budget_cells is None:
@@ -248,7 +247,7 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     for model in models:
         variants = [base_variant(model)]
         soft = selectors.current_soft_variant(model)
-        if soft is not None and split.is_heldout(instruction.id):
+        if soft is not None and split.scored_by(soft)(instruction.id):
             # Soft prompts are judged on held-out phrasings only; a new held-out phrasing joins their figures.
             variants.append(soft)
         for variant in variants:

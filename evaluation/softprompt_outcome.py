@@ -11,6 +11,11 @@ phrasings calibration calibrated), less those observed for the model and benchma
 that the base model and every seed have predictions for. Per cell, the method's correctness is averaged over
 its seeds (seeds are fixed, not resampled: with three of them a seed bootstrap would say little) and the base
 model's subtracted; each seed's own improvement is reported beside it, so their spread shows.
+
+Splits: every outcome is on one held-out split (split.py), by default the app's (SOFTPROMPT_SPLIT_SEED). The
+soft prompts of another split seed (`reproduce_study --split-seeds`) are judged on that split's held-out
+phrasings, so that a finding can be checked over several choices of them; the intervals here are within one
+split and do not cover that choice.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 
 from collection.models import Collection, Instruction, InstructionRevision
 from core.jobs import JobStatus
-from evaluation import metrics, paired_bootstrap
+from evaluation import calibration, metrics, paired_bootstrap
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
+from evaluation.scoring import approved_revisions, revisions_by_task
+from evaluation.split import is_heldout
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ def _unobserved(model: LanguageModel, revision_ids: set[int]) -> dict[int, str]:
 
 
 def _correctness(variants: list[ModelVariant], revisions: dict[int, str]) -> dict:
-    """(variant id, revision id, instance id) -> correct, for the given cells."""
+    """(variant id, revision id, instance id) -> correct, for the given cells (a variant's key is its id)."""
     rows = Prediction.objects.filter(variant__in=variants, revision_id__in=revisions).values_list(
         "variant_id", "revision_id", "instance_id", "correct"
     )
@@ -70,13 +78,14 @@ def _correctness(variants: list[ModelVariant], revisions: dict[int, str]) -> dic
 
 
 def _task_matrices(
-    base: ModelVariant, seeds: list[ModelVariant], revisions: dict[int, str], correct: dict
+    base, seeds: list, revisions: dict[int, str], correct: dict
 ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
-    """Per task: the base model's correctness matrix and each seed's, on the cells all of them have."""
+    """Per task: the base model's correctness matrix and each seed's, on the cells all of them have. `base`
+    and `seeds` are the keys of `correct` (variant ids)."""
     variants = [base, *seeds]
     instances: dict[int, set[int]] = defaultdict(set)
     for v, r, i in correct:
-        if v == base.id:
+        if v == base:
             instances[r].add(i)
     by_task: dict[str, list[int]] = defaultdict(list)
     for revision, task in sorted(revisions.items()):
@@ -84,23 +93,28 @@ def _task_matrices(
     out = {}
     for task, revision_ids in sorted(by_task.items()):
         common = set.intersection(*(instances[r] for r in revision_ids)) if revision_ids else set()
-        cells = sorted(
-            i for i in common if all((v.id, r, i) in correct for v in variants for r in revision_ids)
-        )
+        cells = sorted(i for i in common if all((v, r, i) in correct for v in variants for r in revision_ids))
         if not cells:
             continue
 
-        def matrix(variant: ModelVariant, revision_ids=revision_ids, cells=cells) -> np.ndarray:
-            return np.array([[correct[variant.id, r, i] for i in cells] for r in revision_ids], dtype=float)
+        def matrix(variant, revision_ids=revision_ids, cells=cells) -> np.ndarray:
+            return np.array([[correct[variant, r, i] for i in cells] for r in revision_ids], dtype=float)
 
         out[task] = (matrix(base), [matrix(v) for v in seeds])
     return out
 
 
-def latest_soft_prompts(model: LanguageModel) -> dict[str, list]:
-    """Per method, its latest succeeded soft prompt of each seed, by seed: a retraining replaces its predecessor."""
+def _split_seed(split_seed: int | None) -> int:
+    return settings.SOFTPROMPT_SPLIT_SEED if split_seed is None else split_seed
+
+
+def latest_soft_prompts(model: LanguageModel, split_seed: int | None = None) -> dict[str, list]:
+    """Per method, its latest succeeded soft prompt of each seed, by seed, among those trained on the split of
+    `split_seed` (default: SOFTPROMPT_SPLIT_SEED): a retraining replaces its predecessor."""
     latest = {}
-    soft_prompts = model.soft_prompts.filter(status=JobStatus.SUCCEEDED, variant__isnull=False)
+    soft_prompts = model.soft_prompts.filter(
+        status=JobStatus.SUCCEEDED, variant__isnull=False, split_seed=_split_seed(split_seed)
+    )
     for soft in soft_prompts.select_related("variant").order_by("id"):
         latest[soft.ablation, soft.config.get("seed", 0)] = soft
     by_method: dict[str, list] = defaultdict(list)
@@ -110,12 +124,12 @@ def latest_soft_prompts(model: LanguageModel) -> dict[str, list]:
 
 
 def heldout_improvements(
-    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
+    model: LanguageModel, *, split_seed: int | None = None, samples: int = metrics.BOOTSTRAP_SAMPLES
 ) -> list[MethodOutcome]:
-    """One outcome per method that has succeeded soft prompts with scored held-out phrasings."""
+    """One outcome per method that has succeeded soft prompts with scored held-out phrasings, on one split."""
     base = model.variants.get(kind=VariantKind.BASE)
     outcomes = []
-    for method, softs in latest_soft_prompts(model).items():
+    for method, softs in latest_soft_prompts(model, split_seed).items():
         revisions = heldout_unobserved_revisions(model, softs)
         outcome = _outcome(method, base, *_seeded(softs), revisions, samples)
         if outcome is not None:
@@ -136,15 +150,38 @@ BATCH_CALIBRATION = "batch calibration"
 
 
 def calibration_outcome(
-    model: LanguageModel, *, samples: int = metrics.BOOTSTRAP_SAMPLES
+    model: LanguageModel, *, split_seed: int | None = None, samples: int = metrics.BOOTSTRAP_SAMPLES
 ) -> MethodOutcome | None:
-    """The calibrated variant against the base model on the held-out unobserved phrasings it calibrated."""
-    variant = model.variants.filter(kind=VariantKind.CALIBRATED).first()
+    """The calibrated variant against the base model on the held-out unobserved phrasings it calibrated. On
+    another split than the app's (SOFTPROMPT_SPLIT_SEED), where the variant has no predictions, the same
+    calibration is computed here from the base model's stored option scores (calibration needs no training, so
+    a split only chooses which phrasings it is judged on)."""
     base = model.variants.filter(kind=VariantKind.BASE).first()
-    if variant is None or base is None:
+    if base is None:
         return None
-    calibrated = set(variant.predictions.values_list("revision_id", flat=True).distinct())
-    return _outcome(BATCH_CALIBRATION, base, [variant], (), _unobserved(model, calibrated), samples)
+    if _split_seed(split_seed) != settings.SOFTPROMPT_SPLIT_SEED:
+        return _calibration_on_split(model, base, _split_seed(split_seed), samples)
+    variant = model.variants.filter(kind=VariantKind.CALIBRATED).first()
+    if variant is None:
+        return None
+    calibrated = variant.predictions.values_list("revision_id", "revision__instruction_id").distinct()
+    # Held out under the split now: the variant calibrated the held-out phrasings of the split it last ran on.
+    heldout = {r for r, instruction in calibrated if is_heldout(instruction)}
+    return _outcome(BATCH_CALIBRATION, base, [variant], (), _unobserved(model, heldout), samples)
+
+
+def _calibration_on_split(
+    model: LanguageModel, base: ModelVariant, split_seed: int, samples: int
+) -> MethodOutcome | None:
+    heldout = [r for r in approved_revisions(model=model) if is_heldout(r.instruction_id, seed=split_seed)]
+    report, predictions = calibration.Calibration(), []
+    for task, revisions in sorted(revisions_by_task(heldout).items(), key=lambda pair: pair[0].id):
+        predictions += calibration.calibrated_predictions(base, task, revisions, report)
+    revisions = _unobserved(model, {p.revision_id for p in predictions})
+    correct = _correctness([base], revisions)
+    key = "calibrated"  # not a variant id: these predictions are not stored
+    correct.update({(key, p.revision_id, p.instance_id): p.correct for p in predictions})
+    return _cells_outcome(BATCH_CALIBRATION, base.id, [key], (), revisions, correct, samples)
 
 
 def _seeded(softs: list) -> tuple[list[ModelVariant], tuple[int, ...]]:
@@ -161,6 +198,19 @@ def _outcome(
 ) -> MethodOutcome | None:
     """The variants' (a method's seeds, or one unseeded variant) improvement over the base model."""
     correct = _correctness([base, *variants], revisions)
+    return _cells_outcome(method, base.id, [v.id for v in variants], seeds, revisions, correct, samples)
+
+
+def _cells_outcome(
+    method: str,
+    base,
+    variants: list,
+    seeds: tuple[int, ...],
+    revisions: dict[int, str],
+    correct: dict,
+    samples: int,
+) -> MethodOutcome | None:
+    """The improvement over the base model from cells' correctness, keyed (variant key, revision, instance)."""
     matrices = _task_matrices(base, variants, revisions, correct)
     if not matrices:
         return None

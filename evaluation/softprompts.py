@@ -43,15 +43,19 @@ CURVE_EVERY_STEPS = 5  # how often a running training writes its curve and heart
 # --- The pool ------------------------------------------------------------------------------------------
 
 
-def training_pool(model: LanguageModel) -> tuple[list[InstructionRevision], list[InstructionRevision]]:
+def training_pool(
+    model: LanguageModel, split_seed: int | None = None
+) -> tuple[list[InstructionRevision], list[InstructionRevision]]:
     """(training, held-out) revisions among the approved phrasings the model scores (those written for
-    another prompt format, or of benchmarks it is not limited to, are not its to learn from)."""
+    another prompt format, or of benchmarks it is not limited to, are not its to learn from), split under
+    `split_seed` (default: SOFTPROMPT_SPLIT_SEED)."""
     training, heldout = [], []
     phrasings = approved_phrasings(prompt_format=model.prompt_format)
     if model.benchmarks.exists():
         phrasings = phrasings.filter(task__benchmark__in=model.benchmarks.all())
     for instruction in phrasings:
-        (heldout if is_heldout(instruction.id) else training).append(instruction.current_revision)
+        held = is_heldout(instruction.id, seed=split_seed)
+        (heldout if held else training).append(instruction.current_revision)
     return training, heldout
 
 
@@ -84,19 +88,28 @@ def method_config(model: LanguageModel, method: str) -> AlignConfig:
 
 
 def softprompt_queue(
-    *, model: LanguageModel, trigger: str = RunTrigger.MANUAL, by=None, config=None, enqueue: bool = True
+    *,
+    model: LanguageModel,
+    trigger: str = RunTrigger.MANUAL,
+    by=None,
+    config=None,
+    enqueue: bool = True,
+    split_seed: int | None = None,
 ) -> SoftPrompt:
     """Queue a training of the model's soft prompt, or return the one already queued or running: at most
-    one per model at a time, enforced by a unique constraint so that concurrent triggers cannot both win."""
+    one per model at a time, enforced by a unique constraint so that concurrent triggers cannot both win.
+    It holds out the phrasings of `split_seed` (default: SOFTPROMPT_SPLIT_SEED; another seed measures how
+    much a finding depends on which phrasings were held out, as `reproduce_study --split-seeds` does)."""
     config = last_config(model) if config is None else config
-    training, _ = training_pool(model)
+    split_seed = settings.SOFTPROMPT_SPLIT_SEED if split_seed is None else split_seed
+    training, _ = training_pool(model, split_seed)
     try:
         with transaction.atomic():
             soft = SoftPrompt.objects.create(
                 model=model,
                 trigger=trigger,
                 config=asdict(config),
-                split_seed=settings.SOFTPROMPT_SPLIT_SEED,
+                split_seed=split_seed,
                 pool_size=len(training),
                 steps_total=config.steps * config.grad_accumulation,
                 created_by=by,
@@ -104,7 +117,9 @@ def softprompt_queue(
     except IntegrityError:
         active = SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).first()
         if active is None:  # it finished between our insert and this read: queue again
-            return softprompt_queue(model=model, trigger=trigger, by=by, config=config, enqueue=enqueue)
+            return softprompt_queue(
+                model=model, trigger=trigger, by=by, config=config, enqueue=enqueue, split_seed=split_seed
+            )
         return active
     if enqueue:
         jobs.enqueue(SoftPrompt, soft.id)
@@ -142,7 +157,10 @@ def softprompt_retry(*, soft_prompt: SoftPrompt) -> SoftPrompt:
     if soft_prompt.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise ApplicationError("Only a failed or cancelled training can be retried.")
     return softprompt_queue(
-        model=soft_prompt.model, trigger=RunTrigger.MANUAL, config=AlignConfig(**soft_prompt.config)
+        model=soft_prompt.model,
+        trigger=RunTrigger.MANUAL,
+        config=AlignConfig(**soft_prompt.config),
+        split_seed=soft_prompt.split_seed,
     )
 
 
@@ -232,7 +250,8 @@ def softprompt_train_work(
     soft = SoftPrompt.objects.select_related("model").get(id=soft.id)
     device = device or settings.SCORING_DEVICE
     config = AlignConfig(**soft.config)
-    training, heldout = training_pool(soft.model)
+    # The split recorded at queueing, not today's setting: the two agree unless the setting changed since.
+    training, heldout = training_pool(soft.model, soft.split_seed)
     tasks, instance_ids = _training_tasks(soft.model, training)
     if not tasks:
         raise ConfigError(

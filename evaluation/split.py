@@ -9,9 +9,13 @@ phrasing could then push an old held-out one into training; we chose stable memb
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 
 from django.conf import settings
+
+from evaluation.models import SoftPrompt, VariantKind
 
 
 def is_heldout(instruction_id: int, *, seed: int | None = None, fraction: float | None = None) -> bool:
@@ -19,3 +23,15 @@ def is_heldout(instruction_id: int, *, seed: int | None = None, fraction: float 
     fraction = settings.SOFTPROMPT_HELDOUT_FRACTION if fraction is None else fraction
     digest = hashlib.sha256(f"phrasebench-split:{seed}:{instruction_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def scored_by(variant) -> Callable[[int], bool]:
+    """Which phrasings (by instruction id) the variant is scored on. A soft prompt's variant only on those
+    held out under its own split seed, recorded when it was queued, whatever the setting says now: under
+    another seed some of them would be phrasings it trained on. Every other variant scores every phrasing."""
+    if variant.kind != VariantKind.SOFT_PROMPT:
+        return lambda instruction_id: True
+    soft = SoftPrompt.objects.filter(variant=variant).only("split_seed").first()
+    if soft is None:  # a soft-prompt variant without its training: nothing is known to be held out from it
+        return lambda instruction_id: False
+    return functools.partial(is_heldout, seed=soft.split_seed)

@@ -154,6 +154,28 @@ def test_the_outcome_reads_the_variant_s_predictions(synthetic):
     assert outcome.macro.ci[0] > 0 and outcome.seeds == ()
 
 
+def test_on_another_split_the_outcome_is_computed_as_the_variant_would_store_it(synthetic, settings):
+    model, base, heldout = synthetic
+    calibration.variant_calibrate(model=model)
+    stored = calibration_outcome(model)
+    # The app's split moves to seed 5: seed 0's phrasings are now another split, where the variant has no
+    # predictions, so its outcome there is computed from the base model's option scores.
+    settings.SOFTPROMPT_SPLIT_SEED = 5
+    computed = calibration_outcome(model, split_seed=0)
+    assert computed.macro == stored.macro and computed.per_task == stored.per_task
+    assert computed.base_per_task == stored.base_per_task
+    # Seed 5's split: the base model has scores only for seed 0's held-out phrasings (the fixture wrote those),
+    # so the phrasings judged are those both seeds hold out, unobserved ones only.
+    both = [
+        r
+        for r in heldout
+        if is_heldout(r.instruction_id, seed=5) and r.instruction.collection.slug != "demotune"
+    ]
+    assert both, "the fixture's phrasings should include some that both seeds hold out"
+    other = calibration_outcome(model, split_seed=5)
+    assert other.macro.phrasings == len(both)
+
+
 def test_a_phrasing_not_fully_scored_waits_and_a_task_with_mixed_option_counts_is_skipped(synthetic):
     model, base, heldout = synthetic
     first, other = heldout[0], next(r for r in heldout if r.instruction.task != heldout[0].instruction.task)

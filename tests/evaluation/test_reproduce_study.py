@@ -14,6 +14,7 @@ from collection.models import Instruction, Task
 from evaluation import demo_model
 from evaluation.models import LanguageModel, Prediction, SoftPrompt
 from evaluation.softprompt_outcome import heldout_improvements
+from evaluation.split import is_heldout
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +111,49 @@ def test_every_demo_task_gets_twenty_held_out_unobserved_phrasings_from_the_gene
     counts = Instruction.objects.count()
     demo_model.heldout_phrasings_ensure(lambda text: None)
     assert Instruction.objects.count() == counts
+
+
+def test_with_several_split_seeds_each_split_trains_its_own_soft_prompts_and_table_3_sets_them_side_by_side(
+    tiny_recipe, monkeypatch
+):
+    # One method and one seed keep it quick; the splits are what is under test.
+    monkeypatch.setattr(demo_model, "ABLATIONS", {"ce": demo_model.ABLATIONS["ce"]})
+    monkeypatch.setattr(demo_model, "SEEDS", (0,))
+    out = io.StringIO()
+    call_command("reproduce_study", "--quiet", "--split-seeds", "0", "4", stdout=out)
+    text = out.getvalue()
+    model = LanguageModel.objects.get(name="demo-t5")
+    softs = {s.split_seed: s for s in SoftPrompt.objects.filter(model=model, status="succeeded")}
+    assert set(softs) == {0, 4}
+    approved = set(
+        Instruction.objects.filter(status="approved", task__benchmark__slug="demo").values_list(
+            "id", flat=True
+        )
+    )
+    for split_seed, soft in softs.items():
+        heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
+        assert heldout == {i for i in approved if is_heldout(i, seed=split_seed)}
+        # Scored on its own split's held-out phrasings, whatever the app's split is.
+        scored = set(
+            Prediction.objects.filter(variant=soft.variant).values_list("revision__instruction_id", flat=True)
+        )
+        assert scored == heldout
+        for task in Task.objects.filter(benchmark__slug="demo", parent=None):
+            assert demo_model._heldout_unobserved(task, split_seed) >= demo_model.MIN_HELDOUT_UNOBSERVED
+    assert softs[0].heldout_revisions.count() and set(softs[0].heldout_revisions.all()) != set(
+        softs[4].heldout_revisions.all()
+    )
+    assert "split seed 0 (the app's split)" in text and "split seed 4" in text
+    table_3 = text.split("Table 3.")[1]
+    row = next(line for line in table_3.splitlines() if line.startswith("ce "))
+    # Each split's cell is that split's outcome; the mean is over splits.
+    found = re.findall(r"([+-]\d+\.\d) \[([+-]\d+\.\d), ([+-]\d+\.\d)\]", row)
+    outcomes = [
+        next(o for o in heldout_improvements(model, split_seed=seed) if o.method == "ce") for seed in (0, 4)
+    ]
+    assert [float(d) for d, _, _ in found] == [round(100 * o.macro.difference, 1) for o in outcomes]
+    mean = sum(100 * o.macro.difference for o in outcomes) / 2
+    assert f"{mean:+.1f}" in row
+    calibrated = next(line for line in table_3.splitlines() if line.startswith("batch calibration "))
+    assert calibrated.count("[") == 2  # both splits: the app's from the variant, the other computed
+    assert "Methods whose CI excludes 0 on the same side on every split:" in table_3

@@ -75,6 +75,72 @@ def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(
 
 
 @pytest.mark.django_db
+def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_changes(
+    demo_model, alice, carol, settings, django_capture_on_commit_callbacks
+):
+    approved = set(Instruction.objects.filter(status="approved").values_list("id", flat=True))
+    # Queued under the app's split (seed 0), trained after the setting moved to another seed.
+    soft = softprompts.softprompt_queue(model=demo_model, config=SMALL, enqueue=False)
+    settings.SOFTPROMPT_SPLIT_SEED = 7
+    assert {i for i in approved if is_heldout(i)} != {i for i in approved if is_heldout(i, seed=0)}
+    with django_capture_on_commit_callbacks(execute=True):
+        softprompts.softprompt_train_execute(soft_prompt_id=soft.id, task_id="t", device="cpu")
+    soft.refresh_from_db()
+    assert soft.status == "succeeded", soft.error
+    assert soft.split_seed == 0
+    heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
+    trained = set(soft.training_revisions.values_list("instruction_id", flat=True))
+    assert heldout == {i for i in approved if is_heldout(i, seed=0)}
+    assert trained and not any(is_heldout(i, seed=0) for i in trained)
+    # Its variant is scored on its own held-out phrasings, not on those the setting holds out now (some of
+    # which it trained on).
+    scored = set(
+        ScoringRun.objects.filter(variant=soft.variant).values_list("revisions__instruction_id", flat=True)
+    )
+    assert scored == heldout
+    # A phrasing approved later joins its figures only if held out under its seed.
+    parity = Task.objects.get(slug="parity")
+    joined = {}
+    # Until one phrasing only seed 0 holds out and one only seed 7 does: those are where the rules differ.
+    for n in range(40):
+        instruction = collection_services.instruction_submit(
+            task=parity, template=f"Is {{number}} even? Say yes or no. ({n})", author=alice
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
+        joined[instruction.id] = Prediction.objects.filter(
+            variant=soft.variant, revision__instruction=instruction
+        ).exists()
+        differ = {is_heldout(i, seed=0) for i in joined if is_heldout(i, seed=0) != is_heldout(i)}
+        if differ == {True, False}:
+            break
+    assert differ == {True, False}
+    assert joined == {i: is_heldout(i, seed=0) for i in joined}
+
+
+@pytest.mark.django_db
+def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
+    demo_model, django_capture_on_commit_callbacks
+):
+    approved = set(Instruction.objects.filter(status="approved").values_list("id", flat=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL, split_seed=3)
+    soft.refresh_from_db()
+    assert soft.status == "succeeded", soft.error
+    heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
+    assert soft.split_seed == 3 and heldout == {i for i in approved if is_heldout(i, seed=3)}
+    assert heldout != {i for i in approved if is_heldout(i)}
+    scored = set(
+        ScoringRun.objects.filter(variant=soft.variant).values_list("revisions__instruction_id", flat=True)
+    )
+    assert scored == heldout
+    # A retry keeps its split.
+    SoftPrompt.objects.filter(id=soft.id).update(status="failed", error="for the test")
+    soft.refresh_from_db()
+    assert softprompts.softprompt_retry(soft_prompt=soft).split_seed == 3
+
+
+@pytest.mark.django_db
 @override_settings(SOFTPROMPT_RETRAIN_AFTER=2)
 def test_approving_enough_new_phrasings_queues_a_retraining(
     demo_model, alice, carol, django_capture_on_commit_callbacks

@@ -1,5 +1,6 @@
 """The study's two tables in miniature, from what the app computed on the offline demo model."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from collection.demo import BENCHMARK_SLUG
@@ -45,11 +46,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet", action="store_true", help="Print only the tables.")
+        parser.add_argument(
+            "--split-seeds",
+            type=int,
+            nargs="+",
+            default=None,
+            metavar="SEED",
+            help="Train and judge the soft prompts on each of these held-out splits (default: "
+            "SOFTPROMPT_SPLIT_SEED's alone), and with more than one print Table 3, each method across the "
+            "splits. Each split costs another 15 soft prompts.",
+        )
 
-    def handle(self, *args, quiet: bool = False, **options):
+    def handle(self, *args, quiet: bool = False, split_seeds=None, **options):
         say = (lambda text: None) if quiet else (lambda text: self.stdout.write(text))
+        split_seeds = tuple(dict.fromkeys(split_seeds or [settings.SOFTPROMPT_SPLIT_SEED]))
+        if any(seed < 0 for seed in split_seeds):
+            raise CommandError("Split seeds are 0 or more.")
         try:
-            model = demo_study_ensure(say)
+            model = demo_study_ensure(say, split_seeds)
         except (RuntimeError, ApplicationError) as exc:
             raise CommandError(str(exc)) from exc
         base = model.variants.get(kind="base")
@@ -74,19 +88,26 @@ class Command(BaseCommand):
         out(
             f"{'Gap (pp)':<12} {'':>3}  {pct(f, 'gap'):<22}   (observed − unobserved; PDR {f.get('pdr') or 0:.3f})"
         )
-        out("")
-        self._table_2(model, out)
-        self._early_stopping(model, out)
+        by_split = {}
+        for split_seed in split_seeds:
+            out("")
+            by_split[split_seed] = self._table_2(model, out, split_seed)
+            self._early_stopping(model, out, split_seed)
+        if len(split_seeds) > 1:
+            out("")
+            self._table_3(by_split, out)
 
-    def _table_2(self, model, out) -> None:
-        outcomes = {o.method: o for o in heldout_improvements(model)}
-        # The calibrated variant's stored predictions, as its leaderboard rows read them.
-        calibration = calibration_outcome(model)
+    def _table_2(self, model, out, split_seed: int) -> dict:
+        outcomes = {o.method: o for o in heldout_improvements(model, split_seed=split_seed)}
+        # On the app's split, the calibrated variant's stored predictions, as its leaderboard rows read them.
+        calibration = calibration_outcome(model, split_seed=split_seed)
         if calibration is not None:
             outcomes[calibration.method] = calibration
         order = [m for m in ABLATIONS if m in outcomes] + sorted(set(outcomes) - set(ABLATIONS))
+        app = " (the app's split)" if split_seed == settings.SOFTPROMPT_SPLIT_SEED else ""
         out(
-            "Table 2. + soft prompt (and batch calibration) vs base on held-out unobserved phrasings (never trained on)"
+            "Table 2. + soft prompt (and batch calibration) vs base on held-out unobserved phrasings (never trained on); "
+            f"split seed {split_seed}{app}"
         )
         out(
             "(Δ accuracy in points, macro average over tasks, seeds pooled; 95% CI from a paired two-way bootstrap "
@@ -95,7 +116,7 @@ class Command(BaseCommand):
         out("")
         if not order:
             out("No soft prompt has been scored on held-out unobserved phrasings yet.")
-            return
+            return outcomes
         out(
             f"{'Method':<18} {'seeds':>5} {'phrasings':>9} {'base AvgP':>9}  {'Δ [95% CI]':<22} {'per seed':<20} CI excludes 0"
         )
@@ -127,11 +148,58 @@ class Command(BaseCommand):
             "batch calibration needs no training (the base model's scores, calibrated over each phrasing's unlabeled "
             "evaluation sample; its rows are on the leaderboard's held-out views)."
         )
+        return outcomes
 
-    def _early_stopping(self, model, out) -> None:
+    def _table_3(self, by_split: dict[int, dict], out) -> None:
+        """Each method over the splits: a finding is one that holds whichever phrasings were held out."""
+        seeds = list(by_split)
+        methods = [m for m in ABLATIONS if all(m in o for o in by_split.values())]
+        methods += sorted({m for o in by_split.values() for m in o} - set(ABLATIONS) - set(methods))
+        out(
+            f"Table 3. Each method over {len(seeds)} held-out splits (split seeds {' '.join(map(str, seeds))}): "
+            "a different draw of held-out phrasings each, soft prompts retrained on the rest"
+        )
+        out(
+            "(Δ accuracy in points [95% CI] per split, as in Table 2; the mean and range are over splits. The "
+            "intervals are within a split; the spread across splits is the uncertainty they leave out)"
+        )
+        out("")
+        out(
+            f"{'Method':<18} "
+            + " ".join(f"{f'split {seed}':<22}" for seed in seeds)
+            + f" {'mean':>6} {'range':<14} CI excludes 0"
+        )
+        holding = []
+        for method in methods:
+            improvements = [
+                by_split[seed][method].macro if method in by_split[seed] else None for seed in seeds
+            ]
+            present = [i for i in improvements if i is not None]
+            differences = [100 * i.difference for i in present]
+            gains = sum(i.ci[0] > 0 for i in present)
+            losses = sum(i.ci[1] < 0 for i in present)
+            out(
+                f"{method:<18} "
+                + " ".join(f"{delta(i) if i else '–':<22}" for i in improvements)
+                + f" {sum(differences) / len(differences):>+6.1f} "
+                + f"{f'{min(differences):+.1f}..{max(differences):+.1f}':<14} "
+                + f"gain {gains}/{len(seeds)}, loss {losses}/{len(seeds)}"
+            )
+            if gains == len(seeds):
+                holding.append(f"{method} (gain)")
+            elif losses == len(seeds):
+                holding.append(f"{method} (loss)")
+        out("")
+        out(
+            "Methods whose CI excludes 0 on the same side on every split: "
+            + (", ".join(holding) if holding else "none")
+            + "."
+        )
+
+    def _early_stopping(self, model, out, split_seed: int) -> None:
         """Where each early-stopped soft prompt stopped and which step's prompt it kept (its curve says)."""
         lines = []
-        for method, softs in latest_soft_prompts(model).items():
+        for method, softs in latest_soft_prompts(model, split_seed).items():
             for soft in softs:
                 last = soft.curve[-1] if soft.curve else {}
                 if "kept_step" in last:

@@ -56,6 +56,12 @@ class Command(BaseCommand):
             default=defaults.validation_instances,
             help="Per task, training instances kept out of training to check agreement on.",
         )
+        parser.add_argument(
+            "--split-seed",
+            type=int,
+            default=None,
+            help="Hold out the phrasings of this split seed (default: SOFTPROMPT_SPLIT_SEED).",
+        )
         parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: SCORING_DEVICE).")
         parser.add_argument(
             "--no-score", action="store_true", help="Train only; queue the scoring for the workers."
@@ -84,8 +90,18 @@ class Command(BaseCommand):
             )
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
-        soft = softprompts.softprompt_queue(model=model, trigger=RunTrigger.CLI, config=config, enqueue=False)
-        if soft.config != asdict(config):
+        if opts["split_seed"] is not None and opts["split_seed"] < 0:
+            raise CommandError("--split-seed must be 0 or more.")
+        soft = softprompts.softprompt_queue(
+            model=model,
+            trigger=RunTrigger.CLI,
+            config=config,
+            enqueue=False,
+            split_seed=opts["split_seed"],
+        )
+        if soft.config != asdict(config) or (
+            opts["split_seed"] is not None and soft.split_seed != opts["split_seed"]
+        ):
             raise CommandError(
                 f"Soft prompt #{soft.id} is already queued or training for {model.name}; wait for it."
             )
