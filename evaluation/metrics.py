@@ -151,6 +151,25 @@ def point_figures(
     return figures
 
 
+def two_way_draws(
+    rng: np.random.Generator, samples: int, k: int, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A two-way bootstrap's draws: per replicate, K phrasing indices with replacement, (B, K), and, with `n`,
+    N instances with replacement as multinomial counts, (B, N). Every interval in the app draws here, so the
+    same seed and shapes give the same draws: that is what pairs two variants' replicates."""
+    rows = rng.integers(0, k, size=(samples, k))
+    if n is None:
+        return rows, None
+    return rows, rng.multinomial(n, np.full(n, 1 / n), size=samples).astype(float)
+
+
+def drawn_row_means(matrix: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each drawn phrasing's mean over the drawn instances, (B, K), for a (K, N) matrix (correctness, or a
+    per-cell difference). Drawing instances is weighting them by their counts: one matrix product."""
+    per_row = (np.asarray(matrix, dtype=float) @ counts.T) / counts.shape[1]  # (K, B)
+    return per_row[rows, np.arange(rows.shape[0])[:, None]]
+
+
 def replicate_figures(
     rng: np.random.Generator,
     samples: int,
@@ -169,14 +188,13 @@ def replicate_figures(
     accuracies come out of one matrix product instead of a Python loop."""
     observed = np.asarray(observed, dtype=bool)
     k = observed.size
-    rows = rng.integers(0, k, size=(samples, k))
     if correct is not None:
         c = np.asarray(correct, dtype=float)
         n = c.shape[1]
-        counts = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype(float)  # (B, N)
-        per_row = (c @ counts.T) / n  # (K, B): each phrasing's accuracy under each instance draw
-        acc = per_row[rows, np.arange(samples)[:, None]]  # (B, K)
+        rows, counts = two_way_draws(rng, samples, k, n)
+        acc = drawn_row_means(c, rows, counts)
     else:
+        rows, _ = two_way_draws(rng, samples, k)
         acc = np.asarray(accuracies, dtype=float)[rows]
     mean, maxp, low = acc.mean(axis=1), acc.max(axis=1), acc.min(axis=1)
     out = {
@@ -265,47 +283,6 @@ def summarise(
         ci=_intervals(point, replicates, samples),
         ci_method="instances and phrasings" if correct is not None else "phrasings only",
         **point,
-    )
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    cells: int
-    mean_a: float
-    mean_b: float
-    difference: float  # a - b, on the same (phrasing, instance) cells
-    ci: tuple[float, float]
-    p_value: float  # two-sided, from the bootstrap distribution of the difference
-
-
-def paired_comparison(
-    correct_a: np.ndarray, correct_b: np.ndarray, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = SEED
-) -> PairedComparison:
-    """Compare two models on the same cells: the same phrasings (rows) and instances (columns) for both.
-
-    The two-way bootstrap draws the same rows and columns for both models, so what is shared (hard
-    instances, bad phrasings) cancels in the difference."""
-    a = np.asarray(correct_a, dtype=float)
-    b = np.asarray(correct_b, dtype=float)
-    if a.shape != b.shape or a.size == 0:
-        raise ValueError("Both models need predictions on the same, non-empty set of cells.")
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(samples):
-        rows = rng.integers(0, a.shape[0], size=a.shape[0])
-        cols = rng.integers(0, a.shape[1], size=a.shape[1])
-        diffs.append(a[np.ix_(rows, cols)].mean() - b[np.ix_(rows, cols)].mean())
-    d = np.asarray(diffs)
-    difference = float(a.mean() - b.mean())
-    # Two-sided bootstrap p-value: how often the resampled difference falls on the other side of zero.
-    p = 2 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0)))
-    return PairedComparison(
-        cells=int(a.size),
-        mean_a=float(a.mean()),
-        mean_b=float(b.mean()),
-        difference=difference,
-        ci=(float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))),
-        p_value=min(1.0, p),
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.metrics import BOOTSTRAP_SAMPLES, SEED
+from evaluation.metrics import BOOTSTRAP_SAMPLES, SEED, drawn_row_means, two_way_draws
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,11 @@ class Improvement:
 def improvement_replicates(difference: np.ndarray, rng: np.random.Generator, samples: int) -> np.ndarray:
     """The mean of a (phrasings x instances) matrix of per-cell differences (variant correct minus base
     correct, each already averaged over the variant's seeds) on `samples` two-way bootstrap replicates. Both
-    models get the same phrasing and instance draws, which is what makes the comparison paired. A draw with
-    replacement is a multinomial count per row and per column, so a replicate is counts_p · D · counts_i."""
+    models get the same phrasing and instance draws, which is what makes the comparison paired; the draws
+    are metrics.two_way_draws', so with the same seed this is the comparison page's AvgP difference."""
     d = np.asarray(difference, dtype=float)
-    k, n = d.shape
-    rows = rng.multinomial(k, np.full(k, 1 / k), size=samples).astype(float)  # (B, K)
-    cols = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype(float)  # (B, N)
-    return ((rows @ d) * cols).sum(axis=1) / (k * n)
+    rows, counts = two_way_draws(rng, samples, *d.shape)
+    return drawn_row_means(d, rows, counts).mean(axis=1)
 
 
 def paired_improvement(
@@ -42,14 +40,14 @@ def paired_improvement(
 ) -> tuple[dict[str, Improvement], Improvement]:
     """Per task and macro-averaged over tasks: the mean per-cell difference with a 95% percentile interval
     from the paired two-way bootstrap. The benchmark interval averages the tasks' replicates replicate by
-    replicate, as benchmark_summary does. A fixed seed gives every method the same draws."""
+    replicate, as benchmark_summary does. A fixed seed gives every method the same draws; task i draws with
+    seed + i, as comparison.compare does, so both give the same AvgP interval on the same cells."""
     if not per_task or any(np.asarray(d).size == 0 for d in per_task.values()):
         raise ValueError("Every task needs a non-empty matrix of differences.")
-    rng = np.random.default_rng(seed)
     out, replicates = {}, []
-    for name, d in per_task.items():
+    for index, (name, d) in enumerate(per_task.items()):
         d = np.asarray(d, dtype=float)
-        r = improvement_replicates(d, rng, samples)
+        r = improvement_replicates(d, np.random.default_rng(seed + index), samples)
         replicates.append(r)
         out[name] = Improvement(
             float(d.mean()), (float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))), *d.shape

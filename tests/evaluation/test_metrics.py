@@ -67,19 +67,6 @@ def test_imported_results_resample_phrasings_only():
     assert 0.25 <= s.ci["avgp"][0] <= 0.5 <= s.ci["avgp"][1] <= 0.75
 
 
-def test_a_paired_comparison_uses_the_same_cells():
-    better = np.ones((3, 4), dtype=bool)
-    result = metrics.paired_comparison(better, CORRECT, samples=300)
-    assert (result.cells, result.mean_a, result.mean_b) == (12, 1.0, 0.5)
-    assert result.difference == pytest.approx(0.5)
-    # Replicates that draw only x3 (every phrasing right) tie at 0, so p is small but not 0.
-    assert 0 < result.ci[0] <= 0.5 <= result.ci[1] <= 1 and result.p_value < 0.05
-    same = metrics.paired_comparison(CORRECT, CORRECT, samples=300)
-    assert same.difference == 0 and same.p_value == 1.0
-    with pytest.raises(ValueError, match="same"):
-        metrics.paired_comparison(CORRECT, CORRECT[:2])
-
-
 def test_benchmark_figures_are_macro_averages_over_tasks():
     tasks = [{"std": 0.1, "gap": None}, {"std": 0.3, "gap": 0.2}]
     assert metrics.macro_average(tasks, ["std", "gap"]) == pytest.approx({"std": 0.2, "gap": 0.2})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluation import metrics
+from evaluation.comparison import compare
 from evaluation.paired_bootstrap import improvement_replicates, paired_improvement
 
 
@@ -46,3 +48,28 @@ def test_replicates_spread_like_an_explicit_resampling_of_rows_and_columns():
 def test_it_refuses_an_empty_task():
     with pytest.raises(ValueError):
         paired_improvement({"t": np.zeros((0, 5))})
+
+
+def test_the_soft_prompt_outcome_s_interval_is_the_comparison_page_s_avgp_interval():
+    # One bootstrap, two uses: on boolean matrices the improvement over the base model is the comparison's
+    # AvgP difference, point and interval, per task and over tasks.
+    rng = np.random.default_rng(5)
+    pairs = []
+    for shape in ((7, 30), (9, 25)):
+        base = rng.random(shape) < 0.5
+        pairs.append((base | (rng.random(shape) < 0.2), base))
+    per_task, macro = paired_improvement({f"t{i}": a.astype(float) - b for i, (a, b) in enumerate(pairs)})
+    result = compare(
+        [
+            (
+                metrics.TaskData(np.zeros(len(a), dtype=bool), correct=a),
+                metrics.TaskData(np.zeros(len(b), dtype=bool), correct=b),
+            )
+            for a, b in pairs
+        ]
+    )
+    for i, task in enumerate(result.per_task):
+        assert task["avgp"].difference == pytest.approx(per_task[f"t{i}"].difference)
+        assert task["avgp"].ci == pytest.approx(per_task[f"t{i}"].ci)
+    assert result.overall["avgp"].ci == pytest.approx(macro.ci)
+    assert result.overall["avgp"].difference == pytest.approx(macro.difference)
