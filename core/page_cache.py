@@ -32,7 +32,8 @@ PAGE_CACHE_SECONDS = 300
 
 def cached_page(version_of: Callable[..., object]):
     """Cache a page's whole response per viewer (the Cookie header) and per `version_of(request, *args,
-    **kwargs)`: a value that changes whenever the data the page shows changes (None: do not cache)."""
+    **kwargs)`: a value that changes whenever the data the page shows changes (None: do not cache). The key
+    covers the full URL too, so the version need not name the page."""
     return _cached(version_of, vary=("Cookie", "HX-Request"), per_viewer=True)
 
 
@@ -52,6 +53,8 @@ def _cached(version_of, *, vary: tuple[str, ...], per_viewer: bool):
             version = version_of(request, *args, **kwargs)
             if version is None:
                 return view(request, *args, **kwargs)
+            # The view builds with the version its key is made of (page_version), without asking again.
+            request.page_version = version
             prefix = "page:" + hashlib.sha256(repr(version).encode()).hexdigest()[:32]
             key = get_cache_key(request, prefix, "GET", cache=cache)
             hit = cache.get(key) if key else None
@@ -77,6 +80,13 @@ def _cached(version_of, *, vary: tuple[str, ...], per_viewer: bool):
         return wrapped
 
     return decorator
+
+
+def page_version(request: HttpRequest, compute: Callable[[], object]) -> object:
+    """The data version the cache decorator computed for this request, or `compute()` where it did not (a
+    request it does not cache)."""
+    version = getattr(request, "page_version", None)
+    return compute() if version is None else version
 
 
 def _cacheable_request(request: HttpRequest, per_viewer: bool) -> bool:

@@ -21,7 +21,7 @@ from collection.selectors import task_get
 from core import jobs, roles
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from core.page_cache import cached_page
+from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
 from evaluation import budget, exports, registry, scoring, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
@@ -260,7 +260,7 @@ def _ground_context(board: selectors.Leaderboard, show_partial: bool) -> dict:
     }
 
 
-@cached_page(lambda request, slug: ("leaderboard", slug, selectors.leaderboard_version(slug)))
+@cached_page(lambda request, slug: selectors.leaderboard_version(slug))
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     benchmark = get_object_or_404(Benchmark, slug=slug)
     params = _board_params(request)
@@ -274,7 +274,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         rows = board.rows + (board.partial if show_partial else []) + board.estimated
         return _export(request, f"leaderboard-{benchmark.slug}-{params['phrasing_set']}", rows)
 
-    version = selectors.leaderboard_version(benchmark)
+    version = page_version(request, lambda: selectors.leaderboard_version(benchmark))
 
     def build() -> str:
         board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, version=version, **params)
@@ -309,14 +309,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "evaluation/leaderboard.html", context)
 
 
-@cached_page(
-    lambda request, benchmark_slug, task_slug: (
-        "task-results",
-        benchmark_slug,
-        task_slug,
-        selectors.task_version((benchmark_slug, task_slug)),
-    )
-)
+@cached_page(lambda request, benchmark_slug, task_slug: selectors.task_version((benchmark_slug, task_slug)))
 def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = task_get(benchmark_slug, task_slug)
     params = _board_params(request)
@@ -329,7 +322,7 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
     order = "worst" if request.GET.get("order") == "worst" else "best"
     # A page past either end is clamped by task_grid; one that is not a number is the first.
     page = parse_id(request.GET.get("page")) or 1
-    version = selectors.task_version(task)
+    version = page_version(request, lambda: selectors.task_version(task))
 
     def build_models() -> str:
         board = selectors.task_results(task=task, version=version, **params)

@@ -62,6 +62,24 @@ def test_a_repeat_view_is_served_from_the_cache_and_a_refresh_shows_at_once(
     assert "87.5" in client.get(url).content.decode()
 
 
+@pytest.mark.parametrize(
+    ("page", "args", "selector"),
+    [("leaderboard", ["demo"], "leaderboard_version"), ("task_results", ["demo", "parity"], "task_version")],
+)
+def test_a_miss_asks_for_the_data_version_once(published, monkeypatch, page, args, selector):
+    from evaluation import selectors
+
+    calls = []
+    real = getattr(selectors, selector)
+    monkeypatch.setattr(selectors, selector, lambda *a, **k: calls.append(a) or real(*a, **k))
+    client = _viewer()
+    assert client.get(reverse(page, args=args)).status_code == 200
+    # The page is built with the version its cache key holds, not a second (maybe newer) one.
+    assert len(calls) == 1
+    assert client.get(reverse(page, args=args)).status_code == 200  # a hit: asked once more
+    assert len(calls) == 2
+
+
 def _queries(client: Client, url: str) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -121,3 +121,44 @@ def test_the_soft_prompt_page_shows_its_outcome_at_both_widths(
         assert tab.evaluate("document.documentElement.scrollWidth") <= width
         screenshot(tab, f"softprompt-{width}")
         context.close()
+
+
+def test_estimated_figures_are_labelled_as_estimates_at_both_widths(
+    live_server, browser, screenshot, scored, tiny_models, settings
+):
+    from evaluation import aggregates, scoring
+
+    settings.ADAPTIVE_TARGET_WIDTH = 0  # spend the whole budget
+    model = registry.language_model_register(
+        name="tiny-t5-sampled",
+        source=str(tiny_models["t5"]),
+        family="seq2seq",
+        tuned_on=[Collection.objects.get(slug="demotune")],
+        score=False,
+        check_now=True,
+    )
+    variant = scoring.base_variant(model)
+    parity = Task.objects.get(benchmark__slug="demo", slug="parity")
+    run = scoring.scoring_adaptive(variant=variant, task=parity, budget_cells=20, enqueue=False)
+    assert scoring.scoring_run_execute(run_id=run.id, task_id="e2e").status == "succeeded"
+    aggregates.aggregates_refresh(variant_id=variant.id, task_id=parity.id)
+    for width in (1280, 390):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        tab = context.new_page()
+        errors = []
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        for name, path in (
+            ("leaderboard", "/b/demo/leaderboard/"),
+            ("task-results", "/b/demo/t/parity/results/"),
+        ):
+            tab.goto(f"{live_server.url}{path}")
+            text = tab.inner_text("main")
+            assert "tiny-t5-sampled" in text and "of cells" in text and "estimated" in text.lower()
+            if name == "leaderboard":  # not on the common ground: no coverage count, a dash
+                row = tab.locator("tr", has_text="tiny-t5-sampled").first.inner_text()
+                assert "0/0" not in row and "–" in row
+            page_width = tab.evaluate("document.documentElement.scrollWidth")
+            assert page_width <= width, f"{name} at {width} px lays out {page_width} px wide"
+            screenshot(tab, f"estimated-{name}-{width}")
+        assert errors == []
+        context.close()
