@@ -223,6 +223,10 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
             }
             if phrasing_set == phrasing_sets(variant)[0]:  # its own set, where pages look (OWN_SET)
                 figures["phrasing_estimates"] = estimate.phrasing_estimates()
+            # Its posterior draws, in the replicates' place: an estimated benchmark row averages them draw
+            # by draw (estimates.benchmark_figures); exact benchmark rows leave estimated tasks out.
+            if task.parent_id is None:
+                stored = replicates.pack(draws)
         TaskSummary.objects.update_or_create(
             variant=variant,
             task=task,

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from collection.models import Benchmark, Collection, Task
-from evaluation import aggregates, estimates
+from evaluation import aggregates, estimates, replicates
 from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, TaskSummary
 from evaluation.split import is_heldout
 
@@ -150,8 +150,23 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     by_variant: dict[int, list[TaskSummary]] = {}
     for row in per_task.filter(variant_id__in=estimated_variants).select_related("variant__model"):
         by_variant.setdefault(row.variant_id, []).append(row)
+    # The estimated tasks' posterior draws (their summaries' replicates), read for those rows alone.
+    blobs = dict(
+        TaskSummary.with_replicates.filter(
+            id__in=[r.id for rows in by_variant.values() for r in rows if r.figures.get("estimated")],
+            replicates__isnull=False,
+        ).values_list("id", "replicates")
+    )
+
+    def draws(row: TaskSummary):
+        blob = blobs.get(row.id) if row.figures.get("estimated") else None
+        return replicates.unpack(blob) if blob is not None else None
+
     estimated = {
-        variant_id: (rows[0].variant, estimates.benchmark_figures([r.figures for r in rows]))
+        variant_id: (
+            rows[0].variant,
+            estimates.benchmark_figures([r.figures for r in rows], [draws(r) for r in rows]),
+        )
         for variant_id, rows in by_variant.items()
     }
     return _build(
@@ -268,7 +283,8 @@ def _figures_on_ground(
         for s in TaskSummary.with_replicates.filter(
             variant=variant, task_id__in=by_task, phrasing_set=phrasing_set
         )
-        if s.replicates is not None
+        # An estimated task's replicates are posterior draws, not bootstrap replicates: never mixed in here.
+        if s.replicates is not None and not s.figures.get("estimated")
     }
     parts, chances = [], []
     for task in Task.objects.filter(id__in=by_task).order_by("id"):

@@ -246,37 +246,73 @@ def task_estimate(variant: ModelVariant, task: Task) -> TaskEstimate | None:
     return TaskEstimate(results, matrix, estimation.estimate_spread(matrix.cells(), matrix.shape))
 
 
-def benchmark_figures(per_task: list[dict]) -> dict:
+def benchmark_figures(per_task: list[dict], draws: list[dict[str, np.ndarray] | None] | None = None) -> dict:
     """A row with an estimated task on a benchmark: each figure's plain mean over the tasks that define it
-    (metrics.macro_average, as for exhaustive rows), the share of cells scored over all of them, and an
-    interval for the exhaustive figure: the mean of the estimated tasks' bounds, an exhaustive task
-    counting as its value (nothing of it is left to estimate). Averaging bounds is wider than averaging
-    draw by draw (it takes the tasks' errors to move together): an honest bound until benchmark rows
-    average the tasks' draws."""
+    (metrics.macro_average, as for exhaustive rows), the share of cells scored over all of them, and a 95%
+    interval for the exhaustive figure. `draws` holds, per task, an estimated task's posterior draws of every
+    figure (stored in its summary's replicates; None for an exhaustive task, which counts as its value:
+    nothing of it is left to estimate). The interval averages the tasks draw by draw, as benchmark rows
+    average bootstrap replicates. Where an estimated task has no stored draws (a summary written before they
+    were kept), it falls back to the mean of the tasks' bounds, which is wider (it takes the tasks' errors
+    to move together) and says so in `ci_method`."""
     names = list(metrics.FIGURE_NAMES)
+    draws = draws if draws is not None else [None] * len(per_task)
     figures = metrics.macro_average(per_task, names)
+    estimated = [i for i, task in enumerate(per_task) if task.get("estimated")]
+    lengths = {len(draws[i][names[0]]) for i in estimated if draws[i] is not None}
+    by_draw = bool(estimated) and all(draws[i] is not None for i in estimated) and len(lengths) == 1
     ci = {}
     for name in names:
-        defined = [task for task in per_task if task.get(name) is not None]
-        bounds = [_bounds(task, name) for task in defined]
-        if defined and None not in bounds:
+        defined = [i for i, task in enumerate(per_task) if task.get(name) is not None]
+        if not defined:
+            continue
+        if by_draw:
+            ci[name] = _draw_interval(per_task, draws, defined, name, next(iter(lengths)))
+            continue
+        bounds = [_bounds(per_task[i], name) for i in defined]
+        if None not in bounds:
             ci[name] = (float(np.mean([b[0] for b in bounds])), float(np.mean([b[1] for b in bounds])))
+    ci = {name: interval for name, interval in ci.items() if interval is not None}
     scored = sum(_cells(task)[0] for task in per_task)
     total = sum(_cells(task)[1] for task in per_task)
     chances = [task.get("chance") for task in per_task]
     return figures | {
         "tasks": len(per_task),
-        "estimated_tasks": sum(bool(task.get("estimated")) for task in per_task),
+        "estimated_tasks": len(estimated),
         "phrasings": sum(task.get("phrasings") or 0 for task in per_task),
         "min_phrasings": per_task[0].get("min_phrasings"),
         "ci": ci,
-        "ci_method": "estimated: mean of the tasks' intervals",
+        "ci_method": (
+            "estimated: the tasks' posterior draws averaged draw by draw"
+            if by_draw
+            else "estimated: mean of the tasks' intervals"
+        ),
         "estimated": True,
         "cells_scored": scored,
         "cells_total": total,
         "cells_share": scored / total if total else 0.0,
         "chance": float(np.mean(chances)) if chances and None not in chances else None,
     }
+
+
+def _draw_interval(
+    per_task: list[dict], draws: list, defined: list[int], name: str, size: int
+) -> tuple[float, float] | None:
+    """The 2.5-97.5% interval of a figure's mean over the tasks that define it, draw by draw (an exhaustive
+    task its value in every draw; a draw where an estimated task's figure is undefined is left out)."""
+    stacked = np.stack(
+        [
+            np.asarray(draws[i][name], dtype=float)
+            if per_task[i].get("estimated")
+            else np.full(size, float(per_task[i][name]))
+            for i in defined
+        ]
+    )
+    means = stacked.mean(axis=0)
+    means = means[~np.isnan(means)]
+    if means.size < size // 2:
+        return None
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
 def _bounds(figures: dict, name: str) -> tuple[float, float] | None:

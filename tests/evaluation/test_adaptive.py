@@ -197,6 +197,47 @@ def test_a_benchmark_row_with_an_estimated_task_averages_its_tasks_and_counts_ex
     assert row["cells_share"] == pytest.approx(200 / 1100) and row["chance"] == pytest.approx(0.375)
 
 
+def test_with_stored_draws_a_benchmark_row_averages_its_tasks_draw_by_draw():
+    rng = np.random.default_rng(4)
+    names = metrics.FIGURE_NAMES
+
+    def task(center):
+        draws = {name: rng.normal(center, 0.05, 500) for name in names}
+        figures = {name: float(draws[name].mean()) for name in names}
+        low_high = {name: tuple(np.percentile(draws[name], [2.5, 97.5])) for name in names}
+        return figures | {"ci": low_high, "estimated": True, "cells_scored": 10, "cells_total": 100}, draws
+
+    (a, draws_a), (b, draws_b) = task(0.6), task(0.4)
+    exact = {name: 0.5 for name in names} | {"ci": {}}
+    row = estimates.benchmark_figures([a, b, exact], [draws_a, draws_b, None])
+    expected = np.percentile((draws_a["avgp"] + draws_b["avgp"] + 0.5) / 3, [2.5, 97.5])
+    assert row["ci"]["avgp"] == pytest.approx(tuple(expected))
+    assert row["ci_method"] == "estimated: the tasks' posterior draws averaged draw by draw"
+    # Independent errors partly cancel: narrower than the mean of the bounds, which the fallback takes.
+    fallback = estimates.benchmark_figures([a, b, exact])
+    assert fallback["ci_method"] == "estimated: mean of the tasks' intervals"
+    width = row["ci"]["avgp"][1] - row["ci"]["avgp"][0]
+    assert width < 0.85 * (fallback["ci"]["avgp"][1] - fallback["ci"]["avgp"][0])
+    assert row["avgp"] == fallback["avgp"]  # the point is the same mean either way
+
+
+def test_the_leaderboard_s_estimated_row_averages_the_stored_draws(parity, variant):
+    from evaluation import common_ground, replicates
+
+    execute(scoring.scoring_adaptive(variant=variant, task=parity, budget_cells=20))
+    aggregates.aggregates_refresh(variant_id=variant.id, task_id=parity.id)
+    summary = TaskSummary.with_replicates.get(variant=variant, task=parity, phrasing_set="all")
+    draws = replicates.unpack(summary.replicates)
+    assert len(draws["avgp"]) == estimation.DRAWS
+    assert np.mean(draws["avgp"]) == pytest.approx(summary.figures["avgp"], abs=1e-6)
+    board = common_ground.board(benchmark=parity.benchmark, phrasing_set="all", task_kind="", version="t")
+    (row,) = [figures for v, figures, _ in board.estimated if v.id == variant.id]
+    assert row["ci_method"] == "estimated: the tasks' posterior draws averaged draw by draw"
+    assert row["ci"]["avgp"] == pytest.approx(tuple(np.percentile(draws["avgp"], [2.5, 97.5])), abs=1e-6)
+    # The exact benchmark rows never take an estimated task's draws for bootstrap replicates.
+    assert not variant.benchmark_summaries.filter(phrasing_set="all").exists()
+
+
 def test_figure_draws_carry_the_replicate_names_and_equal_the_exhaustive_figures_on_a_full_matrix():
     rng = np.random.default_rng(1)
     right = rng.random((5, 30)) < 0.6
