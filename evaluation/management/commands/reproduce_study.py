@@ -39,9 +39,11 @@ def pp(figures: dict, key: str) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Build (once, cached) the offline demo model, score it, train its soft prompts (four ablations), and "
-        "print the study's tables in miniature: observed vs unobserved accuracy, and each method's improvement "
-        "over the base model on held-out unobserved phrasings, with a paired bootstrap CI, seeds pooled."
+        "Build (once, cached) the offline demo model, score it, batch-calibrate it, train its soft prompts (four "
+        "ablations and the consistency baseline, three seeds each), and print the study's tables in miniature: "
+        "observed vs unobserved accuracy, and each method's improvement over the base model on held-out "
+        "unobserved phrasings, with a paired bootstrap CI, seeds pooled; with several --split-seeds, each "
+        "method across the splits."
     )
 
     def add_arguments(self, parser):
