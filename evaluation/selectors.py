@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Avg,
@@ -76,9 +77,16 @@ def task_phrasing_scores(task: Task) -> dict[int, dict]:
 
 
 def current_soft_prompt(model: LanguageModel) -> SoftPrompt | None:
-    """The model's latest trained soft prompt with a variant: the one new held-out phrasings are scored on."""
+    """The model's latest trained soft prompt with a variant on the app's split (SOFTPROMPT_SPLIT_SEED): the
+    one new held-out phrasings are scored on. One trained on another split (an experiment over splits,
+    `reproduce_study --split-seeds`) is never current, whenever it finished."""
     return (
-        SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, variant__isnull=False)
+        SoftPrompt.objects.filter(
+            model=model,
+            status=JobStatus.SUCCEEDED,
+            variant__isnull=False,
+            split_seed=settings.SOFTPROMPT_SPLIT_SEED,
+        )
         .select_related("variant")
         .order_by("-finished_at", "-id")
         .first()

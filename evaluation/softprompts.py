@@ -134,7 +134,14 @@ def softprompt_retrain_if_grown(*, model: LanguageModel, by=None) -> SoftPrompt 
         return None
     if SoftPrompt.objects.filter(model=model, status__in=SoftPrompt.ACTIVE).exists():
         return None
-    last = SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED).order_by("-id").first()
+    # Counted on the app's split: a soft prompt of another split had another pool.
+    last = (
+        SoftPrompt.objects.filter(
+            model=model, status=JobStatus.SUCCEEDED, split_seed=settings.SOFTPROMPT_SPLIT_SEED
+        )
+        .order_by("-id")
+        .first()
+    )
     grown = len(training_pool(model)[0]) - (last.pool_size if last else 0)
     if grown < settings.SOFTPROMPT_RETRAIN_AFTER:
         return None

@@ -5,6 +5,7 @@ one training, not two."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from collection import services as collection_services
 from collection.models import Collection, Instruction, Task
@@ -98,24 +100,22 @@ def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_chang
         ScoringRun.objects.filter(variant=soft.variant).values_list("revisions__instruction_id", flat=True)
     )
     assert scored == heldout
-    # A phrasing approved later joins its figures only if held out under its seed.
+    # It belongs to the old split now: not the model's current soft prompt, so phrasings approved later are
+    # not scored on it (those the new split holds out include some it trained on).
+    from evaluation import selectors
+
+    assert selectors.current_soft_prompt(demo_model) is None
     parity = Task.objects.get(slug="parity")
-    joined = {}
-    # Until one phrasing only seed 0 holds out and one only seed 7 does: those are where the rules differ.
-    for n in range(40):
+    for n in range(4):
         instruction = collection_services.instruction_submit(
             task=parity, template=f"Is {{number}} even? Say yes or no. ({n})", author=alice
         )
         with django_capture_on_commit_callbacks(execute=True):
             collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
-        joined[instruction.id] = Prediction.objects.filter(
-            variant=soft.variant, revision__instruction=instruction
-        ).exists()
-        differ = {is_heldout(i, seed=0) for i in joined if is_heldout(i, seed=0) != is_heldout(i)}
-        if differ == {True, False}:
-            break
-    assert differ == {True, False}
-    assert joined == {i: is_heldout(i, seed=0) for i in joined}
+        assert Prediction.objects.filter(
+            variant=scoring.base_variant(demo_model), revision__instruction=instruction
+        )
+        assert not Prediction.objects.filter(variant=soft.variant, revision__instruction=instruction).exists()
 
 
 @pytest.mark.django_db
@@ -134,6 +134,15 @@ def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
         ScoringRun.objects.filter(variant=soft.variant).values_list("revisions__instruction_id", flat=True)
     )
     assert scored == heldout
+    # Not the model's current soft prompt: new approvals are scored on the app's split's soft prompt alone.
+    from evaluation import selectors
+
+    assert selectors.current_soft_prompt(demo_model) is None
+    with django_capture_on_commit_callbacks(execute=True):
+        app_split = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+    # Even when the other split's finished last.
+    SoftPrompt.objects.filter(id=soft.id).update(finished_at=timezone.now() + timedelta(hours=1))
+    assert selectors.current_soft_prompt(demo_model).id == app_split.id
     # A retry keeps its split.
     SoftPrompt.objects.filter(id=soft.id).update(status="failed", error="for the test")
     soft.refresh_from_db()
