@@ -157,3 +157,28 @@ def test_with_several_split_seeds_each_split_trains_its_own_soft_prompts_and_tab
     calibrated = next(line for line in table_3.splitlines() if line.startswith("batch calibration "))
     assert calibrated.count("[") == 2  # both splits: the app's from the variant, the other computed
     assert "Methods whose CI excludes 0 on the same side on every split:" in table_3
+
+
+def test_the_demo_model_comes_out_the_same_whatever_the_caller_s_thread_count(
+    tiny_recipe, monkeypatch, settings
+):
+    import hashlib
+
+    # The demo's size (the tiny one is too small for torch to split its sums by thread), few steps.
+    monkeypatch.setattr(demo_model, "RECIPE", {**demo_model.RECIPE, "size": "demo", "steps": 20})
+    built = []
+
+    def build_only(say, split_seeds):
+        path = demo_model.demo_model_build(say)
+        built.append(
+            (torch.get_num_threads(), hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest())
+        )
+
+    monkeypatch.setattr(demo_model, "_demo_study_ensure", build_only)
+    base = settings.VAR_DIR
+    for outer in (2, 1):
+        torch.set_num_threads(outer)
+        settings.VAR_DIR = base / f"threads-{outer}"
+        demo_model.demo_study_ensure(lambda text: None)
+        assert torch.get_num_threads() == outer  # restored
+    assert built[0] == built[1] and built[0][0] == demo_model.RECIPE["threads"]
