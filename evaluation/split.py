@@ -9,7 +9,6 @@ phrasing could then push an old held-out one into training; we chose stable memb
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 
@@ -27,11 +26,16 @@ def is_heldout(instruction_id: int, *, seed: int | None = None, fraction: float 
 
 def scored_by(variant) -> Callable[[int], bool]:
     """Which phrasings (by instruction id) the variant is scored on. A soft prompt's variant only on those
-    held out under its own split seed, recorded when it was queued, whatever the setting says now: under
-    another seed some of them would be phrasings it trained on. Every other variant scores every phrasing."""
+    held out under its own split seed, recorded when it was queued, whatever the setting says now (under
+    another seed some of them would be phrasings it trained on), and never on one it trained on. Every other
+    variant scores every phrasing."""
     if variant.kind != VariantKind.SOFT_PROMPT:
         return lambda instruction_id: True
     soft = SoftPrompt.objects.filter(variant=variant).only("split_seed").first()
     if soft is None:  # a soft-prompt variant without its training: nothing is known to be held out from it
         return lambda instruction_id: False
-    return functools.partial(is_heldout, seed=soft.split_seed)
+    # And never a phrasing it trained on, whatever SOFTPROMPT_HELDOUT_FRACTION has become since.
+    trained = set(soft.training_revisions.values_list("instruction_id", flat=True))
+    return lambda instruction_id: (
+        instruction_id not in trained and is_heldout(instruction_id, seed=soft.split_seed)
+    )

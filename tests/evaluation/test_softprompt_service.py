@@ -143,6 +143,12 @@ def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
     # Even when the other split's finished last.
     SoftPrompt.objects.filter(id=soft.id).update(finished_at=timezone.now() + timedelta(hours=1))
     assert selectors.current_soft_prompt(demo_model).id == app_split.id
+    # A larger held-out fraction later never makes it scored on a phrasing it trained on.
+    with override_settings(SOFTPROMPT_HELDOUT_FRACTION=1.0, SOFTPROMPT_SPLIT_SEED=3):
+        runs = scoring.scoring_runs_for_variant(variant=soft.variant, trigger="manual", enqueue=False)
+        planned = {r.instruction_id for run in runs for r in run.revisions.all()}
+    trained = set(soft.training_revisions.values_list("instruction_id", flat=True))
+    assert trained and not planned & trained
     # A retry keeps its split.
     SoftPrompt.objects.filter(id=soft.id).update(status="failed", error="for the test")
     soft.refresh_from_db()
