@@ -159,7 +159,7 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     )
 
     def draws(row: TaskSummary):
-        blob = blobs.get(row.id) if row.figures.get("estimated") else None
+        blob = blobs.get(row.id)  # estimated tasks' alone
         return replicates.unpack(blob) if blob is not None else None
 
     estimated = {

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from django.conf import settings
 
 from collection import events, templating
@@ -38,7 +39,7 @@ from evaluation.ml.config import AlignConfig, ModelSpec
 from evaluation.ml.loading import load
 from evaluation.ml.pretrain import instruction_tune
 from evaluation.models import LanguageModel, RunTrigger, SoftPrompt
-from evaluation.split import is_heldout
+from evaluation.split import app_seed, is_heldout
 
 DEMO_MODEL = "demo-t5"
 # Change anything here and the model is rebuilt (the cache directory is named by the recipe's hash).
@@ -168,7 +169,7 @@ def _heldout_unobserved(task: Task, split_seed: int | None = None) -> int:
 def heldout_phrasings_ensure(say: Say = print, split_seeds: tuple[int, ...] | None = None) -> None:
     """Load more generated phrasings into any demo task with fewer than MIN_HELDOUT_UNOBSERVED held out, under
     each of the split seeds (default: SOFTPROMPT_SPLIT_SEED's alone)."""
-    split_seeds = split_seeds or (settings.SOFTPROMPT_SPLIT_SEED,)
+    split_seeds = split_seeds or (app_seed(),)
     report = ImportReport()
     for task in Task.objects.filter(benchmark__slug=BENCHMARK_SLUG, parent=None).order_by("id"):
         loaded = task.instructions.filter(collection__slug="generated").count()
@@ -187,13 +188,11 @@ def demo_study_ensure(say: Say = print, split_seeds: tuple[int, ...] | None = No
     prompts are trained on each of the split seeds (default: SOFTPROMPT_SPLIT_SEED's alone), so that a finding
     can be checked over several choices of held-out phrasings. Runs on RECIPE["threads"] CPU threads."""
     with _threads(RECIPE["threads"]):
-        return _demo_study_ensure(say, split_seeds or (settings.SOFTPROMPT_SPLIT_SEED,))
+        return _demo_study_ensure(say, split_seeds or (app_seed(),))
 
 
 @contextlib.contextmanager
 def _threads(count: int):
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

@@ -267,12 +267,13 @@ def benchmark_figures(per_task: list[dict], draws: list[dict[str, np.ndarray] | 
         if not defined:
             continue
         if by_draw:
-            ci[name] = _draw_interval(per_task, draws, defined, name, next(iter(lengths)))
+            interval = _draw_interval(per_task, draws, defined, name, next(iter(lengths)))
+            if interval is not None:
+                ci[name] = interval
             continue
         bounds = [_bounds(per_task[i], name) for i in defined]
         if None not in bounds:
             ci[name] = (float(np.mean([b[0] for b in bounds])), float(np.mean([b[1] for b in bounds])))
-    ci = {name: interval for name, interval in ci.items() if interval is not None}
     scored = sum(_cells(task)[0] for task in per_task)
     total = sum(_cells(task)[1] for task in per_task)
     chances = [task.get("chance") for task in per_task]

@@ -125,13 +125,13 @@ class Summary:
         return asdict(self)
 
 
-# Figures about the spread across phrasings: undefined (None, "n/a") where a task has fewer phrasings than
-# the minimum, since one or two phrasings give Std 0 and Consistency 100 whatever the model does.
 # Every figure, in the order point_figures and replicate_figures give them (and stored replicates keep).
 FIGURE_NAMES = (
     *("avgp", "std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency"),
     *("observed_avgp", "unobserved_avgp", "gap", "pdr"),
 )
+# Figures about the spread across phrasings: undefined (None, "n/a") where a task has fewer phrasings than
+# the minimum, since one or two phrasings give Std 0 and Consistency 100 whatever the model does.
 SPREAD_NAMES = ("std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency")
 MIN_PHRASINGS = 3
 

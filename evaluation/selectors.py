@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Avg,
@@ -25,7 +24,7 @@ from django.db.models.functions import Coalesce
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
 from core.jobs import JobStatus
-from evaluation import common_ground, metrics
+from evaluation import common_ground, metrics, split
 from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.models import (
     HELDOUT_ONLY_KINDS,
@@ -85,7 +84,7 @@ def current_soft_prompt(model: LanguageModel) -> SoftPrompt | None:
             model=model,
             status=JobStatus.SUCCEEDED,
             variant__isnull=False,
-            split_seed=settings.SOFTPROMPT_SPLIT_SEED,
+            split_seed=split.app_seed(),
         )
         .select_related("variant")
         .order_by("-finished_at", "-id")

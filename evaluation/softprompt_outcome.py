@@ -24,14 +24,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.conf import settings
 
 from collection.models import Collection, Instruction, InstructionRevision
 from core.jobs import JobStatus
 from evaluation import calibration, metrics, paired_bootstrap
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
 from evaluation.scoring import approved_revisions, revisions_by_task
-from evaluation.split import is_heldout
+from evaluation.split import app_seed, is_heldout
 
 
 @dataclass(frozen=True)
@@ -104,16 +103,12 @@ def _task_matrices(
     return out
 
 
-def _split_seed(split_seed: int | None) -> int:
-    return settings.SOFTPROMPT_SPLIT_SEED if split_seed is None else split_seed
-
-
 def latest_soft_prompts(model: LanguageModel, split_seed: int | None = None) -> dict[str, list]:
     """Per method, its latest succeeded soft prompt of each seed, by seed, among those trained on the split of
     `split_seed` (default: SOFTPROMPT_SPLIT_SEED): a retraining replaces its predecessor."""
     latest = {}
     soft_prompts = model.soft_prompts.filter(
-        status=JobStatus.SUCCEEDED, variant__isnull=False, split_seed=_split_seed(split_seed)
+        status=JobStatus.SUCCEEDED, variant__isnull=False, split_seed=app_seed(split_seed)
     )
     for soft in soft_prompts.select_related("variant").order_by("id"):
         latest[soft.ablation, soft.config.get("seed", 0)] = soft
@@ -159,8 +154,8 @@ def calibration_outcome(
     base = model.variants.filter(kind=VariantKind.BASE).first()
     if base is None:
         return None
-    if _split_seed(split_seed) != settings.SOFTPROMPT_SPLIT_SEED:
-        return _calibration_on_split(model, base, _split_seed(split_seed), samples)
+    if app_seed(split_seed) != app_seed():
+        return _calibration_on_split(model, base, app_seed(split_seed), samples)
     variant = model.variants.filter(kind=VariantKind.CALIBRATED).first()
     if variant is None:
         return None

@@ -33,7 +33,7 @@ from evaluation.ml.scoring import ScoringItem
 from evaluation.ml.softprompt import TrainingTask
 from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, VariantKind
 from evaluation.scoring import scoring_runs_for_variant
-from evaluation.split import is_heldout
+from evaluation.split import app_seed, is_heldout
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def softprompt_queue(
     It holds out the phrasings of `split_seed` (default: SOFTPROMPT_SPLIT_SEED; another seed measures how
     much a finding depends on which phrasings were held out, as `reproduce_study --split-seeds` does)."""
     config = last_config(model) if config is None else config
-    split_seed = settings.SOFTPROMPT_SPLIT_SEED if split_seed is None else split_seed
+    split_seed = app_seed(split_seed)
     training, _ = training_pool(model, split_seed)
     try:
         with transaction.atomic():
@@ -136,9 +136,7 @@ def softprompt_retrain_if_grown(*, model: LanguageModel, by=None) -> SoftPrompt 
         return None
     # Counted on the app's split: a soft prompt of another split had another pool.
     last = (
-        SoftPrompt.objects.filter(
-            model=model, status=JobStatus.SUCCEEDED, split_seed=settings.SOFTPROMPT_SPLIT_SEED
-        )
+        SoftPrompt.objects.filter(model=model, status=JobStatus.SUCCEEDED, split_seed=app_seed())
         .order_by("-id")
         .first()
     )

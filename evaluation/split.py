@@ -17,8 +17,13 @@ from django.conf import settings
 from evaluation.models import SoftPrompt, VariantKind
 
 
+def app_seed(seed: int | None = None) -> int:
+    """The given split seed, or the app's (SOFTPROMPT_SPLIT_SEED): the one default every caller shares."""
+    return settings.SOFTPROMPT_SPLIT_SEED if seed is None else seed
+
+
 def is_heldout(instruction_id: int, *, seed: int | None = None, fraction: float | None = None) -> bool:
-    seed = settings.SOFTPROMPT_SPLIT_SEED if seed is None else seed
+    seed = app_seed(seed)
     fraction = settings.SOFTPROMPT_HELDOUT_FRACTION if fraction is None else fraction
     digest = hashlib.sha256(f"phrasebench-split:{seed}:{instruction_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction

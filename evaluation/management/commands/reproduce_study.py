@@ -1,6 +1,5 @@
 """The study's two tables in miniature, from what the app computed on the offline demo model."""
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from collection.demo import BENCHMARK_SLUG
@@ -9,6 +8,7 @@ from evaluation.demo_model import ABLATIONS, demo_study_ensure
 from evaluation.models import BenchmarkSummary
 from evaluation.paired_bootstrap import Improvement
 from evaluation.softprompt_outcome import calibration_outcome, heldout_improvements, latest_soft_prompts
+from evaluation.split import app_seed
 
 
 def pct(figures: dict, key: str) -> str:
@@ -61,7 +61,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, quiet: bool = False, split_seeds=None, **options):
         say = (lambda text: None) if quiet else (lambda text: self.stdout.write(text))
-        split_seeds = tuple(dict.fromkeys(split_seeds or [settings.SOFTPROMPT_SPLIT_SEED]))
+        split_seeds = tuple(dict.fromkeys(split_seeds or [app_seed()]))
         if any(seed < 0 for seed in split_seeds):
             raise CommandError("Split seeds are 0 or more.")
         try:
@@ -106,7 +106,7 @@ class Command(BaseCommand):
         if calibration is not None:
             outcomes[calibration.method] = calibration
         order = [m for m in ABLATIONS if m in outcomes] + sorted(set(outcomes) - set(ABLATIONS))
-        app = " (the app's split)" if split_seed == settings.SOFTPROMPT_SPLIT_SEED else ""
+        app = " (the app's split)" if split_seed == app_seed() else ""
         out(
             "Table 2. + soft prompt (and batch calibration) vs base on held-out unobserved phrasings (never trained on); "
             f"split seed {split_seed}{app}"
