@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -516,28 +515,17 @@ def phrasing_predictions(*, variant_id: int, revision_id: int, wrong_only: bool 
     return predictions.select_related("instance").order_by("instance_id")
 
 
-# The leaderboard's data version in one statement. Raw SQL because this runs on every page view, cached or
-# not, and the ORM takes longer to compile four subqueries than PostgreSQL takes to run them. The estimated
-# condition is spelled as the partial index task_summary_estimated (figures__estimated=True) spells it.
-_LEADERBOARD_VERSION = """
-    SELECT (SELECT max(s.updated_at) FROM evaluation_benchmarksummary s WHERE s.benchmark_id = b.id),
-           (SELECT count(*) FROM evaluation_benchmarksummary s WHERE s.benchmark_id = b.id),
-           (SELECT max(t.updated_at) FROM evaluation_tasksummary t JOIN collection_task k ON k.id = t.task_id
-             WHERE k.benchmark_id = b.id AND (t.figures -> 'estimated') = 'true'::jsonb),
-           (SELECT count(*) FROM evaluation_tasksummary t JOIN collection_task k ON k.id = t.task_id
-             WHERE k.benchmark_id = b.id AND (t.figures -> 'estimated') = 'true'::jsonb)
-    FROM collection_benchmark b WHERE b.{column} = %s
-"""
-
-
 def leaderboard_version(benchmark: Benchmark | str) -> tuple:
     """Changes whenever any of the benchmark's summaries is written or deleted, and with its estimated task
     summaries, which make rows of their own (a variant may have no other). `benchmark` may be its slug: a
-    page cache asks before looking anything up."""
-    column, value = ("slug", benchmark) if isinstance(benchmark, str) else ("id", benchmark.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(_LEADERBOARD_VERSION.format(column=column), [value])
-        return tuple(cursor.fetchone() or ())
+    page cache asks before looking anything up. Two aggregate queries through the ORM, so the same code runs
+    on SQLite and PostgreSQL; the estimated filter is the one the partial index task_summary_estimated serves."""
+    which = {"benchmark__slug": benchmark} if isinstance(benchmark, str) else {"benchmark": benchmark}
+    summaries = BenchmarkSummary.objects.filter(**which).aggregate(Max("updated_at"), Count("id"))
+    estimated = TaskSummary.objects.filter(
+        figures__estimated=True, **{f"task__{key}": value for key, value in which.items()}
+    ).aggregate(Max("updated_at"), Count("id"))
+    return (*summaries.values(), *estimated.values())
 
 
 def task_version(task: Task | tuple[str, str]) -> tuple:
