@@ -15,6 +15,9 @@ tasks module, so the registry is full in the web process too.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -99,6 +102,13 @@ class Job(models.Model):
         """The Celery queue this job is sent to; None: the one its task names. Kinds with lanes override it."""
         return None
 
+    @classmethod
+    def queue_counts(cls, jobs: models.QuerySet) -> dict[str, int]:
+        """How many of `jobs` (rows of this kind) wait on each Celery queue, for the status page. Kinds whose
+        job_queue depends on the row override it, in one query."""
+        count = jobs.count()
+        return {task_queue(cls): count} if count else {}
+
 
 def job_constraints(prefix: str) -> list[models.CheckConstraint]:
     """The database's side of the lifecycle, for a kind's Meta.constraints: a valid status, and a reason for
@@ -113,6 +123,25 @@ def job_constraints(prefix: str) -> list[models.CheckConstraint]:
 
 def job_kinds() -> list[type[Job]]:
     return [model for model in apps.get_models() if issubclass(model, Job)]
+
+
+def task_queue(kind: type[Job]) -> str:
+    """The queue a kind's task names (evaluation/tasks.py), else Celery's default queue."""
+    task = current_app.tasks.get(kind.job_task)
+    return getattr(task, "queue", None) or settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def this_process() -> str:
+    """Who runs a job claimed outside a Celery worker: a management command running it in its own process
+    (`score`, `train_softprompt`, `reproduce_study`), or a task run eagerly. Stored as the job's `worker`,
+    so the status page names the command, its pid and its host rather than showing the job as nobody's."""
+    argv = sys.argv or [""]
+    program = os.path.basename(argv[0]) or "python"
+    if program == "__main__.py":  # python -m django, python -m pytest
+        program = "python -m " + os.path.basename(os.path.dirname(argv[0]))
+    if program in ("manage.py", "django-admin", "python -m django") and len(argv) > 1:
+        program = f"{program} {argv[1]}"
+    return f"{program}, pid {os.getpid()} on host {socket.gethostname()}"
 
 
 class DatabaseInterrupted(Exception):
@@ -187,7 +216,9 @@ def claim(kind: type[Job], pk: int, *, task_id: str, worker: str, resume_token=N
     worker), or when it is the holder's own retry after a database interruption (`resume_token` is the claim
     it held). A redelivery of a message whose worker is still running gets None: Redis redelivers an
     unacknowledged message after CELERY_VISIBILITY_TIMEOUT even to a live worker, and taking over would
-    restart a long training every time. If that worker dies, the lease lapses and the sweep sends the job."""
+    restart a long training every time. If that worker dies, the lease lapses and the sweep sends the job.
+
+    `worker` names who runs it: the Celery worker's node name, or blank for this process (this_process())."""
     token = uuid.uuid4()
     now = timezone.now()
     claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=_stale())
@@ -197,7 +228,7 @@ def claim(kind: type[Job], pk: int, *, task_id: str, worker: str, resume_token=N
         status=JobStatus.RUNNING,
         claim_token=token,
         claimed_by_task=task_id[:100],
-        worker=worker[:200],
+        worker=(worker or this_process())[:200],
         heartbeat_at=now,
         attempts=F("attempts") + 1,
         started_at=Coalesce("started_at", Value(now)),
@@ -300,7 +331,8 @@ def perform(task, kind: type[Job], pk: int, *, resume_token: str | None, **execu
             kind,
             pk,
             task_id=task.request.id or "eager",
-            worker=task.request.hostname or "eager",
+            # No hostname: run eagerly, in this process (Celery's task_always_eager).
+            worker=task.request.hostname or this_process(),
             resume_token=resume_token,
             **execute_kwargs,
         )

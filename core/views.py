@@ -32,7 +32,9 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def status(request: HttpRequest) -> HttpResponse:
     """Are workers there, and what is each doing? Their heartbeats tell a busy worker (which cannot answer a
-    ping until its job ends) from a missing one. The latest ping too; htmx polls both fragments."""
+    ping until its job ends) from a missing one. Every running job with who runs it (a worker, or a command
+    running it in its own process), and a plain warning when queued jobs have no worker to take them. The
+    latest ping too; htmx polls both fragments."""
     ping = WorkerPing.objects.first()
     workers = worker_status.worker_states()
     states = {w.state for w in workers}
@@ -41,6 +43,8 @@ def status(request: HttpRequest) -> HttpResponse:
         "workers": workers,
         "workers_busy": "busy" in states and "idle" not in states,
         "backlog": worker_status.backlog(),
+        "running": worker_status.running_jobs(),
+        "queue_warnings": worker_status.queue_warnings(workers),
         "idle_silent_seconds": worker_status.IDLE_SILENT_SECONDS,
     }
     if request.htmx:

@@ -1,5 +1,7 @@
 """What each Celery worker is doing, for the status page: its heartbeat row (core/worker_beats.py) and the
-jobs it holds, which tells a busy worker from a missing one."""
+jobs it holds, which tells a busy worker from a missing one. Also every running job with who runs it (a
+worker, or a command's own process: core/jobs.py this_process), and whether queued jobs have a worker that
+will take them."""
 
 from __future__ import annotations
 
@@ -104,3 +106,89 @@ def backlog() -> list[Backlog]:
             )
         )
     return rows
+
+
+@dataclass
+class RunningJob:
+    job: object  # a row of a core.jobs kind
+    runner: str  # the job's `worker`: a worker's node name, or a process ("manage.py score, pid 7 on host h")
+    by_worker: bool  # runner is a Celery worker the page knows (it has a heartbeat row)
+    silent: bool  # no heartbeat within the lease: taken to be dead, and handed on by the sweep
+
+
+def running_jobs(*, now: datetime | None = None) -> list[RunningJob]:
+    """Every running job of every kind, oldest claim first, with who runs it. A job a command runs in its own
+    process (not through a worker) is here too: the workers' rows alone would show nobody working."""
+    now = now or timezone.now()
+    workers = set(WorkerBeat.objects.values_list("name", flat=True))
+    lease = timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    rows = []
+    for kind in jobs.job_kinds():
+        for job in kind.objects.filter(status=jobs.JobStatus.RUNNING):
+            silent = job.heartbeat_at is None or now - job.heartbeat_at > lease
+            rows.append(
+                RunningJob(job=job, runner=job.worker, by_worker=job.worker in workers, silent=silent)
+            )
+    return sorted(rows, key=lambda row: row.job.started_at or now)
+
+
+def queue_warnings(states: list[WorkerState]) -> list[str]:
+    """Plain sentences for queued jobs that nothing is taking: no worker heard from recently, live workers
+    none of which takes the queue the jobs wait on, or jobs never sent to any queue (a command queued them to
+    run in its own process, or the broker was down). Empty when every queued job has a live taker."""
+    live = [state for state in states if state.state in ("busy", "idle")]
+    taken = {queue for state in live for queue in state.beat.queues.split(",") if queue}
+    queued: dict[str, int] = {}  # noun -> queued jobs
+    unsent: dict[str, int] = {}  # noun -> queued jobs never sent to the broker
+    untaken: dict[str, dict[str, int]] = {}  # queue -> noun -> sent jobs no live worker takes
+    for kind in jobs.job_kinds():
+        waiting = kind.objects.filter(status=jobs.JobStatus.QUEUED)
+        count = waiting.count()
+        if not count:
+            continue
+        queued[kind.job_noun] = count
+        not_sent = waiting.filter(sent_at__isnull=True).count()
+        if not_sent:
+            unsent[kind.job_noun] = not_sent
+        for queue, n in kind.queue_counts(waiting.filter(sent_at__isnull=False)).items():
+            if queue not in taken:
+                untaken.setdefault(queue, {})[kind.job_noun] = n
+    warnings = []
+    if queued and not live:
+        warnings.append(
+            f"{_counted(queued)} queued and no worker is taking {_them(queued)}: no worker has been heard "
+            f"from in the last {IDLE_SILENT_SECONDS} s. Start one: celery -A core worker -Q gpu,default,gpu-bulk "
+            "--pool solo."
+        )
+    elif live:
+        takes = ", ".join(sorted(taken)) or "no queue"
+        for queue, nouns in sorted(untaken.items()):
+            warnings.append(
+                f"{_counted(nouns)} waiting on the {queue} queue, which no live worker takes "
+                f"(they take: {takes}). Start a worker with -Q {queue}."
+            )
+    if unsent:
+        warnings.append(
+            f"{_counted(unsent)} queued but never sent to a worker's queue, so no worker will take "
+            f"{_them(unsent)}: a command queued {_them(unsent)} to run in its own process (score, "
+            "train_softprompt and reproduce_study do; see Running jobs), or the broker could not be reached "
+            "when it was saved (then the outbox sweep, celery -A core beat, or the next worker to start sends "
+            f"{_them(unsent)})."
+        )
+    return warnings
+
+
+def _one(nouns: dict[str, int]) -> bool:
+    return sum(nouns.values()) == 1
+
+
+def _them(nouns: dict[str, int]) -> str:
+    return "it" if _one(nouns) else "them"
+
+
+def _counted(nouns: dict[str, int]) -> str:
+    """{"run": 3, "training": 1} -> "3 runs and 1 training are"; {"run": 1} -> "1 run is"."""
+    parts = [f"{n} {noun}{'' if n == 1 else 's'}" for noun, n in nouns.items()]
+    verb = "is" if _one(nouns) else "are"
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{text} {verb}"

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
-from core.jobs import Job, job_constraints
+from core.jobs import Job, job_constraints, task_queue
 from evaluation.ml.config import AlignConfig, ConfigError, ModelSpec
 
 
@@ -456,6 +456,15 @@ class ScoringRun(Job):
     def job_queue(cls, pk: int) -> str | None:
         lane = cls.objects.filter(pk=pk).values_list("lane", flat=True).first()
         return LANE_QUEUES.get(lane)
+
+    @classmethod
+    def queue_counts(cls, jobs: models.QuerySet) -> dict[str, int]:
+        by_lane = jobs.order_by().values_list("lane").annotate(n=models.Count("pk")).values_list("lane", "n")
+        counts: dict[str, int] = {}
+        for lane, n in by_lane:
+            queue = LANE_QUEUES.get(lane) or task_queue(cls)
+            counts[queue] = counts.get(queue, 0) + n
+        return counts
 
     @property
     def progress_text(self) -> str:

@@ -3,13 +3,16 @@ real worker's beats are checked in tests/evaluation/test_worker_lanes.py."""
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from core import worker_beats, worker_status
+from core import jobs, worker_beats, worker_status
 from core.models import WorkerBeat, WorkerPing
 from evaluation.models import LanguageModel, ModelVariant, ScoringRun
 
@@ -84,3 +87,63 @@ def test_a_worker_writes_its_beats_when_it_starts_runs_a_task_and_stops(monkeypa
     worker_beats.worker_stopped()
     row.refresh_from_db()
     assert row.task == "" and row.stopped_at is not None
+
+
+def test_a_job_a_command_runs_in_its_own_process_shows_as_running_by_that_process(client, run, monkeypatch):
+    """The reported case: reproduce_study scores in its own process beside an idle worker, with more runs it
+    queued for itself (never sent to a queue). The page names the command's process as the runner and says
+    why the idle worker does not take the queued runs."""
+    monkeypatch.setattr(sys, "argv", ["manage.py", "reproduce_study", "--split-seeds", "0"])
+    beat("demo@host", seconds_ago=5)
+    variant = run.variant
+    for _ in range(3):
+        ScoringRun.objects.create(variant=variant, trigger="cli", total_cells=10)  # sent_at empty: not sent
+    pages = []
+
+    def work(job, token):
+        pages.append(client.get(reverse("status")).content.decode())
+        jobs.finish(ScoringRun, job.pk, token, jobs.JobStatus.SUCCEEDED)
+
+    jobs.execute(ScoringRun, run.id, work=work, failures=(), task_id="cli-1")  # no worker: this process
+    (page,) = pages
+    process = f"manage.py reproduce_study, pid {os.getpid()} on host {socket.gethostname()}"
+    assert ScoringRun.objects.get(id=run.id).worker == process
+    running = page.split('id="running-table"')[1].split("</table>")[0]
+    assert f"Run {run.id} (m)" in running and f"process <code>{process}</code>" in running
+    assert "Runs: 1 running, 3 queued" in page
+    assert "3 runs are queued but never sent to a worker&#x27;s queue, so no worker will take them" in page
+
+
+def test_a_job_a_worker_runs_shows_its_worker_by_name(client, run):
+    beat("gpu-1@host", seconds_ago=5, task="evaluation.tasks.score_run", args=f"[{run.id}]")
+    jobs.claim(ScoringRun, run.id, task_id="celery-1", worker="gpu-1@host")
+    page = client.get(reverse("status")).content.decode()
+    running = page.split('id="running-table"')[1].split("</table>")[0]
+    assert f"Run {run.id} (m)" in running and "worker <code>gpu-1@host</code>" in running
+    assert "silent" not in running and "not taken" not in page
+
+
+def test_queued_jobs_with_no_live_worker_say_plainly_that_nothing_takes_them(client, run):
+    ScoringRun.objects.filter(id=run.id).update(sent_at=timezone.now())  # in the broker's queue
+    page = client.get(reverse("status")).content.decode()
+    assert "1 run is queued and no worker is taking it: no worker has been heard from" in page
+    assert "No job is running." in page
+
+    # A worker that went silent is no taker either.
+    beat("gone@host", seconds_ago=worker_status.IDLE_SILENT_SECONDS + 5)
+    page = client.get(reverse("status")).content.decode()
+    assert "1 run is queued and no worker is taking it" in page
+
+    # A live worker that takes the run's queue: nothing to say.
+    beat("gpu-1@host", seconds_ago=5)
+    assert worker_status.queue_warnings(worker_status.worker_states()) == []
+
+
+def test_queued_jobs_on_a_queue_no_live_worker_takes_say_which_queue(run):
+    ScoringRun.objects.filter(id=run.id).update(sent_at=timezone.now(), lane="bulk")
+    WorkerBeat.objects.create(
+        name="light@host", queues="default", started_at=timezone.now(), seen_at=timezone.now()
+    )
+    (warning,) = worker_status.queue_warnings(worker_status.worker_states())
+    assert warning.startswith("1 run is waiting on the gpu-bulk queue, which no live worker takes")
+    assert "(they take: default)" in warning
