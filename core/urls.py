@@ -71,3 +71,6 @@ urlpatterns = [
 
 # A parameter that does not parse (core/parsing.py) is answered with its message on our own page.
 handler400 = "core.views.bad_request"
+# 404 and 500 in the site's layout, with no request context (no database); JSON under /api/.
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

@@ -1,7 +1,10 @@
+import logging
+
 from django.contrib.auth import login
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.views import defaults
 from django.views.decorators.http import require_POST
 
@@ -9,6 +12,8 @@ from core import roles, services, worker_status
 from core.forms import SignUpForm
 from core.models import WorkerPing
 from core.parsing import InvalidParameter
+
+log = logging.getLogger(__name__)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -67,3 +72,38 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, InvalidParameter):
         return render(request, "core/bad_request.html", {"message": str(exception)}, status=400)
     return defaults.bad_request(request, exception)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 in the site's layout, rendered without the request: no context processors, so no session, user or
+    role query, and a page that is not there never needs the database to say so. Under /api/ a JSON answer,
+    as DRF gives for an unknown id inside a view (this one is for a path no route matches)."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    body = loader.render_to_string("404.html", {"request_path": request.path})
+    return HttpResponse(body, status=404)
+
+
+# What a 500 shows if even 500.html cannot be rendered (a broken template or static storage): no layout.
+PLAIN_SERVER_ERROR = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Server error · PhraseBench</title>'
+    '</head><body><h1>Server error</h1><p>Something went wrong on our side. <a href="/">Back home</a>.</p>'
+    "</body></html>"
+)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 in the site's layout, rendered with no context at all (as Django's own handler does): whatever
+    failed (the database, a context processor) is not asked again. Under /api/ a JSON answer."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    try:
+        body = loader.render_to_string("500.html")
+    except Exception:  # the error page must answer whatever broke
+        log.exception("Could not render 500.html; answered with the plain page.")
+        body = PLAIN_SERVER_ERROR
+    return HttpResponse(body, status=500)

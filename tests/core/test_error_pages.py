@@ -1,0 +1,204 @@
+"""Error pages: an unknown slug or id is a 404 on every page, export and API URL that takes one (the API
+answers in JSON), and the 404 and 500 pages are the site's layout, rendered without the database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import URLResolver, get_resolver, path, reverse
+
+from collection.models import Benchmark, Task
+from core import urls as site_urls
+
+pytestmark = pytest.mark.django_db
+
+NO_ID = 987654321
+
+# (url name, arguments, method, query or body). Each names something that does not exist: a slug or id
+# nobody has, or a task slug under a benchmark that does exist (slug "b", which has task "t").
+PAGES = [
+    ("benchmark_detail", ["nosuch"], "get", {}),
+    ("task_detail", ["nosuch", "t"], "get", {}),
+    ("task_detail", ["b", "nosuch"], "get", {}),
+    ("phrasing_new", ["nosuch", "t"], "get", {}),
+    ("phrasing_new", ["b", "nosuch"], "post", {"template": "Is {number} even?"}),
+    ("phrasing_preview", ["b", "nosuch"], "post", {"template": "Is {number} even?"}),
+    ("leaderboard", ["nosuch"], "get", {}),
+    ("leaderboard", ["nosuch"], "get", {"format": "csv"}),
+    ("leaderboard", ["nosuch"], "get", {"format": "json"}),
+    ("compare", ["nosuch"], "get", {}),
+    ("compare", ["nosuch"], "get", {"a": "1", "b": "2"}),
+    ("task_results", ["nosuch", "t"], "get", {}),
+    ("task_results", ["b", "nosuch"], "get", {}),
+    ("task_results", ["b", "nosuch"], "get", {"format": "csv"}),
+    ("task_sample", ["b", "nosuch"], "post", {"size": "all"}),
+    ("phrasing_detail", [NO_ID], "get", {}),
+    ("phrasing_edit", [NO_ID], "get", {}),
+    ("phrasing_edit", [NO_ID], "post", {"template": "Is {number} odd?"}),
+    ("curation_review", [NO_ID], "post", {"decision": "approved", "revision": "1"}),
+    ("model_detail", ["nosuch"], "get", {}),
+    ("model_score", ["nosuch"], "post", {}),
+    ("model_check_retry", ["nosuch"], "post", {}),
+    ("model_align", ["nosuch"], "post", {}),
+    ("model_calibrate", ["nosuch"], "post", {}),
+    ("softprompt_detail", [NO_ID], "get", {}),
+    ("softprompt_cancel", [NO_ID], "post", {}),
+    ("softprompt_retry", [NO_ID], "post", {}),
+    ("run_detail", [NO_ID], "get", {}),
+    ("run_cancel", [NO_ID], "post", {}),
+    ("run_retry", [NO_ID], "post", {}),
+    ("plan_detail", [NO_ID], "get", {}),
+    ("plan_start", [NO_ID], "post", {}),
+    ("plan_discard", [NO_ID], "post", {}),
+]
+API = [
+    ("benchmark-detail", ["nosuch"], "get", {}),
+    ("task-detail", [NO_ID], "get", {}),
+    ("task-detail", ["nosuch"], "get", {}),
+    ("instruction-detail", [NO_ID], "get", {}),
+    ("instruction-detail", [NO_ID], "patch", {"template": "Is {number} odd?"}),
+    ("instruction-review", [NO_ID], "post", {"decision": "approved", "revision": 1}),
+    ("languagemodel-detail", ["nosuch"], "get", {}),
+    ("languagemodel-retry-check", ["nosuch"], "post", {}),
+    ("scoringrun-detail", [NO_ID], "get", {}),
+    ("scoringrun-cancel", [NO_ID], "post", {}),
+    ("scoringrun-retry", [NO_ID], "post", {}),
+    ("phrasingresult-detail", [NO_ID], "get", {}),
+    ("scoringplan-detail", [NO_ID], "get", {}),
+    ("scoringplan-start", [NO_ID], "post", {}),
+    ("scoringplan-discard", [NO_ID], "post", {}),
+    ("api_leaderboard", None, "get", {"benchmark": "nosuch"}),
+    ("api_compare", None, "get", {"benchmark": "nosuch", "a": "1", "b": "2"}),
+]
+# URLs with a path argument that names no row of ours, so cannot be unknown in the sense above.
+NOT_LOOKUPS = {
+    "password_reset_confirm",  # a bad token is Django's "invalid link" page (200)
+    "api-root",  # its argument is a format suffix
+}
+
+
+@pytest.fixture
+def site(db, admin_user) -> Client:
+    """The benchmark "b" with its task "t", and a client signed in as an admin, so that no permission check
+    answers first: a 404 here says the thing does not exist."""
+    benchmark = Benchmark.objects.create(slug="b", name="Bench")
+    Task.objects.create(
+        benchmark=benchmark,
+        slug="t",
+        name="Parity",
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["number"],
+        label_space=["yes", "no"],
+        max_options=2,
+    )
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def _page(client: Client, name: str, args, method: str, data: dict):
+    url = reverse(name, args=args)
+    if name in {case[0] for case in API}:
+        if method == "get":
+            return client.get(url, data)
+        return getattr(client, method)(url, data, content_type="application/json")
+    return getattr(client, method)(url, data)
+
+
+def _in_layout(html: str) -> bool:
+    return "<h1>Not found</h1>" in html and 'class="brand"' in html and f'href="{reverse("home")}"' in html
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "page-cache"])
+@pytest.mark.parametrize(
+    "name,args,method,data", PAGES, ids=[f"{c[2]}-{c[0]}-{i}" for i, c in enumerate(PAGES)]
+)
+def test_an_unknown_slug_or_id_is_a_404_in_the_sites_layout(site, cached, name, args, method, data):
+    if cached:  # a browser's CSRF cookie: the page cache (core/page_cache.py) takes the request first
+        site.cookies[settings.CSRF_COOKIE_NAME] = "x" * 32
+    response = _page(site, name, args, method, data)
+    assert response.status_code == 404, f"{method.upper()} {name} {args}: {response.status_code}"
+    assert _in_layout(response.content.decode())
+
+
+@pytest.mark.parametrize("name,args,method,data", API, ids=[f"{c[2]}-{c[0]}-{i}" for i, c in enumerate(API)])
+def test_an_unknown_slug_or_id_in_the_api_is_a_404_in_json(site, name, args, method, data):
+    response = _page(site, name, args, method, data)
+    assert response.status_code == 404, f"{method.upper()} {name} {args}: {response.status_code}"
+    assert response["Content-Type"].startswith("application/json") and "detail" in response.json()
+
+
+def test_an_api_path_no_route_matches_is_a_404_in_json(client):
+    response = client.get("/api/nosuch/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+def _lookups(patterns, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                continue  # Django's own admin answers its own 404s
+            names |= _lookups(pattern.url_patterns, pattern.namespace or namespace)
+        elif pattern.name and re.search(r"<\w+:|\(\?P<(?!format>)", str(pattern.pattern)):
+            names.add(pattern.name)
+    return names
+
+
+def test_every_url_that_takes_a_slug_or_id_is_covered_above():
+    covered = {case[0] for case in PAGES + API} | NOT_LOOKUPS
+    missing = _lookups(get_resolver().url_patterns) - covered
+    assert not missing, f"add unknown-slug cases for: {sorted(missing)}"
+
+
+def test_the_404_page_asks_the_database_nothing_even_for_a_signed_in_user(site, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = site.get("/no/such/page/")
+    html = response.content.decode()
+    assert response.status_code == 404 and _in_layout(html) and "<code>/no/such/page/</code>" in html
+    # No user is shown (the page has none), and no inline script or style for the Content-Security-Policy.
+    assert "Log in" not in html and "Log out" not in html
+    assert "Content-Security-Policy" in response
+    assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>|<style\b|\sstyle=", html)
+
+
+def _broken(request):
+    raise RuntimeError("boom")
+
+
+# This module doubles as a URLconf for the 500 test: the site's own URLs and error handlers, plus one view
+# that fails before it asks the database anything.
+urlpatterns = [path("broken/", _broken), path("api/broken/", _broken), *site_urls.urlpatterns]
+handler404 = site_urls.handler404
+handler500 = site_urls.handler500
+
+
+@pytest.mark.urls(__name__)
+def test_the_500_page_is_the_sites_layout_and_needs_no_database(site, django_assert_num_queries):
+    site.raise_request_exception = False
+    with django_assert_num_queries(0):
+        response = site.get("/broken/")
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert "<h1>Server error</h1>" in html and 'class="brand"' in html and f'href="{reverse("home")}"' in html
+    assert f'href="{reverse("model_list")}"' in html and "boom" not in html
+    assert "Content-Security-Policy" in response
+    assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>|<style\b|\sstyle=", html)
+
+
+@pytest.mark.urls(__name__)
+def test_a_500_under_the_api_is_json(client):
+    client.raise_request_exception = False
+    response = client.get("/api/broken/")
+    assert response.status_code == 500 and response.json() == {"detail": "Server error."}
+
+
+def test_the_500_page_renders_with_no_context_at_all():
+    from django.template import loader
+
+    html = loader.render_to_string("500.html")
+    assert html.lstrip().lower().startswith("<!doctype html>") and "<h1>Server error</h1>" in html
