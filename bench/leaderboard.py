@@ -56,7 +56,15 @@ def seed() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
+    from collection.models import (
+        Benchmark,
+        Collection,
+        Instance,
+        Instruction,
+        InstructionRevision,
+        Task,
+        phrasing_key,
+    )
     from evaluation.aggregates import _refresh_task_summaries, benchmark_summaries_refresh
     from evaluation.models import LanguageModel, ModelVariant
 
@@ -91,18 +99,16 @@ def seed() -> None:
             for i in range(INSTANCES)
         )
         for p in range(PHRASINGS_PER_TASK):
+            template = f"Phrasing {p} for task {t}: {{question}}\n{{options}}"
             instruction = Instruction.objects.create(
                 task=task,
                 collection=tuning if p % 4 == 0 else crowd,
                 source="bench",
                 external_id=f"{t}/{p}",
                 status="approved",
+                stable_key=phrasing_key(benchmark_slug="scale", task_slug=task.slug, template=template),
             )
-            rev = InstructionRevision.objects.create(
-                instruction=instruction,
-                number=1,
-                template=f"Phrasing {p} for task {t}: {{question}}\n{{options}}",
-            )
+            rev = InstructionRevision.objects.create(instruction=instruction, number=1, template=template)
             instruction.current_revision = rev
             instruction.save(update_fields=["current_revision"])
             revisions.setdefault(task.id, []).append(rev.id)
@@ -210,7 +216,7 @@ def sign_in() -> None:
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 
-    from collection.models import Collection, Instruction, InstructionRevision, Task
+    from collection.models import Collection, Instruction, InstructionRevision, Task, phrasing_key
 
     user = get_user_model().objects.filter(username="bench-admin").first()
     if user is None:
@@ -218,10 +224,12 @@ def sign_in() -> None:
     task = Task.objects.get(benchmark__slug="scale", slug="task-0")
     crowd = Collection.objects.get(slug="crowd")
     for n in range(PENDING - Instruction.objects.filter(author=user).count()):
-        instruction = Instruction.objects.create(task=task, collection=crowd, author=user, status="pending")
-        revision = InstructionRevision.objects.create(
-            instruction=instruction, number=1, template=f"Pending phrasing {n}: {{question}}\n{{options}}"
+        template = f"Pending phrasing {n}: {{question}}\n{{options}}"
+        key = phrasing_key(benchmark_slug="scale", task_slug=task.slug, template=template)
+        instruction = Instruction.objects.create(
+            task=task, collection=crowd, author=user, status="pending", stable_key=key
         )
+        revision = InstructionRevision.objects.create(instruction=instruction, number=1, template=template)
         instruction.current_revision = revision
         instruction.save(update_fields=["current_revision"])
     session = import_module(settings.SESSION_ENGINE).SessionStore()

@@ -188,6 +188,15 @@ class Collection(models.Model):
         return self.name
 
 
+def phrasing_key(*, benchmark_slug: str, task_slug: str, template: str) -> str:
+    """A phrasing's identity on any database: a hash of its benchmark, task and first text, fixed when it is
+    created. Database ids differ between a SQLite and a PostgreSQL install of the same data (and between
+    fresh installs); this does not, so what depends on it (the soft prompts' held-out split) is the same on
+    both. Two phrasings of one task written with the same first text share it, and so share their side of
+    the split, which keeps a text from being trained on under one id and judged under another."""
+    return hashlib.sha256(f"{benchmark_slug}\x1f{task_slug}\x1f{template}".encode()).hexdigest()
+
+
 class Instruction(models.Model):
     """A phrasing of a task. Its text lives in immutable revisions; `current_revision` is the one in use."""
 
@@ -211,6 +220,11 @@ class Instruction(models.Model):
         default=PhrasingFormat.ANY,
         blank=True,
         help_text="Blank: every model scores it; 'alpaca': only models with the Alpaca prompt format.",
+    )
+    stable_key = models.CharField(
+        max_length=64,
+        editable=False,
+        help_text="phrasing_key() of its benchmark, task and first text: the same on every database.",
     )
     text_available = models.BooleanField(
         default=True,
@@ -239,6 +253,8 @@ class Instruction(models.Model):
             models.CheckConstraint(
                 condition=Q(prompt_format__in=PhrasingFormat.values), name="instruction_prompt_format_valid"
             ),
+            # Every way a phrasing is created names its stable key (collection.models.phrasing_key).
+            models.CheckConstraint(condition=~Q(stable_key=""), name="instruction_has_stable_key"),
             # Written here by a user, or brought in from a named external source.
             models.CheckConstraint(
                 condition=Q(author__isnull=False) | ~Q(source=""), name="instruction_has_author_or_source"

@@ -21,6 +21,7 @@ from collection.models import (
     InstructionRevision,
     Task,
     normalised_key,
+    phrasing_key,
     revision_hash,
 )
 from core import jobs, roles
@@ -107,6 +108,9 @@ def instruction_create(
             external_id=external_id,
             status=status,
             prompt_format=prompt_format,
+            stable_key=phrasing_key(
+                benchmark_slug=task.benchmark.slug, task_slug=task.slug, template=template
+            ),
         )
         revision = InstructionRevision.objects.create(
             instruction=instruction,

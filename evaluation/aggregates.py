@@ -136,7 +136,7 @@ def task_data(variant: ModelVariant, task: Task, revisions=None) -> metrics.Task
 def _flags(tuned_on: set[int], results: list[PhrasingResult]) -> tuple[list[bool], list[bool], list[bool]]:
     """Each result's phrasing: observed (in a collection the model was tuned on), held out, a default."""
     observed = [r.revision.instruction.collection_id in tuned_on for r in results]
-    heldout = [is_heldout(r.revision.instruction_id) for r in results]
+    heldout = [is_heldout(r.revision.instruction.stable_key) for r in results]
     defaults = [
         r.revision.instruction.collection.kind == Collection.Kind.BENCHMARK_DEFAULT and not observed[i]
         for i, r in enumerate(results)

@@ -80,7 +80,9 @@ def variant_calibrate(*, model: LanguageModel, task: Task | None = None) -> Cali
         model=model, kind=VariantKind.CALIBRATED, defaults={"provenance": PROVENANCE}
     )
     base = base_variant(model)
-    revisions = [r for r in approved_revisions(task, model=model) if split.is_heldout(r.instruction_id)]
+    revisions = [
+        r for r in approved_revisions(task, model=model) if split.is_heldout(r.instruction.stable_key)
+    ]
     report = Calibration()
     for group_task, task_revisions in sorted(revisions_by_task(revisions).items(), key=lambda p: p[0].id):
         _calibrate_task(variant, base, group_task, task_revisions, report)

@@ -241,14 +241,12 @@ def cells_of(variant_ids: list[int], tasks, phrasing_set: str) -> dict[int, set[
         "variant_id",
         "task_id",
         "revision_id",
-        "revision__instruction_id",
+        "revision__instruction__stable_key",
         "revision__instruction__collection__kind",
     )
     in_set = set_filter(phrasing_set)
-    for variant_id, task_id, revision_id, instruction_id, collection_kind in results.iterator(
-        chunk_size=10000
-    ):
-        if in_set(instruction_id, collection_kind):
+    for variant_id, task_id, revision_id, stable_key, collection_kind in results.iterator(chunk_size=10000):
+        if in_set(stable_key, collection_kind):
             cells[variant_id].add((task_id, revision_id))
     return cells
 
@@ -266,9 +264,9 @@ def set_filter(phrasing_set: str):
     benchmark's defaults). Observed and unobserved depend on the model, so for them every cell counts and
     each row takes its own observed or unobserved phrasings within the ground."""
     if phrasing_set in (PhrasingSet.HELDOUT, PhrasingSet.HELDOUT_UNOBSERVED):
-        return lambda instruction_id, kind: is_heldout(instruction_id)
+        return lambda stable_key, kind: is_heldout(stable_key)
     if phrasing_set == PhrasingSet.DEFAULTS:
-        return lambda instruction_id, kind: kind == Collection.Kind.BENCHMARK_DEFAULT
+        return lambda stable_key, kind: kind == Collection.Kind.BENCHMARK_DEFAULT
     return lambda instruction_id, kind: True
 
 

@@ -163,7 +163,7 @@ def _heldout_unobserved(task: Task, split_seed: int | None = None) -> int:
     phrasings = Instruction.objects.filter(task=task, status=Instruction.Status.APPROVED).exclude(
         collection__slug=TUNING_COLLECTION
     )
-    return sum(is_heldout(pk, seed=split_seed) for pk in phrasings.values_list("id", flat=True))
+    return sum(is_heldout(key, seed=split_seed) for key in phrasings.values_list("stable_key", flat=True))
 
 
 def heldout_phrasings_ensure(say: Say = print, split_seeds: tuple[int, ...] | None = None) -> None:

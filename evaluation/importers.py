@@ -26,7 +26,7 @@ from django.utils.text import slugify
 from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, limited, read_text
 from collection.importers.bigbench import DEFAULT_SOURCE
 from collection.importers.instructions import STUDY_TASKS
-from collection.models import Collection, Instruction, InstructionRevision, Task
+from collection.models import Collection, Instruction, InstructionRevision, Task, phrasing_key
 from evaluation.aggregates import aggregates_refresh_many
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
 
@@ -154,6 +154,8 @@ def _revision(task: Task, row: dict, report: ImportReport) -> InstructionRevisio
             slug = "benchmark-default"
         else:
             slug = COLLECTIONS.get(row["Collection"], "crowd")
+        # The result files carry no text; this placeholder revision gives the result something to belong to.
+        placeholder = f"[{external_id}: text not published with the results]"
         instruction = Instruction.objects.create(
             task=task,
             collection=Collection.objects.get(slug=slug),
@@ -161,13 +163,11 @@ def _revision(task: Task, row: dict, report: ImportReport) -> InstructionRevisio
             external_id=external_id,
             text_available=False,
             status=Instruction.Status.APPROVED,
+            stable_key=phrasing_key(
+                benchmark_slug=task.benchmark.slug, task_slug=task.slug, template=placeholder
+            ),
         )
-        # The result files carry no text; this placeholder revision gives the result something to belong to.
-        revision = InstructionRevision.objects.create(
-            instruction=instruction,
-            number=1,
-            template=f"[{external_id}: text not published with the results]",
-        )
+        revision = InstructionRevision.objects.create(instruction=instruction, number=1, template=placeholder)
         instruction.current_revision = revision
         instruction.save(update_fields=["current_revision"])
         report.add("external phrasings created (no text)")

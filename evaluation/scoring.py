@@ -161,7 +161,12 @@ def approved_revisions(
     phrasings = approved_phrasings(task, prompt_format=prompt_format)
     if model is not None and model.benchmarks.exists():
         phrasings = phrasings.filter(task__benchmark__in=model.benchmarks.all())
-    return [phrasing.current_revision for phrasing in phrasings]
+    revisions = []
+    for phrasing in phrasings:
+        revision = phrasing.current_revision
+        revision.instruction = phrasing  # already loaded: what the split and the callers read of it
+        revisions.append(revision)
+    return revisions
 
 
 def scoring_runs_for_variant(
@@ -177,7 +182,7 @@ def scoring_runs_for_variant(
     prompt's variant scores the held-out phrasings only: the others may be in its training set."""
     revisions = approved_revisions(task, model=variant.model)
     scores = split.scored_by(variant)
-    revisions = [r for r in revisions if scores(r.instruction_id)]
+    revisions = [r for r in revisions if scores(r.instruction)]
     runs = []
     for group_task, revisions in revisions_by_task(revisions).items():
         run = scoring_run_create(
@@ -207,7 +212,7 @@ def scoring_adaptive(
     `budget_cells` new cells, by default ADAPTIVE_BUDGET_SHARE of them. None when nothing is left to score."""
     revisions = approved_revisions(task, model=variant.model)
     scores = split.scored_by(variant)
-    revisions = [r for r in revisions if scores(r.instruction_id)]
+    revisions = [r for r in revisions if scores(r.instruction)]
     if not revisions:
         raise ApplicationError(f"{task} has no approved phrasing that {variant} scores.")
     if budget_cells is None:
@@ -247,7 +252,7 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     for model in models:
         variants = [base_variant(model)]
         soft = selectors.current_soft_variant(model)
-        if soft is not None and split.scored_by(soft)(instruction.id):
+        if soft is not None and split.scored_by(soft)(instruction):
             # Soft prompts are judged on held-out phrasings only; a new held-out phrasing joins their figures.
             variants.append(soft)
         for variant in variants:

@@ -159,16 +159,20 @@ def calibration_outcome(
     variant = model.variants.filter(kind=VariantKind.CALIBRATED).first()
     if variant is None:
         return None
-    calibrated = variant.predictions.values_list("revision_id", "revision__instruction_id").distinct()
+    calibrated = variant.predictions.values_list(
+        "revision_id", "revision__instruction__stable_key"
+    ).distinct()
     # Held out under the split now: the variant calibrated the held-out phrasings of the split it last ran on.
-    heldout = {r for r, instruction in calibrated if is_heldout(instruction)}
+    heldout = {r for r, stable_key in calibrated if is_heldout(stable_key)}
     return _outcome(BATCH_CALIBRATION, base, [variant], (), _unobserved(model, heldout), samples)
 
 
 def _calibration_on_split(
     model: LanguageModel, base: ModelVariant, split_seed: int, samples: int
 ) -> MethodOutcome | None:
-    heldout = [r for r in approved_revisions(model=model) if is_heldout(r.instruction_id, seed=split_seed)]
+    heldout = [
+        r for r in approved_revisions(model=model) if is_heldout(r.instruction.stable_key, seed=split_seed)
+    ]
     report, predictions = calibration.Calibration(), []
     for task, revisions in sorted(revisions_by_task(heldout).items(), key=lambda pair: pair[0].id):
         predictions += calibration.calibrated_predictions(base, task, revisions, report)

@@ -54,7 +54,7 @@ def training_pool(
     if model.benchmarks.exists():
         phrasings = phrasings.filter(task__benchmark__in=model.benchmarks.all())
     for instruction in phrasings:
-        held = is_heldout(instruction.id, seed=split_seed)
+        held = is_heldout(instruction.stable_key, seed=split_seed)
         (heldout if held else training).append(instruction.current_revision)
     return training, heldout
 

@@ -3,7 +3,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from collection import services
-from collection.models import Collection, Instruction, InstructionRevision, Task
+from collection.models import Collection, Instruction, InstructionRevision, Task, phrasing_key
 from core.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def test_the_database_refuses_a_rejection_without_a_reason(parity, alice):
 
 def test_the_database_refuses_a_phrasing_with_neither_author_nor_source(parity, crowd):
     with pytest.raises(IntegrityError), transaction.atomic():
-        Instruction.objects.create(task=parity, collection=crowd)
+        Instruction.objects.create(task=parity, collection=crowd, stable_key="k")
 
 
 def test_the_database_refuses_an_unknown_status(parity, alice):
@@ -69,7 +69,25 @@ def test_the_database_refuses_a_second_phrasing_with_the_same_external_id(parity
         task=parity, template="{number}?", collection=crowd, source="s", external_id="1"
     )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Instruction.objects.create(task=parity, collection=crowd, source="s", external_id="1")
+        Instruction.objects.create(task=parity, collection=crowd, source="s", external_id="1", stable_key="k")
+
+
+def test_the_database_refuses_a_phrasing_without_its_stable_key(parity, crowd):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Instruction.objects.create(task=parity, collection=crowd, source="s")
+
+
+def test_a_phrasings_stable_key_is_its_benchmark_task_and_first_text_whatever_its_id(parity, alice):
+    phrasing = submit(parity, alice)
+    key = phrasing_key(
+        benchmark_slug=parity.benchmark.slug,
+        task_slug=parity.slug,
+        template=phrasing.current_revision.template,
+    )
+    assert phrasing.stable_key == key
+    services.instruction_edit(instruction=phrasing, by=alice, template="Is {number} odd? Say so.")
+    phrasing.refresh_from_db()
+    assert phrasing.stable_key == key  # fixed at creation: an edit keeps the phrasing's side of the split
 
 
 def test_it_rejects_self_approval(parity, carol):

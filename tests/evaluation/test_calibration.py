@@ -70,7 +70,7 @@ def synthetic(db):
     model.tuned_on.set([Collection.objects.get(slug="demotune")])
     base = scoring.base_variant(model)
     rng = np.random.default_rng(0)
-    heldout = [r for r in scoring.approved_revisions(model=model) if is_heldout(r.instruction_id)]
+    heldout = [r for r in scoring.approved_revisions(model=model) if is_heldout(r.instruction.stable_key)]
     rows = []
     for revision in heldout:
         task = revision.instruction.task
@@ -169,7 +169,7 @@ def test_on_another_split_the_outcome_is_computed_as_the_variant_would_store_it(
     both = [
         r
         for r in heldout
-        if is_heldout(r.instruction_id, seed=5) and r.instruction.collection.slug != "demotune"
+        if is_heldout(r.instruction.stable_key, seed=5) and r.instruction.collection.slug != "demotune"
     ]
     assert both, "the fixture's phrasings should include some that both seeds hold out"
     other = calibration_outcome(model, split_seed=5)

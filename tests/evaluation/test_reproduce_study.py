@@ -14,7 +14,7 @@ from collection.models import Instruction, Task
 from evaluation import demo_model
 from evaluation.models import LanguageModel, Prediction, SoftPrompt
 from evaluation.softprompt_outcome import heldout_improvements
-from evaluation.split import is_heldout
+from tests.evaluation.splits import heldout_id
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +132,7 @@ def test_with_several_split_seeds_each_split_trains_its_own_soft_prompts_and_tab
     )
     for split_seed, soft in softs.items():
         heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
-        assert heldout == {i for i in approved if is_heldout(i, seed=split_seed)}
+        assert heldout == {i for i in approved if heldout_id(i, seed=split_seed)}
         # Scored on its own split's held-out phrasings, whatever the app's split is.
         scored = set(
             Prediction.objects.filter(variant=soft.variant).values_list("revision__instruction_id", flat=True)

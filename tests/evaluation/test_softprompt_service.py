@@ -22,6 +22,7 @@ from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.config import AlignConfig
 from evaluation.models import LanguageModel, Prediction, ScoringRun, SoftPrompt
 from evaluation.split import is_heldout
+from tests.evaluation.splits import heldout_id
 
 SMALL = AlignConfig(num_virtual_tokens=2, steps=3, instances_per_batch=2, paraphrases=1)
 
@@ -42,10 +43,50 @@ def demo_model(db, tiny_models, tmp_path, settings):
 
 @pytest.mark.django_db
 def test_the_split_is_stable_and_near_its_fraction():
-    flags = [is_heldout(i) for i in range(1, 3001)]
+    flags = [is_heldout(str(i)) for i in range(1, 3001)]
     assert 0.30 < sum(flags) / len(flags) < 0.38
-    assert flags == [is_heldout(i) for i in range(1, 3001)]
-    assert not any(is_heldout(i, fraction=0.0) for i in range(100))
+    assert flags == [is_heldout(str(i)) for i in range(1, 3001)]
+    assert not any(is_heldout(str(i), fraction=0.0) for i in range(100))
+
+
+@pytest.mark.django_db
+def test_the_split_holds_out_the_same_phrasings_whatever_ids_the_database_hands_out(alice):
+    """SQLite and PostgreSQL (or two fresh installs) number rows differently; the split must not care: which
+    demo phrasings are held out follows from their benchmark, task and text alone."""
+    from collection.demo import load_demo
+    from collection.models import Benchmark, phrasing_key
+
+    other = Benchmark.objects.create(slug="other", name="Other")
+    task = Task.objects.create(
+        benchmark=other,
+        slug="t",
+        name="T",
+        kind="binary",
+        answer_format="option_text",
+        input_fields=["x"],
+        label_space=["yes", "no"],
+        max_options=2,
+    )
+    for n in range(37):  # the demo's phrasings get ids 37 higher than on a fresh database
+        collection_services.instruction_create(
+            task=task,
+            template=f"Filler {n}: {{x}}",
+            collection=Collection.objects.get(slug="crowd"),
+            author=alice,
+        )
+    load_demo(generated_per_task=10)
+    approved = Instruction.objects.filter(status="approved", task__benchmark__slug="demo").select_related(
+        "task", "current_revision"
+    )
+    texts = {i.id: (i.task.slug, i.current_revision.template) for i in approved}
+    heldout = {texts[i.id] for i in approved if is_heldout(i.stable_key)}
+    by_content = {
+        (slug, text)
+        for slug, text in texts.values()
+        if is_heldout(phrasing_key(benchmark_slug="demo", task_slug=slug, template=text))
+    }
+    assert heldout and heldout == by_content
+    assert heldout != {texts[pk] for pk in texts if is_heldout(str(pk))}  # what hashing the id would hold out
 
 
 @pytest.mark.django_db
@@ -60,7 +101,7 @@ def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(
     trained = set(soft.training_revisions.values_list("instruction_id", flat=True))
     heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
     assert trained and heldout and not trained & heldout
-    assert not any(is_heldout(i) for i in trained) and all(is_heldout(i) for i in heldout)
+    assert not any(heldout_id(i) for i in trained) and all(heldout_id(i) for i in heldout)
     # Every (revision, instance) it saw is a training revision on a training-split instance.
     seen = [pair for pairs in soft.seen.values() for pair in pairs]
     assert seen and {r for r, _ in seen} <= set(soft.training_revisions.values_list("id", flat=True))
@@ -84,7 +125,7 @@ def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_chang
     # Queued under the app's split (seed 0), trained after the setting moved to another seed.
     soft = softprompts.softprompt_queue(model=demo_model, config=SMALL, enqueue=False)
     settings.SOFTPROMPT_SPLIT_SEED = 7
-    assert {i for i in approved if is_heldout(i)} != {i for i in approved if is_heldout(i, seed=0)}
+    assert {i for i in approved if heldout_id(i)} != {i for i in approved if heldout_id(i, seed=0)}
     with django_capture_on_commit_callbacks(execute=True):
         softprompts.softprompt_train_execute(soft_prompt_id=soft.id, task_id="t", device="cpu")
     soft.refresh_from_db()
@@ -92,8 +133,8 @@ def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_chang
     assert soft.split_seed == 0
     heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
     trained = set(soft.training_revisions.values_list("instruction_id", flat=True))
-    assert heldout == {i for i in approved if is_heldout(i, seed=0)}
-    assert trained and not any(is_heldout(i, seed=0) for i in trained)
+    assert heldout == {i for i in approved if heldout_id(i, seed=0)}
+    assert trained and not any(heldout_id(i, seed=0) for i in trained)
     # Its variant is scored on its own held-out phrasings, not on those the setting holds out now (some of
     # which it trained on).
     scored = set(
@@ -128,8 +169,8 @@ def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
     soft.refresh_from_db()
     assert soft.status == "succeeded", soft.error
     heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
-    assert soft.split_seed == 3 and heldout == {i for i in approved if is_heldout(i, seed=3)}
-    assert heldout != {i for i in approved if is_heldout(i)}
+    assert soft.split_seed == 3 and heldout == {i for i in approved if heldout_id(i, seed=3)}
+    assert heldout != {i for i in approved if heldout_id(i)}
     scored = set(
         ScoringRun.objects.filter(variant=soft.variant).values_list("revisions__instruction_id", flat=True)
     )
@@ -174,7 +215,7 @@ def test_approving_enough_new_phrasings_queues_a_retraining(
     training_instructions = []
     for text in written:
         instruction = collection_services.instruction_submit(task=parity, template=text, author=alice)
-        if not is_heldout(instruction.id):
+        if not heldout_id(instruction.id):
             training_instructions.append(instruction)
     assert len(training_instructions) >= 2
     first, second = training_instructions[:2]
@@ -260,7 +301,7 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
     approved = Instruction.objects.filter(status="approved", task__benchmark__slug="demo").select_related(
         "task"
     )
-    task = next(i.task for i in approved.order_by("task__slug", "id") if is_heldout(i.id))
+    task = next(i.task for i in approved.order_by("task__slug", "id") if heldout_id(i.id))
     base = scoring.base_variant(demo_model)
     with django_capture_on_commit_callbacks(execute=True):
         scoring.variant_score_now(variant=base)
