@@ -4,6 +4,8 @@ phrasing waiting for review is decided on (an approved one can only be retired).
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from collection import services
 from collection.models import (
@@ -15,6 +17,11 @@ from collection.models import (
     PhrasingEmbedding,
     Task,
 )
+from core.parsing import parse_id
+
+# The change list and the reason page carry, for each phrasing shown, the revision whose text they showed
+# (`read_revision_<id>`): a decision applies to that text only, as in the review queue and the API.
+READ_REVISION = "read_revision_"
 
 
 @admin.register(Benchmark)
@@ -58,12 +65,21 @@ class RevisionInline(admin.TabularInline):
 
 @admin.register(Instruction)
 class InstructionAdmin(admin.ModelAdmin):
-    list_display = ["id", "task", "collection", "status", "author", "source", "external_id", "updated_at"]
+    list_display = ["id", "task", "text", "collection", "status", "author", "source", "updated_at"]
+    list_select_related = ["task__benchmark", "collection", "author", "current_revision"]
     list_filter = ["status", "collection", "task__benchmark", "text_available"]
     search_fields = ["external_id", "current_revision__template", "author__username", "task__slug"]
     raw_id_fields = ["task", "author", "reviewer", "current_revision"]
-    # Status changes go through the review actions (they queue scoring and refresh the leaderboards).
-    readonly_fields = ["status", "reviewer", "review_reason", "reviewed_at", "current_revision"]
+    # Status changes go through the review actions (they queue scoring and refresh the leaderboards); the text
+    # changes by its author's edits only.
+    readonly_fields = [
+        "status",
+        "reviewer",
+        "review_reason",
+        "reviewed_at",
+        "current_revision",
+        "reviewed_revision",
+    ]
     inlines = [RevisionInline]
     actions = ["approve", "request_edit", "reject", "retire"]
     # Who wrote a phrasing, where from and for what are facts of its creation. Were they editable, a curator
@@ -75,6 +91,29 @@ class InstructionAdmin(admin.ModelAdmin):
         if obj is not None:
             readonly += [f for f in self.fixed_after_creation if f not in readonly]
         return readonly
+
+    @admin.display(description="Text (revision)")
+    def text(self, instruction: Instruction) -> str:
+        revision = instruction.current_revision
+        if revision is None:
+            return "—"
+        return format_html(
+            'r{} <input type="hidden" name="{}" value="{}">{}',
+            revision.number,
+            f"{READ_REVISION}{instruction.pk}",
+            revision.pk,
+            Truncator(revision.template).chars(100),
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Write only what the form changed. A full save would write back the status, reviewer and text as
+        # they were when the form was posted, undoing a decision or an edit committed in the meantime.
+        fields = [name for name in form.changed_data if name not in self.get_readonly_fields(request, obj)]
+        if fields:
+            obj.save(update_fields=[*fields, "updated_at"])
 
     def has_add_permission(self, request) -> bool:
         # Phrasings are created by writing, uploading or importing them, which validate the text and store
@@ -115,9 +154,20 @@ class InstructionAdmin(admin.ModelAdmin):
                     "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
                 },
             )
+        # Each decision names the text the page showed; a phrasing edited since, or one whose text the page
+        # did not show ("select all" across pages), is left out with the reason.
+        chosen = list(queryset.select_related("current_revision"))
+        read = {i.pk: parse_id(request.POST.get(f"{READ_REVISION}{i.pk}")) or 0 for i in chosen}
         outcomes = services.instructions_review_bulk(
-            instructions=list(queryset), reviewer=request.user, status=status, reason=reason
+            instructions=chosen, reviewer=request.user, status=status, reason=reason, revisions=read
         )
+        for outcome in outcomes:
+            if outcome.stale and not read[outcome.instruction.pk]:
+                # No revision 0 exists: the service refused it as edited, but the page simply did not show it.
+                outcome.error = (
+                    "its text was not on the page you decided from, so nothing was decided; open the page "
+                    "of the list that shows it and decide there."
+                )
         done = sum(not o.error for o in outcomes)
         for outcome in outcomes:
             if outcome.error:

@@ -241,12 +241,30 @@ class Instruction(models.Model):
     current_revision = models.ForeignKey(
         "InstructionRevision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    reviewed_revision = models.ForeignKey(
+        "InstructionRevision",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The revision the latest review decision was taken on (blank: never reviewed here, or "
+        "decided before decisions named their revision).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["task", "id"]
         constraints = [
+            # A decision applies to the text it was taken on: while a phrasing stands decided (approved,
+            # rejected, sent back, retired), its current text is the one reviewed. Only an author's edit moves
+            # the text on, and it returns the phrasing to pending.
+            models.CheckConstraint(
+                condition=Q(status=InstructionStatus.PENDING)
+                | Q(reviewed_revision__isnull=True)
+                | Q(reviewed_revision=models.F("current_revision")),
+                name="instruction_decided_text_is_reviewed_text",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=InstructionStatus.values), name="instruction_status_valid"
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
@@ -146,3 +146,23 @@ def review_queue(user, *, benchmark_slug: str = "") -> QuerySet[Instruction]:
     if benchmark_slug:
         pending = pending.filter(task__benchmark__slug=benchmark_slug)
     return pending.order_by("updated_at", "id")
+
+
+def decided_on_another_text() -> QuerySet[Instruction]:
+    """Phrasings that stand decided (approved, rejected, sent back, retired) on a text other than their current
+    one: the decision named another revision, or, for decisions taken before they named it, the current
+    revision was written after the decision. None should exist (services and a database constraint prevent
+    them); `manage.py check_decisions` lists any that an older version let through."""
+    named = Q(reviewed_revision__isnull=False) & ~Q(reviewed_revision=F("current_revision"))
+    older = Q(
+        reviewed_revision__isnull=True,
+        reviewed_at__isnull=False,
+        current_revision__created_at__gt=F("reviewed_at"),
+    )
+    return (
+        Instruction.objects.exclude(status=Instruction.Status.PENDING)
+        .filter(current_revision__isnull=False)
+        .filter(named | older)
+        .select_related("task__benchmark", "current_revision", "reviewed_revision", "reviewer")
+        .order_by("id")
+    )

@@ -141,6 +141,7 @@ def instruction_revise(
         instruction = Instruction.objects.select_for_update().get(pk=instruction.pk)
         content_hash = revision_hash(template, labels, answers)
         revision = instruction.revisions.filter(content_hash=content_hash).first()
+        _reviewed_text_check(instruction, revision)
         if revision is None:
             last = instruction.revisions.order_by("-number").values_list("number", flat=True).first() or 0
             revision = InstructionRevision.objects.create(
@@ -157,6 +158,20 @@ def instruction_revise(
     return revision
 
 
+def _reviewed_text_check(instruction: Instruction, revision: InstructionRevision | None) -> None:
+    """A decided phrasing keeps the text it was decided on (its results, or its refusal, belong to that
+    text); the database holds the same rule (instruction_decided_text_is_reviewed_text). Phrasings approved
+    by an import rather than a review (no reviewed revision) may be brought up to date by the import."""
+    if instruction.status == Instruction.Status.PENDING or instruction.reviewed_revision_id is None:
+        return
+    if revision is not None and revision.id == instruction.reviewed_revision_id:
+        return
+    raise Conflict(
+        f"Phrasing #{instruction.id} is {instruction.get_status_display().lower()} as reviewed; its text "
+        "cannot change. Nothing was saved."
+    )
+
+
 REVIEW_DECISIONS = (
     Instruction.Status.APPROVED,
     Instruction.Status.REJECTED,
@@ -166,10 +181,12 @@ REVIEW_DECISIONS = (
 
 
 # What a review may decide, by the phrasing's status now. Approving, rejecting and asking for an edit are
-# decisions on a phrasing waiting for review; once approved, its results are published and it can only be
-# withdrawn (retired), and a retired one reinstated (approved again, its results reused). Rejected is final:
-# a new text is a new phrasing.
-REVIEWABLE = (Instruction.Status.PENDING, Instruction.Status.NEEDS_EDIT)
+# decisions on a pending phrasing, one per text: a phrasing sent back waits for its author's edit, which
+# makes it pending again, and the next decision is on the edited text (so two curators deciding at once
+# cannot both be taken, one sending it back and the other approving the same text). Once approved, its
+# results are published and it can only be withdrawn (retired), and a retired one reinstated (approved
+# again, its results reused). Rejected is final: a new text is a new phrasing.
+REVIEWABLE = (Instruction.Status.PENDING,)
 DECISIONS_FROM = {
     # A retired phrasing may be reinstated (approved again): its unchanged revision's results are reused.
     Instruction.Status.APPROVED: (*REVIEWABLE, Instruction.Status.RETIRED),
@@ -185,6 +202,12 @@ def _decision_check(instruction: Instruction, status: str) -> None:
     current = instruction.get_status_display().lower()
     if status == Instruction.Status.RETIRED:
         raise ApplicationError(f"Only an approved phrasing can be retired; this one is {current}.")
+    if instruction.status == Instruction.Status.NEEDS_EDIT:
+        who = f" by {instruction.reviewer.username}" if instruction.reviewer else ""
+        raise ApplicationError(
+            f"This phrasing was sent back for an edit{who}: this text has been decided on. It waits for its "
+            "author's edit, and the next decision is on the edited text."
+        )
     if instruction.status == Instruction.Status.APPROVED:
         raise ApplicationError(
             "This phrasing is approved: its results are published, so it can only be retired, not "
@@ -226,7 +249,7 @@ def instruction_review(
         # the API always name it); if the author has edited since, nothing is decided.
         current = (
             Instruction.objects.select_for_update(of=("self",))
-            .select_related("current_revision")
+            .select_related("current_revision", "reviewer")
             .get(pk=instruction.pk)
         )
         if not access.can_review(reviewer, current):
@@ -252,7 +275,19 @@ def instruction_review(
         current.reviewer = reviewer
         current.review_reason = reason.strip()
         current.reviewed_at = timezone.now()
-        current.save(update_fields=["status", "reviewer", "review_reason", "reviewed_at", "updated_at"])
+        # The decision names its text; an edit can no longer swap it (instruction_edit, and the database's
+        # instruction_decided_text_is_reviewed_text).
+        current.reviewed_revision_id = current.current_revision_id
+        current.save(
+            update_fields=[
+                "status",
+                "reviewer",
+                "review_reason",
+                "reviewed_at",
+                "reviewed_revision",
+                "updated_at",
+            ]
+        )
         # What follows in evaluation (scoring, retraining, new figures) is in evaluation/receivers.py.
         if status == Instruction.Status.APPROVED:
             events.phrasing_approved.send(sender=Instruction, instruction=current, by=reviewer)
@@ -267,6 +302,7 @@ def instruction_review(
 class ReviewOutcome:
     instruction: Instruction
     error: str = ""
+    stale: bool = False  # refused because the text was not the one the reviewer read
 
 
 def instructions_review_bulk(
@@ -284,7 +320,7 @@ def instructions_review_bulk(
             )
             outcomes.append(ReviewOutcome(instruction))
         except ApplicationError as exc:
-            outcomes.append(ReviewOutcome(instruction, exc.message))
+            outcomes.append(ReviewOutcome(instruction, exc.message, stale=isinstance(exc, StaleRevision)))
     return outcomes
 
 
@@ -399,25 +435,54 @@ def instruction_edit(
     labels: list[str] | None = None,
     answers: str | None = None,
 ) -> Instruction:
-    """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue)."""
-    if not access.can_edit_instruction(by, instruction):
-        if instruction.author_id == by.id:
-            raise ApplicationError(
-                f"This phrasing is {instruction.get_status_display().lower()}; only pending phrasings can be edited."
-            )
-        raise ApplicationError("You can only edit your own phrasings.")
+    """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue).
+
+    Editing and deciding serialise on the phrasing's row (instruction_review locks it too): the edit checks
+    the status on the row as it is once locked, not on the caller's copy, so a decision that commits first
+    refuses the edit (409) and an approval is never followed by a swapped text."""
+    _edit_check(by, instruction)
     template_check(task=instruction.task, template=template, labels=labels, answers=answers)
     with transaction.atomic():
-        duplicate_check(task=instruction.task, template=template, user=by, exclude_id=instruction.id)
-        revision = instruction_revise(
-            instruction=instruction, template=template, labels=labels, answers=answers, by=by
+        current = (
+            Instruction.objects.select_for_update(of=("self",))
+            .select_related("task", "reviewer")
+            .get(pk=instruction.pk)
         )
-        instruction.refresh_from_db()
-        if instruction.status == Instruction.Status.NEEDS_EDIT:
-            instruction.status = Instruction.Status.PENDING
-            instruction.save(update_fields=["status", "updated_at"])
+        if not access.can_edit_instruction(by, current):
+            if current.status != instruction.status:
+                who = f" ({current.reviewer.username})" if current.reviewer else ""
+                raise Conflict(
+                    f"A curator{who} decided on this phrasing while you were editing it: it is now "
+                    f"{current.get_status_display().lower()}. Nothing was saved.",
+                    extra={"status": current.status, "revision": current.current_revision_id},
+                )
+            _edit_check(by, current)
+        duplicate_check(task=current.task, template=template, user=by, exclude_id=current.id)
+        if current.status == Instruction.Status.NEEDS_EDIT:
+            # Back to the queue first: a phrasing that stands sent back keeps the text it was sent back on.
+            current.status = Instruction.Status.PENDING
+            current.save(update_fields=["status", "updated_at"])
+        revision = instruction_revise(
+            instruction=current, template=template, labels=labels, answers=answers, by=by
+        )
+        if revision.id == current.reviewed_revision_id:
+            # Sending back the text a curator sent back would ask for a second decision on it.
+            raise ApplicationError(
+                "This is the text a curator sent back for an edit; change it before sending it for review again."
+            )
         _embed_on_commit(revision.id)
+    instruction.refresh_from_db()
     return instruction
+
+
+def _edit_check(by, instruction: Instruction) -> None:
+    if access.can_edit_instruction(by, instruction):
+        return
+    if instruction.author_id == by.id:
+        raise ApplicationError(
+            f"This phrasing is {instruction.get_status_display().lower()}; only pending phrasings can be edited."
+        )
+    raise ApplicationError("You can only edit your own phrasings.")
 
 
 def _embed_on_commit(revision_id: int) -> None:

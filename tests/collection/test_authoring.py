@@ -316,9 +316,18 @@ def test_admin_reject_action_asks_for_a_reason_then_rejects(client, parity, alic
     url = reverse("admin:collection_instruction_changelist")
     page = client.post(url, {"action": "reject", "_selected_action": [instruction.id]})
     assert page.status_code == 200 and "Give a reason" in page.content.decode()
+    # The reason page carries the revision whose text it showed.
+    shown = f'name="read_revision_{instruction.id}" value="{instruction.current_revision_id}"'
+    assert shown in page.content.decode()
     client.post(
         url,
-        {"action": "reject", "_selected_action": [instruction.id], "confirm": "yes", "reason": "Too vague."},
+        {
+            "action": "reject",
+            "_selected_action": [instruction.id],
+            f"read_revision_{instruction.id}": instruction.current_revision_id,
+            "confirm": "yes",
+            "reason": "Too vague.",
+        },
     )
     instruction.refresh_from_db()
     assert instruction.status == "rejected" and instruction.review_reason == "Too vague."

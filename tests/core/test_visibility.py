@@ -434,13 +434,16 @@ def test_an_approved_phrasing_can_only_be_retired(world, carol):
     assert world.approved.status == "retired"
 
 
-def test_a_phrasing_sent_back_can_still_be_decided(world, carol):
+def test_a_phrasing_sent_back_waits_for_its_authors_edit_before_the_next_decision(world, carol):
+    # One decision per text (issue 27): a curator sent this text back, so no other decision is taken on it.
     instruction = world.hidden["needs_edit"]
-    services.instruction_review(
-        instruction=instruction, reviewer=carol, status="rejected", reason="Still vague."
-    )
+    for decision, reason in [("rejected", "Still vague."), ("approved", ""), ("needs_edit", "Again.")]:
+        with pytest.raises(services.ApplicationError, match="waits for its author's edit"):
+            services.instruction_review(
+                instruction=instruction, reviewer=carol, status=decision, reason=reason
+            )
     instruction.refresh_from_db()
-    assert instruction.status == "rejected"
+    assert instruction.status == "needs_edit"
 
 
 def test_the_api_refuses_decisions_the_status_does_not_allow(request, world):
@@ -492,9 +495,9 @@ def test_bulk_review_refuses_each_phrasing_the_status_does_not_allow(world, caro
     outcomes = services.instructions_review_bulk(instructions=chosen, reviewer=carol, status="approved")
     assert "This phrasing is rejected" in outcomes[0].error
     assert "can only be retired" in outcomes[1].error
-    assert outcomes[2].error == ""
+    assert "waits for its author's edit" in outcomes[2].error
     statuses = {i.id: i.status for i in Instruction.objects.filter(id__in=[i.id for i in chosen])}
-    assert [statuses[i.id] for i in chosen] == ["rejected", "approved", "approved"]
+    assert [statuses[i.id] for i in chosen] == ["rejected", "approved", "needs_edit"]
 
 
 @pytest.fixture
@@ -519,7 +522,10 @@ def test_admin_actions_refuse_decisions_the_status_does_not_allow(client, world,
     assert f"Phrasing #{world.approved.id}: This phrasing is approved" in page
     assert Instruction.objects.get(id=rejected.id).status == "rejected"
     assert Instruction.objects.get(id=world.approved.id).status == "approved"
-    page = client.post(url, {"action": "retire", "_selected_action": [world.approved.id]}, follow=True)
+    shown = {f"read_revision_{world.approved.id}": world.approved.current_revision_id}
+    page = client.post(
+        url, {"action": "retire", "_selected_action": [world.approved.id], **shown}, follow=True
+    )
     page = page.content.decode()
     assert "1 phrasing(s) retired." in page
     assert Instruction.objects.get(id=world.approved.id).status == "retired"
