@@ -89,17 +89,65 @@ def limited(where: Path | str, rows: Iterable[T], limit: int | None = None) -> I
         yield row
 
 
+# A record of any import format is a flat object (a list of label words at most); deeper is not data.
+JSONL_MAX_DEPTH = 32
+# Longest number a line may hold. Python refuses to read integers past 4,300 digits (a ValueError from inside
+# the JSON parser); no field wants anywhere near this many.
+JSONL_MAX_DIGITS = 100
+
+
+class _Unreadable(ValueError):
+    """Raised from inside json.loads for content it would otherwise accept or fail on unhelpfully."""
+
+
+def _number(text: str) -> int:
+    if len(text.lstrip("-")) > JSONL_MAX_DIGITS:
+        raise _Unreadable(f"a number {len(text.lstrip('-')):,} digits long (at most {JSONL_MAX_DIGITS})")
+    return int(text)
+
+
+def _json_line_problem(value) -> str | None:
+    """What makes a parsed line unusable, walked with a stack (not recursion): nesting deeper than
+    JSONL_MAX_DEPTH, or a text PostgreSQL cannot store (a NUL character, an unpaired UTF-16 surrogate,
+    which JSON's \\u escapes can spell)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a text holds a NUL character (\\u0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a text holds an unpaired surrogate (a \\ud800-\\udfff escape on its own), not a character"
+        elif isinstance(item, dict | list):
+            if depth > JSONL_MAX_DEPTH:
+                return f"nests deeper than {JSONL_MAX_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def read_jsonl(path: Path | str, text: str, *, max_rows: int | None = None) -> list[tuple[str, dict]]:
-    """(where, record) pairs for the non-blank lines of a JSONL file; each line must be a JSON object."""
+    """(where, record) pairs for the non-blank lines of a JSONL file; each line must be a JSON object. Any
+    content is either read or refused naming the line and the problem: very deep nesting (a RecursionError in
+    the parser) and huge numbers (a ValueError) are refusals like broken JSON."""
     records = []
     lines = ((n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip())
     for number, line in limited(path, lines, max_rows):
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_int=_number)
         except json.JSONDecodeError as exc:
             raise ImportFailed(path, f"line {number}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ImportFailed(path, f"line {number}: nests deeper than {JSONL_MAX_DEPTH} levels") from None
+        except ValueError as exc:  # _Unreadable, or another number Python cannot read
+            raise ImportFailed(path, f"line {number}: {exc}") from None
         if not isinstance(record, dict):
             raise ImportFailed(path, f"line {number}: expected a JSON object")
+        problem = _json_line_problem(record)
+        if problem:
+            raise ImportFailed(path, f"line {number}: {problem}")
         records.append((f"line {number}", record))
     return records
 

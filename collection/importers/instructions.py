@@ -481,6 +481,7 @@ def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, uploader
     users = get_user_model().objects
     rows = []
     for where, record in records:
+        record = {**record, **_texts(path, where, record)}
         if uploader is not None:
             if record.get("author") and record["author"] != uploader.get_username():
                 raise ImportFailed(
@@ -525,6 +526,34 @@ def phrasing_rows(path: Path | str, records: list[tuple[str, dict]], *, uploader
             )
         )
     return rows
+
+
+# The text columns of the generic format, with the longest value each may hold (its database column's).
+TEXT_COLUMNS = {
+    "task": 301,  # benchmark/task: slugs of at most 100 and 200 characters
+    "author": 150,
+    "collection": 50,
+    "source": Instruction._meta.get_field("source").max_length,
+    "external_id": Instruction._meta.get_field("external_id").max_length,
+}
+
+
+def _texts(path: Path | str, where: str, record: dict) -> dict:
+    """The record's text columns as texts, refused (naming the line) when one is an object, a list or longer
+    than its column holds. Numbers are taken as their text (an id of 12 is "12")."""
+    texts = {}
+    for name, longest in TEXT_COLUMNS.items():
+        value = record.get(name)
+        if value is None or isinstance(value, str):
+            text = value or ""
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            raise ImportFailed(path, f"{where}: '{name}' must be text, not {type(value).__name__}")
+        if len(text) > longest:
+            raise ImportFailed(path, f"{where}: '{name}' is longer than {longest} characters")
+        texts[name] = text
+    return texts
 
 
 def import_instructions(path: Path, *, fmt: str, status: str | None = None) -> ImportReport:

@@ -4,7 +4,9 @@ problem, and nothing is written."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from collection import access
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
@@ -346,3 +351,138 @@ def test_an_oversized_upload_is_not_read_past_the_limit(parity, carol, settings,
     # Without the token the same request is refused by the CSRF check.
     huge.seek(0)
     assert client.post(reverse("curation_upload"), {"file": huge}).status_code == 403
+
+
+# --- Any content: a 400 naming the line and the problem, never a server error (issue 27) ------------------
+
+
+def jsonl(**fields) -> bytes:
+    return (json.dumps({"task": "b/t", "template": "Is {number} even? yes or no", **fields}) + "\n").encode()
+
+
+DEEP = 100_000
+HOSTILE_UPLOADS = {
+    # name: (file name, bytes, message)
+    "a line nested 100,000 deep": (
+        "deep.jsonl",
+        jsonl(source="s") + b'{"task": ' + b"[" * DEEP + b"]" * DEEP + b"}\n",
+        "deep.jsonl: line 2: nests deeper than",
+    ),
+    "a field nested 900 deep": (
+        "deep2.jsonl",
+        b'{"task": "b/t", "template": "Is {number} even?", "source": ' + b"[" * 900 + b"]" * 900 + b"}\n",
+        "deep2.jsonl: line 1: nests deeper than",
+    ),
+    "a 5,000-digit integer": (
+        "n.jsonl",
+        jsonl(source="s")
+        + b'{"task": "b/t", "template": "Is {number} even?", "source": '
+        + b"7" * 5000
+        + b"}\n",
+        "n.jsonl: line 2: a number",
+    ),
+    "an escaped NUL": (
+        "z.jsonl",
+        jsonl(source="wor\x00kshop"),
+        "z.jsonl: line 1: a text holds a NUL character",
+    ),
+    "an unpaired surrogate": (
+        "s.jsonl",
+        b'{"task": "b/t", "template": "Is {number} even? \\ud800", "source": "s"}\n',
+        "s.jsonl: line 1: a text holds an unpaired surrogate",
+    ),
+    "a source too long": ("l.jsonl", jsonl(source="s" * 301), "l.jsonl: line 1: 'source' is longer than 300"),
+    "an external id too long": (
+        "e.csv",
+        b"task,template,source,external_id\nb/t,Is {number} even?,s," + b"9" * 201 + b"\n",
+        "e.csv: line 2: 'external_id' is longer than 200",
+    ),
+    "a task that is not text": (
+        "t.jsonl",
+        jsonl(task={"b": "t"}, source="s"),
+        "t.jsonl: line 1: 'task' must be",
+    ),
+    "a template over the length limit": (
+        "x.jsonl",
+        jsonl(template="Is {number} even? " + "x" * 5000, source="s"),
+        "x.jsonl: line 1:",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_UPLOADS)
+def test_hostile_upload_content_is_a_400_naming_the_line_with_nothing_written(case, parity, carol, client):
+    name, data, message = HOSTILE_UPLOADS[case]
+    client.force_login(carol)
+    before = db_state()
+    response = upload(client, name, data)
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 400, page[:500]
+    assert message in page, page[page.find('class="error"') :][:500]
+    assert "Nothing was imported." in page
+    assert db_state() == before
+
+
+COLUMNS = ["task", "template", "source", "author", "collection", "external_id", "labels"]
+any_text = st.text(st.characters(codec=None, categories=None), max_size=30)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**120), max_value=10**120)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | any_text
+    | st.sampled_from(["b/t", "Is {number} even? yes or no", "{number.__class__}", "carol", "crowd"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=8,
+)
+jsonl_lines = st.one_of(
+    st.dictionaries(st.sampled_from(COLUMNS) | any_text, json_values, max_size=6).map(json.dumps),
+    any_text,
+)
+csv_cells = st.one_of(
+    any_text, st.sampled_from(["b/t", "Is {number} even? yes or no", "a|b", '"', ",", "\n"])
+)
+
+
+def csv_file(header: list[str], rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+csv_files = st.builds(
+    csv_file,
+    st.lists(st.sampled_from(COLUMNS) | any_text, min_size=1, max_size=5),
+    st.lists(st.lists(csv_cells, max_size=6), max_size=4),
+)
+uploads = st.one_of(
+    st.tuples(st.just("h.jsonl"), st.lists(jsonl_lines, min_size=1, max_size=4).map("\n".join)),
+    st.tuples(st.just("h.csv"), csv_files),
+    st.tuples(st.sampled_from(["h.csv", "h.jsonl"]), any_text),
+)
+
+
+@hypothesis_settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@example(upload_file=("d.jsonl", '{"task": ' + "[" * DEEP + "]" * DEEP + "}"))
+@example(upload_file=("n.jsonl", '{"task": "b/t", "template": "x", "source": ' + "7" * 5000 + "}"))
+@example(upload_file=("s.csv", "task,template,source\nb/t,Is {number} even?,\ud800\n"))
+@given(upload_file=uploads)
+def test_any_upload_content_is_imported_or_refused_with_a_400_never_a_server_error(
+    parity, carol, client, upload_file
+):
+    name, text = upload_file
+    client.force_login(carol)
+    before = db_state()
+    response = upload(client, name, text.encode("utf-8", "surrogatepass"))
+    assert response.status_code in (302, 400), (name, text[:300], response.status_code)
+    if response.status_code == 400:
+        page = html.unescape(response.content.decode())
+        assert "Nothing was imported." in page or "The file is empty." in page, page[:300]
+        assert db_state() == before
