@@ -14,6 +14,12 @@ What is never cached, because the page would then not be what this viewer should
 - a response that is not 200 or that sets a cookie.
 A change of the viewer's role shows in the navigation of a cached page once the version changes or
 PAGE_CACHE_SECONDS pass; permissions themselves are checked by every write, never by what a page showed.
+
+A page is served only to the session it was rendered for: the key also holds who the request authenticates
+as now (the user's id, or anonymous). A Cookie header replayed after its session logged out or expired, or
+after the password changed, authenticates as nobody, so it misses the page rendered for the user and gets
+what an anonymous visitor gets. Authenticating costs a signed-in viewer the session and user queries on a
+hit; an anonymous one without a session cookie, none.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ def _cached(version_of, *, vary: tuple[str, ...], per_viewer: bool):
                 return view(request, *args, **kwargs)
             # The view builds with the version its key is made of (page_version), without asking again.
             request.page_version = version
-            prefix = "page:" + hashlib.sha256(repr(version).encode()).hexdigest()[:32]
+            viewer = _viewer(request) if per_viewer else None
+            prefix = "page:" + hashlib.sha256(repr((version, viewer)).encode()).hexdigest()[:32]
             key = get_cache_key(request, prefix, "GET", cache=cache)
             hit = cache.get(key) if key else None
             if hit is not None:
@@ -77,6 +84,7 @@ def _cached(version_of, *, vary: tuple[str, ...], per_viewer: bool):
                 response.add_post_render_callback(store)
             return response
 
+        wrapped.page_cache_per_viewer = per_viewer  # found by tests that walk the URL patterns
         return wrapped
 
     return decorator
@@ -87,6 +95,13 @@ def page_version(request: HttpRequest, compute: Callable[[], object]) -> object:
     request it does not cache)."""
     version = getattr(request, "page_version", None)
     return compute() if version is None else version
+
+
+def _viewer(request: HttpRequest) -> int | None:
+    """Who the request authenticates as now (None: nobody), checked against the session store and the
+    user's password hash, never read from the Cookie header alone."""
+    user = request.user
+    return user.pk if user.is_authenticated else None
 
 
 def _cacheable_request(request: HttpRequest, per_viewer: bool) -> bool:

@@ -118,3 +118,74 @@ def test_the_task_page_and_the_api_follow_their_data_version(published, django_a
     _imported("published-b", 0.875)
     assert len(json.loads(api.get("/api/leaderboard/", {"benchmark": "demo"}).content)["results"]) == 2
     assert api.get("/api/leaderboard/").status_code == 400  # no benchmark: never cached, still a clear error
+
+
+# --- A page only for the session it was rendered for (issue 27) ---------------------------------------------
+
+# Arguments for every page under @cached_page; the test below finds them by walking the URL patterns, so a new
+# cached page fails it until it is listed here.
+CACHED_PAGES = {"leaderboard": ["demo"], "task_results": ["demo", "parity"]}
+
+
+def _cached_pages() -> set[str]:
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found, stack = set(), list(get_resolver().url_patterns)
+    while stack:
+        entry = stack.pop()
+        if isinstance(entry, URLResolver):
+            stack.extend(entry.url_patterns)
+        elif isinstance(entry, URLPattern) and getattr(entry.callback, "page_cache_per_viewer", False):
+            found.add(entry.name)
+    return found
+
+
+def _end_by_logout(client: Client, session_key: str) -> None:
+    client.post(reverse("logout"))
+
+
+def _end_by_expiry(client: Client, session_key: str) -> None:
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    Session.objects.filter(session_key=session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
+
+
+def _end_by_password_change(client: Client, session_key: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username="carol")
+    user.set_password("a new password, elsewhere")
+    user.save()
+
+
+@pytest.mark.parametrize("end", [_end_by_logout, _end_by_expiry, _end_by_password_change])
+def test_a_session_that_ended_gets_no_page_rendered_for_its_user_from_the_cache(published, carol, end):
+    assert _cached_pages() == set(CACHED_PAGES), "list the arguments of every cached page in CACHED_PAGES"
+    browser = Client()
+    browser.force_login(carol)
+    browser.cookies[settings.CSRF_COOKIE_NAME] = "x" * 32
+    pages = [
+        (reverse(name, args=args), htmx) for name, args in CACHED_PAGES.items() for htmx in (False, True)
+    ]
+    headers = {True: {"HTTP_HX_REQUEST": "true"}, False: {}}
+    for url, htmx in pages:
+        for _ in range(2):  # rendered, then served from the cache
+            response = browser.get(url, **headers[htmx])
+            assert response.status_code == 200
+        if not htmx:
+            assert "carol" in response.content.decode()
+    replayed = {name: morsel.value for name, morsel in browser.cookies.items()}
+    end(browser, replayed[settings.SESSION_COOKIE_NAME])
+    # An eavesdropper (or a shared computer's back button) sends the old Cookie header again.
+    for url, htmx in pages:
+        replay = Client()
+        for name, value in replayed.items():
+            replay.cookies[name] = value
+        response = replay.get(url, **headers[htmx])
+        assert response.status_code == 200
+        assert "carol" not in response.content.decode(), url
+        if not htmx:
+            assert "Log in" in response.content.decode()
