@@ -230,6 +230,11 @@ class Instruction(models.Model):
         default=True,
         help_text="False for phrasings known only from published results: shown on leaderboards, never scored.",
     )
+    submitted = models.BooleanField(
+        default=False,
+        help_text="Written by its author on the site (a page or the API), not uploaded or imported: only these "
+        "count against the author's SUBMISSIONS_PER_HOUR.",
+    )
     status = models.CharField(
         max_length=10, choices=InstructionStatus.choices, default=InstructionStatus.PENDING
     )

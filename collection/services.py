@@ -91,9 +91,11 @@ def instruction_create(
     answers: str | None = None,
     status: str = Instruction.Status.PENDING,
     prompt_format: str = Instruction.Format.ANY,
+    submitted: bool = False,
 ) -> Instruction:
     """Create a phrasing with its first revision. Imported phrasings name a source instead of an author.
-    `answers` None: the phrasing's label words when it has any, else the task's answers."""
+    `answers` None: the phrasing's label words when it has any, else the task's answers. `submitted`: its
+    author wrote it on the site (instruction_submit), so it counts against their SUBMISSIONS_PER_HOUR."""
     if author is None and not source:
         raise ApplicationError("A phrasing needs an author or an external source.")
     template_check(task=task, template=template, labels=labels, answers=answers)
@@ -108,6 +110,7 @@ def instruction_create(
             external_id=external_id,
             status=status,
             prompt_format=prompt_format,
+            submitted=submitted,
             stable_key=phrasing_key(
                 benchmark_slug=task.benchmark.slug, task_slug=task.slug, template=template
             ),
@@ -369,7 +372,11 @@ def _seconds_until_room(recent) -> int:
 
 def _submissions_check(author) -> None:
     _lock_author(author)
-    recent = Instruction.objects.filter(author=author, created_at__gte=timezone.now() - RATE_WINDOW)
+    # What the author wrote here: phrasings uploaded by a curator (UPLOADS_PER_HOUR limits those) or imported
+    # by an admin and credited to them are not theirs to wait for.
+    recent = Instruction.objects.filter(
+        author=author, submitted=True, created_at__gte=timezone.now() - RATE_WINDOW
+    )
     count = recent.count()
     limit = settings.SUBMISSIONS_PER_HOUR
     if count >= limit:
@@ -422,6 +429,7 @@ def instruction_submit(
             answers=answers,
             author=author,
             collection=Collection.objects.get(slug=CROWD_COLLECTION),
+            submitted=True,
         )
         _embed_on_commit(instruction.current_revision_id)
     return instruction

@@ -40,7 +40,7 @@ def _submitted(task, author, template: str, minutes_ago: int) -> Instruction:
         task=task, template=template, collection=Collection.objects.get(slug="crowd"), author=author
     )
     Instruction.objects.filter(pk=instruction.pk).update(
-        created_at=timezone.now() - timedelta(minutes=minutes_ago)
+        created_at=timezone.now() - timedelta(minutes=minutes_ago), submitted=True
     )
     return instruction
 
@@ -103,3 +103,40 @@ def test_uploaded_phrasings_count_against_the_curators_hourly_limit(client, pari
     user_role_set(user=other, role=roles.CURATOR)
     client.force_login(other)
     assert _upload(client, ["Is {number} odd?", "Say if {number} is odd."]).status_code == 302
+
+
+@override_settings(SUBMISSIONS_PER_HOUR=2, UPLOADS_PER_HOUR=10)
+def test_uploads_do_not_count_against_the_submission_limit_but_submissions_count_against_uploads(
+    client, parity, carol
+):
+    # As the README says: SUBMISSIONS_PER_HOUR limits what authors write on the site. A curator who uploaded a
+    # workshop's file may still write phrasings by hand (they used to be refused for the hour).
+    client.force_login(carol)
+    assert _upload(client, ["Is {number} even?", "Even: {number}?", "Odd? {number}"]).status_code == 302
+    for template in ("Is {number} odd?", "Say if {number} is odd."):
+        response = client.post(reverse("phrasing_new", args=["b", "t"]), {"template": template})
+        assert response.status_code == 302
+    # Their own limit still holds, counting what they uploaded.
+    response = client.post(reverse("phrasing_new", args=["b", "t"]), {"template": "Tell me: {number} odd?"})
+    assert response.status_code == 429
+    assert "You have submitted 2 phrasings in the last hour" in response.content.decode()
+    # Uploads count everything the curator added, submissions included (UPLOADS_PER_HOUR).
+    rows = [f"Row {i}: is {{number}} even?" for i in range(6)]
+    response = _upload(client, rows)
+    assert response.status_code == 429
+    assert "This file adds 6 phrasings to the 5 you added in the last hour" in response.content.decode()
+
+
+@override_settings(SUBMISSIONS_PER_HOUR=1)
+def test_phrasings_an_admin_imported_for_an_author_do_not_count_against_their_submissions(
+    client, parity, alice
+):
+    services.instruction_create(
+        task=parity,
+        template="Imported for alice: {number}?",
+        collection=Collection.objects.get(slug="crowd"),
+        author=alice,
+    )
+    client.force_login(alice)
+    response = client.post(reverse("phrasing_new", args=["b", "t"]), {"template": "Is {number} even?"})
+    assert response.status_code == 302

@@ -103,3 +103,33 @@ def test_status_ping_needs_post_and_csrf(client):
     assert client.get(reverse("status_ping")).status_code == 405
     csrf_client = client.__class__(enforce_csrf_checks=True)
     assert csrf_client.post(reverse("status_ping")).status_code == 403
+
+
+def test_pings_are_throttled_for_everyone_twenty_requests_queue_one(client, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core import jobs, services
+
+    sent = []
+    monkeypatch.setattr(jobs, "send_on_commit", lambda *args, **kwargs: sent.append(args))
+    # Anonymous, as the status page is public: 20 of 20 used to be accepted, 20 jobs.
+    answers = [client.post(reverse("status_ping"), HTTP_HX_REQUEST="true") for _ in range(20)]
+    assert {a.status_code for a in answers} == {200}
+    ping = WorkerPing.objects.get()
+    assert len(sent) == 1 and all(f"Ping #{ping.id} sent" in a.content.decode() for a in answers)
+    # Unanswered: none more while it waits (no worker, or all busy), up to PING_WAIT.
+    WorkerPing.objects.update(created_at=timezone.now() - timedelta(minutes=4))
+    client.post(reverse("status_ping"))
+    assert WorkerPing.objects.count() == 1
+    WorkerPing.objects.update(created_at=timezone.now() - services.PING_WAIT - timedelta(seconds=1))
+    client.post(reverse("status_ping"))
+    assert WorkerPing.objects.count() == 2 and len(sent) == 2
+    # Answered: the next one PING_INTERVAL later.
+    WorkerPing.objects.update(answered_at=timezone.now(), worker="w")
+    client.post(reverse("status_ping"))
+    assert WorkerPing.objects.count() == 2
+    WorkerPing.objects.update(created_at=timezone.now() - services.PING_INTERVAL - timedelta(seconds=1))
+    client.post(reverse("status_ping"))
+    assert WorkerPing.objects.count() == 3 and len(sent) == 3
