@@ -308,6 +308,9 @@ SUBMISSIONS_PER_HOUR = env_int("SUBMISSIONS_PER_HOUR", 20, minimum=1)
 SOFTPROMPT_DIR = Path(env_str("SOFTPROMPT_DIR", str(VAR_DIR / "softprompts")))
 SOFTPROMPT_HELDOUT_FRACTION = env_float("SOFTPROMPT_HELDOUT_FRACTION", 0.34, minimum=0.0, maximum=1.0)
 SOFTPROMPT_SPLIT_SEED = env_int("SOFTPROMPT_SPLIT_SEED", 0, minimum=0)
+# The offline demo model's build seed (evaluation/demo_model.py recipe()): its weights, and so the demo
+# study's tables, are one draw per seed; the README quotes their range over seeds.
+DEMO_MODEL_SEED = env_int("DEMO_MODEL_SEED", 0, minimum=0)
 SOFTPROMPT_RETRAIN_AFTER = env_int("SOFTPROMPT_RETRAIN_AFTER", 5, minimum=1)
 # The consistency method's early stopping as the model page starts it (AlignConfig.patience): checks of the
 # agreement between phrasings on unlabeled held-out training instances without a better one; 0 turns it off.

@@ -1,10 +1,14 @@
 """The study's two tables in miniature, from what the app computed on the offline demo model."""
 
+from json import dumps, loads
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from collection.demo import BENCHMARK_SLUG
 from core.errors import ApplicationError
-from evaluation.demo_model import ABLATIONS, demo_study_ensure
+from evaluation.demo_model import ABLATIONS, demo_study_ensure, recipe
 from evaluation.models import BenchmarkSummary
 from evaluation.paired_bootstrap import Improvement
 from evaluation.softprompt_outcome import calibration_outcome, heldout_improvements, latest_soft_prompts
@@ -37,6 +41,66 @@ def pp(figures: dict, key: str) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+# The README's ranges: each headline figure's minimum and maximum over the builds bench/study_ranges.py ran
+# (build seeds x databases), which it writes here.
+RANGES_FILE = Path(__file__).resolve().parents[2] / "demo_study_ranges.json"
+
+
+def headline_figures(overall: dict, rows: dict, by_split: dict) -> dict:
+    """Table 1's and Table 2's headline figures in points, with where they came from."""
+    table_1 = {
+        "observed_avgp": rows.get("observed", {}).get("avgp"),
+        "unobserved_avgp": rows.get("unobserved", {}).get("avgp"),
+        "gap": overall.get("gap"),
+        "pdr": overall.get("pdr"),
+    }
+    figures = {key: None if value is None else round(100 * value, 2) for key, value in table_1.items()}
+    figures["pdr"] = None if overall.get("pdr") is None else round(overall["pdr"], 4)
+    for split_seed, outcomes in by_split.items():
+        for method, outcome in outcomes.items():
+            figures[f"split{split_seed}:{method}"] = round(100 * outcome.macro.difference, 2)
+            figures[f"split{split_seed}:{method}:base_avgp"] = round(100 * outcome.base_accuracy, 2)
+    return {
+        "build_seed": recipe()["seed"],
+        "database": connection.vendor,
+        "figures": figures,
+    }
+
+
+def load_ranges() -> dict | None:
+    return loads(RANGES_FILE.read_text()) if RANGES_FILE.is_file() else None
+
+
+def against_ranges(measured: dict, ranges: dict | None) -> list[str]:
+    """Whether each headline figure falls inside the README's measured range for it."""
+    if ranges is None:
+        return [f"No measured ranges to compare with ({RANGES_FILE.name} is missing)."]
+    if ranges.get("recipe") != {k: v for k, v in recipe().items() if k != "seed"}:
+        return ["The demo model's recipe differs from the one the README's ranges were measured on."]
+    lines = [
+        f"Against the README's ranges ({ranges['runs']} runs: build seeds {ranges['build_seeds']} on "
+        f"{' and '.join(ranges['databases'])}; this run: build seed {measured['build_seed']} on "
+        f"{measured['database']}):"
+    ]
+    outside = 0
+    for name, value in measured["figures"].items():
+        low_high = ranges["figures"].get(name)
+        if value is None or low_high is None:
+            continue
+        inside = low_high[0] <= value <= low_high[1]
+        outside += not inside
+        lines.append(
+            f"  {name:<32} {value:>8}  {'inside' if inside else 'OUTSIDE'} [{low_high[0]}, {low_high[1]}]"
+        )
+    lines.append(
+        "All inside the measured ranges."
+        if not outside
+        else f"{outside} figure(s) outside the measured ranges (another CPU type or library version can do this; "
+        "the ranges are over few builds)."
+    )
+    return lines
+
+
 class Command(BaseCommand):
     help = (
         "Build (once, cached) the offline demo model, score it, batch-calibrate it, train its soft prompts (four "
@@ -49,6 +113,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--quiet", action="store_true", help="Print only the tables.")
         parser.add_argument(
+            "--json",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="Also write the tables' headline figures to FILE (bench/study_ranges.py collects them over "
+            "build seeds and databases).",
+        )
+        parser.add_argument(
             "--split-seeds",
             type=int,
             nargs="+",
@@ -59,7 +131,7 @@ class Command(BaseCommand):
             "splits. Each split costs another 15 soft prompts.",
         )
 
-    def handle(self, *args, quiet: bool = False, split_seeds=None, **options):
+    def handle(self, *args, quiet: bool = False, split_seeds=None, json: Path | None = None, **options):
         say = (lambda text: None) if quiet else (lambda text: self.stdout.write(text))
         split_seeds = tuple(dict.fromkeys(split_seeds or [app_seed()]))
         if any(seed < 0 for seed in split_seeds):
@@ -98,6 +170,12 @@ class Command(BaseCommand):
         if len(split_seeds) > 1:
             out("")
             self._table_3(by_split, out)
+        figures = headline_figures(rows["all"], rows, by_split)
+        out("")
+        for line in against_ranges(figures, load_ranges()):
+            out(line)
+        if json is not None:
+            json.write_text(dumps(figures, indent=2, sort_keys=True))
 
     def _table_2(self, model, out, split_seed: int) -> dict:
         outcomes = {o.method: o for o in heldout_improvements(model, split_seed=split_seed)}

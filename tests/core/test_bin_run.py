@@ -1,0 +1,162 @@
+"""The README's first command, run as a newcomer runs it: `bash bin/run` (without the long demo study) on a
+fresh VAR_DIR, waited on until it prints its URL and the URL answers, then the main pages requested as a
+browser would (a cookie jar, so the CSRF cookie comes back and the page cache serves the repeat views), as a
+visitor and as the demo curator. Any 5xx, or a URL that never answers, fails the test.
+
+It runs on the embedded default (SQLite, filesystem broker: what bin/run gives a newcomer) and on PostgreSQL
+(a fresh database, as a deployment would point DATABASE_URL at), because queries that parse on one may not
+on the other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+START_SECONDS = 600  # migrate, the demo benchmark with 64 generated phrasings per task, collectstatic
+PAGES = [
+    "/",
+    "/b/demo/",
+    "/b/demo/leaderboard/",
+    "/b/demo/leaderboard/",  # again: the page cache's hit
+    "/b/demo/leaderboard/?format=csv",
+    "/b/demo/leaderboard/?format=json",
+    "/b/demo/compare/",
+    "/b/demo/t/parity/",
+    "/b/demo/t/parity/results/",
+    "/models/",
+    "/status/",
+    "/api/leaderboard/?benchmark=demo",
+    "/api/tasks/",
+    "/api/schema/",
+    "/b/nosuch/leaderboard/",  # a 404, in the site's layout
+]
+CURATOR_PAGES = ["/curate/", "/runs/", "/plans/", "/me/phrasings/"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    if request.param == "sqlite":
+        yield None  # bin/run's own default
+        return
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        pytest.skip("PostgreSQL: set DATABASE_URL to a PostgreSQL server (bin/test does)")
+    name = f"binrun_{uuid.uuid4().hex[:8]}"
+    admin = server.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def running(database_url, tmp_path):
+    """bin/run --no-study in its own process group; yields its base URL, stops it and everything it started."""
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "STATIC_ROOT")
+    }
+    env |= {"PORT": str(port), "VAR_DIR": str(tmp_path / "var"), "STATIC_ROOT": str(tmp_path / "static")}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    log = tmp_path / "bin-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["bash", "bin/run", "--no-study"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = _wait_for_url(process, log, port)
+        yield url, log
+    finally:
+        _stop(process)
+
+
+def _stop(process) -> None:
+    """SIGTERM to the whole group (bin/run, gunicorn, the worker), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_for_url(process, log: Path, port: int) -> str:
+    deadline = time.monotonic() + START_SECONDS
+    url = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"bin/run exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        if url is None:
+            printed = re.search(r"PhraseBench is running at (http://\S+)", log.read_text(errors="replace"))
+            url = printed and printed.group(1).rstrip("/")
+        if url:
+            try:
+                # gunicorn listens before its workers have loaded the app: a read may wait, or time out.
+                if requests.get(url + "/healthz", timeout=30).ok:
+                    assert url.endswith(f":{port}"), url
+                    return url
+            except requests.RequestException:
+                pass
+        time.sleep(1)
+    pytest.fail(f"bin/run never answered within {START_SECONDS} s:\n{log.read_text()[-4000:]}")
+
+
+def _get_all(session: requests.Session, url: str, pages: list[str]) -> list[str]:
+    failures = []
+    for page in pages:
+        response = session.get(url + page, timeout=60, headers={"Accept": "text/html,*/*"})
+        if response.status_code >= 500:
+            failures.append(f"{response.status_code} {page}")
+        elif page == "/b/nosuch/leaderboard/" and response.status_code != 404:
+            failures.append(f"{response.status_code} (not 404) {page}")
+    return failures
+
+
+def test_bin_run_serves_the_main_pages_to_a_visitor_and_a_curator(running):
+    url, log = running
+    visitor = requests.Session()
+    failures = _get_all(visitor, url, PAGES)
+    assert "csrftoken" in visitor.cookies  # so the repeat leaderboard view went through the page cache
+
+    curator = requests.Session()
+    curator.get(url + "/accounts/login/", timeout=60)
+    answer = curator.post(
+        url + "/accounts/login/",
+        data={
+            "username": "demo-curator",
+            "password": "phrasebench-demo",
+            "csrfmiddlewaretoken": curator.cookies["csrftoken"],
+        },
+        headers={"Referer": url + "/accounts/login/"},
+        timeout=60,
+    )
+    assert answer.ok and "sessionid" in curator.cookies, answer.status_code
+    failures += _get_all(curator, url, PAGES + CURATOR_PAGES)
+    assert not failures, f"{failures}\n{log.read_text(errors='replace')[-6000:]}"
