@@ -4,6 +4,19 @@ leaderboards and task pages read a few summary rows and never scan predictions.
 A refresh recomputes one (variant, task) from scratch, then that variant's benchmark summaries, in one
 transaction that holds a lock on the variant row: concurrent refreshes queue up instead of interleaving,
 and a reader sees either the old figures or the new ones, never a mix.
+
+Which tasks a benchmark row averages over is one rule, `counts_in_benchmark` (and its query form
+`counted_in_benchmark`), used by the stored benchmark rows, the leaderboard's common ground and the paired
+comparison alike:
+- a row scored here averages over the benchmark's top-level tasks (a subtask's results are shown on its
+  task page; its instances are part of its parent's evaluation sample);
+- a published row (an imported variant) averages over every task its source published results for, top-level
+  or subtask, whether or not this benchmark holds the task's instances. Its figures are the source's own
+  accuracies, never scored here, so what was imported before them (the task files, their subtasks, the
+  phrasings) must not change them: the study's 14 BIG-bench Lite tasks count as 14, among them the two
+  subtasks it scored on their own (strange_stories-boolean, logical_deduction-five_objects) and the two whose
+  files are not held here (language_identification, vitaminc_fact_verification).
+Each benchmark row stores the tasks it averaged over as `tasks_counted` (task slugs).
 """
 
 from __future__ import annotations
@@ -33,6 +46,30 @@ from evaluation.split import is_heldout
 
 log = logging.getLogger(__name__)
 BENCHMARK_BOOTSTRAP_SAMPLES = 500  # per benchmark row; each replicate resamples every task
+
+
+# The rule in words, for the pages and the API.
+TASKS_RULE = (
+    "A row scored here averages over the benchmark's top-level tasks. A published row (imported results) "
+    "averages over every task its source published results for, whether or not this benchmark holds the "
+    "task's instances and whether or not it files the task as a subtask: its figures are the source's own "
+    "accuracies, so they come out as published whatever was imported first. Ranked rows count the common "
+    "ground's tasks."
+)
+
+
+def counts_in_benchmark(variant: ModelVariant, task: Task) -> bool:
+    """Whether the variant's results on the task count in its benchmark rows (the module docstring's
+    rule)."""
+    return task.parent_id is None or variant.kind == VariantKind.IMPORTED
+
+
+def counted_in_benchmark(benchmark) -> Q:
+    """counts_in_benchmark as a filter on the benchmark's rows with a `task` and a `variant` (PhrasingResult,
+    TaskSummary)."""
+    return Q(task__benchmark=benchmark) & (
+        Q(task__parent__isnull=True) | Q(variant__kind=VariantKind.IMPORTED)
+    )
 
 
 def aggregates_refresh(*, variant_id: int, task_id: int) -> None:
@@ -209,8 +246,8 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
         stored = None
         if estimate is None:
             figures = task_figures(task, chosen, chance=chance)
-            # Only top-level tasks are averaged into benchmark rows, so only they keep replicates.
-            if task.parent_id is None:
+            # Only tasks averaged into benchmark rows keep replicates.
+            if counts_in_benchmark(variant, task):
                 stored = replicates.pack(task_part(task, chosen).replicates)
         else:
             rows = np.asarray(chosen.accuracies, dtype=int)
@@ -225,7 +262,7 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
                 figures["phrasing_estimates"] = estimate.phrasing_estimates()
             # Its posterior draws, in the replicates' place: an estimated benchmark row averages them draw
             # by draw (estimates.benchmark_figures); exact benchmark rows leave estimated tasks out.
-            if task.parent_id is None:
+            if counts_in_benchmark(variant, task):
                 stored = replicates.pack(draws)
         TaskSummary.objects.update_or_create(
             variant=variant,
@@ -280,17 +317,19 @@ def task_figures(task: Task, data: metrics.TaskData, *, chance=_COMPUTE) -> dict
 
 
 def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
-    """Macro averages over the benchmark's top-level tasks, for every task kind and phrasing set, from the
+    """Macro averages over the benchmark's tasks that count for the variant (counts_in_benchmark), for every
+    task kind and phrasing set, from the
     tasks' stored figures and replicates: one task's change costs that task's refresh and this average, not
     a rebuild of every task's matrix. A summary stored before replicates were kept is recomputed once.
     Tasks with estimated figures (sampled by an adaptive run) are left out, so these rows are exact; the
     leaderboard lists a variant with estimated tasks apart, from its task summaries (common_ground)."""
-    summaries = _top_level_summaries(variant, benchmark)
+    summaries = _counted_summaries(variant, benchmark)
+    # Stored before replicates were kept, or before the task counted (a published row's subtask).
     stale = {s.task for s in summaries if s.replicates is None}
     if stale:
         for task in stale:
             _refresh_task_summaries(variant, task)
-        summaries = _top_level_summaries(variant, benchmark)
+        summaries = _counted_summaries(variant, benchmark)
     kinds = [""] + sorted({s.task.kind for s in summaries})
     wanted = set()
     for kind in kinds:
@@ -301,7 +340,9 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
             if not picked:
                 continue
             figures = benchmark_figures(
-                [stored_part(s) for s in picked], [s.figures.get("chance") for s in picked]
+                [stored_part(s) for s in picked],
+                [s.figures.get("chance") for s in picked],
+                [s.task.slug for s in picked],
             )
             BenchmarkSummary.objects.update_or_create(
                 variant=variant,
@@ -316,15 +357,17 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
             summary.delete()
 
 
-def _top_level_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:
+def _counted_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:
     summaries = TaskSummary.with_replicates.filter(
-        variant=variant, task__benchmark=benchmark, task__parent__isnull=True
+        counted_in_benchmark(benchmark), variant=variant
     ).select_related("task")
     return [s for s in summaries if not s.figures.get("estimated")]
 
 
-def benchmark_figures(parts: list[metrics.TaskPart], chances: list[float | None]) -> dict:
-    """Macro averages over the tasks' parts, with the macro-averaged chance level beside them."""
+def benchmark_figures(parts: list[metrics.TaskPart], chances: list[float | None], tasks: list[str]) -> dict:
+    """Macro averages over the tasks' parts, with the macro-averaged chance level and the tasks averaged
+    over (their slugs, `tasks_counted`) beside them."""
     figures = metrics.macro_summary(parts, min_phrasings=settings.SPREAD_MIN_PHRASINGS)
     figures["chance"] = float(np.mean(chances)) if chances and None not in chances else None
+    figures["tasks_counted"] = sorted(tasks)
     return figures

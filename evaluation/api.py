@@ -16,7 +16,7 @@ from collection.models import Benchmark, Collection
 from core import jobs, roles
 from core.page_cache import cached_api
 from core.parsing import IdFilter, parse_id
-from evaluation import access, comparisons, registry, scoring, selectors
+from evaluation import access, aggregates, comparisons, registry, scoring, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
 
 
@@ -336,6 +336,9 @@ def leaderboard(request):
             "below_chance": r.below_chance,
             "estimated": r.estimated,
             "cells_share": r.figures.get("cells_share", 1.0),
+            # The tasks the row's figures average over (aggregates.TASKS_RULE); null for figures stored before
+            # they were recorded, until their next refresh.
+            "tasks_counted": r.figures.get("tasks_counted"),
             **r.figures,
         }
 
@@ -349,6 +352,7 @@ def leaderboard(request):
             "`cells_share` of their cells, with intervals for the exhaustive figures."
         ),
         "ground": board.ground.as_dict(),
+        "tasks_rule": aggregates.TASKS_RULE,
         "results": [record(r) for r in board.rows],
         # Rows with a task scored only in part (an adaptive run): estimated figures, 95% intervals for the
         # exhaustive ones, the share of cells scored; not ranked with the results.

@@ -1,8 +1,10 @@
 """Leaderboards on common ground: rows are ranked on the cells they share, never on different things.
 
-A row's cells are its complete per-phrasing results on the benchmark's top-level tasks, as (task, revision)
-pairs; every complete result covers the task's whole evaluation sample, so sharing a (task, phrasing) pair
-means sharing every instance of it. The ground is chosen greedily and said on the page:
+A row's cells are its complete per-phrasing results on the benchmark's tasks that count for it, as (task,
+revision) pairs (aggregates.counts_in_benchmark: the top-level tasks for a row scored here, every task with
+published results for a published row); every complete result covers the task's whole evaluation sample,
+so sharing a (task, phrasing) pair means sharing every instance of it. The ground is chosen greedily and
+said on the page:
 1. rows in order of how many cells they have (most first, then by name);
 2. the first row's cells are the ground; each next row joins when the ground's intersection with its cells
    keeps at least COMMON_GROUND_MIN_SHARE of the first row's cells (the ground becomes that intersection);
@@ -20,8 +22,9 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Exists, OuterRef, Q
 
-from collection.models import Benchmark, Collection, Task
+from collection.models import Benchmark, Collection, Instance, Task
 from evaluation import aggregates, estimates, replicates
 from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, TaskSummary
 from evaluation.split import is_heldout
@@ -141,14 +144,15 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     summaries = BenchmarkSummary.objects.filter(
         benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
     ).select_related("variant__model")
-    tasks = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
+    # The tasks each row averages over: aggregates.counts_in_benchmark, the one rule for benchmark rows.
+    counted = aggregates.counted_in_benchmark(benchmark)
     if task_kind:
-        tasks = tasks.filter(kind=task_kind)
-    per_task = TaskSummary.objects.filter(task__in=tasks, phrasing_set=phrasing_set)
+        counted &= Q(task__kind=task_kind)
+    per_task = TaskSummary.objects.filter(counted, phrasing_set=phrasing_set)
     # Every task summary of the variants with an estimated task, in one query.
     estimated_variants = per_task.filter(figures__estimated=True).values("variant_id")
     by_variant: dict[int, list[TaskSummary]] = {}
-    for row in per_task.filter(variant_id__in=estimated_variants).select_related("variant__model"):
+    for row in per_task.filter(variant_id__in=estimated_variants).select_related("variant__model", "task"):
         by_variant.setdefault(row.variant_id, []).append(row)
     # The estimated tasks' posterior draws (their summaries' replicates), read for those rows alone.
     blobs = dict(
@@ -165,13 +169,14 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     estimated = {
         variant_id: (
             rows[0].variant,
-            estimates.benchmark_figures([r.figures for r in rows], [draws(r) for r in rows]),
+            estimates.benchmark_figures([r.figures for r in rows], [draws(r) for r in rows])
+            | {"tasks_counted": sorted(r.task.slug for r in rows)},
         )
         for variant_id, rows in by_variant.items()
     }
     return _build(
         {s.variant_id: s for s in summaries if s.variant_id not in by_variant},
-        tasks,
+        counted,
         phrasing_set,
         lambda variant, ground, own: _figures_on_ground(variant, ground, own, phrasing_set),
         estimated,
@@ -190,13 +195,13 @@ def _build_task(task: Task, phrasing_set: str) -> dict:
 
     exact = {s.variant_id: s for s in summaries if not s.figures.get("estimated")}
     estimated = {s.variant_id: (s.variant, s.figures) for s in summaries if s.figures.get("estimated")}
-    return _build(exact, Task.objects.filter(id=task.id), phrasing_set, on_ground, estimated)
+    return _build(exact, Q(task=task), phrasing_set, on_ground, estimated)
 
 
-def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground, estimated: dict) -> dict:
+def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, estimated: dict) -> dict:
     """Choose the ground among the rows that have summaries, and each ranked row's figures on it; the
     `estimated` rows ({variant id: (variant, figures)}) are listed apart with their coverage."""
-    cells_by_row = cells_of([*summaries, *estimated], tasks, phrasing_set)
+    cells_by_row = cells_of([*summaries, *estimated], where, phrasing_set)
     order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
     ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE)
 
@@ -231,13 +236,12 @@ def _build(summaries: dict, tasks, phrasing_set: str, figures_on_ground, estimat
     }
 
 
-def cells_of(variant_ids: list[int], tasks, phrasing_set: str) -> dict[int, set[Cell]]:
-    """Each variant's cells on the given tasks: its complete results, as (task, revision), of the phrasing
-    set where membership is the same for every model (set_filter)."""
+def cells_of(variant_ids: list[int], where: Q, phrasing_set: str) -> dict[int, set[Cell]]:
+    """Each variant's cells where `where` (a filter on PhrasingResult: one task, or the tasks that count in a
+    benchmark's rows) holds: its complete results, as (task, revision), of the phrasing set where membership
+    is the same for every model (set_filter)."""
     cells: dict[int, set[Cell]] = {variant_id: set() for variant_id in variant_ids}
-    results = PhrasingResult.objects.filter(
-        variant_id__in=variant_ids, task__in=tasks, complete=True
-    ).values_list(
+    results = PhrasingResult.objects.filter(where, variant_id__in=variant_ids, complete=True).values_list(
         "variant_id",
         "task_id",
         "revision_id",
@@ -284,19 +288,21 @@ def _figures_on_ground(
         # An estimated task's replicates are posterior draws, not bootstrap replicates: never mixed in here.
         if s.replicates is not None and not s.figures.get("estimated")
     }
-    parts, chances = [], []
+    parts, chances, counted = [], [], []
     for task in Task.objects.filter(id__in=by_task).order_by("id"):
         summary = stored.get(task.id)
         if summary is not None and own_by_task.get(task.id) == by_task[task.id]:
             parts.append(aggregates.stored_part(summary))
             chances.append(summary.figures.get("chance"))
+            counted.append(task.slug)
             continue
         data = aggregates.task_data(variant, task, revisions=by_task[task.id])
         subset = aggregates.subset(data, phrasing_set) if data else None
         if subset is not None:
             parts.append(aggregates.task_part(task, subset))
             chances.append(summary.figures.get("chance") if summary else aggregates.chance_level(task))
-    return aggregates.benchmark_figures(parts, chances) if parts else None
+            counted.append(task.slug)
+    return aggregates.benchmark_figures(parts, chances, counted) if parts else None
 
 
 def _hydrate(cached: dict) -> Board:
@@ -308,6 +314,36 @@ def _hydrate(cached: dict) -> Board:
         return [(variant, figures, Coverage(**cov)) for variant, figures, cov in entries]
 
     return Board(ground, rows(cached["rows"]), rows(cached["partial"]), rows(cached["estimated"]))
+
+
+@dataclass
+class CountedTask:
+    """A task a published row averages over, and why it might surprise: held here only as published results
+    (no instances), or filed here as a subtask."""
+
+    slug: str
+    name: str
+    has_instances: bool
+    parent: str | None  # the parent task's slug, for a subtask
+
+
+def published_tasks(benchmark: Benchmark, figures: list[dict]) -> list[CountedTask]:
+    """The tasks the given published rows' figures average over (the union of their `tasks_counted`), for
+    the page's statement of aggregates.TASKS_RULE."""
+    slugs = {slug for row in figures for slug in row.get("tasks_counted") or ()}
+    eval_instances = Instance.objects.filter(
+        Q(task=OuterRef("pk")) | Q(task__parent=OuterRef("pk")), split=Instance.Split.EVAL
+    )
+    tasks = (
+        Task.objects.filter(benchmark=benchmark, slug__in=slugs)
+        .annotate(has_instances=Exists(eval_instances))
+        .select_related("parent")
+        .order_by("slug")
+    )
+    return [
+        CountedTask(task.slug, task.name, task.has_instances, task.parent.slug if task.parent else None)
+        for task in tasks
+    ]
 
 
 def below_chance(figures: dict) -> bool:

@@ -1,12 +1,13 @@
 """Two model variants compared on the cells they share (the pages' and the API's paired comparison).
 
 The maths is in evaluation/comparison.py; here the shared cells are read: the (task, phrasing) pairs both
-variants have complete results for on the benchmark's top-level tasks, every instance of each task's
-evaluation sample (published variants: the instances their source scored; a published variant is paired only
-with another published one). A comparison is made on phrasings that are the same for both models: all of them, the
-benchmark's defaults, or the held-out ones (a soft prompt against its base). Observed and unobserved depend on
-the model, so they are figures within the comparison (each model's own Observed, Unobserved and Gap on the
-shared phrasings), not sets to compare on.
+variants have complete results for on the benchmark's tasks their rows average over
+(aggregates.counts_in_benchmark), every instance of each task's evaluation sample (published variants: the
+instances their source scored; a published variant is paired only with another published one). A
+comparison is made on phrasings that are the same for both models: all of them, the benchmark's defaults, or
+the held-out ones (a soft prompt against its base). Observed and unobserved depend on the model, so they are
+figures within the comparison (each model's own Observed, Unobserved and Gap on the shared phrasings), not
+sets to compare on.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def compare_variants(
 
 
 def _compute(benchmark: Benchmark, a: ModelVariant, b: ModelVariant, phrasing_set: str):
-    top_level = Task.objects.filter(benchmark=benchmark, parent__isnull=True)
-    cells = cells_of([a.id, b.id], top_level, phrasing_set)
+    # The tasks their benchmark rows average over (aggregates.counts_in_benchmark).
+    cells = cells_of([a.id, b.id], aggregates.counted_in_benchmark(benchmark), phrasing_set)
     shared = revisions_by_task(cells[a.id] & cells[b.id])
     if not shared:
         raise NotComparable(f"{a} and {b} share no scored phrasings on {benchmark.name} ({phrasing_set}).")

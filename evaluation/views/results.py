@@ -23,7 +23,7 @@ from core.errors import ApplicationError
 from core.jobs import JobStatus
 from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
-from evaluation import budget, exports, registry, scoring, selectors, softprompts
+from evaluation import aggregates, budget, common_ground, exports, registry, scoring, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
 from evaluation.models import PhrasingSet, VariantKind
 
@@ -278,12 +278,16 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
 
     def build() -> str:
         board = selectors.leaderboard(benchmark=benchmark, task_kind=kind, version=version, **params)
+        published = [r.figures for r in (*board.rows, *board.partial, *board.estimated) if r.is_imported]
         context = {
             "benchmark": benchmark,
             **_ground_context(board, show_partial),
             **columns,
             "kind": kind,
             **params,
+            # Which tasks the published rows average over, and the rule that says so (aggregates.TASKS_RULE).
+            "published_tasks": common_ground.published_tasks(benchmark, published) if published else [],
+            "tasks_rule": aggregates.TASKS_RULE,
             "observed_chart": _observed_chart(board.rows),
             "box_chart": _box_chart(board.rows),
         }

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
+from collection.importers.base import benchmark_upsert
+from collection.models import Instance, Task
 from evaluation.models import BenchmarkSummary, LanguageModel, PhrasingResult, TaskSummary
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +75,81 @@ def test_a_malformed_file_changes_nothing(db, tmp_path):
     with pytest.raises(CommandError, match="expected the columns"):
         call_command("import_results", tmp_path)
     assert not LanguageModel.objects.exists()
+
+
+# A published model's unobserved accuracies on three study tasks: one a subtask in BIG-bench's own files
+# (the study scored strange_stories' boolean subtask alone), one whose files are not held here, one plain.
+PUBLISHED = {
+    "Strange_Stories": [0.5, 0.6, 0.7],
+    "Language_Identification": [0.2, 0.3],
+    "Winowhy": [0.9, 0.8, 0.7, 0.6],
+}
+PUBLISHED_TASKS = ["language_identification", "strange_stories-boolean", "winowhy"]
+
+
+def _write_published(tmp_path):
+    lines = ["Model,Dataset,Collection,Type,ID,Shots,Performance,Metric,Include?"]
+    for dataset, accuracies in PUBLISHED.items():
+        for number, accuracy in enumerate(accuracies, start=1):
+            lines.append(f"Flan-T5-XL,{dataset},BBL,Unobserved,{number},0,{accuracy},Acc,TRUE")
+    path = tmp_path / "Flan-T5-XL.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _import_bigbench_like_tasks():
+    """What import_bigbench makes of the three (without its phrasings), over any task of the same name:
+    strange_stories with its boolean subtask, and winowhy, each with an instance; language_identification
+    has no files here."""
+    benchmark, _ = benchmark_upsert(slug="bigbench-lite", name="BIG-bench Lite")
+    common = {"kind": Task.Kind.MULTIPLE_CHOICE, "answer_format": Task.AnswerFormat.LETTER}
+    parent, _ = Task.objects.update_or_create(
+        benchmark=benchmark, slug="strange_stories", defaults={"name": "strange_stories", **common}
+    )
+    for slug, task_parent in (("strange_stories-boolean", parent), ("winowhy", None)):
+        task, _ = Task.objects.update_or_create(
+            benchmark=benchmark, slug=slug, defaults={"name": slug, "parent": task_parent, **common}
+        )
+        Instance.objects.create(
+            task=task, source_id="0", inputs={"question": "?"}, options=["A", "B"], gold=0
+        )
+
+
+def _published_row(client) -> dict:
+    body = client.get(
+        "/api/leaderboard/", {"benchmark": "bigbench-lite", "set": "unobserved", "partial": "1"}
+    )
+    (row,) = body.json()["results"] + body.json()["partial"]
+    return row | {"tasks_rule": body.json()["tasks_rule"]}
+
+
+@pytest.mark.parametrize("tasks_first", [True, False], ids=["tasks first", "results first"])
+def test_a_published_row_averages_over_every_task_it_has_results_for_whatever_was_imported_first(
+    client, tmp_path, tasks_first
+):
+    path = _write_published(tmp_path)
+    if tasks_first:
+        _import_bigbench_like_tasks()
+    call_command("import_results", path, stdout=io.StringIO())
+    expected = np.mean([np.mean(accuracies) for accuracies in PUBLISHED.values()])
+
+    row = _published_row(client)
+    assert row["tasks"] == 3 and row["tasks_counted"] == PUBLISHED_TASKS
+    assert row["avgp"] == pytest.approx(expected)
+    assert "A published row (imported results) averages over every task" in row["tasks_rule"]
+    if not tasks_first:
+        # The task files imported afterwards make strange_stories-boolean a subtask: once the figures are
+        # refreshed (a second import refreshes them and adds nothing), they are what they were.
+        _import_bigbench_like_tasks()
+        call_command("import_results", path, stdout=io.StringIO())
+        assert Task.objects.get(slug="strange_stories-boolean").parent is not None
+        row = _published_row(client)
+        assert row["tasks_counted"] == PUBLISHED_TASKS and row["avgp"] == pytest.approx(expected)
+
+    # The page says which tasks the published rows average over, and why.
+    page = client.get(reverse("leaderboard", args=["bigbench-lite"])).content.decode()
+    statement = page.split('id="published-tasks"', 1)[1].split("</p>", 1)[0]
+    assert "average over the 3 tasks their source published results for" in statement
+    assert "language_identification (no instances here)" in statement
+    assert "strange_stories-boolean (a subtask here)" in statement
+    assert "whatever was imported first" in statement
