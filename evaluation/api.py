@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from collection.models import Benchmark, Collection
 from core import jobs, roles
-from core.page_cache import cached_api
+from core.page_cache import cached_api, page_version
 from core.parsing import IdFilter, parse_id
 from evaluation import access, aggregates, comparisons, registry, scoring, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
@@ -318,6 +318,8 @@ def leaderboard(request):
         return Response({"detail": f"set must be one of {', '.join(SET_CHOICES)}."}, status=400)
     board = selectors.leaderboard(
         benchmark=benchmark,
+        # The version the cache decorator computed for this request, without asking the database again.
+        version=page_version(request, lambda: selectors.leaderboard_version(benchmark)),
         phrasing_set=phrasing_set,
         task_kind=request.query_params.get("kind", ""),
         sort=request.query_params.get("sort", "avgp"),

@@ -4,11 +4,13 @@ ablations, print both tables; a second run reuses everything."""
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
 import torch
 from django.core.management import call_command
+from django.db import connection
 
 from collection.models import Instruction, Task
 from evaluation import demo_model
@@ -40,10 +42,17 @@ def tiny_recipe(monkeypatch, settings, tmp_path):
     torch.set_num_threads(threads)
 
 
-def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_recipe):
+def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_recipe, tmp_path):
     out = io.StringIO()
-    call_command("reproduce_study", "--quiet", stdout=out)
+    call_command("reproduce_study", "--quiet", "--json", str(tmp_path / "figures.json"), stdout=out)
     text = out.getvalue()
+    written = json.loads((tmp_path / "figures.json").read_text())
+    assert (written["build_seed"], written["database"]) == (0, connection.vendor)
+    assert {"observed_avgp", "unobserved_avgp", "gap", "pdr", "split0:ce"} <= set(written["figures"])
+    printed_gap = float(text.split("Gap (pp)")[1].split()[0])
+    assert abs(printed_gap - written["figures"]["gap"]) <= 0.05  # the table's 0.1-point rounding
+    # The tiny recipe is not the one the README's ranges were measured on, and it says so.
+    assert "recipe differs from the one the README's ranges were measured on" in text
     assert "Table 1." in text and "Observed" in text and "Unobserved" in text and "Gap (pp)" in text
     assert "Table 2." in text
     table = text.split("Table 2.")[1]
@@ -182,3 +191,24 @@ def test_the_demo_model_comes_out_the_same_whatever_the_caller_s_thread_count(
         demo_model.demo_study_ensure(lambda text: None)
         assert torch.get_num_threads() == outer  # restored
     assert built[0] == built[1] and built[0][0] == demo_model.RECIPE["threads"]
+
+
+def test_its_figures_are_judged_against_the_measured_ranges():
+    from evaluation.management.commands.reproduce_study import against_ranges
+
+    ranges = {
+        "recipe": {k: v for k, v in demo_model.recipe().items() if k != "seed"},
+        "runs": 4,
+        "build_seeds": [0, 1, 2],
+        "databases": ["postgresql", "sqlite"],
+        "figures": {"gap": [5.0, 9.0], "split0:ce": [1.0, 3.0]},
+    }
+    inside = against_ranges(
+        {"build_seed": 1, "database": "sqlite", "figures": {"gap": 7.0, "split0:ce": 3.0}}, ranges
+    )
+    assert inside[-1] == "All inside the measured ranges." and "inside [5.0, 9.0]" in inside[1]
+    outside = against_ranges(
+        {"build_seed": 3, "database": "sqlite", "figures": {"gap": 9.5, "split0:ce": 2}}, ranges
+    )
+    assert "OUTSIDE [5.0, 9.0]" in outside[1] and outside[-1].startswith("1 figure(s) outside")
+    assert "is missing" in against_ranges({"figures": {}}, None)[0]
