@@ -69,8 +69,10 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
         model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        # transformers reports a missing hub id, missing files or a wrong architecture this way.
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        # transformers reports a missing hub id, missing files or a wrong architecture this way; and a
+        # tokenizer that needs a library not installed (sentencepiece, protobuf) with an ImportError, which is
+        # also what transformers 5.0 raises for a directory without a model (5.24: a ValueError).
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"Could not load {spec.family} model {spec.source!r}: {first_line}") from exc
     model.to(target)

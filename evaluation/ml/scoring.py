@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from evaluation.ml.compat import cache_of, with_cache
 from evaluation.ml.config import ScoreConfig
 from evaluation.ml.encoding import EncodedItem, Encoder
 from evaluation.ml.errors import OutOfMemoryAtBatchSizeOne
@@ -235,7 +236,7 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
             attention_mask=attention[row_item],
             decoder_input_ids=inputs,
             decoder_attention_mask=decoder_mask,
-            cache=_select_rows(out.cache, row_item),
+            **with_cache(_select_rows(cache_of(out), row_item)),
             use_cache=True,
         ).logits
         sums = option_logliks(logits, targets, target_mask).tolist()
@@ -256,9 +257,9 @@ def _causal_prefix(
     # Only the cache is needed: the backbone alone skips the output layer.
     backbone = loaded.model.base_model if _plain_output_head(loaded.model) else loaded.model
     if loaded.soft_prompt is None:
-        cache = backbone(input_ids=ids, use_cache=True).cache
+        cache = cache_of(backbone(input_ids=ids, use_cache=True))
     else:
-        cache = backbone(inputs_embeds=with_soft_prompt(loaded, ids)[0], use_cache=True).cache
+        cache = cache_of(backbone(inputs_embeds=with_soft_prompt(loaded, ids)[0], use_cache=True))
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -287,7 +288,7 @@ def _causal_batch(
     positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
     attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
     lengths = rest_mask.sum(dim=1)
-    inputs = dict(input_ids=rest_ids, attention_mask=attention, position_ids=positions, cache=cache)
+    inputs = dict(input_ids=rest_ids, attention_mask=attention, position_ids=positions, **with_cache(cache))
     if _plain_output_head(model):
         # Only each row's last position predicts anything we score: run the output layer (vocabulary-sized)
         # there alone, not at every context position.
@@ -318,7 +319,7 @@ def _causal_batch(
             input_ids=inputs,
             attention_mask=attention,
             position_ids=positions,
-            cache=_select_rows(out.cache, row_item, model.config),
+            **with_cache(_select_rows(cache_of(out), row_item, model.config)),
             use_cache=True,
         ).logits
         sums = option_logliks(logits, targets, target_mask).tolist()

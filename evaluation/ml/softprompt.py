@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from evaluation.ml.agreement import fleiss_kappa
+from evaluation.ml.compat import cache_of, with_cache
 from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.errors import OutOfMemoryInTraining
@@ -418,7 +419,7 @@ def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem])
             input_ids=inputs,
             attention_mask=row_attention,
             position_ids=positions,
-            cache=_select_rows(out.cache, row_item, model.config),
+            **with_cache(_select_rows(cache_of(out), row_item, model.config)),
             use_cache=True,
         ).logits
         for (b, j, _), total in zip(rows, option_logliks(continued, targets, target_mask)):
