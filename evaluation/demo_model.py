@@ -76,7 +76,8 @@ ABLATIONS = {
 # Each ablation is trained once per seed; the improvement is pooled over them (evaluation/softprompt_outcome.py).
 SEEDS = (0, 1, 2)
 # Held-out unobserved phrasings per task that the held-out figures rest on (the split is a hash of the
-# phrasing's id, so how many of a task's phrasings it holds out varies; more are loaded until there are this many).
+# phrasing's stable key, so how many of a task's phrasings it holds out varies; more are loaded until there are
+# this many).
 MIN_HELDOUT_UNOBSERVED = 20
 SOFT_PROMPT = {
     "num_virtual_tokens": 8,
