@@ -117,6 +117,10 @@ class CheckSerializer(serializers.Serializer):
     errors = serializers.ListField(child=serializers.CharField())
     warnings = serializers.ListField(child=serializers.CharField())
     similar = SimilarSerializer(many=True)
+    pending = serializers.IntegerField(
+        help_text="Phrasings of the task not compared yet: their embeddings are being computed in the "
+        "background (say, just uploaded). Ask again shortly to compare with them too."
+    )
 
 
 class BenchmarkViewSet(viewsets.ReadOnlyModelViewSet):
@@ -229,8 +233,14 @@ class InstructionViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
         labels = draft.validated_data.get("labels")
         if labels is not None:
             result.errors += services.label_errors(task, labels)
-        similar = []
+        similar = similarity.Neighbours()
         if template.strip():
             similar = similarity.similar_phrasings(task=task, template=template, user=request.user)
-        data = {"valid": result.ok, "errors": result.errors, "warnings": result.warnings, "similar": similar}
+        data = {
+            "valid": result.ok,
+            "errors": result.errors,
+            "warnings": result.warnings,
+            "similar": similar,
+            "pending": similar.pending,
+        }
         return Response(CheckSerializer(data).data)

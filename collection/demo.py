@@ -17,7 +17,7 @@ from collection.importers.base import ImportReport, benchmark_upsert, task_upser
 from collection.importers.instructions import PhrasingRow, phrasing_row_import
 from collection.models import Collection, Instance, Instruction, Task
 from collection.phrasing_generator import DEMO_GRAMMARS, generate
-from collection.services import instances_upsert
+from collection.services import embeddings_batched, instances_upsert
 
 BENCHMARK_SLUG = "demo"
 TUNING_COLLECTION = "demotune"
@@ -239,7 +239,7 @@ def load_demo(*, generated_per_task: int = 0) -> ImportReport:
     """Create or complete the demo benchmark; running it again adds nothing. generated_per_task: how many of
     the phrasing generator's phrasings each task gets (0: only the six hand-written ones)."""
     report = ImportReport()
-    with transaction.atomic():
+    with transaction.atomic(), embeddings_batched():
         benchmark, created = benchmark_upsert(
             slug=BENCHMARK_SLUG,
             name="Demo",

@@ -13,5 +13,6 @@ from collection import similarity
     retry_backoff=10,
     max_retries=8,
 )
-def embed_revision(revision_id: int) -> None:
-    similarity.revision_embed(revision_id)
+def embed_revision(revision_ids: int | list[int]) -> None:
+    """One revision's embedding, or a batch's (an upload, an import: collection.services.embeddings_batched)."""
+    similarity.revisions_embed([revision_ids] if isinstance(revision_ids, int) else revision_ids)

@@ -63,6 +63,7 @@ def _preview_context(form: PhrasingForm, user, *, exclude_id: int | None = None)
         "neighbour_accuracy": evaluation_selectors.revision_mean_accuracy(approved) if approved else {},
         "exact": next((s for s in similar if s.exact), None),
         "near": [s for s in similar if s.near and not s.exact],
+        "similar_pending": similar.pending,
     }
 
 
