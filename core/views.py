@@ -84,7 +84,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     as DRF gives for an unknown id inside a view (this one is for a path no route matches)."""
     if _is_api(request):
         return JsonResponse({"detail": "Not found."}, status=404)
-    body = loader.render_to_string("404.html", {"request_path": request.path})
+    body = loader.render_to_string("404.html")
     return HttpResponse(body, status=404)
 
 

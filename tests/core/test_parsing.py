@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -145,7 +146,9 @@ def test_a_nul_character_in_a_form_or_json_body_is_a_400(client, world):
     response = client.post(
         "/api/models/", {"name": "n", "source": "/x", "family": "causal", "tuned_on": "a\x00"}
     )
-    assert response.status_code == 400 and "holds a NUL character" in response.content.decode()
+    assert response.status_code == 400
+    if connection.vendor == "postgresql":  # SQLite compares the NUL like any character: an unknown slug
+        assert "holds a NUL character" in response.content.decode()
     api = APIClient()
     api.force_authenticate(world.pending.author)
     body = {"task": world.task.id, "template": "Is {number} even?", "labels": ["a\x00", "b"]}
