@@ -116,6 +116,7 @@ def test_malformed_bulk_ticks_are_refused_with_a_message(client, parity, carol, 
 
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create (roles).
+@pytest.mark.postgres  # real threads: SQLite's in-memory test database cannot be shared (the file test below races there)
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_ten_concurrent_approvals_give_one_approval_and_one_run_per_active_model(alice, carol, admin_user):
     load_demo()
