@@ -271,7 +271,7 @@ def set_filter(phrasing_set: str):
         return lambda stable_key, kind: is_heldout(stable_key)
     if phrasing_set == PhrasingSet.DEFAULTS:
         return lambda stable_key, kind: kind == Collection.Kind.BENCHMARK_DEFAULT
-    return lambda instruction_id, kind: True
+    return lambda stable_key, kind: True
 
 
 def _figures_on_ground(

@@ -47,14 +47,13 @@ RANGES_FILE = Path(__file__).resolve().parents[2] / "demo_study_ranges.json"
 
 
 def headline_figures(overall: dict, rows: dict, by_split: dict) -> dict:
-    """Table 1's and Table 2's headline figures in points, with where they came from."""
-    table_1 = {
+    """Table 1's and Table 2's headline figures (in points; PDR as a ratio), with where they came from."""
+    in_points = {
         "observed_avgp": rows.get("observed", {}).get("avgp"),
         "unobserved_avgp": rows.get("unobserved", {}).get("avgp"),
         "gap": overall.get("gap"),
-        "pdr": overall.get("pdr"),
     }
-    figures = {key: None if value is None else round(100 * value, 2) for key, value in table_1.items()}
+    figures = {key: None if value is None else round(100 * value, 2) for key, value in in_points.items()}
     figures["pdr"] = None if overall.get("pdr") is None else round(overall["pdr"], 4)
     for split_seed, outcomes in by_split.items():
         for method, outcome in outcomes.items():
