@@ -45,13 +45,6 @@ def revisions_visible_to(user) -> QuerySet[InstructionRevision]:
     return revisions.filter(_visible(user, through="instruction__"))
 
 
-def can_view_instruction(user, instruction: Instruction) -> bool:
-    """The same rule as instructions_visible_to, for a phrasing already loaded."""
-    if instruction.status == Instruction.Status.APPROVED:
-        return True
-    return roles.is_curator(user) or (user.is_authenticated and instruction.author_id == user.id)
-
-
 def can_edit_instruction(user, instruction: Instruction) -> bool:
     """Authors edit their own phrasings while they wait for review or after a curator asked for an edit;
     admins may fix any such phrasing. Reviewed phrasings are fixed: their results belong to their text."""
@@ -86,16 +79,3 @@ def get_instruction_for_user(user, instruction_id: int, *, action: str = VIEW) -
     if action == EDIT and not can_edit_instruction(user, instruction):
         raise PermissionDenied("Only the author edits a phrasing, and only while it waits for review.")
     return instruction
-
-
-def get_revision_for_user(user, revision_id: int) -> InstructionRevision:
-    """The revision, if the user may see its phrasing (else 404). Revisions are immutable: view only."""
-    revision = (
-        revisions_visible_to(user)
-        .select_related("instruction__task__benchmark", "instruction__collection")
-        .filter(id=revision_id)
-        .first()
-    )
-    if revision is None:
-        raise Http404("No such phrasing revision.")
-    return revision

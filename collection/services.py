@@ -525,23 +525,6 @@ def _embed_on_commit(revision_id: int) -> None:
         similarity.revisions_queue([revision_id])  # sent once the transaction commits
 
 
-def instance_check(*, task: Task, inputs: dict, options: list, gold: int) -> list[str]:
-    """Problems with an instance's data for its task, as messages; empty when it is sound."""
-    problems = []
-    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-        return ["inputs must map field names to texts"]
-    missing = [f for f in task.input_fields if f not in inputs]
-    if missing:
-        problems.append("missing input fields: " + ", ".join(missing))
-    if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
-        problems.append("needs at least two answer options, as texts")
-    elif not isinstance(gold, int) or not 0 <= gold < len(options):
-        problems.append(f"gold option {gold!r} is not one of the {len(options)} options")
-    elif task.answer_format == Task.AnswerFormat.LETTER and len(options) > len(task.label_space):
-        problems.append(f"{len(options)} options but only {len(task.label_space)} letters in the label space")
-    return problems
-
-
 @dataclass
 class InstanceUpsert:
     created: int = 0
