@@ -237,7 +237,7 @@ def matmul_params(loaded) -> dict[str, int]:
     """Weights a token passes through, by part (embedding lookups are not matmuls)."""
     model = loaded.model
     head = model.get_output_embeddings().weight.numel()
-    if loaded.is_seq2seq:
+    if loaded.spec.family == "seq2seq":
         encoder = sum(
             p.numel() for n, p in model.encoder.named_parameters() if "embed" not in n and p.dim() == 2
         )
@@ -261,7 +261,7 @@ def needed_flops(loaded, items) -> float:
     encoded = encode_items(loaded, items)
     params = matmul_params(loaded)
     longer = sum(len(o) - 1 for e in encoded for o in e.option_ids if len(o) > 1)
-    if loaded.is_seq2seq:
+    if loaded.spec.family == "seq2seq":
         encoder_tokens = sum(len(e.rest_ids) for e in encoded)
         decoder_tokens = (
             len(encoded) + longer

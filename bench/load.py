@@ -67,7 +67,7 @@ def env(tmp: Path) -> dict[str, str]:
         "DATABASE_URL": f"{SERVER}/{DB_NAME}",
         "CELERY_BROKER_URL": REDIS,
         "VAR_DIR": str(tmp),
-        "SCORING_DEVICE": "cpu",
+        "WORKER_DEVICE": "cpu",
         "SUBMISSIONS_PER_HOUR": "1000000",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SETTINGS_MODULE": "core.settings",
@@ -243,7 +243,7 @@ def embedded_env(tmp: Path, sqlite_options: str | None) -> dict[str, str]:
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "DATABASE_URL"))},
         "VAR_DIR": str(tmp),
-        "SCORING_DEVICE": "cpu",
+        "WORKER_DEVICE": "cpu",
         "SUBMISSIONS_PER_HOUR": "1000000",
         "HF_HUB_OFFLINE": "1",
         "ALLOWED_HOSTS": "127.0.0.1",

@@ -243,7 +243,7 @@ def param_groups(loaded) -> dict[str, int]:
     """Matmul parameters by where they act: per encoder token, per decoder token, per scored position."""
     model = loaded.model
     groups = {"head": model.lm_head.weight.numel()}
-    if loaded.is_seq2seq:
+    if loaded.spec.family == "seq2seq":
         cross_kv = sum(
             m.weight.numel()
             for name, m in model.decoder.named_modules()
@@ -261,7 +261,7 @@ def floor_flops(loaded, encoded) -> float:
     """See the module docstring: the work that cannot be avoided once shared work is shared."""
     p = param_groups(loaded)
     beyond_first = [sum(len(o) - 1 for o in e.option_ids) for e in encoded]
-    if loaded.is_seq2seq:
+    if loaded.spec.family == "seq2seq":
         enc_tokens = sum(len(e.rest_ids) for e in encoded)
         dec_tokens = sum(1 + extra for extra in beyond_first)
         return 2.0 * (p["encoder"] * enc_tokens + (p["decoder"] + p["head"]) * dec_tokens)
@@ -278,7 +278,7 @@ def lm_eval_flops(loaded, encoded) -> float:
     p = param_groups(loaded)
     total = 0.0
     for e in encoded:
-        if loaded.is_seq2seq:
+        if loaded.spec.family == "seq2seq":
             total += sum(
                 p["encoder"] * len(e.rest_ids) + (p["decoder"] + p["head"]) * len(o) for o in e.option_ids
             )
@@ -352,7 +352,7 @@ def padding_shares(encoded, order: list[int], batch_size: int, seq2seq: bool) ->
         batch = [i for i in batch if encoded[i].shared_ids == encoded[batch[0]].shared_ids]
         add(prompt, [len(encoded[i].rest_ids) for i in batch])
         # Both families continue options longer than one token as rows of option[:-1], sorted by length
-        # and cut into groups of at most one batch's size (scoring._length_groups).
+        # and cut into groups of at most one batch's size (forward.length_groups).
         rows = sorted((len(o) - 1 for i in batch for o in encoded[i].option_ids if len(o) > 1), reverse=True)
         for group_start in range(0, len(rows), len(batch)):
             add(options, rows[group_start : group_start + len(batch)])
@@ -464,7 +464,7 @@ def fp64_logliks(loaded, item) -> list[float]:
     logliks = []
     with torch.inference_mode():
         for option in item.option_ids:
-            if loaded.is_seq2seq:
+            if loaded.spec.family == "seq2seq":
                 decoder = [model.config.decoder_start_token_id] + option[:-1]
                 logits = model(
                     input_ids=torch.tensor([item.rest_ids]), decoder_input_ids=torch.tensor([decoder])
@@ -564,7 +564,7 @@ def bench_case(family, kind, loaded, lm, phrasings, questions, args, task_root: 
         f"{per_option:.2f} tokens per option"
     )
 
-    docs = lm_eval_docs(items, labels, loaded.is_seq2seq)
+    docs = lm_eval_docs(items, labels, loaded.spec.family == "seq2seq")
     if lm is not None:
         result.same_ids = same_ids(lm, encoded, docs)
     ours: list = [None] * len(items)
@@ -572,8 +572,8 @@ def bench_case(family, kind, loaded, lm, phrasings, questions, args, task_root: 
     # Other jobs on the machine come and go: alternating the contenders in rounds (and which goes first)
     # spreads their load over both instead of over whichever ran at the wrong moment. Rounds are cut from
     # the order score() batches in, in multiples of the batch size, so ours' batches stay as in one call.
-    order = scorer_order(encoded, loaded.is_seq2seq)
-    prompt_pad, option_pad = padding_shares(encoded, order, args.batch_size, loaded.is_seq2seq)
+    order = scorer_order(encoded, loaded.spec.family == "seq2seq")
+    prompt_pad, option_pad = padding_shares(encoded, order, args.batch_size, loaded.spec.family == "seq2seq")
     result.notes.append(
         f"padding in ours' batches: {prompt_pad:.0%} of the per-instance prompt tokens, "
         f"{option_pad:.0%} of the option-row tokens"
@@ -689,7 +689,7 @@ def main() -> None:
         results = []
         for family in families:
             loaded = load(ModelSpec(source=str(paths[family]), family=family, dtype="float32"), device="cpu")
-            warm_up(loaded.model, loaded.is_seq2seq)
+            warm_up(loaded.model, loaded.spec.family == "seq2seq")
             params = sum(p.numel() for p in loaded.model.parameters())
             print(
                 f"{family}: {MODELS[family][1]}-sized, {params / 1e6:.1f} M parameters, "
@@ -707,7 +707,7 @@ def main() -> None:
                     dtype="float32",
                     batch_size=args.batch_size,
                 )
-                warm_up(lm.model, loaded.is_seq2seq)
+                warm_up(lm.model, loaded.spec.family == "seq2seq")
             for kind in ("letters", "option text"):
                 results.append(bench_case(family, kind, loaded, lm, phrasings, questions, args, task_root))
             del loaded, lm

@@ -158,7 +158,7 @@ def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
     peft_model = get_peft_model(
         model,
         PromptTuningConfig(
-            task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+            task_type=TaskType[loaded.family.peft_task_type],
             num_virtual_tokens=config.num_virtual_tokens,
             num_transformer_submodules=1,
         ),
@@ -166,7 +166,7 @@ def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
     peft_model.eval()
     weight = peft_model.prompt_encoder["default"].embedding.weight
     optimiser = torch.optim.Adam([weight], lr=config.learning_rate)
-    encoder = Encoder(loaded.tokenizer, seq2seq=loaded.is_seq2seq)
+    encoder = Encoder(loaded.tokenizer, family=loaded.family)
     rng = random.Random(config.seed)
     pad = loaded.tokenizer.pad_token_id
     times = []
@@ -182,10 +182,10 @@ def plain_prompt_tuning(loaded, task, config, args, cuda: bool) -> list[float]:
                 encoded = encoder.encode(item.shared, item.rest, list(item.options))
                 prompt = [*encoded.shared_ids, *encoded.rest_ids]
                 rows.append((prompt, encoded.option_ids[task.gold(index)]))
-        width = max(len(p) + (0 if loaded.is_seq2seq else len(a)) for p, a in rows)
+        width = max(len(p) + (0 if loaded.spec.family == "seq2seq" else len(a)) for p, a in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        if loaded.is_seq2seq:
+        if loaded.spec.family == "seq2seq":
             labels = torch.full((len(rows), max(len(a) for _, a in rows)), -100, dtype=torch.long)
             for r, (prompt, answer) in enumerate(rows):
                 ids[r, : len(prompt)] = torch.tensor(prompt)

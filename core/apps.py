@@ -8,9 +8,12 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from celery import signals
 
-        from core import tasks  # noqa: F401  (fills Celery's registry, where core/jobs.py finds tasks by name)
+        # checks: registers the system checks. tasks: fills Celery's registry, where core/jobs.py finds tasks
+        # by name.
+        from core import checks, tasks  # noqa: F401
 
         signals.worker_ready.connect(_recover_jobs, dispatch_uid="core.recover_jobs")
+        signals.worker_ready.connect(_warn_renamed_settings, dispatch_uid="core.renamed_settings")
         # Worker heartbeats for the status page (core/worker_beats.py).
         signals.worker_ready.connect(_worker_ready, dispatch_uid="core.beat_ready")
         signals.worker_shutdown.connect(_worker_shutdown, dispatch_uid="core.beat_shutdown")
@@ -24,6 +27,12 @@ def _recover_jobs(**kwargs) -> None:
     from core import jobs
 
     jobs.recover()
+
+
+def _warn_renamed_settings(**kwargs) -> None:
+    from core import checks
+
+    checks.log_renamed_settings()
 
 
 def _worker_ready(sender=None, **kwargs) -> None:

@@ -29,6 +29,17 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return default
 
 
+def is_set(name: str) -> bool:
+    """Whether the variable is given, itself or as NAME_FILE."""
+    return name in os.environ or bool(os.environ.get(f"{name}_FILE"))
+
+
+def renamed(name: str, *, old: str) -> str:
+    """The variable to read a renamed setting from: `name`, unless only its deprecated `old` name is set, which
+    is still read (core/checks.py warns about it). Pass the result to a reader: env_int(renamed(...), 300)."""
+    return old if is_set(old) and not is_set(name) else name
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = env_str(name)
     if raw is None:

@@ -1,11 +1,13 @@
 """One lifecycle for every background job: (planned ->) queued -> running -> succeeded / failed / cancelled.
 
-A job kind is a concrete model that inherits `Job` and names the Celery task that performs it
-(`job_task`); the task calls `perform()` with the kind's work. Everything else is here, once: sending on
-commit through an outbox, the claim (which delivery may run a job), heartbeat and progress, finishing,
-cancel and retry, the periodic outbox sweep, recovery when a worker starts, and handing a job back when the
-database goes away. Scoring runs, soft-prompt trainings and model checks (evaluation/models.py) are the kinds
-today.
+A job kind is a concrete model that inherits `Job` and declares, once, what differs between kinds: a
+`JobKind` as its `job` attribute (its Celery task and queue, its work, the errors that fail it with their own
+message, whether people may cancel it and how it is retried). The task (`job_task()`), the admin actions, the
+API's and the pages' cancel and retry (core/job_actions.py) all follow from that declaration. Everything else
+is here, once: sending on commit through an outbox, the claim (which delivery may run a job), heartbeat and
+progress, finishing, cancel and retry, the periodic outbox sweep, recovery when a worker starts, and handing a
+job back when the database goes away. Every change of a job's status goes through this module. Scoring runs,
+soft-prompt trainings and model checks (evaluation/models.py) are the kinds today.
 
 Tasks are looked up by name in Celery's registry (`current_app.tasks`), never imported: services send jobs
 and tasks call services, so importing each other would be a cycle. Each app's AppConfig.ready() imports its
@@ -19,11 +21,12 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import ClassVar
 
-from celery import current_app
+from celery import current_app, shared_task
 from celery.exceptions import Reject
 from django.apps import apps
 from django.conf import settings
@@ -31,6 +34,8 @@ from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import classproperty
+from django.utils.module_loading import import_string
 
 from core import worker_beats
 from core.errors import ApplicationError
@@ -57,17 +62,44 @@ class JobStatus(models.TextChoices):
 
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# What a person may retry; a job in any other state is refused with the reason.
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What one kind of job is, declared once as its model's `job` attribute. Its services are named by dotted
+    path, because the model cannot import them (they import the model); they are imported when first used."""
+
+    task: str  # the Celery task's name; the app's tasks module makes the task with job_task()
+    queue: str  # the queue that task names (a kind with lanes sends some jobs elsewhere: Job.job_queue)
+    noun: str  # in messages about its state: "Only a failed or cancelled run can be retried."
+    work: str  # work(job, token) for a worker's delivery: finishes the job, or stops when heartbeat() says so
+    failures: str  # a tuple of exception types that fail a job with their own message (others: with the type)
+    # Reset by each claim, for progress that an attempt starts over (a training restarts from its seed).
+    restart_fields: Mapping[str, object] = field(default_factory=dict)
+    # What people may do (pages, the API and admin, through cancel() and retry() below).
+    cancellable: bool = False
+    retry: str = ""  # retry(job) -> the job queued again (the same row or a new one); blank: not retried
+    # What they are told, where kinds differ. `label`: a row in admin's messages (default: the noun); the
+    # pages' messages are formatted with `job` (after a retry, the job queued again); `retry_note` follows
+    # admin's "Retry selected ..." in brackets.
+    label: str = ""
+    cancelled: str = "Cancelled."
+    retried: str = "Queued again."
+    retry_note: str = ""
+
+    def service(self, name: str):
+        """The callable or value a dotted path of this declaration names (work, failures, retry)."""
+        return import_string(getattr(self, name))
 
 
 class Job(models.Model):
-    """The fields every job kind carries. A concrete kind sets `job_task` (the Celery task's name) and, when
-    an attempt starts some progress over, `restart_fields` (field -> value reset by each claim)."""
+    """The fields every job kind carries. A concrete kind declares itself in `job` (a JobKind)."""
 
     Status = JobStatus
     ACTIVE = ACTIVE
-    job_task: ClassVar[str]
-    job_noun: ClassVar[str] = "job"  # in messages to people: "Only a queued or running run can be cancelled."
-    restart_fields: ClassVar[dict] = {}
+    job: ClassVar[JobKind]
 
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     error = models.TextField(blank=True)
@@ -87,6 +119,18 @@ class Job(models.Model):
 
     class Meta:
         abstract = True
+
+    @classproperty
+    def job_task(cls) -> str:
+        return cls.job.task
+
+    @classproperty
+    def job_noun(cls) -> str:
+        return cls.job.noun
+
+    @classproperty
+    def restart_fields(cls) -> Mapping[str, object]:
+        return cls.job.restart_fields
 
     @property
     def is_active(self) -> bool:
@@ -126,9 +170,20 @@ def job_kinds() -> list[type[Job]]:
 
 
 def task_queue(kind: type[Job]) -> str:
-    """The queue a kind's task names (evaluation/tasks.py), else Celery's default queue."""
-    task = current_app.tasks.get(kind.job_task)
-    return getattr(task, "queue", None) or settings.CELERY_TASK_DEFAULT_QUEUE
+    """The queue a kind's task names."""
+    return kind.job.queue
+
+
+def job_task(kind: type[Job]):
+    """A kind's Celery task, as its declaration says: named and queued as declared, it takes the job's id and
+    runs perform(). Made in the app's tasks module (`score_run = jobs.job_task(ScoringRun)`), where Celery's
+    autodiscovery finds it."""
+
+    @shared_task(bind=True, name=kind.job.task, queue=kind.job.queue, max_retries=None)
+    def run_job(self, pk: int, resume_token: str | None = None) -> None:
+        perform(self, kind, pk, resume_token=resume_token)
+
+    return run_job
 
 
 def this_process() -> str:
@@ -206,7 +261,7 @@ def enqueue(kind: type[Job], pk: int, *, countdown: int | None = None) -> None:
 
 
 def _stale():
-    return timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    return timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
 
 
 def claim(kind: type[Job], pk: int, *, task_id: str, worker: str, resume_token=None) -> uuid.UUID | None:
@@ -286,20 +341,35 @@ def is_running(kind: type[Job], pk: int) -> bool:
 # --- Executing -------------------------------------------------------------------------------------------
 
 
+def failure_reason(
+    kind: type[Job], exc: Exception, failures: tuple[type[Exception], ...] | None = None
+) -> str:
+    """What a job that raised `exc` fails with: the message of one of its kind's failures (or `failures`),
+    else the exception's type and message."""
+    failures = kind.job.service("failures") if failures is None else failures
+    if isinstance(exc, failures):
+        return str(exc)
+    return f"Unexpected error ({type(exc).__name__}): {exc}"
+
+
 def execute(
     kind: type[Job],
     pk: int,
     *,
-    work: Callable[[Job, uuid.UUID], None],
-    failures: tuple[type[Exception], ...],
     task_id: str,
     worker: str = "",
     resume_token=None,
+    work: Callable[[Job, uuid.UUID], None] | None = None,
+    failures: tuple[type[Exception], ...] | None = None,
 ):
-    """Claim the job and run `work(job, token)`, which finishes it (finish() or lock_if_held()) or stops
-    when heartbeat() says the claim is gone. Returns the job as it is afterwards, or None when another
-    delivery holds the claim. An exception in `failures` fails the job with its message; any other, with its
-    type too; a database error hands the job back and raises DatabaseInterrupted with the claim to resume."""
+    """Claim the job and run `work(job, token)` (default: its kind's), which finishes it (finish() or
+    lock_if_held()) or stops when heartbeat() says the claim is gone. Returns the job as it is afterwards, or
+    None when another delivery holds the claim. An exception among its kind's failures (or `failures`) fails
+    the job with its message; any other, with its type too; a database error hands the job back and raises
+    DatabaseInterrupted with the claim to resume. A command running a job in its own process passes its own
+    `work` (the kind's, with progress reported to it)."""
+    work = work or kind.job.service("work")
+    failures = kind.job.service("failures") if failures is None else failures
     token = claim(kind, pk, task_id=task_id, worker=worker, resume_token=resume_token)
     if token is None:
         log.info(
@@ -312,20 +382,19 @@ def execute(
     job = kind.objects.get(pk=pk)
     try:
         work(job, token)
-    except failures as exc:
-        finish(kind, pk, token, JobStatus.FAILED, error=str(exc))
     except DATABASE_ERRORS as exc:
         release(kind, pk, token)
         raise DatabaseInterrupted(f"Database unavailable: {exc}", token) from exc
     except Exception as exc:
-        log.exception("%s %s failed unexpectedly.", kind.__name__, pk)
-        finish(kind, pk, token, JobStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}")
+        if not isinstance(exc, failures):
+            log.exception("%s %s failed unexpectedly.", kind.__name__, pk)
+        finish(kind, pk, token, JobStatus.FAILED, error=failure_reason(kind, exc, failures))
     return kind.objects.get(pk=pk)
 
 
 def perform(task, kind: type[Job], pk: int, *, resume_token: str | None, **execute_kwargs) -> None:
-    """The body of a job kind's Celery task (bind=True, max_retries=None): execute, retry with backoff while
-    the database is away, and look again later when another live delivery holds the job."""
+    """The body of a job kind's Celery task (job_task(); bind=True, max_retries=None): execute, retry with
+    backoff while the database is away, and look again later when another live delivery holds the job."""
     try:
         job = execute(
             kind,
@@ -343,7 +412,7 @@ def perform(task, kind: type[Job], pk: int, *, resume_token: str | None, **execu
         # A copy sent while its worker lives (Redis redelivers after CELERY_VISIBILITY_TIMEOUT; RabbitMQ at
         # once when a worker's connection drops, dead or not). Look again once the lease could have lapsed,
         # and take the job over then if its worker has died.
-        raise task.retry(countdown=settings.SCORING_LEASE_SECONDS + 1, kwargs={})
+        raise task.retry(countdown=settings.JOB_LEASE_SECONDS + 1, kwargs={})
 
 
 def _backoff(retries: int) -> int:
@@ -414,8 +483,11 @@ def mark_unsent(kind: type[Job], pk: int) -> None:
 
 
 def cancel(job: Job) -> Job:
-    """Cancel a planned, queued or running job; a running one stops at its next heartbeat."""
+    """Cancel a planned, queued or running job of a kind people may cancel; a running one stops at its next
+    heartbeat."""
     kind = type(job)
+    if not kind.job.cancellable:
+        raise ApplicationError(f"A {kind.job_noun} cannot be cancelled.")
     cancelled = kind.objects.filter(pk=job.pk, status__in=(JobStatus.PLANNED, *ACTIVE)).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now(), claim_token=None
     )
@@ -427,17 +499,36 @@ def cancel(job: Job) -> Job:
     return job
 
 
+def retry(job: Job) -> Job:
+    """Retry a failed or cancelled job as its kind declares: queued again as the same row (requeue(), work it
+    kept is skipped), or as a new job with the failed one kept as the record. Returns the job queued."""
+    kind = type(job)
+    if not kind.job.retry:
+        raise ApplicationError(f"A {kind.job_noun} cannot be retried.")
+    return kind.job.service("retry")(job)
+
+
+def ensure_retryable(job: Job) -> None:
+    """Refuse to retry a job that has not failed or been cancelled, saying what it is."""
+    if job.status not in RETRYABLE:
+        raise _not_retryable(job)
+
+
+def _not_retryable(job: Job) -> ApplicationError:
+    return ApplicationError(
+        f"Only a failed or cancelled {type(job).job_noun} can be retried; this one is {job.status}."
+    )
+
+
 def requeue(job: Job) -> Job:
     """Queue a failed or cancelled job again, as the same row: work it kept (scored cells) is skipped."""
     kind = type(job)
-    retried = kind.objects.filter(pk=job.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+    retried = kind.objects.filter(pk=job.pk, status__in=RETRYABLE).update(
         status=JobStatus.QUEUED, error="", finished_at=None, claim_token=None, claimed_by_task=""
     )
     job.refresh_from_db()
     if not retried:
-        raise ApplicationError(
-            f"Only a failed or cancelled {kind.job_noun} can be retried; this one is {job.status}."
-        )
+        raise _not_retryable(job)
     enqueue(kind, job.pk)
     return job
 
@@ -451,6 +542,13 @@ def start_planned(kind: type[Job], pks: list[int]) -> int:
             enqueue(kind, pk)
             started += 1
     return started
+
+
+def cancel_planned(kind: type[Job], pks: list[int]) -> int:
+    """Cancel planned jobs without computing anything (a discarded plan). Returns how many."""
+    return kind.objects.filter(pk__in=pks, status=JobStatus.PLANNED).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    )
 
 
 # --- Sweep and recovery ----------------------------------------------------------------------------------
@@ -480,7 +578,7 @@ def recover() -> int:
     """At worker start-up, send every active job of every kind to the broker again. Duplicates are harmless:
     only one delivery wins the claim. A running job with a fresh heartbeat is re-sent with a delay of one
     lease, so the copy can take over only if its holder died."""
-    lease = settings.SCORING_LEASE_SECONDS
+    lease = settings.JOB_LEASE_SECONDS
     stale = _stale()
     count = 0
     for kind in job_kinds():

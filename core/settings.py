@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_database, env_float, env_int, env_list, env_str
+from core.env import env_bool, env_database, env_float, env_int, env_list, env_str, renamed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -226,10 +226,16 @@ CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "evaluation.sweep", "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}},
 }
 
-# Scoring. Device: auto (cuda when available), cpu or cuda:N. A running job writes a heartbeat after every
-# batch; one silent for longer than the lease is taken to be dead and its run may be claimed again.
-SCORING_DEVICE = env_str("SCORING_DEVICE", "auto")
-SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 300, minimum=1)
+# Settings renamed for what they govern (old name: new name). The old names are still read when the new
+# ones are not set, and a system check warns (core/checks.py); README, "Configuration", says so too.
+RENAMED_SETTINGS = {"SCORING_DEVICE": "WORKER_DEVICE", "SCORING_LEASE_SECONDS": "JOB_LEASE_SECONDS"}
+# Workers. The device a worker loads models on, for every job that loads one (scoring, soft-prompt training,
+# model checks): auto (cuda when available), cpu or cuda:N. A running job of any kind writes a heartbeat as it
+# goes (a scoring run after every batch); one silent for longer than the lease is taken to be dead and may be
+# claimed again (core/jobs.py).
+WORKER_DEVICE = env_str(renamed("WORKER_DEVICE", old="SCORING_DEVICE"), "auto")
+JOB_LEASE_SECONDS = env_int(renamed("JOB_LEASE_SECONDS", old="SCORING_LEASE_SECONDS"), 300, minimum=1)
+# Scoring.
 # A run scores at most this many cells per delivery, then goes back to its queue: a worker busy with bulk
 # work takes an interactive run within one chunk's time.
 SCORING_CHUNK_CELLS = env_int("SCORING_CHUNK_CELLS", 2000, minimum=1)

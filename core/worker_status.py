@@ -48,7 +48,7 @@ def worker_states(*, now: datetime | None = None) -> list[WorkerState]:
         job = _job_of_task(kinds, beat_row)
         if job is not None and job not in held.get(beat_row.name, []):
             held.setdefault(beat_row.name, []).append(job)
-    lease = timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
     states = []
     for beat_row in beats:
         doing = held.get(beat_row.name, [])
@@ -121,7 +121,7 @@ def running_jobs(*, now: datetime | None = None) -> list[RunningJob]:
     process (not through a worker) is here too: the workers' rows alone would show nobody working."""
     now = now or timezone.now()
     workers = set(WorkerBeat.objects.values_list("name", flat=True))
-    lease = timedelta(seconds=settings.SCORING_LEASE_SECONDS)
+    lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
     rows = []
     for kind in jobs.job_kinds():
         for job in kind.objects.filter(status=jobs.JobStatus.RUNNING):

@@ -3,9 +3,9 @@
 from django import forms
 from django.contrib import admin, messages
 
-from core import jobs
 from core.errors import ApplicationError
-from evaluation import budget, registry, scoring, softprompts
+from core.job_actions import JobAdmin, act_on_each
+from evaluation import budget, registry
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
@@ -19,18 +19,6 @@ from evaluation.models import (
     TaskSummary,
     Truncation,
 )
-
-
-def _each(model_admin, request, queryset, act, verb: str, noun: str) -> None:
-    """An admin action that calls a service on each selected row, reporting the rows it refused."""
-    done = 0
-    for obj in queryset:
-        try:
-            act(obj)
-            done += 1
-        except ApplicationError as exc:
-            model_admin.message_user(request, f"{noun.capitalize()} {obj.id}: {exc}", level=messages.WARNING)
-    model_admin.message_user(request, f"{verb} {done} {noun}(s).")
 
 
 class VariantInline(admin.TabularInline):
@@ -134,7 +122,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check again that the selected models load")
     def check_again(self, request, queryset):
-        _each(
+        act_on_each(
             self,
             request,
             queryset,
@@ -171,7 +159,7 @@ class ModelCheckAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScoringRun)
-class ScoringRunAdmin(admin.ModelAdmin):
+class ScoringRunAdmin(JobAdmin):
     list_display = [
         "id",
         "variant",
@@ -207,15 +195,6 @@ class ScoringRunAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     ]
-    actions = ["cancel", "retry"]
-
-    @admin.action(description="Cancel selected runs")
-    def cancel(self, request, queryset):
-        _each(self, request, queryset, jobs.cancel, "Cancelled", "run")
-
-    @admin.action(description="Retry selected runs (missing cells only)")
-    def retry(self, request, queryset):
-        _each(self, request, queryset, lambda run: scoring.scoring_run_retry(run=run), "Queued again", "run")
 
 
 class ResultAdmin(admin.ModelAdmin):
@@ -276,7 +255,7 @@ class BenchmarkSummaryAdmin(ResultAdmin):
 
 
 @admin.register(SoftPrompt)
-class SoftPromptAdmin(admin.ModelAdmin):
+class SoftPromptAdmin(JobAdmin):
     list_display = [
         "id",
         "model",
@@ -312,22 +291,6 @@ class SoftPromptAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     ]
-    actions = ["cancel", "retry"]
 
     def has_add_permission(self, request):
         return False  # queued from the model page, the command or automatically, with a validated config
-
-    @admin.action(description="Cancel selected trainings")
-    def cancel(self, request, queryset):
-        _each(self, request, queryset, jobs.cancel, "Cancelled", "soft prompt")
-
-    @admin.action(description="Retry selected trainings")
-    def retry(self, request, queryset):
-        _each(
-            self,
-            request,
-            queryset,
-            lambda soft: softprompts.softprompt_retry(soft_prompt=soft),
-            "Queued again",
-            "soft prompt",
-        )

@@ -31,7 +31,7 @@ from django.db.models import Count, Q
 from collection.models import Collection, Instance, Instruction, Task
 from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
-from evaluation import estimates, metrics, replicates
+from evaluation import estimates, figure_registry, metrics, replicates
 from evaluation.models import (
     BenchmarkSummary,
     ModelVariant,
@@ -284,11 +284,15 @@ def task_part(task: Task, data: metrics.TaskData) -> metrics.TaskPart:
 
 
 def stored_part(summary: TaskSummary) -> metrics.TaskPart:
-    """A task's share of a benchmark row from its stored summary (no predictions read)."""
+    """A task's share of a benchmark row from its stored summary (no predictions read); the summary must be
+    current (summary_is_current)."""
     figures = summary.figures
+    draws = replicates.unpack(summary.replicates)
+    if draws is None:
+        raise ValueError(f"Task summary {summary.id} was stored under other figures: refresh it first.")
     return metrics.TaskPart(
-        point={name: figures[name] for name in replicates.FIGURES},
-        replicates=replicates.unpack(summary.replicates),
+        point={name: figures[name] for name in figure_registry.names()},
+        replicates=draws,
         phrasings=figures["phrasings"],
         two_way=figures["ci_method"] == "instances and phrasings",
     )
@@ -324,8 +328,9 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     Tasks with estimated figures (sampled by an adaptive run) are left out, so these rows are exact; the
     leaderboard lists a variant with estimated tasks apart, from its task summaries (common_ground)."""
     summaries = _counted_summaries(variant, benchmark)
-    # Stored before replicates were kept, or before the task counted (a published row's subtask).
-    stale = {s.task for s in summaries if s.replicates is None}
+    # Stored before replicates were kept, before the task counted (a published row's subtask), or under
+    # another list of figures.
+    stale = {s.task for s in summaries if s.replicates is None or not summary_is_current(s)}
     if stale:
         for task in stale:
             _refresh_task_summaries(variant, task)
@@ -355,6 +360,40 @@ def benchmark_summaries_refresh(*, variant: ModelVariant, benchmark) -> None:
     for summary in BenchmarkSummary.objects.filter(variant=variant, benchmark=benchmark):
         if (summary.phrasing_set, summary.task_kind) not in wanted:
             summary.delete()
+
+
+def summary_is_current(summary: TaskSummary) -> bool:
+    """Computed under the registry's figures: its figures name every one, and its replicates (kept for the
+    tasks averaged into benchmark rows) hold exactly those (replicates.is_current). Needs the replicates
+    loaded (TaskSummary.with_replicates)."""
+    if not set(figure_registry.names()) <= set(summary.figures):
+        return False
+    return summary.replicates is None or replicates.is_current(summary.replicates)
+
+
+def figures_refresh_stale() -> int:
+    """Recompute every summary stored under another list of figures (a figure added to or removed from the
+    registry since): its (variant, task) pairs, which refreshes their variants' benchmark rows, then any
+    benchmark row still missing a figure. Returns the number of (variant, task) pairs recomputed."""
+    stale: dict[int, set[tuple[int, int]]] = {}
+    rows = TaskSummary.with_replicates.only("id", "variant_id", "task_id", "figures", "replicates")
+    for summary in rows.iterator(chunk_size=200):
+        if not summary_is_current(summary):
+            stale.setdefault(summary.variant_id, set()).add((summary.variant_id, summary.task_id))
+    # One transaction per variant: its lock is held for its own tasks only.
+    for pairs in stale.values():
+        aggregates_refresh_many(pairs)
+    names = set(figure_registry.names())
+    missing = {
+        (row.variant_id, row.benchmark)
+        for row in BenchmarkSummary.objects.select_related("benchmark")
+        if not names <= set(row.figures)
+    }
+    for variant_id, benchmark in missing:
+        with transaction.atomic():
+            variant = ModelVariant.objects.select_for_update().select_related("model").get(id=variant_id)
+            benchmark_summaries_refresh(variant=variant, benchmark=benchmark)
+    return sum(len(pairs) for pairs in stale.values())
 
 
 def _counted_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:

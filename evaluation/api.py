@@ -13,11 +13,12 @@ from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
 from collection.models import Benchmark, Collection
-from core import jobs, roles
+from core import roles
+from core.job_actions import JobActionsMixin
 from core.page_cache import cached_api, page_version
 from core.parsing import IdFilter, parse_id
-from evaluation import access, aggregates, comparisons, registry, scoring, selectors
-from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, Truncation
+from evaluation import access, aggregates, comparisons, figure_registry, ranking, registry, selectors
+from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun
 
 
 class IsAdminToWrite(permissions.BasePermission):
@@ -101,20 +102,9 @@ class ModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return access.get_model_for_user(self.request.user, self.kwargs[self.lookup_field])
 
     def perform_create(self, serializer):
-        data = serializer.validated_data
+        # What the request left out takes registry.ModelRegistration's defaults.
         serializer.instance = registry.language_model_register(
-            name=data["name"],
-            source=data["source"],
-            family=data["family"],
-            revision=data.get("revision", ""),
-            dtype=data.get("dtype", "auto"),
-            prompt_format=data.get("prompt_format", "none"),
-            tuned_on=data.get("tuned_on", []),
-            batch_size=data.get("batch_size", 16),
-            max_input_tokens=data.get("max_input_tokens"),
-            truncation=data.get("truncation", Truncation.KEEP_END),
-            description=data.get("description", ""),
-            by=self.request.user,
+            **serializer.validated_data, by=self.request.user
         )
 
     @extend_schema(request=None, responses=ModelSerializer)
@@ -172,8 +162,9 @@ class RunFilter(django_filters.FilterSet):
         fields = ["status", "model", "task"]
 
 
-class RunViewSet(viewsets.ReadOnlyModelViewSet):
-    """Scoring runs with their progress. Curators and admins cancel and retry them."""
+class RunViewSet(JobActionsMixin, viewsets.ReadOnlyModelViewSet):
+    """Scoring runs with their progress. Curators and admins cancel and retry them (POST `<id>/cancel/`,
+    `<id>/retry/`)."""
 
     queryset = ScoringRun.objects.none()  # for the schema; requests read get_queryset
     serializer_class = RunSerializer
@@ -186,16 +177,6 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_object(self):
         manage = self.action != "retrieve"
         return access.get_run_for_user(self.request.user, _int_key(self.kwargs["pk"]), manage=manage)
-
-    @extend_schema(request=None, responses=RunSerializer)
-    @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
-        return Response(self.get_serializer(jobs.cancel(self.get_object())).data)
-
-    @extend_schema(request=None, responses=RunSerializer)
-    @action(detail=True, methods=["post"])
-    def retry(self, request, pk=None):
-        return Response(self.get_serializer(scoring.scoring_run_retry(run=self.get_object())).data)
 
 
 class ResultSerializer(serializers.ModelSerializer):
@@ -335,6 +316,9 @@ def leaderboard(request):
             "provenance": r.variant.provenance,
             "coverage": r.coverage.as_dict() if r.coverage else None,
             "on_common_ground": not (r.partial or r.estimated),
+            # On the sort figure, among the ranked rows (evaluation/ranking.py); null for rows not ranked.
+            "rank_interval": [r.standing.rank_low, r.standing.rank_high] if r.standing else None,
+            "tie_group": r.standing.tie_group if r.standing else None,
             "below_chance": r.below_chance,
             "estimated": r.estimated,
             "cells_share": r.figures.get("cells_share", 1.0),
@@ -354,7 +338,10 @@ def leaderboard(request):
             "`cells_share` of their cells, with intervals for the exhaustive figures."
         ),
         "ground": board.ground.as_dict(),
+        # Every figure the rows carry: name, label, unit, definition (evaluation/figure_registry.py).
+        "figures": figure_registry.describe(),
         "tasks_rule": aggregates.TASKS_RULE,
+        "ranking_rule": ranking.RULE,
         "results": [record(r) for r in board.rows],
         # Rows with a task scored only in part (an adaptive run): estimated figures, 95% intervals for the
         # exhaustive ones, the share of cells scored; not ranked with the results.

@@ -132,6 +132,4 @@ def scoring_plan_discard(*, plan: ScoringPlan, by=None) -> int:
         plan.status = ScoringPlan.Status.DISCARDED
         plan.decided_by, plan.decided_at = by, timezone.now()
         plan.save(update_fields=["status", "decided_by", "decided_at"])
-        return plan.runs.filter(status=JobStatus.PLANNED).update(
-            status=JobStatus.CANCELLED, finished_at=timezone.now()
-        )
+        return jobs.cancel_planned(ScoringRun, list(plan.runs.values_list("id", flat=True)))

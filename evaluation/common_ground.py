@@ -18,14 +18,16 @@ coverage. Phrasing sets (observed, unobserved, ...) are taken within the ground,
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q
 
 from collection.models import Benchmark, Collection, Instance, Task
-from evaluation import aggregates, estimates, replicates
+from evaluation import aggregates, estimates, metrics, ranking, replicates
 from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, TaskSummary
 from evaluation.split import is_heldout
 
@@ -116,6 +118,16 @@ class Board:
     # Rows with an estimated task (evaluation/estimates.py): their figures are estimates over every phrasing
     # they have scored part of, so they are neither on the ground nor ranked; always shown, flagged.
     estimated: list[tuple[ModelVariant, dict, Coverage]] = field(default_factory=list)
+    # Per figure, which pairs of ranked rows (in `rows` order) the paired bootstrap can tell apart
+    # (evaluation/ranking.py): the rank intervals and tie groups of whichever figure the page sorts by.
+    separable: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def standings(self, figure: str, *, descending: bool = True) -> list[ranking.Standing | None]:
+        """The ranked rows' rank intervals and tie groups on `figure`, in `rows` order."""
+        apart = self.separable.get(figure)
+        if apart is None:
+            return [None] * len(self.rows)
+        return ranking.standings([f.get(figure) for _, f, _ in self.rows], apart, descending=descending)
 
 
 def board(*, benchmark: Benchmark, phrasing_set: str, task_kind: str, version) -> Board:
@@ -174,24 +186,36 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
         )
         for variant_id, rows in by_variant.items()
     }
-    return _build(
-        {s.variant_id: s for s in summaries if s.variant_id not in by_variant},
-        counted,
-        phrasing_set,
-        lambda variant, ground, own: _figures_on_ground(variant, ground, own, phrasing_set),
-        estimated,
-    )
+    exact = {s.variant_id: s for s in summaries if s.variant_id not in by_variant}
+    loaded: dict = {}
+
+    def on_ground(variant, ground, own):
+        # Every ranked row shares the ground: its tasks and the rows' stored summaries on them are read once.
+        if not loaded:
+            task_ids = {task for task, _ in ground}
+            loaded["tasks"] = list(Task.objects.filter(id__in=task_ids).order_by("id"))
+            loaded["stored"] = _stored_summaries(list(exact), task_ids, phrasing_set)
+        stored = loaded["stored"].get(variant.id, {})
+        return _figures_on_ground(variant, ground, own, phrasing_set, stored, loaded["tasks"])
+
+    return _build(exact, counted, phrasing_set, on_ground, estimated)
 
 
 def _build_task(task: Task, phrasing_set: str) -> dict:
-    summaries = TaskSummary.objects.filter(task=task, phrasing_set=phrasing_set).select_related(
+    # With their replicates: a ranked row's draws (for rank intervals) come from its stored summary.
+    summaries = TaskSummary.with_replicates.filter(task=task, phrasing_set=phrasing_set).select_related(
         "variant__model"
     )
 
     def on_ground(variant, cells, own):
+        summary = exact[variant.id]
+        if own == cells and replicates.is_current(summary.replicates):
+            return summary.figures, [aggregates.stored_part(summary)]
         data = aggregates.task_data(variant, task, revisions={revision for _, revision in cells})
         subset = aggregates.subset(data, phrasing_set) if data else None
-        return aggregates.task_figures(task, subset) if subset is not None else None
+        if subset is None:
+            return None, []
+        return aggregates.task_figures(task, subset), [aggregates.task_part(task, subset)]
 
     exact = {s.variant_id: s for s in summaries if not s.figures.get("estimated")}
     estimated = {s.variant_id: (s.variant, s.figures) for s in summaries if s.figures.get("estimated")}
@@ -200,7 +224,10 @@ def _build_task(task: Task, phrasing_set: str) -> dict:
 
 def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, estimated: dict) -> dict:
     """Choose the ground among the rows that have summaries, and each ranked row's figures on it; the
-    `estimated` rows ({variant id: (variant, figures)}) are listed apart with their coverage."""
+    `estimated` rows ({variant id: (variant, figures)}) are listed apart with their coverage.
+
+    `figures_on_ground(variant, ground cells, its own cells)` gives the row's figures on the ground and the
+    tasks' parts (metrics.TaskPart) they average; the parts' replicates tell which rows are separable."""
     cells_by_row = cells_of([*summaries, *estimated], where, phrasing_set)
     order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
     ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE)
@@ -214,15 +241,15 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
             "ground": len(ground.cells),
         }
 
-    rows = []
+    rows, draws = [], []
     for variant_id in list(ground.ranked):
         summary = summaries[variant_id]
+        figures, parts = figures_on_ground(summary.variant, ground.cells, cells_by_row[variant_id])
         if cells_by_row[variant_id] == ground.cells:
-            figures = summary.figures
-        else:
-            figures = figures_on_ground(summary.variant, ground.cells, cells_by_row[variant_id])
+            figures = summary.figures  # as stored: the same figures, with no rounding drift
         if figures is not None:
             rows.append((summary.variant, figures, coverage(variant_id)))
+            draws.append(_macro_draws(parts))
         else:  # nothing of this phrasing set on the ground: shown apart, on its own cells
             ground.ranked.remove(variant_id)
             ground.partial.append(variant_id)
@@ -233,7 +260,35 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
         "rows": rows,
         "partial": partial,
         "estimated": sorted(apart, key=lambda row: str(row[0])),
+        "separable": _separable(rows, draws),
     }
+
+
+def _macro_draws(parts: list[metrics.TaskPart]) -> dict[str, np.ndarray]:
+    """A row's bootstrap draws of each figure, averaged over its tasks draw by draw as metrics.macro_summary
+    averages them (so the draws match the row's interval)."""
+    if not parts:
+        return {}
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a figure no task defines
+        return {
+            name: np.nanmean(np.stack([part.replicates[name] for part in parts]), axis=0)
+            for name in parts[0].replicates
+        }
+
+
+def _separable(rows: list, draws: list[dict[str, np.ndarray]]) -> dict[str, bytes]:
+    """For each figure every ranked row has draws of, the pairs of rows the paired bootstrap separates
+    (ranking.separable), packed as bits for the cache."""
+    if not rows:
+        return {}
+    names = set.intersection(*(set(d) for d in draws))
+    packed = {}
+    for name in sorted(names):
+        points = np.array([np.nan if f.get(name) is None else f[name] for _, f, _ in rows], dtype=float)
+        apart = ranking.separable(points, np.stack([d[name] for d in draws]))
+        packed[name] = np.packbits(apart).tobytes()
+    return packed
 
 
 def cells_of(variant_ids: list[int], where: Q, phrasing_set: str) -> dict[int, set[Cell]]:
@@ -274,22 +329,35 @@ def set_filter(phrasing_set: str):
     return lambda stable_key, kind: True
 
 
-def _figures_on_ground(
-    variant: ModelVariant, ground: frozenset[Cell], own: set[Cell], phrasing_set: str
-) -> dict | None:
-    """The variant's benchmark figures on the ground's cells only: a task where the ground holds all of the
-    row's cells uses the task's stored summary; any other task is recomputed from its predictions."""
-    by_task, own_by_task = revisions_by_task(ground), revisions_by_task(own)
-    stored = {
-        s.task_id: s
-        for s in TaskSummary.with_replicates.filter(
-            variant=variant, task_id__in=by_task, phrasing_set=phrasing_set
-        )
+def _stored_summaries(
+    variant_ids: list[int], task_ids: set[int], phrasing_set: str
+) -> dict[int, dict[int, TaskSummary]]:
+    """The variants' stored task summaries with usable replicates, as variant id -> task id -> summary."""
+    stored: dict[int, dict[int, TaskSummary]] = {}
+    for s in TaskSummary.with_replicates.filter(
+        variant_id__in=variant_ids, task_id__in=task_ids, phrasing_set=phrasing_set
+    ):
         # An estimated task's replicates are posterior draws, not bootstrap replicates: never mixed in here.
-        if s.replicates is not None and not s.figures.get("estimated")
-    }
+        # Replicates stored under other figures (replicates.is_current) are recomputed instead.
+        if replicates.is_current(s.replicates) and not s.figures.get("estimated"):
+            stored.setdefault(s.variant_id, {})[s.task_id] = s
+    return stored
+
+
+def _figures_on_ground(
+    variant: ModelVariant,
+    ground: frozenset[Cell],
+    own: set[Cell],
+    phrasing_set: str,
+    stored: dict[int, TaskSummary],
+    tasks: list[Task],
+) -> tuple[dict | None, list[metrics.TaskPart]]:
+    """The variant's benchmark figures on the ground's cells only, and the tasks' parts they average: a task
+    (of `tasks`, the ground's) where the ground holds all of the row's cells uses the task's stored summary
+    (`stored`, by task id); any other task is recomputed from its predictions."""
+    by_task, own_by_task = revisions_by_task(ground), revisions_by_task(own)
     parts, chances, counted = [], [], []
-    for task in Task.objects.filter(id__in=by_task).order_by("id"):
+    for task in tasks:
         summary = stored.get(task.id)
         if summary is not None and own_by_task.get(task.id) == by_task[task.id]:
             parts.append(aggregates.stored_part(summary))
@@ -302,18 +370,23 @@ def _figures_on_ground(
             parts.append(aggregates.task_part(task, subset))
             chances.append(summary.figures.get("chance") if summary else aggregates.chance_level(task))
             counted.append(task.slug)
-    return aggregates.benchmark_figures(parts, chances, counted) if parts else None
+    return (aggregates.benchmark_figures(parts, chances, counted) if parts else None), parts
 
 
 def _hydrate(cached: dict) -> Board:
     """The cached board (variants are pickled with their model, so a cache hit needs no query)."""
     cells, ranked, partial, min_share = cached["ground"]
     ground = Ground(frozenset(map(tuple, cells)), list(ranked), list(partial), min_share)
+    n = len(cached["rows"])
+    separable = {
+        name: np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=n * n).reshape(n, n).astype(bool)
+        for name, bits in cached.get("separable", {}).items()
+    }
 
     def rows(entries):
         return [(variant, figures, Coverage(**cov)) for variant, figures, cov in entries]
 
-    return Board(ground, rows(cached["rows"]), rows(cached["partial"]), rows(cached["estimated"]))
+    return Board(ground, rows(cached["rows"]), rows(cached["partial"]), rows(cached["estimated"]), separable)
 
 
 @dataclass

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation import metrics
+from evaluation import figure_registry, metrics
 
-# The figures a comparison reports (the leaderboard's, less the quartiles that only draw the box plots).
-NAMES = tuple(name for name in metrics.FIGURE_NAMES if name not in ("q25", "q75"))
+
+def names() -> tuple[str, ...]:
+    """The figures a comparison reports: the tables' columns (figure_registry.columns)."""
+    return tuple(figure.name for figure in figure_registry.columns())
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _replicates(data: metrics.TaskData, samples: int, seed: int, min_phrasings: 
 
 def _differences(point_a: dict, point_b: dict, diff_reps: dict[str, np.ndarray], samples: int) -> dict:
     out = {}
-    for name in NAMES:
+    for name in names():
         a, b = point_a.get(name), point_b.get(name)
         difference = a - b if a is not None and b is not None else None
         values = diff_reps[name][~np.isnan(diff_reps[name])]
@@ -121,7 +123,7 @@ def compare(
         point_a, point_b = _point(a, min_phrasings), _point(b, min_phrasings)
         reps_a = _replicates(a, samples, seed + index, min_phrasings)
         reps_b = _replicates(b, samples, seed + index, min_phrasings)
-        diff = {name: reps_a[name] - reps_b[name] for name in NAMES}
+        diff = {name: reps_a[name] - reps_b[name] for name in names()}
         per_task.append(_differences(point_a, point_b, diff, samples))
         points_a.append(point_a)
         points_b.append(point_b)
@@ -129,7 +131,7 @@ def compare(
     # Each figure is macro-averaged over the tasks where both variants have it (one may have observed
     # phrasings on a task where the other has none), so its difference and its interval cover the same tasks.
     macro_a, macro_b, macro_diff = {}, {}, {}
-    for name in NAMES:
+    for name in names():
         both = [
             i for i in range(len(pairs)) if points_a[i][name] is not None and points_b[i][name] is not None
         ]

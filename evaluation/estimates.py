@@ -24,7 +24,7 @@ from django.conf import settings
 
 from collection.models import Instance, InstructionRevision, Task
 from collection.selectors import task_eval_sample_ids
-from evaluation import estimation, metrics
+from evaluation import estimation, figure_registry, metrics
 from evaluation.models import ModelVariant, PhrasingResult, Prediction, ResultSource, RunMode, ScoringRun
 
 # The figures whose intervals decide when an adaptive run may stop early.
@@ -183,24 +183,17 @@ class TaskEstimate:
     def figure_draws(
         self, rows, observed, unobserved, min_phrasings: int = metrics.MIN_PHRASINGS
     ) -> dict[str, np.ndarray]:
-        """Every figure on each posterior draw, under metrics.replicate_figures' names (NaN where undefined:
-        Consistency, which needs whole rows; the spread figures below `min_phrasings`), for the phrasings
-        `rows` with their observed and unobserved masks: what a benchmark average takes draw by draw."""
+        """Every figure of the registry on each posterior draw (figure_registry.compute, the formulas of the
+        point values and the bootstrap; NaN where undefined: Consistency, which needs whole rows; the spread
+        figures below `min_phrasings`), for the phrasings `rows` with their observed and unobserved masks:
+        what a benchmark average takes draw by draw."""
         rows = np.asarray(rows, dtype=int)
-        acc = self.estimate.accuracy_draws[:, rows]
-        observed = np.asarray(observed, dtype=bool)
-        unobserved = np.asarray(unobserved, dtype=bool)
-        out = dict(estimation.figures_by_row(acc))
-        del out["q90"]  # not one of the stored figures
-        out["consistency"] = np.full(acc.shape[0], np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            obs = acc[:, observed].mean(axis=1) if observed.any() else np.full(acc.shape[0], np.nan)
-            unobs = acc[:, unobserved].mean(axis=1) if unobserved.any() else np.full(acc.shape[0], np.nan)
-            out.update(observed_avgp=obs, unobserved_avgp=unobs, gap=obs - unobs)
-            out["pdr"] = np.where(obs > 0, 1 - unobs / obs, np.nan)
-        if rows.size < min_phrasings:
-            out.update({name: np.full(acc.shape[0], np.nan) for name in metrics.SPREAD_NAMES})
-        return out
+        draws = figure_registry.Draws(
+            self.estimate.accuracy_draws[:, rows],
+            np.asarray(observed, dtype=bool),
+            np.asarray(unobserved, dtype=bool),
+        )
+        return figure_registry.compute(draws, min_phrasings=min_phrasings)
 
     def figures(self, draws: dict[str, np.ndarray], phrasings: int) -> dict:
         """The figures in metrics.Summary's keys from figure_draws' draws over `phrasings` phrasings: each
@@ -255,7 +248,7 @@ def benchmark_figures(per_task: list[dict], draws: list[dict[str, np.ndarray] | 
     average bootstrap replicates. Where an estimated task has no stored draws (a summary written before they
     were kept), it falls back to the mean of the tasks' bounds, which is wider (it takes the tasks' errors
     to move together) and says so in `ci_method`."""
-    names = list(metrics.FIGURE_NAMES)
+    names = list(figure_registry.names())
     draws = draws if draws is not None else [None] * len(per_task)
     figures = metrics.macro_average(per_task, names)
     estimated = [i for i, task in enumerate(per_task) if task.get("estimated")]

@@ -51,7 +51,8 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from evaluation.metrics import SEED, spread_figures
+from evaluation import figure_registry
+from evaluation.metrics import SEED
 
 DRAWS = 500  # posterior draws for the figures and intervals
 ROUND_DRAWS = 100  # fewer draws for the intermediate fits of adaptive rounds: only widths are needed there
@@ -74,9 +75,8 @@ STRATEGIES = ("adaptive", "uniform")
 
 
 def figures_of(accuracies: Sequence[float]) -> dict[str, float]:
-    """metrics.spread_figures plus Q90 (linear interpolation between order statistics, as there)."""
-    a = np.asarray(accuracies, dtype=float)
-    return {**spread_figures(a), "q90": float(np.percentile(a, 90))}
+    """figures_by_row of one row of accuracies, as numbers: metrics.spread_figures plus Q90."""
+    return {name: float(values[0]) for name, values in figures_by_row([accuracies]).items()}
 
 
 @dataclass(frozen=True)
@@ -326,24 +326,13 @@ def _draw_accuracies(fit: _Fit, observed: np.ndarray, observed_right: np.ndarray
 
 
 def figures_by_row(accuracies: np.ndarray) -> dict[str, np.ndarray]:
-    """figures_of for each row of a (D, P) array at once (the posterior draws); the tests check that the
-    two agree."""
+    """For each row of a (D, P) array of accuracies (the posterior draws), the registry's figures of
+    accuracies alone (figure_registry.compute: the formulas of metrics.py's figures), plus Q90 (linear
+    interpolation between order statistics, as there), which adaptive runs watch but pages do not show."""
     a = np.asarray(accuracies, dtype=float)
-    mean, low, high = a.mean(axis=1), a.min(axis=1), a.max(axis=1)
-    q10, q25, median, q75, q90 = np.percentile(a, [10, 25, 50, 75, 90], axis=1)
-    return {
-        "avgp": mean,
-        "std": a.std(axis=1),
-        "min": low,
-        "q10": q10,
-        "q25": q25,
-        "median": median,
-        "q75": q75,
-        "maxp": high,
-        "spread": high - low,
-        "cps": high * (1 - (high - mean)),
-        "q90": q90,
-    }
+    none = np.zeros(a.shape[1], dtype=bool)
+    figures = figure_registry.compute(figure_registry.Draws(a, none, none), needs=("accuracies",))
+    return figures | {"q90": np.percentile(a, 90, axis=1)}
 
 
 def _summaries(accuracy_draws: np.ndarray) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:

@@ -8,6 +8,8 @@ import json
 
 from django.http import HttpResponse
 
+from evaluation import figure_registry
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -36,12 +38,16 @@ def json_response(filename: str, payload) -> HttpResponse:
     return response
 
 
-def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
-    """Header, CSV rows and JSON records for a list of selectors.Row."""
+def figure_rows(rows) -> tuple[list[str], list[list], list[dict]]:
+    """Header, CSV rows and JSON records for a list of selectors.Row: every figure the tables list
+    (figure_registry.columns), each with its interval."""
+    keys = [figure.name for figure in figure_registry.columns()]
     header = ["model", "variant", "imported", "provenance", "tasks", "phrasings"]
-    for key, _, _ in columns:
+    for key in keys:
         header += [key, f"{key}_ci_low", f"{key}_ci_high"]
     header += ["ci_method", "chance", "below_chance", "partial_coverage", "estimated", "cells_share"]
+    # Ranked rows' standing on the sorted figure (evaluation/ranking.py); empty for rows not ranked.
+    header += ["rank_low", "rank_high", "tie_group"]
     table, records = [], []
     for row in rows:
         f = row.figures
@@ -53,11 +59,13 @@ def figure_rows(rows, columns) -> tuple[list[str], list[list], list[dict]]:
             f.get("tasks", 1),
             f.get("phrasings"),
         ]
-        for key, _, _ in columns:
+        for key in keys:
             low, high = (f.get("ci") or {}).get(key, (None, None))
             values += [f.get(key), low, high]
         values += [f.get("ci_method"), f.get("chance"), row.below_chance, getattr(row, "partial", False)]
         values += [bool(f.get("estimated")), f.get("cells_share", 1.0)]
+        standing = getattr(row, "standing", None)
+        values += [standing.rank_low, standing.rank_high, standing.tie_group] if standing else [None] * 3
         table.append(values)
         records.append(dict(zip(header, values)))
     return header, table, records

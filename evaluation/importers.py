@@ -28,6 +28,7 @@ from collection.importers.bigbench import DEFAULT_SOURCE
 from collection.importers.instructions import STUDY_TASKS
 from collection.models import Collection, Instruction, InstructionRevision, Task, phrasing_key
 from evaluation.aggregates import aggregates_refresh_many
+from evaluation.ml.families import CAUSAL, SEQ2SEQ
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
 
 COLUMNS = ["Model", "Dataset", "Collection", "Type", "ID", "Shots", "Performance", "Metric", "Include?"]
@@ -36,6 +37,8 @@ COLLECTIONS = {"FLAN": "flan", "NIV2": "niv2", "T0": "t0", "Alpaca": "alpaca"}
 BENCHMARK_NAMES = {"mmlu": "MMLU", "bigbench-lite": "BIG-bench Lite"}
 # What each study model was tuned on, per the study (observed = these collections' phrasings).
 TUNED_ON = {"flan-t5": ["flan", "niv2", "t0"], "t0": ["flan", "niv2", "t0"], "alpaca": ["alpaca"]}
+# Each study model's family (evaluation/ml/families.py); a model the study does not name counts as seq2seq.
+FAMILY = {"flan-t5": SEQ2SEQ.name, "t0": SEQ2SEQ.name, "alpaca": CAUSAL.name}
 MODEL_NAMES = {"T0++": "t0pp"}
 
 
@@ -182,7 +185,7 @@ def _variant(model_name: str, report: ImportReport) -> ModelVariant:
         defaults={
             "description": f"{model_name}, as evaluated in Sun, Shaib & Wallace (ICLR 2024).",
             "source": f"published results only ({model_name})",
-            "family": "causal" if family_key == "alpaca" else "seq2seq",
+            "family": FAMILY.get(family_key, SEQ2SEQ.name),
             "is_active": False,  # nothing to load: this row only carries published numbers
         },
     )

@@ -1,5 +1,6 @@
-"""Robustness metrics across phrasings, as pure functions (numpy, no Django). Definitions: ../shared/DESIGN.md,
-"Robustness metrics"; conventions are stated where a definition leaves a choice.
+"""Robustness metrics across phrasings, as pure functions (numpy, no Django). Each figure's definition and
+formula is declared once in evaluation/figure_registry.py; this module feeds the formulas the measured
+accuracies (point values) and the bootstrap's replicates, and summarises them with intervals.
 
 Inputs are a correctness matrix `correct[k, x]` (phrasing k got instance x right) when per-instance
 predictions exist, or only the per-phrasing accuracies when results were imported from a publication.
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+
+from evaluation import figure_registry
+from evaluation.figure_registry import Draws
 
 SEED = 20240507  # fixed: the same data always gives the same intervals
 BOOTSTRAP_SAMPLES = 1000
@@ -38,24 +42,10 @@ def wilson_interval(correct, total, confidence: float = 0.95) -> tuple[np.ndarra
 
 
 def spread_figures(accuracies: Sequence[float]) -> dict[str, float]:
-    """AvgP, Std (population), Min, Q10, Median, MaxP, Spread and CPS of per-phrasing accuracies.
-
-    Quantiles (Q10, the quartiles, the median) use linear interpolation between order statistics (numpy's default)."""
-    a = np.asarray(accuracies, dtype=float)
-    avgp, maxp = float(a.mean()), float(a.max())
-    return {
-        "avgp": avgp,
-        "std": float(a.std(ddof=0)),
-        "min": float(a.min()),
-        "q10": float(np.percentile(a, 10)),
-        "q25": float(np.percentile(a, 25)),
-        "median": float(np.median(a)),
-        "q75": float(np.percentile(a, 75)),
-        "maxp": maxp,
-        "spread": maxp - float(a.min()),
-        # Mizrahi et al. (TACL 2024): rewards a high best phrasing, penalises its distance from the average.
-        "cps": maxp * (1 - (maxp - avgp)),
-    }
+    """The figures of per-phrasing accuracies alone (AvgP, Std, Min, the quantiles, MaxP, Spread, CPS: the
+    registry's figures that need nothing else), whatever the number of phrasings."""
+    draws = Draws.point(accuracies)
+    return figure_registry.point(figure_registry.compute(draws, needs=("accuracies",)))
 
 
 def consistency(correct: np.ndarray) -> float | None:
@@ -64,11 +54,8 @@ def consistency(correct: np.ndarray) -> float | None:
     2 a (1 - a) K / (K - 1) is the chance that two different phrasings disagree on x (ProSA's sensitivity);
     1 means every phrasing agrees on every instance. Undefined (None) with fewer than two phrasings."""
     c = np.asarray(correct, dtype=float)
-    k = c.shape[0]
-    if k < 2 or c.shape[1] == 0:
-        return None
-    a = c.mean(axis=0)
-    return float(1 - np.mean(2 * a * (1 - a) * k / (k - 1)))
+    draws = Draws.point(np.zeros(c.shape[0]), correct=c)
+    return figure_registry.point(figure_registry.compute(draws, needs=("instances",)))["consistency"]
 
 
 def unobserved_mask(observed: Sequence[bool], defaults: Sequence[bool] | None = None) -> np.ndarray:
@@ -83,56 +70,42 @@ def observed_figures(
 ) -> dict[str, float | None]:
     """Observed AvgP, Unobserved AvgP, Gap = observed - unobserved, PDR = 1 - unobserved / observed.
     `unobserved` defaults to "not observed" (see unobserved_mask for benchmark defaults)."""
-    a = np.asarray(accuracies, dtype=float)
     mask = np.asarray(observed, dtype=bool)
     other = unobserved_mask(mask) if unobserved is None else np.asarray(unobserved, dtype=bool)
-    obs = float(a[mask].mean()) if mask.any() else None
-    unobs = float(a[other].mean()) if other.any() else None
-    both = obs is not None and unobs is not None
-    return {
-        "observed_avgp": obs,
-        "unobserved_avgp": unobs,
-        "gap": obs - unobs if both else None,
-        "pdr": 1 - unobs / obs if both and obs > 0 else None,
-    }
+    draws = Draws.point(accuracies, mask, other)
+    return figure_registry.point(figure_registry.compute(draws, needs=("observed",)))
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Every figure for one model variant on one task over one set of phrasings."""
+    """Every figure for one model variant on one task over one set of phrasings (`summary.avgp` reads a
+    figure)."""
 
     phrasings: int
     instances: int | None  # None for imported results (no per-instance data)
-    avgp: float
-    std: float
-    min: float
-    q10: float
-    q25: float  # quartiles: drawn as the box of the per-model box plots
-    median: float
-    q75: float
-    maxp: float
-    spread: float
-    cps: float
-    consistency: float | None
-    observed_avgp: float | None
-    unobserved_avgp: float | None
-    gap: float | None
-    pdr: float | None
+    figures: dict[str, float | None]  # every figure of the registry by name, None where undefined
     ci: dict[str, tuple[float, float]]  # figure -> 95% interval
     ci_method: str  # "instances and phrasings" or "phrasings only"
 
+    def __getattr__(self, name: str):
+        figures = self.__dict__.get("figures", {})
+        if name in figures:
+            return figures[name]
+        raise AttributeError(name)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        """What a TaskSummary stores: the counts, every figure under its name, the intervals, the method."""
+        return {
+            "phrasings": self.phrasings,
+            "instances": self.instances,
+            **self.figures,
+            "ci": dict(self.ci),
+            "ci_method": self.ci_method,
+        }
 
 
-# Every figure, in the order point_figures and replicate_figures give them (and stored replicates keep).
-FIGURE_NAMES = (
-    *("avgp", "std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency"),
-    *("observed_avgp", "unobserved_avgp", "gap", "pdr"),
-)
-# Figures about the spread across phrasings: undefined (None, "n/a") where a task has fewer phrasings than
-# the minimum, since one or two phrasings give Std 0 and Consistency 100 whatever the model does.
-SPREAD_NAMES = ("std", "min", "q10", "q25", "median", "q75", "maxp", "spread", "cps", "consistency")
+# The fewest phrasings on a task for its spread figures (figure_registry.Figure.spread); the app's is the
+# SPREAD_MIN_PHRASINGS setting.
 MIN_PHRASINGS = 3
 
 
@@ -143,12 +116,12 @@ def point_figures(
     unobserved: np.ndarray | None = None,
     min_phrasings: int = MIN_PHRASINGS,
 ) -> dict[str, float | None]:
-    figures: dict[str, float | None] = dict(spread_figures(accuracies))
-    figures["consistency"] = consistency(correct) if correct is not None else None
-    if len(accuracies) < min_phrasings:
-        figures.update(dict.fromkeys(SPREAD_NAMES))
-    figures.update(observed_figures(accuracies, observed, unobserved))
-    return figures
+    """Every figure of the measured accuracies, None where undefined (the spread figures too with fewer than
+    `min_phrasings` phrasings); Consistency from the correctness matrix, when there is one."""
+    mask = np.asarray(observed, dtype=bool)
+    other = unobserved_mask(mask) if unobserved is None else np.asarray(unobserved, dtype=bool)
+    draws = Draws.point(accuracies, mask, other, correct)
+    return figure_registry.point(figure_registry.compute(draws, min_phrasings=min_phrasings))
 
 
 def two_way_draws(
@@ -188,47 +161,21 @@ def replicate_figures(
     accuracies come out of one matrix product instead of a Python loop."""
     observed = np.asarray(observed, dtype=bool)
     k = observed.size
+    agreement = counts = None
     if correct is not None:
         c = np.asarray(correct, dtype=float)
-        n = c.shape[1]
-        rows, counts = two_way_draws(rng, samples, k, n)
+        rows, counts = two_way_draws(rng, samples, k, c.shape[1])
         acc = drawn_row_means(c, rows, counts)
+        # a_x under each replicate's phrasing draw: each phrasing's row counted as often as it was drawn.
+        row_counts = np.zeros((samples, k))
+        np.add.at(row_counts, (np.arange(samples)[:, None], rows), 1)
+        agreement = (row_counts @ c) / k
     else:
         rows, _ = two_way_draws(rng, samples, k)
         acc = np.asarray(accuracies, dtype=float)[rows]
-    mean, maxp, low = acc.mean(axis=1), acc.max(axis=1), acc.min(axis=1)
-    out = {
-        "avgp": mean,
-        "std": acc.std(axis=1),
-        "min": low,
-        "q10": np.percentile(acc, 10, axis=1),
-        "q25": np.percentile(acc, 25, axis=1),
-        "median": np.median(acc, axis=1),
-        "q75": np.percentile(acc, 75, axis=1),
-        "maxp": maxp,
-        "spread": maxp - low,
-        "cps": maxp * (1 - (maxp - mean)),
-    }
-    if correct is not None and k >= 2:
-        row_counts = np.zeros((samples, k))
-        np.add.at(row_counts, (np.arange(samples)[:, None], rows), 1)
-        share = (row_counts @ c) / k  # (B, N): a_x under each phrasing draw
-        disagree = 2 * share * (1 - share) * k / (k - 1)
-        out["consistency"] = 1 - (disagree * counts).sum(axis=1) / n
-    else:
-        out["consistency"] = np.full(samples, np.nan)
-    picked = observed[rows]
-    others = (unobserved_mask(observed) if unobserved is None else np.asarray(unobserved, dtype=bool))[rows]
-    n_obs, n_unobs = picked.sum(axis=1), others.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        obs = np.where(n_obs > 0, (acc * picked).sum(axis=1) / n_obs, np.nan)
-        unobs = np.where(n_unobs > 0, (acc * others).sum(axis=1) / n_unobs, np.nan)
-        out["observed_avgp"], out["unobserved_avgp"] = obs, unobs
-        out["gap"] = obs - unobs
-        out["pdr"] = np.where(obs > 0, 1 - unobs / obs, np.nan)
-    if k < min_phrasings:
-        out.update({name: np.full(samples, np.nan) for name in SPREAD_NAMES})
-    return out
+    others = unobserved_mask(observed) if unobserved is None else np.asarray(unobserved, dtype=bool)
+    draws = Draws(acc, observed[rows], others[rows], agreement, counts)
+    return figure_registry.compute(draws, min_phrasings=min_phrasings)
 
 
 def _intervals(point: dict[str, float | None], replicates: dict[str, np.ndarray], samples: int) -> dict:
@@ -280,9 +227,9 @@ def summarise(
     return Summary(
         phrasings=int(acc.size),
         instances=int(correct.shape[1]) if correct is not None else None,
+        figures=point,
         ci=_intervals(point, replicates, samples),
         ci_method="instances and phrasings" if correct is not None else "phrasings only",
-        **point,
     )
 
 

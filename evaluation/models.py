@@ -10,13 +10,16 @@ from django.db.models import Q
 from django.urls import reverse
 
 from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
-from core.jobs import Job, job_constraints, task_queue
-from evaluation.ml.config import AlignConfig, ConfigError, ModelSpec
+from core.jobs import Job, JobKind, job_constraints, task_queue
+from evaluation.ml.config import AlignConfig, ConfigError, ModelSpec, ScoreConfig
+from evaluation.ml.families import FAMILIES
+from evaluation.ml.prompts import FORMATS
 
-
-class ModelFamily(models.TextChoices):
-    SEQ2SEQ = "seq2seq", "Encoder-decoder (seq2seq)"
-    CAUSAL = "causal", "Decoder-only (causal)"
+# Model families and prompt formats are the ML core's tables (evaluation/ml/families.py, prompts.py): an entry
+# added there is a choice here, and `makemigrations` records it in the field's choices and check constraint.
+ModelFamily = models.TextChoices(
+    "ModelFamily", [(family.name.upper(), (family.name, family.label)) for family in FAMILIES.values()]
+)
 
 
 class Dtype(models.TextChoices):
@@ -26,10 +29,9 @@ class Dtype(models.TextChoices):
     FLOAT16 = "float16", "float16"
 
 
-class PromptFormat(models.TextChoices):
-    NONE = "none", "None (the phrasing as written)"
-    ALPACA = "alpaca", "Alpaca-style wrapper"
-    CHAT = "chat", "The tokenizer's chat template"
+PromptFormat = models.TextChoices(
+    "PromptFormat", [(fmt.name.upper(), (fmt.name, fmt.label)) for fmt in FORMATS.values()]
+)
 
 
 class Truncation(models.TextChoices):
@@ -143,7 +145,7 @@ class LanguageModel(models.Model):
         help_text="Runs Python code shipped with the model. Only turn on for code you have read.",
     )
     batch_size = models.PositiveSmallIntegerField(
-        default=16, help_text="Starting batch size; halves on out-of-memory."
+        default=ScoreConfig.batch_size, help_text="Starting batch size; halves on out-of-memory."
     )
     is_active = models.BooleanField(default=True, help_text="Active models score newly approved phrasings.")
     align = models.BooleanField(
@@ -250,8 +252,15 @@ class ModelCheck(Job):
     it ready and, if `score`, queues the approved phrasings on it; on failure the model is failed with the
     loader's reason. A retry is a new check: a failed one stays as the record of what happened."""
 
-    job_task = "evaluation.tasks.check_model"
-    job_noun = "check"
+    job = JobKind(
+        task="evaluation.tasks.check_model",
+        # On the gpu queue because it loads the model, where scoring will load it (the worker keeps it warm).
+        queue="gpu",
+        noun="check",
+        work="evaluation.registry.language_model_check_work",
+        failures="evaluation.registry.CHECK_FAILURES",
+        # Never cancelled; retried from its model (registry.language_model_check_retry), as a new check.
+    )
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="checks")
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
@@ -388,8 +397,19 @@ class ScoringRun(Job):
     Trigger = RunTrigger
     Lane = RunLane
     Mode = RunMode
-    job_task = "evaluation.tasks.score_run"
-    job_noun = "run"
+    job = JobKind(
+        task="evaluation.tasks.score_run",
+        queue="gpu",  # interactive; a bulk run is sent to gpu-bulk by its lane (job_queue)
+        noun="run",
+        work="evaluation.scoring.scoring_run_chunk_work",
+        failures="evaluation.scoring.FAILURES",
+        cancellable=True,
+        # The same row queued again: its scored cells are kept.
+        retry="evaluation.scoring.scoring_run_retry",
+        cancelled="Run {job.id} cancelled. Cells it scored are kept.",
+        retried="Run {job.id} queued again; it scores only the missing cells.",
+        retry_note="missing cells only",
+    )
 
     variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="runs")
     task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -574,6 +594,7 @@ class TaskSummary(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "task summaries"
         constraints = [
             models.UniqueConstraint(fields=["variant", "task", "phrasing_set"], name="task_summary_unique"),
         ]
@@ -601,6 +622,7 @@ class BenchmarkSummary(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "benchmark summaries"
         constraints = [
             models.UniqueConstraint(
                 fields=["variant", "benchmark", "phrasing_set", "task_kind"], name="benchmark_summary_unique"
@@ -618,10 +640,21 @@ class SoftPrompt(Job):
     """One training of a model's alignment soft prompt: its config, exactly which phrasing revisions and
     instances it saw, the phrasings held out from it, its loss curve and its artifact (a PEFT adapter)."""
 
-    job_task = "evaluation.tasks.train_softprompt"
-    job_noun = "training"
-    # A training that starts again (its worker died) starts from its seed.
-    restart_fields = {"steps_done": 0, "curve": []}
+    job = JobKind(
+        task="evaluation.tasks.train_softprompt",
+        queue="gpu",
+        noun="training",
+        label="soft prompt",
+        work="evaluation.softprompts.softprompt_train_work",
+        failures="evaluation.softprompts.FAILURES",
+        # A training that starts again (its worker died) starts from its seed.
+        restart_fields={"steps_done": 0, "curve": []},
+        cancellable=True,
+        # A new training with the same settings: the failed one keeps its curve and error as the record.
+        retry="evaluation.softprompts.softprompt_retry",
+        cancelled="Training cancelled.",
+        retried="Queued again with the same settings.",
+    )
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="soft_prompts")
     variant = models.OneToOneField(

@@ -22,11 +22,11 @@ def _bare(shared: str, rest: str) -> tuple[str, str]:
 def preview_wrapper(model: LanguageModel | None) -> tuple[Wrap, str, str]:
     """(wrap, format name, note) for `model`'s prompt format; the bare text when no model is chosen or its
     chat template cannot be applied here (the note says why)."""
-    if model is None or model.prompt_format == LanguageModel.PromptFormat.NONE:
+    if model is None:
         return _bare, "none", ""
-    if model.prompt_format != LanguageModel.PromptFormat.CHAT:
-        fmt = model.prompt_format
-        return (lambda shared, rest: prompts.wrap(shared, rest, fmt)), fmt, ""
+    fmt = prompts.FORMATS[model.prompt_format]
+    if not fmt.uses_chat_template:
+        return (lambda shared, rest: fmt.wrap(shared, rest, None)), fmt.name, ""
     if model.state == LanguageModel.State.CHECKING:
         return (
             _bare,
@@ -46,4 +46,4 @@ def preview_wrapper(model: LanguageModel | None) -> tuple[Wrap, str, str]:
         head, tail = prompts.chat_frame_from_template(model.chat_template, model.special_tokens or {})
     except prompts.ChatTemplateError as exc:
         return _bare, "none", f"{model.name}'s chat template cannot be applied ({exc}); shown unwrapped."
-    return (lambda shared, rest: (head + shared, rest + tail)), "chat", ""
+    return (lambda shared, rest: (head + shared, rest + tail)), fmt.name, ""

@@ -31,6 +31,15 @@ import numpy as np
 
 ALPHA = 0.05  # family-wise, over every pair of the board's rows
 
+# What a page or the API says of its rank intervals and tie groups.
+RULE = (
+    "Rank intervals and tie groups are on the figure the rows are sorted by. Two rows are told apart when their "
+    "difference exceeds z times the standard deviation of its paired bootstrap draws (the same phrasings and "
+    "instances drawn for both), z Bonferroni-corrected over every pair of ranked rows (family-wise 5%). A row's "
+    "rank interval runs from 1 + the rows told apart above it to n - the rows told apart below it; a tie group "
+    "holds the rows, in sorted order, that cannot be told apart from the group's first row."
+)
+
 
 @dataclass(frozen=True)
 class Standing:

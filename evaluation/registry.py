@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -27,13 +29,15 @@ from django.utils import timezone
 from core import jobs
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation.ml.config import ConfigError, ModelSpec
+from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
 from evaluation.ml.errors import ScoringError
 from evaluation.ml.loading import ModelFacts, model_facts
 from evaluation.models import (
+    Dtype,
     LanguageModel,
     ModelCheck,
     Prediction,
+    PromptFormat,
     RunTrigger,
     ScoringRun,
     Truncation,
@@ -42,69 +46,64 @@ from evaluation.models import (
 from evaluation.scoring import base_variant, scoring_bulk, warm_model
 
 # Errors that fail a check with their own message (the loader's reason, a chat template that cannot frame a
-# prompt); anything else fails it as unexpected, with its type.
+# prompt); anything else fails it as unexpected, with its type. Named by ModelCheck's declaration (`job`).
 CHECK_FAILURES = (ScoringError, ConfigError)
 
 
+@dataclass(frozen=True)
+class ModelRegistration:
+    """What registering a model takes, with its defaults, in one place: the registry, the API (which passes what
+    a request gave) and the register_model command (whose options default to these) all read it."""
+
+    name: str
+    source: str
+    family: str
+    revision: str = ""
+    dtype: str = Dtype.AUTO.value
+    prompt_format: str = PromptFormat.NONE.value
+    tuned_on: Iterable = ()  # Collection rows: its observed phrasings
+    batch_size: int = ScoreConfig.batch_size
+    description: str = ""
+    trust_remote_code: bool = False
+    max_input_tokens: int | None = None  # None: the check reads the model's own (_input_limit_after_check)
+    truncation: str = Truncation.KEEP_END.value
+    benchmarks: Iterable = ()  # Benchmark rows: scored on these only; none: every benchmark
+
+    RELATIONS: ClassVar[tuple[str, ...]] = ("tuned_on", "benchmarks")
+
+    def columns(self) -> dict:
+        """The LanguageModel row's own fields (its relations are set apart)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.RELATIONS}
+
+    def validate(self) -> None:
+        """Refuse what could never load or score, before anything is saved."""
+        columns = self.columns()
+        try:
+            ModelSpec(**{f.name: columns[f.name] for f in fields(ModelSpec) if f.name in columns})
+        except ConfigError as exc:
+            raise ApplicationError(f"The model cannot be registered: {exc}") from exc
+        if self.batch_size < 1:
+            raise ApplicationError("The batch size must be at least 1.")
+
+
 def language_model_register(
-    *,
-    name: str,
-    source: str,
-    family: str,
-    revision: str = "",
-    dtype: str = "auto",
-    prompt_format: str = "none",
-    tuned_on: Iterable = (),
-    batch_size: int = 16,
-    description: str = "",
-    trust_remote_code: bool = False,
-    max_input_tokens: int | None = None,
-    truncation: str = Truncation.KEEP_END,
-    benchmarks: Iterable = (),
-    by=None,
-    score: bool = True,
-    check_now: bool = False,
+    *, by=None, score: bool = True, check_now: bool = False, **registration
 ) -> LanguageModel:
-    """Register a model and queue its check; once it loads, `score` queues every approved phrasing on it.
-    check_now=True runs the check here, before returning, instead of on a GPU worker: for commands and the
-    demo, which run where the model is (never for a web request). The model comes back as the check left it.
-    max_input_tokens: None lets the check read the model's own (see `_input_limit_after_check`). `benchmarks`
-    limits it to those benchmarks' phrasings (none: every benchmark). Its scoring is bulk work: over the
-    budget it is planned for an admin to start (evaluation/budget.py)."""
-    try:
-        ModelSpec(
-            source=source,
-            family=family,
-            revision=revision,
-            dtype=dtype,
-            prompt_format=prompt_format,
-            max_input_tokens=max_input_tokens,
-            truncation=truncation,
-        )
-    except ConfigError as exc:
-        raise ApplicationError(f"The model cannot be registered: {exc}") from exc
-    if batch_size < 1:
-        raise ApplicationError("The batch size must be at least 1.")
-    if LanguageModel.objects.filter(name=name).exists():
-        raise ApplicationError(f"A model named '{name}' is already registered.")
+    """Register a model (`registration`: ModelRegistration's fields, by name) and queue its check; once it
+    loads, `score` queues every approved phrasing on it. check_now=True runs the check here, before returning,
+    instead of on a GPU worker: for commands and the demo, which run where the model is (never for a web
+    request). The model comes back as the check left it. Its scoring is bulk work: over the budget it is
+    planned for an admin to start (evaluation/budget.py)."""
+    given = ModelRegistration(**registration)
+    given.validate()
+    if LanguageModel.objects.filter(name=given.name).exists():
+        raise ApplicationError(f"A model named '{given.name}' is already registered.")
     with transaction.atomic():
         model = LanguageModel.objects.create(
-            name=name,
-            source=source,
-            family=family,
-            revision=revision,
-            dtype=dtype,
-            prompt_format=prompt_format,
-            batch_size=batch_size,
-            description=description,
-            trust_remote_code=trust_remote_code,
-            max_input_tokens=max_input_tokens,
-            truncation=truncation,
-            state=LanguageModel.State.CHECKING,
-            created_by=by,
+            **given.columns(), state=LanguageModel.State.CHECKING, created_by=by
         )
-        model.tuned_on.set(list(tuned_on))
-        model.benchmarks.set(list(benchmarks))
+        model.tuned_on.set(list(given.tuned_on))
+        model.benchmarks.set(list(given.benchmarks))
         base_variant(model)
         check = _check_create(
             model=model, trigger=RunTrigger.REGISTRATION, score=score, by=by, enqueue=not check_now
@@ -203,14 +202,7 @@ def _check_create(*, model: LanguageModel, trigger: str, score: bool, by, enqueu
 
 def language_model_check_execute(*, check_id: int, task_id: str, worker: str = "") -> ModelCheck | None:
     """Run a check in this process (the foreground path); None when another delivery holds it."""
-    return jobs.execute(
-        ModelCheck,
-        check_id,
-        work=language_model_check_work,
-        failures=CHECK_FAILURES,
-        task_id=task_id,
-        worker=worker,
-    )
+    return jobs.execute(ModelCheck, check_id, task_id=task_id, worker=worker)
 
 
 def language_model_check_work(check: ModelCheck, token: uuid.UUID) -> None:
@@ -218,14 +210,12 @@ def language_model_check_work(check: ModelCheck, token: uuid.UUID) -> None:
     scoring if the check says so), or failed with the reason."""
     model = LanguageModel.objects.get(id=check.model_id)
     try:
-        loaded = warm_model(model.spec(), settings.SCORING_DEVICE)
+        loaded = warm_model(model.spec(), settings.WORKER_DEVICE)
         facts = model_facts(loaded)
     except jobs.DATABASE_ERRORS:
         raise  # core/jobs.py hands the check back and retries it; the model stays checking
     except Exception as exc:
-        reason = (
-            str(exc) if isinstance(exc, CHECK_FAILURES) else f"Unexpected error ({type(exc).__name__}): {exc}"
-        )
+        reason = jobs.failure_reason(ModelCheck, exc)
         if jobs.holds(ModelCheck, check.id, token):
             LanguageModel.objects.filter(id=model.id).update(
                 state=LanguageModel.State.FAILED, check_error=reason[:5000] or type(exc).__name__

@@ -309,9 +309,10 @@ def scoring_for_active_models(
     return scoring_bulk(variants=[base_variant(model) for model in models], trigger=trigger, by=by, task=task)
 
 
-def scoring_run_retry(*, run: ScoringRun) -> ScoringRun:
+def scoring_run_retry(run: ScoringRun) -> ScoringRun:
     """Queue a failed or cancelled run again (its scored cells are kept). A person is waiting for it, so it
-    goes on the interactive lane, unless what is left of it is bulk-sized (over the budget)."""
+    goes on the interactive lane, unless what is left of it is bulk-sized (over the budget). The scoring-run
+    kind's retry (ScoringRun.job): core.jobs.retry calls it with the run."""
     if run.total_cells - run.done_cells <= settings.SCORING_BUDGET_CELLS:
         ScoringRun.objects.filter(id=run.id, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
             lane=RunLane.INTERACTIVE
@@ -345,7 +346,6 @@ def scoring_run_execute(
         ScoringRun,
         run_id,
         work=functools.partial(scoring_run_work, on_progress=on_progress),
-        failures=FAILURES,
         task_id=task_id,
         worker=worker,
         resume_token=resume_token,
@@ -428,7 +428,7 @@ def _fill_cells(
     has another round; and the tasks whose cells were stored since the figures were last refreshed."""
     model = run.variant.model
     spec = run.variant.spec()
-    config = ScoreConfig(batch_size=model.batch_size, device=settings.SCORING_DEVICE)
+    config = ScoreConfig(batch_size=model.batch_size, device=settings.WORKER_DEVICE)
     record = {"model": asdict(spec), "score": asdict(config)}
 
     # Phase 1: the cells in scope that have no prediction yet (this chunk's share of them), or those an

@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
 from core.jobs import JobStatus
-from evaluation import common_ground, metrics, split
+from evaluation import common_ground, figure_registry, metrics, ranking, split
 from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.models import (
     HELDOUT_ONLY_KINDS,
@@ -135,49 +135,23 @@ def run_list(user, *, status: str | None = None, model: LanguageModel | None = N
 
 # --- Leaderboards and results ------------------------------------------------------------------------------
 
-# (key, label, unit): "pct" shown as a percentage, "pp" in percentage points, "ratio" as a fraction.
-FIGURE_COLUMNS = [
-    ("avgp", "AvgP", "pct"),
-    ("std", "Std", "pp"),
-    ("min", "Min", "pct"),
-    ("q10", "Q10", "pct"),
-    ("median", "Median", "pct"),
-    ("maxp", "MaxP", "pct"),
-    ("spread", "Spread", "pp"),
-    ("cps", "CPS", "pct"),
-    ("consistency", "Consistency", "pct"),
-    ("observed_avgp", "Observed", "pct"),
-    ("unobserved_avgp", "Unobserved", "pct"),
-    ("gap", "Gap", "pp"),
-    ("pdr", "PDR", "ratio"),
-]
-SORT_KEYS = {key for key, _, _ in FIGURE_COLUMNS} | {"model", "tasks", "phrasings"}
 # What a glance needs: accuracy, how much it varies across phrasings, the bad tail, the observed-unobserved gap.
 PRIMARY_FIGURES = ("avgp", "spread", "q10", "gap")
-DEFINITIONS = {
-    "avgp": "Mean accuracy over the phrasings (macro-averaged over tasks).",
-    "std": "Standard deviation of per-phrasing accuracy, in points.",
-    "min": "Accuracy of the worst phrasing.",
-    "q10": "10th percentile of per-phrasing accuracy: how the bad phrasings do.",
-    "median": "Median per-phrasing accuracy.",
-    "maxp": "Accuracy of the best phrasing.",
-    "spread": "Best minus worst phrasing's accuracy, in points.",
-    "cps": "Combined performance score, MaxP x (1 - (MaxP - AvgP)) (Mizrahi et al., 2024).",
-    "consistency": "1 - the chance that two phrasings disagree on an instance (100 = every phrasing agrees).",
-    "observed_avgp": "AvgP on phrasings from collections the model was tuned on.",
-    "unobserved_avgp": "AvgP on phrasings it was not tuned on (benchmark defaults excluded).",
-    "gap": "Observed minus Unobserved AvgP, in points: the cost of new wordings.",
-    "pdr": "Performance drop rate, 1 - Unobserved / Observed.",
-}
 
 
 def figure_columns(every: bool) -> list[tuple[str, str, str, str]]:
-    """The columns a table shows, each with its definition: the glance (PRIMARY_FIGURES) or every figure."""
+    """The columns a table shows, (name, label, unit, definition) from the figure registry: the glance
+    (PRIMARY_FIGURES) or every figure. Units: "pct" a percentage, "pp" percentage points, "ratio" a fraction."""
     return [
-        (key, label, unit, DEFINITIONS[key])
-        for key, label, unit in FIGURE_COLUMNS
-        if every or key in PRIMARY_FIGURES
+        (figure.name, figure.label, figure.unit, figure.definition)
+        for figure in figure_registry.columns()
+        if every or figure.name in PRIMARY_FIGURES
     ]
+
+
+def sort_keys() -> set[str]:
+    """What a table sorts by: a figure column, or the model, its tasks or its phrasings."""
+    return {figure.name for figure in figure_registry.columns()} | {"model", "tasks", "phrasings"}
 
 
 @dataclass
@@ -186,6 +160,8 @@ class Row:
     figures: dict
     coverage: common_ground.Coverage | None = None
     partial: bool = False  # not on the common ground: its figures are on its own cells
+    # Ranked rows: rank interval and tie group on the figure the board is sorted by (evaluation/ranking.py).
+    standing: ranking.Standing | None = None
 
     @property
     def is_imported(self) -> bool:
@@ -259,8 +235,12 @@ def task_results(
 
 
 def _leaderboard(board: common_ground.Board, sort: str, descending: bool) -> Leaderboard:
-    sort = sort if sort in SORT_KEYS else "avgp"
-    rows = [Row(variant, figures, coverage) for variant, figures, coverage in board.rows]
+    sort = sort if sort in sort_keys() else "avgp"
+    standings = board.standings(sort, descending=descending)
+    rows = [
+        Row(variant, figures, coverage, standing=standing)
+        for (variant, figures, coverage), standing in zip(board.rows, standings, strict=True)
+    ]
     partial = [Row(variant, figures, coverage, partial=True) for variant, figures, coverage in board.partial]
     estimated = [Row(variant, figures, coverage) for variant, figures, coverage in board.estimated]
     return Leaderboard(
@@ -269,6 +249,53 @@ def _leaderboard(board: common_ground.Board, sort: str, descending: bool) -> Lea
         _sorted(partial, sort, descending),
         _sorted(estimated, sort, descending),
     )
+
+
+# A leader is "provisional" while it has been scored on less than this share of the benchmark's approved
+# (task, phrasing) pairs: its lead may not survive the phrasings it has not met yet.
+PROVISIONAL_BELOW = 0.5
+# The front pages' two questions: who is most accurate, and whose worst phrasings hold up best.
+LEADER_FIGURES = (("avgp", "Accuracy"), ("q10", "Robustness"))
+
+
+@dataclass
+class Leaders:
+    """One line of a front page: the rows of the top tie group on one figure, each with whether it is
+    provisional."""
+
+    figure: figure_registry.Figure
+    question: str  # "Accuracy", "Robustness"
+    entries: list[tuple[Row, bool]]  # the top tie group, best first
+    ranked: int  # rows on the board
+    ground: common_ground.Ground
+
+    @property
+    def tied(self) -> bool:
+        return len(self.entries) > 1
+
+
+def leaders(benchmark: Benchmark, *, version: tuple | None = None) -> list[Leaders]:
+    """Who leads the benchmark's board (every phrasing, every task kind) on accuracy and on robustness: the
+    top tie group on AvgP and on Q10 (evaluation/ranking.py), each row marked provisional while it covers
+    less than PROVISIONAL_BELOW of the benchmark's approved phrasings on its top-level tasks."""
+    version = leaderboard_version(benchmark) if version is None else version
+    approved = Instruction.objects.filter(
+        task__benchmark=benchmark, task__parent__isnull=True, status=Instruction.Status.APPROVED
+    ).count()
+
+    def provisional(row: Row) -> bool:
+        return (
+            bool(approved) and row.coverage is not None and row.coverage.cells < PROVISIONAL_BELOW * approved
+        )
+
+    out = []
+    for name, question in LEADER_FIGURES:
+        board = leaderboard(benchmark=benchmark, sort=name, version=version)
+        top = [r for r in board.rows if r.standing and r.standing.tie_group == 1]
+        if top:
+            entries = [(row, provisional(row)) for row in top]
+            out.append(Leaders(figure_registry.get(name), question, entries, len(board.rows), board.ground))
+    return out
 
 
 @dataclass

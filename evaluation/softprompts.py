@@ -23,7 +23,6 @@ from collection.answers import option_texts
 from collection.models import Instance, InstructionRevision, Task
 from collection.selectors import approved_phrasings
 from core import jobs
-from core.errors import ApplicationError
 from core.jobs import JobStatus
 from evaluation.ml import softprompt as ml
 from evaluation.ml.config import AlignConfig, ConfigError
@@ -156,11 +155,11 @@ def softprompts_on_approval(*, by=None) -> list[SoftPrompt]:
     return queued
 
 
-def softprompt_retry(*, soft_prompt: SoftPrompt) -> SoftPrompt:
+def softprompt_retry(soft_prompt: SoftPrompt) -> SoftPrompt:
     """A failed or cancelled training, queued again as a new one with the same config: unlike a scoring run
-    (core.jobs.requeue), the failed training keeps its curve and error as the record of what happened."""
-    if soft_prompt.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise ApplicationError("Only a failed or cancelled training can be retried.")
+    (core.jobs.requeue), the failed training keeps its curve and error as the record of what happened. The
+    soft-prompt kind's retry (SoftPrompt.job): core.jobs.retry calls it with the training."""
+    jobs.ensure_retryable(soft_prompt)
     return softprompt_queue(
         model=soft_prompt.model,
         trigger=RunTrigger.MANUAL,
@@ -235,7 +234,6 @@ def softprompt_train_execute(
         SoftPrompt,
         soft_prompt_id,
         work=work,
-        failures=FAILURES,
         task_id=task_id,
         worker=worker,
         resume_token=resume_token,
@@ -253,7 +251,7 @@ def softprompt_train_work(
     """A training's work: train, save the artifact, and (still holding the claim) record it as succeeded,
     with its variant and the held-out scoring runs, in one transaction."""
     soft = SoftPrompt.objects.select_related("model").get(id=soft.id)
-    device = device or settings.SCORING_DEVICE
+    device = device or settings.WORKER_DEVICE
     config = AlignConfig(**soft.config)
     # The split recorded at queueing, not today's setting: the two agree unless the setting changed since.
     training, heldout = training_pool(soft.model, soft.split_seed)
@@ -296,16 +294,18 @@ def softprompt_train_work(
         variant = locked.variant or ModelVariant.objects.create(
             model=soft.model, kind=VariantKind.SOFT_PROMPT, provenance=f"soft prompt #{soft.id}"
         )
-        locked.variant = variant
-        locked.artifact = str(directory)
-        locked.seen = seen
-        locked.curve = result.curve
-        locked.steps_done = len(result.curve) * config.grad_accumulation
-        locked.status = JobStatus.SUCCEEDED
-        locked.claim_token = None
-        locked.finished_at = timezone.now()
-        locked.heartbeat_at = timezone.now()
-        locked.save()
+        jobs.finish(
+            SoftPrompt,
+            soft.id,
+            token,
+            JobStatus.SUCCEEDED,
+            variant=variant,
+            artifact=str(directory),
+            seen=seen,
+            curve=result.curve,
+            steps_done=len(result.curve) * config.grad_accumulation,
+            heartbeat_at=timezone.now(),
+        )
         locked.training_revisions.set([r for r in training if r.id in trained_ids])
         locked.heldout_revisions.set(heldout)
         # Judged on the held-out phrasings, beside the base model on the same ones.

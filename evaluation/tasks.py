@@ -1,49 +1,17 @@
 """Celery tasks: thin wrappers that take ids and call a service. Each names its queue: `gpu` for what loads a
-model (scoring, training, checking a new model; one worker process per GPU), `default` for light work. Their
-life as jobs is core/jobs.py's."""
+model (scoring, training, checking a new model; one worker process per GPU), `default` for light work. The
+job kinds' tasks are made from their declarations (`job` on each model); their life as jobs is
+core/jobs.py's."""
 
 from celery import shared_task
 
 from core import jobs
-from evaluation import aggregates, calibration, registry, scoring, softprompts
+from evaluation import aggregates, calibration
 from evaluation.models import LanguageModel, ModelCheck, ScoringRun, SoftPrompt
 
-
-@shared_task(bind=True, name="evaluation.tasks.score_run", queue="gpu", max_retries=None)
-def score_run(self, run_id: int, resume_token: str | None = None) -> None:
-    jobs.perform(
-        self,
-        ScoringRun,
-        run_id,
-        resume_token=resume_token,
-        work=scoring.scoring_run_chunk_work,
-        failures=scoring.FAILURES,
-    )
-
-
-@shared_task(bind=True, name="evaluation.tasks.train_softprompt", queue="gpu", max_retries=None)
-def train_softprompt(self, soft_prompt_id: int, resume_token: str | None = None) -> None:
-    jobs.perform(
-        self,
-        SoftPrompt,
-        soft_prompt_id,
-        resume_token=resume_token,
-        work=softprompts.softprompt_train_work,
-        failures=softprompts.FAILURES,
-    )
-
-
-# On the gpu queue because it loads the model, where scoring will load it (the worker keeps it warm).
-@shared_task(bind=True, name="evaluation.tasks.check_model", queue="gpu", max_retries=None)
-def check_model(self, check_id: int, resume_token: str | None = None) -> None:
-    jobs.perform(
-        self,
-        ModelCheck,
-        check_id,
-        resume_token=resume_token,
-        work=registry.language_model_check_work,
-        failures=registry.CHECK_FAILURES,
-    )
+score_run = jobs.job_task(ScoringRun)
+train_softprompt = jobs.job_task(SoftPrompt)
+check_model = jobs.job_task(ModelCheck)
 
 
 @shared_task(

@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-FAMILIES = ("seq2seq", "causal")
+from evaluation.ml.families import FAMILIES
+from evaluation.ml.prompts import FORMATS
+
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-PROMPT_FORMATS = ("none", "alpaca", "chat")
 INITS = ("phrasing", "vocab")
 # align: the study's loss (CE + KL + rep). consistency: swarm distillation (Zhou et al. 2022, "Prompt
 # Consistency for Zero-Shot Task Generalization"), agreement between phrasings with no labels.
@@ -48,9 +49,9 @@ class ModelSpec:
             raise ConfigError(f"family: must be one of {', '.join(FAMILIES)}, not {self.family!r}.")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: must be one of {', '.join(DTYPES)}, not {self.dtype!r}.")
-        if self.prompt_format not in PROMPT_FORMATS:
+        if self.prompt_format not in FORMATS:
             raise ConfigError(
-                f"prompt_format: must be one of {', '.join(PROMPT_FORMATS)}, not {self.prompt_format!r}."
+                f"prompt_format: must be one of {', '.join(FORMATS)}, not {self.prompt_format!r}."
             )
         if self.truncation not in TRUNCATIONS:
             raise ConfigError(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evaluation.ml.config import ConfigError
+from evaluation.ml.families import CAUSAL, SEQ2SEQ, Family
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,13 @@ class Encoder:
         self,
         tokenizer: Any,
         *,
-        seq2seq: bool,
+        family: Family,
         add_special_tokens: bool = True,
         max_tokens: int | None = None,
         side: str = "keep_end",
     ) -> None:
         self.tokenizer = tokenizer
-        self.seq2seq = seq2seq
+        self.family = family
         self.add_special_tokens = add_special_tokens
         self.max_tokens = max_tokens
         self.side = side
@@ -65,11 +66,15 @@ class Encoder:
         context = prompt.rstrip()
         delimiter = prompt[len(context) :] or " "
         shared, rest = context[: len(shared)], context[len(shared) :]
-        if self.seq2seq:
-            encoder_ids = self.tokenizer(context, add_special_tokens=self.add_special_tokens)["input_ids"]
-            encoder_ids, truncated = self.cut(encoder_ids, self.max_tokens)
-            # The decoder starts a fresh sequence: no delimiter before the option.
-            return EncodedItem((), encoder_ids, [self.ids(option, False) for option in options], truncated)
+        return ENCODINGS[self.family](self, shared, rest, delimiter, options)
+
+    def _seq2seq(self, shared: str, rest: str, delimiter: str, options: list[str]) -> EncodedItem:
+        encoder_ids = self.tokenizer(shared + rest, add_special_tokens=self.add_special_tokens)["input_ids"]
+        encoder_ids, truncated = self.cut(encoder_ids, self.max_tokens)
+        # The decoder starts a fresh sequence: no delimiter before the option.
+        return EncodedItem((), encoder_ids, [self.ids(option, False) for option in options], truncated)
+
+    def _causal(self, shared: str, rest: str, delimiter: str, options: list[str]) -> EncodedItem:
         # Even an empty shared part carries the BOS token for tokenizers that add one.
         shared_ids = list(self.ids(shared, self.add_special_tokens))
         rest_ids = self.tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else []
@@ -105,6 +110,10 @@ class Encoder:
         body = ids[head : len(ids) - tail]
         body = body[len(body) - room :] if self.side == "keep_end" else body[:room]
         return ids[:head] + body + ids[len(ids) - tail :], True
+
+
+# How each family's prompt becomes token ids (families.py).
+ENCODINGS = {SEQ2SEQ: Encoder._seq2seq, CAUSAL: Encoder._causal}
 
 
 def _run_length(ids: list[int], members: set[int]) -> int:

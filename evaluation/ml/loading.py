@@ -12,6 +12,7 @@ import torch
 from evaluation.ml import prompts
 from evaluation.ml.config import ConfigError, ModelSpec
 from evaluation.ml.errors import ModelLoadError
+from evaluation.ml.families import FAMILIES, Family
 
 SOFT_PROMPT_WEIGHTS = "adapter_model.safetensors"  # the file PEFT writes a prompt-tuning adapter's weights to
 
@@ -27,8 +28,8 @@ class LoadedModel:
     soft_prompt: torch.Tensor | None = None
 
     @property
-    def is_seq2seq(self) -> bool:
-        return self.spec.family == "seq2seq"
+    def family(self) -> Family:
+        return FAMILIES[self.spec.family]
 
     @property
     def virtual_tokens(self) -> int:
@@ -63,9 +64,7 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if spec.revision and not looks_local:
         kwargs["revision"] = spec.revision
-    model_class = (
-        transformers.AutoModelForSeq2SeqLM if spec.family == "seq2seq" else transformers.AutoModelForCausalLM
-    )
+    model_class = getattr(transformers, FAMILIES[spec.family].auto_class)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
         model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
@@ -132,7 +131,7 @@ def model_facts(loaded: LoadedModel) -> ModelFacts:
         template = template.get("default")
     template = template if isinstance(template, str) else ""
     tokens = {name: str(value) for name, value in tokenizer.special_tokens_map.items() if value is not None}
-    if loaded.spec.prompt_format == "chat":
+    if prompts.FORMATS[loaded.spec.prompt_format].uses_chat_template:
         if not template:
             raise ConfigError(
                 "prompt_format: the tokenizer has no chat template; choose the 'none' or 'alpaca' prompt format."

@@ -3,13 +3,17 @@
 A prompt travels as two strings: `shared`, the text every instance of a phrasing starts with (the
 format's header plus the phrasing's text before its first placeholder), and `rest`, the remainder for one
 instance. The causal fast path computes `shared` once per phrasing and reuses its key/value cache.
+
+FORMATS is the one list of formats: ModelSpec accepts its names and the registry's choices are built from it
+(evaluation/models.py). Adding a format: its wrapper and its entry in FORMATS, and a test of what it builds.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,19 +38,53 @@ ALPACA_FOOTER = "\n\n### Response:"
 _SENTINEL = "\x00PHRASEBENCH-PROMPT\x00"
 
 
+@dataclass(frozen=True)
+class PromptFormat:
+    name: str  # as stored on LanguageModel.prompt_format and ModelSpec.prompt_format
+    label: str  # as the registry shows it
+    # (shared, rest, tokenizer) -> (shared, rest) wrapped, the shared part kept shared. Only a format that
+    # uses the chat template reads the tokenizer; the others take None.
+    wrap: Callable[[str, str, Any], tuple[str, str]]
+    adds_special_tokens: bool = True  # tokenize the wrapped prompt with the tokenizer's BOS/EOS
+    # Frames the prompt with the tokenizer's chat template, which the web process knows only as the text the
+    # model check stored (evaluation/prompt_formats.py renders that instead).
+    uses_chat_template: bool = False
+
+
+def _as_written(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
+    return shared, rest
+
+
+def _alpaca(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
+    # With an input block, Alpaca's with-input prompt (the study's Alpaca phrasings); otherwise the no-input
+    # one (see README, "Phrasing templates").
+    header = ALPACA_INPUT_HEADER if ALPACA_INPUT in shared + rest else ALPACA_HEADER
+    return header + shared, rest + ALPACA_FOOTER
+
+
+def _chat(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
+    head, tail = chat_frame(tokenizer)
+    return head + shared, rest + tail
+
+
+FORMATS = {
+    fmt.name: fmt
+    for fmt in (
+        PromptFormat("none", "None (the phrasing as written)", _as_written),
+        PromptFormat("alpaca", "Alpaca-style wrapper", _alpaca),
+        # A chat template writes the BOS token into its text already; tokenizing it again would double it.
+        PromptFormat(
+            "chat", "The tokenizer's chat template", _chat, adds_special_tokens=False, uses_chat_template=True
+        ),
+    )
+}
+
+
 def wrap(shared: str, rest: str, prompt_format: str, tokenizer: Any = None) -> tuple[str, str]:
     """Wrap one instance's prompt in the model's format, keeping the shared part shared."""
-    if prompt_format == "none":
-        return shared, rest
-    if prompt_format == "alpaca":
-        # With an input block, Alpaca's with-input prompt (the study's Alpaca phrasings); otherwise the
-        # no-input one (see README, "Phrasing templates").
-        header = ALPACA_INPUT_HEADER if ALPACA_INPUT in shared + rest else ALPACA_HEADER
-        return header + shared, rest + ALPACA_FOOTER
-    if prompt_format == "chat":
-        head, tail = chat_frame(tokenizer)
-        return head + shared, rest + tail
-    raise ValueError(f"Unknown prompt format {prompt_format!r}.")
+    if prompt_format not in FORMATS:
+        raise ValueError(f"Unknown prompt format {prompt_format!r}.")
+    return FORMATS[prompt_format].wrap(shared, rest, tokenizer)
 
 
 def chat_frame(tokenizer: Any) -> tuple[str, str]:
@@ -58,11 +96,6 @@ def chat_frame(tokenizer: Any) -> tuple[str, str]:
     )
     head, _, tail = text.partition(_SENTINEL)
     return head, tail
-
-
-def adds_special_tokens(prompt_format: str) -> bool:
-    # A chat template writes the BOS token into its text already; tokenizing it again would double it.
-    return prompt_format != "chat"
 
 
 # --- Chat templates from their stored text ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from evaluation.ml.encoding import EncodedItem
+from evaluation.ml.families import CAUSAL, SEQ2SEQ
 from evaluation.ml.loading import LoadedModel
 from evaluation.ml.logprobs import pad, token_logprobs
 from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, scores_of, with_soft_prompt
@@ -18,37 +19,48 @@ from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, score
 
 @torch.inference_mode()
 def score_naive(loaded: LoadedModel, items: Sequence[ScoringItem]) -> list[OptionScores]:
-    model, device = loaded.model, loaded.device
-    virtual = loaded.virtual_tokens
-
-    def inputs(ids: torch.Tensor) -> dict:
-        # A soft prompt's virtual tokens go in front of the (encoder) input, as PEFT's prompt tuning does.
-        return {"input_ids": ids} if not virtual else {"inputs_embeds": with_soft_prompt(loaded, ids)[0]}
-
+    option_logits = NAIVE_PATHS[loaded.family]
     results = []
     for item in encode_items(loaded, items):
         logliks = []
         for option in item.option_ids:
-            if loaded.is_seq2seq:
-                encoder_ids = torch.tensor([item.rest_ids], device=device)
-                decoder_ids = torch.tensor(
-                    [[model.config.decoder_start_token_id] + option[:-1]], device=device
-                )
-                logits = model(**inputs(encoder_ids), decoder_input_ids=decoder_ids).logits[0]
-                positions = range(len(option))
-            else:
-                prompt = list(item.shared_ids) + item.rest_ids
-                # The option's last token is only predicted, never read: the model's input length counts
-                # the prompt and the rest of the option.
-                ids = torch.tensor([prompt + option[:-1]], device=device)
-                logits = model(**inputs(ids)).logits[0]
-                # The token at position t is predicted by the logits at t - 1 (after any virtual tokens).
-                start = virtual + len(prompt) - 1
-                positions = range(start, start + len(option))
+            logits, positions = option_logits(loaded, item, option)
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             logliks.append(sum(logprobs[p, token].item() for p, token in zip(positions, option)))
         results.append(scores_of(item, logliks))
     return results
+
+
+def _inputs(loaded: LoadedModel, ids: torch.Tensor) -> dict:
+    # A soft prompt's virtual tokens go in front of the (encoder) input, as PEFT's prompt tuning does.
+    if not loaded.virtual_tokens:
+        return {"input_ids": ids}
+    return {"inputs_embeds": with_soft_prompt(loaded, ids)[0]}
+
+
+def _seq2seq_option(loaded: LoadedModel, item: EncodedItem, option: list[int]) -> tuple[torch.Tensor, range]:
+    """One full encoder-decoder pass for the option: its logits, and the positions that predict its tokens."""
+    model, device = loaded.model, loaded.device
+    encoder_ids = torch.tensor([item.rest_ids], device=device)
+    decoder_ids = torch.tensor([[model.config.decoder_start_token_id] + option[:-1]], device=device)
+    logits = model(**_inputs(loaded, encoder_ids), decoder_input_ids=decoder_ids).logits[0]
+    return logits, range(len(option))
+
+
+def _causal_option(loaded: LoadedModel, item: EncodedItem, option: list[int]) -> tuple[torch.Tensor, range]:
+    """One full pass over prompt and option: its logits, and the positions that predict the option's tokens."""
+    prompt = list(item.shared_ids) + item.rest_ids
+    # The option's last token is only predicted, never read: the model's input length counts the prompt and
+    # the rest of the option.
+    ids = torch.tensor([prompt + option[:-1]], device=loaded.device)
+    logits = loaded.model(**_inputs(loaded, ids)).logits[0]
+    # The token at position t is predicted by the logits at t - 1 (after any virtual tokens).
+    start = loaded.virtual_tokens + len(prompt) - 1
+    return logits, range(start, start + len(option))
+
+
+# The naive path of each family (families.py): one full forward pass per (prompt, option).
+NAIVE_PATHS = {SEQ2SEQ: _seq2seq_option, CAUSAL: _causal_option}
 
 
 def causal_training_logliks(

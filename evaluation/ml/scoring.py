@@ -25,9 +25,19 @@ from evaluation.ml.compat import cache_of, with_cache
 from evaluation.ml.config import ScoreConfig
 from evaluation.ml.encoding import EncodedItem, Encoder
 from evaluation.ml.errors import OutOfMemoryAtBatchSizeOne
+from evaluation.ml.families import CAUSAL, SEQ2SEQ
+from evaluation.ml.forward import (
+    continue_causal,
+    continue_seq2seq,
+    is_out_of_memory,
+    length_groups,
+    longer_options,
+    plain_output_head,
+    prepend_virtual_tokens,
+)
 from evaluation.ml.loading import LoadedModel
-from evaluation.ml.logprobs import option_logliks, pad
-from evaluation.ml.prompts import adds_special_tokens, wrap
+from evaluation.ml.logprobs import pad
+from evaluation.ml.prompts import FORMATS
 
 
 @dataclass(frozen=True)
@@ -61,18 +71,19 @@ def encode_items(
     """Token ids of each item, its prompt cut to the model's input length. virtual_tokens: how many soft
     prompt tokens go in front of the input (they count against the limit); by default the loaded model's."""
     spec = loaded.spec
+    prompt_format = FORMATS[spec.prompt_format]
     if virtual_tokens is None:
         virtual_tokens = loaded.virtual_tokens
     encoder = Encoder(
         loaded.tokenizer,
-        seq2seq=loaded.is_seq2seq,
-        add_special_tokens=adds_special_tokens(spec.prompt_format),
+        family=loaded.family,
+        add_special_tokens=prompt_format.adds_special_tokens,
         max_tokens=None if spec.max_input_tokens is None else spec.max_input_tokens - virtual_tokens,
         side=spec.truncation,
     )
     encoded = []
     for item in items:
-        shared, rest = wrap(item.shared, item.rest, spec.prompt_format, loaded.tokenizer)
+        shared, rest = prompt_format.wrap(item.shared, item.rest, loaded.tokenizer)
         encoded.append(encoder.encode(shared, rest, list(item.options)))
     return encoded
 
@@ -84,10 +95,15 @@ def score(
     config = config or ScoreConfig()
     encoded = encode_items(loaded, items)
     backoff = Backoff(config.batch_size, loaded.device)
-    if loaded.is_seq2seq:
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].rest_ids))
-        yield from backoff.batches(order, lambda chunk: _seq2seq_batch(loaded, encoded, chunk))
-        return
+    yield from FAST_PATHS[loaded.family](loaded, encoded, backoff)
+
+
+def _score_seq2seq(loaded: LoadedModel, encoded: list[EncodedItem], backoff: Backoff) -> Iterator[Batch]:
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].rest_ids))
+    yield from backoff.batches(order, lambda chunk: _seq2seq_batch(loaded, encoded, chunk))
+
+
+def _score_causal(loaded: LoadedModel, encoded: list[EncodedItem], backoff: Backoff) -> Iterator[Batch]:
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, item in enumerate(encoded):
         groups[item.shared_ids].append(index)
@@ -134,53 +150,12 @@ class Backoff:
         )
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    )
-
-
 def with_soft_prompt(loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor | None = None):
-    """Input embeddings for `ids` with the soft prompt's virtual tokens in front, and the mask widened to
-    match: exactly what PEFT's prompt tuning feeds the model (encoder input for seq2seq)."""
+    """Input embeddings for `ids` with the loaded soft prompt's virtual tokens in front, and the mask widened
+    to match (forward.prepend_virtual_tokens)."""
     embeds = loaded.model.get_input_embeddings()(ids)
     soft = loaded.soft_prompt.to(embeds.dtype).unsqueeze(0).expand(ids.shape[0], -1, -1)
-    embeds = torch.cat([soft, embeds], dim=1)
-    if mask is not None:
-        mask = torch.cat(
-            [torch.ones(ids.shape[0], soft.shape[1], dtype=mask.dtype, device=mask.device), mask], dim=1
-        )
-    return embeds, mask
-
-
-def _plain_output_head(model) -> bool:
-    """True when logits are just the output layer applied to the backbone's last hidden states, so the
-    backbone can run alone; models that scale or cap their logits take the full forward."""
-    config = model.config
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
-        return False
-    backbone = getattr(model, "base_model", None)
-    return backbone is not None and backbone is not model and model.get_output_embeddings() is not None
-
-
-def _length_groups(rows: list[tuple], size: int) -> list[list[tuple]]:
-    """Option rows sorted by length, longest first, in groups of at most `size` rows."""
-    rows = sorted(rows, key=lambda row: -len(row[2]))
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-def _select_rows(cache, index: torch.Tensor, config=None):
-    """A new cache holding the given batch rows (a row may repeat); the source cache is left as it was."""
-    from transformers import DynamicCache, EncoderDecoderCache
-
-    def rows_of(source, config=None):
-        return DynamicCache(
-            [(layer.keys[index], layer.values[index]) for layer in source.layers], config=config
-        )
-
-    if isinstance(cache, EncoderDecoderCache):
-        return EncoderDecoderCache(rows_of(cache.self_attention_cache), rows_of(cache.cross_attention_cache))
-    return rows_of(cache, config)
+    return prepend_virtual_tokens(soft, embeds, mask)
 
 
 def _collect(encoded: list[EncodedItem], chunk: list[int], totals: list[list[float]]) -> Batch:
@@ -223,23 +198,8 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
     # Phase 3, options longer than one token: one row per option continues from its item's cache, so the
     # cross-attention projections of the encoder states are computed once per item, not once per option.
     # Rows go in groups of similar length, so little of the work is padding.
-    rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
-    for group in _length_groups(rows, len(chunk)):
-        row_item = torch.tensor([b for b, _, _ in group], device=device)
-        inputs, input_mask = pad([o[:-1] for _, _, o in group], pad_id, device)
-        targets, target_mask = pad([o[1:] for _, _, o in group], pad_id, device)
-        decoder_mask = torch.cat(
-            [torch.ones(len(group), 1, dtype=torch.long, device=device), input_mask], dim=1
-        )
-        logits = model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=hidden[row_item]),
-            attention_mask=attention[row_item],
-            decoder_input_ids=inputs,
-            decoder_attention_mask=decoder_mask,
-            **with_cache(_select_rows(cache_of(out), row_item)),
-            use_cache=True,
-        ).logits
-        sums = option_logliks(logits, targets, target_mask).tolist()
+    for group in length_groups(longer_options(options), len(chunk)):
+        sums = continue_seq2seq(model, cache_of(out), hidden, attention, group, pad_id).tolist()
         for (b, j, _), total in zip(group, sums):
             totals[b][j] += total
     return _collect(encoded, chunk, totals)
@@ -255,7 +215,7 @@ def _causal_prefix(
         return []
     ids = torch.tensor([shared_ids], dtype=torch.long, device=loaded.device)
     # Only the cache is needed: the backbone alone skips the output layer.
-    backbone = loaded.model.base_model if _plain_output_head(loaded.model) else loaded.model
+    backbone = loaded.model.base_model if plain_output_head(loaded.model) else loaded.model
     if loaded.soft_prompt is None:
         cache = cache_of(backbone(input_ids=ids, use_cache=True))
     else:
@@ -289,7 +249,7 @@ def _causal_batch(
     attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
     lengths = rest_mask.sum(dim=1)
     inputs = dict(input_ids=rest_ids, attention_mask=attention, position_ids=positions, **with_cache(cache))
-    if _plain_output_head(model):
+    if plain_output_head(model):
         # Only each row's last position predicts anything we score: run the output layer (vocabulary-sized)
         # there alone, not at every context position.
         out = model.base_model(**inputs, use_cache=True)
@@ -304,25 +264,12 @@ def _causal_batch(
 
     # Phase 2: options longer than one token continue from the context's cache, one row per option, in
     # groups of similar length so that little of the work is padding.
-    rows = [(b, j, o) for b, opts in enumerate(options) for j, o in enumerate(opts) if len(o) > 1]
-    for group in _length_groups(rows, size):
-        row_item = torch.tensor([b for b, _, _ in group], device=device)
-        inputs, input_mask = pad([o[:-1] for _, _, o in group], pad_id, device)
-        targets, target_mask = pad([o[1:] for _, _, o in group], pad_id, device)
-        count = len(group)
-        attention = torch.cat(
-            [torch.ones(count, shared_len, dtype=torch.long, device=device), rest_mask[row_item], input_mask],
-            dim=1,
-        )
-        positions = shared_len + lengths[row_item, None] + torch.arange(inputs.shape[1], device=device)
-        logits = model(
-            input_ids=inputs,
-            attention_mask=attention,
-            position_ids=positions,
-            **with_cache(_select_rows(cache_of(out), row_item, model.config)),
-            use_cache=True,
-        ).logits
-        sums = option_logliks(logits, targets, target_mask).tolist()
+    for group in length_groups(longer_options(options), size):
+        sums = continue_causal(model, cache_of(out), attention, group, pad_id).tolist()
         for (b, j, _), total in zip(group, sums):
             totals[b][j] += total
     return _collect(encoded, chunk, totals)
+
+
+# The fast path of each family (families.py): how its items are ordered, batched and scored.
+FAST_PATHS = {SEQ2SEQ: _score_seq2seq, CAUSAL: _score_causal}

@@ -38,19 +38,21 @@ from pathlib import Path
 import torch
 
 from evaluation.ml.agreement import fleiss_kappa
-from evaluation.ml.compat import cache_of, with_cache
+from evaluation.ml.compat import cache_of
 from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.errors import OutOfMemoryInTraining
+from evaluation.ml.families import CAUSAL, SEQ2SEQ
+from evaluation.ml.forward import (
+    continue_causal,
+    is_out_of_memory,
+    longer_options,
+    plain_output_head,
+    prepend_virtual_tokens,
+)
 from evaluation.ml.loading import LoadedModel
 from evaluation.ml.logprobs import option_logliks, pad
-from evaluation.ml.scoring import (
-    ScoringItem,
-    _plain_output_head,
-    _select_rows,
-    encode_items,
-    is_out_of_memory,
-)
+from evaluation.ml.scoring import ScoringItem, encode_items
 
 TRAINING_FILE = "training.json"
 
@@ -106,7 +108,7 @@ def train(
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     peft_config = PromptTuningConfig(
-        task_type=TaskType.SEQ_2_SEQ_LM if loaded.is_seq2seq else TaskType.CAUSAL_LM,
+        task_type=TaskType[loaded.family.peft_task_type],
         num_virtual_tokens=config.num_virtual_tokens,
         # One set of virtual tokens, for the encoder: PEFT's prompt tuning never feeds a second set to the decoder.
         num_transformer_submodules=1,
@@ -303,9 +305,7 @@ def _forward(loaded: LoadedModel, peft_model, rows: list[_Row]):
     # Prompts cut to the model's input length as scoring cuts them, the virtual tokens counted against it.
     k = peft_model.peft_config["default"].num_virtual_tokens
     encoded = encode_items(loaded, [row.item for row in rows], virtual_tokens=k)
-    if loaded.is_seq2seq:
-        return _seq2seq_forward(loaded, peft_model, encoded)
-    return _causal_forward(loaded, peft_model, encoded)
+    return FORWARDS[loaded.family](loaded, peft_model, encoded)
 
 
 def _losses(loaded: LoadedModel, peft_model, rows: list[_Row]) -> dict[str, torch.Tensor]:
@@ -348,12 +348,7 @@ def _seq2seq_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem]
 
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
-    input_ids, mask = pad([e.rest_ids for e in encoded], pad_id, device)
-    embeds = model.get_input_embeddings()(input_ids)
-    k = peft_model.peft_config["default"].num_virtual_tokens
-    soft = peft_model.get_prompt(batch_size=len(encoded)).to(embeds.dtype)[:, :k]
-    embeds = torch.cat([soft, embeds], dim=1)
-    mask = torch.cat([torch.ones(len(encoded), k, dtype=mask.dtype, device=device), mask], dim=1)
+    embeds, mask = _with_prompt(loaded, peft_model, *pad([e.rest_ids for e in encoded], pad_id, device))
     hidden = model.get_encoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
     pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
     rows = [(b, option) for b, e in enumerate(encoded) for option in e.option_ids]
@@ -380,22 +375,17 @@ def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem])
     `reference.causal_training_logliks` is the one-row-per-option version this must equal."""
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id
-    k = peft_model.peft_config["default"].num_virtual_tokens
     size = len(encoded)
     ids, mask = pad([[*e.shared_ids, *e.rest_ids] for e in encoded], pad_id, device)
-    embeds = model.get_input_embeddings()(ids)
-    soft = peft_model.get_prompt(batch_size=size).to(embeds.dtype)[:, :k]
-    embeds = torch.cat([soft, embeds], dim=1)
-    attention = torch.cat([torch.ones(size, k, dtype=mask.dtype, device=device), mask], dim=1)
-    lengths = mask.sum(dim=1)
-    last = k + lengths - 1
-    rows = [(b, j, o) for b, e in enumerate(encoded) for j, o in enumerate(e.option_ids) if len(o) > 1]
+    embeds, attention = _with_prompt(loaded, peft_model, ids, mask)
+    last = attention.sum(dim=1) - 1
+    rows = longer_options([e.option_ids for e in encoded])
     # The cache is kept only when some option continues from it: letters and one-token labels need none.
     use_cache = bool(rows)
 
     # Phase 1: the context pass. The output layer (vocabulary-sized) runs at each row's last position only.
     rows_index = torch.arange(size, device=device)
-    if _plain_output_head(model):
+    if plain_output_head(model):
         out = model.base_model(inputs_embeds=embeds, attention_mask=attention, use_cache=use_cache)
         hidden = out.last_hidden_state[rows_index, last]
         logits = model.get_output_embeddings()(hidden)
@@ -410,22 +400,23 @@ def _causal_forward(loaded: LoadedModel, peft_model, encoded: list[EncodedItem])
 
     # Phase 2: options longer than one token, one row each on top of its item's cached context.
     if rows:
-        row_item = torch.tensor([b for b, _, _ in rows], device=device)
-        inputs, input_mask = pad([o[:-1] for _, _, o in rows], pad_id, device)
-        targets, target_mask = pad([o[1:] for _, _, o in rows], pad_id, device)
-        row_attention = torch.cat([attention[row_item], input_mask], dim=1)
-        positions = k + lengths[row_item, None] + torch.arange(inputs.shape[1], device=device)
-        continued = model(
-            input_ids=inputs,
-            attention_mask=row_attention,
-            position_ids=positions,
-            **with_cache(_select_rows(cache_of(out), row_item, model.config)),
-            use_cache=True,
-        ).logits
-        for (b, j, _), total in zip(rows, option_logliks(continued, targets, target_mask)):
+        for (b, j, _), total in zip(rows, continue_causal(model, cache_of(out), attention, rows, pad_id)):
             sums[b, j] = sums[b, j] + total
     flat = torch.stack([sums[b, j] for b, e in enumerate(encoded) for j in range(len(e.option_ids))])
     return _per_item(flat, encoded), hidden.float()
+
+
+# How each family's training loss runs (families.py): per item, its options' summed log-likelihoods and the
+# pooled hidden state the representation term compares.
+FORWARDS = {SEQ2SEQ: _seq2seq_forward, CAUSAL: _causal_forward}
+
+
+def _with_prompt(loaded: LoadedModel, peft_model, ids: torch.Tensor, mask: torch.Tensor):
+    """Input embeddings for `ids` with the trained prompt's virtual tokens in front, the mask widened to match."""
+    embeds = loaded.model.get_input_embeddings()(ids)
+    k = peft_model.peft_config["default"].num_virtual_tokens
+    soft = peft_model.get_prompt(batch_size=ids.shape[0]).to(embeds.dtype)[:, :k]
+    return prepend_virtual_tokens(soft, embeds, mask)
 
 
 def _per_item(sums: torch.Tensor, encoded: list[EncodedItem]) -> list[torch.Tensor]:

@@ -1,8 +1,9 @@
-"""Formatting of metric figures: percentages, percentage points and 95% intervals, in one place."""
+"""Formatting of metric figures: percentages, percentage points and 95% intervals, in one place; the prose
+about them (units, spread figures) from the figure registry."""
 
 from django import template
 
-from evaluation.metrics import SPREAD_NAMES  # the figures that need several phrasings
+from evaluation import figure_registry
 
 register = template.Library()
 
@@ -16,12 +17,17 @@ def _format(value, unit: str) -> str:
 
 
 def _too_few_phrasings(figures: dict, name: str) -> bool:
-    return name in SPREAD_NAMES and figures.get(name) is None and "min_phrasings" in figures
+    return name in figure_registry.spread_names() and figures.get(name) is None and "min_phrasings" in figures
+
+
+def _needs_instances(name: str) -> bool:
+    """A figure of per-instance results (Consistency), which published results and estimates lack."""
+    return any(f.name == name and f.needs == "instances" for f in figure_registry.FIGURES)
 
 
 def _no_instances(figures: dict, name: str) -> bool:
-    # Published results carry per-phrasing accuracies only: no per-instance data, so no Consistency.
-    return name == "consistency" and figures.get("ci_method") == "phrasings only"
+    # Published results carry per-phrasing accuracies only: no per-instance data.
+    return _needs_instances(name) and figures.get("ci_method") == "phrasings only"
 
 
 @register.filter
@@ -39,12 +45,32 @@ def na_reason(figures: dict, spec: str) -> str:
     """Why a figure shows "n/a" (a tooltip), or nothing."""
     name = spec.partition(":")[0]
     if _no_instances(figures, name):
-        return "Published results have no per-instance data, so no Consistency."
-    if name == "consistency" and figures.get("estimated") and figures.get(name) is None:
-        return "Estimated figures have no Consistency: it needs every cell of an instance."
+        return f"Published results have no per-instance data, so no {figure_registry.get(name).label}."
+    if _needs_instances(name) and figures.get("estimated") and figures.get(name) is None:
+        return f"Estimated figures have no {figure_registry.get(name).label}: it needs every cell of an instance."
     if _too_few_phrasings(figures, name):
         return f"Needs at least {figures['min_phrasings']} phrasings on a task; no task here has that many."
     return ""
+
+
+def _and(labels: list[str]) -> str:
+    return ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 else "".join(labels)
+
+
+@register.simple_tag
+def figure_units() -> str:
+    """The tables' figures by unit, from the registry: "AvgP, Min, ... in percent; Std, Spread and Gap in
+    percentage points; PDR as a fraction"."""
+    by_unit: dict[str, list[str]] = {}
+    for figure in figure_registry.columns():
+        by_unit.setdefault(figure.unit, []).append(figure.label)
+    return "; ".join(f"{_and(labels)} {figure_registry.UNIT_WORDS[unit]}" for unit, labels in by_unit.items())
+
+
+@register.simple_tag
+def spread_figure_labels() -> str:
+    """The tables' spread figures (figure_registry.Figure.spread), as "Std, Min, ... and Consistency"."""
+    return _and([figure.label for figure in figure_registry.columns() if figure.spread])
 
 
 @register.filter

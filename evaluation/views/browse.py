@@ -11,7 +11,10 @@ from evaluation import selectors as results
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "collection/benchmark_list.html", {"benchmarks": results.benchmark_list()})
+    benchmarks = list(results.benchmark_list())
+    for benchmark in benchmarks:  # the answer without a click: who leads each board
+        benchmark.leaders = results.leaders(benchmark) if benchmark.model_count else []
+    return render(request, "collection/benchmark_list.html", {"benchmarks": benchmarks})
 
 
 def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
@@ -25,6 +28,7 @@ def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     }
     context = {
         "benchmark": benchmark,
+        "leaders": [] if request.htmx else results.leaders(benchmark),
         "tasks": results.task_list(benchmark, **filters),
         "filters": filters,
         "kinds": TaskKind.choices,

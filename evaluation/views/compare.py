@@ -9,10 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from collection.models import Benchmark
 from core.parsing import parse_id
 from evaluation import comparisons, selectors
-from evaluation.comparison import NAMES
 from evaluation.models import PhrasingSet
-
-COLUMNS = [column for column in selectors.FIGURE_COLUMNS if column[0] in NAMES]
 
 
 def compare(request: HttpRequest, slug: str) -> HttpResponse:
@@ -27,7 +24,7 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
             (value, label) for value, label in PhrasingSet.choices if value in comparisons.COMPARABLE_SETS
         ],
         "phrasing_set": phrasing_set,
-        "columns": COLUMNS,
+        "columns": selectors.figure_columns(every=True),  # the figures a comparison reports
         "a_id": request.GET.get("a", ""),
         "b_id": request.GET.get("b", ""),
     }

@@ -20,10 +20,11 @@ from collection.models import Benchmark
 from collection.selectors import task_get
 from core import jobs, roles
 from core.errors import ApplicationError
+from core.job_actions import job_page_action
 from core.jobs import JobStatus
 from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
-from evaluation import aggregates, budget, common_ground, exports, registry, scoring, selectors, softprompts
+from evaluation import aggregates, budget, common_ground, exports, ranking, registry, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
 from evaluation.models import PhrasingSet, VariantKind
 
@@ -125,25 +126,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request.user, run_id, manage=True)
-    try:
-        jobs.cancel(run)
-        messages.success(request, f"Run {run.id} cancelled. Cells it scored are kept.")
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-    return redirect("run_detail", run_id=run.id)
+    return job_page_action(request, get_run_for_user(request.user, run_id, manage=True), "cancel")
 
 
 @login_required
 @require_POST
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request.user, run_id, manage=True)
-    try:
-        scoring.scoring_run_retry(run=run)
-        messages.success(request, f"Run {run.id} queued again; it scores only the missing cells.")
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-    return redirect("run_detail", run_id=run.id)
+    return job_page_action(request, get_run_for_user(request.user, run_id, manage=True), "retry")
 
 
 # --- Leaderboards and results ------------------------------------------------------------------------------
@@ -156,7 +145,7 @@ def _board_params(request: HttpRequest) -> dict:
     sort = request.GET.get("sort", "avgp")
     return {
         "phrasing_set": phrasing_set if phrasing_set in dict(SETS) else "all",
-        "sort": sort if sort in selectors.SORT_KEYS else "avgp",
+        "sort": sort if sort in selectors.sort_keys() else "avgp",
         "descending": request.GET.get("dir", "desc") != "asc",
     }
 
@@ -175,7 +164,7 @@ def _export(request: HttpRequest, name: str, rows) -> HttpResponse | None:
     fmt = request.GET.get("format")
     if fmt not in ("csv", "json"):
         return None
-    header, table, records = exports.figure_rows(rows, selectors.FIGURE_COLUMNS)
+    header, table, records = exports.figure_rows(rows)
     if fmt == "csv":
         return exports.csv_response(name, header, table)
     return exports.json_response(name, records)
@@ -257,6 +246,7 @@ def _ground_context(board: selectors.Leaderboard, show_partial: bool) -> dict:
         "show_partial": show_partial,
         "partial_query": "&partial=1" if show_partial else "",
         "min_phrasings": settings.SPREAD_MIN_PHRASINGS,
+        "ranking_rule": ranking.RULE,
     }
 
 

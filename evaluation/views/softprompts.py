@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from collection.access import revisions_visible_to
-from core import jobs, roles
-from core.errors import ApplicationError
+from core import roles
+from core.job_actions import job_page_action
 from core.jobs import JobStatus
 from evaluation import calibration, selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
@@ -162,23 +162,17 @@ def model_calibrate(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("model_detail", name=model.name)
 
 
-def _act(request: HttpRequest, soft_prompt_id: int, service, done: str) -> HttpResponse:
-    soft = get_softprompt_for_user(request.user, soft_prompt_id, manage=True)
-    try:
-        soft = service(soft_prompt=soft)
-        messages.success(request, done)
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-    return redirect("softprompt_detail", soft_prompt_id=soft.id)
-
-
 @login_required
 @require_POST
 def softprompt_cancel(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
-    return _act(request, soft_prompt_id, lambda soft_prompt: jobs.cancel(soft_prompt), "Training cancelled.")
+    return job_page_action(
+        request, get_softprompt_for_user(request.user, soft_prompt_id, manage=True), "cancel"
+    )
 
 
 @login_required
 @require_POST
 def softprompt_retry(request: HttpRequest, soft_prompt_id: int) -> HttpResponse:
-    return _act(request, soft_prompt_id, softprompts.softprompt_retry, "Queued again with the same settings.")
+    return job_page_action(
+        request, get_softprompt_for_user(request.user, soft_prompt_id, manage=True), "retry"
+    )

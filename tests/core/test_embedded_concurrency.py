@@ -135,7 +135,7 @@ def embedded_env(var_dir: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1",
-        "SCORING_DEVICE": "cpu",
+        "WORKER_DEVICE": "cpu",
     }
 
 

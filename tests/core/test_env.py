@@ -80,3 +80,48 @@ def test_embedded_defaults_need_no_server(tmp_path):
 def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
     out = _settings_in_fresh_process({"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "DEBUG": "perhaps"})
     assert "ImproperlyConfigured: DEBUG='perhaps' is not a boolean" in out
+
+
+READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "env_database", "renamed"}
+
+
+def _variables_read() -> set[str]:
+    """Every environment variable core/settings.py and core/env.py read by name: the readers' first arguments
+    and the old names of renamed settings."""
+    import ast
+
+    names = set()
+    for path in (REPO / "core" / "settings.py", REPO / "core" / "env.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) in READERS):
+                continue
+            given = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "old")]
+            names |= {arg.value for arg in given if isinstance(arg, ast.Constant)}
+    return names
+
+
+def test_every_environment_variable_is_documented_in_the_readme():
+    names = _variables_read()
+    assert {"DATABASE_URL", "JOB_LEASE_SECONDS", "SCORING_LEASE_SECONDS", "DATABASE_CONN_MAX_AGE"} <= names
+    readme = (REPO / "README.md").read_text()
+    configuration = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    assert sorted(name for name in names if f"`{name}`" not in configuration) == []
+
+
+def test_a_renamed_setting_is_still_read_by_its_old_name_with_a_warning(tmp_path):
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='core.settings'; django.setup();"
+        "from django.conf import settings as s; from django.core.checks import run_checks;"
+        "print(s.WORKER_DEVICE, s.JOB_LEASE_SECONDS);"
+        "print(*[m.msg for m in run_checks() if m.id == 'core.W001'], sep='\\n')"
+    )
+    env = {"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "SCORING_DEVICE": "cpu"}
+    env |= {"SCORING_LEASE_SECONDS": "7", "JOB_LEASE_SECONDS": "9"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.splitlines() == [
+        "cpu 9",
+        "SCORING_DEVICE is deprecated: it is read as WORKER_DEVICE. Set WORKER_DEVICE instead.",
+        "SCORING_LEASE_SECONDS is deprecated and ignored: JOB_LEASE_SECONDS is set.",
+    ], result.stderr

@@ -86,3 +86,42 @@ def test_cancel_and_retry_are_the_same_for_every_kind_and_say_what_the_job_is(on
         ApplicationError, match="Only a failed or cancelled run can be retried; this one is succeeded"
     ):
         jobs.requeue(one_of_each["finished run"])
+
+
+def test_every_kind_declares_services_that_exist_and_its_task_is_made_from_the_declaration():
+    for kind in jobs.job_kinds():
+        declared = kind.job
+        assert callable(declared.service("work")), kind
+        failures = declared.service("failures")
+        assert failures and all(issubclass(error, Exception) for error in failures), kind
+        if declared.retry:
+            assert callable(declared.service("retry")), kind
+        task = app.tasks[declared.task]
+        assert (task.queue, jobs.task_queue(kind)) == (declared.queue, declared.queue)
+
+
+def test_a_kind_people_may_not_cancel_or_retry_from_its_row_says_so(db):
+    from core.errors import ApplicationError
+
+    model = LanguageModel.objects.create(name="m", source="/nowhere", family="seq2seq")
+    check = ModelCheck.objects.create(model=model, trigger="manual", status="failed", error="no")
+    with pytest.raises(ApplicationError, match="A check cannot be cancelled."):
+        jobs.cancel(check)
+    with pytest.raises(ApplicationError, match="A check cannot be retried."):
+        jobs.retry(check)
+    check.refresh_from_db()
+    assert check.status == "failed"
+
+
+def test_retry_follows_the_kind_the_same_run_or_a_new_training(one_of_each, monkeypatch):
+    monkeypatch.setattr(jobs, "enqueue", lambda kind, pk, countdown=None: None)
+    run = one_of_each["unsent run"]
+    jobs.cancel(run)
+    assert jobs.retry(run).id == run.id and run.status == "queued"
+    training = jobs.cancel(one_of_each["stalled training"])
+    retried = jobs.retry(training)
+    assert retried.id != training.id and retried.status == "queued"
+    with pytest.raises(
+        Exception, match="Only a failed or cancelled training can be retried; this one is queued"
+    ):
+        jobs.retry(retried)

@@ -39,7 +39,7 @@ def test_with_no_worker_seen_the_page_asks_whether_celery_runs(client):
 
 
 def test_a_worker_on_a_long_job_is_busy_and_says_which_even_between_two_chunks(client, run, settings):
-    settings.SCORING_LEASE_SECONDS = 300
+    settings.JOB_LEASE_SECONDS = 300
     # Its job heartbeat is fresh, though Celery's own heartbeats stopped while the task runs.
     beat("gpu-1@host", seconds_ago=200, task="evaluation.tasks.score_run", args=f"[{run.id}]")
     ScoringRun.objects.filter(id=run.id).update(

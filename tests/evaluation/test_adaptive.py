@@ -16,7 +16,7 @@ from collection.demo import load_demo
 from collection.models import Collection, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import aggregates, estimates, estimation, metrics, registry, scoring
+from evaluation import aggregates, estimates, estimation, figure_registry, metrics, registry, scoring
 from evaluation.models import Prediction, RunMode, ScoringRun, TaskSummary
 
 pytestmark = pytest.mark.django_db
@@ -199,7 +199,7 @@ def test_a_benchmark_row_with_an_estimated_task_averages_its_tasks_and_counts_ex
 
 def test_with_stored_draws_a_benchmark_row_averages_its_tasks_draw_by_draw():
     rng = np.random.default_rng(4)
-    names = metrics.FIGURE_NAMES
+    names = figure_registry.names()
 
     def task(center):
         draws = {name: rng.normal(center, 0.05, 500) for name in names}
@@ -258,7 +258,7 @@ def test_figure_draws_carry_the_replicate_names_and_equal_the_exhaustive_figures
     assert figures["estimated"] and figures["cells_share"] == 1.0
 
     two = estimate.figure_draws(np.arange(2), observed[:2], ~observed[:2], min_phrasings=3)
-    assert all(np.isnan(two[name]).all() for name in metrics.SPREAD_NAMES)
+    assert all(np.isnan(two[name]).all() for name in figure_registry.spread_names())
     assert not np.isnan(two["avgp"]).any()
 
 

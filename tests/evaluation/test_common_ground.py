@@ -10,11 +10,11 @@ import pytest
 from django.urls import reverse
 
 from collection.demo import load_demo
-from collection.models import Instruction, Task
+from collection.models import Task
 from evaluation import comparisons
-from evaluation.aggregates import aggregates_refresh_many
 from evaluation.common_ground import choose_ground
-from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
+from evaluation.models import LanguageModel, ModelVariant, VariantKind
+from tests.evaluation.published import imported_variant
 
 pytestmark = pytest.mark.django_db
 
@@ -31,23 +31,6 @@ def test_the_greedy_rule_keeps_rows_that_keep_half_the_ground():
     assert ground.ranked == [1, 2] and ground.partial == [3]  # 4 of 7 is over half the ground, not of 10
 
 
-def _imported(name: str, accuracies: dict[Instruction, float]) -> ModelVariant:
-    model = LanguageModel.objects.create(
-        name=name, source="published results", family="seq2seq", is_active=False
-    )
-    variant = ModelVariant.objects.create(model=model, kind=VariantKind.IMPORTED)
-    for instruction, accuracy in accuracies.items():
-        PhrasingResult.objects.create(
-            variant=variant,
-            revision=instruction.current_revision,
-            task=instruction.task,
-            accuracy=accuracy,
-            source=ResultSource.IMPORTED,
-        )
-    aggregates_refresh_many({(variant.id, task_id) for task_id in {i.task_id for i in accuracies}})
-    return variant
-
-
 @pytest.fixture
 def rows(db):
     """Three models on the demo benchmark: `wide` has every phrasing, `narrow` the first four of each task
@@ -60,9 +43,9 @@ def rows(db):
     # narrow is better than wide on the shared phrasings, worse on its own average over everything wide has.
     narrow = {i: min(1.0, wide[i] + 0.05) for t in tasks for i in phrasings[t][:4]}
     single = {phrasings[t][0]: 0.99 for t in tasks}
-    _imported("wide", wide)
-    _imported("narrow", narrow)
-    _imported("single", single)
+    imported_variant("wide", wide)
+    imported_variant("narrow", narrow)
+    imported_variant("single", single)
     return tasks, phrasings, wide, narrow
 
 
@@ -119,7 +102,7 @@ def test_a_row_at_chance_is_flagged(client, db):
         options = [len(o) for o in task.instances.filter(split="eval").values_list("options", flat=True)]
         chance = float(np.mean([1 / n for n in options]))
         accuracies |= {i: chance for i in task.instructions.filter(status="approved")}
-    _imported("always-a", accuracies)
+    imported_variant("always-a", accuracies)
     body = client.get("/api/leaderboard/", {"benchmark": "demo"}).json()
     (row,) = body["results"]
     assert row["std"] == pytest.approx(0.0) and row["below_chance"] is True

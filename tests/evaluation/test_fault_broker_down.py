@@ -58,7 +58,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     assert run.status == JobStatus.QUEUED and run.sent_at is None  # saved, not sent
 
     # The broker is back: a worker and one sweep (what the scheduler sends every minute) finish it.
-    up = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu")
+    up = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
     log = tmp_path / "worker.log"
     with running_worker(up, queues="gpu,default,gpu-bulk", log=log):
         manage(up, "shell", "--no-imports", "-c", "from evaluation.tasks import sweep; sweep.delay()")

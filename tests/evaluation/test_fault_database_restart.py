@@ -89,7 +89,7 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
     variant = scoring.base_variant(model)
     run = ScoringRun.objects.create(variant=variant, trigger="manual")
     run.revisions.set(scoring.approved_revisions())
-    env = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), SCORING_DEVICE="cpu")
+    env = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
     manage(
         env,
         "shell",

@@ -167,7 +167,7 @@ def test_only_one_delivery_runs_a_claimed_run(demo, tiny_models):
 
 def test_a_run_whose_worker_went_silent_can_be_claimed(demo, tiny_models, settings):
     run = unsent_run(tiny_models)
-    silent_since = timezone.now() - timedelta(seconds=settings.SCORING_LEASE_SECONDS + 1)
+    silent_since = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 1)
     ScoringRun.objects.filter(id=run.id).update(
         status=JobStatus.RUNNING, heartbeat_at=silent_since, claimed_by_task="dead", claim_token=uuid.uuid4()
     )

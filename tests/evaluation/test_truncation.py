@@ -48,7 +48,7 @@ def prompt_ids(encoded) -> list[int]:
 
 def room_for_options(loaded, encoded) -> int:
     """Tokens a causal model reads after the prompt: every option token but the last."""
-    return 0 if loaded.is_seq2seq else max(len(o) for o in encoded.option_ids) - 1
+    return 0 if loaded.spec.family == "seq2seq" else max(len(o) for o in encoded.option_ids) - 1
 
 
 # --- What is cut -------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def env(tmp_path):
     return process_env(
         CELERY_BROKER_URL=REDIS_URL,
         VAR_DIR=str(tmp_path),
-        SCORING_DEVICE="cpu",
+        WORKER_DEVICE="cpu",
         SCORING_CHUNK_CELLS="5",  # one round per chunk: 10 balanced cells in two, then 5 and 5
         ADAPTIVE_TARGET_WIDTH="0",  # spend the whole budget
     )

@@ -35,7 +35,7 @@ def env(tmp_path):
     return process_env(
         CELERY_BROKER_URL=REDIS_URL,
         VAR_DIR=str(tmp_path),
-        SCORING_DEVICE="cpu",
+        WORKER_DEVICE="cpu",
         SCORING_CHUNK_CELLS=str(CHUNK),
     )
 

@@ -30,10 +30,10 @@ def env(tmp_path):
     return process_env(
         CELERY_BROKER_URL=REDIS_URL,
         VAR_DIR=str(tmp_path),
-        SCORING_DEVICE="cpu",
+        WORKER_DEVICE="cpu",
         # Short timeouts so a killed worker's job comes back within seconds, not the production hour.
         CELERY_VISIBILITY_TIMEOUT="4",
-        SCORING_LEASE_SECONDS="3",
+        JOB_LEASE_SECONDS="3",
     )
 
 

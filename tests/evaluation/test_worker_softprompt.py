@@ -62,7 +62,7 @@ def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(demo_
     env = process_env(
         CELERY_BROKER_URL=REDIS_URL,
         VAR_DIR=str(tmp_path),
-        SCORING_DEVICE="cpu",
+        WORKER_DEVICE="cpu",
         SOFTPROMPT_DIR=str(tmp_path / "softprompts"),
     )
     log = tmp_path / "worker.log"
@@ -84,11 +84,11 @@ def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_
     env = process_env(
         CELERY_BROKER_URL=REDIS_URL,
         VAR_DIR=str(tmp_path),
-        SCORING_DEVICE="cpu",
+        WORKER_DEVICE="cpu",
         SOFTPROMPT_DIR=str(tmp_path / "softprompts"),
         # Short timeouts so the killed worker's job comes back within seconds, not the production hour.
         CELERY_VISIBILITY_TIMEOUT="4",
-        SCORING_LEASE_SECONDS="3",
+        JOB_LEASE_SECONDS="3",
     )
     steps = 400
     soft_id = queue_training(env, steps)

@@ -4,6 +4,7 @@ from collection.models import Benchmark, Collection
 from core.errors import ApplicationError
 from evaluation import budget, registry
 from evaluation.models import Dtype, ModelFamily, PromptFormat, Truncation
+from evaluation.registry import ModelRegistration
 
 
 class Command(BaseCommand):
@@ -17,9 +18,13 @@ class Command(BaseCommand):
         parser.add_argument("name", help="Short name (a slug), e.g. flan-t5-base.")
         parser.add_argument("source", help="Hugging Face hub id or local directory.")
         parser.add_argument("--family", required=True, choices=ModelFamily.values)
-        parser.add_argument("--revision", default="", help="Hub branch, tag or commit.")
-        parser.add_argument("--dtype", default="auto", choices=Dtype.values)
-        parser.add_argument("--prompt-format", default="none", choices=PromptFormat.values)
+        parser.add_argument(
+            "--revision", default=ModelRegistration.revision, help="Hub branch, tag or commit."
+        )
+        parser.add_argument("--dtype", default=ModelRegistration.dtype, choices=Dtype.values)
+        parser.add_argument(
+            "--prompt-format", default=ModelRegistration.prompt_format, choices=PromptFormat.values
+        )
         parser.add_argument(
             "--tuned-on",
             nargs="*",
@@ -27,18 +32,18 @@ class Command(BaseCommand):
             metavar="COLLECTION",
             help="Slugs of the instruction collections it was tuned on (its observed phrasings).",
         )
-        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--batch-size", type=int, default=ModelRegistration.batch_size)
         parser.add_argument(
             "--max-input-tokens",
             type=int,
-            default=None,
+            default=ModelRegistration.max_input_tokens,
             metavar="N",
             help="Cut longer prompts to N tokens (default: the model's own length, as its tokenizer or config "
             "states it; none if neither does).",
         )
         parser.add_argument(
             "--truncation",
-            default=Truncation.KEEP_END,
+            default=ModelRegistration.truncation,
             choices=Truncation.values,
             help="What a longer prompt loses: its start (keep_end, the default, as lm-evaluation-harness) or "
             "its end (cut_end, the study's).",
@@ -50,7 +55,7 @@ class Command(BaseCommand):
             metavar="SLUG",
             help="Score it on this benchmark only (repeat for several); default: every benchmark.",
         )
-        parser.add_argument("--description", default="")
+        parser.add_argument("--description", default=ModelRegistration.description)
         parser.add_argument("--no-score", action="store_true", help="Register without queueing scoring runs.")
         parser.add_argument(
             "--queue",

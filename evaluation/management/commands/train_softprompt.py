@@ -62,7 +62,7 @@ class Command(BaseCommand):
             default=None,
             help="Hold out the phrasings of this split seed (default: SOFTPROMPT_SPLIT_SEED).",
         )
-        parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: SCORING_DEVICE).")
+        parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: WORKER_DEVICE).")
         parser.add_argument(
             "--no-score", action="store_true", help="Train only; queue the scoring for the workers."
         )
