@@ -9,7 +9,7 @@ paired bootstrap draw of the difference. On those draws:
    their paired draw differences, with z the normal quantile at 1 - alpha / (2m) and m = n(n-1)/2, the
    number of pairs on a board of n rows (Bonferroni: the chance that any pair of equal rows is called
    separable stays at or below alpha = 5%, however many rows there are). A normal approximation rather than
-   a percentile interval, because at m = 4,950 pairs (100 rows) the tail would lie beyond the 1,000 draws.
+   a percentile interval, because at m = 4,950 pairs (100 rows) the tail would lie beyond the 500 stored draws.
 2. A row's *rank interval* is [1 + the rows separably above it, n - the rows separably below it]: the ranks
    it could hold given the differences the data can tell apart (the rule LMArena's "rank (UB)" uses for its
    upper end).

@@ -73,7 +73,7 @@ def test_the_front_pages_name_the_leaders_with_intervals(client, board):
     home = client.get("/").content.decode()
     line = home[home.index('data-figure="avgp"') :].split("</p>")[0]
     assert "strong" in line and "twin" not in line and "[" in line  # the leader, with its interval
-    assert "ahead of the other 2 ranked rows" in line
+    assert "told apart from the other 2 ranked rows" in line
     detail = client.get("/b/demo/").content.decode()
     assert 'data-figure="avgp"' in detail and 'data-figure="q10"' in detail
     assert "provisional" not in detail  # every row is scored on every approved phrasing
