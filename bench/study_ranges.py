@@ -9,9 +9,11 @@ under that seed: about 18 minutes a build on an idle 2-core machine, on one thre
 side). It prints every build's headline figures and each figure's minimum and maximum, and with --write stores
 them in evaluation/demo_study_ranges.json, which reproduce_study compares its own figures with.
 
-The figures are deterministic for a given build seed, machine and library versions (one CPU thread; the
-held-out split hashes phrasings' stable keys, not database ids), so the ranges cover what the build seed moves;
-another CPU type (its own float kernels) is one more draw of the same kind.
+The figures are deterministic for a given build seed, CPU type and library versions (one CPU thread; the
+held-out split hashes phrasings' stable keys, not database ids), so the ranges cover what the build seed and
+the CPU type move: another CPU type (its own float kernels: AVX-512 or not) trains other weights. Each build
+records its CPU; --merge widens the stored ranges with these builds instead of replacing them, so builds on
+several machines add up (the file lists every CPU it was measured on).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RANGES = REPO / "evaluation" / "demo_study_ranges.json"
+
+
+def cpu() -> str:
+    """This machine's CPU model, and whether it has AVX-512 (which changes the float kernels torch runs)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    return f"{model or 'unknown CPU'} ({'AVX-512' if ' avx512f' in info else 'no AVX-512'})"
 
 
 def build(seed: int, database: str, server: str, keep: Path) -> dict:
@@ -59,6 +70,7 @@ def build(seed: int, database: str, server: str, keep: Path) -> dict:
             )
     result = json.loads(out.read_text())
     result["seconds"] = round(time.monotonic() - started)
+    result["cpu"] = cpu()
     out.write_text(json.dumps(result, indent=2, sort_keys=True))
     return result
 
@@ -75,11 +87,18 @@ def main() -> None:
     parser.add_argument(
         "--write", action="store_true", help=f"Store the ranges in {RANGES.relative_to(REPO)}."
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="With --write: widen the stored ranges instead of replacing them.",
+    )
     args = parser.parse_args()
     args.keep.mkdir(parents=True, exist_ok=True)
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     if args.collect:
         results = [json.loads(p.read_text()) for p in sorted(args.keep.glob("seed*.json"))]
+        for result in results:  # builds from before CPUs were recorded: collected where they were built
+            result.setdefault("cpu", cpu())
     else:
         builds = [(seed, database) for seed in args.seeds for database in args.databases]
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -97,6 +116,7 @@ def main() -> None:
         if len(present) == len(values):
             ranges[name] = [min(present), max(present)]
     print("seconds per build: " + ", ".join(str(r.get("seconds", "?")) for r in results))
+    print("CPU: " + "; ".join(sorted({r["cpu"] for r in results})))
     if args.write:
         sys.path.insert(0, str(REPO))
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
@@ -105,15 +125,29 @@ def main() -> None:
         django.setup()
         from evaluation.demo_model import recipe
 
+        stored = {
+            "recipe": {k: v for k, v in recipe().items() if k != "seed"},
+            "runs": len(results),
+            "build_seeds": sorted({r["build_seed"] for r in results}),
+            "databases": sorted({r["database"] for r in results}),
+            "cpus": sorted({r["cpu"] for r in results}),
+            "figures": ranges,
+        }
+        if args.merge and RANGES.is_file():
+            old = json.loads(RANGES.read_text())
+            if old["recipe"] != stored["recipe"]:
+                sys.exit(
+                    "The stored ranges were measured on another recipe: write them anew, without --merge."
+                )
+            for name, (low, high) in old["figures"].items():
+                now = ranges.get(name, [low, high])
+                ranges[name] = [min(low, now[0]), max(high, now[1])]
+            stored["runs"] += old["runs"]
+            for key in ("build_seeds", "databases", "cpus"):
+                stored[key] = sorted(set(stored[key]) | set(old.get(key, [])))
         RANGES.write_text(
             json.dumps(
-                {
-                    "recipe": {k: v for k, v in recipe().items() if k != "seed"},
-                    "runs": len(results),
-                    "build_seeds": sorted({r["build_seed"] for r in results}),
-                    "databases": sorted({r["database"] for r in results}),
-                    "figures": ranges,
-                },
+                stored,
                 indent=2,
                 sort_keys=True,
             )

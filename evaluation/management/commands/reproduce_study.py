@@ -78,8 +78,8 @@ def against_ranges(measured: dict, ranges: dict | None) -> list[str]:
         return ["The demo model's recipe differs from the one the README's ranges were measured on."]
     lines = [
         f"Against the README's ranges ({ranges['runs']} runs: build seeds {ranges['build_seeds']} on "
-        f"{' and '.join(ranges['databases'])}; this run: build seed {measured['build_seed']} on "
-        f"{measured['database']}):"
+        f"{' and '.join(ranges['databases'])}, {len(ranges.get('cpus', [])) or 'one'} CPU type(s); this run: "
+        f"build seed {measured['build_seed']} on {measured['database']}):"
     ]
     outside = 0
     for name, value in measured["figures"].items():
