@@ -362,9 +362,13 @@ def padding_shares(encoded, order: list[int], batch_size: int, seq2seq: bool) ->
 
 def run_ours(loaded, items, batch_size: int, clock: Stopwatch):
     from evaluation.ml.config import ScoreConfig
+    from evaluation.ml.encoding import forget_encoders
     from evaluation.ml.scoring import score
 
     scores = [None] * len(items)
+    # The scorer remembers what it tokenized (encoding.shared_encoder); the bench encoded these items before
+    # (floor_flops, the same-ids check), so forget it: ours' time includes tokenizing, as lm_eval's does.
+    forget_encoders()
     with clock.running():
         for batch in score(loaded, items, ScoreConfig(batch_size=batch_size, device="cpu")):
             for index, result in batch:

@@ -12,6 +12,7 @@ are pending, so its time is bounded whatever was just uploaded.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from collection.models import Instruction, InstructionRevision, PhrasingEmbeddin
 from collection.selectors import approved_phrasings
 from core import jobs
 
+logger = logging.getLogger(__name__)
 _load_lock = threading.Lock()
 
 # Most stored texts a web request embeds itself; the rest are left to the worker (a few texts take tens of
@@ -58,6 +60,26 @@ def embed(texts: list[str]) -> np.ndarray:
     with _load_lock:
         model = _model()
     return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+
+
+def warm() -> None:
+    """Load the model and embed one text, so the first preview or check finds it ready."""
+    embed(["warm up"])
+
+
+def warm_in_background(**kwargs) -> threading.Thread:
+    """core.warmup's receiver: warm() in a daemon thread. A failure (say, the model is missing) is left to
+    the first request, which reports it as it always did."""
+
+    def run() -> None:
+        try:
+            warm()
+        except Exception:  # noqa: BLE001  (the request that needs the model raises it again, visibly)
+            logger.warning("Could not load the similarity model ahead of the first request.", exc_info=True)
+
+    thread = threading.Thread(target=run, name="similarity-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def text_of(template: str) -> str:

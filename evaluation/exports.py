@@ -11,6 +11,10 @@ from django.http import HttpResponse
 from evaluation import figure_registry
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Figures are exported as the fractions they are stored as (pages show percentages and points), rounded: the
+# bootstrap's intervals are far wider than the sixth decimal. Each row says so in its `scale` column.
+DECIMALS = 6
+SCALE = "fractions of 1, rounded to 6 decimals (0.5 = 50%; a difference of 0.05 = 5 points)"
 
 
 def safe_cell(value):
@@ -38,6 +42,11 @@ def json_response(filename: str, payload) -> HttpResponse:
     return response
 
 
+def rounded(value):
+    """A float rounded to DECIMALS; anything else (None, a bool, an int, text) as it is."""
+    return round(value, DECIMALS) if isinstance(value, float) else value
+
+
 def figure_rows(rows) -> tuple[list[str], list[list], list[dict]]:
     """Header, CSV rows and JSON records for a list of selectors.Row: every figure the tables list
     (figure_registry.columns), each with its interval."""
@@ -45,7 +54,7 @@ def figure_rows(rows) -> tuple[list[str], list[list], list[dict]]:
     header = ["model", "variant", "imported", "provenance", "tasks", "phrasings"]
     for key in keys:
         header += [key, f"{key}_ci_low", f"{key}_ci_high"]
-    header += ["ci_method", "chance", "below_chance", "partial_coverage", "estimated", "cells_share"]
+    header += ["ci_method", "chance", "below_chance", "partial_coverage", "estimated", "cells_share", "scale"]
     # Ranked rows' standing on the sorted figure (evaluation/ranking.py); empty for rows not ranked.
     header += ["rank_low", "rank_high", "tie_group"]
     table, records = [], []
@@ -61,9 +70,14 @@ def figure_rows(rows) -> tuple[list[str], list[list], list[dict]]:
         ]
         for key in keys:
             low, high = (f.get("ci") or {}).get(key, (None, None))
-            values += [f.get(key), low, high]
-        values += [f.get("ci_method"), f.get("chance"), row.below_chance, getattr(row, "partial", False)]
-        values += [bool(f.get("estimated")), f.get("cells_share", 1.0)]
+            values += [rounded(f.get(key)), rounded(low), rounded(high)]
+        values += [
+            f.get("ci_method"),
+            rounded(f.get("chance")),
+            row.below_chance,
+            getattr(row, "partial", False),
+        ]
+        values += [bool(f.get("estimated")), rounded(f.get("cells_share", 1.0)), SCALE]
         standing = getattr(row, "standing", None)
         values += [standing.rank_low, standing.rank_high, standing.tie_group] if standing else [None] * 3
         table.append(values)

@@ -145,7 +145,11 @@ class LanguageModel(models.Model):
         help_text="Runs Python code shipped with the model. Only turn on for code you have read.",
     )
     batch_size = models.PositiveSmallIntegerField(
-        default=ScoreConfig.batch_size, help_text="Starting batch size; halves on out-of-memory."
+        null=True,
+        blank=True,
+        default=ScoreConfig.batch_size,
+        help_text="Items per batch, fixed (halves on out-of-memory). Blank: automatic, batches filled to a "
+        "token budget found per model on a GPU, 16 items on a CPU.",
     )
     is_active = models.BooleanField(default=True, help_text="Active models score newly approved phrasings.")
     align = models.BooleanField(

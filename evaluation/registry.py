@@ -62,7 +62,7 @@ class ModelRegistration:
     dtype: str = Dtype.AUTO.value
     prompt_format: str = PromptFormat.NONE.value
     tuned_on: Iterable = ()  # Collection rows: its observed phrasings
-    batch_size: int = ScoreConfig.batch_size
+    batch_size: int | None = ScoreConfig.batch_size  # None: automatic (ScoreConfig)
     description: str = ""
     trust_remote_code: bool = False
     max_input_tokens: int | None = None  # None: the check reads the model's own (_input_limit_after_check)
@@ -82,8 +82,8 @@ class ModelRegistration:
             ModelSpec(**{f.name: columns[f.name] for f in fields(ModelSpec) if f.name in columns})
         except ConfigError as exc:
             raise ApplicationError(f"The model cannot be registered: {exc}") from exc
-        if self.batch_size < 1:
-            raise ApplicationError("The batch size must be at least 1.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ApplicationError("The batch size must be at least 1, or blank for automatic.")
 
 
 def language_model_register(

@@ -581,6 +581,8 @@ class Impact:
     of: int
     spread_with: float
     spread_without: float | None
+    ci: tuple[float, float] | None = None  # Wilson 95% interval over the instances
+    chance: float | None = None  # the task's chance level (from the variant's task summary)
 
     @property
     def spread_change(self) -> float | None:
@@ -588,7 +590,7 @@ class Impact:
 
 
 def phrasing_impacts(instructions) -> dict[int, list[Impact]]:
-    """Per phrasing, its Impact on every variant scored on its current revision (two queries in all)."""
+    """Per phrasing, its Impact on every variant scored on its current revision (three queries in all)."""
     revisions = {i.current_revision_id: i for i in instructions if i.current_revision_id}
     own = list(
         PhrasingResult.objects.filter(revision_id__in=revisions, complete=True).select_related(
@@ -607,6 +609,15 @@ def phrasing_impacts(instructions) -> dict[int, list[Impact]]:
         revision__instruction__current_revision=F("revision"),
     ).values_list("task_id", "variant_id", "revision_id", "accuracy"):
         pool.setdefault((task_id, variant_id), {})[revision_id] = accuracy
+    chances = {
+        (task_id, variant_id): chance
+        for task_id, variant_id, chance in TaskSummary.objects.filter(
+            OWN_SET, task_id__in={t for t, _ in pairs}, variant_id__in={v for _, v in pairs}
+        ).values_list("task_id", "variant_id", "figures__chance")
+    }
+    scored = [r for r in own if r.n_total]
+    lows, highs = metrics.wilson_interval([r.n_correct for r in scored], [r.n_total for r in scored])
+    intervals = {id(r): (float(lo), float(hi)) for r, lo, hi in zip(scored, lows, highs, strict=True)}
     impacts: dict[int, list[Impact]] = {}
     for result in own:
         others = {
@@ -623,6 +634,8 @@ def phrasing_impacts(instructions) -> dict[int, list[Impact]]:
                 of=len(everyone),
                 spread_with=max(everyone) - min(everyone),
                 spread_without=(max(others.values()) - min(others.values())) if others else None,
+                ci=intervals.get(id(result)),
+                chance=chances.get((result.task_id, result.variant_id)),
             )
         )
     for rows in impacts.values():

@@ -87,11 +87,16 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
         instruction.refresh_from_db()
         if error:
             _decorate([instruction], request.user)
+        benchmark = request.POST.get("benchmark", "")
         context = {
             "item": instruction,
             "error": error,
             "decisions": ReviewForm.base_fields["decision"].choices,
             "reason": request.POST.get("reason", ""),
+            "benchmark": benchmark,
+            # The heading's pending count, swapped out of band: it changes with each decision made in place.
+            "pending_total": selectors.review_queue(request.user, benchmark_slug=benchmark).count(),
+            "count_out_of_band": True,
         }
         return render(request, "collection/curation_queue.html#item", context, status=status)
     if error:

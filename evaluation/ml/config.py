@@ -66,18 +66,49 @@ class ModelSpec:
         return replace(self, max_input_tokens=None, truncation="keep_end")
 
 
+# How items go into batches (scoring.py): a fixed number of rows, or as many as fit a budget of tokens.
+BATCHINGS = ("auto", "count", "tokens")
+# The rows per batch of count batching when no batch size is given: the CPU's default, as it always was.
+DEFAULT_BATCH_SIZE = 16
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How to batch. batch_size is the starting size; it halves on out-of-memory down to 1."""
+    """How to batch.
 
-    batch_size: int = 16
+    batching: count (a fixed number of items per batch, `batch_size`, 16 if not given) or tokens (items until
+    the batch's padded tokens reach `token_budget`; with no budget given, one is found per model, device and
+    dtype and remembered: scoring.TokenBudget). auto: count on the CPU or when a batch size is given, tokens
+    on a GPU. Either way the batch halves on out-of-memory, down to one item."""
+
+    batch_size: int | None = None
     device: str = "auto"  # auto: cuda when available, else cpu
+    batching: str = "auto"
+    token_budget: int | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError("batch_size: must be at least 1.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError("batch_size: must be at least 1, or blank for automatic.")
+        if self.token_budget is not None and self.token_budget < 1:
+            raise ConfigError("token_budget: must be at least 1, or blank to find one.")
+        if self.batching not in BATCHINGS:
+            raise ConfigError(f"batching: must be one of {', '.join(BATCHINGS)}, not {self.batching!r}.")
+        if self.batching == "tokens" and self.batch_size is not None:
+            raise ConfigError(
+                "batch_size: token batching fills batches to a token budget; give no batch size."
+            )
+        if self.batching == "count" and self.token_budget is not None:
+            raise ConfigError("token_budget: count batching takes a batch size, not a token budget.")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"device: must be auto, cpu or cuda[:N], not {self.device!r}.")
+
+    def batching_on(self, device_type: str) -> str:
+        """count or tokens, on a device of this type (cpu, cuda)."""
+        if self.batching != "auto":
+            return self.batching
+        if self.batch_size is not None or (device_type != "cuda" and self.token_budget is None):
+            return "count"
+        return "tokens"
 
 
 @dataclass(frozen=True)

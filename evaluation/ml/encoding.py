@@ -16,6 +16,9 @@ soft-prompt training, so all of them compute log p(option | prompt) over exactly
 
 from __future__ import annotations
 
+import hashlib
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +57,31 @@ class Encoder:
         # The unknown token is text the tokenizer could not read, not a marker it adds.
         self.special_ids = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
         self._memo: dict[tuple[str, bool], list[int]] = {}
+        self._items: OrderedDict[tuple[str, str, tuple[str, ...]], EncodedItem] = OrderedDict()
 
     def ids(self, text: str, special: bool) -> list[int]:
         key = (text, special)
         if key not in self._memo:
+            if len(self._memo) >= ITEM_MEMO:  # a worker lives long: forget what it read long ago
+                self._memo.clear()
             self._memo[key] = self.tokenizer(text, add_special_tokens=special)["input_ids"]
         return self._memo[key]
+
+    def encode_many(self, items: list[tuple[str, str, tuple[str, ...]]]) -> list[EncodedItem]:
+        """encode() of each (shared, rest, options), through this encoder's memo of whole items: an item that
+        was encoded before (for this model or another with the same tokenizer and settings) is not tokenized
+        again. The memo keeps the most recently used ITEM_MEMO items."""
+        out = []
+        for key in items:
+            item = self._items.get(key)
+            if item is None:
+                item = self._items[key] = self.encode(key[0], key[1], list(key[2]))
+                if len(self._items) > ITEM_MEMO:
+                    self._items.popitem(last=False)
+            else:
+                self._items.move_to_end(key)
+            out.append(item)
+        return out
 
     def encode(self, shared: str, rest: str, options: list[str]) -> EncodedItem:
         prompt = shared + rest
@@ -114,6 +136,61 @@ class Encoder:
 
 # How each family's prompt becomes token ids (families.py).
 ENCODINGS = {SEQ2SEQ: Encoder._seq2seq, CAUSAL: Encoder._causal}
+
+# Tokenization is done once per item and reused by every model whose tokenizer gives the same ids (the base
+# model and its chat or soft-prompt variants, a family of models sharing one vocabulary): encoders are kept
+# per (tokenizer's content, settings), at most ENCODERS of them, each remembering ITEM_MEMO items. An item's
+# ids are a few hundred small ints, so the memo stays in the tens of megabytes.
+ENCODERS = 4
+ITEM_MEMO = 20_000
+_encoders: OrderedDict[tuple, Encoder] = OrderedDict()
+_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shared_encoder(
+    tokenizer: Any, *, family: Family, add_special_tokens: bool, max_tokens: int | None, side: str
+) -> Encoder:
+    """An Encoder for these settings, shared with every earlier call whose tokenizer has the same content;
+    a new one for a tokenizer whose content cannot be read (a slow, Python tokenizer)."""
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    settings = dict(family=family, add_special_tokens=add_special_tokens, max_tokens=max_tokens, side=side)
+    if fingerprint is None:
+        return Encoder(tokenizer, **settings)
+    key = (fingerprint, family.name, add_special_tokens, max_tokens, side)
+    encoder = _encoders.get(key)
+    if encoder is None:
+        encoder = _encoders[key] = Encoder(tokenizer, **settings)
+        if len(_encoders) > ENCODERS:
+            _encoders.popitem(last=False)
+    else:
+        _encoders.move_to_end(key)
+    return encoder
+
+
+def forget_encoders() -> None:
+    """Drop every shared encoder and what it remembers (benchmarks that time tokenization call it)."""
+    _encoders.clear()
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str | None:
+    """A digest of everything that decides a fast tokenizer's ids: its serialised pipeline (normaliser,
+    pre-tokeniser, vocabulary and merges, the post-processor that adds BOS/EOS, added tokens) and its special
+    tokens. None for a tokenizer without a Rust backend. Computed once per tokenizer object."""
+    try:
+        return _fingerprints[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    digest = hashlib.sha256(backend.to_str().encode())
+    digest.update(repr((sorted(tokenizer.all_special_ids), tokenizer.unk_token_id)).encode())
+    fingerprint = digest.hexdigest()
+    try:
+        _fingerprints[tokenizer] = fingerprint
+    except TypeError:  # not weakly referable: computed again next time
+        pass
+    return fingerprint
 
 
 def _run_length(ids: list[int], members: set[int]) -> int:

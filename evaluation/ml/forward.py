@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from evaluation.ml.compat import with_cache
-from evaluation.ml.logprobs import option_logliks, pad
+from evaluation.ml.logprobs import option_logliks, pad, to_device
 
 # An option row: (item's row in the batch, option index, option token ids).
 OptionRow = tuple[int, int, list[int]]
@@ -111,7 +111,7 @@ def continue_seq2seq(
 
 def _option_tensors(rows: list[OptionRow], pad_id: int, device: torch.device):
     """Each row's item index, its input (the option but its last token) and its targets (but its first)."""
-    row_item = torch.tensor([b for b, _, _ in rows], device=device)
+    row_item = to_device(torch.tensor([b for b, _, _ in rows]), device)
     inputs, input_mask = pad([o[:-1] for _, _, o in rows], pad_id, device)
     targets, target_mask = pad([o[1:] for _, _, o in rows], pad_id, device)
     return row_item, inputs, input_mask, targets, target_mask

@@ -67,7 +67,7 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     model_class = getattr(transformers, FAMILIES[spec.family].auto_class)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-        model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
+        model = _load_weights(model_class, source, dtype, kwargs)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         # transformers reports a missing hub id, missing files or a wrong architecture this way; and a
         # tokenizer that needs a library not installed (sentencepiece, protobuf) with an ImportError, which is
@@ -85,6 +85,17 @@ def load(spec: ModelSpec, device: str = "auto") -> LoadedModel:
     return LoadedModel(
         spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype, soft_prompt=soft_prompt
     )
+
+
+def _load_weights(model_class, source: str, dtype: torch.dtype, kwargs: dict):
+    """The model, its attention through PyTorch's scaled_dot_product_attention (SDPA: fused, memory-efficient
+    kernels on a GPU), or transformers' own attention for an architecture that has no SDPA path."""
+    try:
+        return model_class.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **kwargs)
+    except ValueError as exc:
+        if "sdpa" not in str(exc).lower() and "scaled_dot_product" not in str(exc).lower():
+            raise
+    return model_class.from_pretrained(source, dtype=dtype, **kwargs)
 
 
 def load_soft_prompt(directory: str | Path, model) -> torch.Tensor:

@@ -14,7 +14,16 @@ def pad(rows: list[list[int]], pad_id: int, device: torch.device | str) -> tuple
     for r, row in enumerate(rows):
         ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[r, : len(row)] = 1
-    return ids.to(device), mask.to(device)
+    return to_device(ids, device), to_device(mask, device)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A host tensor on the device. To a GPU through pinned memory and without waiting: a plain copy from
+    pageable memory waits for the device to finish everything queued before it, which would stop the host
+    from preparing the next batch while the device works."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,13 @@ same log-likelihoods to 1e-4:
 - causal: the shared prefix of a phrasing is run once and its key/value cache reused by every instance;
   the options' first tokens are read from the context pass, and only longer options need a second pass,
   which reuses the context's cache instead of recomputing it.
-Items are sorted by length so batches carry little padding; the batch size halves on out-of-memory.
+Items are sorted by length so batches carry little padding. A batch is a fixed number of items (on the CPU,
+or when a batch size is given) or as many as fit a budget of tokens (on a GPU), the budget found per model,
+device and dtype by growing it until memory runs out (TokenBudget); either way a batch that runs out of
+memory is retried smaller.
+Host work per batch is small: every option's log-likelihood is gathered on the device and comes back in one
+transfer (`.tolist()`, the batch's only synchronisation), and the next batch is launched before that transfer,
+so the host pads and launches it while the device still works on the one before.
 A prompt cut to the model's input length (encoding.py) is scored like any other: the causal path shares
 only what is left of its phrasing's prefix, often nothing but the BOS token.
 """
@@ -22,11 +28,12 @@ from dataclasses import dataclass
 import torch
 
 from evaluation.ml.compat import cache_of, with_cache
-from evaluation.ml.config import ScoreConfig
-from evaluation.ml.encoding import EncodedItem, Encoder
+from evaluation.ml.config import DEFAULT_BATCH_SIZE, ScoreConfig
+from evaluation.ml.encoding import EncodedItem, shared_encoder
 from evaluation.ml.errors import OutOfMemoryAtBatchSizeOne
 from evaluation.ml.families import CAUSAL, SEQ2SEQ
 from evaluation.ml.forward import (
+    OptionRow,
     continue_causal,
     continue_seq2seq,
     is_out_of_memory,
@@ -36,7 +43,7 @@ from evaluation.ml.forward import (
     prepend_virtual_tokens,
 )
 from evaluation.ml.loading import LoadedModel
-from evaluation.ml.logprobs import pad
+from evaluation.ml.logprobs import pad, to_device
 from evaluation.ml.prompts import FORMATS
 
 
@@ -74,36 +81,59 @@ def encode_items(
     prompt_format = FORMATS[spec.prompt_format]
     if virtual_tokens is None:
         virtual_tokens = loaded.virtual_tokens
-    encoder = Encoder(
+    encoder = shared_encoder(
         loaded.tokenizer,
         family=loaded.family,
         add_special_tokens=prompt_format.adds_special_tokens,
         max_tokens=None if spec.max_input_tokens is None else spec.max_input_tokens - virtual_tokens,
         side=spec.truncation,
     )
-    encoded = []
+    wrapped = []
     for item in items:
         shared, rest = prompt_format.wrap(item.shared, item.rest, loaded.tokenizer)
-        encoded.append(encoder.encode(shared, rest, list(item.options)))
-    return encoded
+        wrapped.append((shared, rest, tuple(item.options)))
+    return encoder.encode_many(wrapped)
+
+
+@dataclass
+class BatchStats:
+    """What one score() call did, for reports: its batches and the tokens they held (batch_tokens)."""
+
+    batching: str = ""  # count or tokens
+    batches: int = 0
+    items: int = 0
+    largest_batch: int = 0  # items
+    tokens: int = 0  # the tokens the batches held
+    padded_tokens: int = 0  # the same with padding
+    out_of_memory: int = 0  # batches that ran out of memory and were retried smaller
+    token_budget: int | None = None  # tokens batching: the budget the last batch was filled to
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 def score(
-    loaded: LoadedModel, items: Sequence[ScoringItem], config: ScoreConfig | None = None
+    loaded: LoadedModel,
+    items: Sequence[ScoringItem],
+    config: ScoreConfig | None = None,
+    *,
+    stats: BatchStats | None = None,
 ) -> Iterator[Batch]:
-    """Yield (item index, scores) per batch, so callers can store results as they come."""
+    """Yield (item index, scores) per batch, so callers can store results as they come. stats, if given, is
+    filled in as batches run."""
     config = config or ScoreConfig()
     encoded = encode_items(loaded, items)
-    backoff = Backoff(config.batch_size, loaded.device)
-    yield from FAST_PATHS[loaded.family](loaded, encoded, backoff)
+    batcher = Batcher(loaded, encoded, config, stats if stats is not None else BatchStats())
+    yield from FAST_PATHS[loaded.family](loaded, encoded, batcher)
 
 
-def _score_seq2seq(loaded: LoadedModel, encoded: list[EncodedItem], backoff: Backoff) -> Iterator[Batch]:
+def _score_seq2seq(loaded: LoadedModel, encoded: list[EncodedItem], batcher: Batcher) -> Iterator[Batch]:
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].rest_ids))
-    yield from backoff.batches(order, lambda chunk: _seq2seq_batch(loaded, encoded, chunk))
+    yield from batcher.batches(order, lambda chunk: _seq2seq_batch(loaded, encoded, chunk))
 
 
-def _score_causal(loaded: LoadedModel, encoded: list[EncodedItem], backoff: Backoff) -> Iterator[Batch]:
+def _score_causal(loaded: LoadedModel, encoded: list[EncodedItem], batcher: Batcher) -> Iterator[Batch]:
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, item in enumerate(encoded):
         groups[item.shared_ids].append(index)
@@ -112,36 +142,188 @@ def _score_causal(loaded: LoadedModel, encoded: list[EncodedItem], backoff: Back
             prefix = _causal_prefix(loaded, shared_ids)
         except Exception as exc:
             if is_out_of_memory(exc):  # the prefix is one row already: nothing left to back off to
-                raise OutOfMemoryAtBatchSizeOne(backoff.message()) from exc
+                raise OutOfMemoryAtBatchSizeOne(batcher.message()) from exc
             raise
         members.sort(key=lambda i: -len(encoded[i].rest_ids))  # longest first: an OOM shows up at once
-        yield from backoff.batches(members, lambda chunk: _causal_batch(loaded, encoded, chunk, prefix))
+        yield from batcher.batches(members, lambda chunk: _causal_batch(loaded, encoded, chunk, prefix))
 
 
-class Backoff:
-    """Runs batches, halving the batch size on out-of-memory; the smaller size sticks for later batches."""
+def batch_tokens(encoded: list[EncodedItem], chunk: list[int], virtual_tokens: int = 0) -> tuple[int, int]:
+    """(padded, real): the tokens a batch holds as key/value states, which is what its memory grows with.
+    Each item's context (virtual tokens, shared part and rest; the encoder input for seq2seq) is held once
+    for its first-token step and once more per option longer than one token, whose row continues from a
+    copy of its item's cache; those options add their own tokens after the first. Padded: every context as
+    wide as the batch's widest, every option row as long as its longest."""
+    tally = _Tally(virtual_tokens)
+    for index in chunk:
+        tally.add(encoded[index])
+    return tally.padded, tally.real
 
-    def __init__(self, size: int, device: torch.device) -> None:
-        self.size = size
-        self.device = device
 
-    def batches(self, order: list[int], run: Callable[[list[int]], Batch]) -> Iterator[Batch]:
-        start = 0
+class _Tally:
+    """batch_tokens, one item at a time."""
+
+    def __init__(self, virtual_tokens: int) -> None:
+        self.virtual_tokens = virtual_tokens
+        self.rows = self.longer = self.width = self.longest = self.real = 0
+
+    def add(self, item: EncodedItem) -> None:
+        own = self.virtual_tokens + len(item.shared_ids) + len(item.rest_ids)
+        options = [len(o) - 1 for o in item.option_ids if len(o) > 1]
+        self.rows += 1 + len(options)
+        self.longer += len(options)
+        self.width = max(self.width, own)
+        self.longest = max([self.longest, *options])
+        self.real += (1 + len(options)) * own + sum(options)
+
+    @property
+    def padded(self) -> int:
+        return self.rows * self.width + self.longer * self.longest
+
+
+# Token budgets (ScoreConfig.batching == "tokens" with no budget given): where the search starts, how close
+# the largest batch that ran and the smallest that ran out of memory must come before the search stops, and
+# the margin kept below the largest that ran, since batches of the same padded size differ in shape (more
+# option rows, longer contexts) and so in memory.
+START_TOKENS = 4096
+RESOLUTION = 0.25
+MARGIN = 0.8
+
+
+@dataclass
+class TokenBudget:
+    """How many padded tokens (batch_tokens) a batch may hold. A found budget (find=True) grows while batches
+    run, doubling until one runs out of memory, then bisects between the largest batch that ran and the
+    smallest that did not, and settles MARGIN below the largest that ran; one that runs out of memory later
+    moves it down again. A given budget only halves on out of memory."""
+
+    tokens: int
+    find: bool = False
+    fits: int = 0  # the largest batch that ran, in padded tokens
+    fails: int | None = None  # the smallest that ran out of memory
+
+    @property
+    def found(self) -> bool:
+        return self.fails is not None and self.fails <= self.fits * (1 + RESOLUTION)
+
+    def ran(self, cost: int) -> None:
+        self.fits = max(self.fits, cost)
+        if self.find:
+            self.tokens = self._next()
+
+    def ran_out(self, cost: int) -> None:
+        if not self.find:
+            self.tokens = max(1, min(self.tokens, cost) // 2)
+            return
+        self.fails = cost if self.fails is None else min(self.fails, cost)
+        if self.fits >= cost:  # a batch no larger than one that ran did not: trust half of it
+            self.fits = cost // 2
+        self.tokens = self._next()
+
+    def _next(self) -> int:
+        if self.fails is None:  # memory has not said no yet: grow, once batches fill the budget
+            return max(self.tokens, 2 * self.fits)
+        if not self.found:
+            return (self.fits + self.fails) // 2
+        return max(1, int(self.fits * MARGIN))
+
+
+# Found budgets, per (model as loaded, device, dtype): a worker keeps its model warm, and every run on it
+# starts from what the ones before found.
+_budgets: dict[tuple, TokenBudget] = {}
+
+
+def token_budget_for(loaded: LoadedModel) -> TokenBudget:
+    """The remembered budget of this model on its device in its dtype (a new one, START_TOKENS, at first)."""
+    key = (loaded.spec.for_loading(), str(loaded.device), str(loaded.dtype))
+    if key not in _budgets:
+        _budgets[key] = TokenBudget(START_TOKENS, find=True)
+    return _budgets[key]
+
+
+def forget_token_budgets() -> None:
+    _budgets.clear()
+
+
+class Batcher:
+    """Cuts length-sorted items into batches (a fixed count, or to a token budget) and runs them, retrying a
+    batch that runs out of memory smaller (a smaller count or budget sticks for later batches), and failing
+    readably when a single item does not fit."""
+
+    def __init__(
+        self, loaded: LoadedModel, encoded: list[EncodedItem], config: ScoreConfig, stats: BatchStats
+    ) -> None:
+        self.device = loaded.device
+        self.encoded = encoded
+        self.virtual_tokens = loaded.virtual_tokens
+        self.stats = stats
+        stats.batching = config.batching_on(loaded.device.type)
+        self.size = config.batch_size or DEFAULT_BATCH_SIZE  # count batching
+        self.budget: TokenBudget | None = None
+        if stats.batching == "tokens":
+            given = config.token_budget
+            self.budget = TokenBudget(given) if given is not None else token_budget_for(loaded)
+
+    def batches(self, order: list[int], run: Callable[[list[int]], Callable[[], Batch]]) -> Iterator[Batch]:
+        """run(chunk) launches a batch and returns what finishes it (the transfer to the host). Batch k is
+        finished only once batch k + 1 is launched, so the device is never idle while the host works."""
+        start, pending = 0, None
         while start < len(order):
-            chunk = order[start : start + self.size]
+            chunk = self._take(order, start)
+            padded, real = batch_tokens(self.encoded, chunk, self.virtual_tokens)
             try:
-                result = run(chunk)
+                finish = run(chunk)
+                out_of_memory = False
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                if self.size == 1:
+                if len(chunk) == 1:
                     raise OutOfMemoryAtBatchSizeOne(self.message()) from exc
-                self.size = max(1, self.size // 2)
+                out_of_memory = True
+            if out_of_memory:
+                # Outside the except block: the exception's frames, which hold the batch's tensors, are gone.
+                self._ran_out(padded)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            yield result
+            self._ran(chunk, padded, real)
+            if pending is not None:
+                yield pending()
+            pending = finish
             start += len(chunk)
+        if pending is not None:
+            yield pending()
+
+    def _take(self, order: list[int], start: int) -> list[int]:
+        if self.budget is None:
+            return order[start : start + self.size]
+        tally = _Tally(self.virtual_tokens)
+        tally.add(self.encoded[order[start]])  # one item at least, whatever the budget
+        end = start + 1
+        while end < len(order):
+            tally.add(self.encoded[order[end]])
+            if tally.padded > self.budget.tokens:
+                break
+            end += 1
+        return order[start:end]
+
+    def _ran(self, chunk: list[int], padded: int, real: int) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.items += len(chunk)
+        stats.largest_batch = max(stats.largest_batch, len(chunk))
+        stats.tokens += real
+        stats.padded_tokens += padded
+        if self.budget is not None:
+            stats.token_budget = self.budget.tokens
+            self.budget.ran(padded)
+
+    def _ran_out(self, padded: int) -> None:
+        self.stats.out_of_memory += 1
+        if self.budget is None:
+            self.size = max(1, self.size // 2)
+        else:
+            self.budget.ran_out(padded)
 
     def message(self) -> str:
         return (
@@ -158,8 +340,37 @@ def with_soft_prompt(loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor 
     return prepend_virtual_tokens(soft, embeds, mask)
 
 
-def _collect(encoded: list[EncodedItem], chunk: list[int], totals: list[list[float]]) -> Batch:
-    return [(index, scores_of(encoded[index], totals[b])) for b, index in enumerate(chunk)]
+def _gather_first(first: torch.Tensor, options: list[list[list[int]]]) -> torch.Tensor:
+    """Every option's first-token log-probability, item by item and option by option, gathered on the device
+    from (items, vocabulary) log-probabilities."""
+    index = torch.tensor([(b, o[0]) for b, opts in enumerate(options) for o in opts], dtype=torch.long)
+    index = to_device(index, first.device)
+    return first[index[:, 0], index[:, 1]]
+
+
+def _finisher(
+    encoded: list[EncodedItem],
+    chunk: list[int],
+    firsts: torch.Tensor,
+    groups: list[list[OptionRow]],
+    sums: list[torch.Tensor],
+) -> Callable[[], Batch]:
+    """What finishes a launched batch: one transfer of its first-token log-probabilities and the summed
+    log-probabilities of the longer options' other tokens (group by group), then each option's total, added
+    on the host in double precision as the values come (first token, then the rest)."""
+    values = torch.cat([firsts, *sums]) if sums else firsts
+
+    def finish() -> Batch:
+        flat = values.tolist()  # the batch's one device-to-host transfer
+        options = [encoded[i].option_ids for i in chunk]
+        at = iter(flat)
+        totals = [[next(at) for _ in opts] for opts in options]
+        for group in groups:
+            for (b, j, _), total in zip(group, at):
+                totals[b][j] += total
+        return [(index, scores_of(encoded[index], totals[b])) for b, index in enumerate(chunk)]
+
+    return finish
 
 
 def scores_of(item: EncodedItem, logliks: Sequence[float]) -> OptionScores:
@@ -167,7 +378,7 @@ def scores_of(item: EncodedItem, logliks: Sequence[float]) -> OptionScores:
 
 
 @torch.inference_mode()
-def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[int]) -> Batch:
+def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[int]) -> Callable[[], Batch]:
     from transformers.modeling_outputs import BaseModelOutput
 
     model, device = loaded.model, loaded.device
@@ -193,16 +404,15 @@ def _seq2seq_batch(loaded: LoadedModel, encoded: list[EncodedItem], chunk: list[
     )
     logits = out.logits[:, 0].float()
     first = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
-    totals = [[first[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
+    firsts = _gather_first(first, options)
 
     # Phase 3, options longer than one token: one row per option continues from its item's cache, so the
     # cross-attention projections of the encoder states are computed once per item, not once per option.
-    # Rows go in groups of similar length, so little of the work is padding.
-    for group in length_groups(longer_options(options), len(chunk)):
-        sums = continue_seq2seq(model, cache_of(out), hidden, attention, group, pad_id).tolist()
-        for (b, j, _), total in zip(group, sums):
-            totals[b][j] += total
-    return _collect(encoded, chunk, totals)
+    # Rows go in groups of similar length, so little of the work is padding. Nothing comes back to the host
+    # until the batch is finished (_finisher).
+    groups = length_groups(longer_options(options), len(chunk))
+    sums = [continue_seq2seq(model, cache_of(out), hidden, attention, group, pad_id) for group in groups]
+    return _finisher(encoded, chunk, firsts, groups, sums)
 
 
 @torch.inference_mode()
@@ -213,7 +423,7 @@ def _causal_prefix(
     A soft prompt's virtual tokens come first, so they are part of every phrasing's prefix."""
     if not shared_ids and loaded.soft_prompt is None:
         return []
-    ids = torch.tensor([shared_ids], dtype=torch.long, device=loaded.device)
+    ids = to_device(torch.tensor([shared_ids], dtype=torch.long), loaded.device)
     # Only the cache is needed: the backbone alone skips the output layer.
     backbone = loaded.model.base_model if plain_output_head(loaded.model) else loaded.model
     if loaded.soft_prompt is None:
@@ -229,7 +439,7 @@ def _causal_batch(
     encoded: list[EncodedItem],
     chunk: list[int],
     prefix: list[tuple[torch.Tensor, torch.Tensor]],
-) -> Batch:
+) -> Callable[[], Batch]:
     from transformers import DynamicCache
 
     model, device = loaded.model, loaded.device
@@ -260,15 +470,14 @@ def _causal_batch(
         last = out.logits[torch.arange(size, device=device), lengths - 1].float()
     first = last - torch.logsumexp(last, dim=-1, keepdim=True)
     options = [encoded[i].option_ids for i in chunk]
-    totals = [[first[b, o[0]].item() for o in opts] for b, opts in enumerate(options)]
+    firsts = _gather_first(first, options)
 
     # Phase 2: options longer than one token continue from the context's cache, one row per option, in
-    # groups of similar length so that little of the work is padding.
-    for group in length_groups(longer_options(options), size):
-        sums = continue_causal(model, cache_of(out), attention, group, pad_id).tolist()
-        for (b, j, _), total in zip(group, sums):
-            totals[b][j] += total
-    return _collect(encoded, chunk, totals)
+    # groups of similar length so that little of the work is padding. Nothing comes back to the host until
+    # the batch is finished (_finisher).
+    groups = length_groups(longer_options(options), size)
+    sums = [continue_causal(model, cache_of(out), attention, group, pad_id) for group in groups]
+    return _finisher(encoded, chunk, firsts, groups, sums)
 
 
 # The fast path of each family (families.py): how its items are ordered, batched and scored.

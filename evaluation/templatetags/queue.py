@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from django import template
 
+from evaluation.access import runs_visible_to
 from evaluation.models import ScoringRun
 from evaluation.queue import Estimate, queue_estimates
 
 register = template.Library()
+
+MAX_LINKED_RUNS = 10  # one per active model; a phrasing approved again later keeps its earlier runs too
 
 
 def _estimates(context) -> dict[int, Estimate]:
@@ -43,4 +46,17 @@ def phrasing_estimate(context, instruction) -> Estimate | None:
         position=min(positions) if positions else None,
         start=min((e.start for e in found if e.start), default=None),
         finish=None if None in finishes else max(finishes),
+    )
+
+
+@register.simple_tag(takes_context=True)
+def phrasing_runs(context, instruction) -> list[ScoringRun]:
+    """The scoring runs of a phrasing that the viewer may see, newest first: the review queue links an
+    approval to the runs it started."""
+    user = context.get("request").user if context.get("request") else None
+    return list(
+        runs_visible_to(user)
+        .filter(instruction=instruction)
+        .select_related("variant__model")
+        .order_by("-id")[:MAX_LINKED_RUNS]
     )

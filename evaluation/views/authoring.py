@@ -110,6 +110,8 @@ def phrasing_preview(request: HttpRequest, benchmark_slug: str, task_slug: str) 
     form = PhrasingForm(request.POST, task=task, models=_models())
     exclude_id = id_param(request.POST, "instruction")
     context = {"task": task, "form": form, **_preview_context(form, request.user, exclude_id=exclude_id)}
+    # The check's verdict goes to the field it is about, out of band (templates/collection/phrasing_form.html).
+    context["check_at_field"] = True
     return render(request, "collection/phrasing_form.html#preview", context)
 
 

@@ -36,6 +36,12 @@ def _curve_chart(soft: SoftPrompt) -> dict:
         # Curves recorded before the consistency objective existed have no such term.
         if all(key in r for r in soft.curve)
     ]
+    # With λ_kl and λ_rep at 0 (or small), Total equals CE and a line drawn under it would vanish: Total is
+    # drawn last, on top, dark and dashed, so CE shows through its gaps; the legend still lists it first.
+    for trace in data:
+        if trace["name"] == "Total":
+            trace.update(line={"color": "#1d2430", "width": 2.5, "dash": "dash"}, legendrank=1)
+    data.sort(key=lambda trace: trace["name"] == "Total")
     layout = {
         "xaxis": {"title": {"text": "step"}},
         "yaxis": {"title": {"text": "loss"}},
@@ -81,13 +87,14 @@ def _outcome_rows(soft: SoftPrompt) -> list[dict]:
         return []
 
     def row(name: str, base: float, improvement) -> dict:
-        low, high = improvement.ci
+        # Fractions: the page renders them with the figure component (evaluation/templatetags/figures.py).
         return {
             "task": name,
             "cells": f"{improvement.phrasings} x {improvement.instances}",
-            "base": f"{100 * base:.1f}",
-            "soft": f"{100 * (base + improvement.difference):.1f}",
-            "delta": f"{100 * improvement.difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]",
+            "base": base,
+            "soft": base + improvement.difference,
+            "delta": improvement.difference,
+            "ci": tuple(improvement.ci),
             "excludes_zero": improvement.excludes_zero,
         }
 

@@ -45,3 +45,36 @@
     if (!box.parentNode) anchor.insertBefore(box, anchor.firstChild);
   }
 })();
+
+// A box of wide content (.scroll: a table wider than a phone) scrolls sideways inside itself, and says so: it
+// is wrapped in .scroll-frame, which shades the edge with more content and is followed by a line of text; both
+// follow the scroll position. Boxes inside htmx-swapped fragments are set up after the swap.
+(function () {
+  function update(box) {
+    var frame = box.parentNode, hidden = box.scrollWidth - box.clientWidth;
+    frame.classList.toggle("more-right", hidden > 1 && box.scrollLeft < hidden - 1);
+    frame.classList.toggle("more-left", hidden > 1 && box.scrollLeft > 1);
+    var cue = frame.nextSibling;
+    if (cue && cue.classList && cue.classList.contains("scroll-cue")) {
+      cue.textContent = frame.classList.contains("more-right") ? "Scroll sideways for more columns →" : "← More columns to the left";
+    }
+  }
+  function setUp(root) {
+    root.querySelectorAll(".scroll").forEach(function (box) {
+      if (!box.parentNode.classList.contains("scroll-frame")) {
+        var frame = document.createElement("div"), cue = document.createElement("p");
+        frame.className = "scroll-frame";
+        cue.className = "scroll-cue";
+        cue.setAttribute("aria-hidden", "true");
+        box.parentNode.insertBefore(frame, box);
+        frame.appendChild(box);
+        frame.parentNode.insertBefore(cue, frame.nextSibling);
+        box.addEventListener("scroll", function () { update(box); }, {passive: true});
+      }
+      update(box);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { setUp(document); });
+  document.addEventListener("htmx:afterSettle", function () { setUp(document); });
+  window.addEventListener("resize", function () { setUp(document); });
+})();

@@ -144,6 +144,8 @@ def test_the_preview_validates_and_renders_samples_as_the_model_reads_them(clien
     url = reverse("phrasing_preview", args=["demo", "parity"])
     page = client.post(url, {"template": "Is {numbr} even?"}).content.decode()
     assert "Did you mean {number}?" in page
+    # The verdict goes to the text box, out of band, not only to the preview far below it on a phone.
+    assert '<div id="template-check" aria-live="polite" hx-swap-oob="true">' in page
     page = client.post(url, {"template": NEW}).content.decode()
     assert "The phrasing is valid" in page
     first = parity.instances.filter(split="eval").order_by("id").first()
@@ -240,6 +242,11 @@ def test_the_curator_approves_from_the_queue_and_scoring_is_queued(client, parit
     )
     assert response.status_code == 200 and "approved" in response.content.decode()
     assert ScoringRun.objects.filter(instruction=instruction).count() == 1
+    # The heading's pending count follows the decision (out of band), and the card links the run it started.
+    html = response.content.decode()
+    assert '<span id="pending-count"' in html and 'hx-swap-oob="true">0 pending</span>' in html
+    run = ScoringRun.objects.get(instruction=instruction)
+    assert f'href="{reverse("run_detail", args=[run.id])}"' in html
 
 
 def test_rejecting_without_a_reason_is_refused_in_the_queue(client, parity, alice, carol):

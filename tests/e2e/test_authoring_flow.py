@@ -60,12 +60,12 @@ def test_an_author_writes_a_phrasing_and_a_curator_approves_it(
 
     # A typo in a placeholder: the preview says what to fix.
     _type(page, "#id_template", "Is {numbr} even?")
-    page.wait_for_selector("#preview .problems.bad >> text=Did you mean {number}?")
+    page.wait_for_selector("#template-check .problems.bad >> text=Did you mean {number}?")  # at the field
     screenshot(page, "03-author-invalid")
 
     # A valid phrasing close to an approved one: rendered on real instances, flagged as a near duplicate.
     _type(page, "#id_template", PHRASING)
-    page.wait_for_selector("#preview >> text=The phrasing is valid for this task.")
+    page.wait_for_selector("#template-check >> text=The phrasing is valid for this task.")
     page.wait_for_selector("#preview >> text=Near duplicate")
     assert page.locator("#preview .badge.warn", has_text="near duplicate").count() >= 1
     assert page.locator("#preview .card pre.prompt").first.inner_text().startswith("Is ")

@@ -23,21 +23,97 @@ def gpu_check():
 def test_the_dry_run_checks_scoring_training_and_back_off_on_the_cpu(tmp_path, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "figures.json"
-    assert gpu_check().main(["--dry", "--json", str(out)]) == 0
+    assert gpu_check().main(["--dry", "--lm-eval", "none", "--json", str(out)]) == 0
     assert torch.get_num_threads() == threads
     figures = json.loads(out.read_text())
     assert figures["ok"] and figures["dry"]
     for name in ("Flan-T5-XL config", "Llama-7B config"):
         model = figures[name]
+        assert model["attention"] == "sdpa"
         for case in ("letters", "texts"):
             check = model[f"fast_vs_naive_{case}"]
             assert check["ok"] and check["max_abs_diff_fast_vs_naive"] <= 1e-4  # fp32 on the CPU
+            assert check["fp32_ok"] and check["fp32_max_abs_diff_fast_vs_naive"] <= 1e-4
             assert check["clear_predictions_compared"] > 0
             assert model[f"throughput_{case}"]["instances_per_s"] > 0
+            assert model[f"throughput_{case}"]["batching"] == "count"  # the CPU's default
+        assert model["transfers"]["ok"] and model["transfers"]["transfers_per_batch"] == 1
+        assert model["profile"]["top"]
         assert model["training"]["ok"] and model["training"]["seconds_per_step"] > 0
         backoff = model["oom_backoff"]
         assert backoff["largest_batch_that_ran"] < backoff["start_batch"]
+        assert backoff["token_budget_found"] and backoff["tokens_out_of_memory"] > 0
     assert "All checks passed." in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def dry_models(tmp_path_factory):
+    module = gpu_check()
+    root = tmp_path_factory.mktemp("gpu-check")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        built = {
+            f: module.build(f, True, torch.device("cpu"), root, torch.float32) for f in ("seq2seq", "causal")
+        }
+    finally:
+        torch.set_num_threads(threads)
+    return module, built
+
+
+def planted_items(module):
+    # Preambles of random words: prompts of different lengths, so batches carry padding.
+    return module.items_for(module.questions(3, 7, words=6), "texts")
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal"])
+def test_the_fp32_check_fails_when_the_fast_path_attends_to_padding(dry_models, family, monkeypatch):
+    from evaluation.ml import scoring
+
+    module, built = dry_models
+    loaded, items = built[family], planted_items(module)
+    assert module.check_fast_vs_naive(loaded, items)["fp32_ok"]  # the same items pass without the bug
+    real_pad = scoring.pad
+
+    def wrong_mask(rows, pad_id, device):
+        ids, mask = real_pad(rows, pad_id, device)
+        return ids, torch.ones_like(mask)  # padding counted as text
+
+    monkeypatch.setattr(scoring, "pad", wrong_mask)
+    check = module.check_fast_vs_naive(loaded, items)
+    assert not check["ok"] and not check["fp32_ok"] and check["fp32_items_over_tolerance"] > 0
+
+
+def test_the_fp32_check_fails_when_the_fast_path_shifts_positions(dry_models):
+    module, built = dry_models
+    loaded, items = built["causal"], planted_items(module)
+
+    def shifted(module_, args, kwargs):
+        # Only the fast path passes positions (the naive reference lets the model count from 0).
+        if kwargs.get("position_ids") is not None:
+            kwargs["position_ids"] = kwargs["position_ids"] + 1
+        return args, kwargs
+
+    hook = loaded.model.model.register_forward_pre_hook(shifted, with_kwargs=True)
+    try:
+        check = module.check_fast_vs_naive(loaded, items)
+    finally:
+        hook.remove()
+    # Random weights attend almost uniformly, so positions matter little: the shift moves this tiny model's
+    # log-likelihoods by a few thousandths only, still over the tolerance, a thousand times the fp32 rounding.
+    assert not check["ok"] and check["fp32_items_over_tolerance"] > 0
+
+
+def test_lm_eval_is_timed_beside_ours_on_the_same_model_objects(dry_models):
+    pytest.importorskip("lm_eval")
+    module, built = dry_models
+    loaded = built["causal"]
+    items = module.items_for(module.questions(2, 2), "letters")
+    keep: dict = {}
+    module.check_fast_vs_naive(loaded, items, keep)
+    ours = {"letters": module.check_throughput(loaded, items, None, None)}
+    figures = module.check_lm_eval(loaded, [(items, keep)], {"letters": items}, ours, [4], None)
+    assert figures["ok"] and figures["same_ids"] and figures["letters"]["ours_over_lm_eval"] > 0
 
 
 @pytest.mark.gpu

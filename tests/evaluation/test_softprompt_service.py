@@ -334,6 +334,7 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     demo_model, client, django_capture_on_commit_callbacks
 ):
     from evaluation.softprompt_outcome import soft_prompt_outcome
+    from evaluation.templatetags.figures import signed
 
     base = scoring.base_variant(demo_model)
     with django_capture_on_commit_callbacks(execute=True):
@@ -353,7 +354,8 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     page = client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
     assert "Outcome on its held-out unobserved phrasings" in page
     low, high = outcome.macro.ci
-    macro = f"{100 * outcome.macro.difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+    # The figure component: the signed difference in points, a space, the interval's signed bounds.
+    macro = f'{signed(outcome.macro.difference)}</span> <span class="ci">[{signed(low)[:-3]}, {signed(high)[:-3]}]'
     assert "macro average" in page and macro in page
 
 
