@@ -12,26 +12,18 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Instruction, Task
-from evaluation.aggregates import aggregates_refresh_many
-from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
+from evaluation.models import ModelVariant
+from tests.evaluation.published import imported_variant
 
 pytestmark = pytest.mark.django_db
 
 
 def _imported(name: str, accuracy: float) -> ModelVariant:
-    model = LanguageModel.objects.create(name=name, source="published", family="seq2seq", is_active=False)
-    variant = ModelVariant.objects.create(model=model, kind=VariantKind.IMPORTED)
+    """A published row with the same accuracy on every approved demo phrasing."""
     approved = Instruction.objects.filter(task__benchmark__slug="demo", status="approved")
-    for instruction in approved.select_related("current_revision"):
-        PhrasingResult.objects.create(
-            variant=variant,
-            revision=instruction.current_revision,
-            task=instruction.task,
-            accuracy=accuracy,
-            source=ResultSource.IMPORTED,
-        )
-    aggregates_refresh_many({(variant.id, t) for t in approved.values_list("task_id", flat=True)})
-    return variant
+    return imported_variant(
+        name, dict.fromkeys(approved.select_related("current_revision", "task"), accuracy)
+    )
 
 
 @pytest.fixture
