@@ -16,7 +16,14 @@ from django.http import Http404
 
 from collection.access import instructions_visible_to, revisions_visible_to
 from core import roles
-from evaluation.models import LanguageModel, PhrasingResult, ScoringPlan, ScoringRun, SoftPrompt
+from evaluation.models import (
+    LanguageModel,
+    PhrasingResult,
+    ScoringPlan,
+    ScoringRun,
+    SoftPrompt,
+    named_variants,
+)
 
 
 def models_visible_to(user) -> QuerySet[LanguageModel]:
@@ -55,8 +62,8 @@ def get_model_for_user(user, name: str, *, manage: bool = False) -> LanguageMode
 def get_run_for_user(user, run_id: int, *, manage: bool = False) -> ScoringRun:
     """Anyone may look at a run they may see; only curators and admins may cancel or retry it."""
     run = (
-        runs_visible_to(user)
-        .select_related("variant__model", "task__benchmark", "instruction", "created_by")
+        named_variants(runs_visible_to(user))
+        .select_related("task__benchmark", "instruction", "created_by")
         .filter(id=run_id)
         .first()
     )

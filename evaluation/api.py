@@ -18,7 +18,7 @@ from core.job_actions import JobActionsMixin
 from core.page_cache import cached_api, page_version
 from core.parsing import IdFilter, parse_id
 from evaluation import access, aggregates, comparisons, figure_registry, ranking, registry, selectors
-from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun
+from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, named_variants
 
 
 class IsAdminToWrite(permissions.BasePermission):
@@ -172,7 +172,7 @@ class RunViewSet(JobActionsMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = RunFilter
 
     def get_queryset(self):
-        return access.runs_visible_to(self.request.user).select_related("variant__model").order_by("-id")
+        return named_variants(access.runs_visible_to(self.request.user)).order_by("-id")
 
     def get_object(self):
         manage = self.action != "retrieve"
@@ -234,8 +234,8 @@ class ResultViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         # Only results of phrasings the user may see, so ?instruction= on a hidden one finds nothing.
         return (
-            access.results_visible_to(self.request.user)
-            .select_related("variant__model", "revision__instruction__collection")
+            named_variants(access.results_visible_to(self.request.user))
+            .select_related("revision__instruction__collection")
             .order_by("id")
         )
 

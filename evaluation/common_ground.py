@@ -28,7 +28,14 @@ from django.db.models import Exists, OuterRef, Q
 
 from collection.models import Benchmark, Collection, Instance, Task
 from evaluation import aggregates, estimates, metrics, ranking, replicates
-from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingResult, PhrasingSet, TaskSummary
+from evaluation.models import (
+    BenchmarkSummary,
+    ModelVariant,
+    PhrasingResult,
+    PhrasingSet,
+    TaskSummary,
+    named_variants,
+)
 from evaluation.split import is_heldout
 
 CACHE_SECONDS = 3600  # keyed on the data version, so a refresh makes a new key
@@ -153,9 +160,9 @@ def _cached(key_parts: list, build) -> Board:
 
 
 def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) -> dict:
-    summaries = BenchmarkSummary.objects.filter(
-        benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind
-    ).select_related("variant__model")
+    summaries = named_variants(
+        BenchmarkSummary.objects.filter(benchmark=benchmark, phrasing_set=phrasing_set, task_kind=task_kind)
+    )
     # The tasks each row averages over: aggregates.counts_in_benchmark, the one rule for benchmark rows.
     counted = aggregates.counted_in_benchmark(benchmark)
     if task_kind:
@@ -164,7 +171,7 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     # Every task summary of the variants with an estimated task, in one query.
     estimated_variants = per_task.filter(figures__estimated=True).values("variant_id")
     by_variant: dict[int, list[TaskSummary]] = {}
-    for row in per_task.filter(variant_id__in=estimated_variants).select_related("variant__model", "task"):
+    for row in named_variants(per_task.filter(variant_id__in=estimated_variants)).select_related("task"):
         by_variant.setdefault(row.variant_id, []).append(row)
     # The estimated tasks' posterior draws (their summaries' replicates), read for those rows alone.
     blobs = dict(
@@ -203,9 +210,7 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
 
 def _build_task(task: Task, phrasing_set: str) -> dict:
     # With their replicates: a ranked row's draws (for rank intervals) come from its stored summary.
-    summaries = TaskSummary.with_replicates.filter(task=task, phrasing_set=phrasing_set).select_related(
-        "variant__model"
-    )
+    summaries = named_variants(TaskSummary.with_replicates.filter(task=task, phrasing_set=phrasing_set))
 
     def on_ground(variant, cells, own):
         summary = exact[variant.id]

@@ -687,6 +687,9 @@ class SoftPrompt(Job):
         help_text="Task slug -> [[revision id, instance id], ...] pairs it trained on.",
     )
     curve = models.JSONField(default=list, blank=True, help_text="Loss terms per optimiser step.")
+    # Tens of kB each (every trained pair, every step's losses): read by the soft prompt's own page and its
+    # training only, so lists and rows that merely name a soft prompt defer them (named_variants).
+    HEAVY_FIELDS = ("seen", "curve")
     steps_done = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveIntegerField(default=0)
     artifact = models.CharField(max_length=500, blank=True, help_text="Directory of the PEFT adapter.")
@@ -725,3 +728,13 @@ class SoftPrompt(Job):
 
     def get_absolute_url(self) -> str:
         return reverse("softprompt_detail", args=[self.pk])
+
+
+def named_variants(queryset, path: str = "variant"):
+    """`queryset` with what a ModelVariant's name reads joined in (str(variant): its model, and its soft prompt's
+    id and ablation), the soft prompt's heavy fields deferred. `path` leads from the queryset's model to the
+    variant ("" when the queryset is of variants); the other joins a query needs are its own."""
+    prefix = f"{path}__" if path else ""
+    return queryset.select_related(f"{prefix}model", f"{prefix}soft_prompt").defer(
+        *(f"{prefix}soft_prompt__{name}" for name in SoftPrompt.HEAVY_FIELDS)
+    )

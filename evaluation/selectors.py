@@ -37,6 +37,7 @@ from evaluation.models import (
     SoftPrompt,
     TaskSummary,
     VariantKind,
+    named_variants,
 )
 
 
@@ -123,8 +124,8 @@ def model_list(user) -> QuerySet[LanguageModel]:
 
 def run_list(user, *, status: str | None = None, model: LanguageModel | None = None) -> QuerySet[ScoringRun]:
     """The runs `user` may see (one run is looked up with evaluation.access.get_run_for_user)."""
-    runs = runs_visible_to(user).select_related(
-        "variant__model", "task__benchmark", "instruction", "created_by"
+    runs = named_variants(runs_visible_to(user)).select_related(
+        "task__benchmark", "instruction", "created_by"
     )
     if status in JobStatus.values:
         runs = runs.filter(status=status)
@@ -279,6 +280,9 @@ def leaders(benchmark: Benchmark, *, version: tuple | None = None) -> list[Leade
     top tie group on AvgP and on Q10 (evaluation/ranking.py), each row marked provisional while it covers
     less than PROVISIONAL_BELOW of the benchmark's approved phrasings on its top-level tasks."""
     version = leaderboard_version(benchmark) if version is None else version
+    _, summaries, _, estimated = version
+    if not summaries and not estimated:
+        return []  # nothing scored or imported yet: no board to read
     approved = Instruction.objects.filter(
         task__benchmark=benchmark, task__parent__isnull=True, status=Instruction.Status.APPROVED
     ).count()
@@ -421,16 +425,16 @@ OWN_SET = Q(phrasing_set=PhrasingSet.ALL) | Q(
 def task_variants(task: Task) -> list[ModelVariant]:
     variant_ids = TaskSummary.objects.filter(OWN_SET, task=task).values("variant_id")
     return list(
-        ModelVariant.objects.filter(id__in=variant_ids)
-        .select_related("model", "soft_prompt")
-        .order_by("model__name", "kind", "id")
+        named_variants(ModelVariant.objects.filter(id__in=variant_ids), "").order_by(
+            "model__name", "kind", "id"
+        )
     )
 
 
 def model_task_breakdown(model: LanguageModel, *, worst_first: bool = False) -> list[TaskSummary]:
     summaries = list(
-        TaskSummary.objects.filter(OWN_SET, variant__model=model)
-        .select_related("task__benchmark", "variant__model", "variant__soft_prompt")
+        named_variants(TaskSummary.objects.filter(OWN_SET, variant__model=model))
+        .select_related("task__benchmark")
         .order_by("task__benchmark__name", "task__name", "variant__kind", "variant_id")
     )
     if worst_first:
@@ -472,11 +476,7 @@ def model_worst_phrasings(model: LanguageModel, limit: int = WORST_PHRASINGS) ->
 
 
 def phrasing_results(revision_id: int) -> list[PhrasingResult]:
-    return list(
-        PhrasingResult.objects.filter(revision_id=revision_id)
-        .select_related("variant__model")
-        .order_by("-accuracy")
-    )
+    return list(named_variants(PhrasingResult.objects.filter(revision_id=revision_id)).order_by("-accuracy"))
 
 
 @dataclass

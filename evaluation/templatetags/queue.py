@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import template
 
 from evaluation.access import runs_visible_to
-from evaluation.models import ScoringRun
+from evaluation.models import ScoringRun, named_variants
 from evaluation.queue import Estimate, queue_estimates
 
 register = template.Library()
@@ -55,8 +55,7 @@ def phrasing_runs(context, instruction) -> list[ScoringRun]:
     approval to the runs it started."""
     user = context.get("request").user if context.get("request") else None
     return list(
-        runs_visible_to(user)
-        .filter(instruction=instruction)
-        .select_related("variant__model")
-        .order_by("-id")[:MAX_LINKED_RUNS]
+        named_variants(runs_visible_to(user).filter(instruction=instruction)).order_by("-id")[
+            :MAX_LINKED_RUNS
+        ]
     )

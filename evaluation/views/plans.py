@@ -14,6 +14,7 @@ from core import roles
 from core.errors import ApplicationError
 from evaluation import budget
 from evaluation.access import get_plan_for_user, plans_visible_to
+from evaluation.models import named_variants
 
 PLANS_PER_PAGE = 50
 
@@ -28,7 +29,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
 
 def plan_detail(request: HttpRequest, plan_id: int) -> HttpResponse:
     plan = get_plan_for_user(request.user, plan_id)
-    runs = plan.runs.select_related("variant__model", "task__benchmark", "instruction", "created_by")
+    runs = named_variants(plan.runs.all()).select_related("task__benchmark", "instruction", "created_by")
     return render(
         request,
         "evaluation/plan_detail.html",

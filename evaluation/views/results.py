@@ -26,7 +26,7 @@ from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
 from evaluation import aggregates, budget, common_ground, exports, ranking, registry, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
-from evaluation.models import PhrasingSet, VariantKind
+from evaluation.models import PhrasingSet, SoftPrompt, VariantKind
 
 RUNS_PER_PAGE = 50
 FRAGMENT_CACHE_SECONDS = 600
@@ -46,7 +46,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     breakdown = selectors.model_task_breakdown(model, worst_first=worst_first)
     worst_phrasings = selectors.model_worst_phrasings(model)
     soft_prompts = softprompts_visible_to(request.user).filter(model=model)
-    soft_prompts = soft_prompts.select_related("variant").order_by("-id")[:20]
+    soft_prompts = soft_prompts.select_related("variant").defer(*SoftPrompt.HEAVY_FIELDS).order_by("-id")[:20]
     return render(
         request,
         "evaluation/model_detail.html",
