@@ -1,8 +1,9 @@
 """Leaderboard scale: seed PostgreSQL with 100 models x 1,000 phrasings x 100 instances (10 million
-predictions), then time every list and chart page (leaderboard, task grid, paired comparison, phrasing
-page, the leaderboard API, and the models, runs, tasks, review-queue and my-phrasings lists, the last two
-signed in) served by gunicorn on loopback, beside a trivial Django view (/healthz) measured in the same run,
-and print the chart bundle's bytes on the wire (after collectstatic, as bin/run and the Dockerfile serve it).
+predictions), then time every page people read at that scale (the home page with its leaders, leaderboard,
+task grid, paired comparison, phrasing, model, run and status pages, the leaderboard API, and the models,
+runs, tasks, review-queue and my-phrasings lists, the last two signed in) served by gunicorn on loopback,
+each beside a trivial Django view (/healthz) measured in the same run, and print the chart bundle's bytes on
+the wire (after collectstatic, as bin/run and the Dockerfile serve it).
 
     .venv/bin/python bench/leaderboard.py            # seeds (a few minutes), measures, drops the database
     .venv/bin/python bench/leaderboard.py --keep     # keep the seeded database for the next run
@@ -308,10 +309,12 @@ def main() -> None:
     seed()
     refresh_after_one_run()
     from collection.models import Instruction
-    from evaluation.models import ModelVariant
+    from evaluation.models import ModelVariant, ScoringRun
 
     phrasing = Instruction.objects.filter(task__slug="task-0").order_by("id").first().id
     a, b = ModelVariant.objects.order_by("model__name").values_list("id", flat=True)[:2]
+    model = ModelVariant.objects.get(id=a).model.name
+    run = ScoringRun.objects.order_by("id").values_list("id", flat=True).first()
     sign_in()
     static_root = Path(tempfile.mkdtemp(prefix="bench-static-"))
     env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "STATIC_ROOT": str(static_root)}
@@ -347,13 +350,17 @@ def main() -> None:
         take_csrf_cookie()
         pages = [
             ("trivial view (/healthz)", "/healthz"),
+            ("home page (leaders)", "/"),
             ("leaderboard page", "/b/scale/leaderboard/"),
             ("leaderboard API", "/api/leaderboard/?benchmark=scale"),
             ("task grid page", "/b/scale/t/task-0/results/"),
             ("paired comparison page", f"/b/scale/compare/?a={a}&b={b}"),
             ("phrasing page", f"/phrasings/{phrasing}/"),
             ("models list", "/models/"),
+            ("model page", f"/models/{model}/"),
             ("runs list", "/runs/"),
+            *([("run page", f"/runs/{run}/")] if run else []),
+            ("status page", "/status/"),
             ("tasks list", "/b/scale/"),
             ("review queue (signed in)", "/curate/"),
             ("my phrasings (signed in)", "/me/phrasings/"),
