@@ -18,7 +18,6 @@ coverage. Phrasing sets (observed, unobserved, ...) are taken within the ground,
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,7 +253,8 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
             figures = summary.figures  # as stored: the same figures, with no rounding drift
         if figures is not None:
             rows.append((summary.variant, figures, coverage(variant_id)))
-            draws.append(_macro_draws(parts))
+            # The row's draws of each figure, averaged over its tasks as its interval averages them.
+            draws.append(metrics.macro_replicates(parts, list(parts[0].replicates)) if parts else {})
         else:  # nothing of this phrasing set on the ground: shown apart, on its own cells
             ground.ranked.remove(variant_id)
             ground.partial.append(variant_id)
@@ -267,19 +267,6 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
         "estimated": sorted(apart, key=lambda row: str(row[0])),
         "separable": _separable(rows, draws),
     }
-
-
-def _macro_draws(parts: list[metrics.TaskPart]) -> dict[str, np.ndarray]:
-    """A row's bootstrap draws of each figure, averaged over its tasks draw by draw as metrics.macro_summary
-    averages them (so the draws match the row's interval)."""
-    if not parts:
-        return {}
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a figure no task defines
-        return {
-            name: np.nanmean(np.stack([part.replicates[name] for part in parts]), axis=0)
-            for name in parts[0].replicates
-        }
 
 
 def _separable(rows: list, draws: list[dict[str, np.ndarray]]) -> dict[str, bytes]:
@@ -359,7 +346,8 @@ def _figures_on_ground(
 ) -> tuple[dict | None, list[metrics.TaskPart]]:
     """The variant's benchmark figures on the ground's cells only, and the tasks' parts they average: a task
     (of `tasks`, the ground's) where the ground holds all of the row's cells uses the task's stored summary
-    (`stored`, by task id); any other task is recomputed from its predictions."""
+    (`stored`, by task id); any other task is recomputed from its predictions. When the row's cells are the
+    ground, only the parts: _build keeps the row's stored figures."""
     by_task, own_by_task = revisions_by_task(ground), revisions_by_task(own)
     parts, chances, counted = [], [], []
     for task in tasks:
@@ -375,6 +363,8 @@ def _figures_on_ground(
             parts.append(aggregates.task_part(task, subset))
             chances.append(summary.figures.get("chance") if summary else aggregates.chance_level(task))
             counted.append(task.slug)
+    if own == ground:
+        return None, parts
     return (aggregates.benchmark_figures(parts, chances, counted) if parts else None), parts
 
 

@@ -307,11 +307,7 @@ def macro_summary(parts: Sequence[TaskPart], *, min_phrasings: int = MIN_PHRASIN
         raise ValueError(f"Tasks carry different numbers of bootstrap replicates: {sorted(samples)}.")
     names = list(parts[0].point)
     point = macro_average([part.point for part in parts], names)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a figure no task defines
-        replicates = {
-            name: np.nanmean(np.stack([part.replicates[name] for part in parts]), axis=0) for name in names
-        }
+    replicates = macro_replicates(parts, names)
     methods = {"instances and phrasings" if part.two_way else "phrasings only" for part in parts}
     return {
         **point,
@@ -323,6 +319,16 @@ def macro_summary(parts: Sequence[TaskPart], *, min_phrasings: int = MIN_PHRASIN
         "ci": _intervals(point, replicates, samples.pop()),
         "ci_method": " + ".join(sorted(methods)),
     }
+
+
+def macro_replicates(parts: Sequence[TaskPart], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each figure's benchmark replicates: the tasks' replicates averaged replicate by replicate, a task
+    where the figure is undefined left out (the draws behind a benchmark row's intervals and its rank)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a figure no task defines
+        return {
+            name: np.nanmean(np.stack([part.replicates[name] for part in parts]), axis=0) for name in names
+        }
 
 
 def benchmark_summary(
