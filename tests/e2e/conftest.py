@@ -56,3 +56,35 @@ def screenshot():
         return path
 
     return take
+
+
+PASSWORD = "a long demo passphrase 42"
+
+
+@pytest.fixture
+def demo_scored(tiny_models):
+    """The demo benchmark (8 instances a task) scored by tiny-t5, tuned on DemoTune, and a `create_user(name,
+    role)` to add accounts with PASSWORD. Celery runs eagerly in tests: the model scores every approved
+    phrasing here."""
+    from django.contrib.auth import get_user_model
+
+    from collection.demo import load_demo
+    from collection.models import Collection, Task
+    from core import services as core_services
+    from evaluation import registry
+
+    load_demo()
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
+    registry.language_model_register(
+        name="tiny-t5",
+        source=str(tiny_models["t5"]),
+        family="seq2seq",
+        tuned_on=[Collection.objects.get(slug="demotune")],
+    )
+
+    def create_user(name: str, role: str):
+        user = get_user_model().objects.create_user(username=name, password=PASSWORD)
+        core_services.user_role_set(user=user, role=role)
+        return user
+
+    return create_user

@@ -5,33 +5,21 @@ phrasing appears on the task page and its scoring run starts (and, with Celery e
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from collection.demo import load_demo
-from collection.models import Collection, Instruction, Task
+from collection.models import Instruction
 from core import roles
-from core import services as core_services
-from evaluation import registry
 from evaluation.models import ScoringRun
+from tests.e2e.conftest import PASSWORD
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
 
-PASSWORD = "a long demo passphrase 42"
+
 PHRASING = "Is {number} even? Answer yes or no."
 
 
 @pytest.fixture
-def demo_with_model(tiny_models):
-    load_demo()
-    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
-    registry.language_model_register(
-        name="tiny-t5",
-        source=str(tiny_models["t5"]),
-        family="seq2seq",
-        tuned_on=[Collection.objects.get(slug="demotune")],
-    )
-    curator = get_user_model().objects.create_user(username="carol", password=PASSWORD)
-    core_services.user_role_set(user=curator, role=roles.CURATOR)
+def demo_with_model(demo_scored):
+    demo_scored("carol", roles.CURATOR)
 
 
 def _type(page, selector: str, text: str) -> None:

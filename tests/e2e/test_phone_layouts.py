@@ -10,34 +10,20 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from collection import services as collection_services
-from collection.demo import load_demo
-from collection.models import Collection, Task
+from collection.models import Task
 from core import roles
-from core import services as core_services
-from evaluation import registry
 from evaluation.models import ScoringRun
-from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.conftest import PASSWORD, SCREENSHOTS
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
 
 PHONE = {"width": 390, "height": 844}
-PASSWORD = "a long demo passphrase 42"
 
 
 @pytest.fixture
-def demo(tiny_models):
-    load_demo()
-    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
-    # Celery runs eagerly in tests: the model scores every approved phrasing here.
-    registry.language_model_register(
-        name="tiny-t5",
-        source=str(tiny_models["t5"]),
-        family="seq2seq",
-        tuned_on=[Collection.objects.get(slug="demotune")],
-    )
-    users = get_user_model().objects
+def demo(demo_scored):
     for name, role in (("carol", roles.CURATOR), ("dana", roles.AUTHOR), ("erin", roles.AUTHOR)):
-        core_services.user_role_set(user=users.create_user(username=name, password=PASSWORD), role=role)
+        demo_scored(name, role)
 
 
 def _phone(browser, live_server, username: str | None = None):
