@@ -1,4 +1,4 @@
-"""Budgeted evaluation: how close the estimator of evaluation/estimation.py gets to the exhaustive figures
+"""Budgeted evaluation: how close the estimator of evaluation/stats/estimation.py gets to the exhaustive figures
 from a fraction of the cells, against plain per-phrasing averages of a uniform sample of the same size.
 
     .venv/bin/python bench/estimation.py                    # default run: about 2 minutes on 2 cores
@@ -46,7 +46,7 @@ from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.estimation import budgeted_estimate, figures_of
+from evaluation.stats.estimation import budgeted_estimate, figures_of
 
 FIGURES = ("avgp", "q10", "median", "q90", "std")
 GOAL_FIGURES = ("avgp", "q10", "median", "q90")

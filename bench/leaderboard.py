@@ -66,7 +66,7 @@ def seed() -> None:
         Task,
         phrasing_key,
     )
-    from evaluation.aggregates import _refresh_task_summaries, benchmark_summaries_refresh
+    from evaluation.leaderboards.aggregates import _refresh_task_summaries, benchmark_summaries_refresh
     from evaluation.models import LanguageModel, ModelVariant
 
     call_command("migrate", verbosity=0)
@@ -166,8 +166,9 @@ def refresh_after_one_run() -> None:
     averaged from the tasks' stored replicates; beside it, the previous path, which rebuilt every task's
     correctness matrix and bootstrap for the benchmark rows."""
     from collection.models import Task
-    from evaluation import aggregates, metrics
+    from evaluation.leaderboards import aggregates
     from evaluation.models import ModelVariant
+    from evaluation.stats import metrics
 
     variant = ModelVariant.objects.select_related("model").order_by("model__name").first()
     tasks = list(Task.objects.filter(benchmark__slug="scale").order_by("id"))

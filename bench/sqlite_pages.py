@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 def grow(predictions: int) -> None:
     """Copies of the demo model's base variant, predictions and all, until the database holds `predictions`."""
     from collection.models import Task
-    from evaluation.aggregates import aggregates_refresh_many
+    from evaluation.leaderboards.aggregates import aggregates_refresh_many
     from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
 
     base = ModelVariant.objects.select_related("model").get(model__name="demo-t5", kind=VariantKind.BASE)

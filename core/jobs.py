@@ -52,7 +52,7 @@ ANSWERED_ERROR_RETRIES = 8
 
 
 class JobStatus(models.TextChoices):
-    # Saved but not sent: bulk work over its budget waits for an admin to start it (evaluation/budget.py).
+    # Saved but not sent: bulk work over its budget waits for an admin to start it (evaluation/runs/budget.py).
     PLANNED = "planned", "Planned"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -243,9 +243,9 @@ SCORING_CHUNK_CELLS = env_int("SCORING_CHUNK_CELLS", 2000, minimum=1)
 # studies use about 100); 0: all of them. Its page switches it to all instances in one click.
 EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 100, minimum=0)
 # Bulk work (registration, imports, "score everything") over this many cells to compute is planned, not
-# sent, until an admin starts it (evaluation/budget.py).
+# sent, until an admin starts it (evaluation/runs/budget.py).
 SCORING_BUDGET_CELLS = env_int("SCORING_BUDGET_CELLS", 20000, minimum=0)
-# Adaptive runs (evaluation/estimates.py) score this share of their cells unless given a budget: at 10% the
+# Adaptive runs (evaluation/leaderboards/adaptive_estimates.py) score this share of their cells unless given a budget: at 10% the
 # estimator's AvgP, Q10, Median and Q90 came within 2 points of exhaustive scoring (bench/estimation.py).
 ADAPTIVE_BUDGET_SHARE = env_float("ADAPTIVE_BUDGET_SHARE", 0.1, minimum=0.001, maximum=1)
 # An adaptive run stops early once the 95% intervals of those figures (and, for a run of one phrasing, of its
@@ -290,7 +290,7 @@ SPECTACULAR_SETTINGS = {
 
 # Phrasing templates: limits a user-written template must respect (see collection/templating.py).
 TEMPLATE_MAX_CHARS = env_int("TEMPLATE_MAX_CHARS", 4000, minimum=100)
-# Leaderboards (evaluation/common_ground.py): the spread figures (Std, Spread, Q10, CPS, Consistency...) need
+# Leaderboards (evaluation/leaderboards/common_ground.py): the spread figures (Std, Spread, Q10, CPS, Consistency...) need
 # at least this many phrasings on a task, and a row joins the common ground only if it keeps this share of it.
 SPREAD_MIN_PHRASINGS = env_int("SPREAD_MIN_PHRASINGS", 3, minimum=2)
 COMMON_GROUND_MIN_SHARE = env_float("COMMON_GROUND_MIN_SHARE", 0.5, minimum=0.0, maximum=1.0)

@@ -5,7 +5,6 @@ from django.contrib import admin, messages
 
 from core.errors import ApplicationError
 from core.job_actions import JobAdmin, act_on_each
-from evaluation import budget, registry
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
@@ -19,6 +18,7 @@ from evaluation.models import (
     TaskSummary,
     Truncation,
 )
+from evaluation.runs import budget, registry
 
 
 class VariantInline(admin.TabularInline):
@@ -139,7 +139,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, str(exc), level=messages.WARNING)
                 continue
-            # Over the budget the runs are planned for an admin to start (evaluation/budget.py).
+            # Over the budget the runs are planned for an admin to start (evaluation/runs/budget.py).
             self.message_user(request, f"{model.name}: {budget.bulk_summary(runs)}")
 
 

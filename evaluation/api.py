@@ -17,8 +17,11 @@ from core import roles
 from core.job_actions import JobActionsMixin
 from core.page_cache import cached_api, page_version
 from core.parsing import IdFilter, parse_id
-from evaluation import access, aggregates, comparisons, figure_registry, ranking, registry, selectors
+from evaluation import access
+from evaluation.leaderboards import aggregates, comparisons, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, named_variants
+from evaluation.runs import registry
+from evaluation.stats import figure_registry, ranking
 
 
 class IsAdminToWrite(permissions.BasePermission):
@@ -316,7 +319,7 @@ def leaderboard(request):
             "provenance": r.variant.provenance,
             "coverage": r.coverage.as_dict() if r.coverage else None,
             "on_common_ground": not (r.partial or r.estimated),
-            # On the sort figure, among the ranked rows (evaluation/ranking.py); null for rows not ranked.
+            # On the sort figure, among the ranked rows (evaluation/stats/ranking.py); null for rows not ranked.
             "rank_interval": [r.standing.rank_low, r.standing.rank_high] if r.standing else None,
             "tie_group": r.standing.tie_group if r.standing else None,
             "below_chance": r.below_chance,
@@ -338,7 +341,7 @@ def leaderboard(request):
             "`cells_share` of their cells, with intervals for the exhaustive figures."
         ),
         "ground": board.ground.as_dict(),
-        # Every figure the rows carry: name, label, unit, definition (evaluation/figure_registry.py).
+        # Every figure the rows carry: name, label, unit, definition (evaluation/stats/figure_registry.py).
         "figures": figure_registry.describe(),
         "tasks_rule": aggregates.TASKS_RULE,
         "ranking_rule": ranking.RULE,

@@ -1,4 +1,4 @@
-"""The API's side of planned bulk work (evaluation/budget.py): read plans, and admins start or discard them."""
+"""The API's side of planned bulk work (evaluation/runs/budget.py): read plans, and admins start or discard them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from rest_framework.response import Response
 
 from core import roles
 from core.parsing import parse_id
-from evaluation import access, budget
+from evaluation import access
 from evaluation.models import ScoringPlan
+from evaluation.runs import budget
 
 
 class IsAdminToAct(permissions.BasePermission):

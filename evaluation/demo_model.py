@@ -33,12 +33,13 @@ from collection.demo import (
 from collection.importers.base import ImportReport
 from collection.models import Benchmark, Collection, Instance, Instruction, Task
 from core.jobs import JobStatus
-from evaluation import calibration, registry, scoring, softprompts
 from evaluation.ml.build import build_model, train_tokenizer
 from evaluation.ml.config import AlignConfig, ModelSpec
 from evaluation.ml.loading import load
 from evaluation.ml.pretrain import instruction_tune
 from evaluation.models import LanguageModel, RunTrigger, SoftPrompt
+from evaluation.robustness import calibration, softprompts
+from evaluation.runs import registry, scoring
 from evaluation.split import app_seed, is_heldout
 
 DEMO_MODEL = "demo-t5"
@@ -73,7 +74,7 @@ ABLATIONS = {
     # instances), as the model page trains it: without it, the prompts drifted towards one answer.
     "consistency": {"lambda_kl": 0.0, "lambda_rep": 0.0, "objective": "consistency", "patience": 3},
 }
-# Each ablation is trained once per seed; the improvement is pooled over them (evaluation/softprompt_outcome.py).
+# Each ablation is trained once per seed; the improvement is pooled over them (evaluation/robustness/outcome.py).
 SEEDS = (0, 1, 2)
 # Held-out unobserved phrasings per task that the held-out figures rest on (the split is a hash of the
 # phrasing's stable key, so how many of a task's phrasings it holds out varies; more are loaded until there are

@@ -44,7 +44,7 @@ class Truncation(models.TextChoices):
 class VariantKind(models.TextChoices):
     BASE = "base", "Base model"
     SOFT_PROMPT = "soft_prompt", "With a soft prompt"
-    # Batch calibration of the base model's stored option scores (evaluation/calibration.py): no training.
+    # Batch calibration of the base model's stored option scores (evaluation/robustness/calibration.py): no training.
     CALIBRATED = "calibrated", "Batch-calibrated (no training)"
     IMPORTED = "imported", "Published results (imported)"
 
@@ -94,7 +94,7 @@ LANE_QUEUES = {RunLane.INTERACTIVE: "gpu", RunLane.BULK: "gpu-bulk"}
 class RunMode(models.TextChoices):
     EXHAUSTIVE = "exhaustive", "Exhaustive (every cell)"
     # Scores cells in rounds, each chosen where it narrows the figures most, up to a budget
-    # (evaluation/estimates.py); the task's figures are estimates until it is exhaustive.
+    # (evaluation/leaderboards/adaptive_estimates.py); the task's figures are estimates until it is exhaustive.
     ADAPTIVE = "adaptive", "Adaptive (a budget of cells, figures estimated)"
 
 
@@ -261,8 +261,8 @@ class ModelCheck(Job):
         # On the gpu queue because it loads the model, where scoring will load it (the worker keeps it warm).
         queue="gpu",
         noun="check",
-        work="evaluation.registry.language_model_check_work",
-        failures="evaluation.registry.CHECK_FAILURES",
+        work="evaluation.runs.registry.language_model_check_work",
+        failures="evaluation.runs.registry.CHECK_FAILURES",
         # Never cancelled; retried from its model (registry.language_model_check_retry), as a new check.
     )
 
@@ -336,7 +336,7 @@ class ModelVariant(models.Model):
         if self.kind == VariantKind.CALIBRATED:
             # Its predictions are computed from the base model's stored scores; a scorer must never load it.
             raise ConfigError(
-                "A batch-calibrated variant is not scored: calibrate it (evaluation/calibration.py)."
+                "A batch-calibrated variant is not scored: calibrate it (evaluation/robustness/calibration.py)."
             )
         spec = self.model.spec()
         if self.kind == VariantKind.SOFT_PROMPT:
@@ -364,7 +364,7 @@ class PlanStatus(models.TextChoices):
 
 class ScoringPlan(models.Model):
     """Bulk work over the budget (SCORING_BUDGET_CELLS): its runs are saved as planned, not sent, until an
-    admin starts them (evaluation/budget.py). One per registration, import or "score everything"."""
+    admin starts them (evaluation/runs/budget.py). One per registration, import or "score everything"."""
 
     Status = PlanStatus
 
@@ -405,11 +405,11 @@ class ScoringRun(Job):
         task="evaluation.tasks.score_run",
         queue="gpu",  # interactive; a bulk run is sent to gpu-bulk by its lane (job_queue)
         noun="run",
-        work="evaluation.scoring.scoring_run_chunk_work",
-        failures="evaluation.scoring.FAILURES",
+        work="evaluation.runs.scoring.scoring_run_chunk_work",
+        failures="evaluation.runs.scoring.FAILURES",
         cancellable=True,
         # The same row queued again: its scored cells are kept.
-        retry="evaluation.scoring.scoring_run_retry",
+        retry="evaluation.runs.scoring.scoring_run_retry",
         cancelled="Run {job.id} cancelled. Cells it scored are kept.",
         retried="Run {job.id} queued again; it scores only the missing cells.",
         retry_note="missing cells only",
@@ -582,7 +582,7 @@ class _WithoutReplicates(models.Manager):
 
 
 class TaskSummary(models.Model):
-    """Every robustness figure of a variant on a task, over one set of phrasings (see evaluation/metrics.py)."""
+    """Every robustness figure of a variant on a task, over one set of phrasings (see evaluation/stats/metrics.py)."""
 
     # Pages read figures only; the replicates (30 kB a row) are read where benchmark rows are averaged.
     objects = _WithoutReplicates()
@@ -592,7 +592,7 @@ class TaskSummary(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="summaries")
     phrasing_set = models.CharField(max_length=20, choices=PhrasingSet.choices)
     figures = models.JSONField()
-    # Bootstrap replicates of every figure (evaluation/replicates.py): a benchmark row is averaged from its
+    # Bootstrap replicates of every figure (evaluation/stats/replicates.py): a benchmark row is averaged from its
     # tasks' stored replicates instead of rebuilding every task's matrix when one task changes.
     replicates = models.BinaryField(null=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -649,13 +649,13 @@ class SoftPrompt(Job):
         queue="gpu",
         noun="training",
         label="soft prompt",
-        work="evaluation.softprompts.softprompt_train_work",
-        failures="evaluation.softprompts.FAILURES",
+        work="evaluation.robustness.softprompts.softprompt_train_work",
+        failures="evaluation.robustness.softprompts.FAILURES",
         # A training that starts again (its worker died) starts from its seed.
         restart_fields={"steps_done": 0, "curve": []},
         cancellable=True,
         # A new training with the same settings: the failed one keeps its curve and error as the record.
-        retry="evaluation.softprompts.softprompt_retry",
+        retry="evaluation.robustness.softprompts.softprompt_retry",
         cancelled="Training cancelled.",
         retried="Queued again with the same settings.",
     )

@@ -6,8 +6,10 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from collection import events
-from evaluation import aggregates, budget, scoring, softprompts
+from evaluation.leaderboards import aggregates
 from evaluation.models import RunTrigger
+from evaluation.robustness import softprompts
+from evaluation.runs import budget, scoring
 
 
 @receiver(events.phrasing_approved, dispatch_uid="evaluation.on_phrasing_approved")
@@ -27,7 +29,7 @@ def on_phrasing_withdrawn(*, instruction, **kwargs) -> None:
 @receiver(events.phrasings_imported, dispatch_uid="evaluation.on_phrasings_imported")
 def on_phrasings_imported(**kwargs) -> list[str]:
     # Queue imported approved phrasings on every active model (bulk work: planned for an admin when over the
-    # budget, evaluation/budget.py).
+    # budget, evaluation/runs/budget.py).
     runs = scoring.scoring_for_active_models(trigger=RunTrigger.IMPORT)
     if not runs:
         return []

@@ -6,8 +6,9 @@ core/jobs.py's."""
 from celery import shared_task
 
 from core import jobs
-from evaluation import aggregates, calibration
+from evaluation.leaderboards import aggregates
 from evaluation.models import LanguageModel, ModelCheck, ScoringRun, SoftPrompt
+from evaluation.robustness import calibration
 
 score_run = jobs.job_task(ScoringRun)
 train_softprompt = jobs.job_task(SoftPrompt)
@@ -27,7 +28,7 @@ def refresh_aggregates(variant_id: int, task_id: int) -> None:
     calibration.calibration_follow_base(variant_id=variant_id, task_id=task_id)
 
 
-# No model is loaded: calibration reads the base model's stored scores (evaluation/calibration.py).
+# No model is loaded: calibration reads the base model's stored scores (evaluation/robustness/calibration.py).
 @shared_task(
     name="evaluation.calibrate",
     queue="default",

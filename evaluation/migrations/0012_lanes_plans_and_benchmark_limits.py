@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 
 def approval_runs_are_interactive(apps, schema_editor):
-    # Runs saved before lanes: an approval's run is one a person waits for (evaluation.scoring.lane_for).
+    # Runs saved before lanes: an approval's run is one a person waits for (evaluation.runs.scoring.lane_for).
     ScoringRun = apps.get_model("evaluation", "ScoringRun")
     ScoringRun.objects.filter(trigger="approval").update(lane="interactive")
 

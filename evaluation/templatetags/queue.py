@@ -1,4 +1,4 @@
-"""Queue positions and estimated times on run pages and "my phrasings" (evaluation/queue.py), computed once
+"""Queue positions and estimated times on run pages and "my phrasings" (evaluation/runs/queue.py), computed once
 per request however many runs a page shows."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from django import template
 
 from evaluation.access import runs_visible_to
 from evaluation.models import ScoringRun, named_variants
-from evaluation.queue import Estimate, queue_estimates
+from evaluation.runs.queue import Estimate, queue_estimates
 
 register = template.Library()
 

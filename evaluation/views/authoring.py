@@ -17,7 +17,7 @@ from collection.models import Task
 from core import roles
 from core.errors import ApplicationError, response_headers
 from core.parsing import id_param
-from evaluation import selectors as evaluation_selectors
+from evaluation.leaderboards import selectors as evaluation_selectors
 from evaluation.models import LanguageModel
 from evaluation.prompt_formats import preview_wrapper
 

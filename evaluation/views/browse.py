@@ -7,7 +7,7 @@ from django.shortcuts import render
 from collection import selectors, templating
 from collection.models import TaskKind
 from core import roles
-from evaluation import selectors as results
+from evaluation.leaderboards import selectors as results
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from collection.models import Benchmark
 from core.parsing import parse_id
-from evaluation import comparisons, selectors
+from evaluation.leaderboards import comparisons, selectors
 from evaluation.models import PhrasingSet
 
 

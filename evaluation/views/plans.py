@@ -1,4 +1,4 @@
-"""Bulk work planned over the budget (evaluation/budget.py): the plans, one plan's cost per model, and the
+"""Bulk work planned over the budget (evaluation/runs/budget.py): the plans, one plan's cost per model, and the
 admin's start and discard buttons."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from django.views.decorators.http import require_POST
 
 from core import roles
 from core.errors import ApplicationError
-from evaluation import budget
 from evaluation.access import get_plan_for_user, plans_visible_to
 from evaluation.models import named_variants
+from evaluation.runs import budget
 
 PLANS_PER_PAGE = 50
 

@@ -24,9 +24,12 @@ from core.job_actions import job_page_action
 from core.jobs import JobStatus
 from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
-from evaluation import aggregates, budget, common_ground, exports, ranking, registry, selectors, softprompts
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
+from evaluation.leaderboards import aggregates, common_ground, exports, selectors
 from evaluation.models import PhrasingSet, SoftPrompt, VariantKind
+from evaluation.robustness import softprompts
+from evaluation.runs import budget, registry
+from evaluation.stats import ranking
 
 RUNS_PER_PAGE = 50
 FRAGMENT_CACHE_SECONDS = 600
@@ -87,7 +90,7 @@ def model_score(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("model_detail", name=model.name)
     if runs:
-        # Over the budget the runs are planned, not sent: the message links the plan (evaluation/budget.py).
+        # Over the budget the runs are planned, not sent: the message links the plan (evaluation/runs/budget.py).
         messages.success(request, budget.bulk_summary(runs))
     else:
         messages.info(request, "Nothing to do: every approved phrasing is already scored on this model.")

@@ -1,6 +1,6 @@
 """A task's evaluation sample: large tasks score each phrasing on a sample (EVAL_SAMPLE_SIZE), and all
 instances are one click away. The view changes the task (collection's service) and then queues what active
-models now lack, as bulk work within the budget (evaluation/budget.py), so it belongs to evaluation."""
+models now lack, as bulk work within the budget (evaluation/runs/budget.py), so it belongs to evaluation."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from collection import services
 from collection.selectors import task_get
 from core import roles
 from core.errors import ApplicationError
-from evaluation import budget, scoring
 from evaluation.models import RunTrigger
+from evaluation.runs import budget, scoring
 
 
 @login_required

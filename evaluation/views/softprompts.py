@@ -13,10 +13,11 @@ from collection.access import revisions_visible_to
 from core import roles
 from core.job_actions import job_page_action
 from core.jobs import JobStatus
-from evaluation import calibration, selectors, softprompts
 from evaluation.access import get_model_for_user, get_softprompt_for_user
+from evaluation.leaderboards import selectors
 from evaluation.models import RunTrigger, SoftPrompt
-from evaluation.softprompt_outcome import soft_prompt_outcome
+from evaluation.robustness import calibration, softprompts
+from evaluation.robustness.outcome import soft_prompt_outcome
 
 TERMS = [("loss", "Total"), ("ce", "CE"), ("kl", "KL"), ("rep", "1 − cos"), ("consistency", "Consistency")]
 
@@ -81,7 +82,7 @@ def early_stopping(soft: SoftPrompt) -> dict | None:
 
 def _outcome_rows(soft: SoftPrompt) -> list[dict]:
     """Base vs this soft prompt on its held-out unobserved phrasings, per task and macro-averaged, with the
-    improvement's paired bootstrap interval (evaluation/softprompt_outcome.py). Empty until it is scored."""
+    improvement's paired bootstrap interval (evaluation/robustness/outcome.py). Empty until it is scored."""
     outcome = soft_prompt_outcome(soft)
     if outcome is None:
         return []

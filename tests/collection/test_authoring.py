@@ -121,7 +121,7 @@ def test_only_the_author_edits_and_only_before_review(parity, alice, bob, carol)
 
 
 def test_bulk_review_decides_each_and_reports_refusals(parity, alice, carol):
-    from evaluation.registry import language_model_register  # noqa: F401  (registry exists; no model needed)
+    from evaluation.runs.registry import language_model_register  # noqa: F401  (registry exists; no model needed)
 
     theirs = [
         services.instruction_submit(task=parity, template=f"{w} is {{number}} even?", author=alice)

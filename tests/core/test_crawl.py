@@ -24,8 +24,8 @@ from collection import services as collection_services
 from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
 from core.jobs import JobStatus
-from evaluation import aggregates, registry, scoring
-from evaluation.importers import COLUMNS, import_results
+from evaluation.leaderboards import aggregates
+from evaluation.leaderboards.published_results import COLUMNS, import_results
 from evaluation.models import (
     ModelVariant,
     PhrasingResult,
@@ -35,6 +35,7 @@ from evaluation.models import (
     TaskSummary,
     VariantKind,
 )
+from evaluation.runs import registry, scoring
 
 pytestmark = pytest.mark.django_db
 

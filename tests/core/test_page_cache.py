@@ -61,7 +61,7 @@ def test_a_repeat_view_is_served_from_the_cache_and_a_refresh_shows_at_once(
     [("leaderboard", ["demo"], "leaderboard_version"), ("task_results", ["demo", "parity"], "task_version")],
 )
 def test_a_miss_asks_for_the_data_version_once(published, monkeypatch, page, args, selector):
-    from evaluation import selectors
+    from evaluation.leaderboards import selectors
 
     calls = []
     real = getattr(selectors, selector)

@@ -71,7 +71,7 @@ def demo_scored(tiny_models):
     from collection.demo import load_demo
     from collection.models import Collection, Task
     from core import services as core_services
-    from evaluation import registry
+    from evaluation.runs import registry
 
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)

@@ -176,9 +176,9 @@ def test_the_model_page_and_my_phrasings_keep_the_key_figures_in_view(live_serve
 def test_the_soft_prompt_outcome_on_a_phone_shows_its_delta(
     live_server, browser, screenshot, demo, settings, tmp_path
 ):
-    from evaluation import softprompts
     from evaluation.ml.config import AlignConfig
     from evaluation.models import LanguageModel
+    from evaluation.robustness import softprompts
 
     settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
     config = AlignConfig(num_virtual_tokens=2, steps=3, instances_per_batch=2, paraphrases=1)

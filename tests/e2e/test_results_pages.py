@@ -7,9 +7,9 @@ import pytest
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import registry
+from evaluation.leaderboards.selectors import GRID_PAGE_SIZE
 from evaluation.models import PhrasingResult, ScoringRun
-from evaluation.selectors import GRID_PAGE_SIZE
+from evaluation.runs import registry
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
 
@@ -100,9 +100,9 @@ def test_the_results_pages_fit_a_phone_and_the_comparison_reads_at_a_glance(
 def test_the_soft_prompt_page_shows_its_outcome_at_both_widths(
     live_server, browser, screenshot, scored, settings, tmp_path
 ):
-    from evaluation import softprompts
     from evaluation.ml.config import AlignConfig
     from evaluation.models import LanguageModel
+    from evaluation.robustness import softprompts
 
     settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
     model = LanguageModel.objects.get(name="tiny-t5")
@@ -126,7 +126,8 @@ def test_the_soft_prompt_page_shows_its_outcome_at_both_widths(
 def test_estimated_figures_are_labelled_as_estimates_at_both_widths(
     live_server, browser, screenshot, scored, tiny_models, settings
 ):
-    from evaluation import aggregates, scoring
+    from evaluation.leaderboards import aggregates
+    from evaluation.runs import scoring
 
     settings.ADAPTIVE_TARGET_WIDTH = 0  # spend the whole budget
     model = registry.language_model_register(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collection.models import Instruction
-from evaluation.aggregates import aggregates_refresh_many
+from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
 
 

@@ -1,4 +1,4 @@
-"""Adaptive runs and estimated figures, in process (evaluation/estimates.py; the real-worker test is
+"""Adaptive runs and estimated figures, in process (evaluation/leaderboards/adaptive_estimates.py; the real-worker test is
 test_worker_adaptive.py): an adaptive run spends its budget in rounds, stops early once its intervals are
 narrow enough, its cells are reused by an exhaustive run, and the pages label its figures as estimates."""
 
@@ -16,8 +16,10 @@ from collection.demo import load_demo
 from collection.models import Collection, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import aggregates, estimates, estimation, figure_registry, metrics, registry, scoring
+from evaluation.leaderboards import adaptive_estimates, aggregates
 from evaluation.models import Prediction, RunMode, ScoringRun, TaskSummary
+from evaluation.runs import registry, scoring
+from evaluation.stats import estimation, figure_registry, metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +86,7 @@ def test_an_adaptive_run_spends_its_budget_and_an_exhaustive_run_computes_only_t
 def test_an_adaptive_run_stops_early_once_its_intervals_are_narrow_enough(parity, variant, settings):
     settings.ADAPTIVE_TARGET_WIDTH = 1.0  # any interval will do: the balanced first half is all it scores
     run = execute(scoring.scoring_adaptive(variant=variant, task=parity, budget_cells=20))
-    assert Prediction.objects.filter(run=run).count() == math.ceil(20 * estimates.FIRST_SHARE)
+    assert Prediction.objects.filter(run=run).count() == math.ceil(20 * adaptive_estimates.FIRST_SHARE)
     assert run.config["adaptive"]["stopped"] == "intervals narrow enough"
     assert run.config["adaptive"]["widest_interval"] <= 1.0
 
@@ -190,7 +192,7 @@ def test_a_benchmark_row_with_an_estimated_task_averages_its_tasks_and_counts_ex
         "chance": 0.5,
     }
     exhaustive = {"avgp": 0.8, "q10": None, "phrasings": 2, "instances": 50, "ci": {"avgp": (0.7, 0.9)}}
-    row = estimates.benchmark_figures([estimated, exhaustive | {"chance": 0.25}])
+    row = adaptive_estimates.benchmark_figures([estimated, exhaustive | {"chance": 0.25}])
     assert row["avgp"] == pytest.approx(0.7) and row["ci"]["avgp"] == pytest.approx((0.65, 0.75))
     assert row["q10"] == 0.4 and row["ci"]["q10"] == (0.3, 0.5)  # only the task that defines it
     assert (row["tasks"], row["estimated_tasks"], row["phrasings"]) == (2, 1, 12)
@@ -209,12 +211,12 @@ def test_with_stored_draws_a_benchmark_row_averages_its_tasks_draw_by_draw():
 
     (a, draws_a), (b, draws_b) = task(0.6), task(0.4)
     exact = {name: 0.5 for name in names} | {"ci": {}}
-    row = estimates.benchmark_figures([a, b, exact], [draws_a, draws_b, None])
+    row = adaptive_estimates.benchmark_figures([a, b, exact], [draws_a, draws_b, None])
     expected = np.percentile((draws_a["avgp"] + draws_b["avgp"] + 0.5) / 3, [2.5, 97.5])
     assert row["ci"]["avgp"] == pytest.approx(tuple(expected))
     assert row["ci_method"] == "estimated: the tasks' posterior draws averaged draw by draw"
     # Independent errors partly cancel: narrower than the mean of the bounds, which the fallback takes.
-    fallback = estimates.benchmark_figures([a, b, exact])
+    fallback = adaptive_estimates.benchmark_figures([a, b, exact])
     assert fallback["ci_method"] == "estimated: mean of the tasks' intervals"
     width = row["ci"]["avgp"][1] - row["ci"]["avgp"][0]
     assert width < 0.85 * (fallback["ci"]["avgp"][1] - fallback["ci"]["avgp"][0])
@@ -222,7 +224,8 @@ def test_with_stored_draws_a_benchmark_row_averages_its_tasks_draw_by_draw():
 
 
 def test_the_leaderboard_s_estimated_row_averages_the_stored_draws(parity, variant):
-    from evaluation import common_ground, replicates
+    from evaluation.leaderboards import common_ground
+    from evaluation.stats import replicates
 
     execute(scoring.scoring_adaptive(variant=variant, task=parity, budget_cells=20))
     aggregates.aggregates_refresh(variant_id=variant.id, task_id=parity.id)
@@ -241,9 +244,9 @@ def test_the_leaderboard_s_estimated_row_averages_the_stored_draws(parity, varia
 def test_figure_draws_carry_the_replicate_names_and_equal_the_exhaustive_figures_on_a_full_matrix():
     rng = np.random.default_rng(1)
     right = rng.random((5, 30)) < 0.6
-    matrix = estimates.Matrix(list(range(5)), list(range(30)), np.ones_like(right), right)
+    matrix = adaptive_estimates.Matrix(list(range(5)), list(range(30)), np.ones_like(right), right)
     fitted = estimation.estimate_spread(matrix.cells(), matrix.shape)
-    estimate = estimates.TaskEstimate([], matrix, fitted)
+    estimate = adaptive_estimates.TaskEstimate([], matrix, fitted)
     observed = np.array([True, True, False, False, False])
     draws = estimate.figure_draws(np.arange(5), observed, ~observed)
     replicates = metrics.replicate_figures(rng, 3, observed, right)

@@ -9,8 +9,9 @@ import pytest
 from collection import services as collection_services
 from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
-from evaluation import metrics, registry, scoring
 from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, TaskSummary
+from evaluation.runs import registry, scoring
+from evaluation.stats import metrics
 
 SAMPLE = 6
 
@@ -89,7 +90,7 @@ def test_benchmark_rows_come_from_stored_task_replicates_equal_to_a_rebuild(scor
     from django.test.utils import CaptureQueriesContext
 
     from collection.models import Benchmark
-    from evaluation import aggregates
+    from evaluation.leaderboards import aggregates
 
     benchmark = Benchmark.objects.get(slug="demo")
     stored = BenchmarkSummary.objects.get(
@@ -114,7 +115,7 @@ def test_benchmark_rows_come_from_stored_task_replicates_equal_to_a_rebuild(scor
 
 def test_a_summary_stored_before_replicates_is_recomputed_once(scored):
     from collection.models import Benchmark
-    from evaluation import aggregates
+    from evaluation.leaderboards import aggregates
 
     benchmark = Benchmark.objects.get(slug="demo")
     before = BenchmarkSummary.objects.get(

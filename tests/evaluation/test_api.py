@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from collection.demo import load_demo
 from collection.models import Collection, Task
 from core.jobs import JobStatus
-from evaluation import registry
 from evaluation.models import BenchmarkSummary, LanguageModel, PhrasingResult, ScoringRun
+from evaluation.runs import registry
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""A budget before bulk work (evaluation/budget.py), lanes at creation and retry, and models limited to
+"""A budget before bulk work (evaluation/runs/budget.py), lanes at creation and retry, and models limited to
 benchmarks: through the services, the pages, the API and the score command. Nothing here loads a model: the
 runs are planned or queued, never executed (test_worker_lanes.py runs them in a real worker)."""
 
@@ -17,8 +17,9 @@ from collection.demo import load_demo
 from collection.models import Benchmark, Collection, Instance, Task
 from collection.selectors import task_eval_sample_ids
 from core.jobs import JobStatus
-from evaluation import budget, registry, scoring, softprompts
 from evaluation.models import LanguageModel, RunTrigger, ScoringPlan, ScoringRun
+from evaluation.robustness import softprompts
+from evaluation.runs import budget, registry, scoring
 
 pytestmark = pytest.mark.django_db
 SAMPLE = 2

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from collection.models import Collection, Instance, Task
 from collection.selectors import task_eval_sample_ids
-from evaluation import calibration, scoring, tasks
+from evaluation import tasks
 from evaluation.ml.config import ConfigError
 from evaluation.models import (
     BenchmarkSummary,
@@ -23,7 +23,9 @@ from evaluation.models import (
     TaskSummary,
     VariantKind,
 )
-from evaluation.softprompt_outcome import calibration_outcome
+from evaluation.robustness import calibration
+from evaluation.robustness.outcome import calibration_outcome
+from evaluation.runs import scoring
 from evaluation.split import is_heldout
 
 # --- The rule -------------------------------------------------------------------------------------------

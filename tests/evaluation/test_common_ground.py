@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Task
-from evaluation import comparisons
-from evaluation.common_ground import choose_ground
+from evaluation.leaderboards import comparisons
+from evaluation.leaderboards.common_ground import choose_ground
 from evaluation.models import LanguageModel, ModelVariant, VariantKind
 from tests.evaluation.published import imported_variant
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evaluation import comparison, metrics
+from evaluation.stats import metrics, paired_comparison
 
 
 def _data(correct, observed=None):
@@ -14,7 +14,7 @@ def _data(correct, observed=None):
 def test_a_variant_against_itself_differs_by_exactly_zero():
     rng = np.random.default_rng(1)
     a = _data(rng.random((6, 40)) < 0.6)
-    result = comparison.compare([(a, a)], samples=200, min_phrasings=3)
+    result = paired_comparison.compare([(a, a)], samples=200, min_phrasings=3)
     for name in ("avgp", "std", "q10", "consistency"):
         d = result.overall[name]
         assert d.difference == 0 and d.ci == (0.0, 0.0) and not d.excludes_zero
@@ -26,7 +26,7 @@ def test_a_small_shared_advantage_is_resolved_because_the_draws_are_paired():
     better = hard.copy()
     better[:, :10] = True  # A gets 10 more instances right on every phrasing (+5 points at most)
     a, b = _data(better), _data(hard)
-    result = comparison.compare([(a, b)], samples=300, min_phrasings=3)
+    result = paired_comparison.compare([(a, b)], samples=300, min_phrasings=3)
     d = result.overall["avgp"]
     assert d.difference == pytest.approx(better.mean() - hard.mean())
     assert d.excludes_zero and d.ci[0] > 0
@@ -41,13 +41,13 @@ def test_published_accuracies_are_compared_by_phrasing_and_tasks_are_macro_avera
     b1 = metrics.TaskData([False] * 4, accuracies=[0.5, 0.6, 0.7, 0.8])
     scored = _data(np.ones((4, 10)))  # a scored task against a published one: compared by phrasing
     published = metrics.TaskData([False] * 4, accuracies=[0.9, 0.9, 0.9, 0.9])
-    result = comparison.compare([(a1, b1), (scored, published)], samples=200, min_phrasings=3)
+    result = paired_comparison.compare([(a1, b1), (scored, published)], samples=200, min_phrasings=3)
     assert result.per_task[0]["avgp"].difference == pytest.approx(0.1)
     assert result.per_task[1]["avgp"].difference == pytest.approx(0.1)
     assert result.overall["avgp"].difference == pytest.approx(0.1)
     assert result.ci_method == "phrasings only"
     with pytest.raises(ValueError, match="same phrasings"):
-        comparison.compare([(a1, metrics.TaskData([False] * 3, accuracies=[0.1, 0.2, 0.3]))])
+        paired_comparison.compare([(a1, metrics.TaskData([False] * 3, accuracies=[0.1, 0.2, 0.3]))])
 
 
 def test_a_figure_one_variant_lacks_on_a_task_leaves_that_task_out_of_both_sides():
@@ -56,7 +56,7 @@ def test_a_figure_one_variant_lacks_on_a_task_leaves_that_task_out_of_both_sides
     # Task 1: both have observed phrasings; task 2: only A does, so only task 1 gives a gap difference.
     a1, b1 = _data(first, [True, True, True, False, False, False]), _data(first, [True] * 3 + [False] * 3)
     a2, b2 = _data(first, [True] * 3 + [False] * 3), _data(first, [False] * 6)
-    result = comparison.compare([(a1, b1), (a2, b2)], samples=200, min_phrasings=3)
+    result = paired_comparison.compare([(a1, b1), (a2, b2)], samples=200, min_phrasings=3)
     assert result.per_task[1]["gap"].difference is None
     gap = result.overall["gap"]
     assert gap.difference == pytest.approx(result.per_task[0]["gap"].difference)

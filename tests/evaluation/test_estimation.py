@@ -1,4 +1,4 @@
-"""The budgeted-evaluation estimator and cell chooser (evaluation/estimation.py), on synthetic matrices drawn
+"""The budgeted-evaluation estimator and cell chooser (evaluation/stats/estimation.py), on synthetic matrices drawn
 from a known Rasch model: pure maths, no database."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from evaluation import estimation, metrics
+from evaluation.stats import estimation, metrics
 
 
 def rasch(seed: int, phrasings: int, instances: int, theta_sd: float = 0.6):

@@ -16,8 +16,8 @@ from collection.models import Instruction, Task
 from core import roles
 from core import services as core_services
 from core.jobs import JobStatus
-from evaluation import registry
 from evaluation.models import Prediction, ScoringRun
+from evaluation.runs import registry
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]

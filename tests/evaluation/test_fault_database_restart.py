@@ -19,9 +19,9 @@ from django.db.models import Count
 
 from collection.demo import load_demo
 from core.jobs import JobStatus
-from evaluation import registry, scoring
-from evaluation.aggregates import aggregates_refresh_many
+from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, ScoringRun, TaskSummary
+from evaluation.runs import registry, scoring
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.template import Context, Template
 
-from evaluation import figure_registry
+from evaluation.stats import figure_registry
 
 
 def render(source: str, **context) -> str:

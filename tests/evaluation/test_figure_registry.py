@@ -18,9 +18,11 @@ from django.urls import reverse
 from collection.demo import load_demo
 from collection.models import Collection, Instance, Task
 from collection.selectors import task_eval_sample_ids
-from evaluation import comparison, estimates, estimation, figure_registry, metrics, replicates, scoring
-from evaluation.aggregates import aggregates_refresh_many
+from evaluation.leaderboards import adaptive_estimates
+from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import BenchmarkSummary, LanguageModel, Prediction, TaskSummary
+from evaluation.runs import scoring
+from evaluation.stats import estimation, figure_registry, metrics, paired_comparison, replicates
 
 # The demo figure: what adding a figure takes is this declaration (and this test).
 IQR = figure_registry.Figure(
@@ -122,14 +124,14 @@ def test_a_declared_figure_has_a_point_value_bootstrap_replicates_posterior_draw
     cells = np.column_stack([*np.nonzero(np.ones_like(correct)), correct.ravel()])
     fitted = estimation.estimate_spread(cells, correct.shape)
     assert fitted.figures["iqr"] == pytest.approx(iqr) and "q90" in fitted.figures
-    matrix = estimates.Matrix(list(range(6)), list(range(40)), np.ones_like(correct), correct)
-    draws = estimates.TaskEstimate([], matrix, fitted).figure_draws(
+    matrix = adaptive_estimates.Matrix(list(range(6)), list(range(40)), np.ones_like(correct), correct)
+    draws = adaptive_estimates.TaskEstimate([], matrix, fitted).figure_draws(
         np.arange(6), observed, [not o for o in observed]
     )
     assert draws["iqr"] == pytest.approx([iqr])
     # A comparison reports it, with a paired interval.
     other = metrics.TaskData(observed, correct=rng.random((6, 40)) < 0.5)
-    paired = comparison.compare([(metrics.TaskData(observed, correct=correct), other)], samples=100)
+    paired = paired_comparison.compare([(metrics.TaskData(observed, correct=correct), other)], samples=100)
     assert "iqr" in paired.overall and paired.overall["iqr"].ci is not None
 
 

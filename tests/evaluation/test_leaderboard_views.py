@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import registry, scoring
-from evaluation.aggregates import aggregates_refresh_many
+from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction
+from evaluation.runs import registry, scoring
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def test_exports_carry_the_same_numbers(client, board):
     rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
     records = json.loads(client.get(url, {"format": "json"}).content)
     want = {s.variant.model.name: s.figures["avgp"] for s in board}
-    # Exports round the fractions to 6 decimals (evaluation/exports.py), and each row says so.
+    # Exports round the fractions to 6 decimals (evaluation/leaderboards/exports.py), and each row says so.
     assert {r["model"]: float(r["avgp"]) for r in rows} == pytest.approx(want, abs=5e-7)
     assert {r["model"]: r["avgp"] for r in records} == pytest.approx(want, abs=5e-7)
     assert all(len(str(r["avgp"]).split(".")[-1]) <= 6 for r in records)
@@ -109,7 +109,7 @@ def test_the_task_page_shows_the_grid_best_and_worst_first(client, board, django
 
 
 def test_csv_cells_that_look_like_formulas_are_defused():
-    from evaluation.exports import safe_cell
+    from evaluation.leaderboards.exports import safe_cell
 
     assert safe_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
     assert safe_cell("-1+2") == "'-1+2" and safe_cell(0.5) == 0.5 and safe_cell("plain") == "plain"

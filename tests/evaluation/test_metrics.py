@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation import metrics
+from evaluation.stats import metrics
 
 CORRECT = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [0, 0, 1, 0]], dtype=bool)
 OBSERVED = [True, True, False]

@@ -1,13 +1,13 @@
-"""The paired two-way bootstrap of a variant's improvement over the base model (evaluation/paired_bootstrap.py)."""
+"""The paired two-way bootstrap of a variant's improvement over the base model (evaluation/stats/paired_bootstrap.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from evaluation import metrics
-from evaluation.comparison import compare
-from evaluation.paired_bootstrap import improvement_replicates, paired_improvement
+from evaluation.stats import metrics
+from evaluation.stats.paired_bootstrap import improvement_replicates, paired_improvement
+from evaluation.stats.paired_comparison import compare
 
 
 def test_the_point_is_the_mean_difference_and_a_clear_gain_excludes_zero():

@@ -6,9 +6,9 @@ from django.core.management import call_command
 
 from collection import services
 from collection.models import Collection, Instruction, Task
-from evaluation import scoring
 from evaluation.ml import prompts
 from evaluation.models import LanguageModel
+from evaluation.runs import scoring
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Queue positions and estimated start and finish (evaluation/queue.py): interactive runs go first, bulk
+"""Queue positions and estimated start and finish (evaluation/runs/queue.py): interactive runs go first, bulk
 runs give way between chunks, and times come from the throughput measured on recent runs."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from evaluation.models import LanguageModel, ModelVariant, ScoringRun
-from evaluation.queue import queue_estimates
+from evaluation.runs.queue import queue_estimates
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

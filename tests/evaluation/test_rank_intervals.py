@@ -1,5 +1,5 @@
 """Ranked views say which differences are real: rank intervals and tie groups on the leaderboard and task
-pages and in the API, from the paired bootstrap on the common ground (evaluation/ranking.py)."""
+pages and in the API, from the paired bootstrap on the common ground (evaluation/stats/ranking.py)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Rank intervals and tie groups (evaluation/ranking.py) on boards whose differences are and are not real."""
+"""Rank intervals and tie groups (evaluation/stats/ranking.py) on boards whose differences are and are not real."""
 
 import numpy as np
 import pytest
 
-from evaluation import metrics, ranking
+from evaluation.stats import metrics, ranking
 
 
 def avgp_draws(correct: np.ndarray, seed: int = 7, samples: int = 1000) -> np.ndarray:

@@ -20,10 +20,10 @@ from collection.demo import load_demo
 from collection.models import Instruction, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import registry
 from evaluation.ml import prompts
 from evaluation.models import LanguageModel, ModelCheck, ScoringRun
 from evaluation.prompt_formats import preview_wrapper
+from evaluation.runs import registry
 from tests.evaluation.tiny import CHAT_TEMPLATE
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.db import connection
 from collection.models import Instruction, Task
 from evaluation import demo_model
 from evaluation.models import LanguageModel, Prediction, SoftPrompt
-from evaluation.softprompt_outcome import heldout_improvements
+from evaluation.robustness.outcome import heldout_improvements
 from tests.evaluation.splits import heldout_id
 
 pytestmark = pytest.mark.django_db

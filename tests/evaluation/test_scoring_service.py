@@ -19,8 +19,8 @@ from collection.selectors import task_eval_sample_ids
 from core import jobs
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import registry, scoring
 from evaluation.models import LanguageModel, Prediction, ScoringRun
+from evaluation.runs import registry, scoring
 from tests.evaluation.tiny import OutOfMemoryAbove
 
 SAMPLE = 5  # eval instances per task, to keep tests quick

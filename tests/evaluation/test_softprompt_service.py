@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from collection import services as collection_services
 from collection.models import Collection, Instruction, Task
-from evaluation import registry, scoring, softprompts
 from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.config import AlignConfig
 from evaluation.models import LanguageModel, Prediction, ScoringRun, SoftPrompt
+from evaluation.robustness import softprompts
+from evaluation.runs import registry, scoring
 from evaluation.split import is_heldout
 from tests.evaluation.splits import heldout_id
 
@@ -143,7 +144,7 @@ def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_chang
     assert scored == heldout
     # It belongs to the old split now: not the model's current soft prompt, so phrasings approved later are
     # not scored on it (those the new split holds out include some it trained on).
-    from evaluation import selectors
+    from evaluation.leaderboards import selectors
 
     assert selectors.current_soft_prompt(demo_model) is None
     parity = Task.objects.get(slug="parity")
@@ -176,7 +177,7 @@ def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
     )
     assert scored == heldout
     # Not the model's current soft prompt: new approvals are scored on the app's split's soft prompt alone.
-    from evaluation import selectors
+    from evaluation.leaderboards import selectors
 
     assert selectors.current_soft_prompt(demo_model) is None
     with django_capture_on_commit_callbacks(execute=True):
@@ -295,7 +296,7 @@ def test_out_of_memory_in_training_fails_it_with_the_settings_to_lower_and_a_ret
 def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phrasings(
     demo_model, client, django_capture_on_commit_callbacks
 ):
-    from evaluation import selectors
+    from evaluation.leaderboards import selectors
     from evaluation.models import PhrasingResult
 
     # A task with held-out phrasings (which ones are held out depends on their ids, so on the test order).
@@ -333,7 +334,7 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
 def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserved_phrasings(
     demo_model, client, django_capture_on_commit_callbacks
 ):
-    from evaluation.softprompt_outcome import soft_prompt_outcome
+    from evaluation.robustness.outcome import soft_prompt_outcome
     from evaluation.templatetags.figures import signed
 
     base = scoring.base_variant(demo_model)

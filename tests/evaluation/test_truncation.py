@@ -10,13 +10,13 @@ from django.urls import reverse
 
 from collection.demo import load_demo
 from collection.models import Task
-from evaluation import registry
 from evaluation.ml import loading
 from evaluation.ml.config import ConfigError, ModelSpec
 from evaluation.ml.loading import ModelCache, load
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem, encode_items
 from evaluation.models import Prediction, ScoringRun
+from evaluation.runs import registry
 from tests.evaluation.test_ml_scoring import FAMILY, LETTERS, WORDS, assert_equal, fast
 
 LIMIT = 40  # between the shortest and the longest prompt of items() below, for every tiny model

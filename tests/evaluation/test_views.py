@@ -8,8 +8,8 @@ from django.urls import reverse
 from collection.demo import load_demo
 from collection.models import Task
 from core.jobs import JobStatus
-from evaluation import registry, scoring
 from evaluation.models import LanguageModel, Prediction, ScoringRun
+from evaluation.runs import registry, scoring
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from django.urls import reverse
 from collection.demo import load_demo
 from collection.models import Task
 from core.jobs import JobStatus
-from evaluation import registry, scoring
 from evaluation.models import Prediction, TaskSummary
+from evaluation.runs import registry, scoring
 from tests.evaluation.test_worker_scoring import REDIS_URL, all_finished, send
 from tests.workers import process_env, running_worker, wait_for
 

@@ -18,8 +18,8 @@ from collection.demo import load_demo
 from collection.models import Benchmark, Collection, Instance, Task
 from core import jobs, worker_status
 from core.jobs import JobStatus
-from evaluation import budget, registry, scoring
 from evaluation.models import Prediction, RunTrigger, ScoringRun
+from evaluation.runs import budget, registry, scoring
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]

@@ -14,8 +14,8 @@ from django.db.models import Count
 from collection.demo import load_demo
 from collection.models import Task
 from core.jobs import JobStatus
-from evaluation import registry, scoring
 from evaluation.models import LanguageModel, ModelCheck, Prediction, ScoringRun
+from evaluation.runs import registry, scoring
 from tests.workers import manage, process_env, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.

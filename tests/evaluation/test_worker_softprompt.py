@@ -13,15 +13,15 @@ from django.db.models import Count
 
 from collection.demo import load_demo
 from collection.models import Collection, Task
-from evaluation import registry
 from evaluation.models import ModelVariant, Prediction, ScoringRun, SoftPrompt, VariantKind
+from evaluation.runs import registry
 from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 QUEUE = (
-    "from evaluation.models import LanguageModel; from evaluation.softprompts import softprompt_queue; "
+    "from evaluation.models import LanguageModel; from evaluation.robustness.softprompts import softprompt_queue; "
     "from evaluation.ml.config import AlignConfig; "
     "print(softprompt_queue(model=LanguageModel.objects.get(name='tiny-t5'), "
     "config=AlignConfig(num_virtual_tokens=2, steps={steps}, instances_per_batch=2, paraphrases=1)).id)"

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation import calibration
 from evaluation.models import LanguageModel
-from evaluation.softprompt_outcome import calibration_outcome
+from evaluation.robustness import calibration
+from evaluation.robustness.outcome import calibration_outcome
 
 
 class Command(BaseCommand):

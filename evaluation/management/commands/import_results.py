@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from evaluation.importers import import_results
+from evaluation.leaderboards.published_results import import_results
 
 
 class Command(BaseCommand):

@@ -3,7 +3,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation import aggregates, figure_registry
+from evaluation.leaderboards import aggregates
+from evaluation.stats import figure_registry
 
 
 def docs_path() -> Path:
@@ -13,7 +14,7 @@ def docs_path() -> Path:
 class Command(BaseCommand):
     help = (
         "Recompute every stored summary computed under another list of figures (a figure added to or removed "
-        "from evaluation/figure_registry.py since), so every page, API row and export has every figure. With "
+        "from evaluation/stats/figure_registry.py since), so every page, API row and export has every figure. With "
         "--docs, write docs/figures.md from the registry instead (--docs --check: fail if it is out of date)."
     )
 

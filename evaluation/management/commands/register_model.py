@@ -2,9 +2,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from collection.models import Benchmark, Collection
 from core.errors import ApplicationError
-from evaluation import budget, registry
 from evaluation.models import Dtype, ModelFamily, PromptFormat, Truncation
-from evaluation.registry import ModelRegistration
+from evaluation.runs import budget, registry
+from evaluation.runs.registry import ModelRegistration
 
 
 class Command(BaseCommand):

@@ -10,9 +10,9 @@ from collection.demo import BENCHMARK_SLUG
 from core.errors import ApplicationError
 from evaluation.demo_model import ABLATIONS, demo_study_ensure, recipe
 from evaluation.models import BenchmarkSummary
-from evaluation.paired_bootstrap import Improvement
-from evaluation.softprompt_outcome import calibration_outcome, heldout_improvements, latest_soft_prompts
+from evaluation.robustness.outcome import calibration_outcome, heldout_improvements, latest_soft_prompts
 from evaluation.split import app_seed
+from evaluation.stats.paired_bootstrap import Improvement
 
 
 def pct(figures: dict, key: str) -> str:

@@ -7,8 +7,9 @@ from collection.models import Instruction, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
 from core.parsing import parse_id
-from evaluation import budget, estimates, scoring
+from evaluation.leaderboards import adaptive_estimates
 from evaluation.models import LanguageModel, RunTrigger, ScoringPlan
+from evaluation.runs import budget, scoring
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             nargs="?",
             const="share",
             metavar="CELLS",
-            help="Score each task adaptively (evaluation/estimates.py): at most CELLS new cells per task, by "
+            help="Score each task adaptively (evaluation/leaderboards/adaptive_estimates.py): at most CELLS new cells per task, by "
             "default ADAPTIVE_BUDGET_SHARE of its cells; the figures are estimates until it is exhaustive.",
         )
         parser.add_argument("--plan", action="store_true", help="Print the cells to compute and stop.")
@@ -100,7 +101,7 @@ class Command(BaseCommand):
         if adaptive is None:
             return None
         if adaptive == "share":
-            return estimates.default_budget(cells)
+            return adaptive_estimates.default_budget(cells)
         budget = parse_id(adaptive)
         if budget is None:
             raise CommandError(f"--adaptive takes a number of cells (at least 1), not '{adaptive}'.")

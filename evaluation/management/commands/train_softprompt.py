@@ -6,9 +6,10 @@ from tqdm import tqdm
 
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import scoring, softprompts
 from evaluation.ml.config import OBJECTIVES, AlignConfig, ConfigError
 from evaluation.models import LanguageModel, RunTrigger
+from evaluation.robustness import softprompts
+from evaluation.runs import scoring
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """Two model variants compared on the cells they share (the pages' and the API's paired comparison).
 
-The maths is in evaluation/comparison.py; here the shared cells are read: the (task, phrasing) pairs both
+The maths is in evaluation/stats/paired_comparison.py; here the shared cells are read: the (task, phrasing) pairs both
 variants have complete results for on the benchmark's tasks their rows average over
 (aggregates.counts_in_benchmark), every instance of each task's evaluation sample (published variants: the
 instances their source scored; a published variant is paired only with another published one). A
@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 from collection.models import Benchmark, Task
-from evaluation import aggregates, comparison
-from evaluation.common_ground import CACHE_SECONDS, cells_of, revisions_by_task
+from evaluation.leaderboards import aggregates
+from evaluation.leaderboards.common_ground import CACHE_SECONDS, cells_of, revisions_by_task
 from evaluation.models import BenchmarkSummary, ModelVariant, PhrasingSet, VariantKind
+from evaluation.stats import paired_comparison
 
 COMPARABLE_SETS = (PhrasingSet.ALL, PhrasingSet.DEFAULTS, PhrasingSet.HELDOUT)
 
@@ -37,9 +38,9 @@ class PairedView:
     phrasing_set: str
     tasks: list[Task]
     phrasings: int  # shared (task, phrasing) pairs
-    result: comparison.Comparison
+    result: paired_comparison.Comparison
 
-    def task_rows(self) -> list[tuple[Task, dict[str, comparison.Difference]]]:
+    def task_rows(self) -> list[tuple[Task, dict[str, paired_comparison.Difference]]]:
         return list(zip(self.tasks, self.result.per_task))
 
 
@@ -95,7 +96,7 @@ def _compute(benchmark: Benchmark, a: ModelVariant, b: ModelVariant, phrasing_se
         for task in tasks
     ]
     try:
-        result = comparison.compare(
+        result = paired_comparison.compare(
             pairs, samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES, min_phrasings=aggregates.min_phrasings()
         )
     except ValueError as exc:  # results changed between the reads (a refresh under way): try again

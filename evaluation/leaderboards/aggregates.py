@@ -31,7 +31,7 @@ from django.db.models import Count, Q
 from collection.models import Collection, Instance, Instruction, Task
 from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
-from evaluation import estimates, figure_registry, metrics, replicates
+from evaluation.leaderboards import adaptive_estimates
 from evaluation.models import (
     BenchmarkSummary,
     ModelVariant,
@@ -43,6 +43,7 @@ from evaluation.models import (
     VariantKind,
 )
 from evaluation.split import is_heldout
+from evaluation.stats import figure_registry, metrics, replicates
 
 log = logging.getLogger(__name__)
 BENCHMARK_BOOTSTRAP_SAMPLES = 500  # per benchmark row; each replicate resamples every task
@@ -223,10 +224,10 @@ def phrasing_sets(variant: ModelVariant) -> list[str]:
 
 
 def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
-    # Sampled by an adaptive run and not yet exhaustive: estimated figures (evaluation/estimates.py), over
+    # Sampled by an adaptive run and not yet exhaustive: estimated figures (evaluation/leaderboards/adaptive_estimates.py), over
     # every scored phrasing. Its TaskData carries row numbers as "accuracies", so that `subset` (the one
     # rule for phrasing sets) says which rows of the estimate each set keeps.
-    estimate = estimates.task_estimate(variant, task)
+    estimate = adaptive_estimates.task_estimate(variant, task)
     if estimate is None:
         data = task_data(variant, task)
     else:
@@ -261,7 +262,7 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
             if phrasing_set == phrasing_sets(variant)[0]:  # its own set, where pages look (OWN_SET)
                 figures["phrasing_estimates"] = estimate.phrasing_estimates()
             # Its posterior draws, in the replicates' place: an estimated benchmark row averages them draw
-            # by draw (estimates.benchmark_figures); exact benchmark rows leave estimated tasks out.
+            # by draw (adaptive_estimates.benchmark_figures); exact benchmark rows leave estimated tasks out.
             if counts_in_benchmark(variant, task):
                 stored = replicates.pack(draws)
         TaskSummary.objects.update_or_create(

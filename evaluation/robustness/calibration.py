@@ -29,9 +29,10 @@ from django.db import transaction
 from collection.models import Instance, InstructionRevision, Task
 from collection.selectors import task_eval_sample_ids
 from core import jobs
-from evaluation import aggregates, split
+from evaluation import split
+from evaluation.leaderboards import aggregates
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
-from evaluation.scoring import approved_revisions, base_variant, revisions_by_task
+from evaluation.runs.scoring import approved_revisions, base_variant, revisions_by_task
 
 log = logging.getLogger(__name__)
 

@@ -51,8 +51,8 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from evaluation import figure_registry
-from evaluation.metrics import SEED
+from evaluation.stats import figure_registry
+from evaluation.stats.metrics import SEED
 
 DRAWS = 500  # posterior draws for the figures and intervals
 ROUND_DRAWS = 100  # fewer draws for the intermediate fits of adaptive rounds: only widths are needed there

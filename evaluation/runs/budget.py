@@ -18,7 +18,7 @@ from core import jobs
 from core.errors import Conflict
 from core.jobs import JobStatus
 from evaluation.models import ScoringPlan, ScoringRun
-from evaluation.queue import throughputs
+from evaluation.runs.queue import throughputs
 
 
 def bulk_submit(*, runs: list[ScoringRun], trigger: str, by=None) -> list[ScoringRun]:

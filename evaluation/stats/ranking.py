@@ -18,7 +18,7 @@ paired bootstrap draw of the difference. On those draws:
    leader starts the next group. Rows in one group cannot be ordered by the data; the rank intervals say
    where groups overlap.
 
-Pure numpy (no Django): the leaderboards (evaluation/common_ground.py) pass each ranked row's draws.
+Pure numpy (no Django): the leaderboards (evaluation/leaderboards/common_ground.py) pass each ranked row's draws.
 """
 
 from __future__ import annotations

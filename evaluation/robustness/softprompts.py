@@ -31,7 +31,7 @@ from evaluation.ml.loading import load
 from evaluation.ml.scoring import ScoringItem
 from evaluation.ml.softprompt import TrainingTask
 from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, VariantKind
-from evaluation.scoring import scoring_runs_for_variant
+from evaluation.runs.scoring import scoring_runs_for_variant
 from evaluation.split import app_seed, is_heldout
 
 log = logging.getLogger(__name__)

@@ -3,11 +3,11 @@ and one batched formula. Pure numpy, no Django.
 
 A formula works on `Draws`: per-phrasing accuracies on D rows at once, (D, K). The same formula gives the
 point value (one row: the measured accuracies), the bootstrap's replicates (metrics.replicate_figures: a row
-per replicate) and the estimator's posterior draws (estimates.TaskEstimate.figure_draws: a row per draw), so
+per replicate) and the estimator's posterior draws (adaptive_estimates.TaskEstimate.figure_draws: a row per draw), so
 a figure's arithmetic is written in one place. A formula returns (D,) values, NaN where the figure is
 undefined on a row; it may read the figures declared before it (`done`), as CPS reads MaxP and AvgP.
 
-Figures are computed, stored (evaluation/replicates.py packs them under these names) and listed on the pages,
+Figures are computed, stored (evaluation/stats/replicates.py packs them under these names) and listed on the pages,
 the API, the exports and the comparison in FIGURES order. Adding a figure is one declaration here and its
 test; stored summaries computed under another list of names read as stale and are recomputed
 (aggregates.figures_refresh_stale, the `refresh_figures` command). `docs/figures.md` is generated from this
@@ -335,7 +335,7 @@ def markdown() -> str:
     lines = [
         "# Robustness figures",
         "",
-        "Generated from `evaluation/figure_registry.py` by `manage.py refresh_figures --docs`; do not edit by",
+        "Generated from `evaluation/stats/figure_registry.py` by `manage.py refresh_figures --docs`; do not edit by",
         "hand (a test checks that this file is current). A_p is the accuracy of phrasing p over the task's",
         "evaluation sample; every figure is computed per model variant and task, and a benchmark figure is the",
         "plain mean over its tasks (a benchmark's Std is the mean of its tasks' Stds). Quantiles interpolate",

@@ -1,5 +1,5 @@
 """Budgeted evaluation on the Django side: which cells an adaptive run scores next, and the estimated figures
-of a task that such a run has sampled but no run has finished (the maths is evaluation/estimation.py's).
+of a task that such a run has sampled but no run has finished (the maths is evaluation/stats/estimation.py's).
 
 An adaptive run scores cells in rounds, one round per chunk of its job. The first half of its budget is a
 balanced design (every phrasing and instance covered before any gets a second cell); each later round fits
@@ -24,8 +24,8 @@ from django.conf import settings
 
 from collection.models import Instance, InstructionRevision, Task
 from collection.selectors import task_eval_sample_ids
-from evaluation import estimation, figure_registry, metrics
 from evaluation.models import ModelVariant, PhrasingResult, Prediction, ResultSource, RunMode, ScoringRun
+from evaluation.stats import estimation, figure_registry, metrics
 
 # The figures whose intervals decide when an adaptive run may stop early.
 TARGET_FIGURES = ("avgp", "q10", "median", "q90")

@@ -27,7 +27,7 @@ from collection.importers.base import ImportFailed, ImportReport, benchmark_upse
 from collection.importers.bigbench import DEFAULT_SOURCE
 from collection.importers.instructions import STUDY_TASKS
 from collection.models import Collection, Instruction, InstructionRevision, Task, phrasing_key
-from evaluation.aggregates import aggregates_refresh_many
+from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.ml.families import CAUSAL, SEQ2SEQ
 from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
 

@@ -8,7 +8,7 @@ import json
 
 from django.http import HttpResponse
 
-from evaluation import figure_registry
+from evaluation.stats import figure_registry
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Figures are exported as the fractions they are stored as (pages show percentages and points), rounded: the
@@ -55,7 +55,7 @@ def figure_rows(rows) -> tuple[list[str], list[list], list[dict]]:
     for key in keys:
         header += [key, f"{key}_ci_low", f"{key}_ci_high"]
     header += ["ci_method", "chance", "below_chance", "partial_coverage", "estimated", "cells_share", "scale"]
-    # Ranked rows' standing on the sorted figure (evaluation/ranking.py); empty for rows not ranked.
+    # Ranked rows' standing on the sorted figure (evaluation/stats/ranking.py); empty for rows not ranked.
     header += ["rank_low", "rank_high", "tie_group"]
     table, records = [], []
     for row in rows:

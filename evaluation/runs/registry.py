@@ -43,7 +43,7 @@ from evaluation.models import (
     Truncation,
     VariantKind,
 )
-from evaluation.scoring import base_variant, scoring_bulk, warm_model
+from evaluation.runs.scoring import base_variant, scoring_bulk, warm_model
 
 # Errors that fail a check with their own message (the loader's reason, a chat template that cannot frame a
 # prompt); anything else fails it as unexpected, with its type. Named by ModelCheck's declaration (`job`).
@@ -93,7 +93,7 @@ def language_model_register(
     loads, `score` queues every approved phrasing on it. check_now=True runs the check here, before returning,
     instead of on a GPU worker: for commands and the demo, which run where the model is (never for a web
     request). The model comes back as the check left it. Its scoring is bulk work: over the budget it is
-    planned for an admin to start (evaluation/budget.py)."""
+    planned for an admin to start (evaluation/runs/budget.py)."""
     given = ModelRegistration(**registration)
     given.validate()
     if LanguageModel.objects.filter(name=given.name).exists():
@@ -165,7 +165,7 @@ def language_model_check(
     """Check the model again (after an admin changed where it loads from, or to retry a failed check): it is
     `checking`, so nothing new is scored on it, until the check finds it loads."""
     if not model.variants.filter(kind=VariantKind.BASE).exists() and model.variants.exists():
-        # A row of published results only (evaluation/importers.py): there is nothing to load.
+        # A row of published results only (evaluation/leaderboards/published_results.py): there is nothing to load.
         raise ApplicationError(f"{model.name} carries published results only; there is no model to check.")
     with transaction.atomic():
         check = _check_create(model=model, trigger=trigger, score=score, by=by, enqueue=enqueue)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evaluation import figure_registry
+from evaluation.stats import figure_registry
 
 # As a float32, the first four bytes read 51527.0: a blob stored before names were kept starts with AvgP's
 # first replicate, a fraction, so it can never be taken for one with a header.

@@ -23,8 +23,9 @@ from django.db.models.functions import Coalesce
 from collection import selectors as collection_selectors
 from collection.models import Benchmark, Instruction, InstructionRevision, Task
 from core.jobs import JobStatus
-from evaluation import common_ground, figure_registry, metrics, ranking, split
+from evaluation import split
 from evaluation.access import models_visible_to, runs_visible_to
+from evaluation.leaderboards import colours, common_ground
 from evaluation.models import (
     HELDOUT_ONLY_KINDS,
     BenchmarkSummary,
@@ -39,6 +40,7 @@ from evaluation.models import (
     VariantKind,
     named_variants,
 )
+from evaluation.stats import figure_registry, metrics, ranking
 
 
 def benchmark_list() -> QuerySet[Benchmark]:
@@ -161,7 +163,7 @@ class Row:
     figures: dict
     coverage: common_ground.Coverage | None = None
     partial: bool = False  # not on the common ground: its figures are on its own cells
-    # Ranked rows: rank interval and tie group on the figure the board is sorted by (evaluation/ranking.py).
+    # Ranked rows: rank interval and tie group on the figure the board is sorted by (evaluation/stats/ranking.py).
     standing: ranking.Standing | None = None
 
     @property
@@ -174,7 +176,7 @@ class Row:
 
     @property
     def estimated(self) -> bool:
-        """Its figures are estimates from part of its cells (evaluation/estimates.py)."""
+        """Its figures are estimates from part of its cells (evaluation/leaderboards/adaptive_estimates.py)."""
         return bool(self.figures.get("estimated"))
 
 
@@ -207,7 +209,7 @@ def leaderboard(
     version: tuple | None = None,
 ) -> Leaderboard:
     """One row per model variant: benchmark figures as macro averages over the tasks, on the cells every
-    ranked row shares (evaluation/common_ground.py); rows with partial coverage apart, on their own cells."""
+    ranked row shares (evaluation/leaderboards/common_ground.py); rows with partial coverage apart, on their own cells."""
     board = common_ground.board(
         benchmark=benchmark,
         phrasing_set=phrasing_set,
@@ -277,7 +279,7 @@ class Leaders:
 
 def leaders(benchmark: Benchmark, *, version: tuple | None = None) -> list[Leaders]:
     """Who leads the benchmark's board (every phrasing, every task kind) on accuracy and on robustness: the
-    top tie group on AvgP and on Q10 (evaluation/ranking.py), each row marked provisional while it covers
+    top tie group on AvgP and on Q10 (evaluation/stats/ranking.py), each row marked provisional while it covers
     less than PROVISIONAL_BELOW of the benchmark's approved phrasings on its top-level tasks."""
     version = leaderboard_version(benchmark) if version is None else version
     _, summaries, _, estimated = version
@@ -393,24 +395,25 @@ def task_grid(
 
 
 def _cell(value: float | None) -> dict | None:
-    from evaluation.templatetags.figures import heat, heat_text
-
     if value is None:
         return None
-    return {"text": f"{100 * value:.0f}", "bg": heat(value), "fg": heat_text(value), "title": ""}
+    return {
+        "text": f"{100 * value:.0f}",
+        "bg": colours.heat(value),
+        "fg": colours.heat_text(value),
+        "title": "",
+    }
 
 
 def _estimated_cell(estimate: list[float] | None) -> dict:
     """A cell of a partly scored phrasing: its estimate, marked with "~", its interval in the tooltip."""
-    from evaluation.templatetags.figures import heat, heat_text
-
     if estimate is None:
-        return {"text": "–", "bg": heat(None), "fg": heat_text(None), "title": ""}
+        return {"text": "–", "bg": colours.heat(None), "fg": colours.heat_text(None), "title": ""}
     value, low, high = estimate
     return {
         "text": f"~{100 * value:.0f}",
-        "bg": heat(value),
-        "fg": heat_text(value),
+        "bg": colours.heat(value),
+        "fg": colours.heat_text(value),
         "title": f"Estimated from part of its cells: 95% interval [{100 * low:.0f}, {100 * high:.0f}]",
     }
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation import figure_registry, metrics
+from evaluation.stats import figure_registry, metrics
 
 
 def names() -> tuple[str, ...]:

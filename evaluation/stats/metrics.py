@@ -1,5 +1,5 @@
 """Robustness metrics across phrasings, as pure functions (numpy, no Django). Each figure's definition and
-formula is declared once in evaluation/figure_registry.py; this module feeds the formulas the measured
+formula is declared once in evaluation/stats/figure_registry.py; this module feeds the formulas the measured
 accuracies (point values) and the bootstrap's replicates, and summarises them with intervals.
 
 Inputs are a correctness matrix `correct[k, x]` (phrasing k got instance x right) when per-instance
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation import figure_registry
-from evaluation.figure_registry import Draws
+from evaluation.stats import figure_registry
+from evaluation.stats.figure_registry import Draws
 
 SEED = 20240507  # fixed: the same data always gives the same intervals
 BOOTSTRAP_SAMPLES = 1000

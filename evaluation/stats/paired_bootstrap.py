@@ -1,6 +1,6 @@
 """A variant's improvement over the base model on the same cells, with a paired two-way bootstrap interval
 (phrasings and instances resampled together for both), per task and macro-averaged over tasks. Pure numpy,
-as metrics.py; softprompt_outcome.py feeds it the soft prompts' held-out cells."""
+as metrics.py; robustness/outcome.py feeds it the soft prompts' held-out cells."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.metrics import BOOTSTRAP_SAMPLES, SEED, drawn_row_means, two_way_draws
+from evaluation.stats.metrics import BOOTSTRAP_SAMPLES, SEED, drawn_row_means, two_way_draws
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def paired_improvement(
     """Per task and macro-averaged over tasks: the mean per-cell difference with a 95% percentile interval
     from the paired two-way bootstrap. The benchmark interval averages the tasks' replicates replicate by
     replicate, as benchmark_summary does. A fixed seed gives every method the same draws; task i draws with
-    seed + i, as comparison.compare does, so both give the same AvgP interval on the same cells."""
+    seed + i, as paired_comparison.compare does, so both give the same AvgP interval on the same cells."""
     if not per_task or any(np.asarray(d).size == 0 for d in per_task.values()):
         raise ValueError("Every task needs a non-empty matrix of differences.")
     out, replicates = {}, []

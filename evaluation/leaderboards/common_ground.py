@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q
 
 from collection.models import Benchmark, Collection, Instance, Task
-from evaluation import aggregates, estimates, metrics, ranking, replicates
+from evaluation.leaderboards import adaptive_estimates, aggregates
 from evaluation.models import (
     BenchmarkSummary,
     ModelVariant,
@@ -36,6 +36,7 @@ from evaluation.models import (
     named_variants,
 )
 from evaluation.split import is_heldout
+from evaluation.stats import metrics, ranking, replicates
 
 CACHE_SECONDS = 3600  # keyed on the data version, so a refresh makes a new key
 
@@ -121,11 +122,11 @@ class Board:
     ground: Ground
     rows: list[tuple[ModelVariant, dict, Coverage]]  # ranked rows: variant, figures on the ground, coverage
     partial: list[tuple[ModelVariant, dict, Coverage]]  # own figures (not on the ground), flagged
-    # Rows with an estimated task (evaluation/estimates.py): their figures are estimates over every phrasing
+    # Rows with an estimated task (evaluation/leaderboards/adaptive_estimates.py): their figures are estimates over every phrasing
     # they have scored part of, so they are neither on the ground nor ranked; always shown, flagged.
     estimated: list[tuple[ModelVariant, dict, Coverage]] = field(default_factory=list)
     # Per figure, which pairs of ranked rows (in `rows` order) the paired bootstrap can tell apart
-    # (evaluation/ranking.py): the rank intervals and tie groups of whichever figure the page sorts by.
+    # (evaluation/stats/ranking.py): the rank intervals and tie groups of whichever figure the page sorts by.
     separable: dict[str, np.ndarray] = field(default_factory=dict)
 
     def standings(self, figure: str, *, descending: bool = True) -> list[ranking.Standing | None]:
@@ -187,7 +188,7 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
     estimated = {
         variant_id: (
             rows[0].variant,
-            estimates.benchmark_figures([r.figures for r in rows], [draws(r) for r in rows])
+            adaptive_estimates.benchmark_figures([r.figures for r in rows], [draws(r) for r in rows])
             | {"tasks_counted": sorted(r.task.slug for r in rows)},
         )
         for variant_id, rows in by_variant.items()

@@ -2,7 +2,7 @@
 unobserved phrasings, pooled over the method's seeds, with a paired bootstrap interval over phrasings and
 instances (paired_bootstrap.paired_improvement), per task and macro-averaged over tasks.
 
-Beside the soft prompts, batch calibration (evaluation/calibration.py), an inference-only baseline: its
+Beside the soft prompts, batch calibration (evaluation/robustness/calibration.py), an inference-only baseline: its
 variant's stored predictions go through the same path as a soft prompt's (one variant, no seeds), so the
 figure here is the one its leaderboard rows are computed from.
 
@@ -27,10 +27,11 @@ import numpy as np
 
 from collection.models import Collection, Instruction, InstructionRevision
 from core.jobs import JobStatus
-from evaluation import calibration, metrics, paired_bootstrap
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
-from evaluation.scoring import approved_revisions, revisions_by_task
+from evaluation.robustness import calibration
+from evaluation.runs.scoring import approved_revisions, revisions_by_task
 from evaluation.split import app_seed, is_heldout
+from evaluation.stats import metrics, paired_bootstrap
 
 
 @dataclass(frozen=True)

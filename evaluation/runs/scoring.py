@@ -28,7 +28,8 @@ from collection.selectors import approved_phrasings, task_eval_sample_ids
 from core import jobs
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import aggregates, budget, estimates, selectors, split
+from evaluation import split
+from evaluation.leaderboards import adaptive_estimates, aggregates, selectors
 from evaluation.ml.config import ConfigError, ScoreConfig
 from evaluation.ml.errors import ScoringError
 from evaluation.ml.loading import ModelCache
@@ -42,6 +43,7 @@ from evaluation.models import (
     RunTrigger,
     ScoringRun,
 )
+from evaluation.runs import budget
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,8 @@ def scoring_run_create(
 ) -> ScoringRun | None:
     """Create and queue a run, or return None when every cell is already scored (it would cost nothing).
     enqueue=False leaves it for the caller to execute (the score command runs it in the foreground);
-    planned=True saves it unsent, for evaluation/budget.py to send or to keep for an admin. With
-    `budget_cells` the run is adaptive (evaluation/estimates.py): it computes at most that many cells, so its
+    planned=True saves it unsent, for evaluation/runs/budget.py to send or to keep for an admin. With
+    `budget_cells` the run is adaptive (evaluation/leaderboards/adaptive_estimates.py): it computes at most that many cells, so its
     total is what it had plus the budget."""
     if budget_cells is not None and budget_cells < 1:
         raise ApplicationError(f"An adaptive run's budget must be at least one cell; got {budget_cells}.")
@@ -216,7 +218,9 @@ def scoring_adaptive(
     if not revisions:
         raise ApplicationError(f"{task} has no approved phrasing that {variant} scores.")
     if budget_cells is None:
-        budget_cells = estimates.default_budget(scoring_plan(variant=variant, revisions=revisions).total)
+        budget_cells = adaptive_estimates.default_budget(
+            scoring_plan(variant=variant, revisions=revisions).total
+        )
     return scoring_run_create(
         variant=variant,
         revisions=revisions,
@@ -233,7 +237,7 @@ def approval_budget(task: Task) -> int | None:
     row of more than ADAPTIVE_APPROVAL_ABOVE_CELLS cells (0: none) is first estimated from a sample."""
     row = len(task_eval_sample_ids(task))
     threshold = settings.ADAPTIVE_APPROVAL_ABOVE_CELLS
-    return estimates.default_budget(row) if threshold and row > threshold else None
+    return adaptive_estimates.default_budget(row) if threshold and row > threshold else None
 
 
 def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun]:
@@ -292,7 +296,7 @@ def scoring_bulk(
     *, variants: list[ModelVariant], trigger: str, by=None, task: Task | None = None
 ) -> list[ScoringRun]:
     """Bulk work: whatever the variants have not scored (of one task, or all), queued on the bulk lane, or
-    kept as one plan for an admin to start when it is over the budget (evaluation/budget.py). A run's
+    kept as one plan for an admin to start when it is over the budget (evaluation/runs/budget.py). A run's
     `plan` says which."""
     runs = []
     for variant in variants:
@@ -434,7 +438,7 @@ def _fill_cells(
     # Phase 1: the cells in scope that have no prediction yet (this chunk's share of them), or those an
     # adaptive run's round chooses.
     if run.mode == RunMode.ADAPTIVE:
-        chosen = estimates.adaptive_round(run, chunk_cells)
+        chosen = adaptive_estimates.adaptive_round(run, chunk_cells)
         total, done_count, cells, more = chosen.total, chosen.done, chosen.cells, chosen.more
         record["adaptive"] = chosen.state
     else:
