@@ -53,6 +53,14 @@ def can_edit_instruction(user, instruction: Instruction) -> bool:
     return roles.is_admin(user) or (user.is_authenticated and instruction.author_id == user.id)
 
 
+def can_tag(user, instruction: Instruction) -> bool:
+    """Tags describe a phrasing, not its text, and score nothing again: its author may tag it in any status,
+    and curators and admins may correct anyone's tags (their own phrasings' too)."""
+    if not user.is_authenticated:
+        return False
+    return instruction.author_id == user.id or roles.is_curator(user) or roles.is_admin(user)
+
+
 def can_review(user, instruction: Instruction) -> bool:
     """Curators review phrasings, never their own. Which decisions the phrasing's status allows is the
     review service's business (collection.services.instruction_review)."""

@@ -15,6 +15,7 @@ from collection.models import (
     Instruction,
     InstructionRevision,
     PhrasingEmbedding,
+    PhrasingTag,
     Task,
 )
 from core.parsing import parse_id
@@ -51,6 +52,14 @@ class CollectionAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "kind"]
 
 
+@admin.register(PhrasingTag)
+class PhrasingTagAdmin(admin.ModelAdmin):
+    """The tag vocabulary: admins add tags; authors and curators pick from it."""
+
+    list_display = ["slug", "name", "description"]
+    search_fields = ["slug", "name"]
+
+
 class RevisionInline(admin.TabularInline):
     model = InstructionRevision
     extra = 0
@@ -67,7 +76,7 @@ class RevisionInline(admin.TabularInline):
 class InstructionAdmin(admin.ModelAdmin):
     list_display = ["id", "task", "text", "collection", "status", "author", "source", "updated_at"]
     list_select_related = ["task__benchmark", "collection", "author", "current_revision"]
-    list_filter = ["status", "collection", "task__benchmark", "text_available"]
+    list_filter = ["status", "collection", "task__benchmark", "text_available", "tags"]
     search_fields = ["external_id", "current_revision__template", "author__username", "task__slug"]
     raw_id_fields = ["task", "author", "reviewer", "current_revision"]
     # Status changes go through the review actions (they queue scoring and refresh the leaderboards); the text

@@ -1,6 +1,7 @@
 """API for benchmarks, tasks and phrasings. Authoring and review go through the same services as the pages:
 POST /api/instructions/ submits, PATCH edits one's own pending phrasing, POST .../review/ decides (curators),
-POST /api/instructions/check/ validates a draft and lists the task's most similar phrasings."""
+POST /api/instructions/check/ validates a draft and lists the task's most similar phrasings, POST
+.../tags/ replaces a phrasing's tags (its author or a curator)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class InstructionSerializer(serializers.ModelSerializer):
     template = serializers.CharField(source="current_revision.template", read_only=True)
     labels = serializers.JSONField(source="current_revision.labels", read_only=True)
     revision = serializers.IntegerField(source="current_revision_id", read_only=True)
+    tags = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
 
     class Meta:
         model = Instruction
@@ -71,6 +73,7 @@ class InstructionSerializer(serializers.ModelSerializer):
             "revision",
             "template",
             "labels",
+            "tags",
             "review_reason",
             "reviewer",
             "created_at",
@@ -83,12 +86,33 @@ class DraftSerializer(serializers.Serializer):
     labels = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50
     )
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=40),
+        required=False,
+        max_length=50,
+        help_text="Slugs from the tag vocabulary (what the phrasing varies: terse, formal, question...).",
+    )
 
 
 class EditSerializer(serializers.Serializer):
     template = serializers.CharField(trim_whitespace=False, max_length=100_000)
     labels = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, allow_null=True, max_length=50
+    )
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=40),
+        required=False,
+        max_length=50,
+        help_text="Slugs from the tag vocabulary ; left out: the tags stay as they are.",
+    )
+
+
+class TagsSerializer(serializers.Serializer):
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=40),
+        required=True,
+        max_length=50,
+        help_text="Slugs from the tag vocabulary (what the phrasing varies: terse, formal, question...).",
     )
 
 
@@ -147,6 +171,7 @@ class TaskViewSet(viewsets.ReadOnlyModelViewSet):
 class InstructionFilter(django_filters.FilterSet):
     collection = django_filters.CharFilter(field_name="collection__slug")
     mine = django_filters.BooleanFilter(method="filter_mine", label="Only my phrasings (any status)")
+    tag = django_filters.CharFilter(field_name="tags__slug", label="Only phrasings with this tag")
 
     class Meta:
         model = Instruction
@@ -177,6 +202,7 @@ class InstructionViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
         return (
             access.instructions_visible_to(self.request.user)
             .select_related("collection", "author", "reviewer", "current_revision")
+            .prefetch_related("tags")
             .order_by("id")
         )
 
@@ -220,6 +246,16 @@ class InstructionViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
             revision=decision.validated_data["revision"],
         )
         instruction.refresh_from_db()
+        return Response(InstructionSerializer(instruction).data)
+
+    @extend_schema(request=TagsSerializer, responses=InstructionSerializer)
+    @action(detail=True, methods=["post"])
+    def tags(self, request, pk=None):
+        """Replace a phrasing's tags, in any status: its author or a curator. Nothing is scored again."""
+        instruction = access.get_instruction_for_user(request.user, self._pk())
+        chosen = TagsSerializer(data=request.data)
+        chosen.is_valid(raise_exception=True)
+        services.instruction_tag(instruction=instruction, tags=chosen.validated_data["tags"], by=request.user)
         return Response(InstructionSerializer(instruction).data)
 
     @extend_schema(request=DraftSerializer, responses=CheckSerializer)

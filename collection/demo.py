@@ -9,13 +9,14 @@ house style, as instruction-tuning collections do; the crowd ones are worded fre
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from collection.importers.base import ImportReport, benchmark_upsert, task_upsert
 from collection.importers.instructions import PhrasingRow, phrasing_row_import
-from collection.models import Collection, Instance, Instruction, Task
+from collection.models import Collection, Instance, Instruction, PhrasingTag, Task
 from collection.phrasing_generator import DEMO_GRAMMARS, generate
 from collection.services import embeddings_batched, instances_upsert
 
@@ -209,8 +210,20 @@ def generated_templates(spec: DemoTask, count: int) -> list[str]:
     )
 
 
+# The demo tags its generated phrasings by rule, as a stand-in for authors' tags, so model pages have tag
+# rows to show offline: "question" when the wording outside the placeholders asks a question, "terse" when
+# it has at most TERSE_WORDS words. People tag by reading; these rules only approximate that.
+TERSE_WORDS = 12
+
+
+def demo_tags(template: str) -> list[str]:
+    wording = re.sub(r"\{[^}]*\}", "", template)
+    tags = ["question"] if "?" in wording else []
+    return tags + (["terse"] if len(wording.split()) <= TERSE_WORDS else [])
+
+
 def generated_phrasings_load(*, task: Task, count: int, report: ImportReport) -> None:
-    """Approve the demo task's first `count` generated phrasings, those not loaded yet."""
+    """Approve the demo task's first `count` generated phrasings, those not loaded yet, tagged by demo_tags."""
     spec = next(spec for spec in TASKS if spec.slug == task.slug)
     Collection.objects.get_or_create(
         slug=GENERATED_COLLECTION,
@@ -233,6 +246,13 @@ def generated_phrasings_load(*, task: Task, count: int, report: ImportReport) ->
             labels=None,
         )
         phrasing_row_import(GENERATOR_SOURCE, row, Instruction.Status.APPROVED, report)
+    tags = {tag.slug: tag for tag in PhrasingTag.objects.filter(slug__in=["question", "terse"])}
+    generated = Instruction.objects.filter(task=task, source=GENERATOR_SOURCE).select_related(
+        "current_revision"
+    )
+    for instruction in generated.prefetch_related("tags"):
+        if not instruction.tags.all():  # only untagged ones: tags a person changed stay as they are
+            instruction.tags.set([tags[slug] for slug in demo_tags(instruction.template) if slug in tags])
 
 
 def load_demo(*, generated_per_task: int = 0) -> ImportReport:

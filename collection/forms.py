@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from collection.models import Answers, Instruction, Task
+from collection.models import Answers, Instruction, PhrasingTag, Task
 from core.parsing import IdField, parse_id
 
 
@@ -17,10 +17,20 @@ class PhrasingForm(forms.Form):
         strip=False,
     )
     preview_model = forms.ChoiceField(label="Preview as", required=False)
+    tags = forms.MultipleChoiceField(
+        label="What it varies",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Optional: tick what your phrasing does differently. Models' pages compare accuracy on "
+        "tagged phrasings with the rest.",
+    )
 
     def __init__(self, *args, task: Task, models=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.task = task
+        # The vocabulary is data (curators add tags in admin), so it is read per form, not at import.
+        self.tag_vocabulary = list(PhrasingTag.objects.all())
+        self.fields["tags"].choices = [(tag.slug, tag.name) for tag in self.tag_vocabulary]
         self.fields["preview_model"].choices = [("", "Plain text (no prompt format)")] + [
             (m.name, f"{m.name} ({m.get_prompt_format_display()})") for m in models
         ]
@@ -70,6 +80,17 @@ class PhrasingForm(forms.Form):
 
     def model(self):
         return self.models.get(self.cleaned_data.get("preview_model") or "")
+
+
+class TagsForm(forms.Form):
+    """A phrasing's tags alone (its page: the author or a curator, in any status)."""
+
+    tags = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tag_vocabulary = list(PhrasingTag.objects.all())
+        self.fields["tags"].choices = [(tag.slug, tag.name) for tag in self.tag_vocabulary]
 
 
 class ReviewForm(forms.Form):

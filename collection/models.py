@@ -197,6 +197,23 @@ def phrasing_key(*, benchmark_slug: str, task_slug: str, template: str) -> str:
     return hashlib.sha256(f"{benchmark_slug}\x1f{task_slug}\x1f{template}".encode()).hexdigest()
 
 
+class PhrasingTag(models.Model):
+    """What a phrasing varies, from a curated vocabulary (terse, formal, instruction after the input...):
+    authors tag their phrasings, curators correct the tags, and a model's page compares its accuracy on the
+    tagged phrasings with the rest ("are terse phrasings worse?"). Tags describe the phrasing, not one text:
+    they are not part of a revision, and changing them scores nothing again."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=60)
+    description = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Instruction(models.Model):
     """A phrasing of a task. Its text lives in immutable revisions; `current_revision` is the one in use."""
 
@@ -255,6 +272,7 @@ class Instruction(models.Model):
         help_text="The revision the latest review decision was taken on (blank: never reviewed here, or "
         "decided before decisions named their revision).",
     )
+    tags = models.ManyToManyField(PhrasingTag, blank=True, related_name="instructions")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

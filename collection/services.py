@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from collection.models import (
     Instance,
     Instruction,
     InstructionRevision,
+    PhrasingTag,
     Task,
     normalised_key,
     phrasing_key,
@@ -413,8 +415,41 @@ def uploads_check(*, uploader, started) -> None:
         )
 
 
+# More tags than this say little about what a phrasing varies.
+MAX_TAGS = 6
+
+
+def tags_check(slugs) -> list[PhrasingTag]:
+    """The tags named by these slugs (repeats ignored); an unknown slug is refused with the vocabulary."""
+    wanted = list(dict.fromkeys(str(slug).strip() for slug in slugs if str(slug).strip()))
+    if len(wanted) > MAX_TAGS:
+        raise ApplicationError(f"At most {MAX_TAGS} tags per phrasing; {len(wanted)} given.")
+    found = {tag.slug: tag for tag in PhrasingTag.objects.filter(slug__in=wanted)}
+    unknown = [slug for slug in wanted if slug not in found]
+    if unknown:
+        known = ", ".join(PhrasingTag.objects.values_list("slug", flat=True))
+        raise ApplicationError(f"Unknown tag {unknown[0]!r}; choose from: {known}.")
+    return [found[slug] for slug in wanted]
+
+
+def instruction_tag(*, instruction: Instruction, tags, by) -> Instruction:
+    """Replace a phrasing's tags (collection.access.can_tag says who may). Nothing is scored again: tags
+    are read when figures are grouped by them."""
+    if not access.can_tag(by, instruction):
+        raise PermissionDenied("Only the phrasing's author or a curator can tag it.")
+    chosen = tags_check(tags)
+    instruction.tags.set(chosen)
+    return instruction
+
+
 def instruction_submit(
-    *, task: Task, template: str, author, labels: list[str] | None = None, answers: str | None = None
+    *,
+    task: Task,
+    template: str,
+    author,
+    labels: list[str] | None = None,
+    answers: str | None = None,
+    tags=(),
 ) -> Instruction:
     """An author's new phrasing for a task: validated, not a duplicate, within the rate limit. It waits in
     the curators' queue; its embedding is computed in the background once it is saved."""
@@ -423,6 +458,7 @@ def instruction_submit(
     if not task.input_fields:
         raise ApplicationError(f"{task} takes no phrasings of its own; write them for one of its tasks.")
     template_check(task=task, template=template, labels=labels, answers=answers)
+    chosen = tags_check(tags)
     with transaction.atomic():
         _submissions_check(author)
         duplicate_check(task=task, template=template, user=author)
@@ -435,6 +471,7 @@ def instruction_submit(
             collection=Collection.objects.get(slug=CROWD_COLLECTION),
             submitted=True,
         )
+        instruction.tags.set(chosen)
     return instruction
 
 
@@ -445,6 +482,7 @@ def instruction_edit(
     by,
     labels: list[str] | None = None,
     answers: str | None = None,
+    tags=None,
 ) -> Instruction:
     """The author's edit of a pending phrasing, or of one a curator sent back (it returns to the queue).
 
@@ -453,6 +491,7 @@ def instruction_edit(
     refuses the edit (409) and an approval is never followed by a swapped text."""
     _edit_check(by, instruction)
     template_check(task=instruction.task, template=template, labels=labels, answers=answers)
+    chosen = None if tags is None else tags_check(tags)  # None: the tags stay as they are
     with transaction.atomic():
         current = (
             Instruction.objects.select_for_update(of=("self",))
@@ -481,6 +520,8 @@ def instruction_edit(
             raise ApplicationError(
                 "This is the text a curator sent back for an edit; change it before sending it for review again."
             )
+        if chosen is not None:
+            current.tags.set(chosen)
     instruction.refresh_from_db()
     return instruction
 

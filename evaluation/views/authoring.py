@@ -91,6 +91,7 @@ def phrasing_new(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
                     template=form.cleaned_data["template"],
                     labels=form.labels(),
                     answers=form.answers(),
+                    tags=form.cleaned_data["tags"],
                     author=request.user,
                 )
             except ApplicationError as exc:
@@ -123,6 +124,7 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
     initial = {
         "template": instruction.template,
         "answers": instruction.current_revision.answers or None,
+        "tags": list(instruction.tags.values_list("slug", flat=True)),
         **{f"label_{i}": word for i, word in enumerate(labels)},
     }
     form = PhrasingForm(request.POST or None, initial=initial, task=task, models=_models())
@@ -140,6 +142,7 @@ def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
                     template=form.cleaned_data["template"],
                     labels=form.labels(),
                     answers=form.answers(),
+                    tags=form.cleaned_data["tags"],
                     by=request.user,
                 )
             except ApplicationError as exc:

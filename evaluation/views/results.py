@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,9 +14,11 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from collection import services as collection_services
 from collection import templating
-from collection.access import get_instruction_for_user, revisions_visible_to
+from collection.access import can_tag, get_instruction_for_user, revisions_visible_to
 from collection.answers import option_texts
+from collection.forms import TagsForm
 from collection.models import Benchmark
 from collection.selectors import task_get
 from core import jobs, roles
@@ -25,7 +28,7 @@ from core.jobs import JobStatus
 from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
-from evaluation.leaderboards import aggregates, common_ground, exports, selectors
+from evaluation.leaderboards import aggregates, common_ground, exports, selectors, tag_effects
 from evaluation.models import PhrasingSet, SoftPrompt, VariantKind
 from evaluation.robustness import softprompts
 from evaluation.runs import budget, registry
@@ -48,6 +51,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     worst_first = request.GET.get("order") == "worst"
     breakdown = selectors.model_task_breakdown(model, worst_first=worst_first)
     worst_phrasings = selectors.model_worst_phrasings(model)
+    tag_rows = tag_effects.model_tag_effects(model)
     soft_prompts = softprompts_visible_to(request.user).filter(model=model)
     soft_prompts = soft_prompts.select_related("variant").defer(*SoftPrompt.HEAVY_FIELDS).order_by("-id")[:20]
     return render(
@@ -59,6 +63,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "breakdown": breakdown,
             "worst_first": worst_first,
             "worst_phrasings": worst_phrasings,
+            "tag_rows": tag_rows,
+            "min_per_group": tag_effects.MIN_PER_GROUP,
             "soft_prompts": soft_prompts,
             "align_methods": [(key, label) for key, (label, _) in softprompts.ALIGN_METHODS.items()],
             "calibrated": model.variants.filter(kind=VariantKind.CALIBRATED).first(),
@@ -365,9 +371,30 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
 PREDICTIONS_PER_PAGE = 20
 
 
+def _phrasing_tags_save(request: HttpRequest, instruction) -> HttpResponse:
+    if not can_tag(request.user, instruction):
+        raise PermissionDenied("Only the phrasing's author or a curator can tag it.")
+    form = TagsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose tags from the list; nothing was changed.")
+    else:
+        try:
+            collection_services.instruction_tag(
+                instruction=instruction, tags=form.cleaned_data["tags"], by=request.user
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Tags saved.")
+    return redirect("phrasing_detail", instruction_id=instruction.id)
+
+
 def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
-    """A phrasing's accuracy on every model, and one model's per-instance predictions with the prompt."""
+    """A phrasing's accuracy on every model, and one model's per-instance predictions with the prompt. Its
+    author and curators change its tags here (a POST of the tags form)."""
     instruction = get_instruction_for_user(request.user, instruction_id)
+    if request.method == "POST":
+        return _phrasing_tags_save(request, instruction)
     revision = instruction.current_revision
     results = selectors.phrasing_results(revision.id)
     scored = [r for r in results if r.source == "scored"]
@@ -396,7 +423,10 @@ def phrasing_detail(request: HttpRequest, instruction_id: int) -> HttpResponse:
         "wrong_only": wrong_only,
         "wrong_query": "&wrong=1" if wrong_only else "",
         "page": page,
+        "tags": list(instruction.tags.all()),
     }
+    if can_tag(request.user, instruction):
+        context["tag_form"] = TagsForm(initial={"tags": [tag.slug for tag in context["tags"]]})
     template = (
         "evaluation/phrasing_detail.html#predictions" if request.htmx else "evaluation/phrasing_detail.html"
     )

@@ -113,6 +113,21 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("task_results", lambda w: ["b", "t"], "get", {}, every("200")),
     ("phrasing_detail", lambda w: [w.approved.id], "get", {}, every("200")),
     ("phrasing_detail", lambda w: [w.pending.id], "get", {}, _expect("404", "200", "404", "200", "200")),
+    # Tags on a phrasing's page: its author and curators (any status); the page answers with a redirect.
+    (
+        "phrasing_detail",
+        lambda w: [w.pending.id],
+        "post",
+        {"tags": ["terse"]},
+        _expect("404", "302:/phrasings/", "404", "302:/phrasings/", "302:/phrasings/"),
+    ),
+    (
+        "phrasing_detail",
+        lambda w: [w.approved.id],
+        "post",
+        {"tags": ["terse"]},
+        _expect("403", "403", "403", "302:/phrasings/", "302:/phrasings/"),
+    ),
     ("phrasing_new", lambda w: ["b", "t"], "get", {}, _expect(LOGIN, "200", "200", "200", "200")),
     (
         "phrasing_new",
@@ -295,6 +310,13 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         "post",
         {"decision": "approved", "revision": "PENDING_REVISION"},
         _expect("403", "403", "403", "200", "200"),
+    ),
+    (
+        "instruction-tags",
+        lambda w: [w.pending.id],
+        "post",
+        {"tags": ["terse"]},
+        _expect("403", "200", "404", "200", "200"),
     ),
     ("languagemodel-list", None, "get", {}, every("200")),
     ("languagemodel-detail", lambda w: ["m"], "get", {}, every("200")),
