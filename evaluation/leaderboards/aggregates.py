@@ -22,6 +22,8 @@ Each benchmark row stores the tasks it averaged over as `tasks_counted` (task sl
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -147,6 +149,21 @@ def _refresh_scored_results(variant: ModelVariant, task: Task) -> None:
 def task_data(variant: ModelVariant, task: Task, revisions=None) -> metrics.TaskData | None:
     """The inputs of the metrics for one task: complete phrasings only, so every row covers the same sample;
     only the given revisions when `revisions` is set (a leaderboard's common ground)."""
+    keyed = task_data_keyed(variant, task, revisions)
+    return keyed.data if keyed is not None else None
+
+
+@dataclass(frozen=True)
+class KeyedTaskData:
+    """task_data with what its rows and columns are: the results (phrasing revisions) in row order, and the
+    evaluation sample's instance ids in column order (none for imported results)."""
+
+    data: metrics.TaskData
+    results: list[PhrasingResult]
+    sample: list[int]
+
+
+def task_data_keyed(variant: ModelVariant, task: Task, revisions=None) -> KeyedTaskData | None:
     tuned_on = set(variant.model.tuned_on.values_list("id", flat=True))
     results = PhrasingResult.objects.filter(variant=variant, task=task, complete=True)
     if revisions is not None:
@@ -156,19 +173,81 @@ def task_data(variant: ModelVariant, task: Task, revisions=None) -> metrics.Task
         return None
     observed, heldout, defaults = _flags(tuned_on, results)
     if variant.kind == VariantKind.IMPORTED:
-        return metrics.TaskData(
+        data = metrics.TaskData(
             observed, accuracies=[r.accuracy for r in results], heldout=heldout, defaults=defaults
         )
+        return KeyedTaskData(data, results, [])
     sample = task_eval_sample_ids(task)
-    column = {instance_id: j for j, instance_id in enumerate(sample)}
-    row = {r.revision_id: i for i, r in enumerate(results)}
-    correct = np.zeros((len(results), len(sample)), dtype=bool)
-    cells = Prediction.objects.filter(
-        variant=variant, revision_id__in=row, instance_id__in=sample
-    ).values_list("revision_id", "instance_id", "correct")
-    for revision_id, instance_id, right in cells.iterator(chunk_size=10000):
-        correct[row[revision_id], column[instance_id]] = right
-    return metrics.TaskData(observed, correct=correct, heldout=heldout, defaults=defaults)
+    cells = Prediction.objects.filter(variant=variant, revision_id__in=[r.revision_id for r in results])
+    cells = cells.filter(instance_id__in=sample).values_list(
+        "revision_id", "instance_id", "correct", "predicted", "logliks", "lengths"
+    )
+    grid = _cell_grid([r.revision_id for r in results], sample, cells.iterator(chunk_size=10000))
+    # A batch-calibrated variant stores calibrated scores, not log-likelihoods: no POSIX.
+    terms = None if variant.kind == VariantKind.CALIBRATED else grid.posix_terms()
+    data = metrics.TaskData(
+        observed,
+        correct=grid.correct,
+        heldout=heldout,
+        defaults=defaults,
+        predicted=grid.predicted if grid.complete else None,
+        posix_terms=terms,
+    )
+    return KeyedTaskData(data, results, sample)
+
+
+class _CellGrid:
+    """The cells of a task's complete phrasings (rows, in the given revision order) on its evaluation
+    sample (columns): right or wrong, the option predicted, and each option's summed log-likelihood and
+    length in tokens (NaN-padded to the most options any instance has)."""
+
+    def __init__(self, revisions: list[int], sample: list[int], width: int):
+        self.row = {revision_id: i for i, revision_id in enumerate(revisions)}
+        self.column = {instance_id: j for j, instance_id in enumerate(sample)}
+        shape = (len(revisions), len(sample))
+        self.correct = np.zeros(shape, dtype=bool)
+        self.predicted = np.zeros(shape, dtype=int)
+        self.logliks = np.full((*shape, width), np.nan)
+        self.lengths = np.full((*shape, width), np.nan)
+        self.usable = np.ones(shape, dtype=bool)  # the cell's log-likelihoods can serve POSIX
+        self.complete = True  # every cell was read
+
+    def posix_terms(self) -> np.ndarray | None:
+        """POSIX's pair terms (figure_registry.pair_terms), or None when a cell lacks usable
+        log-likelihoods (an option list that does not fit, a length under one token): POSIX is then n/a for
+        the task rather than computed over a different set of instances than the other figures."""
+        if not self.usable.all():
+            return None
+        with np.errstate(invalid="ignore"):
+            terms = figure_registry.pair_terms(self.logliks, self.lengths, self.predicted)
+        # Phrasings that offer an instance different numbers of options: no log P(y_j | x_i) to compare.
+        return terms if np.isfinite(terms).all() else None
+
+
+def _cell_grid(revisions: list[int], sample: list[int], cells) -> _CellGrid:
+    rows = list(cells)
+    width = max((len(c[4]) for c in rows if isinstance(c[4], list)), default=0)
+    grid = _CellGrid(revisions, sample, max(width, 1))
+    for revision_id, instance_id, right, predicted, logliks, lengths in rows:
+        i, j = grid.row[revision_id], grid.column[instance_id]
+        grid.correct[i, j] = right
+        grid.predicted[i, j] = predicted
+        ok = (
+            isinstance(logliks, list)
+            and isinstance(lengths, list)
+            and len(logliks) == len(lengths)
+            and predicted < len(logliks)
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in (*logliks, *lengths))
+            and min(lengths, default=0) >= 1
+        )
+        if ok:
+            grid.logliks[i, j, : len(logliks)] = logliks
+            grid.lengths[i, j, : len(lengths)] = lengths
+        grid.usable[i, j] = ok
+    # Complete phrasings have every cell; one missing since (deleted predictions) has no option to compare.
+    grid.complete = len(rows) == grid.correct.size
+    grid.usable &= grid.complete
+    return grid
 
 
 def _flags(tuned_on: set[int], results: list[PhrasingResult]) -> tuple[list[bool], list[bool], list[bool]]:
@@ -209,10 +288,7 @@ def subset(data: metrics.TaskData, phrasing_set: str) -> metrics.TaskData | None
     }.get(phrasing_set, np.ones_like(mask))
     if not keep.any():
         return None
-    kept = {"heldout": list(heldout[keep]), "defaults": list(defaults[keep])}
-    if data.correct is not None:
-        return metrics.TaskData(list(mask[keep]), correct=np.asarray(data.correct)[keep], **kept)
-    return metrics.TaskData(list(mask[keep]), accuracies=list(np.asarray(data.accuracies)[keep]), **kept)
+    return data.rows(keep)
 
 
 def phrasing_sets(variant: ModelVariant) -> list[str]:
@@ -316,6 +392,7 @@ def task_figures(task: Task, data: metrics.TaskData, *, chance=_COMPUTE) -> dict
         observed=data.observed,
         unobserved=data.unobserved(),
         min_phrasings=settings.SPREAD_MIN_PHRASINGS,
+        **data.instance_inputs(),
     )
     chance = chance_level(task) if chance is _COMPUTE else chance
     return summary.as_dict() | {"chance": chance, "min_phrasings": settings.SPREAD_MIN_PHRASINGS}

@@ -13,9 +13,17 @@ test; stored summaries computed under another list of names read as stale and ar
 (aggregates.figures_refresh_stale, the `refresh_figures` command). `docs/figures.md` is generated from this
 module (`manage.py refresh_figures --docs`), and a test checks that it is current.
 
-Definitions: ../shared/DESIGN.md, "Robustness metrics". Quantiles interpolate linearly between order
-statistics (numpy's default). Figures are fractions; pages show "pct" figures as percentages, "pp" figures
-in percentage points and "ratio" figures as fractions.
+Definitions: ../shared/DESIGN.md, "Robustness metrics"; the instance-level sensitivity figures (Consistency,
+Consistency rate, POSIX): docs/sensitivity.md. Quantiles interpolate linearly between order statistics
+(numpy's default). Figures are fractions but for POSIX (nats per token); pages show "pct" figures as
+percentages, "pp" figures in percentage points and "ratio" figures as plain numbers.
+
+Pair figures. Consistency, Consistency rate and POSIX average, per instance, a quantity over the pairs of
+different phrasings. A bootstrap row draws K phrasing slots with replacement, so two slots may hold the same
+phrasing: such a pair is left out (it compares a prompt with itself), and each instance's average is over
+the row's `distinct_pairs` ordered pairs of slots holding different phrasings. Counting those pairs as
+agreeing instead would pull every replicate towards "no sensitivity" by about 1/K of the figure (a third
+with three phrasings), so the intervals would sit beside the point value rather than around it.
 """
 
 from __future__ import annotations
@@ -46,6 +54,17 @@ class Draws:
     agreement: np.ndarray | None = None
     # (D, N): how many times each instance was drawn (the bootstrap); None: every instance once.
     instance_weights: np.ndarray | None = None
+    # (D, N): the Gini impurity of the options predicted on instance x, 1 - sum_o p_o^2, p_o the share of
+    # the row's K phrasing slots that predict option o: the chance that two slots drawn with replacement
+    # predict different options. None without predicted options (published results, posterior draws).
+    option_impurity: np.ndarray | None = None
+    # (D, N): POSIX's sum over the row's ordered pairs of phrasing slots (i, j) of
+    # |log P(y_j | x_i) - log P(y_j | x_j)| / L(y_j), y_j the option predicted under phrasing j (pair_terms).
+    # None without log-likelihoods (published results, posterior draws, batch-calibrated scores).
+    posix_sum: np.ndarray | None = None
+    # (D,): the ordered pairs of the row's K slots that hold two different phrasings, K^2 - sum_p w_p^2 with
+    # w_p the times phrasing p was drawn; None: K (K - 1), every phrasing once (see "Pair figures" above).
+    distinct_pairs: np.ndarray | None = None
 
     @classmethod
     def point(
@@ -54,18 +73,28 @@ class Draws:
         observed=None,
         unobserved=None,
         correct: np.ndarray | None = None,
+        predicted: np.ndarray | None = None,
+        posix_terms: np.ndarray | None = None,
     ) -> Draws:
-        """One row: measured accuracies (and, with a correctness matrix `correct[k, x]`, its agreement)."""
+        """One row: measured accuracies; with a correctness matrix `correct[k, x]` its agreement, with the
+        predicted options `predicted[k, x]` their impurity, with POSIX's pair terms `posix_terms[i, j, x]`
+        (pair_terms) their sum per instance."""
         acc = np.asarray(accuracies, dtype=float)[None, :]
         none = np.zeros(acc.shape[1], dtype=bool)
-        agreement = None
+        agreement = impurity = posix_sum = None
         if correct is not None:
             agreement = np.asarray(correct, dtype=float).mean(axis=0)[None, :]
+        if predicted is not None:
+            impurity = option_impurity(np.ones((1, acc.shape[1])), predicted)
+        if posix_terms is not None:
+            posix_sum = np.asarray(posix_terms, dtype=float).sum(axis=(0, 1))[None, :]
         return cls(
             acc,
             none if observed is None else np.asarray(observed, dtype=bool),
             none if unobserved is None else np.asarray(unobserved, dtype=bool),
             agreement,
+            option_impurity=impurity,
+            posix_sum=posix_sum,
         )
 
     @property
@@ -78,6 +107,81 @@ class Draws:
 
     def undefined(self) -> np.ndarray:
         return np.full(self.rows, np.nan)
+
+    def pairs(self) -> np.ndarray:
+        """(D, 1): each row's ordered pairs of slots holding different phrasings (0 where it has none)."""
+        k = self.phrasings
+        if self.distinct_pairs is None:
+            return np.full((self.rows, 1), float(k * (k - 1)))
+        return np.asarray(self.distinct_pairs, dtype=float)[:, None]
+
+    def instance_mean(self, values: np.ndarray) -> np.ndarray:
+        """(D,): the mean over instances of per-instance values (D, N), each instance counted as often as the
+        row drew it."""
+        if self.instance_weights is None:
+            return values.mean(axis=1)
+        # Drawing instances with replacement is weighting them by how often each was drawn.
+        return (values * self.instance_weights).sum(axis=1) / values.shape[1]
+
+
+def option_impurity(slot_counts: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(D, N): 1 - sum_o p_o^2 per row and instance, p_o the share of the row's phrasing slots predicting
+    option o, for predicted options `predicted[k, x]` (indices, stable per instance) and `slot_counts[d, k]`,
+    the times row d drew phrasing k (ones: every phrasing once)."""
+    predicted = np.asarray(predicted, dtype=int)
+    counts = np.asarray(slot_counts, dtype=float)
+    total = counts.sum(axis=1, keepdims=True)
+    squares = np.zeros((counts.shape[0], predicted.shape[1]))
+    for option in np.unique(predicted):
+        share = (counts @ (predicted == option).astype(float)) / total  # (D, N); float: a BLAS product
+        squares += share**2
+    return 1 - squares
+
+
+def pair_terms(logliks: np.ndarray, lengths: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """POSIX's terms (Chatterjee et al. 2024, the paper's Definition 3), (K, K, N): for phrasings i, j and
+    instance x, |log P(y_j | x_i) - log P(y_j | x_j)| / L(y_j), with y_j the option predicted under phrasing
+    j, log P(. | x_i) the summed log-likelihood of that option's tokens under phrasing i (`logliks[i, x, o]`,
+    padded with NaN past an instance's options) and L(y_j) its length in tokens under phrasing j
+    (`lengths[j, x, o]`). Zero where i = j."""
+    ll = np.asarray(logliks, dtype=float)
+    size = np.asarray(lengths, dtype=float)
+    chosen = np.asarray(predicted, dtype=int)  # (K, N): y_j per phrasing j
+    columns = np.arange(chosen.shape[1])[None, :]
+    under_i = ll[:, columns, chosen]  # (K_i, K_j, N): log P(y_j | x_i)
+    own = ll[np.arange(chosen.shape[0])[:, None], columns, chosen]  # (K_j, N): log P(y_j | x_j)
+    length = size[np.arange(chosen.shape[0])[:, None], columns, chosen]  # (K_j, N): L(y_j)
+    return np.abs(under_i - own[None, :, :]) / length[None, :, :]
+
+
+# --- Per-instance sensitivity: the pair figures' per-instance values (D, N), None without their data -------
+
+
+def instance_flip_rate(d: Draws) -> np.ndarray | None:
+    """ProSA's per-instance PromptSensiScore S_x on correctness: the share of pairs of different phrasings
+    that differ in correctness, 2 K^2 a_x (1 - a_x) / pairs (= k (K - k) / C(K, 2) for every phrasing once,
+    k of the K right)."""
+    if d.agreement is None or d.phrasings < 2:
+        return None
+    k = d.phrasings
+    return 2 * k * k * d.agreement * (1 - d.agreement) / d.pairs()
+
+
+def instance_consistency_rate(d: Draws) -> np.ndarray | None:
+    """SCORE's per-instance consistency rate: the share of pairs of different phrasings that predict the same
+    option, 1 - K^2 g_x / pairs with g_x the option impurity (= (K s - 1) / (K - 1), s = sum_o p_o^2, for
+    every phrasing once)."""
+    if d.option_impurity is None or d.phrasings < 2:
+        return None
+    k = d.phrasings
+    return 1 - k * k * d.option_impurity / d.pairs()
+
+
+def instance_posix(d: Draws) -> np.ndarray | None:
+    """POSIX's per-instance psi_x: the mean over ordered pairs of different phrasings of the pair terms."""
+    if d.posix_sum is None or d.phrasings < 2:
+        return None
+    return d.posix_sum / d.pairs()
 
 
 Formula = Callable[[Draws, Mapping[str, np.ndarray]], np.ndarray]
@@ -101,18 +205,24 @@ class Figure:
 # --- Formulas that are more than one line ---------------------------------------------------------------
 
 
+def _instance_average(per_instance: Callable[[Draws], np.ndarray | None]) -> Formula:
+    """A pair figure: the mean over instances of a per-instance value; undefined with fewer than two
+    phrasings, without its per-instance data or with no instance."""
+
+    def formula(d: Draws, done: Mapping[str, np.ndarray]) -> np.ndarray:
+        values = per_instance(d)
+        if values is None or values.shape[1] == 0:
+            return d.undefined()
+        return d.instance_mean(values)
+
+    return formula
+
+
 def _consistency(d: Draws, done: Mapping[str, np.ndarray]) -> np.ndarray:
-    """1 - mean over instances of 2 a_x (1 - a_x) K / (K - 1): the chance that two different phrasings
-    disagree on x is ProSA's sensitivity; undefined with fewer than two phrasings or no instance data."""
-    k = d.phrasings
-    if d.agreement is None or k < 2 or d.agreement.shape[1] == 0:
-        return d.undefined()
-    share = d.agreement
-    disagree = 2 * share * (1 - share) * k / (k - 1)
-    if d.instance_weights is None:
-        return 1 - np.mean(disagree, axis=1)
-    # Drawing instances with replacement is weighting them by how often each was drawn.
-    return 1 - (disagree * d.instance_weights).sum(axis=1) / d.agreement.shape[1]
+    """1 - PSS: 1 - mean over instances of ProSA's per-instance sensitivity (instance_flip_rate), which is
+    2 a_x (1 - a_x) K / (K - 1) for every phrasing once; undefined with fewer than two phrasings or no
+    instance data."""
+    return 1 - _instance_average(instance_flip_rate)(d, done)
 
 
 def _mean_over(which: Literal["observed", "unobserved"]) -> Formula:
@@ -223,11 +333,36 @@ FIGURES: tuple[Figure, ...] = (
         "consistency",
         "Consistency",
         "pct",
-        "1 - the chance that two phrasings disagree on an instance (100 = every phrasing agrees): "
-        "1 - mean over instances of 2 a (1 - a) K / (K - 1), a the share of the K phrasings right on it "
-        "(ProSA's sensitivity as a score). Needs per-instance results.",
+        "1 - PSS, ProSA's PromptSensiScore on correctness (Zhuo et al., EMNLP Findings 2024): 1 - the mean "
+        "over instances of the share of pairs of phrasings that differ in correctness, 2 a (1 - a) K / "
+        "(K - 1) with a the share of the K phrasings right on it (100 = every phrasing agrees). Needs "
+        "per-instance results.",
         spread=True,
         formula=_consistency,
+        needs="instances",
+    ),
+    Figure(
+        "consistency_rate",
+        "Consistency rate",
+        "pct",
+        "SCORE's Consistency Rate (Nalbandyan et al., NAACL 2025): the mean over instances of the share of "
+        "pairs of phrasings that predict the same option, whether right or wrong (100 = every phrasing "
+        "gives the same answer). At most Consistency. Needs per-instance predictions.",
+        spread=True,
+        formula=_instance_average(instance_consistency_rate),
+        needs="instances",
+    ),
+    Figure(
+        "posix",
+        "POSIX",
+        "ratio",
+        "Prompt sensitivity index (Chatterjee et al., EMNLP Findings 2024), in nats per token: the mean over "
+        "instances and ordered pairs of phrasings (i, j) of |log P(y_j | x_i) - log P(y_j | x_j)| / L(y_j), "
+        "y_j the option predicted under phrasing j and L its length in tokens (0 = the answers' "
+        "likelihoods do not move with the wording). Needs the options' log-likelihoods (none for published "
+        "results or batch-calibrated scores).",
+        spread=True,
+        formula=_instance_average(instance_posix),
         needs="instances",
     ),
     Figure(
@@ -327,7 +462,7 @@ def describe() -> list[dict]:
     ]
 
 
-UNIT_WORDS = {"pct": "in percent", "pp": "in percentage points", "ratio": "as a fraction"}
+UNIT_WORDS = {"pct": "in percent", "pp": "in percentage points", "ratio": "as a plain number"}
 
 
 def markdown() -> str:
@@ -342,14 +477,16 @@ def markdown() -> str:
         "linearly between order statistics. Spread figures need a minimum number of phrasings on a task",
         "(`SPREAD_MIN_PHRASINGS`), else they are n/a. 95% intervals come from a two-way bootstrap over",
         "phrasings and instances (phrasings only for published results), or, for estimated figures, from the",
-        "estimator's posterior draws: the same formula serves all three.",
+        "estimator's posterior draws: the same formula serves all three. Consistency, Consistency rate and",
+        "POSIX, their per-instance values and the tasks' most fragile instances: docs/sensitivity.md.",
         "",
         "| Name | Label | Shown | Spread figure | Listed in tables | Definition |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for figure in FIGURES:
+        cell = figure.definition.replace("|", "\\|")  # a pipe in a definition (POSIX's |x|) ends a cell
         lines.append(
             f"| `{figure.name}` | {figure.label} | {UNIT_WORDS[figure.unit]} | "
-            f"{'yes' if figure.spread else 'no'} | {'yes' if figure.column else 'no'} | {figure.definition} |"
+            f"{'yes' if figure.spread else 'no'} | {'yes' if figure.column else 'no'} | {cell} |"
         )
     return "\n".join(lines) + "\n"

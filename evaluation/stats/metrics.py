@@ -3,8 +3,11 @@ formula is declared once in evaluation/stats/figure_registry.py; this module fee
 accuracies (point values) and the bootstrap's replicates, and summarises them with intervals.
 
 Inputs are a correctness matrix `correct[k, x]` (phrasing k got instance x right) when per-instance
-predictions exist, or only the per-phrasing accuracies when results were imported from a publication.
-All figures are fractions in [0, 1]; pages show them as percentages and the gap in percentage points.
+predictions exist, or only the per-phrasing accuracies when results were imported from a publication. Beside
+a correctness matrix, the predicted options `predicted[k, x]` feed the Consistency rate and POSIX's pair terms
+`posix_terms[i, j, x]` (figure_registry.pair_terms) feed POSIX (docs/sensitivity.md).
+All figures are fractions in [0, 1] (POSIX: nats per token); pages show them as percentages and the gap in
+percentage points.
 """
 
 from __future__ import annotations
@@ -115,13 +118,58 @@ def point_figures(
     observed: np.ndarray,
     unobserved: np.ndarray | None = None,
     min_phrasings: int = MIN_PHRASINGS,
+    *,
+    predicted: np.ndarray | None = None,
+    posix_terms: np.ndarray | None = None,
 ) -> dict[str, float | None]:
     """Every figure of the measured accuracies, None where undefined (the spread figures too with fewer than
-    `min_phrasings` phrasings); Consistency from the correctness matrix, when there is one."""
+    `min_phrasings` phrasings); Consistency from the correctness matrix, the Consistency rate from the
+    predicted options and POSIX from its pair terms, when there are."""
     mask = np.asarray(observed, dtype=bool)
     other = unobserved_mask(mask) if unobserved is None else np.asarray(unobserved, dtype=bool)
-    draws = Draws.point(accuracies, mask, other, correct)
+    predicted, posix_terms = _instance_inputs(correct, predicted, posix_terms)
+    draws = Draws.point(accuracies, mask, other, correct, predicted, posix_terms)
     return figure_registry.point(figure_registry.compute(draws, min_phrasings=min_phrasings))
+
+
+def _instance_inputs(correct, predicted, posix_terms) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The predicted options and POSIX's pair terms, checked against the correctness matrix's (K, N): they
+    describe the same cells, and without a correctness matrix there are no cells to describe."""
+    if correct is None:
+        if predicted is not None or posix_terms is not None:
+            raise ValueError("Predicted options and log-likelihood terms need a correctness matrix.")
+        return None, None
+    k, n = np.shape(correct)
+    if predicted is not None:
+        predicted = np.asarray(predicted, dtype=int)
+        if predicted.shape != (k, n):
+            raise ValueError(f"Predicted options are {predicted.shape}; the correctness matrix is {(k, n)}.")
+    if posix_terms is not None:
+        posix_terms = np.asarray(posix_terms, dtype=float)
+        if posix_terms.shape != (k, k, n):
+            raise ValueError(f"POSIX's pair terms are {posix_terms.shape}; expected {(k, k, n)}.")
+    return predicted, posix_terms
+
+
+def instance_sensitivity(
+    correct: np.ndarray, predicted: np.ndarray | None = None, posix_terms: np.ndarray | None = None
+) -> dict[str, np.ndarray | None]:
+    """Each instance's sensitivity to the phrasing, (N,) each, None without its data or with fewer than two
+    phrasings: `flip_rate` (ProSA's per-instance PSS on correctness), `consistency_rate` (SCORE's share of
+    pairs of phrasings predicting the same option) and `posix` (POSIX's psi). The per-instance values the
+    figures Consistency (1 - mean flip rate), Consistency rate and POSIX average."""
+    c = np.asarray(correct, dtype=bool)
+    predicted, posix_terms = _instance_inputs(c, predicted, posix_terms)
+    draws = Draws.point(np.zeros(c.shape[0]), correct=c, predicted=predicted, posix_terms=posix_terms)
+    out = {}
+    for name, per_instance in (
+        ("flip_rate", figure_registry.instance_flip_rate),
+        ("consistency_rate", figure_registry.instance_consistency_rate),
+        ("posix", figure_registry.instance_posix),
+    ):
+        values = per_instance(draws)
+        out[name] = None if values is None else values[0]
+    return out
 
 
 def two_way_draws(
@@ -143,6 +191,26 @@ def drawn_row_means(matrix: np.ndarray, rows: np.ndarray, counts: np.ndarray) ->
     return per_row[rows, np.arange(rows.shape[0])[:, None]]
 
 
+# The most (replicate x phrasing x instance) values drawn_pair_sums holds at once (8 bytes each).
+PAIR_CHUNK_VALUES = 4_000_000
+
+
+def drawn_pair_sums(terms: np.ndarray, row_counts: np.ndarray) -> np.ndarray:
+    """(B, N): for per-pair terms `terms[i, j, x]` (zero where i = j), each replicate's sum over the ordered
+    pairs of its phrasing slots, sum_ij w_i w_j terms[i, j, x] with w the times each phrasing was drawn:
+    pairs of slots holding the same phrasing add nothing. In chunks of replicates, to bound memory."""
+    k, _, n = terms.shape
+    samples = row_counts.shape[0]
+    out = np.empty((samples, n))
+    by_j = np.ascontiguousarray(terms.transpose(1, 0, 2)).reshape(k, k * n)  # [j, (i, x)]
+    step = max(1, PAIR_CHUNK_VALUES // max(1, k * n))
+    for start in range(0, samples, step):
+        w = row_counts[start : start + step]
+        inner = (w @ by_j).reshape(w.shape[0], k, n)  # sum over j of w_j terms[i, j, x]: one BLAS product
+        out[start : start + step] = np.einsum("bi,bix->bx", w, inner)
+    return out
+
+
 def replicate_figures(
     rng: np.random.Generator,
     samples: int,
@@ -152,16 +220,22 @@ def replicate_figures(
     *,
     unobserved: np.ndarray | None = None,
     min_phrasings: int = MIN_PHRASINGS,
+    predicted: np.ndarray | None = None,
+    posix_terms: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every figure on `samples` bootstrap replicates at once (NaN where a figure is undefined, the spread
     figures included when there are fewer than `min_phrasings` phrasings, as in point_figures).
 
     Two-way when a correctness matrix is given: a replicate draws K phrasings and N instances with
     replacement. Drawing instances is the same as weighting them by multinomial counts, so all replicates'
-    accuracies come out of one matrix product instead of a Python loop."""
+    accuracies come out of one matrix product instead of a Python loop. The pair figures (Consistency, the
+    Consistency rate, POSIX) take the same draws, over the pairs of slots holding different phrasings
+    (figure_registry's "Pair figures"); they draw nothing more, so the other figures' replicates are the
+    same with or without predicted options and log-likelihoods."""
     observed = np.asarray(observed, dtype=bool)
     k = observed.size
-    agreement = counts = None
+    agreement = counts = impurity = posix_sum = pairs = None
+    predicted, posix_terms = _instance_inputs(correct, predicted, posix_terms)
     if correct is not None:
         c = np.asarray(correct, dtype=float)
         rows, counts = two_way_draws(rng, samples, k, c.shape[1])
@@ -170,11 +244,25 @@ def replicate_figures(
         row_counts = np.zeros((samples, k))
         np.add.at(row_counts, (np.arange(samples)[:, None], rows), 1)
         agreement = (row_counts @ c) / k
+        pairs = k * k - (row_counts**2).sum(axis=1)
+        if predicted is not None:
+            impurity = figure_registry.option_impurity(row_counts, predicted)
+        if posix_terms is not None:
+            posix_sum = drawn_pair_sums(posix_terms, row_counts)
     else:
         rows, _ = two_way_draws(rng, samples, k)
         acc = np.asarray(accuracies, dtype=float)[rows]
     others = unobserved_mask(observed) if unobserved is None else np.asarray(unobserved, dtype=bool)
-    draws = Draws(acc, observed[rows], others[rows], agreement, counts)
+    draws = Draws(
+        acc,
+        observed[rows],
+        others[rows],
+        agreement,
+        counts,
+        option_impurity=impurity,
+        posix_sum=posix_sum,
+        distinct_pairs=pairs,
+    )
     return figure_registry.compute(draws, min_phrasings=min_phrasings)
 
 
@@ -197,12 +285,15 @@ def summarise(
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = SEED,
     min_phrasings: int = MIN_PHRASINGS,
+    predicted: np.ndarray | None = None,
+    posix_terms: np.ndarray | None = None,
 ) -> Summary:
     """All figures with 95% bootstrap intervals.
 
     With a correctness matrix the bootstrap is two-way: each replicate resamples phrasings and instances
     with replacement, so the interval reflects both which phrasings were written and which instances were
-    drawn. With accuracies only (imported results) it resamples phrasings only."""
+    drawn. With accuracies only (imported results) it resamples phrasings only. The predicted options and
+    POSIX's pair terms (with a correctness matrix only) give the Consistency rate and POSIX."""
     observed_mask = np.asarray(observed, dtype=bool)
     if correct is not None:
         correct = np.asarray(correct, dtype=bool)
@@ -214,7 +305,8 @@ def summarise(
     unobserved_rows = (
         unobserved_mask(observed_mask) if unobserved is None else np.asarray(unobserved, dtype=bool)
     )
-    point = point_figures(correct, acc, observed_mask, unobserved_rows, min_phrasings)
+    instance_inputs = {"predicted": predicted, "posix_terms": posix_terms}
+    point = point_figures(correct, acc, observed_mask, unobserved_rows, min_phrasings, **instance_inputs)
     replicates = replicate_figures(
         np.random.default_rng(seed),
         samples,
@@ -223,6 +315,7 @@ def summarise(
         acc,
         unobserved=unobserved_rows,
         min_phrasings=min_phrasings,
+        **instance_inputs,
     )
     return Summary(
         phrasings=int(acc.size),
@@ -254,6 +347,42 @@ class TaskData:
     accuracies: Sequence[float] | None = None
     heldout: Sequence[bool] | None = None  # held out from soft-prompt training (evaluation/split.py)
     defaults: Sequence[bool] | None = None  # the benchmark's own prompt: neither observed nor unobserved
+    # Beside a correctness matrix: the option each phrasing predicted on each instance, (K, N), and POSIX's
+    # pair terms (figure_registry.pair_terms), (K, K, N); None where not known (POSIX: no log-likelihoods).
+    predicted: np.ndarray | None = None
+    posix_terms: np.ndarray | None = None
+
+    def instance_inputs(self) -> dict:
+        """The keyword arguments that give point_figures, replicate_figures and summarise the Consistency
+        rate and POSIX."""
+        if self.correct is None:
+            return {}
+        return {"predicted": self.predicted, "posix_terms": self.posix_terms}
+
+    def rows(self, keep) -> TaskData:
+        """The task's data on the phrasings `keep` selects (a boolean mask or indices), every per-phrasing
+        input kept in step."""
+        keep = np.asarray(keep)
+
+        def pick(values):
+            return None if values is None else list(np.asarray(values)[keep])
+
+        if self.correct is None:
+            return TaskData(
+                pick(self.observed),
+                accuracies=pick(self.accuracies),
+                heldout=pick(self.heldout),
+                defaults=pick(self.defaults),
+            )
+        terms = self.posix_terms
+        return TaskData(
+            pick(self.observed),
+            correct=np.asarray(self.correct)[keep],
+            heldout=pick(self.heldout),
+            defaults=pick(self.defaults),
+            predicted=None if self.predicted is None else np.asarray(self.predicted)[keep],
+            posix_terms=None if terms is None else np.asarray(terms)[keep][:, keep],
+        )
 
     def unobserved(self) -> np.ndarray:
         return unobserved_mask(self.observed, self.defaults)
@@ -286,10 +415,18 @@ def task_part(
     correct = np.asarray(task.correct, dtype=bool) if task.correct is not None else None
     observed, unobserved = np.asarray(task.observed, dtype=bool), task.unobserved()
     acc = task.accuracy_vector()
+    inputs = task.instance_inputs()
     return TaskPart(
-        point=point_figures(correct, acc, observed, unobserved, min_phrasings),
+        point=point_figures(correct, acc, observed, unobserved, min_phrasings, **inputs),
         replicates=replicate_figures(
-            rng, samples, observed, correct, acc, unobserved=unobserved, min_phrasings=min_phrasings
+            rng,
+            samples,
+            observed,
+            correct,
+            acc,
+            unobserved=unobserved,
+            min_phrasings=min_phrasings,
+            **inputs,
         ),
         phrasings=int(acc.size),
         two_way=correct is not None,

@@ -52,6 +52,7 @@ def _point(data: metrics.TaskData, min_phrasings: int) -> dict:
         np.asarray(data.observed, dtype=bool),
         data.unobserved(),
         min_phrasings,
+        **data.instance_inputs(),
     )
 
 
@@ -65,6 +66,7 @@ def _replicates(data: metrics.TaskData, samples: int, seed: int, min_phrasings: 
         data.accuracy_vector(),
         unobserved=data.unobserved(),
         min_phrasings=min_phrasings,
+        **data.instance_inputs(),
     )
 
 

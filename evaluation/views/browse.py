@@ -1,13 +1,19 @@
 """Browsing: benchmarks, their tasks with counts and filters, and a task with its instances and phrasings,
-with the models scored on them."""
+with the models scored on them, their most fragile instances, and one instance under every phrasing."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from collection import selectors, templating
 from collection.models import TaskKind
 from core import roles
+from core.parsing import parse_id
+from evaluation.leaderboards import fragile
 from evaluation.leaderboards import selectors as results
+
+# The most variants whose fragile instances a task page lists at once (each reads the task's predictions once,
+# then comes from the cache until the task's figures change).
+FRAGILE_VARIANTS = 3
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:
@@ -65,5 +71,53 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
             "subtasks": task.subtasks.order_by("slug"),
             "can_submit": roles.can_submit(request.user) and bool(task.input_fields),
             "pending_count": task.instructions.filter(status="pending").count(),
+            **_fragile_context(request, task),
+        },
+    )
+
+
+def _chosen_variants(request: HttpRequest, variants: list) -> list:
+    """The variants named by ?variant= (ids; anything else is ignored), at most FRAGILE_VARIANTS; the first
+    variant when none is named."""
+    wanted = {parse_id(value) for value in request.GET.getlist("variant")}
+    chosen = [v for v in variants if v.id in wanted][:FRAGILE_VARIANTS]
+    return chosen or variants[:1]
+
+
+def _fragile_context(request: HttpRequest, task) -> dict:
+    variants = fragile.scored_variants(task)
+    chosen = _chosen_variants(request, variants)
+    version = results.task_version(task) if chosen else None
+    return {
+        "fragile_variants": variants,
+        "fragile_chosen": [v.id for v in chosen],
+        "fragile_lists": [(v, fragile.fragile_instances(v, task, version=version)) for v in chosen],
+        "fragile_max": FRAGILE_VARIANTS,
+    }
+
+
+def task_instance(
+    request: HttpRequest, benchmark_slug: str, task_slug: str, instance_id: int
+) -> HttpResponse:
+    """One evaluation instance of the task under every approved phrasing, for one model variant (?variant=):
+    each phrasing's prompt, its answer and each option's log-likelihood."""
+    task = selectors.task_get(benchmark_slug, task_slug)
+    instance = selectors.task_eval_instances(task).filter(id=instance_id).first()
+    if instance is None:
+        raise Http404("No such instance in this task.")
+    variants = fragile.scored_variants(task)
+    variant = _chosen_variants(request, variants)[:1]
+    answers = fragile.instance_answers(variant[0], task, instance) if variant else []
+    return render(
+        request,
+        "collection/task_instance.html",
+        {
+            "task": task,
+            "instance": instance,
+            "variants": variants,
+            "variant": variant[0] if variant else None,
+            "answers": answers,
+            "right": sum(a.correct for a in answers),
+            "distinct": len({a.predicted for a in answers}),
         },
     )
