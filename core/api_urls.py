@@ -4,7 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from collection import api as collection_api
 from evaluation import api as evaluation_api
-from evaluation import api_plans
+from evaluation import api_plans, api_snapshots
 
 router = DefaultRouter()
 router.register("benchmarks", collection_api.BenchmarkViewSet)
@@ -14,6 +14,7 @@ router.register("models", evaluation_api.ModelViewSet)
 router.register("runs", evaluation_api.RunViewSet)
 router.register("results", evaluation_api.ResultViewSet)
 router.register("plans", api_plans.PlanViewSet)
+router.register("snapshots", api_snapshots.SnapshotViewSet, basename="snapshot")
 
 urlpatterns = [
     path("leaderboard/", evaluation_api.leaderboard, name="api_leaderboard"),

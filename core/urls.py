@@ -8,12 +8,18 @@ from evaluation.views import compare as compare_views
 from evaluation.views import plans as plan_views
 from evaluation.views import results as evaluation_views
 from evaluation.views import sampling as sampling_views
+from evaluation.views import snapshots as snapshot_views
 from evaluation.views import softprompts as softprompt_views
 
 urlpatterns = [
     path("", browse.benchmark_list, name="home"),
     path("b/<slug:slug>/", browse.benchmark_detail, name="benchmark_detail"),
     path("b/<slug:benchmark_slug>/t/<slug:task_slug>/", browse.task_detail, name="task_detail"),
+    path(
+        "b/<slug:benchmark_slug>/t/<slug:task_slug>/instances/<int:instance_id>/",
+        browse.task_instance,
+        name="task_instance",
+    ),
     path("b/<slug:benchmark_slug>/t/<slug:task_slug>/write/", authoring.phrasing_new, name="phrasing_new"),
     path(
         "b/<slug:benchmark_slug>/t/<slug:task_slug>/preview/",
@@ -60,6 +66,17 @@ urlpatterns = [
     path("plans/<int:plan_id>/", plan_views.plan_detail, name="plan_detail"),
     path("plans/<int:plan_id>/start/", plan_views.plan_start, name="plan_start"),
     path("plans/<int:plan_id>/discard/", plan_views.plan_discard, name="plan_discard"),
+    # Citable leaderboard snapshots (docs/snapshots.md).
+    path("b/<slug:slug>/leaderboard/freeze/", snapshot_views.snapshot_new, name="snapshot_new"),
+    path("b/<slug:slug>/snapshots/", snapshot_views.benchmark_snapshots, name="benchmark_snapshots"),
+    path("snapshots/", snapshot_views.snapshot_list, name="snapshot_list"),
+    path("snapshots/<str:snapshot_id>/", snapshot_views.snapshot_detail, name="snapshot_detail"),
+    path("snapshots/<str:snapshot_id>/diff/", snapshot_views.snapshot_diff_pick, name="snapshot_diff_pick"),
+    path(
+        "snapshots/<str:snapshot_id>/diff/<str:other_id>/",
+        snapshot_views.snapshot_diff_page,
+        name="snapshot_diff",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("status/", views.status, name="status"),
     path("status/ping/", views.status_ping, name="status_ping"),

@@ -8,6 +8,7 @@ from core.job_actions import JobAdmin, act_on_each
 from evaluation.models import (
     BenchmarkSummary,
     LanguageModel,
+    LeaderboardSnapshot,
     ModelCheck,
     ModelVariant,
     PhrasingResult,
@@ -294,3 +295,54 @@ class SoftPromptAdmin(JobAdmin):
 
     def has_add_permission(self, request):
         return False  # queued from the model page, the command or automatically, with a validated config
+
+
+@admin.register(LeaderboardSnapshot)
+class LeaderboardSnapshotAdmin(admin.ModelAdmin):
+    """Read-only: a snapshot is cited by its address, so nobody edits or deletes one here (docs/snapshots.md).
+    Snapshots are made from a leaderboard's "Freeze this view", POST /api/snapshots/ or the
+    `snapshot_leaderboard` command."""
+
+    list_display = [
+        "public_id",
+        "benchmark_slug",
+        "phrasing_set",
+        "task_kind",
+        "sort",
+        "created_at",
+        "created_by",
+    ]
+    list_filter = ["benchmark_slug", "phrasing_set"]
+    search_fields = ["public_id", "title", "sha256"]
+    date_hierarchy = "created_at"
+    fields = [
+        "public_id",
+        "benchmark",
+        "benchmark_slug",
+        "benchmark_name",
+        "phrasing_set",
+        "task_kind",
+        "sort",
+        "descending",
+        "with_partial",
+        "data_version",
+        "sha256",
+        "title",
+        "note",
+        "created_by",
+        "created_at",
+        "payload",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

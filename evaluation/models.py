@@ -446,6 +446,12 @@ class ScoringRun(Job):
         null=True, blank=True, help_text="Throughput of its latest chunk: queue estimates start from it."
     )
     config = models.JSONField(default=dict, blank=True, help_text="The model spec and batching the run used.")
+    formats = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Keys of the declared formats it scores (collection/formats.py), into FormatPrediction; "
+        "empty: the phrasings as written, into Prediction.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -640,6 +646,89 @@ class BenchmarkSummary(models.Model):
         ]
 
 
+# A snapshot's public id: ten characters of Crockford's base32 alphabet, lower case (no i, l, o or u, so
+# an id read aloud or copied from paper is not misread); 50 random bits (evaluation/leaderboards/snapshots.py).
+SNAPSHOT_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+SNAPSHOT_ID_LENGTH = 10
+SNAPSHOT_ID_REGEX = rf"^[{SNAPSHOT_ID_ALPHABET}]{{{SNAPSHOT_ID_LENGTH}}}$"
+
+
+class LeaderboardSnapshot(models.Model):
+    """A leaderboard frozen under a permanent id: the leaderboard API's answer for one view of a benchmark,
+    kept as the exact text the API gave, with the data version it came from. Its pages and API read this row
+    alone, so later approvals, retirements and re-scoring leave it as it was (docs/snapshots.md)."""
+
+    public_id = models.CharField(max_length=SNAPSHOT_ID_LENGTH, unique=True, editable=False)
+    # The benchmark's slug and name are copied, so a snapshot outlives its benchmark.
+    benchmark = models.ForeignKey(
+        "collection.Benchmark", null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots"
+    )
+    benchmark_slug = models.SlugField(max_length=100)
+    benchmark_name = models.CharField(max_length=200)
+    # The view frozen: the leaderboard API's parameters (set, kind, sort, dir, partial). Plain text, not
+    # choices: a phrasing set renamed later must not make an old snapshot invalid.
+    phrasing_set = models.CharField(max_length=20)
+    task_kind = models.CharField(max_length=20, blank=True)
+    sort = models.CharField(max_length=40)
+    descending = models.BooleanField(default=True)
+    with_partial = models.BooleanField(default=False)
+    data_version = models.JSONField(
+        help_text="selectors.leaderboard_version when frozen: [newest summary update, summaries, newest "
+        "estimated task summary update, estimated task summaries]."
+    )
+    # Text, not JSON: PostgreSQL's jsonb reorders keys and rewrites numbers, and the bytes are what is cited
+    # and hashed.
+    payload = models.TextField(help_text="The leaderboard API's JSON answer, exactly as it was given.")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the payload's UTF-8 bytes.")
+    title = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Freezing a view whose answer has not changed finds the snapshot already made (and serves
+            # that lookup).
+            models.UniqueConstraint(
+                fields=[
+                    "benchmark_slug",
+                    "phrasing_set",
+                    "task_kind",
+                    "sort",
+                    "descending",
+                    "with_partial",
+                    "sha256",
+                ],
+                name="snapshot_unique_content",
+            ),
+            models.CheckConstraint(
+                condition=Q(public_id__regex=SNAPSHOT_ID_REGEX), name="snapshot_public_id_format"
+            ),
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="snapshot_sha256_hex"),
+        ]
+        indexes = [
+            # Serves the snapshot lists: "a benchmark's snapshots, newest first".
+            models.Index(fields=["benchmark_slug", "-created_at"], name="snapshot_benchmark_newest"),
+            # Serves the list of every snapshot, newest first.
+            models.Index(fields=["-created_at"], name="snapshot_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.benchmark_slug})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("snapshot_detail", args=[self.public_id])
+
+    def leaderboard(self) -> dict:
+        """The frozen answer, parsed."""
+        import json
+
+        return json.loads(self.payload)
+
+
 class SoftPrompt(Job):
     """One training of a model's alignment soft prompt: its config, exactly which phrasing revisions and
     instances it saw, the phrasings held out from it, its loss curve and its artifact (a PEFT adapter)."""
@@ -738,3 +827,37 @@ def named_variants(queryset, path: str = "variant"):
     return queryset.select_related(f"{prefix}model", f"{prefix}soft_prompt").defer(
         *(f"{prefix}soft_prompt__{name}" for name in SoftPrompt.HEAVY_FIELDS)
     )
+
+
+class FormatPrediction(models.Model):
+    """One cell of the format axis: a variant's answer to an instance under a phrasing revision whose options
+    are laid out in a declared format (collection/formats.py). Kept apart from Prediction, so every figure
+    of the leaderboards stays on the phrasings as written; the wording-vs-format decomposition reads both
+    (the as-written format's cells are the ordinary predictions). Options, log-likelihoods, lengths and
+    `predicted` are in the instance's own option order, whatever order the format showed them in."""
+
+    variant = models.ForeignKey(ModelVariant, on_delete=models.CASCADE, related_name="format_predictions")
+    revision = models.ForeignKey(
+        InstructionRevision, on_delete=models.CASCADE, related_name="format_predictions"
+    )
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="format_predictions")
+    format_key = models.CharField(max_length=40)
+    run = models.ForeignKey(
+        ScoringRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="format_predictions"
+    )
+    logliks = models.JSONField()
+    lengths = models.JSONField()
+    predicted = models.PositiveSmallIntegerField()
+    correct = models.BooleanField()
+    truncated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["variant", "revision", "instance", "format_key"], name="format_prediction_unique_cell"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant} / rev {self.revision_id} / {self.instance_id} / {self.format_key}"

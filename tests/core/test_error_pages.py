@@ -23,6 +23,9 @@ PAGES = [
     ("benchmark_detail", ["nosuch"], "get", {}),
     ("task_detail", ["nosuch", "t"], "get", {}),
     ("task_detail", ["b", "nosuch"], "get", {}),
+    ("task_instance", ["nosuch", "t", NO_ID], "get", {}),
+    ("task_instance", ["b", "nosuch", NO_ID], "get", {}),
+    ("task_instance", ["b", "t", NO_ID], "get", {}),
     ("phrasing_new", ["nosuch", "t"], "get", {}),
     ("phrasing_new", ["b", "nosuch"], "post", {"template": "Is {number} even?"}),
     ("phrasing_preview", ["b", "nosuch"], "post", {"template": "Is {number} even?"}),
@@ -53,6 +56,12 @@ PAGES = [
     ("plan_detail", [NO_ID], "get", {}),
     ("plan_start", [NO_ID], "post", {}),
     ("plan_discard", [NO_ID], "post", {}),
+    ("snapshot_new", ["nosuch"], "get", {}),
+    ("snapshot_new", ["nosuch"], "post", {"set": "all"}),
+    ("benchmark_snapshots", ["nosuch"], "get", {}),
+    ("snapshot_detail", ["0000000000"], "get", {}),
+    ("snapshot_diff_pick", ["0000000000"], "get", {"to": "0000000001"}),
+    ("snapshot_diff", ["0000000000", "0000000001"], "get", {}),
 ]
 API = [
     ("benchmark-detail", ["nosuch"], "get", {}),
@@ -61,6 +70,7 @@ API = [
     ("instruction-detail", [NO_ID], "get", {}),
     ("instruction-detail", [NO_ID], "patch", {"template": "Is {number} odd?"}),
     ("instruction-review", [NO_ID], "post", {"decision": "approved", "revision": 1}),
+    ("instruction-tags", [NO_ID], "post", {"tags": ["terse"]}),
     ("languagemodel-detail", ["nosuch"], "get", {}),
     ("languagemodel-retry-check", ["nosuch"], "post", {}),
     ("scoringrun-detail", [NO_ID], "get", {}),
@@ -72,6 +82,9 @@ API = [
     ("scoringplan-discard", [NO_ID], "post", {}),
     ("api_leaderboard", None, "get", {"benchmark": "nosuch"}),
     ("api_compare", None, "get", {"benchmark": "nosuch", "a": "1", "b": "2"}),
+    ("snapshot-detail", ["0000000000"], "get", {}),
+    ("snapshot-leaderboard", ["0000000000"], "get", {}),
+    ("snapshot-diff", ["0000000000", "0000000001"], "get", {}),
 ]
 # URLs with a path argument that names no row of ours, so cannot be unknown in the sense above.
 NOT_LOOKUPS = {

@@ -101,14 +101,36 @@ def every(outcome: str) -> dict[str, str]:
     return dict.fromkeys(ROLES, outcome)
 
 
+def _snapshot(w) -> str:
+    """A snapshot of the world's benchmark (the same one each time: an unchanged view is frozen once)."""
+    from evaluation.api_snapshots import snapshot_freeze
+    from evaluation.leaderboards.snapshots import View
+
+    return snapshot_freeze(benchmark=w.task.benchmark, view=View())[0].public_id
+
+
 # (url name, how to build its arguments from the world, method, data, expected per role).
 # Outcomes are a status code, or "302:<prefix of the redirect>".
 W = World
 CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
+    # Citable leaderboard snapshots (docs/snapshots.md): anyone reads them, any signed-in user freezes one.
+    ("snapshot_list", None, "get", {}, every("200")),
+    ("benchmark_snapshots", lambda w: ["b"], "get", {}, every("200")),
+    ("snapshot_new", lambda w: ["b"], "get", {}, _expect(LOGIN, "200", "200", "200", "200")),
+    ("snapshot_new", lambda w: ["b"], "post", {"set": "all"}, _expect(LOGIN, *["302:/snapshots/"] * 4)),
+    ("snapshot_detail", lambda w: [_snapshot(w)], "get", {}, every("200")),
+    ("snapshot_diff_pick", lambda w: [_snapshot(w)], "get", {}, every("302:/snapshots/")),
+    ("snapshot_diff", lambda w: [_snapshot(w), _snapshot(w)], "get", {}, every("200")),
+    ("snapshot-list", None, "get", {}, every("200")),
+    ("snapshot-list", None, "post", {"benchmark": "b"}, _expect("403", "201", "201", "201", "201")),
+    ("snapshot-detail", lambda w: [_snapshot(w)], "get", {}, every("200")),
+    ("snapshot-leaderboard", lambda w: [_snapshot(w)], "get", {}, every("200")),
+    ("snapshot-diff", lambda w: [_snapshot(w), _snapshot(w)], "get", {}, every("200")),
     ("home", None, "get", {}, every("200")),
     ("benchmark_detail", lambda w: ["b"], "get", {}, every("200")),
     ("task_detail", lambda w: ["b", "t"], "get", {}, every("200")),
     ("leaderboard", lambda w: ["b"], "get", {}, every("200")),
+    ("task_instance", lambda w: ["b", "t", w.task.instances.first().id], "get", {}, every("200")),
     ("compare", lambda w: ["b"], "get", {}, every("200")),
     ("task_results", lambda w: ["b", "t"], "get", {}, every("200")),
     ("phrasing_detail", lambda w: [w.approved.id], "get", {}, every("200")),
@@ -369,6 +391,7 @@ def _request(client, world: World, name: str, args, method: str, data: dict):
             "scoringrun-",
             "scoringplan-",
             "phrasingresult-",
+            "snapshot-",
         )
     ):
         if method == "get":
