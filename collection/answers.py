@@ -34,6 +34,19 @@ def answer_texts(
     return tuple(instance.options)
 
 
-def option_texts(task: Task, revision: InstructionRevision, instance: Instance) -> tuple[str, ...]:
-    """The answers a revision's phrasing asks for on an instance."""
+def option_texts(
+    task: Task, revision: InstructionRevision, instance: Instance, positions: list[int] | None = None
+) -> tuple[str, ...]:
+    """The answers a revision's phrasing asks for on an instance. `positions`: the order a format shows the
+    options in (collection/formats.py): answers tied to an option (its text, a label word) follow it, answers
+    tied to a place (the letters) stay."""
+    if positions is not None:
+        instance = _Shown([instance.options[i] for i in positions])
     return answer_texts(task, revision.labels, instance, revision.answers)
+
+
+class _Shown:
+    """An instance's options as a format shows them: all answer_texts reads of an instance."""
+
+    def __init__(self, options: list[str]) -> None:
+        self.options = options

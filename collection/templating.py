@@ -185,11 +185,19 @@ def validate(text: str, fields: TaskFields, *, max_chars: int) -> Validation:
     return result
 
 
-def render(text: str, inputs: dict[str, str], options: list[str] | None = None) -> str:
-    """Render a template on one instance. Only string values from `inputs` and `options` are substituted."""
-    return "".join(
-        part if isinstance(part, str) else _value(part, inputs, options or []) for part in parse(text)
-    )
+def render(
+    text: str, inputs: dict[str, str], options: list[str] | None = None, *, listing: str | None = None
+) -> str:
+    """Render a template on one instance. Only string values from `inputs` and `options` are substituted.
+    `listing`: the options already laid out in a format (collection/formats.py), put where an unstyled
+    `{options}` stands (and after a newline where `{options_}` does) instead of the lettered lines."""
+
+    def value(part: Placeholder) -> str:
+        if listing is not None and part.name in OPTION_LISTINGS and not part.style:
+            return listing if part.name == "options" else "\n" + listing
+        return _value(part, inputs, options or [])
+
+    return "".join(part if isinstance(part, str) else value(part) for part in parse(text))
 
 
 def _value(placeholder: Placeholder, inputs: dict[str, str], options: list[str]) -> str:

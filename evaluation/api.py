@@ -12,13 +12,13 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
-from collection.models import Benchmark, Collection
+from collection.models import Benchmark, Collection, Task
 from core import roles
 from core.job_actions import JobActionsMixin
 from core.page_cache import cached_api, page_version
 from core.parsing import IdFilter, parse_id
 from evaluation import access
-from evaluation.leaderboards import aggregates, comparisons, selectors
+from evaluation.leaderboards import aggregates, comparisons, format_variance, fragile, selectors
 from evaluation.models import LanguageModel, PhrasingResult, PhrasingSet, ScoringRun, named_variants
 from evaluation.runs import registry
 from evaluation.stats import figure_registry, ranking
@@ -228,7 +228,12 @@ class ResultFilter(django_filters.FilterSet):
 
 
 class ResultViewSet(viewsets.ReadOnlyModelViewSet):
-    """Per-phrasing accuracies (scored here or imported)."""
+    """Per-phrasing accuracies (scored here or imported). With `?task=<id>&include=fragile`, also each scored
+    variant's most fragile instances on the task (`fragile`: ranked by flip rate, then POSIX, with every
+    phrasing's prediction; docs/sensitivity.md), for the variants the other filters keep. With
+    `include=formats`, each variant's wording-vs-format decomposition on the task (`formats`: the shares of
+    the spread across prompts with 95% intervals, and each declared format's mean accuracy; docs/variance.md).
+    Both: `include=fragile,formats`."""
 
     queryset = PhrasingResult.objects.none()  # for the schema; requests read get_queryset
     serializer_class = ResultSerializer
@@ -242,15 +247,73 @@ class ResultViewSet(viewsets.ReadOnlyModelViewSet):
             .order_by("id")
         )
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "include",
+                OpenApiTypes.STR,
+                description="With ?task=, comma-separated: fragile (each scored variant's most fragile instances "
+                "on the task), formats (each variant's wording-vs-format decomposition on the task)",
+            ),
+            OpenApiParameter(
+                "fragile_top",
+                OpenApiTypes.INT,
+                description=f"Instances per variant in `fragile` (1 to {fragile.MAX_TOP}, default {fragile.TOP})",
+            ),
+        ]
+    )
     def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        include = {
+            part.strip() for part in request.query_params.get("include", "").split(",") if part.strip()
+        }
+        if include - {"fragile", "formats"}:
+            return Response(
+                {"detail": "include takes fragile, formats or both (comma-separated), or is left out."},
+                status=400,
+            )
+        queryset = self.filter_queryset(self.get_queryset())
+        top = fragile.TOP
+        if include:
+            task = Task.objects.filter(id=parse_id(request.query_params.get("task"))).first()
+            if task is None:
+                return Response({"detail": "include needs ?task=<task id>."}, status=400)
+            if "fragile_top" in request.query_params:
+                top = parse_id(request.query_params["fragile_top"])
+                if top is None or top > fragile.MAX_TOP:
+                    return Response(
+                        {"detail": f"fragile_top must be a whole number from 1 to {fragile.MAX_TOP}."},
+                        status=400,
+                    )
+        page = self.paginate_queryset(queryset)
         context = self.get_serializer_context() | {"estimates": selectors.result_estimates(page)}
-        return self.get_paginated_response(self.serializer_class(page, many=True, context=context).data)
+        response = self.get_paginated_response(self.serializer_class(page, many=True, context=context).data)
+        if "fragile" in include:
+            response.data["fragile"] = _fragile_lists(task, queryset, top)
+        if "formats" in include:
+            kept = set(queryset.values_list("variant_id", flat=True))
+            response.data["formats"] = [
+                format_variance.as_dict(v, format_variance.cached_spread(v, task))
+                for v in format_variance.variants_with_formats(task)
+                if v.id in kept
+            ]
+        return response
 
     def retrieve(self, request, *args, **kwargs):
         result = self.get_object()
         context = self.get_serializer_context() | {"estimates": selectors.result_estimates([result])}
         return Response(self.serializer_class(result, context=context).data)
+
+
+def _fragile_lists(task: Task, results, top: int) -> list[dict]:
+    """Each scored variant's most fragile instances on the task, for the variants among `results`."""
+    kept = set(results.values_list("variant_id", flat=True))
+    version = selectors.task_version(task)
+    return [
+        {"model": v.model.name, "variant": str(v), "kind": v.kind}
+        | fragile.fragile_instances(v, task, top=top, version=version).as_dict()
+        for v in fragile.scored_variants(task)
+        if v.id in kept
+    ]
 
 
 def _int_key(value: str) -> int:

@@ -60,6 +60,11 @@ class PlanRow:
     cells: int
     cached: int
     seconds: float | None  # to compute them, at the model's recent throughput; None: none measured
+    format_cells: int = 0  # of `cells`, those of runs over the declared formats (ScoringRun.formats)
+
+    @property
+    def format_share(self) -> float:
+        return self.format_cells / self.cells if self.cells else 0.0
 
     @property
     def to_compute(self) -> int:
@@ -78,6 +83,11 @@ def plan_rows(plan: ScoringPlan) -> list[PlanRow]:
         .annotate(runs=Count("id"), cells=Sum("total_cells"), cached=Sum("cached_cells"))
         .order_by("variant__model__name")
     )
+    # Formats multiply cells, so the plan says how many of them are format cells (a JSON list: summed here).
+    format_cells: dict[int, int] = {}
+    for model_id, formats, total in plan.runs.values_list("variant__model_id", "formats", "total_cells"):
+        if formats:
+            format_cells[model_id] = format_cells.get(model_id, 0) + total
     result = []
     for row in rows:
         rate = rates.get(row["variant__model_id"], rates.get(None))
@@ -89,6 +99,7 @@ def plan_rows(plan: ScoringPlan) -> list[PlanRow]:
                 cells=row["cells"],
                 cached=row["cached"],
                 seconds=to_compute / rate if rate else None,
+                format_cells=format_cells.get(row["variant__model_id"], 0),
             )
         )
     return result
@@ -102,6 +113,11 @@ def plan_text(plan: ScoringPlan) -> list[str]:
         lines.append(
             f"  {row.model}: {row.runs} run(s), {row.cells:,} cells, {row.cached:,} already scored, "
             f"{row.to_compute:,} to compute ({took})"
+            + (
+                f"; {row.format_cells:,} of the cells ({row.format_share:.0%}) in declared formats"
+                if row.format_cells
+                else ""
+            )
         )
     return lines
 

@@ -3,7 +3,9 @@ recovery) is core/jobs.py's; this module supplies the work.
 
 A run is a fixed set of phrasing revisions scored by one model variant on each revision's task evaluation
 sample. Cells that already have a Prediction are never computed again, so runs are incremental and any
-run can be re-executed safely: a redelivered or retried job only fills in what is missing.
+run can be re-executed safely: a redelivered or retried job only fills in what is missing. A run with
+`formats` scores the same revisions laid out in those declared formats instead
+(evaluation/runs/format_cells.py), into FormatPrediction: the same lanes, budget gate, chunks and retries.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -35,6 +37,7 @@ from evaluation.ml.errors import ScoringError
 from evaluation.ml.loading import ModelCache
 from evaluation.ml.scoring import ScoringItem, score
 from evaluation.models import (
+    FormatPrediction,
     LanguageModel,
     ModelVariant,
     Prediction,
@@ -43,7 +46,7 @@ from evaluation.models import (
     RunTrigger,
     ScoringRun,
 )
-from evaluation.runs import budget
+from evaluation.runs import budget, format_cells
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +87,17 @@ def revisions_by_task(revisions: Iterable[InstructionRevision]) -> dict[Task, li
     return groups
 
 
-def scoring_plan(*, variant: ModelVariant, revisions: Iterable[InstructionRevision]) -> Plan:
+def scoring_plan(
+    *, variant: ModelVariant, revisions: Iterable[InstructionRevision], formats: Sequence[str] = ()
+) -> Plan:
+    """Cells in scope and cached: revisions x their task's sample, x the formats for a format run."""
     total = cached = 0
     for task, task_revisions in revisions_by_task(revisions).items():
         sample = task_eval_sample_ids(task)
+        if formats:
+            total += len(sample) * len(task_revisions) * len(formats)
+            cached += format_cells.scored(variant, task_revisions, sample, formats).count()
+            continue
         total += len(sample) * len(task_revisions)
         cached += Prediction.objects.filter(
             variant=variant, revision__in=task_revisions, instance_id__in=sample
@@ -112,12 +122,16 @@ def scoring_run_create(
     enqueue: bool = True,
     planned: bool = False,
     budget_cells: int | None = None,
+    formats: Sequence[str] = (),
 ) -> ScoringRun | None:
     """Create and queue a run, or return None when every cell is already scored (it would cost nothing).
     enqueue=False leaves it for the caller to execute (the score command runs it in the foreground);
     planned=True saves it unsent, for evaluation/runs/budget.py to send or to keep for an admin. With
     `budget_cells` the run is adaptive (evaluation/leaderboards/adaptive_estimates.py): it computes at most that many cells, so its
-    total is what it had plus the budget."""
+    total is what it had plus the budget. With `formats` (keys of collection/formats.py's declared formats)
+    it scores the revisions laid out in each of them; such runs are exhaustive."""
+    if formats and budget_cells is not None:
+        raise ApplicationError("A run over formats scores every cell; it cannot be adaptive.")
     if budget_cells is not None and budget_cells < 1:
         raise ApplicationError(f"An adaptive run's budget must be at least one cell; got {budget_cells}.")
     revisions = list(
@@ -125,7 +139,8 @@ def scoring_run_create(
             "instruction__task"
         )
     )
-    plan = scoring_plan(variant=variant, revisions=revisions)
+    formats = format_cells.checked(formats, revisions)
+    plan = scoring_plan(variant=variant, revisions=revisions, formats=formats)
     if plan.to_compute == 0:
         return None
     if budget_cells is not None and len({r.instruction.task_id for r in revisions}) != 1:
@@ -145,6 +160,7 @@ def scoring_run_create(
         total_cells=min(plan.total, plan.cached + budget_cells) if adaptive else plan.total,
         cached_cells=plan.cached,
         done_cells=plan.cached,
+        formats=list(formats),
         created_by=by,
     )
     run.revisions.set(revisions)
@@ -441,6 +457,8 @@ def _fill_cells(
         chosen = adaptive_estimates.adaptive_round(run, chunk_cells)
         total, done_count, cells, more = chosen.total, chosen.done, chosen.cells, chosen.more
         record["adaptive"] = chosen.state
+    elif run.formats:
+        total, done_count, cells, more = format_cells.missing(run, chunk_cells)
     else:
         total, done_count, cells, more = _missing_cells(run, chunk_cells)
     truncated = _truncated_cells(run)  # earlier chunks' and attempts'
@@ -453,17 +471,23 @@ def _fill_cells(
     touched: set[int] = set()
     if cells:
         loaded = _models.get(spec, config.device)
-        items = [
-            ScoringItem(
-                *templating.render_parts(rev.template, inst.inputs, inst.options),
-                option_texts(rev.instruction.task, rev, inst),
-            )
-            for rev, inst in cells
-        ]
+        if run.formats:
+            items = [cell.item() for cell in cells]
+        else:
+            items = [
+                ScoringItem(
+                    *templating.render_parts(rev.template, inst.inputs, inst.options),
+                    option_texts(rev.instruction.task, rev, inst),
+                )
+                for rev, inst in cells
+            ]
         last_refresh = time.monotonic()
         for batch in score(loaded, items, config):
             predictions = []
             for index, scores in batch:
+                if run.formats:
+                    predictions.append(cells[index].prediction(run, scores))
+                    continue
                 revision, instance = cells[index]
                 touched.add(revision.instruction.task_id)
                 predictions.append(
@@ -481,7 +505,7 @@ def _fill_cells(
                 )
             with transaction.atomic():
                 # A redelivered job may race us to a cell; the unique key keeps exactly one prediction.
-                Prediction.objects.bulk_create(predictions, ignore_conflicts=True)
+                type(predictions[0]).objects.bulk_create(predictions, ignore_conflicts=True)
                 done_count += len(predictions)
                 truncated += sum(p.truncated for p in predictions)
                 alive = _progress(run.id, token, done=done_count, total=total, truncated=truncated)
@@ -507,7 +531,10 @@ def _fill_cells(
             return _NEXT_ROUND, touched
         jobs.continue_later(ScoringRun, run.id, token)
         return False, touched
-    exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
+    if run.formats:
+        exact = format_cells.scored(run.variant, run.revisions.all(), None, run.formats).count()
+    else:
+        exact = Prediction.objects.filter(variant=run.variant, revision__in=run.revisions.all()).count()
     jobs.finish(
         ScoringRun,
         run.id,
@@ -523,7 +550,8 @@ def _fill_cells(
 def _truncated_cells(run: ScoringRun) -> int:
     """Cells this run stored whose prompt was cut to the model's input length. Counted from what was stored,
     as a cell another run stored first (the conflicts bulk_create ignores) is that run's."""
-    return Prediction.objects.filter(run=run, truncated=True).count()
+    stored = FormatPrediction.objects if run.formats else Prediction.objects
+    return stored.filter(run=run, truncated=True).count()
 
 
 def _progress(
@@ -542,3 +570,36 @@ def _progress(
     if truncated is not None:
         fields["truncated_cells"] = truncated
     return jobs.heartbeat(ScoringRun, run_id, token, **fields)
+
+
+def scoring_formats(
+    *,
+    variants: list[ModelVariant],
+    task: Task | None = None,
+    keys: Sequence[str] = format_cells.DECLARED,
+    wordings: int | None = None,
+    by=None,
+    trigger: str = RunTrigger.MANUAL,
+) -> list[ScoringRun]:
+    """Bulk work over formats: each variant's approved phrasings that take a format (of one task, or all),
+    laid out in the declared formats, one run per task, sent or kept as a plan over the budget like any bulk
+    work. `wordings`: only the first N such phrasings of each task (by id), to bound the cost; the
+    decomposition then covers those."""
+    runs = []
+    for variant in variants:
+        scores = split.scored_by(variant)
+        revisions = [r for r in approved_revisions(task, model=variant.model) if scores(r.instruction)]
+        for group_task, group in revisions_by_task(format_cells.formattable_revisions(revisions)).items():
+            group = sorted(group, key=lambda r: r.instruction_id)[:wordings]
+            run = scoring_run_create(
+                variant=variant,
+                revisions=group,
+                trigger=trigger,
+                task=group_task,
+                by=by,
+                planned=True,
+                formats=keys,
+            )
+            if run is not None:
+                runs.append(run)
+    return budget.bulk_submit(runs=runs, trigger=trigger, by=by)

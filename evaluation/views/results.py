@@ -28,7 +28,14 @@ from core.jobs import JobStatus
 from core.page_cache import cached_page, page_version
 from core.parsing import id_param, parse_id
 from evaluation.access import get_model_for_user, get_run_for_user, softprompts_visible_to
-from evaluation.leaderboards import aggregates, common_ground, exports, selectors, tag_effects
+from evaluation.leaderboards import (
+    aggregates,
+    common_ground,
+    exports,
+    format_variance,
+    selectors,
+    tag_effects,
+)
 from evaluation.models import PhrasingSet, SoftPrompt, VariantKind
 from evaluation.robustness import softprompts
 from evaluation.runs import budget, registry
@@ -52,6 +59,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     breakdown = selectors.model_task_breakdown(model, worst_first=worst_first)
     worst_phrasings = selectors.model_worst_phrasings(model)
     tag_rows = tag_effects.model_tag_effects(model)
+    base = model.variants.filter(kind=VariantKind.BASE).first()
+    format_rows = format_variance.model_spreads(base) if base else []
     soft_prompts = softprompts_visible_to(request.user).filter(model=model)
     soft_prompts = soft_prompts.select_related("variant").defer(*SoftPrompt.HEAVY_FIELDS).order_by("-id")[:20]
     return render(
@@ -64,6 +73,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "worst_first": worst_first,
             "worst_phrasings": worst_phrasings,
             "tag_rows": tag_rows,
+            "format_rows": format_rows,
             "min_per_group": tag_effects.MIN_PER_GROUP,
             "soft_prompts": soft_prompts,
             "align_methods": [(key, label) for key, (label, _) in softprompts.ALIGN_METHODS.items()],
@@ -312,7 +322,12 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "evaluation/leaderboard.html", context)
 
 
-@cached_page(lambda request, benchmark_slug, task_slug: selectors.task_version((benchmark_slug, task_slug)))
+@cached_page(
+    lambda request, benchmark_slug, task_slug: (
+        selectors.task_version((benchmark_slug, task_slug)),
+        format_variance.version((benchmark_slug, task_slug)),
+    )
+)
 def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = task_get(benchmark_slug, task_slug)
     params = _board_params(request)
@@ -354,6 +369,18 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         build_models,
     )
     grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
+
+    def build_formats() -> str:
+        spreads = [
+            format_variance.page(variant, format_variance.cached_spread(variant, task))
+            for variant in format_variance.variants_with_formats(task)
+        ]
+        context = {"task": task, "spreads": spreads, "min_wordings": format_variance.MIN_WORDINGS}
+        return render_to_string("evaluation/_format_spread.html", context)
+
+    format_part = _cached_fragment(
+        ["task-formats", task.id], (version, format_variance.version(task)), build_formats
+    )
     if request.htmx:
         return HttpResponse(grid if request.GET.get("part") == "grid" else models)
     context = {
@@ -364,6 +391,7 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         "show_partial": show_partial,
         "models": models,
         "grid": grid,
+        "formats": format_part,
     }
     return render(request, "evaluation/task_results.html", context)
 
