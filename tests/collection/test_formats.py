@@ -135,3 +135,45 @@ def test_the_gold_answer_follows_its_option_under_every_order(name, task, revisi
         # Map each position's answer back to the option it names.
         assert positions[shown_gold] == gold
         assert (positions[0] == gold) == (shown_gold == 0)
+
+
+@pytest.mark.django_db
+def test_every_format_keeps_gold_on_the_importers_real_tasks(shared_data, tmp_path):
+    """MMLU and BIG-bench Lite as the importers store them: under every format each instance's gold option is
+    shown where the order puts it, the answers the scorer ranks name the options shown, and mapping the
+    position of gold back gives the stored gold index."""
+    from django.core.management import call_command
+
+    from collection.models import Instance, InstructionRevision
+
+    subject = tmp_path / "mmlu"
+    subject.mkdir()
+    (subject / "anatomy_test.csv").write_text(
+        (shared_data / "mmlu" / "test" / "anatomy_test.csv").read_text()
+    )
+    call_command("import_mmlu", subject)
+    call_command("import_bigbench", shared_data / "bigbench_lite_tasks" / "logical_deduction")
+    tasks = [t for t in Task.objects.filter(instances__isnull=False).distinct() if t.max_options]
+    assert {t.benchmark.slug for t in tasks} == {"mmlu", "bigbench-lite"}
+    for task in tasks:
+        revision = InstructionRevision(
+            template="Question: {%s}{options_}\nAnswer:" % task.input_fields[0],
+            labels=None,
+            answers=Answers.TASK,
+        )
+        instances = list(Instance.objects.filter(task=task)[:25])
+        for instance in instances:
+            for fmt in formats.ALL:
+                positions = formats.order(fmt, len(instance.options), instance.source_id)
+                shared, rest = formats.render_parts(
+                    revision.template, instance.inputs, instance.options, fmt, positions
+                )
+                text = shared + rest
+                shown = positions.index(instance.gold)
+                marker = formats.ENUMERATORS[fmt.enumerator].format(templating.LETTERS[shown])
+                assert marker + instance.options[instance.gold] in text, (task, fmt.key)
+                answers = option_texts(task, revision, instance, positions)
+                assert len(answers) == len(instance.options)
+                if task.answer_format == "letter":
+                    assert answers[shown] == templating.LETTERS[shown]
+                assert positions[shown] == instance.gold
