@@ -34,6 +34,7 @@ class FormatSpread:
     task: Task
     wordings: int  # in the array
     left_out: int  # formattable wordings with a cell missing in some format
+    fixed_layout: int  # approved phrasings whose text fixes their options' layout: not laid out in formats
     formats: tuple[str, ...]  # keys, as written first
     revisions: tuple[int, ...]  # the wordings' revision ids, in the array's order
     accuracy: np.ndarray  # (wordings, formats): each prompt's accuracy
@@ -71,11 +72,13 @@ def correctness(variant: ModelVariant, task: Task) -> tuple[np.ndarray, int, lis
 
 def format_spread(variant: ModelVariant, task: Task, *, samples: int = 2000) -> FormatSpread:
     grid, left_out, kept = correctness(variant, task)
+    fixed = sum(not formats.formattable(p.current_revision.template) for p in approved_phrasings(task))
     enough = grid.shape[0] >= MIN_WORDINGS and grid.shape[2] > 1
     return FormatSpread(
         task=task,
         wordings=grid.shape[0],
         left_out=left_out,
+        fixed_layout=fixed,
         formats=tuple(f.key for f in formats.ALL),
         revisions=tuple(kept),
         accuracy=grid.mean(axis=2) if grid.size else np.zeros((0, len(formats.ALL))),

@@ -180,6 +180,10 @@ def test_the_task_page_model_page_and_api_show_the_decomposition(larger, variant
     assert "Wording vs format" in task_page and "4 wordings × 7 formats" in task_page
     assert task_page.count('class="cell"') >= 4 * 7  # every prompt of the grid
     assert "(A) lines rev" in task_page
+    assert (
+        "s fix their options&#x27; layout in their text" in task_page
+        or "fix their options' layout" in task_page
+    )
     model_page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert 'id="formats"' in model_page and "Larger number" in model_page.split('id="formats"')[1]
     body = client.get("/api/results/", {"task": larger.id, "include": "formats"}).json()

@@ -127,6 +127,10 @@ class Command(BaseCommand):
         self.stdout.write(f"\n{spread.task}: {spread.wordings} wordings x {len(spread.formats)} formats")
         if spread.left_out:
             self.stdout.write(f"  {spread.left_out} wording(s) left out: not scored in every format.")
+        if spread.fixed_layout:
+            self.stdout.write(
+                f"  {spread.fixed_layout} phrasing(s) fix their options' layout in their text and keep it."
+            )
         if spread.wordings:
             by_format = spread.accuracy.mean(axis=0)
             for key, accuracy in zip(spread.formats, by_format):
