@@ -157,7 +157,7 @@ def test_every_format_keeps_gold_on_the_importers_real_tasks(shared_data, tmp_pa
     assert {t.benchmark.slug for t in tasks} == {"mmlu", "bigbench-lite"}
     for task in tasks:
         revision = InstructionRevision(
-            template="Question: {%s}{options_}\nAnswer:" % task.input_fields[0],
+            template="Question: {" + task.input_fields[0] + "}{options_}\nAnswer:",
             labels=None,
             answers=Answers.TASK,
         )
