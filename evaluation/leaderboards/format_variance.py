@@ -162,11 +162,11 @@ def page(variant: ModelVariant, spread: FormatSpread) -> dict:
         if share is None:
             continue
         bar = {"name": name, "width": round(100 * share, 1), "text": f"{100 * share:.0f}%", "ci": ci}
-        component, spread = d.components.get(name), d.intervals.get(name)
+        component, bounds = d.components.get(name), d.intervals.get(name)
         if component is not None:
             bar["sd"] = f"{100 * component**0.5:.1f} pp"
-            if spread is not None:
-                bar["sd_ci"] = f"[{100 * spread[0] ** 0.5:.1f}, {100 * spread[1] ** 0.5:.1f}]"
+            if bounds is not None:
+                bar["sd_ci"] = f"[{100 * bounds[0] ** 0.5:.1f}, {100 * bounds[1] ** 0.5:.1f}]"
         if ci:
             bar |= {
                 "low": round(100 * ci[0], 1),

@@ -322,14 +322,19 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "evaluation/leaderboard.html", context)
 
 
-@cached_page(
-    lambda request, benchmark_slug, task_slug: (
-        selectors.task_version((benchmark_slug, task_slug)),
-        format_variance.version((benchmark_slug, task_slug)),
-    )
-)
+def _task_page_version(request: HttpRequest, benchmark_slug: str, task_slug: str):
+    version = selectors.task_version((benchmark_slug, task_slug))
+    if request.GET.get("part") == "formats":
+        # The wording-vs-format section (loaded by the page after it shows) also follows the format cells.
+        return (version, format_variance.version((benchmark_slug, task_slug)))
+    return version
+
+
+@cached_page(_task_page_version)
 def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> HttpResponse:
     task = task_get(benchmark_slug, task_slug)
+    if request.GET.get("part") == "formats":
+        return HttpResponse(_format_section(task))
     params = _board_params(request)
     show_partial = request.GET.get("partial") == "1"
     columns = _columns(request)
@@ -369,18 +374,6 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         build_models,
     )
     grid = _cached_fragment(["task-grid", task.id, order, page], version, build_grid)
-
-    def build_formats() -> str:
-        spreads = [
-            format_variance.page(variant, format_variance.cached_spread(variant, task))
-            for variant in format_variance.variants_with_formats(task)
-        ]
-        context = {"task": task, "spreads": spreads, "min_wordings": format_variance.MIN_WORDINGS}
-        return render_to_string("evaluation/_format_spread.html", context)
-
-    format_part = _cached_fragment(
-        ["task-formats", task.id], (version, format_variance.version(task)), build_formats
-    )
     if request.htmx:
         return HttpResponse(grid if request.GET.get("part") == "grid" else models)
     context = {
@@ -391,9 +384,24 @@ def task_results(request: HttpRequest, benchmark_slug: str, task_slug: str) -> H
         "show_partial": show_partial,
         "models": models,
         "grid": grid,
-        "formats": format_part,
     }
     return render(request, "evaluation/task_results.html", context)
+
+
+def _format_section(task) -> str:
+    """The task page's wording-vs-format section: a fragment of its own, so the page's version (and its
+    cached copy) need not follow the format cells, which only this section reads."""
+
+    def build() -> str:
+        spreads = [
+            format_variance.page(variant, format_variance.cached_spread(variant, task))
+            for variant in format_variance.variants_with_formats(task)
+        ]
+        context = {"task": task, "spreads": spreads, "min_wordings": format_variance.MIN_WORDINGS}
+        return render_to_string("evaluation/_format_spread.html", context)
+
+    version = (selectors.task_version(task), format_variance.version(task))
+    return _cached_fragment(["task-formats", task.id], version, build)
 
 
 PREDICTIONS_PER_PAGE = 20

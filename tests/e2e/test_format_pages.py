@@ -51,6 +51,7 @@ def test_the_task_and_model_pages_show_wording_vs_format(live_server, page, scre
 
     page.goto(f"{live_server.url}/b/demo/t/larger-number/results/#formats")
     section = page.locator("#formats")
+    section.locator(".share-row").first.wait_for()  # the section loads after the page shows
     assert section.locator(".share-row").count() >= 2
     assert section.locator("table.format-grid tbody tr").count() == 6 + 1
     section.evaluate("el => el.scrollIntoView()")
@@ -64,6 +65,8 @@ def test_the_task_and_model_pages_show_wording_vs_format(live_server, page, scre
         ("/models/tiny-t5/", "formats-model-390"),
     ):
         page.goto(live_server.url + url)
+        # The task page loads its section after it shows; the model page has it at once (an h2).
+        page.locator("#formats .format-spread, h2#formats").first.wait_for()
         page.locator("#formats").evaluate("el => el.scrollIntoView()")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{url} lays out {width} px wide at 390 px"

@@ -176,7 +176,10 @@ def test_the_task_page_model_page_and_api_show_the_decomposition(larger, variant
         stdout=StringIO(),
     )
     aggregates_refresh_many({(variant.id, larger.id)})  # the workers' refresh (on commit, which tests skip)
-    task_page = client.get(reverse("task_results", args=["demo", "larger-number"])).content.decode()
+    url = reverse("task_results", args=["demo", "larger-number"])
+    # The page loads the section after it shows (htmx), as a fragment that follows the format cells.
+    assert 'hx-get="' + url + '?part=formats"' in client.get(url).content.decode()
+    task_page = client.get(url, {"part": "formats"}, HTTP_HX_REQUEST="true").content.decode()
     assert "Wording vs format" in task_page and "4 wordings × 7 formats" in task_page
     assert task_page.count('class="cell"') >= 4 * 7  # every prompt of the grid
     assert "(A) lines rev" in task_page
