@@ -572,6 +572,19 @@ def _progress(
     return jobs.heartbeat(ScoringRun, run_id, token, **fields)
 
 
+def format_revisions(
+    variant: ModelVariant, task: Task | None = None, *, wordings: int | None = None
+) -> dict[Task, list[InstructionRevision]]:
+    """Per task, the approved phrasings the variant scores that take a format, by phrasing id; with
+    `wordings`, only the first N of each task. What a run over formats covers."""
+    scores = split.scored_by(variant)
+    revisions = [r for r in approved_revisions(task, model=variant.model) if scores(r.instruction)]
+    return {
+        group_task: sorted(group, key=lambda r: r.instruction_id)[:wordings]
+        for group_task, group in revisions_by_task(format_cells.formattable_revisions(revisions)).items()
+    }
+
+
 def scoring_formats(
     *,
     variants: list[ModelVariant],
@@ -587,10 +600,7 @@ def scoring_formats(
     decomposition then covers those."""
     runs = []
     for variant in variants:
-        scores = split.scored_by(variant)
-        revisions = [r for r in approved_revisions(task, model=variant.model) if scores(r.instruction)]
-        for group_task, group in revisions_by_task(format_cells.formattable_revisions(revisions)).items():
-            group = sorted(group, key=lambda r: r.instruction_id)[:wordings]
+        for group_task, group in format_revisions(variant, task, wordings=wordings).items():
             run = scoring_run_create(
                 variant=variant,
                 revisions=group,

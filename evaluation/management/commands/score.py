@@ -1,13 +1,11 @@
-import uuid
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from collection.models import Instruction, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
 from core.parsing import parse_id
 from evaluation.leaderboards import adaptive_estimates
+from evaluation.management.progress import execute_with_bar
 from evaluation.models import LanguageModel, RunTrigger, ScoringPlan
 from evaluation.runs import budget, scoring
 
@@ -80,15 +78,7 @@ class Command(BaseCommand):
                 )
             except ApplicationError as exc:
                 raise CommandError(str(exc)) from None
-            with tqdm(total=plan.total, initial=plan.cached, desc=str(task), unit="cell") as bar:
-
-                def progress(done: int, total: int, bar=bar) -> None:
-                    bar.total = total
-                    bar.update(done - bar.n)
-
-                run = scoring.scoring_run_execute(
-                    run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress
-                )
+            run = execute_with_bar(run, total=plan.total, done=plan.cached, desc=str(task))
             if run is None or run.status != JobStatus.SUCCEEDED:
                 failures.append(
                     f"run {run.id if run else '?'} ({task}): {run.error if run else 'not claimed'}"

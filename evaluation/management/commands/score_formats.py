@@ -1,14 +1,11 @@
-import uuid
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from collection import formats
 from collection.models import Benchmark, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
-from evaluation import split
 from evaluation.leaderboards.format_variance import format_spread
+from evaluation.management.progress import execute_with_bar
 from evaluation.models import LanguageModel, RunTrigger
 from evaluation.runs import format_cells, scoring
 
@@ -45,13 +42,11 @@ class Command(BaseCommand):
             raise CommandError("--wordings takes a number of phrasings, at least 1.")
         variant = scoring.base_variant(model)
         tasks = self._tasks(opts)
-        scores = split.scored_by(variant)
         groups = []
         for task in tasks:
-            revisions = [r for r in scoring.approved_revisions(task, model=model) if scores(r.instruction)]
-            revisions = sorted(format_cells.formattable_revisions(revisions), key=lambda r: r.instruction_id)
+            revisions = scoring.format_revisions(variant, task, wordings=opts["wordings"]).get(task)
             if revisions:
-                groups.append((task, revisions[: opts["wordings"]]))
+                groups.append((task, revisions))
         if not groups:
             raise CommandError("No approved phrasing of these tasks lists its options with {options}.")
         keys = format_cells.DECLARED
@@ -109,15 +104,7 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(str(exc)) from None
-        with tqdm(total=plan.total, initial=plan.cached, desc=f"{task} formats", unit="cell") as bar:
-
-            def progress(done: int, total: int, bar=bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            run = scoring.scoring_run_execute(
-                run_id=run.id, task_id=f"cli-{uuid.uuid4()}", on_progress=progress
-            )
+        run = execute_with_bar(run, total=plan.total, done=plan.cached, desc=f"{task} formats")
         if run is None or run.status != JobStatus.SUCCEEDED:
             raise CommandError(
                 f"Run {run.id if run else '?'} on {task} did not finish: {run.error if run else ''}"
