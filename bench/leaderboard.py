@@ -186,7 +186,7 @@ def refresh_after_one_run() -> None:
             if picked:
                 metrics.benchmark_summary(
                     [d for _, d in picked],
-                    keys=[t.id for t, _ in picked],
+                    keys=[metrics.task_key(t.slug) for t, _ in picked],
                     samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES,
                 )
     rebuild = time.perf_counter() - t0

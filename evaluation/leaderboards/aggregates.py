@@ -351,10 +351,11 @@ def _refresh_task_summaries(variant: ModelVariant, task: Task) -> None:
 
 def task_part(task: Task, data: metrics.TaskData) -> metrics.TaskPart:
     """The task's share of a benchmark row: its figures and BENCHMARK_BOOTSTRAP_SAMPLES replicates drawn
-    with the task's own seed (metrics.task_rng), the same whether stored or computed on a ground."""
+    with the task's own seed (metrics.task_rng of its slug), the same whether stored or computed on a ground,
+    and in any database the task is imported into."""
     return metrics.task_part(
         data,
-        rng=metrics.task_rng(task.id),
+        rng=metrics.task_rng(metrics.task_key(task.slug)),
         samples=BENCHMARK_BOOTSTRAP_SAMPLES,
         min_phrasings=settings.SPREAD_MIN_PHRASINGS,
     )

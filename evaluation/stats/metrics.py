@@ -12,6 +12,7 @@ percentage points.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -393,9 +394,17 @@ class TaskData:
         return np.asarray(self.accuracies, dtype=float)
 
 
+def task_key(slug: str) -> int:
+    """A task's bootstrap key from its slug (unique within a benchmark, and a benchmark row averages one
+    benchmark's tasks): the same in every database the task is loaded or imported into, unlike its id, so a
+    release imported elsewhere gets its benchmark intervals back to the last digit."""
+    return int.from_bytes(hashlib.sha256(slug.encode()).digest()[:8], "big")
+
+
 def task_rng(key: int, seed: int = SEED) -> np.random.Generator:
-    """One task's bootstrap draws for benchmark intervals: seeded by the task (its id), so a task's stored
-    replicates are the same whichever other tasks a benchmark row averages, and tasks draw independently."""
+    """One task's bootstrap draws for benchmark intervals: seeded by the task (task_key of its slug), so a
+    task's stored replicates are the same whichever other tasks a benchmark row averages, and tasks draw
+    independently."""
     return np.random.default_rng([seed, key])
 
 
@@ -476,8 +485,8 @@ def benchmark_summary(
     seed: int = SEED,
     min_phrasings: int = MIN_PHRASINGS,
 ) -> dict:
-    """macro_summary of the given tasks, each bootstrapped with task_rng(its key): the task ids, or the
-    tasks' positions when no keys are given."""
+    """macro_summary of the given tasks, each bootstrapped with task_rng(its key): task_key of the tasks'
+    slugs, or the tasks' positions when no keys are given."""
     keys = range(len(tasks)) if keys is None else keys
     parts = [
         task_part(task, rng=task_rng(key, seed), samples=samples, min_phrasings=min_phrasings)

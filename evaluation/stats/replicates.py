@@ -5,7 +5,8 @@ task alone. Pure numpy.
 A blob carries the names of the figures it holds: MAGIC, the length of the header, the names (comma-separated,
 padded to a multiple of four bytes), then float32 values, one row per figure in that order (15 x 500 x 4
 bytes = 30 kB a row). A blob whose names are not the registry's (figure_registry.names: a figure was added
-or removed since), or one stored before blobs carried names, is stale: `unpack` gives None rather than
+or removed since), or one stored under an earlier MAGIC (before blobs carried names, or drawn with a task's
+database id as its seed rather than metrics.task_key of its slug), is stale: `unpack` gives None rather than
 reading it, and aggregates recomputes its summary (aggregates.figures_refresh_stale)."""
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import numpy as np
 
 from evaluation.stats import figure_registry
 
-# As a float32, the first four bytes read 51527.0: a blob stored before names were kept starts with AvgP's
-# first replicate, a fraction, so it can never be taken for one with a header.
-MAGIC = b"\xffFIG"
+# The blob layout and seeding version. As a float32, b"\xffFIG" read 51527.0: a blob stored before names were
+# kept starts with AvgP's first replicate, a fraction, so it can never be taken for one with a header.
+# b"\xffFG2": draws seeded by the task's slug (metrics.task_key); b"\xffFIG" blobs were seeded by task id, and
+# pairing draw b of one row with draw b of another needs every row's draws seeded the same way.
+MAGIC = b"\xffFG2"
 
 
 def pack(replicates: dict[str, np.ndarray]) -> bytes:

@@ -105,7 +105,7 @@ def test_benchmark_rows_come_from_stored_task_replicates_equal_to_a_rebuild(scor
     )
     data = [aggregates.task_data(scored, task) for task in tasks]
     rebuilt = metrics.benchmark_summary(
-        data, keys=[t.id for t in tasks], samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES
+        data, keys=[metrics.task_key(t.slug) for t in tasks], samples=aggregates.BENCHMARK_BOOTSTRAP_SAMPLES
     )
     for name in ("avgp", "q10", "spread", "consistency", "gap"):
         assert stored.figures[name] == pytest.approx(rebuilt[name]), name

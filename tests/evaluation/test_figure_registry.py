@@ -98,7 +98,10 @@ def test_stored_replicates_carry_their_names_and_a_mismatch_reads_as_stale(with_
         )
         older = replicates.pack({name: draws[name] for name in before})
     legacy = np.stack([np.asarray(draws[name], dtype=np.float32) for name in before]).tobytes()
-    for stale in (older, legacy, memoryview(legacy)):
+    # The same names under the earlier MAGIC: replicates drawn with task ids as seeds, which would not pair
+    # draw for draw with the slug-seeded ones.
+    id_seeded = b"\xffFIG" + blob[len(replicates.MAGIC) :]
+    for stale in (older, legacy, memoryview(legacy), id_seeded):
         assert not replicates.is_current(stale) and replicates.unpack(stale) is None
     assert replicates.stored_names(legacy) is None and not replicates.is_current(None)
     with pytest.raises(ValueError, match="must name exactly"):
