@@ -4,7 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from collection import api as collection_api
 from evaluation import api as evaluation_api
-from evaluation import api_plans, api_snapshots
+from evaluation import api_plans, api_releases, api_snapshots
 
 router = DefaultRouter()
 router.register("benchmarks", collection_api.BenchmarkViewSet)
@@ -15,6 +15,7 @@ router.register("runs", evaluation_api.RunViewSet)
 router.register("results", evaluation_api.ResultViewSet)
 router.register("plans", api_plans.PlanViewSet)
 router.register("snapshots", api_snapshots.SnapshotViewSet, basename="snapshot")
+router.register("releases", api_releases.ReleaseViewSet, basename="releaseexport")
 
 urlpatterns = [
     path("leaderboard/", evaluation_api.leaderboard, name="api_leaderboard"),

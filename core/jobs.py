@@ -7,7 +7,7 @@ API's and the pages' cancel and retry (core/job_actions.py) all follow from that
 is here, once: sending on commit through an outbox, the claim (which delivery may run a job), heartbeat and
 progress, finishing, cancel and retry, the periodic outbox sweep, recovery when a worker starts, and handing a
 job back when the database goes away. Every change of a job's status goes through this module. Scoring runs,
-soft-prompt trainings and model checks (evaluation/models.py) are the kinds today.
+soft-prompt trainings, model checks and release exports (evaluation/models.py) are the kinds today.
 
 Tasks are looked up by name in Celery's registry (`current_app.tasks`), never imported: services send jobs
 and tasks call services, so importing each other would be a cycle. Each app's AppConfig.ready() imports its
@@ -16,12 +16,14 @@ tasks module, so the registry is full in the web process too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import sys
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import ClassVar
@@ -30,7 +32,7 @@ from celery import current_app, shared_task
 from celery.exceptions import Reject
 from django.apps import apps
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, models, transaction
+from django.db import InterfaceError, OperationalError, connections, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -302,6 +304,33 @@ def heartbeat(kind: type[Job], pk: int, token: uuid.UUID, **progress) -> bool:
     taken over by another delivery): the caller stops."""
     worker_beats.beat()  # the worker is alive, and busy: for the status page
     return bool(_held(kind, pk, token).update(heartbeat_at=timezone.now(), **progress))
+
+
+@contextlib.contextmanager
+def heartbeating(kind: type[Job], pk: int, token: uuid.UUID) -> Iterator[None]:
+    """Heartbeats from a thread of its own while the body runs, for work that cannot stop to send them: one
+    long read in a read-only transaction (a release export), where an UPDATE on the same connection would
+    fail. The thread has its own database connection, closed when it stops; it beats every third of the
+    lease, so work shorter than that never beats."""
+    done = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not done.wait(settings.JOB_LEASE_SECONDS / 3):
+                try:
+                    heartbeat(kind, pk, token)
+                except DATABASE_ERRORS:
+                    log.warning("%s %s: a heartbeat failed; the next one tries again.", kind.__name__, pk)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{kind.__name__}-{pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def holds(kind: type[Job], pk: int, token: uuid.UUID) -> bool:

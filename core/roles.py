@@ -55,3 +55,9 @@ def can_manage_models(user) -> bool:
 def can_start_plans(user) -> bool:
     """Admins start (or discard) bulk work planned over the budget: they pay for the GPUs."""
     return is_admin(user)
+
+
+def can_export_releases(user) -> bool:
+    """Admins ask for dataset releases (evaluation/releases/export_jobs.py): each writes a copy of every
+    prediction to disk. Anyone may download a finished one: it holds only what anonymous visitors see."""
+    return is_admin(user)

@@ -315,6 +315,9 @@ SUBMISSIONS_PER_HOUR = env_int("SUBMISSIONS_PER_HOUR", 20, minimum=1)
 # Soft prompts. Held out: the share of approved phrasings never trained on (fixed per phrasing, see
 # evaluation/split.py). Retrain a model marked `align` once its approved training pool grew by this many.
 SOFTPROMPT_DIR = Path(env_str("SOFTPROMPT_DIR", str(VAR_DIR / "softprompts")))
+# Where release exports asked for from admin or the API are written (docs/releases.md); workers and the web
+# process must share it (the API serves the files).
+RELEASES_DIR = Path(env_str("RELEASES_DIR", str(VAR_DIR / "releases")))
 SOFTPROMPT_HELDOUT_FRACTION = env_float("SOFTPROMPT_HELDOUT_FRACTION", 0.34, minimum=0.0, maximum=1.0)
 SOFTPROMPT_SPLIT_SEED = env_int("SOFTPROMPT_SPLIT_SEED", 0, minimum=0)
 # The offline demo model's build seed (evaluation/demo_model.py recipe()): its weights, and so the demo

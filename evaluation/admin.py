@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from collection.models import Benchmark
 from core.errors import ApplicationError
 from core.job_actions import JobAdmin, act_on_each
 from evaluation.models import (
@@ -13,12 +14,15 @@ from evaluation.models import (
     ModelVariant,
     PhrasingResult,
     Prediction,
+    ReleaseExport,
     RunTrigger,
     ScoringRun,
     SoftPrompt,
     TaskSummary,
     Truncation,
 )
+from evaluation.releases import export_jobs
+from evaluation.releases.export import default_version, release_arguments_check
 from evaluation.runs import budget, registry
 
 
@@ -346,3 +350,83 @@ class LeaderboardSnapshotAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReleaseExportForm(forms.ModelForm):
+    """What an admin asks a release for; checked as the command and the API check it, before anything is
+    queued (export.release_arguments_check)."""
+
+    benchmark_choices = forms.ModelMultipleChoiceField(
+        queryset=Benchmark.objects.order_by("slug"),
+        required=False,
+        label="Benchmarks",
+        help_text="None chosen: every benchmark.",
+    )
+    version = forms.CharField(
+        max_length=100, required=False, help_text="Blank: the UTC time, 20250130T120000Z."
+    )
+
+    class Meta:
+        model = ReleaseExport
+        fields = ["name", "version", "license"]
+
+    def clean(self):
+        data = super().clean()
+        data["version"] = data.get("version") or default_version()
+        slugs = [b.slug for b in data.get("benchmark_choices") or []]
+        try:
+            release_arguments_check(
+                benchmarks=slugs, name=data.get("name"), version=data["version"], license=data.get("license")
+            )
+        except ApplicationError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        data["benchmarks"] = slugs
+        return data
+
+
+@admin.register(ReleaseExport)
+class ReleaseExportAdmin(JobAdmin):
+    """Add asks a worker for a dataset release in RELEASES_DIR (docs/releases.md); the rows are the record,
+    with "Retry selected release exports" for a failed one. The files are served by /api/releases/."""
+
+    form = ReleaseExportForm
+    list_display = ["id", "directory", "status", "counts", "created_by", "created_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "version", "error", "data_version"]
+    readonly_fields = [
+        "benchmarks",
+        "status",
+        "error",
+        "counts",
+        "data_version",
+        "worker",
+        "attempts",
+        "heartbeat_at",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "version", "benchmark_choices", "license"]
+        return ["name", "version", "license", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["name", "version", "license", *self.readonly_fields]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None or super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, which queues the worker's job; the admin then shows the row it made.
+        made = export_jobs.release_export_request(
+            benchmarks=form.cleaned_data["benchmarks"],
+            name=obj.name,
+            version=form.cleaned_data["version"],
+            license=obj.license,
+            by=request.user,
+        )
+        obj.pk = made.pk
+        obj.refresh_from_db()

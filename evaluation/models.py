@@ -861,3 +861,60 @@ class FormatPrediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.variant} / rev {self.revision_id} / {self.instance_id} / {self.format_key}"
+
+
+class ReleaseExport(Job):
+    """One dataset release written by a worker into RELEASES_DIR/<name>-<version> (evaluation/releases/, the
+    layout in docs/releases.md): what `manage.py export_release` writes, asked for from admin or the API.
+    The name and version are fixed when it is asked for, so a retry writes the same directory, and a failed
+    export leaves nothing that looks like a release."""
+
+    job = JobKind(
+        task="evaluation.tasks.export_release",
+        # Reads the database and writes files; no model is loaded.
+        queue="default",
+        noun="release export",
+        work="evaluation.releases.export_jobs.release_export_work",
+        failures="evaluation.releases.export_jobs.EXPORT_FAILURES",
+        # The same row again: a failed export wrote nothing, and its name and version are still free.
+        retry="core.jobs.requeue",
+    )
+
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=100)
+    benchmarks = models.JSONField(
+        default=list, blank=True, help_text="The benchmarks' slugs; empty: every benchmark."
+    )
+    license = models.CharField(max_length=100)
+    counts = models.JSONField(default=dict, blank=True, help_text="Rows per config, once written.")
+    data_version = models.CharField(max_length=64, blank=True, help_text="From the written release.json.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One directory per name and version: asking twice for one is refused, not raced.
+            models.UniqueConstraint(fields=["name", "version"], name="releaseexport_unique_directory"),
+            *job_constraints("releaseexport"),
+        ]
+
+    def __str__(self) -> str:
+        return f"release {self.directory}"
+
+    @property
+    def directory(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.RELEASES_DIR) / self.directory
+
+    @property
+    def progress_text(self) -> str:
+        return "writing the release's Parquet files"
+
+    def get_absolute_url(self) -> str:
+        return reverse("releaseexport-detail", args=[self.pk])

@@ -7,12 +7,13 @@ from celery import shared_task
 
 from core import jobs
 from evaluation.leaderboards import aggregates
-from evaluation.models import LanguageModel, ModelCheck, ScoringRun, SoftPrompt
+from evaluation.models import LanguageModel, ModelCheck, ReleaseExport, ScoringRun, SoftPrompt
 from evaluation.robustness import calibration
 
 score_run = jobs.job_task(ScoringRun)
 train_softprompt = jobs.job_task(SoftPrompt)
 check_model = jobs.job_task(ModelCheck)
+export_release = jobs.job_task(ReleaseExport)
 
 
 @shared_task(

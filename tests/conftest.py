@@ -46,6 +46,12 @@ def _eager_celery():
     celery_app.conf.task_always_eager = False
 
 
+@pytest.fixture(autouse=True)
+def _releases_dir(settings, tmp_path):
+    # Release exports asked for in a test write under its own directory, never the checkout's var/.
+    settings.RELEASES_DIR = tmp_path / "releases"
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

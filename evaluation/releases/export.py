@@ -162,18 +162,8 @@ def release_export(
 ) -> Export:
     """Write the release into out_dir/<name>-<version> and return where, with its manifest."""
     created = datetime.now(UTC).replace(microsecond=0)
-    version = version or created.strftime("%Y%m%dT%H%M%SZ")
-    for label, value in (("name", name), ("version", version)):
-        if not NAME.match(value):
-            raise ExportFailed(
-                f"The release {label} {value!r} must be letters, digits, '.', '_' or '-' "
-                "(a directory and dataset name)."
-            )
-    if not LICENSE.match(license):
-        raise ExportFailed(
-            f"The license {license!r} is not a Hugging Face license id (cc-by-4.0, mit, other, ...)."
-        )
-    chosen = _benchmarks(benchmarks)
+    version = version or default_version(created)
+    chosen = release_arguments_check(benchmarks=benchmarks, name=name, version=version, license=license)
     final = Path(out_dir) / f"{name}-{version}"
     if final.exists():
         raise ExportFailed(f"{final} exists already; choose another --name or version, or move it away.")
@@ -197,6 +187,29 @@ def release_export(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return Export(path=final, manifest=manifest, counts=manifest["counts"])
+
+
+def default_version(when: datetime | None = None) -> str:
+    """A release's version when none is given: the UTC time, 20250130T120000Z."""
+    return (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def release_arguments_check(
+    *, benchmarks: list[str] | None, name: str, version: str, license: str
+) -> list[Benchmark]:
+    """The benchmarks a release of these arguments holds, or ExportFailed saying which argument is wrong: the
+    command, admin and the API refuse the same things with the same words, before anything is written."""
+    for label, value in (("name", name), ("version", version)):
+        if not NAME.match(value or ""):
+            raise ExportFailed(
+                f"The release {label} {value!r} must be letters, digits, '.', '_' or '-' "
+                "(a directory and dataset name)."
+            )
+    if not LICENSE.match(license or ""):
+        raise ExportFailed(
+            f"The license {license!r} is not a Hugging Face license id (cc-by-4.0, mit, other, ...)."
+        )
+    return _benchmarks(benchmarks)
 
 
 def _benchmarks(slugs: list[str] | None) -> list[Benchmark]:

@@ -83,6 +83,8 @@ API = [
     ("api_leaderboard", None, "get", {"benchmark": "nosuch"}),
     ("api_compare", None, "get", {"benchmark": "nosuch", "a": "1", "b": "2"}),
     ("snapshot-detail", ["0000000000"], "get", {}),
+    ("releaseexport-detail", [NO_ID], "get", {}),
+    ("releaseexport-file", [NO_ID, "release.json"], "get", {}),
     ("snapshot-leaderboard", ["0000000000"], "get", {}),
     ("snapshot-diff", ["0000000000", "0000000001"], "get", {}),
 ]

@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from core import jobs
 from core.celery import app
-from evaluation.models import LanguageModel, ModelCheck, ModelVariant, ScoringRun, SoftPrompt
+from evaluation.models import (
+    LanguageModel,
+    ModelCheck,
+    ModelVariant,
+    ReleaseExport,
+    ScoringRun,
+    SoftPrompt,
+)
 
 OUR_APPS = ("core.", "collection.", "evaluation.")
 
@@ -28,8 +35,8 @@ def test_every_task_of_ours_names_its_queue():
     assert ours["evaluation.refresh_aggregates"].queue == "default"
 
 
-def test_the_job_kinds_are_scoring_runs_trainings_and_model_checks_each_with_a_registered_task():
-    assert set(jobs.job_kinds()) == {ScoringRun, SoftPrompt, ModelCheck}
+def test_the_job_kinds_are_scoring_runs_trainings_model_checks_and_release_exports_each_with_a_task():
+    assert set(jobs.job_kinds()) == {ScoringRun, SoftPrompt, ModelCheck, ReleaseExport}
     for kind in jobs.job_kinds():
         assert kind.job_task in app.tasks, kind
 

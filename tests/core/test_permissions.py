@@ -109,6 +109,19 @@ def _snapshot(w) -> str:
     return snapshot_freeze(benchmark=w.task.benchmark, view=View())[0].public_id
 
 
+def _release(w) -> int:
+    """A finished release of the world's benchmark, written as a worker writes it (the same one each time)."""
+    from core import jobs
+    from evaluation.models import ReleaseExport
+    from evaluation.releases import export_jobs
+
+    made = ReleaseExport.objects.filter(name="w").first()
+    if made is None:
+        made = export_jobs.release_export_request(benchmarks=["b"], name="w", version="1")
+        jobs.execute(ReleaseExport, made.id, task_id="test")
+    return made.id
+
+
 # (url name, how to build its arguments from the world, method, data, expected per role).
 # Outcomes are a status code, or "302:<prefix of the redirect>".
 W = World
@@ -124,6 +137,17 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("snapshot-list", None, "get", {}, every("200")),
     ("snapshot-list", None, "post", {"benchmark": "b"}, _expect("403", "201", "201", "201", "201")),
     ("snapshot-detail", lambda w: [_snapshot(w)], "get", {}, every("200")),
+    # Dataset releases (docs/releases.md): admins ask for one, anyone reads and downloads a finished one.
+    ("releaseexport-list", None, "get", {}, every("200")),
+    (
+        "releaseexport-list",
+        None,
+        "post",
+        {"benchmarks": ["b"], "name": "p", "version": "1"},
+        _expect("403", "403", "403", "403", "202"),
+    ),
+    ("releaseexport-detail", lambda w: [_release(w)], "get", {}, every("200")),
+    ("releaseexport-file", lambda w: [_release(w), "release.json"], "get", {}, every("200")),
     ("snapshot-leaderboard", lambda w: [_snapshot(w)], "get", {}, every("200")),
     ("snapshot-diff", lambda w: [_snapshot(w), _snapshot(w)], "get", {}, every("200")),
     ("home", None, "get", {}, every("200")),

@@ -1,0 +1,107 @@
+"""Release exports asked for from admin or the API: a ReleaseExport job a worker runs (core/jobs.py's
+lifecycle), writing what `manage.py export_release` writes into RELEASES_DIR, and the written files served
+back (docs/releases.md).
+
+The arguments are checked when the export is asked for (export.release_arguments_check), so a wrong name,
+version, license or benchmark is refused with its reason and nothing is queued; a name and version already
+asked for are refused too. A release holds only what an anonymous visitor may see (approved phrasings, public
+models), so anyone may list and download a finished one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from core import jobs
+from core.errors import ApplicationError, Conflict
+from core.jobs import JobStatus
+from evaluation.models import ReleaseExport
+from evaluation.releases import layout
+from evaluation.releases.export import (
+    DEFAULT_LICENSE,
+    ExportFailed,
+    default_version,
+    release_arguments_check,
+    release_export,
+)
+
+# What fails an export with its own message (anything else: with its type too).
+EXPORT_FAILURES = (ExportFailed,)
+
+
+def release_export_request(
+    *,
+    benchmarks: list[str] | None = None,
+    name: str = "phrasebench",
+    version: str = "",
+    license: str = DEFAULT_LICENSE,
+    by=None,
+) -> ReleaseExport:
+    """Queue a release export (sent to a worker when the transaction commits). ExportFailed for arguments
+    the export would refuse; Conflict when that name and version were asked for already."""
+    version = version or default_version()
+    chosen = release_arguments_check(benchmarks=benchmarks, name=name, version=version, license=license)
+    if (Path(settings.RELEASES_DIR) / f"{name}-{version}").exists():
+        raise Conflict(f"A release {name}-{version} exists already; choose another name or version.")
+    try:
+        with transaction.atomic():
+            export = ReleaseExport.objects.create(
+                name=name,
+                version=version,
+                benchmarks=[b.slug for b in chosen] if benchmarks else [],
+                license=license,
+                created_by=by if by is not None and by.is_authenticated else None,
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"A release {name}-{version} was asked for already; choose another name or version."
+        ) from None
+    jobs.enqueue(ReleaseExport, export.id)
+    return export
+
+
+def release_export_work(export: ReleaseExport, token: uuid.UUID) -> None:
+    """A worker's delivery: write the release, then store its counts and data version and finish. The export
+    reads in one read-only transaction, so heartbeats come from their own thread (jobs.heartbeating)."""
+    with jobs.heartbeating(ReleaseExport, export.id, token):
+        written = release_export(
+            out_dir=Path(settings.RELEASES_DIR),
+            benchmarks=export.benchmarks or None,
+            name=export.name,
+            version=export.version,
+            license=export.license,
+        )
+    jobs.finish(
+        ReleaseExport,
+        export.id,
+        token,
+        JobStatus.SUCCEEDED,
+        counts=written.counts,
+        data_version=written.manifest["data_version"],
+    )
+
+
+def release_files(export: ReleaseExport) -> list[dict]:
+    """A finished release's files as SHA256SUMS lists them: path, bytes and SHA-256, in that file's order."""
+    sums = export.path / layout.CHECKSUMS
+    if export.status != JobStatus.SUCCEEDED or not sums.is_file():
+        return []
+    files = []
+    for line in sums.read_text().splitlines():
+        digest, _, relative = line.partition("  ")
+        files.append({"path": relative, "bytes": (export.path / relative).stat().st_size, "sha256": digest})
+    files.append({"path": layout.CHECKSUMS, "bytes": sums.stat().st_size, "sha256": None})  # the list itself
+    return files
+
+
+def release_file(export: ReleaseExport, relative: str) -> Path:
+    """The path of one of a finished release's files (one release_files lists), or ApplicationError: never a
+    path outside the release, whatever `relative` says."""
+    listed = {f["path"] for f in release_files(export)}
+    if relative not in listed:
+        raise ApplicationError(f"Release {export.directory} has no file {relative!r}.")
+    return export.path / relative
