@@ -188,3 +188,25 @@ def test_an_added_figure_shows_everywhere_once_the_stale_summaries_are_recompute
     assert records[0]["iqr"] == pytest.approx(row.figures["iqr"])
     # Sortable like any other column.
     assert client.get(url, {"figures": "all", "sort": "iqr"}).status_code == 200
+
+
+def test_replicates_stored_under_the_task_id_seed_are_recomputed_and_the_benchmark_rows_with_them(scored):
+    """An upgrade from the id-seeded bootstrap: blobs under the earlier MAGIC and benchmark rows averaged from
+    them are stale; refresh_figures recomputes both, to what a fresh build stores."""
+    current = {
+        (s.phrasing_set, s.task_kind): s.figures for s in BenchmarkSummary.objects.filter(variant=scored)
+    }
+    stored = list(TaskSummary.with_replicates.filter(variant=scored, replicates__isnull=False))
+    assert stored
+    for summary in stored:
+        summary.replicates = b"\xffFIG" + bytes(summary.replicates)[len(replicates.MAGIC) :]
+        summary.save(update_fields=["replicates"])
+    BenchmarkSummary.objects.filter(variant=scored).update(figures={"stale": True})
+
+    call_command("refresh_figures", stdout=io.StringIO())
+
+    summaries = TaskSummary.with_replicates.filter(variant=scored, replicates__isnull=False)
+    assert all(replicates.is_current(s.replicates) for s in summaries)
+    assert {
+        (s.phrasing_set, s.task_kind): s.figures for s in BenchmarkSummary.objects.filter(variant=scored)
+    } == current

@@ -14,7 +14,8 @@ def docs_path() -> Path:
 class Command(BaseCommand):
     help = (
         "Recompute every stored summary computed under another list of figures (a figure added to or removed "
-        "from evaluation/stats/figure_registry.py since), so every page, API row and export has every figure. With "
+        "from evaluation/stats/figure_registry.py since) or whose replicates were drawn under an older seeding "
+        "(evaluation/stats/replicates.py's MAGIC), so every page, API row and export has every figure. With "
         "--docs, write docs/figures.md from the registry instead (--docs --check: fail if it is out of date)."
     )
 
