@@ -41,13 +41,20 @@ class FormatSpread:
     decomposition: VarianceDecomposition | None  # None below MIN_WORDINGS
 
 
+def _phrasings(variant: ModelVariant, task: Task):
+    """The task's approved phrasings the variant's model takes (its prompt format's), as scoring picks them
+    (runs.scoring.approved_revisions): a phrasing written for another format is never scored on it, so it is
+    neither a missing cell nor a fixed layout here."""
+    return approved_phrasings(task, prompt_format=variant.model.prompt_format)
+
+
 def correctness(variant: ModelVariant, task: Task) -> tuple[np.ndarray, int, list[int]]:
     """The crossed array (wordings, formats in formats.ALL order, instances), the number of formattable
     wordings left out for a missing cell, and the revision ids kept."""
     scores = split.scored_by(variant)
     revisions = [
         p.current_revision_id
-        for p in approved_phrasings(task)
+        for p in _phrasings(variant, task)
         if formats.formattable(p.current_revision.template) and scores(p)
     ]
     sample = task_eval_sample_ids(task)
@@ -72,7 +79,7 @@ def correctness(variant: ModelVariant, task: Task) -> tuple[np.ndarray, int, lis
 
 def format_spread(variant: ModelVariant, task: Task, *, samples: int = 2000) -> FormatSpread:
     grid, left_out, kept = correctness(variant, task)
-    fixed = sum(not formats.formattable(p.current_revision.template) for p in approved_phrasings(task))
+    fixed = sum(not formats.formattable(p.current_revision.template) for p in _phrasings(variant, task))
     enough = grid.shape[0] >= MIN_WORDINGS and grid.shape[2] > 1
     return FormatSpread(
         task=task,

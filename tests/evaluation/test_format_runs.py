@@ -160,6 +160,17 @@ def test_score_formats_scores_and_prints_the_decomposition(larger, variant):
     spread = format_spread(variant, larger, samples=100)
     assert spread.decomposition is not None and spread.decomposition.shape == (4, 7, SAMPLE)
 
+    # Phrasings written for Alpaca-format models alone are never scored on this one: they count neither as
+    # wordings left out for a missing cell nor as fixed layouts (scoring.approved_revisions' rule).
+    others = larger.instructions.filter(status="approved").exclude(current_revision_id__in=kept)
+    assert others.count() >= 2
+    larger.instructions.filter(id__in=list(others.values_list("id", flat=True)[:2])).update(
+        prompt_format="alpaca"
+    )
+    after = format_spread(variant, larger, samples=100)
+    assert after.revisions == spread.revisions
+    assert after.left_out + after.fixed_layout == spread.left_out + spread.fixed_layout - 2
+
 
 def test_the_task_page_model_page_and_api_show_the_decomposition(larger, variant, client):
     call_command("score", "--model", "tiny-t5", "--task", "larger-number", stdout=StringIO())
