@@ -286,6 +286,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every job kind (runs, release exports) shares one status enum: one schema component, not a collision.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "core.jobs.JobStatus"},
 }
 
 # Phrasing templates: limits a user-written template must respect (see collection/templating.py).
