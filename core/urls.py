@@ -6,6 +6,7 @@ from core import views
 from evaluation.views import authoring, browse
 from evaluation.views import compare as compare_views
 from evaluation.views import plans as plan_views
+from evaluation.views import releases as release_views
 from evaluation.views import results as evaluation_views
 from evaluation.views import sampling as sampling_views
 from evaluation.views import snapshots as snapshot_views
@@ -66,6 +67,9 @@ urlpatterns = [
     path("plans/<int:plan_id>/", plan_views.plan_detail, name="plan_detail"),
     path("plans/<int:plan_id>/start/", plan_views.plan_start, name="plan_start"),
     path("plans/<int:plan_id>/discard/", plan_views.plan_discard, name="plan_discard"),
+    # Dataset releases (docs/releases.md); their files are served by the API.
+    path("releases/", release_views.release_list, name="release_list"),
+    path("releases/<str:export_id>/", release_views.release_detail, name="release_detail"),
     # Citable leaderboard snapshots (docs/snapshots.md).
     path("b/<slug:slug>/leaderboard/freeze/", snapshot_views.snapshot_new, name="snapshot_new"),
     path("b/<slug:slug>/snapshots/", snapshot_views.benchmark_snapshots, name="benchmark_snapshots"),

@@ -60,6 +60,7 @@ PAGES = [
     ("snapshot_new", ["nosuch"], "post", {"set": "all"}),
     ("benchmark_snapshots", ["nosuch"], "get", {}),
     ("snapshot_detail", ["0000000000"], "get", {}),
+    ("release_detail", [NO_ID], "get", {}),
     ("snapshot_diff_pick", ["0000000000"], "get", {"to": "0000000001"}),
     ("snapshot_diff", ["0000000000", "0000000001"], "get", {}),
 ]

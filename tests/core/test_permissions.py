@@ -138,6 +138,15 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
     ("snapshot-list", None, "post", {"benchmark": "b"}, _expect("403", "201", "201", "201", "201")),
     ("snapshot-detail", lambda w: [_snapshot(w)], "get", {}, every("200")),
     # Dataset releases (docs/releases.md): admins ask for one, anyone reads and downloads a finished one.
+    ("release_list", None, "get", {}, every("200")),
+    (
+        "release_list",
+        None,
+        "post",
+        {"benchmarks": ["b"], "name": "q", "version": "1"},
+        _expect("403", "403", "403", "403", "302:/releases/"),
+    ),
+    ("release_detail", lambda w: [_release(w)], "get", {}, every("200")),
     ("releaseexport-list", None, "get", {}, every("200")),
     (
         "releaseexport-list",

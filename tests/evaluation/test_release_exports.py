@@ -242,3 +242,39 @@ def test_a_real_worker_writes_the_release_the_api_serves(tmp_path, settings):
     detail = client_for().get(f"/api/releases/{export.id}/").json()
     assert {f["path"].split("/")[0] for f in detail["files"]} >= {"tasks", "phrasings", "README.md"}
     assert not LanguageModel.objects.exists()  # nothing else changed
+
+
+def test_the_releases_pages_list_show_and_for_admins_ask(
+    demo, releases, admin_user, alice, client, django_capture_on_commit_callbacks
+):
+    url = reverse("release_list")
+    assert "No releases yet." in client.get(url).content.decode()
+    assert client.post(url, {"name": "x"}).status_code == 403
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert "Ask for a release" not in page
+    assert client.post(url, {"name": "x"}).status_code == 403
+    assert not ReleaseExport.objects.exists()
+
+    client.force_login(admin_user)
+    assert "Ask for a release" in client.get(url).content.decode()
+    refused = client.post(url, {"name": "x", "version": "1", "license": "CC BY"})
+    assert refused.status_code == 400 and "is not a Hugging Face license id" in refused.content.decode()
+    assert 'value="CC BY"' in refused.content.decode()  # what was typed is kept
+    assert not ReleaseExport.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.post(url, {"benchmarks": ["demo"], "name": "site", "version": "1", "license": "mit"})
+    export = ReleaseExport.objects.get()
+    assert asked.status_code == 302 and asked["Location"] == reverse("release_detail", args=[export.id])
+    assert export.status == JobStatus.SUCCEEDED
+
+    client.logout()
+    listed = client.get(url).content.decode()
+    assert "site-1" in listed and f"{export.counts['phrasings']}" in listed
+    shown = client.get(asked["Location"]).content.decode()
+    sums = (releases / "site-1" / "SHA256SUMS").read_text().splitlines()
+    for line in sums:
+        digest, path = line.split("  ", 1)
+        assert reverse("releaseexport-file", args=[export.id, path]) in shown and digest[:16] in shown
+    assert 'data_files="site-1/predictions/*.parquet"' in shown
+    assert client.get(reverse("release_detail", args=["0"])).status_code == 404

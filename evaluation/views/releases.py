@@ -1,0 +1,91 @@
+"""Dataset releases on the site (docs/releases.md): the list, a release's page with its files and how to load
+it, and, for admins, the form that asks a worker for one. The same as /api/releases/ and admin's "Release
+exports"; evaluation/releases/export_jobs.py queues and runs the export, and the API serves the files."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from collection.models import Benchmark
+from core import roles
+from core.errors import ApplicationError, response_headers
+from core.jobs import JobStatus
+from core.parsing import parse_id
+from evaluation.models import ReleaseExport
+from evaluation.releases import export_jobs
+from evaluation.releases.export import DEFAULT_LICENSE
+
+RELEASES_PER_PAGE = 50
+
+
+def _visible(request: HttpRequest):
+    """Finished releases for everyone; admins see every export, queued and failed ones too."""
+    exports = ReleaseExport.objects.select_related("created_by").order_by("-id")
+    if roles.can_export_releases(request.user):
+        return exports
+    return exports.filter(status=JobStatus.SUCCEEDED)
+
+
+@require_http_methods(["GET", "POST"])
+def release_list(request: HttpRequest) -> HttpResponse:
+    """Every release; POST (admins) asks for one, with the arguments the command takes."""
+    may_export = roles.can_export_releases(request.user)
+    given = {
+        "benchmarks": request.POST.getlist("benchmarks"),
+        "name": request.POST.get("name", "phrasebench").strip(),
+        "version": request.POST.get("version", "").strip(),
+        "license": request.POST.get("license", DEFAULT_LICENSE).strip(),
+    }
+    error = None
+    if request.method == "POST":
+        if not may_export:
+            raise PermissionDenied("Only admins can ask for a dataset release.")
+        try:
+            export = export_jobs.release_export_request(**given, by=request.user)
+        except ApplicationError as exc:
+            error = exc
+        else:
+            messages.success(
+                request,
+                f"Release {export.directory} asked for: a worker writes it; this page says when it is done.",
+            )
+            return redirect("release_detail", export.id)
+    page = Paginator(_visible(request), RELEASES_PER_PAGE).get_page(request.GET.get("page"))
+    response = render(
+        request,
+        "evaluation/release_list.html",
+        {
+            "page": page,
+            "may_export": may_export,
+            "benchmarks": Benchmark.objects.order_by("slug") if may_export else [],
+            "given": given,
+            "error": error,
+        },
+        status=error.status_code if error else 200,
+    )
+    for name, value in (response_headers(error) if error else {}).items():
+        response[name] = value
+    return response
+
+
+def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
+    found = parse_id(export_id)
+    export = _visible(request).filter(pk=found).first() if found is not None else None
+    if export is None:
+        raise Http404("No such release.")
+    files = [
+        entry | {"url": reverse("releaseexport-file", args=[export.pk, entry["path"]])}
+        for entry in export_jobs.release_files(export)
+    ]
+    configs = sorted({f["path"].split("/")[0] for f in files if f["path"].endswith(".parquet")})
+    return render(
+        request,
+        "evaluation/release_detail.html",
+        {"export": export, "files": files, "configs": configs, "total": sum(f["bytes"] for f in files)},
+    )
