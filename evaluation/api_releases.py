@@ -41,7 +41,7 @@ class AnyAccept(DefaultContentNegotiation):
 
 class ReleaseFileSerializer(serializers.Serializer):
     path = serializers.CharField()
-    bytes = serializers.IntegerField()
+    bytes = serializers.IntegerField(allow_null=True, help_text="null: listed, but gone from this server.")
     sha256 = serializers.CharField(allow_null=True, help_text="As SHA256SUMS gives it (null for that file).")
     url = serializers.CharField(help_text="Downloads the file.")
 

@@ -86,22 +86,27 @@ def release_export_work(export: ReleaseExport, token: uuid.UUID) -> None:
 
 
 def release_files(export: ReleaseExport) -> list[dict]:
-    """A finished release's files as SHA256SUMS lists them: path, bytes and SHA-256, in that file's order."""
+    """A finished release's files as SHA256SUMS lists them: path, bytes and SHA-256, in that file's order.
+    None when it is not finished or its directory is gone from RELEASES_DIR (moved or deleted by hand); a
+    listed file that is gone has no size."""
     sums = export.path / layout.CHECKSUMS
     if export.status != JobStatus.SUCCEEDED or not sums.is_file():
         return []
     files = []
     for line in sums.read_text().splitlines():
         digest, _, relative = line.partition("  ")
-        files.append({"path": relative, "bytes": (export.path / relative).stat().st_size, "sha256": digest})
-    files.append({"path": layout.CHECKSUMS, "bytes": sums.stat().st_size, "sha256": None})  # the list itself
+        found = export.path / relative
+        size = found.stat().st_size if found.is_file() else None
+        files.append({"path": relative, "bytes": size, "sha256": digest})
+    # The list itself, which lists no hash of its own.
+    files.append({"path": layout.CHECKSUMS, "bytes": sums.stat().st_size, "sha256": None})
     return files
 
 
 def release_file(export: ReleaseExport, relative: str) -> Path:
     """The path of one of a finished release's files (one release_files lists), or ApplicationError: never a
     path outside the release, whatever `relative` says."""
-    listed = {f["path"] for f in release_files(export)}
-    if relative not in listed:
-        raise ApplicationError(f"Release {export.directory} has no file {relative!r}.")
+    listed = {f["path"]: f for f in release_files(export)}
+    if relative not in listed or listed[relative]["bytes"] is None:
+        raise ApplicationError(f"Release {export.directory} has no file {relative!r} on this server.")
     return export.path / relative

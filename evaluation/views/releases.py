@@ -87,5 +87,12 @@ def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
     return render(
         request,
         "evaluation/release_detail.html",
-        {"export": export, "files": files, "configs": configs, "total": sum(f["bytes"] for f in files)},
+        {
+            "export": export,
+            "files": files,
+            "configs": configs,
+            "total": sum(f["bytes"] or 0 for f in files),
+            # Finished, but its directory is gone from RELEASES_DIR (moved or deleted by hand).
+            "gone": export.status == JobStatus.SUCCEEDED and not files,
+        },
     )

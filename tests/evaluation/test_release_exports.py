@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -278,3 +279,22 @@ def test_the_releases_pages_list_show_and_for_admins_ask(
         assert reverse("releaseexport-file", args=[export.id, path]) in shown and digest[:16] in shown
     assert 'data_files="site-1/predictions/*.parquet"' in shown
     assert client.get(reverse("release_detail", args=["0"])).status_code == 404
+
+
+def test_a_release_whose_files_were_removed_by_hand_says_so_and_serves_nothing(
+    demo, releases, admin_user, client, django_capture_on_commit_callbacks
+):
+    ask(client_for(admin_user), django_capture_on_commit_callbacks, name="gone", version="1")
+    export = ReleaseExport.objects.get()
+    (releases / "gone-1" / "release.json").unlink()
+    detail = client_for().get(f"/api/releases/{export.id}/").json()
+    assert {f["path"]: f["bytes"] for f in detail["files"]}["release.json"] is None
+    assert (
+        client_for().get(reverse("releaseexport-file", args=[export.id, "release.json"])).status_code == 404
+    )
+    assert "gone from this server" in client.get(reverse("release_detail", args=[export.id])).content.decode()
+
+    shutil.rmtree(releases / "gone-1")
+    assert client_for().get(f"/api/releases/{export.id}/").json()["files"] == []
+    page = client.get(reverse("release_detail", args=[export.id])).content.decode()
+    assert "no longer on this server" in page
