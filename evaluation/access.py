@@ -16,9 +16,11 @@ from django.http import Http404
 
 from collection.access import instructions_visible_to, revisions_visible_to
 from core import roles
+from core.jobs import JobStatus
 from evaluation.models import (
     LanguageModel,
     PhrasingResult,
+    ReleaseExport,
     ScoringPlan,
     ScoringRun,
     SoftPrompt,
@@ -72,6 +74,13 @@ def get_run_for_user(user, run_id: int, *, manage: bool = False) -> ScoringRun:
     if manage and not roles.can_manage_runs(user):
         raise PermissionDenied("Only curators and admins can cancel or retry runs.")
     return run
+
+
+def releases_visible_to(user) -> QuerySet[ReleaseExport]:
+    """Finished releases for everyone (they hold only what anonymous visitors see); admins see every export,
+    queued and failed ones too. Newest first."""
+    exports = ReleaseExport.objects.select_related("created_by").order_by("-id")
+    return exports if roles.can_export_releases(user) else exports.filter(status=JobStatus.SUCCEEDED)
 
 
 def plans_visible_to(user) -> QuerySet[ScoringPlan]:

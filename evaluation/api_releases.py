@@ -15,8 +15,8 @@ from rest_framework.response import Response
 
 from core import roles
 from core.errors import ApplicationError
-from core.jobs import JobStatus
 from core.parsing import parse_id
+from evaluation import access
 from evaluation.models import ReleaseExport
 from evaluation.releases import export_jobs
 from evaluation.releases.export import DEFAULT_LICENSE
@@ -112,10 +112,7 @@ class ReleaseViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAdminToExport]
 
     def get_queryset(self):
-        exports = ReleaseExport.objects.select_related("created_by").order_by("-id")
-        if roles.can_export_releases(self.request.user):
-            return exports
-        return exports.filter(status=JobStatus.SUCCEEDED)
+        return access.releases_visible_to(self.request.user)
 
     def get_object(self):
         export_id = parse_id(self.kwargs["pk"])

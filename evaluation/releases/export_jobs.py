@@ -16,11 +16,12 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from collection.importers.base import ImportFailed
 from core import jobs
 from core.errors import ApplicationError, Conflict
 from core.jobs import JobStatus
 from evaluation.models import ReleaseExport
-from evaluation.releases import layout
+from evaluation.releases import layout, load
 from evaluation.releases.export import (
     DEFAULT_LICENSE,
     ExportFailed,
@@ -45,20 +46,21 @@ def release_export_request(
     the export would refuse; Conflict when that name and version were asked for already."""
     version = version or default_version()
     chosen = release_arguments_check(benchmarks=benchmarks, name=name, version=version, license=license)
-    if (Path(settings.RELEASES_DIR) / f"{name}-{version}").exists():
-        raise Conflict(f"A release {name}-{version} exists already; choose another name or version.")
+    export = ReleaseExport(
+        name=name,
+        version=version,
+        benchmarks=[b.slug for b in chosen] if benchmarks else [],
+        license=license,
+        created_by=by if by is not None and by.is_authenticated else None,
+    )
+    if export.path.exists():
+        raise Conflict(f"A release {export.directory} exists already; choose another name or version.")
     try:
         with transaction.atomic():
-            export = ReleaseExport.objects.create(
-                name=name,
-                version=version,
-                benchmarks=[b.slug for b in chosen] if benchmarks else [],
-                license=license,
-                created_by=by if by is not None and by.is_authenticated else None,
-            )
+            export.save()
     except IntegrityError:
         raise Conflict(
-            f"A release {name}-{version} was asked for already; choose another name or version."
+            f"A release {export.directory} was asked for already; choose another name or version."
         ) from None
     jobs.enqueue(ReleaseExport, export.id)
     return export
@@ -86,19 +88,23 @@ def release_export_work(export: ReleaseExport, token: uuid.UUID) -> None:
 
 
 def release_files(export: ReleaseExport) -> list[dict]:
-    """A finished release's files as SHA256SUMS lists them: path, bytes and SHA-256, in that file's order.
-    None when it is not finished or its directory is gone from RELEASES_DIR (moved or deleted by hand); a
-    listed file that is gone has no size."""
-    sums = export.path / layout.CHECKSUMS
-    if export.status != JobStatus.SUCCEEDED or not sums.is_file():
+    """A finished release's files as SHA256SUMS lists them (load.checksums): path, bytes and SHA-256, in that
+    file's order. Empty when it is not finished, or when its directory is gone from RELEASES_DIR or its
+    SHA256SUMS is unreadable (moved, deleted or edited by hand); a listed file that is gone has no size."""
+    if export.status != JobStatus.SUCCEEDED:
+        return []
+    try:
+        listed = load.checksums(export.path)
+    except ImportFailed:
         return []
     files = []
-    for line in sums.read_text().splitlines():
-        digest, _, relative = line.partition("  ")
+    for relative, digest in listed.items():
         found = export.path / relative
-        size = found.stat().st_size if found.is_file() else None
-        files.append({"path": relative, "bytes": size, "sha256": digest})
+        files.append(
+            {"path": relative, "bytes": found.stat().st_size if found.is_file() else None, "sha256": digest}
+        )
     # The list itself, which lists no hash of its own.
+    sums = export.path / layout.CHECKSUMS
     files.append({"path": layout.CHECKSUMS, "bytes": sums.stat().st_size, "sha256": None})
     return files
 

@@ -97,7 +97,7 @@ def release_check(root: Path) -> Release:
         raise ImportFailed(
             root, f"not a directory: give the release's directory (the one with {layout.MANIFEST})"
         )
-    listed = _checksums(root)
+    listed = checksums(root)
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {layout.CHECKSUMS}
     missing = sorted(set(listed) - present)
     if missing:
@@ -125,7 +125,9 @@ def release_check(root: Path) -> Release:
     return Release(root=root, manifest=manifest, shards=shards)
 
 
-def _checksums(root: Path) -> dict[str, str]:
+def checksums(root: Path) -> dict[str, str]:
+    """The files SHA256SUMS lists, path -> SHA-256, in its order; ImportFailed for a missing or malformed
+    list, or one naming a path outside the release."""
     path = root / layout.CHECKSUMS
     if not path.is_file():
         raise ImportFailed(path, "missing: a release lists every file's SHA-256 there")

@@ -17,19 +17,11 @@ from core import roles
 from core.errors import ApplicationError, response_headers
 from core.jobs import JobStatus
 from core.parsing import parse_id
-from evaluation.models import ReleaseExport
+from evaluation import access
 from evaluation.releases import export_jobs
 from evaluation.releases.export import DEFAULT_LICENSE
 
 RELEASES_PER_PAGE = 50
-
-
-def _visible(request: HttpRequest):
-    """Finished releases for everyone; admins see every export, queued and failed ones too."""
-    exports = ReleaseExport.objects.select_related("created_by").order_by("-id")
-    if roles.can_export_releases(request.user):
-        return exports
-    return exports.filter(status=JobStatus.SUCCEEDED)
 
 
 @require_http_methods(["GET", "POST"])
@@ -56,7 +48,9 @@ def release_list(request: HttpRequest) -> HttpResponse:
                 f"Release {export.directory} asked for: a worker writes it; this page says when it is done.",
             )
             return redirect("release_detail", export.id)
-    page = Paginator(_visible(request), RELEASES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(access.releases_visible_to(request.user), RELEASES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     response = render(
         request,
         "evaluation/release_list.html",
@@ -76,7 +70,7 @@ def release_list(request: HttpRequest) -> HttpResponse:
 
 def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
     found = parse_id(export_id)
-    export = _visible(request).filter(pk=found).first() if found is not None else None
+    export = access.releases_visible_to(request.user).filter(pk=found).first() if found is not None else None
     if export is None:
         raise Http404("No such release.")
     files = [
