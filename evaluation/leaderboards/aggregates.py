@@ -476,9 +476,13 @@ def figures_refresh_stale() -> int:
 
 
 def _counted_summaries(variant: ModelVariant, benchmark) -> list[TaskSummary]:
-    summaries = TaskSummary.with_replicates.filter(
-        counted_in_benchmark(benchmark), variant=variant
-    ).select_related("task")
+    # In task slug order: a mean of floats depends on the order it adds them, and the slug, unlike the id or
+    # the database's row order, is the same wherever the tasks are (a release imported elsewhere).
+    summaries = (
+        TaskSummary.with_replicates.filter(counted_in_benchmark(benchmark), variant=variant)
+        .select_related("task")
+        .order_by("task__slug", "phrasing_set")
+    )
     return [s for s in summaries if not s.figures.get("estimated")]
 
 

@@ -200,7 +200,8 @@ def _build_benchmark(benchmark: Benchmark, phrasing_set: str, task_kind: str) ->
         # Every ranked row shares the ground: its tasks and the rows' stored summaries on them are read once.
         if not loaded:
             task_ids = {task for task, _ in ground}
-            loaded["tasks"] = list(Task.objects.filter(id__in=task_ids).order_by("id"))
+            # In slug order, as stored benchmark rows average them (aggregates._counted_summaries).
+            loaded["tasks"] = list(Task.objects.filter(id__in=task_ids).order_by("slug"))
             loaded["stored"] = _stored_summaries(list(exact), task_ids, phrasing_set)
         stored = loaded["stored"].get(variant.id, {})
         return _figures_on_ground(variant, ground, own, phrasing_set, stored, loaded["tasks"])
