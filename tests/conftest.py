@@ -13,7 +13,30 @@ from core.celery import app as celery_app
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="deselect the tests that use no database (bin/test's second database runs only those that do)",
+    )
+
+
+def uses_the_database(item) -> bool:
+    """Whether a test reaches the test database: a django_db mark, or pytest-django's db fixtures among the
+    fixtures it needs (directly or through others, such as `world`)."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(
+        item.get_closest_marker("django_db") or fixtures & {"db", "transactional_db", "django_db_setup"}
+    )
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--database-tests-only"):
+        kept, left = [], []
+        for item in items:
+            (kept if uses_the_database(item) else left).append(item)
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
     # Tests marked postgres need PostgreSQL itself; on SQLite (bin/test's embedded pass) they skip, saying why.
     from django.conf import settings
 
@@ -32,6 +55,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device (none here)"))
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    # On SQLite the test database is a file beside DATABASE_URL's rather than Django's in-memory one, so real
+    # worker processes (tests marked worker) open the same database, as bin/run's worker does.
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        name = Path(database["NAME"])
+        database.setdefault("TEST", {})["NAME"] = str(name.with_name(f"test_{name.name}"))
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2 costs ~0.2 s per user; tests create many users and test nothing about hashing strength.
@@ -40,10 +75,12 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _eager_celery():
-    # In-process tests run tasks inline; tests about workers start real worker processes instead.
-    celery_app.conf.task_always_eager = True
+    # In-process tests run tasks inline; tests about workers start real worker processes instead. The setting
+    # goes in under its CELERY_ name, as core/celery.py reads settings: Celery 5.5 (our floor) ignores the bare
+    # name there.
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
-    celery_app.conf.task_always_eager = False
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = False
 
 
 @pytest.fixture(autouse=True)

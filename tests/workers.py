@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def worker_database_url() -> str:
     s = connection.settings_dict
-    assert s["ENGINE"].endswith("postgresql"), "worker tests need PostgreSQL (set DATABASE_URL)"
+    if s["ENGINE"].endswith("sqlite3"):
+        # The test database's file (tests/conftest.py keeps it on disk on SQLite), with bin/run's options.
+        assert not connection.is_in_memory_db(), "worker tests on SQLite need the test database in a file"
+        return f"sqlite:///{s['NAME']}"
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
     return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 

@@ -116,7 +116,6 @@ def test_malformed_bulk_ticks_are_refused_with_a_message(client, parity, carol, 
 
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create (roles).
-@pytest.mark.postgres  # real threads: SQLite's in-memory test database cannot be shared (the file test below races there)
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_ten_concurrent_approvals_give_one_approval_and_one_run_per_active_model(alice, carol, admin_user):
     load_demo()
@@ -398,8 +397,6 @@ def test_the_migration_names_the_reviewed_revision_only_where_the_rows_tell_it(p
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_edits_racing_decisions_through_every_door_never_leave_a_decision_on_an_unread_text():
-    if connection.vendor != "postgresql":
-        pytest.skip("threads cannot share the in-memory SQLite test database; the next test races on a file")
     summary = race_matrix(rounds=2, mixed_rounds=6)
     assert summary["violations"] == [], summary
     # 2 rounds of 3 decisions x 4 doors x 2 edit doors, then 6 bursts of 10 mixed decisions.

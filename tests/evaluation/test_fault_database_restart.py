@@ -24,7 +24,11 @@ from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, Scor
 from evaluation.runs import registry, scoring
 from tests.workers import manage, process_env, running_worker, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.worker,
+    pytest.mark.postgres,
+]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DOWN_SECONDS = 3

@@ -359,12 +359,13 @@ def test_a_database_error_that_persists_fails_the_run_with_it_after_the_retries(
 
     monkeypatch.setattr(jobs, "claim", statement_timeout)
     # Eager, each retry is applied at once; not propagating, a retry is a retry rather than an exception.
+    # Set under its CELERY_ name, as core/celery.py reads settings (Celery 5.5 ignores the bare name there).
     conf = tasks.score_run.app.conf
-    propagates, conf.task_eager_propagates = conf.task_eager_propagates, False
+    propagates, conf.CELERY_TASK_EAGER_PROPAGATES = conf.task_eager_propagates, False
     try:
         tasks.score_run.apply(args=[run.id])
     finally:
-        conf.task_eager_propagates = propagates
+        conf.CELERY_TASK_EAGER_PROPAGATES = propagates
     run.refresh_from_db()
     assert len(calls) == jobs.ANSWERED_ERROR_RETRIES + 1
     assert run.status == JobStatus.FAILED

@@ -227,7 +227,6 @@ def test_approving_enough_new_phrasings_queues_a_retraining(
     assert queued.count() == 1 and queued.get().trigger == "approval"
 
 
-@pytest.mark.postgres  # real threads: SQLite's in-memory test database cannot be shared between them
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_triggers_queue_one_training(tiny_models):
     model = LanguageModel.objects.create(name="m", source=str(tiny_models["t5"]), family="seq2seq")
