@@ -387,7 +387,8 @@ class ReleaseExportForm(forms.ModelForm):
 @admin.register(ReleaseExport)
 class ReleaseExportAdmin(JobAdmin):
     """Add asks a worker for a dataset release in RELEASES_DIR (docs/releases.md); the rows are the record,
-    with "Retry selected release exports" for a failed one. The files are served by /api/releases/."""
+    with "Retry selected release exports" for a failed one. The files are served by /api/releases/. Delete
+    (a finished export) removes its directory too."""
 
     form = ReleaseExportForm
     list_display = ["id", "directory", "status", "counts", "created_by", "created_at", "finished_at"]
@@ -418,6 +419,19 @@ class ReleaseExportAdmin(JobAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None or super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # A queued or running export's worker may be writing its directory (export_jobs.release_export_delete).
+        return (obj is None or not obj.is_active) and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        # One at a time, through the change page's Delete, so each deletion removes its files through the service.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request, obj):
+        export_jobs.release_export_delete(obj)
 
     def save_model(self, request, obj, form, change):
         # Through the service, which queues the worker's job; the admin then shows the row it made.

@@ -23,7 +23,7 @@ from evaluation.releases.export import DEFAULT_LICENSE
 
 
 class IsAdminToExport(permissions.BasePermission):
-    message = "Only admins can ask for a dataset release."
+    message = "Only admins can ask for or delete a dataset release."
 
     def has_permission(self, request, view):
         return request.method in permissions.SAFE_METHODS or roles.can_export_releases(request.user)
@@ -101,11 +101,12 @@ class ReleaseCreateSerializer(serializers.Serializer):
     )
 
 
-class ReleaseViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ReleaseViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Dataset releases (Hugging Face Parquet layout, docs/releases.md). GET lists the finished ones (admins
     see every export, queued and failed ones too); `<id>/` gives one with its files, `<id>/files/<path>`
     downloads a file. POST (admins) asks for a release: 202 with the export, which a worker writes; its
-    `status` says when it is done. A name and version asked for already are refused (409)."""
+    `status` says when it is done. A name and version asked for already are refused (409). DELETE `<id>/`
+    (admins) removes a finished export and its files (204); one still queued or running is refused (409)."""
 
     queryset = ReleaseExport.objects.none()  # for the schema; requests read get_queryset
     serializer_class = ReleaseSerializer
@@ -138,6 +139,9 @@ class ReleaseViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         body = ReleaseSerializer(export, context=self.get_serializer_context()).data
         url = request.build_absolute_uri(reverse("releaseexport-detail", args=[export.pk]))
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    def perform_destroy(self, instance):
+        export_jobs.release_export_delete(instance)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, url_path=r"files/(?P<path>[A-Za-z0-9._/-]+)", url_name="file")

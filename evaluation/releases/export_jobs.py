@@ -10,6 +10,7 @@ models), so anyone may list and download a finished one.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -85,6 +86,29 @@ def release_export_work(export: ReleaseExport, token: uuid.UUID) -> None:
         counts=written.counts,
         data_version=written.manifest["data_version"],
     )
+
+
+def release_export_delete(export: ReleaseExport) -> None:
+    """Delete a finished export (succeeded or failed): its directory in RELEASES_DIR, then its row, so its name
+    and version may be asked for again. Conflict while it is queued or running: its worker may be writing the
+    directory. The files go first, under the row's lock: if they cannot be removed, the row stays and says so
+    (its page lists what is left)."""
+    with transaction.atomic():
+        locked = ReleaseExport.objects.select_for_update().filter(pk=export.pk).first()
+        if locked is None:
+            return  # deleted already
+        if locked.is_active:
+            raise Conflict(
+                f"Release {locked.directory} is {locked.get_status_display().lower()}: it can be deleted once "
+                "its worker has finished."
+            )
+        root = Path(settings.RELEASES_DIR).resolve()
+        if locked.path.exists():
+            # Never anything but a directory directly inside RELEASES_DIR (names are checked when asked for).
+            if locked.path.resolve().parent != root or locked.path.is_symlink():
+                raise ApplicationError(f"{locked.path} is not a release directory in {root}; not removed.")
+            shutil.rmtree(locked.path)
+        locked.delete()
 
 
 def release_files(export: ReleaseExport) -> list[dict]:

@@ -68,11 +68,30 @@ def release_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_http_methods(["GET", "POST"])
 def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
+    """A release, its files and how to load it; POST (admins, with `confirm` ticked) deletes a finished one and
+    its files."""
     found = parse_id(export_id)
     export = access.releases_visible_to(request.user).filter(pk=found).first() if found is not None else None
     if export is None:
         raise Http404("No such release.")
+    may_delete = roles.can_export_releases(request.user)
+    error = None
+    if request.method == "POST":
+        if not may_delete:
+            raise PermissionDenied("Only admins can delete a dataset release.")
+        try:
+            if request.POST.get("confirm") != "yes":
+                raise ApplicationError(
+                    "Tick the box to confirm that the release and its files are to be deleted."
+                )
+            export_jobs.release_export_delete(export)
+        except ApplicationError as exc:
+            error = exc
+        else:
+            messages.success(request, f"Release {export.directory} and its files were deleted.")
+            return redirect("release_list")
     files = [
         entry | {"url": reverse("releaseexport-file", args=[export.pk, entry["path"]])}
         for entry in export_jobs.release_files(export)
@@ -88,5 +107,8 @@ def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
             "total": sum(f["bytes"] or 0 for f in files),
             # Finished, but its directory is gone from RELEASES_DIR (moved or deleted by hand).
             "gone": export.status == JobStatus.SUCCEEDED and not files,
+            "may_delete": may_delete and not export.is_active,
+            "error": error,
         },
+        status=error.status_code if error else 200,
     )

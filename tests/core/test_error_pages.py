@@ -61,6 +61,7 @@ PAGES = [
     ("benchmark_snapshots", ["nosuch"], "get", {}),
     ("snapshot_detail", ["0000000000"], "get", {}),
     ("release_detail", [NO_ID], "get", {}),
+    ("release_detail", [NO_ID], "post", {"confirm": "yes"}),
     ("snapshot_diff_pick", ["0000000000"], "get", {"to": "0000000001"}),
     ("snapshot_diff", ["0000000000", "0000000001"], "get", {}),
 ]
@@ -85,6 +86,7 @@ API = [
     ("api_compare", None, "get", {"benchmark": "nosuch", "a": "1", "b": "2"}),
     ("snapshot-detail", ["0000000000"], "get", {}),
     ("releaseexport-detail", [NO_ID], "get", {}),
+    ("releaseexport-detail", [NO_ID], "delete", {}),
     ("releaseexport-file", [NO_ID, "release.json"], "get", {}),
     ("snapshot-leaderboard", ["0000000000"], "get", {}),
     ("snapshot-diff", ["0000000000", "0000000001"], "get", {}),

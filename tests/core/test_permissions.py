@@ -147,6 +147,13 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         _expect("403", "403", "403", "403", "302:/releases/"),
     ),
     ("release_detail", lambda w: [_release(w)], "get", {}, every("200")),
+    (
+        "release_detail",
+        lambda w: [_release(w)],
+        "post",
+        {"confirm": "yes"},
+        _expect("403", "403", "403", "403", "302:/releases/"),
+    ),
     ("releaseexport-list", None, "get", {}, every("200")),
     (
         "releaseexport-list",
@@ -156,6 +163,13 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         _expect("403", "403", "403", "403", "202"),
     ),
     ("releaseexport-detail", lambda w: [_release(w)], "get", {}, every("200")),
+    (
+        "releaseexport-detail",
+        lambda w: [_release(w)],
+        "delete",
+        {},
+        _expect("403", "403", "403", "403", "204"),
+    ),
     ("releaseexport-file", lambda w: [_release(w), "release.json"], "get", {}, every("200")),
     ("snapshot-leaderboard", lambda w: [_snapshot(w)], "get", {}, every("200")),
     ("snapshot-diff", lambda w: [_snapshot(w), _snapshot(w)], "get", {}, every("200")),

@@ -1,7 +1,7 @@
 """Dataset releases in a real browser: an admin asks for one on /releases/ (a mistyped license is refused and
-what was typed is kept), the export runs (Celery runs eagerly in tests), and anyone opens its page and
-downloads a file whose SHA-256 is the one the page lists. Screenshots at 1280 and 390 px go to
-test-output/screenshots/ for people to look at."""
+what was typed is kept), the export runs (Celery runs eagerly in tests), anyone opens its page and downloads
+a file whose SHA-256 is the one the page lists, and the admin deletes it. Screenshots at 1280 and 390 px go
+to test-output/screenshots/ for people to look at."""
 
 from __future__ import annotations
 
@@ -79,3 +79,15 @@ def test_an_admin_asks_for_a_release_and_anyone_downloads_it(
         _fits(small, 390)
         screenshot(small, name)
     phone.close()
+
+    # The admin deletes it: the box must be ticked first (the browser itself refuses the form without it).
+    tab.click("button:has-text('Delete this release')")
+    assert tab.evaluate("document.querySelector('input[name=confirm]').validity.valueMissing")
+    assert ReleaseExport.objects.exists()
+    screenshot(tab, "release-detail-delete-1280")
+    tab.check("input[name=confirm]")
+    tab.click("button:has-text('Delete this release')")
+    tab.wait_for_url("**/releases/")
+    assert "Release phrasebench-2026.1 and its files were deleted." in tab.inner_text(".messages")
+    assert not ReleaseExport.objects.exists() and not (tmp_path / "releases" / "phrasebench-2026.1").exists()
+    assert not tab.errors

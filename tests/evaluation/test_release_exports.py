@@ -298,3 +298,76 @@ def test_a_release_whose_files_were_removed_by_hand_says_so_and_serves_nothing(
     assert client_for().get(f"/api/releases/{export.id}/").json()["files"] == []
     page = client.get(reverse("release_detail", args=[export.id])).content.decode()
     assert "no longer on this server" in page
+
+
+def test_an_admin_deletes_a_finished_release_and_its_files_but_not_one_being_written(
+    demo, releases, admin_user, alice, django_capture_on_commit_callbacks
+):
+    admin = client_for(admin_user)
+    written = ask(admin, django_capture_on_commit_callbacks, name="old", version="1").json()
+    assert (releases / "old-1" / "release.json").is_file()
+
+    # Others may not; a queued or running export's worker may be writing its directory.
+    assert client_for(alice).delete(f"/api/releases/{written['id']}/").status_code == 403
+    assert client_for().delete(f"/api/releases/{written['id']}/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = admin.post("/api/releases/", {"name": "busy", "version": "1"}, format="json").json()
+    for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        ReleaseExport.objects.filter(id=queued["id"]).update(status=status)
+        refused = admin.delete(f"/api/releases/{queued['id']}/")
+        assert refused.status_code == 409 and "once its worker has finished" in refused.json()["detail"]
+    assert ReleaseExport.objects.filter(id=queued["id"]).exists()
+
+    assert admin.delete(f"/api/releases/{written['id']}/").status_code == 204
+    assert not (releases / "old-1").exists() and not ReleaseExport.objects.filter(id=written["id"]).exists()
+    assert admin.get(f"/api/releases/{written['id']}/").status_code == 404
+    assert (releases / "busy-1").exists() is False  # nothing else touched (it was never written)
+    # Its name and version are free again.
+    assert ask(admin, django_capture_on_commit_callbacks, name="old", version="1").status_code == 202
+
+
+def test_a_release_directory_outside_releases_dir_is_never_removed(demo, releases, tmp_path):
+    from evaluation.releases import export_jobs
+
+    outside = tmp_path / "elsewhere"
+    (outside / "kept").mkdir(parents=True)
+    releases.mkdir(parents=True, exist_ok=True)
+    (releases / "link-1").symlink_to(outside, target_is_directory=True)
+    export = ReleaseExport.objects.create(
+        name="link", version="1", license="other", status=JobStatus.SUCCEEDED
+    )
+    with pytest.raises(Exception, match="not a release directory"):
+        export_jobs.release_export_delete(export)
+    assert (outside / "kept").is_dir() and ReleaseExport.objects.filter(id=export.id).exists()
+
+
+def test_the_release_page_and_admin_delete_through_the_same_rule(
+    demo, releases, admin_user, alice, client, django_capture_on_commit_callbacks
+):
+    ask(client_for(admin_user), django_capture_on_commit_callbacks, name="page", version="1")
+    ask(client_for(admin_user), django_capture_on_commit_callbacks, name="admin", version="1")
+    on_page, in_admin = ReleaseExport.objects.get(name="page"), ReleaseExport.objects.get(name="admin")
+    url = reverse("release_detail", args=[on_page.id])
+
+    assert "Delete this release" not in client.get(url).content.decode()
+    assert client.post(url, {"confirm": "yes"}).status_code == 403
+    client.force_login(alice)
+    assert client.post(url, {"confirm": "yes"}).status_code == 403
+    client.force_login(admin_user)
+    assert "Delete this release" in client.get(url).content.decode()
+    unconfirmed = client.post(url, {})
+    assert unconfirmed.status_code == 400 and "Tick the box" in unconfirmed.content.decode()
+    assert (releases / "page-1").is_dir()
+    deleted = client.post(url, {"confirm": "yes"}, follow=True)
+    assert deleted.redirect_chain[-1][0] == reverse("release_list")
+    assert "Release page-1 and its files were deleted." in deleted.content.decode()
+    assert not (releases / "page-1").exists() and not ReleaseExport.objects.filter(id=on_page.id).exists()
+
+    admin_user.is_staff = True
+    admin_user.save()
+    change = reverse("admin:evaluation_releaseexport_delete", args=[in_admin.id])
+    ReleaseExport.objects.filter(id=in_admin.id).update(status=JobStatus.RUNNING)
+    assert client.get(change).status_code == 403  # being written
+    ReleaseExport.objects.filter(id=in_admin.id).update(status=JobStatus.SUCCEEDED)
+    assert client.post(change, {"post": "yes"}).status_code == 302
+    assert not (releases / "admin-1").exists() and not ReleaseExport.objects.exists()
