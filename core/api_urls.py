@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
@@ -23,5 +23,17 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     # The split view serves its start-up script as a file: the Content-Security-Policy forbids inline scripts.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
+    # A release's file, at a URL that ends in its name (the router would add a slash, which `curl -O` and `wget`
+    # cannot name a file after); the form with a slash that the first releases listed is still served.
+    re_path(
+        r"^releases/(?P<pk>[^/.]+)/files/(?P<path>[A-Za-z0-9._/-]+?)/$",
+        api_releases.ReleaseFileSlashView.as_view(),
+        name="releaseexport-file-slash",
+    ),
+    re_path(
+        r"^releases/(?P<pk>[^/.]+)/files/(?P<path>[A-Za-z0-9._/-]+)$",
+        api_releases.ReleaseFileView.as_view(),
+        name="releaseexport-file",
+    ),
     path("", include(router.urls)),
 ]

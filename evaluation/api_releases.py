@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from django.http import FileResponse, Http404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
-from rest_framework.decorators import action
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core import roles
 from core.errors import ApplicationError
@@ -103,10 +103,10 @@ class ReleaseCreateSerializer(serializers.Serializer):
 
 class ReleaseViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Dataset releases (Hugging Face Parquet layout, docs/releases.md). GET lists the finished ones (admins
-    see every export, queued and failed ones too); `<id>/` gives one with its files, `<id>/files/<path>`
-    downloads a file. POST (admins) asks for a release: 202 with the export, which a worker writes; its
-    `status` says when it is done. A name and version asked for already are refused (409). DELETE `<id>/`
-    (admins) removes a finished export and its files (204); one still queued or running is refused (409)."""
+    see every export, queued and failed ones too); `<id>/` gives one with its files, and `<id>/files/<path>`
+    downloads a file (ReleaseFileView). POST (admins) asks for a release: 202 with the export, which a worker
+    writes; its `status` says when it is done. A name and version asked for already are refused (409). DELETE
+    `<id>/` (admins) removes a finished export and its files (204); one queued or running is refused (409)."""
 
     queryset = ReleaseExport.objects.none()  # for the schema; requests read get_queryset
     serializer_class = ReleaseSerializer
@@ -121,10 +121,6 @@ class ReleaseViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets
         if export is None:
             raise Http404("Not found.")
         return export
-
-    def get_content_negotiator(self):
-        # Asked before `action` is set: a file's URL is the one with a path.
-        return AnyAccept() if "path" in self.kwargs else super().get_content_negotiator()
 
     def get_serializer_class(self):
         if self.action == "create":
@@ -143,13 +139,34 @@ class ReleaseViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets
     def perform_destroy(self, instance):
         export_jobs.release_export_delete(instance)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
-    @action(detail=True, url_path=r"files/(?P<path>[A-Za-z0-9._/-]+)", url_name="file")
-    def file(self, request, pk=None, path=""):
-        """One file of a finished release, as SHA256SUMS lists it (streamed from disk)."""
-        export = self.get_object()
+
+class ReleaseFileView(APIView):
+    """One file of a finished release, as SHA256SUMS lists it (streamed from disk), at
+    /api/releases/<id>/files/<path>: the URL ends in the file's name, so `curl -O` and `wget` save it under
+    that name."""
+
+    permission_classes = [permissions.AllowAny]
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The release's id.")],
+        responses={(200, "application/octet-stream"): bytes},
+        operation_id="releases_files_retrieve",
+    )
+    def get(self, request, pk: str, path: str):
+        export_id = parse_id(pk)
+        visible = access.releases_visible_to(request.user)
+        export = visible.filter(pk=export_id).first() if export_id is not None else None
+        if export is None:
+            raise Http404("Not found.")
         try:
             found = export_jobs.release_file(export, path)
         except ApplicationError as exc:
             raise Http404(str(exc)) from None
         return FileResponse(found.open("rb"), as_attachment=True, filename=found.name)
+
+
+class ReleaseFileSlashView(ReleaseFileView):
+    """The same, at the URL with a trailing slash that the first releases listed (not in the schema)."""
+
+    schema = None

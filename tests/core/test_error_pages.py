@@ -88,6 +88,7 @@ API = [
     ("releaseexport-detail", [NO_ID], "get", {}),
     ("releaseexport-detail", [NO_ID], "delete", {}),
     ("releaseexport-file", [NO_ID, "release.json"], "get", {}),
+    ("releaseexport-file-slash", [NO_ID, "release.json"], "get", {}),
     ("snapshot-leaderboard", ["0000000000"], "get", {}),
     ("snapshot-diff", ["0000000000", "0000000001"], "get", {}),
 ]

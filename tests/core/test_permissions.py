@@ -171,6 +171,7 @@ CASES: list[tuple[str, object, str, dict, dict[str, str]]] = [
         _expect("403", "403", "403", "403", "204"),
     ),
     ("releaseexport-file", lambda w: [_release(w), "release.json"], "get", {}, every("200")),
+    ("releaseexport-file-slash", lambda w: [_release(w), "release.json"], "get", {}, every("200")),
     ("snapshot-leaderboard", lambda w: [_snapshot(w)], "get", {}, every("200")),
     ("snapshot-diff", lambda w: [_snapshot(w), _snapshot(w)], "get", {}, every("200")),
     ("home", None, "get", {}, every("200")),

@@ -82,11 +82,16 @@ def test_an_admin_asks_for_a_release_a_worker_writes_it_and_anyone_downloads_its
     files = {f["path"]: f for f in detail["files"]}
     assert set(files) == set(sums) | {"SHA256SUMS"}
     for path, digest in sums.items():
+        # The URL ends in the file's name, which `curl -O` and `wget` save it as.
+        assert files[path]["url"].endswith(f"/api/releases/{export.id}/files/{path}"), files[path]["url"]
         response = anonymous.get(files[path]["url"], HTTP_ACCEPT="application/octet-stream")
         assert response.status_code == 200, path
+        assert response["Content-Disposition"] == f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
         body = b"".join(response.streaming_content)
         assert hashlib.sha256(body).hexdigest() == digest == files[path]["sha256"], path
         assert len(body) == files[path]["bytes"]
+        # The form with a trailing slash that the first releases listed is still served.
+        assert anonymous.get(files[path]["url"] + "/").status_code == 200, path
     (tasks,) = [path for path in sums if path.startswith("tasks/")]
     downloaded = tmp_path / "tasks.parquet"
     downloaded.write_bytes(b"".join(anonymous.get(files[tasks]["url"]).streaming_content))
