@@ -51,7 +51,7 @@ def release_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(access.releases_visible_to(request.user), RELEASES_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    response = render(
+    return _render_refusal(
         request,
         "evaluation/release_list.html",
         {
@@ -59,9 +59,15 @@ def release_list(request: HttpRequest) -> HttpResponse:
             "may_export": may_export,
             "benchmarks": Benchmark.objects.order_by("slug") if may_export else [],
             "given": given,
-            "error": error,
         },
-        status=error.status_code if error else 200,
+        error,
+    )
+
+
+def _render_refusal(request: HttpRequest, template: str, context: dict, error: ApplicationError | None):
+    """The page, with a refused form's error in `error` and its status and headers on the answer."""
+    response = render(
+        request, template, context | {"error": error}, status=error.status_code if error else 200
     )
     for name, value in (response_headers(error) if error else {}).items():
         response[name] = value
@@ -97,7 +103,7 @@ def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
         for entry in export_jobs.release_files(export)
     ]
     configs = sorted({f["path"].split("/")[0] for f in files if f["path"].endswith(".parquet")})
-    return render(
+    return _render_refusal(
         request,
         "evaluation/release_detail.html",
         {
@@ -108,7 +114,6 @@ def release_detail(request: HttpRequest, export_id: str) -> HttpResponse:
             # Finished, but its directory is gone from RELEASES_DIR (moved or deleted by hand).
             "gone": export.status == JobStatus.SUCCEEDED and not files,
             "may_delete": may_delete and not export.is_active,
-            "error": error,
         },
-        status=error.status_code if error else 200,
+        error,
     )
