@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 
 from collection.models import Benchmark
 from core.errors import ApplicationError
@@ -432,6 +433,15 @@ class ReleaseExportAdmin(JobAdmin):
 
     def delete_model(self, request, obj):
         export_jobs.release_export_delete(obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # A refusal (its worker started since the page was drawn, files that cannot be removed) is a message on
+        # the change page, not a 500; the deletion's log entry is rolled back with it.
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:evaluation_releaseexport_change", object_id)
 
     def save_model(self, request, obj, form, change):
         # Through the service, which queues the worker's job; the admin then shows the row it made.

@@ -107,7 +107,13 @@ def release_export_delete(export: ReleaseExport) -> None:
             # Never anything but a directory directly inside RELEASES_DIR (names are checked when asked for).
             if locked.path.resolve().parent != root or locked.path.is_symlink():
                 raise ApplicationError(f"{locked.path} is not a release directory in {root}; not removed.")
-            shutil.rmtree(locked.path)
+            try:
+                shutil.rmtree(locked.path)
+            except OSError as exc:
+                raise ApplicationError(
+                    f"Release {locked.directory}'s files could not all be removed ({exc.strerror or exc}); "
+                    "the release stays, and its page lists what is left."
+                ) from exc
         locked.delete()
 
 

@@ -376,3 +376,41 @@ def test_the_release_page_and_admin_delete_through_the_same_rule(
     ReleaseExport.objects.filter(id=in_admin.id).update(status=JobStatus.SUCCEEDED)
     assert client.post(change, {"post": "yes"}).status_code == 302
     assert not (releases / "admin-1").exists() and not ReleaseExport.objects.exists()
+
+
+def test_a_refused_deletion_is_a_message_in_admin_and_an_error_in_the_api_never_a_500(
+    demo, releases, admin_user, client, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin.models import LogEntry
+
+    ask(client_for(admin_user), django_capture_on_commit_callbacks, name="stuck", version="1")
+    export = ReleaseExport.objects.get(name="stuck")
+    admin_user.is_staff = True
+    admin_user.save()
+    client.force_login(admin_user)
+
+    # Files that cannot be removed (a read-only mount, say): the row stays and says why, on every surface.
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("evaluation.releases.export_jobs.shutil.rmtree", refuse)
+    delete = reverse("admin:evaluation_releaseexport_delete", args=[export.id])
+    answer = client.post(delete, {"post": "yes"}, follow=True)
+    assert answer.status_code == 200
+    assert answer.redirect_chain[-1][0] == reverse("admin:evaluation_releaseexport_change", args=[export.id])
+    assert "could not all be removed (Permission denied)" in answer.content.decode()
+    assert ReleaseExport.objects.filter(id=export.id).exists() and not LogEntry.objects.exists()
+    api = client_for(admin_user).delete(f"/api/releases/{export.id}/")
+    assert api.status_code == 400 and "could not all be removed" in api.json()["detail"]
+    page = client.post(reverse("release_detail", args=[export.id]), {"confirm": "yes"})
+    assert page.status_code == 400 and "could not all be removed" in page.content.decode()
+    monkeypatch.undo()
+
+    # A directory that is a link out of RELEASES_DIR is never followed, in admin either.
+    outside = tmp_path / "elsewhere"
+    (outside / "kept").mkdir(parents=True)
+    shutil.rmtree(releases / "stuck-1")
+    (releases / "stuck-1").symlink_to(outside, target_is_directory=True)
+    answer = client.post(delete, {"post": "yes"}, follow=True)
+    assert answer.status_code == 200 and "is not a release directory" in answer.content.decode()
+    assert (outside / "kept").is_dir() and ReleaseExport.objects.filter(id=export.id).exists()
