@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -163,7 +164,13 @@ def demo_model_build(say: Say = print) -> Path:
     )
     loaded.model.save_pretrained(str(building))
     (building / "recipe.json").write_text(json.dumps({"recipe": spec, "losses": losses[-50:]}))
-    building.rename(out)  # atomic: a half-built model is never taken for a cached one
+    try:
+        building.rename(out)  # atomic: a half-built model is never taken for a cached one
+    except OSError:
+        if not (out / "model.safetensors").is_file():
+            raise
+        # Another process (the worker, reproduce_study) built the same recipe first: theirs is the same model.
+        shutil.rmtree(building, ignore_errors=True)
     return out
 
 

@@ -3,6 +3,7 @@ the real benchmark data in ../shared/data, which tests skip without."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from django.contrib.auth.models import Group
 
 from core.celery import app as celery_app
 
+ONE_ID_FOR_MANY = pytest.StashKey[bool]()
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -21,6 +23,26 @@ def pytest_addoption(parser):
     )
 
 
+def xdist_worker() -> str | None:
+    """This process's name under pytest-xdist (gw0, gw1, ...; bin/test runs two), or None in a plain run."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def pytest_configure(config):
+    # Each xdist process gets a Redis database of its own for the real-worker tests, which flush theirs:
+    # TEST_REDIS_URL's number less the process's number plus one (15 -> 14, 13). Set before the test modules,
+    # which read it on import, are collected.
+    worker = xdist_worker()
+    if worker:
+        base, _, number = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15").rpartition("/")
+        own = int(number) - int(worker.removeprefix("gw")) - 1
+        if own < 0:
+            raise pytest.UsageError(
+                f"TEST_REDIS_URL's database {number} leaves none for xdist process {worker}"
+            )
+        os.environ["TEST_REDIS_URL"] = f"{base}/{own}"
+
+
 def uses_the_database(item) -> bool:
     """Whether a test reaches the test database: a django_db mark, or pytest-django's db fixtures among the
     fixtures it needs (directly or through others, such as `world`)."""
@@ -30,6 +52,7 @@ def uses_the_database(item) -> bool:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after -m and --deselect have had their say
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--database-tests-only"):
         kept, left = [], []
@@ -44,6 +67,20 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (this run is on SQLite)"))
+    # Under xdist, the tests that start processes of their own (Celery workers, bin/run) run one at a time in
+    # one xdist process, beside the rest: two at once on two cores would stretch their waits past the timeouts.
+    if xdist_worker():
+        for item in items:
+            if "worker" in item.keywords or "processes" in item.keywords:
+                item.add_marker(pytest.mark.xdist_group("processes"))
+        # xdist's --dist loadgroup runs one test per test id: schemathesis gives every operation the same one,
+        # so such tests must run outside xdist (bin/test runs them by themselves), or all but one would pass
+        # unseen. The one that runs fails, saying so (an error in this hook would only crash the xdist process).
+        seen, twice = set(), set()
+        for item in items:
+            (twice if item.nodeid in seen else seen).add(item.nodeid)
+        for item in items:
+            item.stash[ONE_ID_FOR_MANY] = item.nodeid in twice
     # Tests marked gpu need a CUDA device; everywhere else they are skipped, saying why.
     gpu = [item for item in items if "gpu" in item.keywords]
     if not gpu:
@@ -63,8 +100,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
-        name = Path(database["NAME"])
-        database.setdefault("TEST", {})["NAME"] = str(name.with_name(f"test_{name.name}"))
+        # One file per xdist process, as pytest-django names PostgreSQL's test databases (test_postgres_gw0).
+        name, process = Path(database["NAME"]), f"_{xdist_worker()}" if xdist_worker() else ""
+        database.setdefault("TEST", {})["NAME"] = str(
+            name.with_name(f"test_{name.stem}{process}{name.suffix}")
+        )
+
+
+def pytest_runtest_setup(item):
+    if item.stash.get(ONE_ID_FOR_MANY, False):
+        pytest.fail(
+            "Under xdist only one of the tests with this id runs: run its file without -n (bin/test does)."
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -85,8 +132,10 @@ def _eager_celery():
 
 @pytest.fixture(autouse=True)
 def _releases_dir(settings, tmp_path):
-    # Release exports asked for in a test write under its own directory, never the checkout's var/.
+    # Release exports and soft prompts made in a test go under its own directory, never the checkout's var/,
+    # where tests in another xdist process would write the same names (ids start at 1 in each database).
     settings.RELEASES_DIR = tmp_path / "releases"
+    settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ import psycopg
 import pytest
 import requests
 
+pytestmark = pytest.mark.processes
+
 REPO = Path(__file__).resolve().parents[2]
 START_SECONDS = 600  # migrate, the demo benchmark with 64 generated phrasings per task, collectstatic
 PAGES = [
