@@ -27,29 +27,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchdb import database_drop, database_ensure, database_url
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 DB_NAME = "phrasebench_bench"
-os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
+os.environ["DATABASE_URL"] = database_url(DB_NAME)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
 MODELS, TASKS, PHRASINGS_PER_TASK, INSTANCES = 100, 10, 100, 100
 PORT = 8765
-
-
-def ensure_database(drop: bool) -> bool:
-    """Create the bench database; True when it already held a seeded copy."""
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and drop:
-            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
-            exists = None
-        if not exists:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return bool(exists)
 
 
 def seed() -> None:
@@ -302,7 +289,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the seeded database for the next run")
     parser.add_argument("--reseed", action="store_true", help="drop and seed again")
     args = parser.parse_args()
-    ensure_database(drop=args.reseed)
+    database_ensure(DB_NAME, drop=args.reseed)
     import django
 
     django.setup()
@@ -385,13 +372,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=20)
         if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            import psycopg
-
-            with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            database_drop(DB_NAME)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from benchdb import database_drop, database_ensure, database_url
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 DB_NAME = "phrasebench_load"
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15").rsplit("/", 1)[0] + "/13"
 PORT = 8766
@@ -64,7 +65,7 @@ SAMPLE = 10  # evaluation instances per task each phrasing is scored on (the tas
 def env(tmp: Path) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))},
-        "DATABASE_URL": f"{SERVER}/{DB_NAME}",
+        "DATABASE_URL": database_url(DB_NAME),
         "CELERY_BROKER_URL": REDIS,
         "VAR_DIR": str(tmp),
         "WORKER_DEVICE": "cpu",
@@ -84,12 +85,9 @@ def manage(environment: dict, *args: str) -> str:
 
 
 def setup(environment: dict, tmp: Path) -> dict:
-    import psycopg
     import redis
 
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    database_ensure(DB_NAME, drop=True)
     redis.Redis.from_url(REDIS).flushdb()
     manage(environment, "migrate", "--noinput", "-v", "0")
     manage(environment, "load_demo")
@@ -101,7 +99,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from collection.models import Collection, Task
 from core import services as core
-from evaluation import registry
+from evaluation.runs import registry
 from evaluation.ml.build import build_model, train_tokenizer
 tok = train_tokenizer(["Is 12 even? yes or no. Which number is larger? A. 3 B. 4 positive negative"] * 50, "{model_dir}", vocab_size=300, add_eos=True)
 build_model("t5", tok, "{model_dir}", seed=0)
@@ -269,7 +267,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from collection.models import Benchmark, Task
 from core import services as core
-from evaluation import registry
+from evaluation.runs import registry
 from evaluation.ml.build import build_model, train_tokenizer
 corpus = ["Is 12 even? yes or no. Which number is larger? A. 3 B. 4 positive negative"] * 50
 tok = train_tokenizer(corpus, "{model_dir}", vocab_size=300, add_eos=True)
@@ -478,10 +476,7 @@ def main() -> None:
                     break
                 time.sleep(3)
     if not args.keep:
-        import psycopg
-
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        database_drop(DB_NAME)
     total = stats["reads"] + stats["writes"]
     p95 = {
         k: statistics.quantiles(v, n=20)[-1] * 1000 if len(v) > 1 else float("nan")

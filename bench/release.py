@@ -28,34 +28,16 @@ import threading
 import time
 from pathlib import Path
 
+from benchdb import database_drop, database_ensure, database_url
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 DB_NAME = "phrasebench_bench_release"
-os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
+os.environ["DATABASE_URL"] = database_url(DB_NAME)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
 TASKS, PHRASINGS_PER_TASK, INSTANCES, OPTIONS = 10, 100, 100, 4  # 100,000 cells per model
 SMALL = 10_000  # the baseline's predictions: one model on one task
-
-
-def ensure_database(drop: bool) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and drop:
-            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
-            exists = None
-        if not exists:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 def seed_benchmark(slug: str, *, models: int, tasks: int) -> int:
@@ -238,7 +220,7 @@ def main() -> None:
 
     import django
 
-    ensure_database(drop=False)
+    database_ensure(DB_NAME, drop=False)
     django.setup()
     seed(args.predictions)
     out = Path(tempfile.mkdtemp(prefix="release-bench-"))
@@ -248,10 +230,7 @@ def main() -> None:
     finally:
         shutil.rmtree(out, ignore_errors=True)
         if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            drop_database()
+            database_drop(DB_NAME)
     for label, r in (("small", small), ("large", large)):
         print(
             f"{label}: {r['rows']:,} predictions exported in {r['seconds']:.1f} s "
