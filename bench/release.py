@@ -37,6 +37,7 @@ os.environ["DATABASE_URL"] = database_url(DB_NAME)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
 TASKS, PHRASINGS_PER_TASK, INSTANCES, OPTIONS = 10, 100, 100, 4  # 100,000 cells per model
+PER_MODEL = TASKS * PHRASINGS_PER_TASK * INSTANCES
 SMALL = 10_000  # the baseline's predictions: one model on one task
 
 
@@ -143,12 +144,9 @@ def seed(predictions: int) -> None:
     if Benchmark.objects.filter(slug="large").exists():
         print("seeded database found; reusing it")
         return
-    per_model = TASKS * PHRASINGS_PER_TASK * INSTANCES
-    if predictions % per_model:
-        sys.exit(f"--predictions must be a multiple of {per_model:,} (one model's cells)")
     t0 = time.perf_counter()
     small = seed_benchmark("small", models=1, tasks=SMALL // (PHRASINGS_PER_TASK * INSTANCES))
-    large = seed_benchmark("large", models=predictions // per_model, tasks=TASKS)
+    large = seed_benchmark("large", models=predictions // PER_MODEL, tasks=TASKS)
     print(f"seeded {large:,} + {small:,} predictions in {time.perf_counter() - t0:.0f} s")
 
 
@@ -217,6 +215,9 @@ def main() -> None:
     if args.child_export:
         child_export(*args.child_export)
         return
+
+    if args.predictions <= 0 or args.predictions % PER_MODEL:
+        parser.error(f"--predictions must be a positive multiple of {PER_MODEL:,} (one model's cells)")
 
     import django
 
