@@ -101,7 +101,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
         # One file per xdist process, as pytest-django names PostgreSQL's test databases (test_postgres_gw0).
-        name, process = Path(database["NAME"]), f"_{xdist_worker()}" if xdist_worker() else ""
+        name, worker = Path(database["NAME"]), xdist_worker()
+        process = f"_{worker}" if worker else ""
         database.setdefault("TEST", {})["NAME"] = str(
             name.with_name(f"test_{name.stem}{process}{name.suffix}")
         )
