@@ -56,7 +56,8 @@ from benchdb import database_drop, database_ensure, database_url
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DB_NAME = "phrasebench_load"
-REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15").rsplit("/", 1)[0] + "/13"
+# Below bin/test's Redis databases (15, and 14 and 13 for its two xdist processes), which the tests flush.
+REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15").rsplit("/", 1)[0] + "/12"
 PORT = 8766
 AUTHORS = 20
 SAMPLE = 10  # evaluation instances per task each phrasing is scored on (the tasks' eval_sample_size)
