@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
 
-from core.wsgi import application
-
+# Django's WSGI handler, as core/wsgi.py builds it, but without core.wsgi's web_process_started: its warm-up
+# thread loads sentence-transformers while pytest goes on collecting, and CPython 3.11.7's ast.parse is not safe
+# in two threads at once ("SystemError: AST constructor recursion depth mismatch" in pytest's rewrite, seen in CI).
+application = get_wsgi_application()
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 pytestmark = pytest.mark.django_db
