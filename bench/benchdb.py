@@ -37,3 +37,18 @@ def database_drop(name: str) -> None:
         connections.close_all()
     with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+SMOKE_HELP = (
+    "tiny sizes, to check that the script still runs end to end (tests/test_benches.py runs every bench so); "
+    "its figures mean nothing. A database bench uses a database of its own, NAME_smoke, so a kept full-size "
+    "one survives"
+)
+
+
+def database_use(name: str, *, smoke: bool = False) -> str:
+    """Point this process's Django (before django.setup()) at the bench database `name`, or `name`_smoke for a
+    smoke run; returns the name used."""
+    name = f"{name}_smoke" if smoke else name
+    os.environ["DATABASE_URL"] = database_url(name)
+    return name

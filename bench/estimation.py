@@ -3,6 +3,7 @@ from a fraction of the cells, against plain per-phrasing averages of a uniform s
 
     .venv/bin/python bench/estimation.py                    # default run: about 2 minutes on 2 cores
     .venv/bin/python bench/estimation.py --seeds 25        # the sharper table (10 minutes)
+    .venv/bin/python bench/estimation.py --smoke           # 2 models x 12 phrasings x 20 instances: runs, or not
 
 Full matrices. Synthetic "random models", as bench/leaderboard.py makes them but with the structure real
 results have (a Rasch-style model is *not* exactly what generates them):
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from benchdb import SMOKE_HELP
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -197,7 +199,17 @@ def main() -> None:
     parser.add_argument(
         "--no-shared", action="store_true", help="fit without the other models' instance effects"
     )
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.models, args.phrasings, args.instances, args.seeds, args.budgets, args.draws = (
+            2,
+            12,
+            20,
+            1,
+            [0.2],
+            20,
+        )
     print(
         f"{args.models} models x {args.phrasings} phrasings x {args.instances} instances, {args.seeds} seeds, "
         f"covariate correlation {args.covariate_corr}{' (not used)' if args.no_covariates else ''}, "

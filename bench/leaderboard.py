@@ -7,9 +7,11 @@ the wire (after collectstatic, as bin/run and the Dockerfile serve it).
 
     .venv/bin/python bench/leaderboard.py            # seeds (a few minutes), measures, drops the database
     .venv/bin/python bench/leaderboard.py --keep     # keep the seeded database for the next run
+    .venv/bin/python bench/leaderboard.py --smoke    # 3 models x 10 phrasings x 10 instances: runs, or not
 
 It uses its own database (phrasebench_bench) on the server of DATABASE_URL (default: local PostgreSQL).
-The 1,000 phrasings are 10 tasks x 100 phrasings, each task with 100 evaluation instances.
+The 1,000 phrasings are 10 tasks x 100 phrasings, each task with 100 evaluation instances. It exits with
+status 1 when any request failed.
 """
 
 from __future__ import annotations
@@ -25,21 +27,33 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchdb import database_drop, database_ensure, database_url
+from benchdb import SMOKE_HELP, database_drop, database_ensure, database_use
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DB_NAME = "phrasebench_bench"
-os.environ["DATABASE_URL"] = database_url(DB_NAME)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
-
-MODELS, TASKS, PHRASINGS_PER_TASK, INSTANCES = 100, 10, 100, 100
 PORT = 8765
 
 
-def seed() -> None:
+@dataclass(frozen=True)
+class Size:
+    models: int
+    tasks: int
+    phrasings_per_task: int
+    instances: int
+    requests: int = 60  # sequential requests per page
+    seconds: float = 8.0  # then concurrent clients for this long
+
+
+FULL = Size(models=100, tasks=10, phrasings_per_task=100, instances=100)
+SMOKE = Size(models=3, tasks=2, phrasings_per_task=5, instances=10, requests=3, seconds=0.5)
+
+
+def seed(size: Size) -> None:
     import numpy as np
     from django.core.management import call_command
     from django.db import connection
@@ -65,7 +79,7 @@ def seed() -> None:
     bench = Benchmark.objects.create(slug="scale", name="Scale benchmark")
     crowd, tuning = Collection.objects.get(slug="crowd"), Collection.objects.get(slug="flan")
     tasks, revisions = [], {}
-    for t in range(TASKS):
+    for t in range(size.tasks):
         task = Task.objects.create(
             benchmark=bench,
             slug=f"task-{t}",
@@ -84,9 +98,9 @@ def seed() -> None:
                 options=["w", "x", "y", "z"],
                 gold=i % 4,
             )
-            for i in range(INSTANCES)
+            for i in range(size.instances)
         )
-        for p in range(PHRASINGS_PER_TASK):
+        for p in range(size.phrasings_per_task):
             template = f"Phrasing {p} for task {t}: {{question}}\n{{options}}"
             instruction = Instruction.objects.create(
                 task=task,
@@ -102,7 +116,7 @@ def seed() -> None:
             revisions.setdefault(task.id, []).append(rev.id)
         tasks.append(task)
     variants = []
-    for m in range(MODELS):
+    for m in range(size.models):
         model = LanguageModel.objects.create(name=f"model-{m:03d}", source=f"/models/{m}", family="seq2seq")
         model.tuned_on.set([tuning])
         variants.append(ModelVariant.objects.create(model=model, kind="base"))
@@ -115,11 +129,11 @@ def seed() -> None:
         columns = "(variant_id, revision_id, instance_id, logliks, lengths, predicted, correct, truncated, created_at)"
         with cursor.copy(f"COPY evaluation_prediction {columns} FROM STDIN") as copy:
             for v, variant in enumerate(variants):
-                skill = 0.3 + 0.5 * v / MODELS
+                skill = 0.3 + 0.5 * v / size.models
                 for task in tasks:
                     for rev in revisions[task.id]:
                         p = np.clip(skill + rng.normal(0, 0.08), 0.05, 0.95)
-                        right = rng.random(INSTANCES) < p
+                        right = rng.random(size.instances) < p
                         buffer = io.StringIO()
                         for inst, ok in zip(instance_ids[task.id], right):
                             buffer.write(
@@ -127,7 +141,8 @@ def seed() -> None:
                                 f"{0 if ok else 1}\t{'t' if ok else 'f'}\tf\t2026-11-21 00:00:00+00\n"
                             )
                         copy.write(buffer.getvalue())
-        print(f"  10M predictions copied: {time.perf_counter() - t0:.1f} s")
+        predictions = size.models * size.tasks * size.phrasings_per_task * size.instances
+        print(f"  {predictions:,} predictions copied: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         cursor.execute("""
             INSERT INTO evaluation_phrasingresult
@@ -256,7 +271,7 @@ def bundle_bytes() -> tuple[int, int, str]:
     return len(body), len(plain), f"{encoding}; {src}; Cache-Control: {cache}"
 
 
-def latency(path: str, n: int = 60) -> tuple[float, float]:
+def latency(path: str, n: int) -> tuple[float, float]:
     get(path)  # warm up
     times = sorted(get(path) for _ in range(n))
     return statistics.median(times) * 1000, times[int(0.95 * (n - 1))] * 1000
@@ -288,13 +303,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the seeded database for the next run")
     parser.add_argument("--reseed", action="store_true", help="drop and seed again")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    database_ensure(DB_NAME, drop=args.reseed)
+    size = SMOKE if args.smoke else FULL
+    name = database_use(DB_NAME, smoke=args.smoke)
+    database_ensure(name, drop=args.reseed or args.smoke)
     import django
 
     django.setup()
-    print(f"seeding {MODELS} models x {TASKS * PHRASINGS_PER_TASK} phrasings x {INSTANCES} instances")
-    seed()
+    phrasings = size.tasks * size.phrasings_per_task
+    print(f"seeding {size.models} models x {phrasings} phrasings x {size.instances} instances")
+    seed(size)
     refresh_after_one_run()
     from collection.models import Instruction
     from evaluation.models import ModelVariant, ScoringRun
@@ -354,13 +373,15 @@ def main() -> None:
             ("my phrasings (signed in)", "/me/phrasings/"),
         ]
         print(
-            "\nserver: gunicorn, 2 sync workers, on loopback; 60 sequential requests each, then 8 clients for 8 s"
+            f"\nserver: gunicorn, 2 sync workers, on loopback; {size.requests} sequential requests each, "
+            f"then 8 clients for {size.seconds:g} s"
         )
         print(f"{'page':28} {'median ms':>10} {'p95 ms':>8} {'req/s':>8} {'errors':>7} {'vs trivial':>10}")
-        base, worst = None, (0.0, "")
+        base, worst, failed = None, (0.0, ""), 0
         for label, path in pages:
-            median, p95 = latency(path)
-            rps, errors = throughput(path)
+            median, p95 = latency(path, size.requests)
+            rps, errors = throughput(path, seconds=size.seconds)
+            failed += errors
             base = base or rps
             print(f"{label:28} {median:10.1f} {p95:8.1f} {rps:8.1f} {errors:7d} {rps / base:9.2f}x")
             worst = max(worst, (p95, label)) if label != pages[0][0] else worst
@@ -372,7 +393,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=20)
         if not args.keep:
-            database_drop(DB_NAME)
+            database_drop(name)
+    if failed:
+        sys.exit(f"{failed} requests failed")
 
 
 if __name__ == "__main__":

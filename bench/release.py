@@ -6,6 +6,7 @@ export has a peak that hardly grows with the data.
     .venv/bin/python bench/release.py                        # 1,000,000 predictions
     .venv/bin/python bench/release.py --predictions 10000000 # 10 million (about 10 minutes to seed)
     .venv/bin/python bench/release.py --keep                 # keep the seeded database for the next run
+    .venv/bin/python bench/release.py --smoke                # 100,000 (one model): runs, or not
 
 It uses its own database (phrasebench_bench_release) on the server of DATABASE_URL (default: local
 PostgreSQL) and drops it at the end unless --keep. Each export runs in a child process of its own, so its peak
@@ -28,12 +29,11 @@ import threading
 import time
 from pathlib import Path
 
-from benchdb import database_drop, database_ensure, database_url
+from benchdb import SMOKE_HELP, database_drop, database_ensure, database_use
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DB_NAME = "phrasebench_bench_release"
-os.environ["DATABASE_URL"] = database_url(DB_NAME)
+DB_NAME = "phrasebench_bench_release"  # main() points DATABASE_URL at it; the export children inherit that
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
 TASKS, PHRASINGS_PER_TASK, INSTANCES, OPTIONS = 10, 100, 100, 4  # 100,000 cells per model
@@ -210,18 +210,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="Keep the seeded database.")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--child-export", nargs=2, metavar=("BENCHMARK", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_export:
         child_export(*args.child_export)
         return
 
+    if args.smoke:
+        args.predictions = PER_MODEL
     if args.predictions <= 0 or args.predictions % PER_MODEL:
         parser.error(f"--predictions must be a positive multiple of {PER_MODEL:,} (one model's cells)")
 
     import django
 
-    database_ensure(DB_NAME, drop=False)
+    name = database_use(DB_NAME, smoke=args.smoke)
+    database_ensure(name, drop=args.smoke)
     django.setup()
     seed(args.predictions)
     out = Path(tempfile.mkdtemp(prefix="release-bench-"))
@@ -231,7 +235,7 @@ def main() -> None:
     finally:
         shutil.rmtree(out, ignore_errors=True)
         if not args.keep:
-            database_drop(DB_NAME)
+            database_drop(name)
     for label, r in (("small", small), ("large", large)):
         print(
             f"{label}: {r['rows']:,} predictions exported in {r['seconds']:.1f} s "

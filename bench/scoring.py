@@ -13,6 +13,9 @@ seeded sample of MMLU test questions across all subjects (../shared/data/mmlu/te
 study's MMLU phrasings (MMLU/Unobserved/1.. in ../shared/data/paper_instructions, in the study's order),
 each (phrasing, question) pair being one instance; "instances/s" counts those. Two option kinds: letters
 (options "A".."D", the phrasing lists the option texts) and option text (the four option texts).
+--smoke: tiny models (evaluation/ml/build.py's "tiny" size), 4 questions, 2 naive items, one round: checks
+that the script runs end to end (tests/test_benches.py runs it with --skip-lm-eval); its speeds mean nothing.
+The run exits with status 1 when ours and the naive reference disagree beyond TOLERANCE or on a prediction.
 Defaults: 200 questions x 1 phrasing (the issue's lm_eval figures are for 200 questions), naive reference on
 16 instances; that takes about 10-15 minutes on 2 quiet cores, and each further phrasing (--phrasings)
 adds about as much again. Figures are wall-clock. Other jobs on the machine slow every contender, and
@@ -84,6 +87,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchdb import SMOKE_HELP
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MMLU_DIR = SHARED / "mmlu" / "test"
@@ -96,6 +101,7 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFL
 
 LETTERS = ("A", "B", "C", "D")
 MODELS = {"seq2seq": ("t5", "t5-small", 32000), "causal": ("gpt2", "gpt2-small", 50257)}  # arch, size, vocab
+SMOKE_MODELS = {"seq2seq": ("t5", "tiny", 1000), "causal": ("gpt2", "tiny", 1000)}
 TOLERANCE = 1e-4
 
 
@@ -218,12 +224,12 @@ def lm_eval_docs(items, labels, seq2seq: bool) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- models
 
 
-def build_models(root: Path, corpus: list[str], phrasings) -> dict[str, Path]:
+def build_models(root: Path, corpus: list[str], phrasings, models: dict) -> dict[str, Path]:
     from evaluation.ml.build import build_model, train_tokenizer
 
     texts = corpus + [template for _, template in phrasings]
     paths = {}
-    for family, (arch, size, vocab) in MODELS.items():
+    for family, (arch, size, vocab) in models.items():
         out = root / arch
         # T5's tokenizer appends </s> (add_eos), GPT-2's adds nothing: the real models' conventions.
         tokenizer = train_tokenizer(texts, out, vocab_size=vocab, add_eos=arch == "t5")
@@ -637,7 +643,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-lm-eval", action="store_true")
     parser.add_argument("--families", default="seq2seq,causal")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    models = SMOKE_MODELS if args.smoke else MODELS
+    if args.smoke:
+        args.questions, args.naive_items, args.rounds = 4, 2, 1
     if not MMLU_DIR.is_dir() or not PHRASINGS_FILE.is_file():
         sys.exit(
             f"the shared benchmark data is not at {SHARED} (expected mmlu/test/*.csv and paper_instructions/)"
@@ -666,7 +676,7 @@ def main() -> None:
         task_root = root / "tasks"
         task_root.mkdir()
         t0 = time.perf_counter()
-        paths = build_models(root / "models", corpus, phrasings)
+        paths = build_models(root / "models", corpus, phrasings, models)
         build_s = time.perf_counter() - t0
         peak = peak_matmul_flops()
 
@@ -696,7 +706,7 @@ def main() -> None:
             warm_up(loaded.model, loaded.spec.family == "seq2seq")
             params = sum(p.numel() for p in loaded.model.parameters())
             print(
-                f"{family}: {MODELS[family][1]}-sized, {params / 1e6:.1f} M parameters, "
+                f"{family}: {models[family][1]}-sized, {params / 1e6:.1f} M parameters, "
                 f"vocabulary {len(loaded.tokenizer)}",
                 flush=True,
             )
@@ -724,6 +734,9 @@ def main() -> None:
         f"\ngoal: identical predictions with max |d| <= {TOLERANCE:g}; ours/lm_eval >= 3x, except causal letters: "
         ">= the prefix-sharing token ratio (full-context tokens / tokens with each shared prefix run once)"
     )
+    wrong = [f"{r.family} {r.kind}" for r in results if not r.naive_same or not r.naive_diff <= TOLERANCE]
+    if wrong:
+        sys.exit(f"ours and the naive reference disagree: {', '.join(wrong)}")
 
 
 if __name__ == "__main__":

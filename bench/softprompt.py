@@ -17,6 +17,7 @@ phrasings, i.e. B x P prompts per step.
 Each contender runs in its own child process (so peak memory is its own): a few warm-up steps, then N timed
 steps. Figures: median seconds per optimiser step, and peak memory (max RSS of the child on CPU; peak CUDA
 memory allocated on GPU). The ratio align / plain is printed for both.
+--smoke: tiny models, batch 2, 4 virtual tokens, one warm-up and one timed step (tests/test_benches.py runs it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchdb import SMOKE_HELP
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -73,9 +76,8 @@ def build(args) -> None:
     data = questions(args.questions, args.seed)
     corpus = [q + " " + " ".join(o) for q, o, _ in data] + [s + r for s, r in PHRASINGS]
     tokenizer = train_tokenizer(corpus * 3, args.model_dir, vocab_size=4000, add_eos=args.arch == "t5")
-    build_model(
-        args.arch, tokenizer, args.model_dir, size={"t5": "t5-small", "gpt2": "gpt2-small"}[args.arch], seed=1
-    )
+    size = "tiny" if args.smoke else {"t5": "t5-small", "gpt2": "gpt2-small"}[args.arch]
+    build_model(args.arch, tokenizer, args.model_dir, size=size, seed=1)
 
 
 def child(args) -> dict:
@@ -231,9 +233,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--mode", choices=["build", "plain", "align"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.batch, args.tokens, args.steps, args.warmup, args.questions = 2, 4, 1, 1, 8
     if args.mode == "build":
         build(args)
         print("{}")
@@ -256,7 +261,7 @@ def main() -> None:
     plain, align = results["plain"], results["align"]
     rows = len(PHRASINGS) * args.batch
     print(
-        f"{args.arch} ({'t5-small' if args.arch == 't5' else 'gpt2-small'}-sized), device {args.device}, "
+        f"{args.arch} ({'tiny' if args.smoke else 't5-small' if args.arch == 't5' else 'gpt2-small'}-sized), device {args.device}, "
         f"{args.threads} threads, batch {args.batch} instances x {len(PHRASINGS)} phrasings = {rows} prompts, "
         f"{args.tokens} virtual tokens, {args.steps} timed steps after {args.warmup} warm-up; load {os.getloadavg()[0]:.2f}"
     )
