@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 import torch
-from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
@@ -21,25 +20,11 @@ from evaluation.ml import softprompt as ml_softprompt
 from evaluation.ml.config import AlignConfig
 from evaluation.models import LanguageModel, Prediction, ScoringRun, SoftPrompt
 from evaluation.robustness import softprompts
-from evaluation.runs import registry, scoring
+from evaluation.runs import scoring
 from evaluation.split import is_heldout
 from tests.evaluation.splits import heldout_id
 
 SMALL = AlignConfig(num_virtual_tokens=2, steps=3, instances_per_batch=2, paraphrases=1)
-
-
-@pytest.fixture
-def demo_model(db, tiny_models, tmp_path, settings):
-    settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
-    call_command("load_demo")
-    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
-    return registry.language_model_register(
-        name="tiny-t5",
-        source=str(tiny_models["t5"]),
-        family="seq2seq",
-        tuned_on=[Collection.objects.get(slug="demotune")],
-        check_now=True,  # ready, as a worker's check would leave it: only ready models are scored and aligned
-    )
 
 
 @pytest.mark.django_db
@@ -92,10 +77,10 @@ def test_the_split_holds_out_the_same_phrasings_whatever_ids_the_database_hands_
 
 @pytest.mark.django_db
 def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(
-    demo_model, django_capture_on_commit_callbacks
+    demo_tiny_t5, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
     soft.refresh_from_db()
     assert soft.status == "succeeded", soft.error
     assert len(soft.curve) == 3 and soft.steps_done == 3
@@ -120,11 +105,11 @@ def test_a_training_records_what_it_saw_and_is_scored_on_held_out_phrasings(
 
 @pytest.mark.django_db
 def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_changes(
-    demo_model, alice, carol, settings, django_capture_on_commit_callbacks
+    demo_tiny_t5, alice, carol, settings, django_capture_on_commit_callbacks
 ):
     approved = set(Instruction.objects.filter(status="approved").values_list("id", flat=True))
     # Queued under the app's split (seed 0), trained after the setting moved to another seed.
-    soft = softprompts.softprompt_queue(model=demo_model, config=SMALL, enqueue=False)
+    soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL, enqueue=False)
     settings.SOFTPROMPT_SPLIT_SEED = 7
     assert {i for i in approved if heldout_id(i)} != {i for i in approved if heldout_id(i, seed=0)}
     with django_capture_on_commit_callbacks(execute=True):
@@ -146,7 +131,7 @@ def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_chang
     # not scored on it (those the new split holds out include some it trained on).
     from evaluation.leaderboards import selectors
 
-    assert selectors.current_soft_prompt(demo_model) is None
+    assert selectors.current_soft_prompt(demo_tiny_t5) is None
     parity = Task.objects.get(slug="parity")
     for n in range(4):
         instruction = collection_services.instruction_submit(
@@ -155,18 +140,18 @@ def test_a_soft_prompt_keeps_the_split_it_was_queued_with_when_the_setting_chang
         with django_capture_on_commit_callbacks(execute=True):
             collection_services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
         assert Prediction.objects.filter(
-            variant=scoring.base_variant(demo_model), revision__instruction=instruction
+            variant=scoring.base_variant(demo_tiny_t5), revision__instruction=instruction
         )
         assert not Prediction.objects.filter(variant=soft.variant, revision__instruction=instruction).exists()
 
 
 @pytest.mark.django_db
 def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
-    demo_model, django_capture_on_commit_callbacks
+    demo_tiny_t5, django_capture_on_commit_callbacks
 ):
     approved = set(Instruction.objects.filter(status="approved").values_list("id", flat=True))
     with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL, split_seed=3)
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL, split_seed=3)
     soft.refresh_from_db()
     assert soft.status == "succeeded", soft.error
     heldout = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
@@ -179,12 +164,12 @@ def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
     # Not the model's current soft prompt: new approvals are scored on the app's split's soft prompt alone.
     from evaluation.leaderboards import selectors
 
-    assert selectors.current_soft_prompt(demo_model) is None
+    assert selectors.current_soft_prompt(demo_tiny_t5) is None
     with django_capture_on_commit_callbacks(execute=True):
-        app_split = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+        app_split = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
     # Even when the other split's finished last.
     SoftPrompt.objects.filter(id=soft.id).update(finished_at=timezone.now() + timedelta(hours=1))
-    assert selectors.current_soft_prompt(demo_model).id == app_split.id
+    assert selectors.current_soft_prompt(demo_tiny_t5).id == app_split.id
     # A larger held-out fraction later never makes it scored on a phrasing it trained on.
     with override_settings(SOFTPROMPT_HELDOUT_FRACTION=1.0, SOFTPROMPT_SPLIT_SEED=3):
         runs = scoring.scoring_runs_for_variant(variant=soft.variant, trigger="manual", enqueue=False)
@@ -200,16 +185,16 @@ def test_a_soft_prompt_queued_on_another_split_holds_out_that_split(
 @pytest.mark.django_db
 @override_settings(SOFTPROMPT_RETRAIN_AFTER=2)
 def test_approving_enough_new_phrasings_queues_a_retraining(
-    demo_model, alice, carol, django_capture_on_commit_callbacks
+    demo_tiny_t5, alice, carol, django_capture_on_commit_callbacks
 ):
-    demo_model.align = True
-    demo_model.save()
+    demo_tiny_t5.align = True
+    demo_tiny_t5.save()
     SoftPrompt.objects.create(
-        model=demo_model,
+        model=demo_tiny_t5,
         trigger="manual",
         config={},
         status="succeeded",
-        pool_size=len(softprompts.training_pool(demo_model)[0]),
+        pool_size=len(softprompts.training_pool(demo_tiny_t5)[0]),
     )
     parity = Task.objects.get(slug="parity")
     written = [f"Number {{number}}: even? ({n})" for n in range(12)]
@@ -223,7 +208,7 @@ def test_approving_enough_new_phrasings_queues_a_retraining(
     collection_services.instruction_review(instruction=first, reviewer=carol, status="approved")
     assert not SoftPrompt.objects.filter(status="queued").exists()  # grown by 1 of 2
     collection_services.instruction_review(instruction=second, reviewer=carol, status="approved")
-    queued = SoftPrompt.objects.filter(model=demo_model, status="queued")
+    queued = SoftPrompt.objects.filter(model=demo_tiny_t5, status="queued")
     assert queued.count() == 1 and queued.get().trigger == "approval"
 
 
@@ -267,14 +252,14 @@ def test_nothing_to_train_on_is_a_failed_training_with_a_reason(
 
 @pytest.mark.django_db
 def test_out_of_memory_in_training_fails_it_with_the_settings_to_lower_and_a_retry(
-    demo_model, carol, client, monkeypatch, django_capture_on_commit_callbacks
+    demo_tiny_t5, carol, client, monkeypatch, django_capture_on_commit_callbacks
 ):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
 
     monkeypatch.setattr(ml_softprompt, "_losses", out_of_memory)
     with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
     soft.refresh_from_db()
     assert soft.status == "failed" and not soft.artifact and soft.variant is None
     assert soft.error.startswith(
@@ -287,13 +272,13 @@ def test_out_of_memory_in_training_fails_it_with_the_settings_to_lower_and_a_ret
     monkeypatch.undo()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("softprompt_retry", args=[soft.id]))
-    retried = SoftPrompt.objects.exclude(id=soft.id).get(model=demo_model)
+    retried = SoftPrompt.objects.exclude(id=soft.id).get(model=demo_tiny_t5)
     assert retried.status == "succeeded" and retried.config == soft.config
 
 
 @pytest.mark.django_db
 def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phrasings(
-    demo_model, client, django_capture_on_commit_callbacks
+    demo_tiny_t5, client, django_capture_on_commit_callbacks
 ):
     from evaluation.leaderboards import selectors
     from evaluation.models import PhrasingResult
@@ -303,12 +288,12 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
         "task"
     )
     task = next(i.task for i in approved.order_by("task__slug", "id") if heldout_id(i.id))
-    base = scoring.base_variant(demo_model)
+    base = scoring.base_variant(demo_tiny_t5)
     with django_capture_on_commit_callbacks(execute=True):
         scoring.variant_score_now(variant=base)
     order_before = [p["revision"].id for p in selectors.task_grid(task=task, variants=[base]).phrasings]
     with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
     soft.refresh_from_db()
     variants = selectors.task_variants(task)
     assert variants == [base, soft.variant]
@@ -331,16 +316,16 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
 
 @pytest.mark.django_db
 def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserved_phrasings(
-    demo_model, client, django_capture_on_commit_callbacks
+    demo_tiny_t5, client, django_capture_on_commit_callbacks
 ):
     from evaluation.robustness.outcome import soft_prompt_outcome
     from evaluation.templatetags.figures import signed
 
-    base = scoring.base_variant(demo_model)
+    base = scoring.base_variant(demo_tiny_t5)
     with django_capture_on_commit_callbacks(execute=True):
         scoring.variant_score_now(variant=base)
     with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_model, config=SMALL)
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
     soft.refresh_from_db()
     outcome = soft_prompt_outcome(soft)
     assert outcome is not None and outcome.per_task
@@ -359,7 +344,7 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     assert "macro average" in page and macro in page
 
 
-def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_model, settings):
+def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_tiny_t5, settings):
     client.force_login(admin_user)
     page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert "prompt consistency (swarm distillation, no labels)" in page
@@ -378,7 +363,7 @@ def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_
 
 @pytest.mark.django_db
 def test_consistency_s_early_stopping_is_recorded_on_the_row_and_its_page(
-    demo_model, client, django_capture_on_commit_callbacks
+    demo_tiny_t5, client, django_capture_on_commit_callbacks
 ):
     config = AlignConfig(
         num_virtual_tokens=2,
@@ -391,7 +376,7 @@ def test_consistency_s_early_stopping_is_recorded_on_the_row_and_its_page(
         validation_instances=2,
     )
     with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_model, config=config)
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=config)
     soft.refresh_from_db()
     assert soft.status == "succeeded", soft.error
     assert soft.config["patience"] == 1 and soft.config["eval_every"] == 2

@@ -9,31 +9,16 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from collection.models import Collection, Task
 from core.jobs import JobStatus
 from evaluation.models import Prediction, SoftPrompt
-from evaluation.runs import registry, scoring
+from evaluation.runs import scoring
 
 pytestmark = pytest.mark.django_db
 
 TINY = ["--tokens", "2", "--steps", "3", "--instances", "2", "--paraphrases", "1"]
 
 
-@pytest.fixture
-def tiny_t5(tiny_models, tmp_path, settings):
-    settings.SOFTPROMPT_DIR = tmp_path / "softprompts"
-    call_command("load_demo")
-    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
-    return registry.language_model_register(
-        name="tiny-t5",
-        source=str(tiny_models["t5"]),
-        family="seq2seq",
-        tuned_on=[Collection.objects.get(slug="demotune")],
-        check_now=True,
-    )
-
-
-def test_it_trains_then_scores_the_soft_prompt_and_the_base_model_on_the_held_out_phrasings(tiny_t5):
+def test_it_trains_then_scores_the_soft_prompt_and_the_base_model_on_the_held_out_phrasings(demo_tiny_t5):
     out = StringIO()
     call_command("train_softprompt", "--model", "tiny-t5", *TINY, stdout=out, stderr=StringIO())
     soft = SoftPrompt.objects.get()
@@ -43,14 +28,14 @@ def test_it_trains_then_scores_the_soft_prompt_and_the_base_model_on_the_held_ou
     assert heldout and not heldout & set(soft.training_revisions.values_list("id", flat=True))
     scored = set(Prediction.objects.filter(variant=soft.variant).values_list("revision_id", flat=True))
     assert scored == heldout
-    base = scoring.base_variant(tiny_t5)
+    base = scoring.base_variant(demo_tiny_t5)
     assert heldout <= set(Prediction.objects.filter(variant=base).values_list("revision_id", flat=True))
     text = out.getvalue()
     assert f"Soft prompt #{soft.id}: {len(soft.training_revisions.all())} training phrasings" in text
     assert text.rstrip().endswith("Done.")
 
 
-def test_no_score_trains_only(tiny_t5):
+def test_no_score_trains_only(demo_tiny_t5):
     call_command(
         "train_softprompt", "--model", "tiny-t5", *TINY, "--no-score", stdout=StringIO(), stderr=StringIO()
     )
@@ -68,7 +53,9 @@ def test_no_score_trains_only(tiny_t5):
         (["--model", "tiny-t5", "--objective", "telepathy"], "invalid choice: 'telepathy'"),
     ],
 )
-def test_a_wrong_model_or_setting_is_a_clear_error_and_leaves_no_soft_prompt(tiny_t5, arguments, message):
+def test_a_wrong_model_or_setting_is_a_clear_error_and_leaves_no_soft_prompt(
+    demo_tiny_t5, arguments, message
+):
     with pytest.raises(CommandError, match=message):
         call_command("train_softprompt", *arguments, stdout=StringIO(), stderr=StringIO())
     assert not SoftPrompt.objects.exists()
