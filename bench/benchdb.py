@@ -46,9 +46,14 @@ SMOKE_HELP = (
 )
 
 
+def bench_name(name: str, *, smoke: bool) -> str:
+    """The bench database's name: `name`, or `name`_smoke for a smoke run."""
+    return f"{name}_smoke" if smoke else name
+
+
 def database_use(name: str, *, smoke: bool = False) -> str:
     """Point this process's Django (before django.setup()) at the bench database `name`, or `name`_smoke for a
     smoke run; returns the name used."""
-    name = f"{name}_smoke" if smoke else name
+    name = bench_name(name, smoke=smoke)
     os.environ["DATABASE_URL"] = database_url(name)
     return name

@@ -52,7 +52,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from benchdb import SMOKE_HELP, database_drop, database_ensure, database_url
+from benchdb import SMOKE_HELP, bench_name, database_drop, database_ensure, database_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -433,9 +433,11 @@ def embedded(sqlite_options: str | None) -> None:
         f"embedded default: SQLite file in {journal} mode, OPTIONS {sqlite_options or 'of core/env.py'}; "
         f"gunicorn 2 workers, 1 Celery worker scoring; load average {os.getloadavg()[0]:.2f}"
     )
+    refused = 0
     for kind, ok in [("submission", 201), ("admin save", 302)]:
         answers = result["statuses"][kind]
         errors = sorted(str(status) for status in answers if status != ok)
+        refused += len(errors)
         print(
             f"  {kind + 's':<12} {len(answers):>3} at once: {len(answers) - len(errors):>3} ok, "
             f"{len(errors):>3} errors  {errors[:3]}"
@@ -444,11 +446,6 @@ def embedded(sqlite_options: str | None) -> None:
     print(f"predictions   {during:>3} written by the worker during the burst")
     error = "django.db.utils.OperationalError: database is locked"  # once in each traceback
     print(f"{error}: " + ", ".join(f"{name} log {text.count(error)}" for name, text in logs.items()))
-    refused = sum(
-        status != ok
-        for kind, ok in [("submission", 201), ("admin save", 302)]
-        for status in result["statuses"][kind]
-    )
     # Other OPTIONS are measured to show what they lose; the app's own may lose nothing.
     if sqlite_options is None and (refused or stored != EMBEDDED_SUBMISSIONS):
         sys.exit(f"failed: {refused} requests refused, {stored} of {EMBEDDED_SUBMISSIONS} submissions stored")
@@ -468,7 +465,7 @@ def main() -> None:
     parser.add_argument("--sqlite-options", help="With --embedded: the database OPTIONS instead, as JSON.")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
-    name = f"{DB_NAME}_smoke" if args.smoke else DB_NAME
+    name = bench_name(DB_NAME, smoke=args.smoke)
     if args.smoke:
         args.clients, args.seconds = 2, 3.0
     if args.embedded:
