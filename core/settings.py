@@ -7,7 +7,10 @@ Set DATABASE_URL and CELERY_BROKER_URL to use PostgreSQL and Redis (or RabbitMQ)
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,13 +29,26 @@ def _secret_key() -> str:
         return key
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_urlsafe(50))
+        _secret_key_create(key_file)
     key = key_file.read_text().strip()
     if len(key) < 32:
         raise ImproperlyConfigured(f"{key_file} holds a secret key shorter than 32 characters")
     return key
+
+
+def _secret_key_create(key_file: Path) -> None:
+    """Processes that start at once on a fresh VAR_DIR (a worker and a command, gunicorn's workers) must all read
+    the same whole key: each writes one in full to a file of its own (mkstemp: mode 0600) and links it into
+    place, which fails if another's got there first, and then every process reads the one in place."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=VAR_DIR, prefix=".secret_key.")
+    try:
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_urlsafe(50))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, key_file)
+    finally:
+        os.unlink(draft)
 
 
 SECRET_KEY = _secret_key()
