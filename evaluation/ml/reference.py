@@ -12,9 +12,10 @@ import torch
 
 from evaluation.ml.encoding import EncodedItem
 from evaluation.ml.families import CAUSAL, SEQ2SEQ
+from evaluation.ml.items import OptionScores, ScoringItem
 from evaluation.ml.loading import LoadedModel
 from evaluation.ml.logprobs import pad, token_logprobs
-from evaluation.ml.scoring import OptionScores, ScoringItem, encode_items, scores_of, with_soft_prompt
+from evaluation.ml.scoring import encode_items, scores_of, with_soft_prompt
 
 
 @torch.inference_mode()

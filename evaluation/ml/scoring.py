@@ -42,34 +42,10 @@ from evaluation.ml.forward import (
     plain_output_head,
     prepend_virtual_tokens,
 )
+from evaluation.ml.items import Batch, OptionScores, ScoringItem
 from evaluation.ml.loading import LoadedModel
 from evaluation.ml.logprobs import pad, to_device
 from evaluation.ml.prompts import FORMATS
-
-
-@dataclass(frozen=True)
-class ScoringItem:
-    shared: str  # text every instance of the phrasing starts with (see prompts.py)
-    rest: str  # the rest of this instance's prompt
-    options: tuple[str, ...]  # what the model may answer, in option order
-
-
-@dataclass(frozen=True)
-class OptionScores:
-    logliks: tuple[float, ...]  # sum of log p(option tokens | prompt), per option
-    lengths: tuple[int, ...]  # option lengths in tokens, for length-normalised scores
-    truncated: bool = False  # the prompt was cut to the model's input length
-
-    @property
-    def predicted(self) -> int:
-        return max(range(len(self.logliks)), key=self.logliks.__getitem__)
-
-    @property
-    def normalised(self) -> tuple[float, ...]:
-        return tuple(ll / n for ll, n in zip(self.logliks, self.lengths))
-
-
-Batch = list[tuple[int, OptionScores]]
 
 
 def encode_items(

@@ -50,24 +50,12 @@ from evaluation.ml.forward import (
     plain_output_head,
     prepend_virtual_tokens,
 )
+from evaluation.ml.items import ScoringItem, TrainingTask
 from evaluation.ml.loading import LoadedModel
 from evaluation.ml.logprobs import option_logliks, pad
-from evaluation.ml.scoring import ScoringItem, encode_items
+from evaluation.ml.scoring import encode_items
 
 TRAINING_FILE = "training.json"
-
-
-@dataclass(frozen=True)
-class TrainingTask:
-    """One task's training data: the phrasings that may be trained on (revision ids), which of them are
-    observed for the model (anchors), and how to build the prompt of (phrasing, instance)."""
-
-    name: str
-    phrasings: tuple[int, ...]
-    anchors: tuple[int, ...]
-    instance_count: int
-    item: Callable[[int, int], ScoringItem]  # (phrasing id, instance index) -> prompt and options
-    gold: Callable[[int], int]  # instance index -> index of the correct option
 
 
 @dataclass

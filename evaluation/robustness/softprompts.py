@@ -24,12 +24,9 @@ from collection.models import Instance, InstructionRevision, Task
 from collection.selectors import approved_phrasings
 from core import jobs
 from core.jobs import JobStatus
-from evaluation.ml import softprompt as ml
 from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.errors import ScoringError
-from evaluation.ml.loading import load
-from evaluation.ml.scoring import ScoringItem
-from evaluation.ml.softprompt import TrainingTask
+from evaluation.ml.items import ScoringItem, TrainingTask
 from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, VariantKind
 from evaluation.runs.scoring import scoring_runs_for_variant
 from evaluation.split import app_seed, is_heldout
@@ -260,6 +257,10 @@ def softprompt_train_work(
         raise ConfigError(
             "Nothing to train on: no task has both approved training phrasings and training-split instances."
         )
+    # torch, transformers and PEFT: imported by the process that trains, not by every process that loads the app.
+    from evaluation.ml import softprompt as ml
+    from evaluation.ml.loading import load
+
     loaded = load(soft.model.spec(), device)
     curve: list[dict] = []
 

@@ -15,7 +15,7 @@ from collection.answers import option_texts
 from collection.models import Instance, InstructionRevision
 from collection.selectors import task_eval_sample_ids
 from core.errors import ApplicationError
-from evaluation.ml.scoring import OptionScores, ScoringItem
+from evaluation.ml.items import OptionScores, ScoringItem
 from evaluation.models import FormatPrediction, ModelVariant, ScoringRun
 
 # The declared formats, as keys (as written is the ordinary predictions, so it is not one of them).

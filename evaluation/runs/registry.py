@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -31,7 +31,6 @@ from core.errors import ApplicationError
 from core.jobs import JobStatus
 from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
 from evaluation.ml.errors import ScoringError
-from evaluation.ml.loading import ModelFacts, model_facts
 from evaluation.models import (
     Dtype,
     LanguageModel,
@@ -44,6 +43,9 @@ from evaluation.models import (
     VariantKind,
 )
 from evaluation.runs.scoring import base_variant, scoring_bulk, warm_model
+
+if TYPE_CHECKING:
+    from evaluation.ml.loading import ModelFacts
 
 # Errors that fail a check with their own message (the loader's reason, a chat template that cannot frame a
 # prompt); anything else fails it as unexpected, with its type. Named by ModelCheck's declaration (`job`).
@@ -208,6 +210,8 @@ def language_model_check_execute(*, check_id: int, task_id: str, worker: str = "
 def language_model_check_work(check: ModelCheck, token: uuid.UUID) -> None:
     """A check's work: load the model as scoring will, read off its facts, and make it ready (queueing its
     scoring if the check says so), or failed with the reason."""
+    from evaluation.ml.loading import model_facts  # torch: only a process that loads a model imports it
+
     model = LanguageModel.objects.get(id=check.model_id)
     try:
         loaded = warm_model(model.spec(), settings.WORKER_DEVICE)

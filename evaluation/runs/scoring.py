@@ -34,8 +34,7 @@ from evaluation import split
 from evaluation.leaderboards import adaptive_estimates, aggregates, selectors
 from evaluation.ml.config import ConfigError, ScoreConfig
 from evaluation.ml.errors import ScoringError
-from evaluation.ml.loading import ModelCache
-from evaluation.ml.scoring import ScoringItem, score
+from evaluation.ml.items import ScoringItem
 from evaluation.models import (
     FormatPrediction,
     LanguageModel,
@@ -52,14 +51,21 @@ log = logging.getLogger(__name__)
 
 AGGREGATE_EVERY_SECONDS = 30
 
-# One warm model per worker process: consecutive runs of the same model skip loading it again.
-_models = ModelCache()
+
+@functools.cache
+def _models():
+    """One warm model per worker process: consecutive runs of the same model skip loading it again. Made on
+    first use, so that torch is imported by the processes that load a model, not by every one that loads the
+    app (tests/core/test_startup.py)."""
+    from evaluation.ml.loading import ModelCache
+
+    return ModelCache()
 
 
 def warm_model(spec, device: str):
     """The worker's warm model, loaded if it is not the one held. The model check loads through it too, so a
     worker never holds two models at once and the first run after a check finds its model loaded."""
-    return _models.get(spec, device)
+    return _models().get(spec, device)
 
 
 def base_variant(model: LanguageModel) -> ModelVariant:
@@ -470,7 +476,9 @@ def _fill_cells(
     started = time.monotonic()
     touched: set[int] = set()
     if cells:
-        loaded = _models.get(spec, config.device)
+        from evaluation.ml.scoring import score
+
+        loaded = _models().get(spec, config.device)
         if run.formats:
             items = [cell.item() for cell in cells]
         else:

@@ -48,7 +48,6 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from evaluation.stats import figure_registry
@@ -244,6 +243,10 @@ class _Fit:
 def _logistic(design: _Design, scales: np.ndarray, start: np.ndarray | None) -> np.ndarray:
     """MAP weights [intercept, weights...]; sklearn minimises 1/2 |w|^2 + sum_cells loss (C = 1), the
     intercept unpenalised."""
+    # Imported here: scikit-learn (with pandas and scipy.stats behind it) costs a second or more at import, and
+    # every process imports this module through the app's tasks; only a fit needs it (tests/core/test_startup.py).
+    from sklearn.linear_model import LogisticRegression
+
     y, weight = design.targets()
     model = LogisticRegression(
         C=1.0, solver="newton-cholesky", tol=1e-8, max_iter=100, warm_start=start is not None

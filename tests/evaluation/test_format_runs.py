@@ -83,7 +83,7 @@ def test_a_run_over_formats_scores_each_cell_once_and_maps_answers_back(larger, 
     )[0]
     cell = format_cells.FormatCell(stored.revision, stored.instance, formats.BY_KEY["parens-lines-reversed"])
     assert cell.positions == list(reversed(range(len(stored.instance.options))))
-    loaded = scoring._models.get(variant.spec(), "cpu")
+    loaded = scoring._models().get(variant.spec(), "cpu")
     [(_, direct)] = [
         pair
         for batch in score(loaded, [cell.item()], ScoreConfig(batch_size=4, device="cpu"))

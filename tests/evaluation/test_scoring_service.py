@@ -256,13 +256,13 @@ def test_out_of_memory_at_batch_size_one_fails_the_run_with_a_reason_and_its_ret
     demo, tiny_models, carol, client, monkeypatch, django_capture_on_commit_callbacks
 ):
     run = unsent_run(tiny_models, batch_size=4)
-    real_get = scoring._models.get
+    real_get = scoring._models().get
 
     def too_small_a_device(spec, device):  # the worker's model, on a device where not even one instance fits
         loaded = real_get(spec, device)
         return dataclasses.replace(loaded, model=OutOfMemoryAbove(loaded.model, limit=0))
 
-    monkeypatch.setattr(scoring._models, "get", too_small_a_device)
+    monkeypatch.setattr(scoring._models(), "get", too_small_a_device)
     run = scoring.scoring_run_execute(run_id=run.id, task_id="small-gpu")
     assert run.status == JobStatus.FAILED
     assert run.error == (
