@@ -90,13 +90,13 @@ def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_
         CELERY_VISIBILITY_TIMEOUT="4",
         JOB_LEASE_SECONDS="3",
     )
-    steps = 400
+    steps = 150  # the kill comes within a poll of step 10 (heartbeats every 5 steps), far from the last
     soft_id = queue_training(env, steps)
 
     first_log = tmp_path / "first.log"
     with running_worker(env, queues="gpu,gpu-bulk", log=first_log) as first:
         wait_for(
-            lambda: SoftPrompt.objects.get(id=soft_id).steps_done >= 20,
+            lambda: SoftPrompt.objects.get(id=soft_id).steps_done >= 10,
             timeout=120,
             what="the first worker to start training",
             log=first_log,
