@@ -33,6 +33,7 @@ BENCHES = {
     "scoring": (["scoring.py", "--smoke", "--skip-lm-eval"], "FLOP floor", ("shared",)),
     "softprompt t5": (["softprompt.py", "--smoke", "--arch", "t5"], "ratio align / plain", ()),
     "softprompt gpt2": (["softprompt.py", "--smoke", "--arch", "gpt2"], "ratio align / plain", ()),
+    "startup": (["startup.py", "--smoke"], "ratio with / without", ()),
 }
 
 
