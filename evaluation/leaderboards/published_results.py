@@ -21,6 +21,7 @@ import io
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from collection.importers.base import ImportFailed, ImportReport, benchmark_upsert, limited, read_text
@@ -50,14 +51,62 @@ def import_results(directory: Path, *, fmt: str = "instructioneval-csv") -> Impo
         raise ImportFailed(directory, "no .csv files here")
     rows = [row for path in files for row in _read(path)]
     report = ImportReport()
-    touched: set[tuple[int, int]] = set()
-    seen: dict[tuple[int, int], str] = {}
+    # (variant id, revision id) -> the row's result and where it came from; a later row replaces an earlier.
+    results: dict[tuple[int, int], tuple[PhrasingResult, str]] = {}
+    held = _Held()
     with transaction.atomic():
-        for where, row in rows:
-            _import_row(where, row, report, touched, seen)
+        stored = sum(_import_row(where, row, report, results, held) for where, row in rows)
+        created = _write([result for result, _ in results.values()])
+        # Counted per row, as a row at a time would: a repeated row updates the result its first one made.
+        for counted, n in (("results imported", created), ("results updated", stored - created)):
+            if n:
+                report.add(counted, n)
+        touched = {(result.variant_id, result.task_id) for result, _ in results.values()}
         aggregates_refresh_many(touched)
     report.add("model variants with results", len({variant for variant, _ in touched}))
     return report
+
+
+class _Held(dict):
+    """What the import has looked up or created already (tasks, phrasings, variants), so that each is read once
+    per import rather than once per row: a file names the same few of each thousands of times."""
+
+    def get_or(self, key, make):
+        if key not in self:
+            self[key] = make()
+        return self[key]
+
+
+def _write(results: list[PhrasingResult]) -> int:
+    """Store the rows' results: new ones inserted, those already held updated, in a few statements. Returns how
+    many were new."""
+    held = {
+        (variant_id, revision_id): result_id
+        for variant_id, revision_id, result_id in PhrasingResult.objects.filter(
+            variant_id__in={r.variant_id for r in results}
+        ).values_list("variant_id", "revision_id", "id")
+    }
+    now = timezone.now()
+    new, old = [], []
+    for result in results:
+        result.id = held.get((result.variant_id, result.revision_id))
+        result.updated_at = now  # auto_now: bulk_update would leave it
+        (old if result.id else new).append(result)
+    PhrasingResult.objects.bulk_create(new, batch_size=1000)
+    PhrasingResult.objects.bulk_update(old, UPDATED_FIELDS, batch_size=1000)
+    return len(new)
+
+
+UPDATED_FIELDS = [
+    "task",
+    "accuracy",
+    "n_correct",
+    "n_total",
+    "complete",
+    "source",
+    "provenance",
+    "updated_at",
+]
 
 
 def _read(path: Path) -> list[tuple[str, dict]]:
@@ -78,50 +127,51 @@ def _read(path: Path) -> list[tuple[str, dict]]:
     return rows
 
 
-def _import_row(where: str, row: dict, report: ImportReport, touched: set, seen: dict) -> None:
+def _import_row(where: str, row: dict, report: ImportReport, results: dict, held: _Held) -> bool:
+    """Read one row into `results`; False when it is skipped."""
     if row["Include?"].strip().lower() != "true":
         report.add("rows marked not included (skipped)")
-        return
+        return False
     if row["Shots"].strip() != "0":
         report.add("few-shot rows (skipped; leaderboards are zero-shot)")
-        return
+        return False
     try:
         accuracy = float(row["Performance"])
     except ValueError:
         report.add("rows with a non-numeric Performance (skipped)")
         report.notes.append(f"{where}: Performance {row['Performance']!r} is not a number; skipped")
-        return
+        return False
     if not 0 <= accuracy <= 1:
         raise ImportFailed(where, f"Performance {accuracy} is not an accuracy in [0, 1]")
     if row["Dataset"] not in STUDY_TASKS:
         raise ImportFailed(
             where, f"unknown dataset '{row['Dataset']}'; known: {', '.join(sorted(STUDY_TASKS))}"
         )
-    task = _task(row["Dataset"], report)
-    revision = _revision(task, row, report)
-    variant = _variant(row["Model"], report)
+    task = held.get_or(("task", row["Dataset"]), lambda: _task(row["Dataset"], report))
+    phrasing = (task.id, row["Collection"], row["Type"], row["ID"])
+    revision = held.get_or(("revision", *phrasing), lambda: _revision(task, row, report))
+    variant = held.get_or(("variant", row["Model"]), lambda: _variant(row["Model"], report))
     key = (variant.id, revision.id)
-    if key in seen:
+    if key in results:
         report.add("duplicate rows (the later one is kept)")
         report.notes.append(
-            f"{where} repeats {seen[key]} ({row['Model']}, {row['Collection']}/{row['Type']}/{row['ID']})"
+            f"{where} repeats {results[key][1]} ({row['Model']}, {row['Collection']}/{row['Type']}/{row['ID']})"
         )
-    seen[key] = where
-    _, created = PhrasingResult.objects.update_or_create(
-        variant=variant,
-        revision=revision,
-        defaults={
-            "task": task,
-            "accuracy": accuracy,
-            "n_correct": None,
-            "n_total": None,
-            "complete": True,
-            "source": ResultSource.IMPORTED,
-            "provenance": f"{SOURCE}: {where}",
-        },
+    results[key] = (
+        PhrasingResult(
+            variant=variant,
+            revision=revision,
+            task=task,
+            accuracy=accuracy,
+            n_correct=None,
+            n_total=None,
+            complete=True,
+            source=ResultSource.IMPORTED,
+            provenance=f"{SOURCE}: {where}",
+        ),
+        where,
     )
-    report.add("results imported" if created else "results updated")
-    touched.add((variant.id, task.id))
+    return True
 
 
 def _task(dataset: str, report: ImportReport) -> Task:
