@@ -77,26 +77,7 @@ class _Held(dict):
         return self[key]
 
 
-def _write(results: list[PhrasingResult]) -> int:
-    """Store the rows' results: new ones inserted, those already held updated, in a few statements. Returns how
-    many were new."""
-    held = {
-        (variant_id, revision_id): result_id
-        for variant_id, revision_id, result_id in PhrasingResult.objects.filter(
-            variant_id__in={r.variant_id for r in results}
-        ).values_list("variant_id", "revision_id", "id")
-    }
-    now = timezone.now()
-    new, old = [], []
-    for result in results:
-        result.id = held.get((result.variant_id, result.revision_id))
-        result.updated_at = now  # auto_now: bulk_update would leave it
-        (old if result.id else new).append(result)
-    PhrasingResult.objects.bulk_create(new, batch_size=1000)
-    PhrasingResult.objects.bulk_update(old, UPDATED_FIELDS, batch_size=1000)
-    return len(new)
-
-
+# What an import sets on a result it already holds (as update_or_create's defaults did, and auto_now's field).
 UPDATED_FIELDS = [
     "task",
     "accuracy",
@@ -107,6 +88,26 @@ UPDATED_FIELDS = [
     "provenance",
     "updated_at",
 ]
+
+
+def _write(results: list[PhrasingResult]) -> int:
+    """Store the rows' results: new ones inserted, those already held updated, in a few statements. Returns how
+    many were new."""
+    existing = {
+        (variant_id, revision_id): result_id
+        for variant_id, revision_id, result_id in PhrasingResult.objects.filter(
+            variant_id__in={r.variant_id for r in results}
+        ).values_list("variant_id", "revision_id", "id")
+    }
+    now = timezone.now()
+    new, old = [], []
+    for result in results:
+        result.id = existing.get((result.variant_id, result.revision_id))
+        result.updated_at = now  # auto_now: bulk_update would leave it
+        (old if result.id else new).append(result)
+    PhrasingResult.objects.bulk_create(new, batch_size=1000)
+    PhrasingResult.objects.bulk_update(old, UPDATED_FIELDS, batch_size=1000)
+    return len(new)
 
 
 def _read(path: Path) -> list[tuple[str, dict]]:
