@@ -14,8 +14,9 @@ study's MMLU phrasings (MMLU/Unobserved/1.. in ../shared/data/paper_instructions
 each (phrasing, question) pair being one instance; "instances/s" counts those. Two option kinds: letters
 (options "A".."D", the phrasing lists the option texts) and option text (the four option texts).
 --smoke: tiny models (evaluation/ml/build.py's "tiny" size), 4 questions, 2 naive items, one round: checks
-that the script runs end to end (tests/test_benches.py runs it with --skip-lm-eval); its speeds mean nothing.
-The run exits with status 1 when ours and the naive reference disagree beyond TOLERANCE or on a prediction.
+that the script runs end to end (tests/test_benches.py runs it, lm_eval included: the test extra installs it);
+its speeds mean nothing. The run exits with status 1 when ours and the naive reference, or ours and lm_eval,
+disagree beyond TOLERANCE or on a prediction, or when lm_eval was given other token ids.
 Defaults: 200 questions x 1 phrasing (the issue's lm_eval figures are for 200 questions), naive reference on
 16 instances; that takes about 10-15 minutes on 2 quiet cores, and each further phrasing (--phrasings)
 adds about as much again. Figures are wall-clock. Other jobs on the machine slow every contender, and
@@ -737,6 +738,14 @@ def main() -> None:
     wrong = [f"{r.family} {r.kind}" for r in results if not r.naive_same or not r.naive_diff <= TOLERANCE]
     if wrong:
         sys.exit(f"ours and the naive reference disagree: {', '.join(wrong)}")
+    # lm_eval computes the same quantity from the same token ids (docstring), so it must agree as closely.
+    wrong = [
+        f"{r.family} {r.kind}"
+        for r in results
+        if r.lm_same is not None and not (r.lm_same and r.lm_diff <= TOLERANCE and r.same_ids)
+    ]
+    if wrong:
+        sys.exit(f"ours and lm_eval disagree: {', '.join(wrong)}")
 
 
 if __name__ == "__main__":

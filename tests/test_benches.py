@@ -30,7 +30,7 @@ BENCHES = {
     "load": (["load.py", "--smoke"], "duplicate runs 0", ("postgres",)),
     "load --embedded": (["load.py", "--embedded"], "database is locked: server log 0, worker log 0", ()),
     "release": (["release.py", "--smoke"], "large / small:", ("postgres",)),
-    "scoring": (["scoring.py", "--smoke", "--skip-lm-eval"], "FLOP floor", ("shared",)),
+    "scoring": (["scoring.py", "--smoke"], "FLOP floor", ("shared",)),
     "softprompt t5": (["softprompt.py", "--smoke", "--arch", "t5"], "ratio align / plain", ()),
     "softprompt gpt2": (["softprompt.py", "--smoke", "--arch", "gpt2"], "ratio align / plain", ()),
     "startup": (["startup.py", "--smoke"], "ratio with / without", ()),
