@@ -212,6 +212,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # RabbitMQ hands an unacknowledged job back at once when its worker's connection closes: no visibility
+    # timeout. AMQP heartbeats are off by default: a `--pool solo` worker runs its job in the thread that would
+    # send them, so the broker dropped the connection of any job longer than about two heartbeats, and the job
+    # came back as a redelivery after it had finished (which its claim turns into nothing, but with a reconnect
+    # and an error in the log). Celery's default (120 s) met RabbitMQ's 60 s. A killed worker's connection still
+    # closes at once. RabbitMQ's consumer_timeout (30 min) is not a heartbeat: README, "RabbitMQ instead of Redis".
+    CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 0, minimum=0)
 else:
     # Redis redelivers an unacknowledged job (a killed worker's) after this many seconds. Scoring jobs can
     # outlive it; a second delivery of a job whose worker is alive finds the run claimed and does nothing.

@@ -9,9 +9,40 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from django.db import connection
 
 REPO = Path(__file__).resolve().parents[1]
+# RabbitMQ, the broker README's "Configuration" names beside Redis for production (.ci/run starts it).
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+# Every queue a task is sent to: core/settings.py's default, and the scoring lanes (evaluation/models.py).
+QUEUES = ("default", "gpu", "gpu-bulk")
+
+
+def rabbitmq_url() -> str:
+    """TEST_AMQP_URL, else the local RabbitMQ, with our queues emptied of earlier tests' jobs (its queues are
+    durable: a job a test left behind would reach the next test's worker, naming another database's rows).
+    Skips when the local default does not answer; fails when TEST_AMQP_URL names a broker that does not, so a
+    run that asked for RabbitMQ (CI's) never skips it."""
+    from kombu import Connection
+
+    url = os.environ.get("TEST_AMQP_URL")
+    with Connection(url or AMQP_URL, connect_timeout=5) as conn:
+        try:
+            conn.ensure_connection(max_retries=1)
+        except conn.connection_errors as exc:
+            if url:
+                raise
+            pytest.skip(f"RabbitMQ at {AMQP_URL} does not answer ({exc}): start it or set TEST_AMQP_URL")
+        for name in QUEUES:
+            channel = conn.channel()
+            try:
+                channel.queue_purge(name)
+            except conn.channel_errors:
+                pass  # not declared yet: nothing in it (the broker closed this channel)
+            finally:
+                channel.close()
+    return url or AMQP_URL
 
 
 def worker_database_url() -> str:

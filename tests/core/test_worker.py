@@ -1,12 +1,12 @@
-"""A real worker process answers jobs enqueued by another process, with Redis and with the embedded
-filesystem broker (the default on a machine with no servers)."""
+"""A real worker process answers jobs enqueued by another process, with Redis, with RabbitMQ and with the
+embedded filesystem broker (the default on a machine with no servers)."""
 
 import os
 
 import pytest
 
 from core.models import WorkerPing
-from tests.workers import manage, process_env, running_worker, wait_for
+from tests.workers import manage, process_env, rabbitmq_url, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -30,6 +30,12 @@ def test_a_worker_answers_through_redis(tmp_path):
     env = process_env(
         CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), VAR_DIR=str(tmp_path)
     )
+    ping = _round_trip(env, tmp_path / "worker.log")
+    assert ping.worker.startswith("test-")
+
+
+def test_a_worker_answers_through_rabbitmq(tmp_path):
+    env = process_env(CELERY_BROKER_URL=rabbitmq_url(), VAR_DIR=str(tmp_path))
     ping = _round_trip(env, tmp_path / "worker.log")
     assert ping.worker.startswith("test-")
 

@@ -1,5 +1,6 @@
 """The broker is down when a curator approves a phrasing: the approval is saved, its scoring run is saved
-as unsent (the outbox), and once the broker is back the sweep sends it and a real worker scores it, once."""
+as unsent (the outbox), and once the broker is back the sweep sends it and a real worker scores it, once. With
+Redis and with RabbitMQ: each fails to send in its own way (kombu's OperationalError, an OSError)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from core import services as core_services
 from core.jobs import JobStatus
 from evaluation.models import Prediction, ScoringRun
 from evaluation.runs import registry
-from tests.workers import manage, process_env, running_worker, wait_for
+from tests.workers import manage, process_env, rabbitmq_url, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+# Nothing listens on port 1.
+DEAD_BROKERS = {"redis": "redis://127.0.0.1:1/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:1//"}
 
 APPROVE = """
 from django.contrib.auth import get_user_model
@@ -34,8 +36,13 @@ print("approved")
 """
 
 
-def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_models, tmp_path):
-    redis.Redis.from_url(REDIS_URL).flushdb()
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(broker, tiny_models, tmp_path):
+    if broker == "redis":
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        live_broker = REDIS_URL
+    else:
+        live_broker = rabbitmq_url()
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=5)
     registry.language_model_register(
@@ -50,7 +57,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     )
 
     # The approval happens in a web process whose broker is unreachable.
-    down = process_env(CELERY_BROKER_URL=DEAD_BROKER, VAR_DIR=str(tmp_path))
+    down = process_env(CELERY_BROKER_URL=DEAD_BROKERS[broker], VAR_DIR=str(tmp_path))
     assert "approved" in manage(down, "shell", "--no-imports", "-c", APPROVE.format(id=phrasing.id))
     phrasing.refresh_from_db()
     assert phrasing.status == Instruction.Status.APPROVED  # the approval is not lost
@@ -58,7 +65,7 @@ def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(tiny_mod
     assert run.status == JobStatus.QUEUED and run.sent_at is None  # saved, not sent
 
     # The broker is back: a worker and one sweep (what the scheduler sends every minute) finish it.
-    up = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
+    up = process_env(CELERY_BROKER_URL=live_broker, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
     log = tmp_path / "worker.log"
     with running_worker(up, queues="gpu,default,gpu-bulk", log=log):
         manage(up, "shell", "--no-imports", "-c", "from evaluation.tasks import sweep; sweep.delay()")

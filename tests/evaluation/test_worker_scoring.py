@@ -1,6 +1,7 @@
 """Scoring in real Celery worker processes against Redis and PostgreSQL: a run over the demo benchmark, a
-repeated run that writes nothing, a worker killed mid-run, and a model that cannot load (failed by its check,
-on the worker, before any run)."""
+repeated run that writes nothing, a worker killed mid-run (through Redis and through RabbitMQ, which hand a
+dead worker's job back differently), and a model that cannot load (failed by its check, on the worker, before
+any run)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collection.models import Task
 from core.jobs import JobStatus
 from evaluation.models import LanguageModel, ModelCheck, Prediction, ScoringRun
 from evaluation.runs import registry, scoring
-from tests.workers import manage, process_env, running_worker, wait_for
+from tests.workers import manage, process_env, rabbitmq_url, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -24,17 +25,28 @@ pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True),
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-@pytest.fixture
-def env(tmp_path):
-    redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
+def worker_env(tmp_path, broker: str) -> dict[str, str]:
+    if broker == "redis":
+        redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
     return process_env(
-        CELERY_BROKER_URL=REDIS_URL,
+        CELERY_BROKER_URL=REDIS_URL if broker == "redis" else rabbitmq_url(),
         VAR_DIR=str(tmp_path),
         WORKER_DEVICE="cpu",
-        # Short timeouts so a killed worker's job comes back within seconds, not the production hour.
+        # Short timeouts so a killed worker's job comes back within seconds, not the production hour (Redis
+        # hands it back after the visibility timeout; RabbitMQ at once, when the worker's connection drops).
         CELERY_VISIBILITY_TIMEOUT="4",
         JOB_LEASE_SECONDS="3",
     )
+
+
+@pytest.fixture
+def env(tmp_path):
+    return worker_env(tmp_path, "redis")
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def any_broker_env(request, tmp_path):
+    return worker_env(tmp_path, request.param)
 
 
 @pytest.fixture
@@ -91,8 +103,9 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
 
 
 def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_prediction_per_cell(
-    demo, env, tiny_models, tmp_path
+    demo, any_broker_env, tiny_models, tmp_path
 ):
+    env = any_broker_env
     # 24 phrasings x 15 instances at batch size 1: the kill comes within a poll (0.2 s) of the 30th cell, far
     # from the 360th even on a fast CPU, and the second worker's share stays short on a slow one.
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
@@ -101,7 +114,7 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
     )
     run = ScoringRun.objects.create(variant=scoring.base_variant(model), trigger="manual")
     run.revisions.set(scoring.approved_revisions())
-    send(env, run.id)  # waits in Redis until a worker starts
+    send(env, run.id)  # waits in the broker until a worker starts
 
     def progress() -> int:
         return Prediction.objects.filter(run__isnull=False).count()

@@ -1,0 +1,118 @@
+"""A job longer than RabbitMQ's patience with a silent worker, in real worker processes.
+
+A `--pool solo` worker runs its job in the thread that would send AMQP heartbeats and read the broker, so the
+broker drops the connection of a job longer than about two heartbeats (or than its consumer_timeout, 30 min)
+and hands the message back; the worker finds out when it tries to acknowledge, reconnects and receives the
+same job again. With heartbeats on (1 s here), the job must still be scored exactly once, the redelivery must
+do nothing, and the worker must go on taking jobs. The app's default turns heartbeats off on RabbitMQ
+(core/settings.py), where Celery's own default would have met the server's 60 s: the connection a worker
+opens must say 0.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.db.models import Count
+
+from collection.demo import load_demo
+from collection.models import Task
+from core.jobs import JobStatus
+from core.models import WorkerPing
+from evaluation.models import Prediction, ScoringRun
+from evaluation.runs import registry, scoring
+from tests.workers import REPO, manage, process_env, rabbitmq_url, running_worker, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
+
+SAMPLE = 15  # 24 phrasings x 15 instances at batch size 1: several seconds on any CPU, far over 2 heartbeats
+LOST = "Connection to broker lost"
+
+
+def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(tiny_models, tmp_path):
+    load_demo(generated_per_task=0)
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
+    model = registry.language_model_register(
+        name="tiny-t5", source=str(tiny_models["t5"]), family="seq2seq", batch_size=1, score=False
+    )
+    run = ScoringRun.objects.create(variant=scoring.base_variant(model), trigger="manual")
+    run.revisions.set(scoring.approved_revisions())
+    env = process_env(
+        CELERY_BROKER_URL=rabbitmq_url(),
+        VAR_DIR=str(tmp_path),
+        WORKER_DEVICE="cpu",
+        CELERY_BROKER_HEARTBEAT="1",
+    )
+    log = tmp_path / "worker.log"
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
+        manage(
+            env,
+            "shell",
+            "--no-imports",
+            "-c",
+            f"from evaluation.tasks import score_run; score_run.delay({run.id})",
+        )
+        wait_for(
+            lambda: ScoringRun.objects.get(id=run.id).status not in ScoringRun.ACTIVE,
+            timeout=240,
+            what="the run to finish",
+            log=log,
+        )
+        # The worker still takes jobs: a ping sent after the run is answered.
+        ping = int(
+            manage(
+                env,
+                "shell",
+                "--no-imports",
+                "-c",
+                "from core.services import worker_ping_send; print(worker_ping_send().id)",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        wait_for(
+            lambda: WorkerPing.objects.filter(id=ping, answered_at__isnull=False).exists(),
+            timeout=60,
+            what="the worker to answer a ping after the run",
+            log=log,
+        )
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.attempts == 1  # the redelivery claimed nothing
+    assert run.total_cells == run.done_cells == Prediction.objects.count() == 24 * SAMPLE
+    duplicates = (
+        Prediction.objects.values("variant", "revision", "instance").annotate(n=Count("id")).filter(n__gt=1)
+    )
+    assert not duplicates.exists()
+    # The premise: the broker did drop the connection, and the job came back after it had finished.
+    text = log.read_text()
+    assert LOST in text, "the run ended within two heartbeats; make it longer"
+    assert "is not claimable" in text
+
+
+HEARTBEAT = """
+from core.celery import app
+connection = app.connection_for_read(heartbeat=app.conf.broker_heartbeat)
+connection.connect()
+print(connection.connection.server_heartbeat, connection.connection.heartbeat)
+connection.release()
+"""
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 0), ("1", 1)])
+def test_a_worker_connection_has_no_heartbeats_unless_asked(setting, expected, tmp_path):
+    env = process_env(
+        CELERY_BROKER_URL=rabbitmq_url(), VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="core.settings"
+    )
+    if setting:
+        env["CELERY_BROKER_HEARTBEAT"] = setting
+    code = "import django; django.setup()\n" + HEARTBEAT
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    server, negotiated = (float(v) for v in done.stdout.split()[-2:])
+    assert server > 0  # RabbitMQ proposes heartbeats (60 s by default); the worker's side decides
+    assert negotiated == expected
