@@ -129,3 +129,64 @@ def test_the_full_size_check_passes_on_a_cuda_device(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["Llama-7B config"]["parameters"] > 6e9
     assert figures["Flan-T5-XL config"]["dtype"] == "bfloat16"
+
+
+def _gpu_report():
+    spec = importlib.util.spec_from_file_location("gpu_report", SCRIPT.with_name("gpu_report.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _figures(mfu: float, rate: float, over_lm_eval: float, *, fixed: int = 64, ok: bool = True) -> dict:
+    timed = {"instances_per_s": rate, "mfu": mfu, "token_budget": 65536, "padding_share": 0.05}
+    return {
+        "seconds": 150.0,
+        **{f"throughput_{kind}": timed for kind in ("letters", "texts")},
+        **{
+            f"throughput_{kind}_batch_{fixed}": {**timed, "instances_per_s": rate / 2}
+            for kind in ("letters", "texts")
+        },
+        "lm_eval": {
+            "ok": True,
+            **{
+                k: {
+                    "instances_per_s": rate / over_lm_eval,
+                    "best_batch_size": "256",
+                    "ours_over_lm_eval": over_lm_eval,
+                }
+                for k in ("letters", "texts")
+            },
+        },
+        "training": {"ok": ok},
+    }
+
+
+def test_the_gpu_report_holds_the_figures_against_the_issues_goals(tmp_path, capsys):
+    def write(tag, family, figures):
+        name = {"causal": "Llama-7B config", "seq2seq": "Flan-T5-XL config"}[family]
+        (tmp_path / f"{tag}-{family}.json").write_text(
+            json.dumps({"device": "cuda", "dry": False, name: figures})
+        )
+
+    write("after", "causal", _figures(mfu=0.41, rate=400.0, over_lm_eval=3.5))  # every goal met
+    write(
+        "after", "seq2seq", _figures(mfu=0.20, rate=900.0, over_lm_eval=2.0, ok=False)
+    )  # MFU, ratio, training not
+    write("before", "causal", {"throughput_letters": {"instances_per_s": 100.0, "mfu": 0.05}})
+    assert _gpu_report().main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "| Llama-7B config | letters | 100/s, MFU 5.0% | 200/s, MFU 41.0% | 400/s, MFU 41.0% (budget 65,536"
+        in out
+    )
+    assert (
+        "| 2.00x | 114/s (batch 256) | 3.50x |" in out
+    )  # after over before at the fixed batch; ours over lm_eval
+    assert "- Llama-7B config letters: MFU >= 40%: 41.0%, met" in out
+    assert "- Llama-7B config texts: ours >= 3x lm_eval's best: 3.50x, met" in out
+    assert "- Flan-T5-XL config letters: MFU >= 25%: 20.0%, NOT met" in out
+    assert "- Flan-T5-XL config letters: ours >= 3x lm_eval's best: 2.00x, NOT met" in out
+    assert "- Flan-T5-XL config: soft-prompt training step: FAILED, NOT met" in out
+    assert "- the whole check within 8 minutes: 300 s, met" in out
+    assert "DRY RUN" not in out
