@@ -1,4 +1,7 @@
-"""A job longer than RabbitMQ's patience with a silent worker, in real worker processes.
+"""A worker on RabbitMQ, which pushes jobs to workers rather than being asked (Redis), in real processes.
+
+A busy `--pool solo` worker must hold no job but the one it runs (core/celery.py), so that an idle worker, or
+the interactive job that arrives next, is not kept waiting behind it.
 
 A `--pool solo` worker runs its job in the thread that would send AMQP heartbeats and read the broker, so the
 broker drops the connection of a job longer than about two heartbeats (or than its consumer_timeout, 30 min)
@@ -28,10 +31,16 @@ from tests.workers import REPO, manage, process_env, rabbitmq_url, running_worke
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
 SAMPLE = 15  # 24 phrasings x 15 instances at batch size 1: several seconds on any CPU, far over 2 heartbeats
+SEND_PING = "from core.services import worker_ping_send; print(worker_ping_send().id)"
+# Three jobs for the `default` queue at once (worker_ping_send sends one per interval; these are its job).
+SEND_THREE = (
+    "from core.models import WorkerPing; from core.tasks import worker_ping_answer\n"
+    "for _ in range(3): worker_ping_answer.delay(WorkerPing.objects.create().id)"
+)
 LOST = "Connection to broker lost"
 
 
-def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(tiny_models, tmp_path):
+def long_run(tiny_models) -> ScoringRun:
     load_demo(generated_per_task=0)
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=SAMPLE)
     model = registry.language_model_register(
@@ -39,6 +48,46 @@ def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(
     )
     run = ScoringRun.objects.create(variant=scoring.base_variant(model), trigger="manual")
     run.revisions.set(scoring.approved_revisions())
+    return run
+
+
+def ready_in(url: str, queue: str) -> int:
+    """Messages waiting in the queue, not yet pushed to any worker."""
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
+
+
+def test_a_busy_worker_holds_no_job_but_its_own(tiny_models, tmp_path):
+    run = long_run(tiny_models)
+    url = rabbitmq_url()
+    env = process_env(CELERY_BROKER_URL=url, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
+    log = tmp_path / "worker.log"
+    with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
+        manage(
+            env,
+            "shell",
+            "--no-imports",
+            "-c",
+            f"from evaluation.tasks import score_run; score_run.delay({run.id})",
+        )
+        wait_for(lambda: Prediction.objects.exists(), timeout=120, what="the run to start", log=log)
+        manage(env, "shell", "--no-imports", "-c", SEND_THREE)
+        assert ScoringRun.objects.get(id=run.id).status == JobStatus.RUNNING, "the run ended; make it longer"
+        # Celery's default (prefetch = the CPU count, 2 here) had the broker push one to the busy worker.
+        assert ready_in(url, "default") == 3
+        wait_for(
+            lambda: WorkerPing.objects.filter(answered_at__isnull=False).count() == 3,
+            timeout=120,
+            what="the worker to take the three jobs after the run",
+            log=log,
+        )
+    assert ScoringRun.objects.get(id=run.id).status == JobStatus.SUCCEEDED
+
+
+def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(tiny_models, tmp_path):
+    run = long_run(tiny_models)
     env = process_env(
         CELERY_BROKER_URL=rabbitmq_url(),
         VAR_DIR=str(tmp_path),
@@ -61,17 +110,7 @@ def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(
             log=log,
         )
         # The worker still takes jobs: a ping sent after the run is answered.
-        ping = int(
-            manage(
-                env,
-                "shell",
-                "--no-imports",
-                "-c",
-                "from core.services import worker_ping_send; print(worker_ping_send().id)",
-            )
-            .strip()
-            .splitlines()[-1]
-        )
+        ping = int(manage(env, "shell", "--no-imports", "-c", SEND_PING).split()[-1])
         wait_for(
             lambda: WorkerPing.objects.filter(id=ping, answered_at__isnull=False).exists(),
             timeout=60,
