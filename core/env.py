@@ -8,6 +8,7 @@ deployment fails at start-up instead of silently falling back to a default. Secr
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -79,6 +80,18 @@ def env_float(
         raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"{name}={value} is above the maximum of {maximum}")
+    return value
+
+
+def env_device(name: str, default: str) -> str:
+    """Where a worker loads models: auto, cpu, cuda or cuda:N. Checked here, where the web process and every
+    worker start, rather than by torch at the first job (torch is not imported to start the app)."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a device; use auto, cpu, cuda or cuda:N")
     return value
 
 

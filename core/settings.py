@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_database, env_float, env_int, env_list, env_str, renamed
+from core.env import env_bool, env_database, env_device, env_float, env_int, env_list, env_str, renamed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -257,7 +257,7 @@ RENAMED_SETTINGS = {"SCORING_DEVICE": "WORKER_DEVICE", "SCORING_LEASE_SECONDS": 
 # model checks): auto (cuda when available), cpu or cuda:N. A running job of any kind writes a heartbeat as it
 # goes (a scoring run after every batch); one silent for longer than the lease is taken to be dead and may be
 # claimed again (core/jobs.py).
-WORKER_DEVICE = env_str(renamed("WORKER_DEVICE", old="SCORING_DEVICE"), "auto")
+WORKER_DEVICE = env_device(renamed("WORKER_DEVICE", old="SCORING_DEVICE"), "auto")
 JOB_LEASE_SECONDS = env_int(renamed("JOB_LEASE_SECONDS", old="SCORING_LEASE_SECONDS"), 300, minimum=1)
 # Scoring.
 # A run scores at most this many cells per delivery, then goes back to its queue: a worker busy with bulk

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_database, env_int, env_list, env_str
+from core.env import env_bool, env_database, env_device, env_int, env_list, env_str
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +28,17 @@ def test_it_refuses_a_non_integer_and_a_value_below_the_minimum(monkeypatch):
     monkeypatch.setenv("N", "-3")
     with pytest.raises(ImproperlyConfigured, match="below the minimum"):
         env_int("N", 1, minimum=0)
+
+
+def test_it_reads_a_device_strictly(monkeypatch):
+    assert env_device("DEVICE", "auto") == "auto"
+    for given, read in (("cpu", "cpu"), ("CUDA", "cuda"), ("cuda:1", "cuda:1"), (" auto ", "auto")):
+        monkeypatch.setenv("DEVICE", given)
+        assert env_device("DEVICE", "auto") == read
+    for typo in ("gpu", "cuda:", "cuda:x", "cpu,cuda", ""):
+        monkeypatch.setenv("DEVICE", typo)
+        with pytest.raises(ImproperlyConfigured, match="is not a device; use auto, cpu, cuda or cuda:N"):
+            env_device("DEVICE", "auto")
 
 
 def test_it_reads_lists_and_secret_files(monkeypatch, tmp_path):
