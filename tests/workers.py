@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,19 @@ REPO = Path(__file__).resolve().parents[1]
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 # Every queue a task is sent to: core/settings.py's default, and the scoring lanes (evaluation/models.py).
 QUEUES = ("default", "gpu", "gpu-bulk")
+
+
+@contextlib.contextmanager
+def rabbitmq_alone():
+    """Hold RabbitMQ's queues for one test at a time across processes (both xdist processes, and a second test
+    run on the machine): they are shared (one vhost), so two tests at once took each other's jobs (seen in
+    CI). Redis tests need no such lock: each process has a database of its own (tests/conftest.py)."""
+    with (Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def rabbitmq_url() -> str:
@@ -43,6 +58,17 @@ def rabbitmq_url() -> str:
             finally:
                 channel.close()
     return url or AMQP_URL
+
+
+def rabbitmq_ready(url: str, queue: str) -> int:
+    """Messages waiting in a RabbitMQ queue, not yet pushed to any worker (0 for a queue not declared yet)."""
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        try:
+            return conn.channel().queue_declare(queue, passive=True).message_count
+        except conn.channel_errors:
+            return 0
 
 
 def worker_database_url() -> str:

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from core.models import WorkerPing
-from tests.workers import manage, process_env, rabbitmq_url, running_worker, wait_for
+from tests.workers import manage, process_env, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -34,8 +34,8 @@ def test_a_worker_answers_through_redis(tmp_path):
     assert ping.worker.startswith("test-")
 
 
-def test_a_worker_answers_through_rabbitmq(tmp_path):
-    env = process_env(CELERY_BROKER_URL=rabbitmq_url(), VAR_DIR=str(tmp_path))
+def test_a_worker_answers_through_rabbitmq(tmp_path, rabbitmq_broker):
+    env = process_env(CELERY_BROKER_URL=rabbitmq_broker, VAR_DIR=str(tmp_path))
     ping = _round_trip(env, tmp_path / "worker.log")
     assert ping.worker.startswith("test-")
 

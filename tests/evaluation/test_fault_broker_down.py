@@ -19,7 +19,7 @@ from core import services as core_services
 from core.jobs import JobStatus
 from evaluation.models import Prediction, ScoringRun
 from evaluation.runs import registry
-from tests.workers import manage, process_env, rabbitmq_url, running_worker, wait_for
+from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
@@ -37,12 +37,14 @@ print("approved")
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
-def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(broker, tiny_models, tmp_path):
+def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(
+    broker, tiny_models, tmp_path, request
+):
     if broker == "redis":
         redis.Redis.from_url(REDIS_URL).flushdb()
         live_broker = REDIS_URL
     else:
-        live_broker = rabbitmq_url()
+        live_broker = request.getfixturevalue("rabbitmq_broker")
     load_demo()
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=5)
     registry.language_model_register(

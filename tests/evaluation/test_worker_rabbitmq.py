@@ -26,9 +26,13 @@ from core.jobs import JobStatus
 from core.models import WorkerPing
 from evaluation.models import Prediction, ScoringRun
 from evaluation.runs import registry, scoring
-from tests.workers import REPO, manage, process_env, rabbitmq_url, running_worker, wait_for
+from tests.workers import REPO, manage, process_env, rabbitmq_ready, running_worker, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.worker,
+    pytest.mark.usefixtures("rabbitmq_broker"),
+]
 
 SAMPLE = 15  # 24 phrasings x 15 instances at batch size 1: several seconds on any CPU, far over 2 heartbeats
 SEND_PING = "from core.services import worker_ping_send; print(worker_ping_send().id)"
@@ -51,17 +55,9 @@ def long_run(tiny_models) -> ScoringRun:
     return run
 
 
-def ready_in(url: str, queue: str) -> int:
-    """Messages waiting in the queue, not yet pushed to any worker."""
-    from kombu import Connection
-
-    with Connection(url) as conn:
-        return conn.default_channel.queue_declare(queue, passive=True).message_count
-
-
-def test_a_busy_worker_holds_no_job_but_its_own(tiny_models, tmp_path):
+def test_a_busy_worker_holds_no_job_but_its_own(tiny_models, tmp_path, rabbitmq_broker):
     run = long_run(tiny_models)
-    url = rabbitmq_url()
+    url = rabbitmq_broker
     env = process_env(CELERY_BROKER_URL=url, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
     log = tmp_path / "worker.log"
     with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
@@ -76,7 +72,7 @@ def test_a_busy_worker_holds_no_job_but_its_own(tiny_models, tmp_path):
         manage(env, "shell", "--no-imports", "-c", SEND_THREE)
         assert ScoringRun.objects.get(id=run.id).status == JobStatus.RUNNING, "the run ended; make it longer"
         # Celery's default (prefetch = the CPU count, 2 here) had the broker push one to the busy worker.
-        assert ready_in(url, "default") == 3
+        assert rabbitmq_ready(url, "default") == 3
         wait_for(
             lambda: WorkerPing.objects.filter(answered_at__isnull=False).count() == 3,
             timeout=120,
@@ -86,10 +82,12 @@ def test_a_busy_worker_holds_no_job_but_its_own(tiny_models, tmp_path):
     assert ScoringRun.objects.get(id=run.id).status == JobStatus.SUCCEEDED
 
 
-def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(tiny_models, tmp_path):
+def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(
+    tiny_models, tmp_path, rabbitmq_broker
+):
     run = long_run(tiny_models)
     env = process_env(
-        CELERY_BROKER_URL=rabbitmq_url(),
+        CELERY_BROKER_URL=rabbitmq_broker,
         VAR_DIR=str(tmp_path),
         WORKER_DEVICE="cpu",
         CELERY_BROKER_HEARTBEAT="1",
@@ -141,9 +139,9 @@ connection.release()
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, 0), ("1", 1)])
-def test_a_worker_connection_has_no_heartbeats_unless_asked(setting, expected, tmp_path):
+def test_a_worker_connection_has_no_heartbeats_unless_asked(setting, expected, tmp_path, rabbitmq_broker):
     env = process_env(
-        CELERY_BROKER_URL=rabbitmq_url(), VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="core.settings"
+        CELERY_BROKER_URL=rabbitmq_broker, VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="core.settings"
     )
     if setting:
         env["CELERY_BROKER_HEARTBEAT"] = setting

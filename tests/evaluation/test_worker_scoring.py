@@ -17,7 +17,7 @@ from collection.models import Task
 from core.jobs import JobStatus
 from evaluation.models import LanguageModel, ModelCheck, Prediction, ScoringRun
 from evaluation.runs import registry, scoring
-from tests.workers import manage, process_env, rabbitmq_url, running_worker, wait_for
+from tests.workers import manage, process_env, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -26,10 +26,10 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def worker_env(tmp_path, broker: str) -> dict[str, str]:
-    if broker == "redis":
+    if broker == REDIS_URL:
         redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
     return process_env(
-        CELERY_BROKER_URL=REDIS_URL if broker == "redis" else rabbitmq_url(),
+        CELERY_BROKER_URL=broker,
         VAR_DIR=str(tmp_path),
         WORKER_DEVICE="cpu",
         # Short timeouts so a killed worker's job comes back within seconds, not the production hour (Redis
@@ -41,12 +41,13 @@ def worker_env(tmp_path, broker: str) -> dict[str, str]:
 
 @pytest.fixture
 def env(tmp_path):
-    return worker_env(tmp_path, "redis")
+    return worker_env(tmp_path, REDIS_URL)
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
 def any_broker_env(request, tmp_path):
-    return worker_env(tmp_path, request.param)
+    broker = REDIS_URL if request.param == "redis" else request.getfixturevalue("rabbitmq_broker")
+    return worker_env(tmp_path, broker)
 
 
 @pytest.fixture
