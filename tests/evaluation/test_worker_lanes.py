@@ -1,4 +1,4 @@
-"""Two lanes in a real Celery worker, through Redis and through RabbitMQ: while a bulk run of 50,000 cells is in
+"""Two lanes in a real Celery worker against Redis and PostgreSQL: while a bulk run of 50,000 cells is in
 progress, a newly approved phrasing's run completes before the bulk run's next chunk, and the status page
 reads the busy worker as busy (it cannot answer a ping) and says what it is doing.
 
@@ -20,7 +20,7 @@ from core import jobs, worker_status
 from core.jobs import JobStatus
 from evaluation.models import Prediction, RunTrigger, ScoringRun
 from evaluation.runs import budget, registry, scoring
-from tests.workers import manage, process_env, rabbitmq_ready, running_worker, wait_for
+from tests.workers import manage, process_env, running_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
@@ -29,24 +29,11 @@ CHUNK = 40
 INSTANCES, PHRASINGS = 2000, 25  # 50,000 cells
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker(request) -> str:
-    if request.param == "redis":
-        redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
-        return REDIS_URL
-    return request.getfixturevalue("rabbitmq_broker")
-
-
-def queued(broker: str, queue: str) -> int:
-    if broker.startswith("redis"):
-        return redis.Redis.from_url(broker).llen(queue)
-    return rabbitmq_ready(broker, queue)
-
-
 @pytest.fixture
-def env(tmp_path, broker):
+def env(tmp_path):
+    redis.Redis.from_url(REDIS_URL).flushdb()  # no jobs left over from earlier tests
     return process_env(
-        CELERY_BROKER_URL=broker,
+        CELERY_BROKER_URL=REDIS_URL,
         VAR_DIR=str(tmp_path),
         WORKER_DEVICE="cpu",
         SCORING_CHUNK_CELLS=str(CHUNK),
@@ -83,7 +70,7 @@ def bulk_task() -> Task:
 
 
 def test_an_approved_phrasing_is_scored_before_the_next_chunk_of_a_bulk_run(
-    broker, env, tiny_models, tmp_path, alice, carol
+    env, tiny_models, tmp_path, alice, carol
 ):
     load_demo(generated_per_task=0)  # the six hand-written phrasings per task
     demo_task = Task.objects.filter(benchmark__slug="demo", parent=None).order_by("id").first()
@@ -101,7 +88,7 @@ def test_an_approved_phrasing_is_scored_before_the_next_chunk_of_a_bulk_run(
     assert len(runs) == 5 and big.total_cells == INSTANCES * PHRASINGS >= 50_000
     assert {(run.status, run.lane) for run in runs} == {(JobStatus.PLANNED, ScoringRun.Lane.BULK)}
     assert len({run.plan_id for run in runs}) == 1 and big.plan_id is not None
-    assert queued(broker, "gpu-bulk") == 0
+    assert redis.Redis.from_url(REDIS_URL).llen("gpu-bulk") == 0
     bulk_cells = Prediction.objects.filter(run__plan_id=big.plan_id)
 
     log = tmp_path / "worker.log"
