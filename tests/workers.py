@@ -131,6 +131,17 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def send_score_run(env: dict[str, str], run_id: int) -> None:
+    """Send a scoring run's job from another process (in the test's own, Celery runs tasks inline)."""
+    manage(
+        env,
+        "shell",
+        "--no-imports",
+        "-c",
+        f"from evaluation.tasks import score_run; score_run.delay({run_id})",
+    )
+
+
 def wait_for(predicate, *, timeout: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from core.jobs import JobStatus
 from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, ScoringRun, TaskSummary
 from evaluation.runs import registry, scoring
-from tests.workers import manage, process_env, running_worker, wait_for
+from tests.workers import process_env, running_worker, send_score_run, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -94,13 +94,7 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
     run = ScoringRun.objects.create(variant=variant, trigger="manual")
     run.revisions.set(scoring.approved_revisions())
     env = process_env(CELERY_BROKER_URL=REDIS_URL, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
-    manage(
-        env,
-        "shell",
-        "--no-imports",
-        "-c",
-        f"from evaluation.tasks import score_run; score_run.delay({run.id})",
-    )
+    send_score_run(env, run.id)
 
     def progress() -> int:
         return Prediction.objects.filter(run=run).count()

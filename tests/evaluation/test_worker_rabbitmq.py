@@ -26,7 +26,7 @@ from core.jobs import JobStatus
 from core.models import WorkerPing
 from evaluation.models import Prediction, ScoringRun
 from evaluation.runs import registry, scoring
-from tests.workers import REPO, manage, process_env, rabbitmq_ready, running_worker, wait_for
+from tests.workers import REPO, manage, process_env, rabbitmq_ready, running_worker, send_score_run, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -61,13 +61,7 @@ def test_a_busy_worker_holds_no_job_but_its_own(tiny_models, tmp_path, rabbitmq_
     env = process_env(CELERY_BROKER_URL=url, VAR_DIR=str(tmp_path), WORKER_DEVICE="cpu")
     log = tmp_path / "worker.log"
     with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
-        manage(
-            env,
-            "shell",
-            "--no-imports",
-            "-c",
-            f"from evaluation.tasks import score_run; score_run.delay({run.id})",
-        )
+        send_score_run(env, run.id)
         wait_for(lambda: Prediction.objects.exists(), timeout=120, what="the run to start", log=log)
         manage(env, "shell", "--no-imports", "-c", SEND_THREE)
         assert ScoringRun.objects.get(id=run.id).status == JobStatus.RUNNING, "the run ended; make it longer"
@@ -94,13 +88,7 @@ def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(
     )
     log = tmp_path / "worker.log"
     with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
-        manage(
-            env,
-            "shell",
-            "--no-imports",
-            "-c",
-            f"from evaluation.tasks import score_run; score_run.delay({run.id})",
-        )
+        send_score_run(env, run.id)
         wait_for(
             lambda: ScoringRun.objects.get(id=run.id).status not in ScoringRun.ACTIVE,
             timeout=240,

@@ -17,7 +17,7 @@ from collection.models import Task
 from core.jobs import JobStatus
 from evaluation.models import LanguageModel, ModelCheck, Prediction, ScoringRun
 from evaluation.runs import registry, scoring
-from tests.workers import manage, process_env, running_worker, wait_for
+from tests.workers import manage, process_env, running_worker, send_score_run, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
@@ -58,16 +58,6 @@ def demo(db):
 SAMPLE = 15
 
 
-def send(env, run_id: int) -> None:
-    manage(
-        env,
-        "shell",
-        "--no-imports",
-        "-c",
-        f"from evaluation.tasks import score_run; score_run.delay({run_id})",
-    )
-
-
 def registered_and_finished() -> bool:
     """The model's check is done (the command runs it, unless the worker's outbox sweep took it first, then
     the worker runs it) and the runs it queued have finished."""
@@ -95,7 +85,7 @@ def test_a_worker_scores_the_demo_and_a_second_run_writes_nothing(demo, env, tin
         first = runs.first()
         again = ScoringRun.objects.create(variant=first.variant, task=first.task, trigger="manual")
         again.revisions.set(first.revisions.all())
-        send(env, again.id)
+        send_score_run(env, again.id)
         wait_for(all_finished, timeout=60, what="the repeated run", log=log)
     again.refresh_from_db()
     assert (again.status, again.done_cells) == (JobStatus.SUCCEEDED, first.total_cells)
@@ -115,7 +105,7 @@ def test_a_run_whose_worker_is_killed_finishes_on_a_new_worker_with_one_predicti
     )
     run = ScoringRun.objects.create(variant=scoring.base_variant(model), trigger="manual")
     run.revisions.set(scoring.approved_revisions())
-    send(env, run.id)  # waits in the broker until a worker starts
+    send_score_run(env, run.id)  # waits in the broker until a worker starts
 
     def progress() -> int:
         return Prediction.objects.filter(run__isnull=False).count()
