@@ -12,8 +12,8 @@ from collection.models import Task
 from core.jobs import JobStatus
 from evaluation.models import Prediction, TaskSummary
 from evaluation.runs import registry, scoring
-from tests.evaluation.test_worker_scoring import REDIS_URL, all_finished, send
-from tests.workers import process_env, running_worker, wait_for
+from tests.evaluation.test_worker_scoring import REDIS_URL, all_finished
+from tests.workers import process_env, running_worker, send_score_run, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
 
@@ -54,7 +54,7 @@ def test_an_adaptive_run_on_a_worker_stops_at_its_budget_and_an_exhaustive_run_r
     log = tmp_path / "worker.log"
 
     with running_worker(env, queues="gpu,default,gpu-bulk", log=log):
-        send(env, run.id)
+        send_score_run(env, run.id)
         wait_for(all_finished, timeout=180, what="the adaptive run", log=log)
         wait_for(
             lambda: summary(variant, task).get("cells_scored") == BUDGET,
@@ -90,7 +90,7 @@ def test_an_adaptive_run_on_a_worker_stops_at_its_budget_and_an_exhaustive_run_r
             variant=variant, trigger="manual", task=task, enqueue=False
         )
         assert (exhaustive.total_cells, exhaustive.cached_cells) == (60, BUDGET)
-        send(env, exhaustive.id)
+        send_score_run(env, exhaustive.id)
         wait_for(all_finished, timeout=180, what="the exhaustive run", log=log)
         wait_for(
             lambda: "ci_method" in summary(variant, task) and "estimated" not in summary(variant, task),
