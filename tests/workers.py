@@ -131,6 +131,10 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+# A ping from another process; it prints the ping's id (core/services.py worker_ping_send).
+SEND_PING = "from core.services import worker_ping_send; print(worker_ping_send().id)"
+
+
 def send_score_run(env: dict[str, str], run_id: int) -> None:
     """Send a scoring run's job from another process (in the test's own, Celery runs tasks inline)."""
     manage(

@@ -6,12 +6,10 @@ import os
 import pytest
 
 from core.models import WorkerPing
-from tests.workers import manage, process_env, running_worker, wait_for
+from tests.workers import SEND_PING, manage, process_env, running_worker, wait_for
 
 # serialized_rollback: flushing after a transactional test would also drop the rows migrations create.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.worker]
-
-SEND_PING = "from core.services import worker_ping_send; print(worker_ping_send().id)"
 
 
 def _round_trip(env, log) -> WorkerPing:

@@ -26,7 +26,16 @@ from core.jobs import JobStatus
 from core.models import WorkerPing
 from evaluation.models import Prediction, ScoringRun
 from evaluation.runs import registry, scoring
-from tests.workers import REPO, manage, process_env, rabbitmq_ready, running_worker, send_score_run, wait_for
+from tests.workers import (
+    REPO,
+    SEND_PING,
+    manage,
+    process_env,
+    rabbitmq_ready,
+    running_worker,
+    send_score_run,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -35,7 +44,6 @@ pytestmark = [
 ]
 
 SAMPLE = 15  # 24 phrasings x 15 instances at batch size 1: several seconds on any CPU, far over 2 heartbeats
-SEND_PING = "from core.services import worker_ping_send; print(worker_ping_send().id)"
 # Three jobs for the `default` queue at once (worker_ping_send sends one per interval; these are its job).
 SEND_THREE = (
     "from core.models import WorkerPing; from core.tasks import worker_ping_answer\n"
