@@ -926,7 +926,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)  # main() also runs inside the test suite's process
     report(results)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0 if results["ok"] else 1
 
 

@@ -41,7 +41,7 @@ def read(directory: Path, tag: str, family: str) -> dict | None:
     path = directory / f"{tag}-{family}.json"
     if not path.exists():
         return None
-    whole = json.loads(path.read_text())
+    whole = json.loads(path.read_text(encoding="utf-8"))
     return {**whole[FAMILIES[family]], "device": whole["device"], "dry": whole["dry"]}
 
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     before = {f: figures for f in FAMILIES if (figures := read(args.directory, "before", f)) is not None}
     env = args.directory / "env.txt"
     if env.exists():
-        print("\n".join(f"    {line}" for line in env.read_text().splitlines()))
+        print("\n".join(f"    {line}" for line in env.read_text(encoding="utf-8").splitlines()))
     if any(f["dry"] for f in [*after.values(), *before.values()]):
         print("\nA DRY RUN (CPU, tiny configurations): its speeds and verdicts say nothing about a GPU.")
     print()

@@ -212,7 +212,7 @@ def concurrent_reviews(info: dict, submitted: list[tuple[int, str, int]]) -> dic
 
 def verify(environment: dict, submitted: list[tuple[int, str, int]], tmp: Path) -> dict:
     wanted_file = tmp / "submitted.json"  # a file, not the command line: it can exceed the argument limit
-    wanted_file.write_text(json.dumps(submitted))
+    wanted_file.write_text(json.dumps(submitted), encoding="utf-8")
     script = f"""
 import json
 from collections import Counter
@@ -253,7 +253,8 @@ def embedded_env(tmp: Path, sqlite_options: str | None) -> dict[str, str]:
         # The bench's own settings module, read by every process: the app's settings with other OPTIONS.
         options = json.loads(sqlite_options)
         (tmp / "bench_settings.py").write_text(
-            f"from core.settings import *  # noqa: F403\nDATABASES['default']['OPTIONS'] = {options!r}\n"
+            f"from core.settings import *  # noqa: F403\nDATABASES['default']['OPTIONS'] = {options!r}\n",
+            encoding="utf-8",
         )
         environment.update(DJANGO_SETTINGS_MODULE="bench_settings", PYTHONPATH=str(tmp))
     return environment
@@ -364,7 +365,10 @@ def embedded_burst(info: dict, cookies: dict[str, str]) -> dict:
 def serving(environment: dict[str, str], tmp: Path, name: str, *, stop_worker):
     """gunicorn (2 sync workers, log in tmp/web.log) and one Celery worker on both queues (tmp/worker.log),
     yielded once /healthz answers; stopped afterwards, the worker by `stop_worker` (terminate or kill)."""
-    with open(tmp / "web.log", "w") as web_log, open(tmp / "worker.log", "w") as worker_log:
+    with (
+        open(tmp / "web.log", "w", encoding="utf-8") as web_log,
+        open(tmp / "worker.log", "w", encoding="utf-8") as worker_log,
+    ):
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "core.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", "2"],
             cwd=REPO,
@@ -428,7 +432,10 @@ def embedded(sqlite_options: str | None) -> None:
                 "SELECT count(*) FROM collection_instruction i JOIN auth_user u ON u.id = i.author_id"
                 " WHERE u.username LIKE 'embedded-author%'"
             ).fetchone()[0]
-        logs = {"server": (tmp / "web.log").read_text(), "worker": (tmp / "worker.log").read_text()}
+        logs = {
+            "server": (tmp / "web.log").read_text(encoding="utf-8"),
+            "worker": (tmp / "worker.log").read_text(encoding="utf-8"),
+        }
     print(
         f"embedded default: SQLite file in {journal} mode, OPTIONS {sqlite_options or 'of core/env.py'}; "
         f"gunicorn 2 workers, 1 Celery worker scoring; load average {os.getloadavg()[0]:.2f}"

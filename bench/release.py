@@ -151,7 +151,7 @@ def seed(predictions: int) -> None:
 
 
 def vm_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0

@@ -35,7 +35,7 @@ RANGES = REPO / "evaluation" / "demo_study_ranges.json"
 
 def cpu() -> str:
     """This machine's CPU model, and whether it has AVX-512 (which changes the float kernels torch runs)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    info = Path("/proc/cpuinfo").read_text(encoding="utf-8") if Path("/proc/cpuinfo").is_file() else ""
     model = next(
         (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
     )
@@ -63,15 +63,15 @@ def build(seed: int, database: str, server: str, keep: Path) -> dict:
         ["manage.py", "load_demo", "--accounts", "--generated", "64"],
         ["manage.py", "reproduce_study", "--json", str(out)],
     ]
-    with log.open("w") as handle:
+    with log.open("w", encoding="utf-8") as handle:
         for step in steps:
             subprocess.run(
                 [python, *step], cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, check=True
             )
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text(encoding="utf-8"))
     result["seconds"] = round(time.monotonic() - started)
     result["cpu"] = cpu()
-    out.write_text(json.dumps(result, indent=2, sort_keys=True))
+    out.write_text(json.dumps(result, indent=2, sort_keys=True), encoding="utf-8")
     return result
 
 
@@ -96,7 +96,7 @@ def main() -> None:
     args.keep.mkdir(parents=True, exist_ok=True)
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     if args.collect:
-        results = [json.loads(p.read_text()) for p in sorted(args.keep.glob("seed*.json"))]
+        results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(args.keep.glob("seed*.json"))]
         for result in results:  # builds from before CPUs were recorded: collected where they were built
             result.setdefault("cpu", cpu())
     else:
@@ -134,7 +134,7 @@ def main() -> None:
             "figures": ranges,
         }
         if args.merge and RANGES.is_file():
-            old = json.loads(RANGES.read_text())
+            old = json.loads(RANGES.read_text(encoding="utf-8"))
             if old["recipe"] != stored["recipe"]:
                 sys.exit(
                     "The stored ranges were measured on another recipe: write them anew, without --merge."
@@ -151,7 +151,8 @@ def main() -> None:
                 indent=2,
                 sort_keys=True,
             )
-            + "\n"
+            + "\n",
+            encoding="utf-8",
         )
         print(f"wrote {RANGES.relative_to(REPO)}")
 

@@ -30,7 +30,7 @@ def _secret_key() -> str:
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
         _secret_key_create(key_file)
-    key = key_file.read_text().strip()
+    key = key_file.read_text(encoding="utf-8").strip()
     if len(key) < 32:
         raise ImproperlyConfigured(f"{key_file} holds a secret key shorter than 32 characters")
     return key
@@ -43,7 +43,7 @@ def _secret_key_create(key_file: Path) -> None:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     descriptor, draft = tempfile.mkstemp(dir=VAR_DIR, prefix=".secret_key.")
     try:
-        with os.fdopen(descriptor, "w") as out:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(secrets.token_urlsafe(50))
         with contextlib.suppress(FileExistsError):
             os.link(draft, key_file)

@@ -163,7 +163,9 @@ def demo_model_build(say: Say = print) -> Path:
         on_step=progress,
     )
     loaded.model.save_pretrained(str(building))
-    (building / "recipe.json").write_text(json.dumps({"recipe": spec, "losses": losses[-50:]}))
+    (building / "recipe.json").write_text(
+        json.dumps({"recipe": spec, "losses": losses[-50:]}), encoding="utf-8"
+    )
     try:
         building.rename(out)  # atomic: a half-built model is never taken for a cached one
     except OSError:

@@ -26,7 +26,9 @@ def rabbitmq_alone():
     """Hold RabbitMQ's queues for one test at a time across processes (both xdist processes, and a second test
     run on the machine): they are shared (one vhost), so two tests at once took each other's jobs (seen in
     CI). Redis tests need no such lock: each process has a database of its own (tests/conftest.py)."""
-    with (Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock").open("a") as handle:
+    with (Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock").open(
+        "a", encoding="utf-8"
+    ) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -111,7 +113,7 @@ def running_worker(env: dict[str, str], *, queues: str = "default", log: Path):
         "-n",
         f"test-{os.getpid()}@%h",
     ]
-    with log.open("w") as out:
+    with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             yield process
@@ -152,5 +154,5 @@ def wait_for(predicate, *, timeout: float, what: str, log: Path | None = None) -
         if predicate():
             return
         time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    tail = log.read_text(encoding="utf-8")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")

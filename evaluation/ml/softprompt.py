@@ -447,5 +447,5 @@ def save(peft_model, result: TrainingResult, directory: str | Path) -> Path:
         "seen": {name: sorted([list(pair) for pair in pairs]) for name, pairs in result.seen.items()},
         "early_stopping": {"checks": result.checks, "kept_step": result.kept_step},
     }
-    (directory / TRAINING_FILE).write_text(json.dumps(record))
+    (directory / TRAINING_FILE).write_text(json.dumps(record), encoding="utf-8")
     return directory

@@ -450,8 +450,8 @@ def _finish(root: Path, shards: dict[str, list[Path]], meta: dict) -> dict:
         "".join(f"{s['sha256']}  {s['path']}\n" for files in configs.values() for s in files).encode()
     ).hexdigest()
     meta = meta | {"data_version": data_version}
-    (root / layout.FIGURES).write_text(figure_registry.markdown())
-    (root / layout.CARD).write_text(card.card_text(root, meta))
+    (root / layout.FIGURES).write_text(figure_registry.markdown(), encoding="utf-8")
+    (root / layout.CARD).write_text(card.card_text(root, meta), encoding="utf-8")
     manifest = {
         "format": layout.FORMAT,
         "format_version": layout.FORMAT_VERSION,
@@ -467,9 +467,9 @@ def _finish(root: Path, shards: dict[str, list[Path]], meta: dict) -> dict:
         },
         "libraries": {"pyarrow": pa.__version__},
     }
-    (root / layout.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    (root / layout.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != layout.CHECKSUMS)
     (root / layout.CHECKSUMS).write_text(
-        "".join(f"{sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files)
+        "".join(f"{sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files), encoding="utf-8"
     )
     return manifest

@@ -311,7 +311,7 @@ def export_matrices(
         save(matrix, out_dir / path)
         rows.append(matrix.index_row(path))
     index = {"format": FORMAT, "format_version": FORMAT_VERSION, "matrices": rows}
-    (out_dir / INDEX_JSON).write_text(json.dumps(index, indent=1) + "\n")
+    (out_dir / INDEX_JSON).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return ExportReport(out_dir, rows, _write_parquet_index(out_dir / INDEX_PARQUET, rows))
 
 
@@ -328,7 +328,7 @@ def _write_parquet_index(path: Path, rows: list[dict]) -> bool:
 
 def read_index(out_dir: Path) -> list[dict]:
     """The index rows of an export directory (index.json)."""
-    index = json.loads((Path(out_dir) / INDEX_JSON).read_text())
+    index = json.loads((Path(out_dir) / INDEX_JSON).read_text(encoding="utf-8"))
     if index.get("format") != FORMAT:
         raise ValueError(f"{out_dir} holds no {FORMAT} index.")
     return index["matrices"]

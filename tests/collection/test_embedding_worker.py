@@ -40,7 +40,7 @@ def test_a_worker_embeds_a_submitted_phrasing_once(tmp_path):
         )
     embedding = PhrasingEmbedding.objects.get(revision_id=revision_id)
     assert len(bytes(embedding.vector)) == 384 * 4  # all-MiniLM-L6-v2: 384 float32 dimensions
-    assert "collection.embed_revision" in log.read_text()
+    assert "collection.embed_revision" in log.read_text(encoding="utf-8")
 
 
 UPLOAD = """
@@ -116,7 +116,7 @@ def test_after_a_2000_row_upload_the_check_and_preview_embed_a_few_texts_and_the
             what="the worker to embed the 2,000 uploaded phrasings",
             log=log,
         )
-    assert "collection.embed_revision" in log.read_text()
+    assert "collection.embed_revision" in log.read_text(encoding="utf-8")
     embedded.clear()
     body = api.post("/api/instructions/check/", draft, format="json").json()
     assert embedded == [1] and body["pending"] == 0

@@ -149,7 +149,7 @@ def test_every_format_keeps_gold_on_the_importers_real_tasks(shared_data, tmp_pa
     subject = tmp_path / "mmlu"
     subject.mkdir()
     (subject / "anatomy_test.csv").write_text(
-        (shared_data / "mmlu" / "test" / "anatomy_test.csv").read_text()
+        (shared_data / "mmlu" / "test" / "anatomy_test.csv").read_text(encoding="utf-8"), encoding="utf-8"
     )
     call_command("import_mmlu", subject)
     call_command("import_bigbench", shared_data / "bigbench_lite_tasks" / "logical_deduction")

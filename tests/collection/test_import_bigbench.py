@@ -19,7 +19,7 @@ def test_every_task_and_subtask_has_as_many_instances_as_its_json(shared_data):
     for directory in task_dirs(shared_data):
         for path in [directory / "task.json", *sorted(directory.glob("*/task.json"))]:
             slug = directory.name if path.parent == directory else f"{directory.name}-{path.parent.name}"
-            expected[slug] = len(json.loads(path.read_text()).get("examples", []))
+            expected[slug] = len(json.loads(path.read_text(encoding="utf-8")).get("examples", []))
     stored = {t.slug: t.instances.count() for t in Task.objects.filter(benchmark__slug="bigbench-lite")}
     assert stored == expected
     assert len(expected) == 12 + 18 + 6 + 3 + 2  # tasks + subtasks of bbq, conceptual, logical, strange
@@ -32,7 +32,7 @@ def test_gold_options_and_study_fields_come_from_the_json(shared_data):
     task = Task.objects.get(slug="play_dialog_same_or_different")
     assert task.answer_format == Task.AnswerFormat.OPTION_TEXT
     assert task.label_space == ["same", "different"]
-    examples = json.loads((directory / "task.json").read_text())["examples"]
+    examples = json.loads((directory / "task.json").read_text(encoding="utf-8"))["examples"]
     for index in (0, 1, 500):
         instance = Instance.objects.get(task=task, source_id=str(index))
         gold_text = max(examples[index]["target_scores"], key=examples[index]["target_scores"].get)
@@ -69,7 +69,9 @@ def test_a_second_import_adds_nothing(shared_data):
 def test_a_task_json_with_no_examples_fails_and_changes_nothing(shared_data, tmp_path):
     empty = tmp_path / "empty_task"
     empty.mkdir()
-    (empty / "task.json").write_text(json.dumps({"name": "empty_task", "description": "x", "examples": []}))
+    (empty / "task.json").write_text(
+        json.dumps({"name": "empty_task", "description": "x", "examples": []}), encoding="utf-8"
+    )
     good = shared_data / "bigbench_lite_tasks" / "hindu_knowledge"
     with pytest.raises(CommandError) as failure:
         call_command("import_bigbench", good, empty)
@@ -89,7 +91,7 @@ def test_a_task_json_with_no_examples_fails_and_changes_nothing(shared_data, tmp
     ],
 )
 def test_malformed_task_files_are_refused_with_the_reason(tmp_path, content, reason):
-    (tmp_path / "task.json").write_text(content)
+    (tmp_path / "task.json").write_text(content, encoding="utf-8")
     with pytest.raises(CommandError, match=reason):
         call_command("import_bigbench", tmp_path)
     assert Task.objects.count() == 0

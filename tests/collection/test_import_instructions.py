@@ -47,7 +47,7 @@ def two_study_tasks(shared_data, tmp_path):
 
 def expected_templates(path) -> dict[tuple[str, str], dict[str, str]]:
     """Straight from the JSON: every entry written as a template, per (benchmark, task) slug."""
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     expected = {}
     for key, entry in data.items():
         if key == "_meta":
@@ -152,7 +152,7 @@ OBSERVED_IMPORTED = {"flan": 32, "niv2": 490, "t0": 117, "alpaca": 215}
 
 
 def observed_entries(path) -> dict[tuple[str, str], dict]:
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     return {
         (key, item["id"]): item
         for key, entry in data.items()
@@ -257,11 +257,11 @@ def test_a_second_observed_import_adds_nothing(shared_data, study_tasks):
 def test_a_malformed_observed_entry_is_refused_by_id_and_nothing_is_written(
     shared_data, two_study_tasks, tmp_path, change, message
 ):
-    data = json.loads((shared_data / OBSERVED_FILE).read_text())
+    data = json.loads((shared_data / OBSERVED_FILE).read_text(encoding="utf-8"))
     entry = next(item for item in data["MMLU_General"]["instructions"] if item["id"] == "NIV2/QA/1")
     entry.update(change)
     path = tmp_path / "observed.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     before = Instruction.objects.count()
     with pytest.raises(CommandError) as failure:
         import_observed(path)
@@ -273,11 +273,11 @@ def test_a_malformed_observed_entry_is_refused_by_id_and_nothing_is_written(
 def test_observed_label_words_that_do_not_name_the_tasks_labels_are_refused(
     shared_data, two_study_tasks, tmp_path
 ):
-    data = json.loads((shared_data / OBSERVED_FILE).read_text())
+    data = json.loads((shared_data / OBSERVED_FILE).read_text(encoding="utf-8"))
     entry = next(item for item in data["Play_Dialog"]["instructions"] if item["id"] == "FLAN/BC/3")
     entry["label_words_order"] = ["same", "other"]
     path = tmp_path / "observed.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(
         CommandError, match=r"Play_Dialog FLAN/BC/3: 'label_words_order' .* \(same, different\) once"
     ):
@@ -291,7 +291,7 @@ def demo_tasks(db):
 
 
 def write_jsonl(path, rows):
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
 
@@ -318,7 +318,10 @@ def test_generic_jsonl_imports_pending_phrasings_once(tmp_path, demo_tasks, alic
 
 def test_generic_csv_imports_label_words(tmp_path, demo_tasks):
     path = tmp_path / "p.csv"
-    path.write_text('task,template,source,labels\ndemo/parity,"Even number? {number} Say Y or N.",lab,Y|N\n')
+    path.write_text(
+        'task,template,source,labels\ndemo/parity,"Even number? {number} Say Y or N.",lab,Y|N\n',
+        encoding="utf-8",
+    )
     call_command("import_instructions", path, "--format", "csv")
     assert Instruction.objects.get(source="lab").current_revision.labels == ["Y", "N"]
 

@@ -44,9 +44,9 @@ def test_a_second_import_adds_nothing(shared_data, capsys):
 
 def test_a_malformed_csv_fails_naming_the_file_and_line_and_changes_nothing(tmp_path):
     good = tmp_path / "anatomy_test.csv"
-    good.write_text('"What is it?",a,b,c,d,A\n')
+    good.write_text('"What is it?",a,b,c,d,A\n', encoding="utf-8")
     bad = tmp_path / "zoology_test.csv"
-    bad.write_text('"Q1?",a,b,c,d,B\n"Q2?",a,b,c,D\n')
+    bad.write_text('"Q1?",a,b,c,d,B\n"Q2?",a,b,c,D\n', encoding="utf-8")
     with pytest.raises(CommandError) as failure:
         call_command("import_mmlu", tmp_path)
     message = str(failure.value)
@@ -56,7 +56,7 @@ def test_a_malformed_csv_fails_naming_the_file_and_line_and_changes_nothing(tmp_
 
 
 def test_an_answer_that_is_not_a_letter_is_refused(tmp_path):
-    (tmp_path / "x_test.csv").write_text('"Q?",a,b,c,d,E\n')
+    (tmp_path / "x_test.csv").write_text('"Q?",a,b,c,d,E\n', encoding="utf-8")
     with pytest.raises(CommandError, match="answer 'E' is not one of A, B, C, D"):
         call_command("import_mmlu", tmp_path)
     assert db_state() == (0, 0)

@@ -43,7 +43,7 @@ def test_jsonl_rows_create_tasks_with_inferred_answers(tmp_path):
         },
     ]
     path = tmp_path / "tasks.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows))
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     call_command("import_tasks", path, "--benchmark", "mine")
 
     sentiment = Task.objects.get(slug="sentiment")
@@ -64,7 +64,8 @@ def test_jsonl_rows_create_tasks_with_inferred_answers(tmp_path):
 def test_csv_rows_take_option_columns(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text(
-        "task,id,question,option_A,option_B,option_C,answer\nq,1,Capital of France?,Paris,Rome,,A\n"
+        "task,id,question,option_A,option_B,option_C,answer\nq,1,Capital of France?,Paris,Rome,,A\n",
+        encoding="utf-8",
     )
     call_command("import_tasks", path, "--benchmark", "mine")
     instance = Instance.objects.get()
@@ -90,7 +91,8 @@ def test_csv_rows_take_option_columns(tmp_path):
 def test_a_bad_row_fails_the_whole_file(tmp_path, line, reason):
     path = tmp_path / "t.jsonl"
     path.write_text(
-        '{"task": "t", "inputs": {"q": "ok"}, "options": ["a", "b"], "answer": 0}\n' + line + "\n"
+        '{"task": "t", "inputs": {"q": "ok"}, "options": ["a", "b"], "answer": 0}\n' + line + "\n",
+        encoding="utf-8",
     )
     with pytest.raises(CommandError, match=reason):
         call_command("import_tasks", path, "--benchmark", "mine")
@@ -160,9 +162,15 @@ def test_an_unreachable_dataset_fails_with_a_reason(monkeypatch):
 
 def test_changed_content_under_an_existing_id_is_refused(tmp_path):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"task": "t", "id": "1", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0}\n')
+    path.write_text(
+        '{"task": "t", "id": "1", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0}\n',
+        encoding="utf-8",
+    )
     call_command("import_tasks", path, "--benchmark", "mine")
-    path.write_text('{"task": "t", "id": "1", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 1}\n')
+    path.write_text(
+        '{"task": "t", "id": "1", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 1}\n',
+        encoding="utf-8",
+    )
     with pytest.raises(CommandError, match="already exist with different content"):
         call_command("import_tasks", path, "--benchmark", "mine")
     assert Instance.objects.get().gold == 0

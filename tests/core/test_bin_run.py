@@ -114,9 +114,13 @@ def _wait_for_url(process, log: Path, port: int) -> str:
     url = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"bin/run exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            pytest.fail(
+                f"bin/run exited with {process.returncode}:\n{log.read_text(encoding='utf-8')[-4000:]}"
+            )
         if url is None:
-            printed = re.search(r"PhraseBench is running at (http://\S+)", log.read_text(errors="replace"))
+            printed = re.search(
+                r"PhraseBench is running at (http://\S+)", log.read_text(errors="replace", encoding="utf-8")
+            )
             url = printed and printed.group(1).rstrip("/")
         if url:
             try:
@@ -127,7 +131,9 @@ def _wait_for_url(process, log: Path, port: int) -> str:
             except requests.RequestException:
                 pass
         time.sleep(1)
-    pytest.fail(f"bin/run never answered within {START_SECONDS} s:\n{log.read_text()[-4000:]}")
+    pytest.fail(
+        f"bin/run never answered within {START_SECONDS} s:\n{log.read_text(encoding='utf-8')[-4000:]}"
+    )
 
 
 def _get_all(session: requests.Session, url: str, pages: list[str]) -> list[str]:
@@ -161,4 +167,4 @@ def test_bin_run_serves_the_main_pages_to_a_visitor_and_a_curator(running):
     )
     assert answer.ok and "sessionid" in curator.cookies, answer.status_code
     failures += _get_all(curator, url, PAGES + CURATOR_PAGES)
-    assert not failures, f"{failures}\n{log.read_text(errors='replace')[-6000:]}"
+    assert not failures, f"{failures}\n{log.read_text(errors='replace', encoding='utf-8')[-6000:]}"

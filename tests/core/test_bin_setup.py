@@ -26,7 +26,7 @@ def _checkout(tmp_path: Path) -> tuple[Path, Path]:
     for name in ("pyproject.toml", "constraints.txt"):
         shutil.copy(REPO / name, root / name)
     python = tmp_path / "python3.12"
-    python.write_text(PYTHON_312)
+    python.write_text(PYTHON_312, encoding="utf-8")
     python.chmod(0o755)
     return root, python
 

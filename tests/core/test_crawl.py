@@ -101,7 +101,7 @@ def world(tiny_models, tmp_path, django_user_model, django_capture_on_commit_cal
             for n, kind in enumerate(["Unobserved", "Unobserved", "Observed"]):
                 collection = "Crowd" if kind == "Unobserved" else "FLAN"
                 lines.append(f"{model},{dataset},{collection},{kind},{n},0,{base + n / 20},acc,TRUE")
-    csv_file.write_text("\n".join(lines) + "\n")
+    csv_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     import_results(Path(csv_file))
     # An author's phrasings in every state a page lists.
     crowd = Collection.objects.get(slug="crowd")

@@ -38,7 +38,7 @@ def directives(header: str) -> dict[str, list[str]]:
 def test_no_template_holds_an_inline_script_or_event_handler():
     offenders = []
     for path in sorted(TEMPLATES.rglob("*.html")):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(TEMPLATES)}: {tag}" for tag in inline_scripts(text)]
         offenders += [f"{path.relative_to(TEMPLATES)}: {m.group(0)}" for m in EVENT_HANDLER.finditer(text)]
         offenders += [

@@ -38,7 +38,7 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
 
 
 def test_the_compose_file_sets_every_production_setting():
-    compose = (REPO / "docker-compose.yml").read_text()
+    compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     for name in PRODUCTION:
         if name not in ("SECRET_KEY",):
             assert f"{name}:" in compose, f"docker-compose.yml does not set {name}"

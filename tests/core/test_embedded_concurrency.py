@@ -176,7 +176,7 @@ def test_the_embedded_default_takes_concurrent_submissions_and_admin_saves_while
     assert result["stored"] == SUBMISSIONS
     assert result["predictions_during"] > 0, "the worker wrote nothing during the burst"
     assert scalar(demo_file, "SELECT count(*) FROM evaluation_scoringrun WHERE status = 'failed'") == 0
-    assert "database is locked" not in log.read_text()
+    assert "database is locked" not in log.read_text(encoding="utf-8")
 
 
 def test_with_the_options_before_issue_14_the_same_burst_fails(demo_file, tmp_path):

@@ -45,7 +45,7 @@ def test_it_reads_lists_and_secret_files(monkeypatch, tmp_path):
     monkeypatch.setenv("HOSTS", "a.example, b.example,,")
     assert env_list("HOSTS", []) == ["a.example", "b.example"]
     secret = tmp_path / "secret"
-    secret.write_text("s3cret\n")
+    secret.write_text("s3cret\n", encoding="utf-8")
     monkeypatch.delenv("TOKEN", raising=False)
     monkeypatch.setenv("TOKEN_FILE", str(secret))
     assert env_str("TOKEN") == "s3cret"
@@ -86,7 +86,7 @@ def test_embedded_defaults_need_no_server(tmp_path):
     # The generated secret key is kept, private, outside the repository.
     key_file = tmp_path / "secret_key"
     assert key_file.stat().st_mode & 0o077 == 0
-    assert len(key_file.read_text()) >= 32
+    assert len(key_file.read_text(encoding="utf-8")) >= 32
 
 
 KEY_RACERS = 24
@@ -114,7 +114,7 @@ def test_processes_starting_at_once_on_a_fresh_var_dir_share_one_whole_key(tmp_p
     ]
     keys = [racer.communicate(timeout=60)[0].strip() for racer in racers]
     assert [racer.returncode for racer in racers] == [0] * KEY_RACERS
-    on_file = (tmp_path / "var" / "secret_key").read_text()
+    on_file = (tmp_path / "var" / "secret_key").read_text(encoding="utf-8")
     assert set(keys) == {on_file} and len(on_file) >= 32
     assert not list((tmp_path / "var").glob(".secret_key.*"))  # no drafts left behind
 
@@ -134,7 +134,7 @@ def _variables_read() -> set[str]:
 
     names = set()
     for path in (REPO / "core" / "settings.py", REPO / "core" / "env.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) in READERS):
                 continue
             given = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "old")]
@@ -145,7 +145,7 @@ def _variables_read() -> set[str]:
 def test_every_environment_variable_is_documented_in_the_readme():
     names = _variables_read()
     assert {"DATABASE_URL", "JOB_LEASE_SECONDS", "SCORING_LEASE_SECONDS", "DATABASE_CONN_MAX_AGE"} <= names
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     configuration = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     assert sorted(name for name in names if f"`{name}`" not in configuration) == []
 

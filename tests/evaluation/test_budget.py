@@ -221,7 +221,7 @@ def test_an_imported_task_scores_a_sample_and_all_instances_are_one_click_away(
         for n in range(8)
     ]
     path = tmp_path / "tasks.jsonl"
-    path.write_text("\n".join(json.dumps(row) for row in rows))
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
     call_command("import_tasks", path, "--benchmark", "mine")
     task = Task.objects.get(slug="big")
     assert task.eval_sample_size == 3 and len(task_eval_sample_ids(task)) == 3

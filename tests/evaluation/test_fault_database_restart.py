@@ -125,7 +125,7 @@ def test_a_run_survives_a_database_restart_with_one_prediction_per_cell_and_whol
             log=log,
         )
         time.sleep(2)
-    worker_log = log.read_text()
+    worker_log = log.read_text(encoding="utf-8")
     assert "Database unavailable" in worker_log, "the worker never saw the database go away"
     assert (
         "raised unexpected" not in worker_log

@@ -77,9 +77,11 @@ def scored(db):
 
 def test_docs_figures_md_is_generated_from_the_registry():
     docs = Path(settings.BASE_DIR) / "docs" / "figures.md"
-    assert docs.read_text() == figure_registry.markdown(), "run manage.py refresh_figures --docs"
+    assert docs.read_text(encoding="utf-8") == figure_registry.markdown(), (
+        "run manage.py refresh_figures --docs"
+    )
     for figure in figure_registry.FIGURES:
-        assert f"| `{figure.name}` | {figure.label} |" in docs.read_text()
+        assert f"| `{figure.name}` | {figure.label} |" in docs.read_text(encoding="utf-8")
 
 
 def test_stored_replicates_carry_their_names_and_a_mismatch_reads_as_stale(with_iqr):

@@ -25,7 +25,7 @@ def test_the_dry_run_checks_scoring_training_and_back_off_on_the_cpu(tmp_path, c
     out = tmp_path / "figures.json"
     assert gpu_check().main(["--dry", "--lm-eval", "none", "--json", str(out)]) == 0
     assert torch.get_num_threads() == threads
-    figures = json.loads(out.read_text())
+    figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["ok"] and figures["dry"]
     from transformers import LlamaForCausalLM, T5ForConditionalGeneration
 
@@ -126,7 +126,7 @@ def test_lm_eval_is_timed_beside_ours_on_the_same_model_objects(dry_models):
 def test_the_full_size_check_passes_on_a_cuda_device(tmp_path):
     out = tmp_path / "figures.json"
     assert gpu_check().main(["--json", str(out)]) == 0
-    figures = json.loads(out.read_text())
+    figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["Llama-7B config"]["parameters"] > 6e9
     assert figures["Flan-T5-XL config"]["dtype"] == "bfloat16"
 
@@ -166,7 +166,7 @@ def test_the_gpu_report_holds_the_figures_against_the_issues_goals(tmp_path, cap
     def write(tag, family, figures):
         name = {"causal": "Llama-7B config", "seq2seq": "Flan-T5-XL config"}[family]
         (tmp_path / f"{tag}-{family}.json").write_text(
-            json.dumps({"device": "cuda", "dry": False, name: figures})
+            json.dumps({"device": "cuda", "dry": False, name: figures}), encoding="utf-8"
         )
 
     write("after", "causal", _figures(mfu=0.41, rate=400.0, over_lm_eval=3.5))  # every goal met

@@ -71,7 +71,7 @@ def test_a_second_import_changes_nothing(imported, shared_data, capsys):
 
 
 def test_a_malformed_file_changes_nothing(db, tmp_path):
-    (tmp_path / "a.csv").write_text("Model,Dataset\nx,y\n")
+    (tmp_path / "a.csv").write_text("Model,Dataset\nx,y\n", encoding="utf-8")
     with pytest.raises(CommandError, match="expected the columns"):
         call_command("import_results", tmp_path)
     assert not LanguageModel.objects.exists()

@@ -125,7 +125,7 @@ def test_partly_scored_phrasings_are_left_out_and_listed(scored):
 def test_export_writes_one_file_per_pair_and_an_index_that_round_trip(scored, tmp_path):
     out = tmp_path / "matrices"
     call_command("export_matrices", str(out), "--benchmark", "demo")
-    index = json.loads((out / "index.json").read_text())
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
     assert index["format"] == matrices.FORMAT and index["format_version"] == matrices.FORMAT_VERSION
     rows = index["matrices"]
     assert sorted(r["task"] for r in rows) == ["larger-number", "odd-one-out", "parity", "sentiment"]
@@ -160,7 +160,7 @@ def test_the_command_refuses_bad_input_clearly(scored, tmp_path):
     with pytest.raises(CommandError, match="No benchmark 'nope'"):
         call_command("export_matrices", str(tmp_path), "--benchmark", "nope")
     afile = tmp_path / "file"
-    afile.write_text("x")
+    afile.write_text("x", encoding="utf-8")
     with pytest.raises(CommandError, match="not a directory"):
         call_command("export_matrices", str(afile))
     with pytest.raises(ValueError, match="not a phrasebench-prompteval-matrices"):

@@ -70,7 +70,7 @@ def test_training_lowers_the_loss_and_the_artifact_reloads_to_identical_scores(t
     assert {pair[0] for pair in result.seen["parity"]} <= {1, 2, 3}
     out = softprompt.save(peft_model, result, tmp_path / "soft")
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
-    record = json.loads((out / "training.json").read_text())
+    record = json.loads((out / "training.json").read_text(encoding="utf-8"))
     assert record["config"]["num_virtual_tokens"] == 4 and len(record["curve"]) == 30
 
     # Reloaded through the scorer: the fast paths equal the naive reference with the soft prompt in front,

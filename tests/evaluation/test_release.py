@@ -96,7 +96,7 @@ def test_the_release_holds_approved_phrasings_public_models_and_every_prediction
         ).count(),
     }
     assert expected["models"] == 2 and expected["predictions"] > 0
-    manifest = json.loads((root / "release.json").read_text())
+    manifest = json.loads((root / "release.json").read_text(encoding="utf-8"))
     assert manifest["counts"] == expected
     for config, count in expected.items():
         table = read(root, config)
@@ -146,7 +146,7 @@ def test_the_release_holds_approved_phrasings_public_models_and_every_prediction
 def test_the_card_s_features_and_counts_are_those_of_the_files(scored, tmp_path):
     datasets = pytest.importorskip("datasets")
     root = export(tmp_path)
-    text = (root / "README.md").read_text()
+    text = (root / "README.md").read_text(encoding="utf-8")
     front = yaml.safe_load(text.split("---\n")[1])
     assert [c["config_name"] for c in front["configs"]] == [c.name for c in layout.CONFIGS]
     for info in front["dataset_info"]:
@@ -160,7 +160,7 @@ def test_the_card_s_features_and_counts_are_those_of_the_files(scored, tmp_path)
         assert info["splits"][0]["num_examples"] == sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     # Loaded by `datasets`, with its files given and through the card: the same rows as pyarrow reads. Through
     # the card, the features are the card's and a wrong count raises NonMatchingSplitsSizesError.
-    counts = json.loads((root / "release.json").read_text())["counts"]
+    counts = json.loads((root / "release.json").read_text(encoding="utf-8"))["counts"]
     for config in layout.CONFIGS:
         by_files = datasets.load_dataset(
             "parquet",
@@ -173,7 +173,7 @@ def test_the_card_s_features_and_counts_are_those_of_the_files(scored, tmp_path)
         assert by_files.column_names == by_card.column_names == config.names
         assert by_card[:20] == read(root, config.name).slice(0, 20).to_pydict()
     # Every file is listed with its hash.
-    for line in (root / "SHA256SUMS").read_text().splitlines():
+    for line in (root / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
         digest, name = line.split("  ")
         assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
     assert "figures.md" in text and "(local path)" in text
@@ -270,18 +270,18 @@ def _rehash(root: Path, changed: Path) -> None:
     """Make SHA256SUMS and release.json vouch for a changed file (so a later check is the one that fails)."""
     name = changed.relative_to(root).as_posix()
     digest = hashlib.sha256(changed.read_bytes()).hexdigest()
-    manifest = json.loads((root / "release.json").read_text())
+    manifest = json.loads((root / "release.json").read_text(encoding="utf-8"))
     for entry in manifest["configs"][name.split("/")[0]]:
         if entry["path"] == name:
             entry["sha256"] = digest
-    (root / "release.json").write_text(json.dumps(manifest))
+    (root / "release.json").write_text(json.dumps(manifest), encoding="utf-8")
     lines = []
-    for line in (root / "SHA256SUMS").read_text().splitlines():
+    for line in (root / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
         old, path = line.split("  ")
         if path in (name, "release.json"):
             old = hashlib.sha256((root / path).read_bytes()).hexdigest()
         lines.append(f"{old}  {path}\n")
-    (root / "SHA256SUMS").write_text("".join(lines))
+    (root / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
 
 
 def _missing_file(root: Path) -> None:

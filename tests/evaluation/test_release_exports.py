@@ -66,7 +66,7 @@ def test_an_admin_asks_for_a_release_a_worker_writes_it_and_anyone_downloads_its
     export = ReleaseExport.objects.get()
     assert (export.status, export.directory, export.benchmarks) == (JobStatus.SUCCEEDED, "demo-1", ["demo"])
     assert export.created_by == admin_user and export.error == ""
-    manifest = json.loads((releases / "demo-1" / "release.json").read_text())
+    manifest = json.loads((releases / "demo-1" / "release.json").read_text(encoding="utf-8"))
     assert export.counts == manifest["counts"] and export.data_version == manifest["data_version"]
     assert manifest["license"] == "cc-by-4.0" and export.counts["phrasings"] > 0
 
@@ -77,7 +77,7 @@ def test_an_admin_asks_for_a_release_a_worker_writes_it_and_anyone_downloads_its
     detail = anonymous.get(f"/api/releases/{export.id}/").json()
     sums = dict(
         reversed(line.split("  ", 1))
-        for line in (releases / "demo-1" / "SHA256SUMS").read_text().splitlines()
+        for line in (releases / "demo-1" / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
     )
     files = {f["path"]: f for f in detail["files"]}
     assert set(files) == set(sums) | {"SHA256SUMS"}
@@ -99,7 +99,7 @@ def test_an_admin_asks_for_a_release_a_worker_writes_it_and_anyone_downloads_its
 
     # The same data as the command writes: the data version hashes the data files alone.
     call_command("export_release", str(tmp_path / "cli"), "--benchmark", "demo", "--release-version", "1")
-    written = json.loads((tmp_path / "cli" / "phrasebench-1" / "release.json").read_text())
+    written = json.loads((tmp_path / "cli" / "phrasebench-1" / "release.json").read_text(encoding="utf-8"))
     assert written["data_version"] == export.data_version
 
 
@@ -153,13 +153,13 @@ def test_a_name_and_version_asked_for_twice_are_refused_and_a_failed_export_retr
     with django_capture_on_commit_callbacks(execute=False) as queued:
         assert admin.post("/api/releases/", {"name": "r", "version": "2"}, format="json").status_code == 202
     (releases / "r-2").mkdir()
-    (releases / "r-2" / "mine").write_text("kept")
+    (releases / "r-2" / "mine").write_text("kept", encoding="utf-8")
     with django_capture_on_commit_callbacks(execute=True):
         for callback in queued:
             callback()
     failed = ReleaseExport.objects.get(version="2")
     assert failed.status == JobStatus.FAILED and "exists already" in failed.error
-    assert (releases / "r-2" / "mine").read_text() == "kept"
+    assert (releases / "r-2" / "mine").read_text(encoding="utf-8") == "kept"
     assert client_for().get(f"/api/releases/{failed.id}/").status_code == 404  # only admins see failures
     assert admin.get(f"/api/releases/{failed.id}/").json()["files"] == []
 
@@ -278,7 +278,7 @@ def test_the_releases_pages_list_show_and_for_admins_ask(
     listed = client.get(url).content.decode()
     assert "site-1" in listed and f"{export.counts['phrasings']}" in listed
     shown = client.get(asked["Location"]).content.decode()
-    sums = (releases / "site-1" / "SHA256SUMS").read_text().splitlines()
+    sums = (releases / "site-1" / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
     for line in sums:
         digest, path = line.split("  ", 1)
         assert reverse("releaseexport-file", args=[export.id, path]) in shown and digest[:16] in shown

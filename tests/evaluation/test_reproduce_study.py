@@ -46,7 +46,7 @@ def test_reproduce_study_prints_both_tables_from_what_the_app_computed(tiny_reci
     out = io.StringIO()
     call_command("reproduce_study", "--quiet", "--json", str(tmp_path / "figures.json"), stdout=out)
     text = out.getvalue()
-    written = json.loads((tmp_path / "figures.json").read_text())
+    written = json.loads((tmp_path / "figures.json").read_text(encoding="utf-8"))
     assert (written["build_seed"], written["database"]) == (0, connection.vendor)
     assert {"observed_avgp", "unobserved_avgp", "gap", "pdr", "split0:ce"} <= set(written["figures"])
     printed_gap = float(text.split("Gap (pp)")[1].split()[0])

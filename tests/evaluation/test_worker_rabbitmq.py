@@ -120,7 +120,7 @@ def test_a_job_longer_than_two_heartbeats_is_scored_once_and_the_worker_goes_on(
     )
     assert not duplicates.exists()
     # The premise: the broker did drop the connection, and the job came back after it had finished.
-    text = log.read_text()
+    text = log.read_text(encoding="utf-8")
     assert LOST in text, "the run ended within two heartbeats; make it longer"
     assert "is not claimable" in text
 

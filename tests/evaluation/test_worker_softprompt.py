@@ -77,7 +77,7 @@ def test_a_worker_trains_a_soft_prompt_and_scores_it_on_held_out_phrasings(demo_
     assert set(ScoringRun.objects.filter(variant=soft.variant).values_list("status", flat=True)) == {
         "succeeded"
     }
-    assert "evaluation.tasks.train_softprompt" in log.read_text()
+    assert "evaluation.tasks.train_softprompt" in log.read_text(encoding="utf-8")
 
 
 def test_a_training_whose_worker_is_killed_finishes_on_a_new_worker_as_one_soft_prompt(demo_model, tmp_path):

@@ -29,11 +29,11 @@ class Command(BaseCommand):
         if opts["docs"]:
             text, docs = figure_registry.markdown(), docs_path()
             if opts["check"]:
-                if not docs.is_file() or docs.read_text() != text:
+                if not docs.is_file() or docs.read_text(encoding="utf-8") != text:
                     raise CommandError(f"{docs} is out of date: run manage.py refresh_figures --docs.")
                 self.stdout.write(f"{docs} is current.")
                 return
-            docs.write_text(text)
+            docs.write_text(text, encoding="utf-8")
             self.stdout.write(f"Wrote {docs}.")
             return
         refreshed = aggregates.figures_refresh_stale()

@@ -67,7 +67,7 @@ def headline_figures(overall: dict, rows: dict, by_split: dict) -> dict:
 
 
 def load_ranges() -> dict | None:
-    return loads(RANGES_FILE.read_text()) if RANGES_FILE.is_file() else None
+    return loads(RANGES_FILE.read_text(encoding="utf-8")) if RANGES_FILE.is_file() else None
 
 
 def against_ranges(measured: dict, ranges: dict | None) -> list[str]:
@@ -174,7 +174,7 @@ class Command(BaseCommand):
         for line in against_ranges(figures, load_ranges()):
             out(line)
         if json is not None:
-            json.write_text(dumps(figures, indent=2, sort_keys=True))
+            json.write_text(dumps(figures, indent=2, sort_keys=True), encoding="utf-8")
 
     def _table_2(self, model, out, split_seed: int) -> dict:
         outcomes = {o.method: o for o in heldout_improvements(model, split_seed=split_seed)}
