@@ -15,7 +15,13 @@ from evaluation.runs import budget, scoring
 @receiver(events.phrasing_approved, dispatch_uid="evaluation.on_phrasing_approved")
 def on_phrasing_approved(*, instruction, by=None, **kwargs) -> None:
     # Saved with the approval, sent to the workers once it commits.
-    scoring.scoring_on_approval(instruction=instruction, by=by)
+    runs = scoring.scoring_on_approval(instruction=instruction, by=by)
+    # Cells already scored need no run, but their figures must count the phrasing again (a reinstatement).
+    aggregates.aggregates_enqueue_for_revision(
+        revision_id=instruction.current_revision_id,
+        task_id=instruction.task_id,
+        except_variants={run.variant_id for run in runs},
+    )
     # Aligned models retrain their soft prompt once enough new phrasings have been approved.
     softprompts.softprompts_on_approval(by=by)
 

@@ -113,6 +113,20 @@ def aggregates_enqueue_for_task(*, task: Task) -> None:
         aggregates_enqueue(variant_id=variant_id, task_ids=[task.id])
 
 
+def aggregates_enqueue_for_revision(*, revision_id: int, task_id: int, except_variants=()) -> None:
+    """An approval that needs no run still changes figures: a retired phrasing reinstated (its results left
+    the figures, its predictions stayed) or an edit back to a text already scored. Every variant holding
+    predictions of the revision, but for those with a run of their own (it refreshes them when it ends)."""
+    variant_ids = (
+        Prediction.objects.filter(revision_id=revision_id)
+        .exclude(variant_id__in=except_variants)
+        .values_list("variant_id", flat=True)
+        .distinct()
+    )
+    for variant_id in variant_ids:
+        aggregates_enqueue(variant_id=variant_id, task_ids=[task_id])
+
+
 def _current_approved(task: Task) -> dict[int, Instruction]:
     return {i.current_revision_id: i for i in approved_phrasings(task, scorable=False)}
 

@@ -9,7 +9,7 @@ import pytest
 from collection import services as collection_services
 from collection.demo import load_demo
 from collection.models import Collection, Instruction, Task
-from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, TaskSummary
+from evaluation.models import BenchmarkSummary, PhrasingResult, Prediction, ScoringRun, TaskSummary
 from evaluation.runs import registry, scoring
 from evaluation.stats import metrics
 
@@ -81,6 +81,21 @@ def test_retiring_a_phrasing_takes_it_out_of_the_figures(scored, carol, django_c
         collection_services.instruction_review(instruction=instruction, reviewer=carol, status="retired")
     assert not PhrasingResult.objects.filter(revision=instruction.current_revision).exists()
     assert TaskSummary.objects.get(task=task, phrasing_set="all").figures["phrasings"] == 5
+
+
+def test_a_reinstated_phrasing_comes_back_into_the_figures(scored, carol, django_capture_on_commit_callbacks):
+    """Reinstating needs no run (its predictions were kept), so its figures must be refreshed all the same."""
+    task = Task.objects.get(benchmark__slug="demo", slug="parity")
+    instruction = Instruction.objects.filter(task=task, status="approved").first()
+    before = TaskSummary.objects.get(task=task, phrasing_set="all").figures
+    for status in ("retired", "approved"):
+        with django_capture_on_commit_callbacks(execute=True):
+            collection_services.instruction_review(instruction=instruction, reviewer=carol, status=status)
+    assert not ScoringRun.objects.filter(revisions=instruction.current_revision, trigger="approval").exists()
+    assert PhrasingResult.objects.filter(revision=instruction.current_revision, variant=scored).exists()
+    after = TaskSummary.objects.get(task=task, phrasing_set="all").figures
+    assert after["phrasings"] == 6
+    assert after["avgp"] == pytest.approx(before["avgp"]) and after["std"] == pytest.approx(before["std"])
 
 
 def test_benchmark_rows_come_from_stored_task_replicates_equal_to_a_rebuild(scored):
