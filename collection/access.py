@@ -62,9 +62,19 @@ def can_tag(user, instruction: Instruction) -> bool:
 
 
 def can_review(user, instruction: Instruction) -> bool:
-    """Curators review phrasings, never their own. Which decisions the phrasing's status allows is the
-    review service's business (collection.services.instruction_review)."""
-    return roles.is_curator(user) and instruction.author_id != user.id
+    """Curators review phrasings, never their own, nor one whose current text they wrote (an admin's fix of
+    another's phrasing, can_edit_instruction). Which decisions the phrasing's status allows is the review
+    service's business (collection.services.instruction_review)."""
+    return (
+        roles.is_curator(user)
+        and instruction.author_id != user.id
+        and not wrote_current_text(user, instruction)
+    )
+
+
+def wrote_current_text(user, instruction: Instruction) -> bool:
+    revision = instruction.current_revision
+    return revision is not None and revision.created_by_id is not None and revision.created_by_id == user.id
 
 
 def get_instruction_for_user(user, instruction_id: int, *, action: str = VIEW) -> Instruction:

@@ -264,6 +264,10 @@ def instruction_review(
         if not access.can_review(reviewer, current):
             if current.author_id == reviewer.id:
                 raise ApplicationError("You cannot review your own phrasing; another curator has to.")
+            if access.wrote_current_text(reviewer, current):
+                raise ApplicationError(
+                    "You wrote this phrasing's current text (an edit of yours); another curator has to review it."
+                )
             raise ApplicationError("Only curators can review phrasings.")
         _decision_check(current, status)
         _revision_check(current, revision)

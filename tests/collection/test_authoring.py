@@ -93,6 +93,23 @@ def test_nobody_approves_their_own_phrasing(parity, carol):
     assert own.status == "pending"
 
 
+def test_an_admin_who_rewrote_another_s_phrasing_does_not_review_that_text(parity, alice, carol, admin_user):
+    """Admins may fix any pending phrasing; the text they wrote is then theirs, and someone else decides."""
+    instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
+    services.instruction_edit(instruction=instruction, template=NEW + " Answer in lower case.", by=admin_user)
+    with pytest.raises(ApplicationError, match="You wrote this phrasing's current text"):
+        services.instruction_review(instruction=instruction, reviewer=admin_user, status="approved")
+    instruction.refresh_from_db()
+    assert instruction.status == "pending"
+    # Put back to the author's own text (the same revision, written by her), the admin may decide on it.
+    services.instruction_edit(instruction=instruction, template=NEW, by=admin_user)
+    services.instruction_review(instruction=instruction, reviewer=admin_user, status="approved")
+    # Another curator decides on an admin's text as on any other.
+    other = services.instruction_submit(task=parity, template=NEW + " Be brief.", author=alice)
+    services.instruction_edit(instruction=other, template=NEW + " Be very brief.", by=admin_user)
+    services.instruction_review(instruction=other, reviewer=carol, status="approved")
+
+
 def test_asking_for_an_edit_needs_a_reason_and_the_edit_returns_it_to_the_queue(parity, alice, carol):
     instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
     with pytest.raises(ApplicationError, match="Say what to change"):
