@@ -3,11 +3,14 @@
 A row's cells are its complete per-phrasing results on the benchmark's tasks that count for it, as (task,
 revision) pairs (aggregates.counts_in_benchmark: the top-level tasks for a row scored here, every task with
 published results for a published row); every complete result covers the task's whole evaluation sample,
-so sharing a (task, phrasing) pair means sharing every instance of it. The ground is chosen greedily and
-said on the page:
+so sharing a (task, phrasing) pair means sharing every instance of it. A published row's results are over the
+instances its source scored, not the evaluation sample, so it shares cells with published rows alone, and a
+row scored here with rows scored here alone (as comparisons.comparison_check pairs them). The ground is
+chosen greedily and said on the page:
 1. rows in order of how many cells they have (most first, then by name);
 2. the first row's cells are the ground; each next row joins when the ground's intersection with its cells
-   keeps at least COMMON_GROUND_MIN_SHARE of the first row's cells (the ground becomes that intersection);
+   keeps at least COMMON_GROUND_MIN_SHARE of the first row's cells (the ground becomes that intersection;
+   a row of the other kind, published or scored here, keeps none);
    otherwise the row has partial coverage: it is left out of the ranking, and shown apart, flagged, on request.
    A ranked row with no figures on the ground (none of its own observed phrasings in it, say) joins them.
 Each ranked row's figures are then computed on the ground (the stored summaries when its cells are the
@@ -33,6 +36,7 @@ from evaluation.models import (
     PhrasingResult,
     PhrasingSet,
     TaskSummary,
+    VariantKind,
     named_variants,
 )
 from evaluation.split import is_heldout
@@ -73,6 +77,7 @@ class Ground:
     ranked: list[int] = field(default_factory=list)  # variant ids
     partial: list[int] = field(default_factory=list)
     min_share: float = 0.5
+    published: bool = False  # whose instances: published rows' sources' (True), or the evaluation samples
 
     @property
     def tasks(self) -> int:
@@ -88,18 +93,23 @@ class Ground:
             "phrasings": self.phrasings,
             "ranked_rows": len(self.ranked),
             "partial_rows": len(self.partial),
+            "instances": "published rows' sources'" if self.published else "each task's evaluation sample",
             "rule": (
                 "Rows are ranked on the (task, phrasing) pairs scored for all of them, every instance of each "
                 f"task's evaluation sample; a row that would keep less than {self.min_share:.0%} of that ground "
-                "has partial coverage and is listed apart, on request."
+                "has partial coverage and is listed apart, on request. Published rows' results are over the "
+                "instances their source scored, so they share pairs with published rows alone, and rows "
+                "scored here with rows scored here alone."
             ),
         }
 
 
-def choose_ground(cells_by_row: dict[int, set[Cell]], order: list[int], min_share: float) -> Ground:
+def choose_ground(
+    cells_by_row: dict[int, set[Cell]], order: list[int], min_share: float, published: set[int] = frozenset()
+) -> Ground:
     """The greedy rule of the module docstring, on rows given in `order` (most cells first). The share is
     measured against the first row's cells, so however many rows join, the ground keeps at least that share
-    of the largest row's cells."""
+    of the largest row's cells. `published`: the published rows, which share cells with one another alone."""
     ground: set[Cell] | None = None
     first = 0
     ranked, partial = [], []
@@ -108,13 +118,15 @@ def choose_ground(cells_by_row: dict[int, set[Cell]], order: list[int], min_shar
         if ground is None:
             ground, first, ranked = set(cells), len(cells), [row]
             continue
-        shared = ground & cells
+        shared = ground & cells if (row in published) == (ranked[0] in published) else set()
         if shared and len(shared) >= min_share * first:
             ground = shared
             ranked.append(row)
         else:
             partial.append(row)
-    return Ground(frozenset(ground or ()), ranked, partial, min_share)
+    return Ground(
+        frozenset(ground or ()), ranked, partial, min_share, bool(ranked) and ranked[0] in published
+    )
 
 
 @dataclass
@@ -151,7 +163,8 @@ def task_board(*, task: Task, phrasing_set: str, version) -> Board:
 
 
 def _cached(key_parts: list, build) -> Board:
-    key = "common-ground:" + hashlib.sha256(repr(key_parts).encode()).hexdigest()
+    # "-2": boards cached before published and scored rows stopped sharing cells hold a shorter ground.
+    key = "common-ground-2:" + hashlib.sha256(repr(key_parts).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
         cached = build()
@@ -236,14 +249,16 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
     tasks' parts (metrics.TaskPart) they average; the parts' replicates tell which rows are separable."""
     cells_by_row = cells_of([*summaries, *estimated], where, phrasing_set)
     order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
-    ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE)
+    variants = {v: s.variant for v, s in summaries.items()} | {v: e[0] for v, e in estimated.items()}
+    published = {v for v, variant in variants.items() if variant.kind == VariantKind.IMPORTED}
+    ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE, published)
 
     def coverage(variant_id: int) -> dict:
         cells = cells_by_row[variant_id]
         return {
             "cells": len(cells),
             "tasks": len({task for task, _ in cells}),
-            "shared": len(cells & ground.cells),
+            "shared": len(cells & ground.cells) if (variant_id in published) == ground.published else 0,
             "ground": len(ground.cells),
         }
 
@@ -263,7 +278,7 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
     partial = [(summaries[v].variant, summaries[v].figures, coverage(v)) for v in ground.partial]
     apart = [(variant, figures, coverage(v)) for v, (variant, figures) in estimated.items()]
     return {
-        "ground": (sorted(ground.cells), ground.ranked, ground.partial, ground.min_share),
+        "ground": (sorted(ground.cells), ground.ranked, ground.partial, ground.min_share, ground.published),
         "rows": rows,
         "partial": partial,
         "estimated": sorted(apart, key=lambda row: str(row[0])),
@@ -372,8 +387,8 @@ def _figures_on_ground(
 
 def _hydrate(cached: dict) -> Board:
     """The cached board (variants are pickled with their model, so a cache hit needs no query)."""
-    cells, ranked, partial, min_share = cached["ground"]
-    ground = Ground(frozenset(map(tuple, cells)), list(ranked), list(partial), min_share)
+    cells, ranked, partial, min_share, published = cached["ground"]
+    ground = Ground(frozenset(map(tuple, cells)), list(ranked), list(partial), min_share, published)
     n = len(cached["rows"])
     separable = {
         name: np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=n * n).reshape(n, n).astype(bool)

@@ -14,7 +14,7 @@ from collection.models import Task
 from evaluation.leaderboards import comparisons
 from evaluation.leaderboards.common_ground import choose_ground
 from evaluation.models import LanguageModel, ModelVariant, VariantKind
-from tests.evaluation.published import imported_variant
+from tests.evaluation.published import imported_variant, synthetic_variant
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,16 @@ def test_the_greedy_rule_keeps_rows_that_keep_half_the_ground():
     chain = {1: set(range(10)), 2: set(range(7)), 3: set(range(4)) | {20, 21, 22}}
     ground = choose_ground(chain, [1, 2, 3], min_share=0.5)
     assert ground.ranked == [1, 2] and ground.partial == [3]  # 4 of 7 is over half the ground, not of 10
+
+
+def test_published_rows_and_rows_scored_here_share_no_cell():
+    """A published row's accuracies are over its source's instances, a scored row's over the evaluation
+    sample: the same (task, phrasing) pairs are not the same cells, so the other kind is never ranked."""
+    cells = {1: {(1, p) for p in range(10)}, 2: {(1, p) for p in range(10)}, 3: {(1, p) for p in range(8)}}
+    ground = choose_ground(cells, [1, 2, 3], min_share=0.5, published={2})
+    assert ground.ranked == [1, 3] and ground.partial == [2] and not ground.published
+    ground = choose_ground(cells, [2, 1, 3], min_share=0.5, published={2})
+    assert ground.ranked == [2] and ground.partial == [1, 3] and ground.published
 
 
 @pytest.fixture
@@ -79,6 +89,20 @@ def test_the_default_leaderboard_ranks_on_shared_cells_and_reports_coverage(clie
     assert single["model"] == "single" and not single["on_common_ground"]
     assert single["coverage"]["cells"] == 4 and single["coverage"]["shared_with_ground"] == 4
     assert single["std"] is None and single["spread"] is None and single["avgp"] == pytest.approx(0.99)
+
+
+def test_a_row_scored_here_is_not_ranked_with_published_rows_on_the_same_phrasings(client, rows):
+    """`here` has every phrasing `wide` has, over the evaluation sample: as many cells as `wide` (ties go by
+    name), so it is the ground, and the published rows come apart, sharing none of it."""
+    Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
+    synthetic_variant("here")
+    body = client.get("/api/leaderboard/", {"benchmark": "demo", "partial": "1"}).json()
+    assert [r["model"] for r in body["results"]] == ["here"]
+    assert body["ground"]["instances"] == "each task's evaluation sample"
+    assert {r["model"] for r in body["partial"]} == {"wide", "narrow", "single"}
+    assert {r["coverage"]["shared_with_ground"] for r in body["partial"]} == {0}
+    page = client.get(reverse("leaderboard", args=["demo"]), {"partial": "1"}).content.decode()
+    assert "published rows, on the instances their source scored, are listed apart" in page
 
 
 def test_the_page_states_the_ground_and_shows_partial_rows_on_request(client, rows):

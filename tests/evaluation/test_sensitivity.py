@@ -31,16 +31,14 @@ from evaluation.leaderboards import aggregates, fragile
 from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import (
     BenchmarkSummary,
-    LanguageModel,
     ModelVariant,
     PhrasingResult,
     Prediction,
     TaskSummary,
     VariantKind,
 )
-from evaluation.runs import scoring
 from evaluation.stats import figure_registry, metrics
-from tests.evaluation.published import imported_variant
+from tests.evaluation.published import imported_variant, synthetic_variant
 
 PREDICTED = np.array([[0, 2, 1, 2], [0, 1, 1, 2], [1, 3, 1, 0]])
 GOLD = np.array([0, 1, 1, 1])
@@ -234,31 +232,7 @@ def scored(db):
     demo phrasing (the predicted option is the most likely one), summarised."""
     load_demo(generated_per_task=0)
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=8)
-    model = LanguageModel.objects.create(name="synthetic", source="/nowhere", family="seq2seq")
-    variant = scoring.base_variant(model)
-    rng = np.random.default_rng(0)
-    rows, tasks = [], set()
-    for revision in scoring.approved_revisions(model=model):
-        task = revision.instruction.task
-        tasks.add(task.id)
-        for instance in Instance.objects.filter(id__in=task_eval_sample_ids(task)):
-            width = len(instance.options)
-            logliks = [round(float(v), 4) for v in rng.normal(-2, 1.0, width)]
-            predicted = int(np.argmax(logliks))
-            rows.append(
-                Prediction(
-                    variant=variant,
-                    revision=revision,
-                    instance=instance,
-                    logliks=logliks,
-                    lengths=[int(v) for v in rng.integers(1, 4, width)],
-                    predicted=predicted,
-                    correct=predicted == instance.gold,
-                )
-            )
-    Prediction.objects.bulk_create(rows)
-    aggregates_refresh_many({(variant.id, task_id) for task_id in tasks})
-    return variant
+    return synthetic_variant("synthetic")
 
 
 def task_cells(variant, task):
