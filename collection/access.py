@@ -95,5 +95,10 @@ def get_instruction_for_user(user, instruction_id: int, *, action: str = VIEW) -
     if instruction is None:
         raise Http404("No such phrasing.")
     if action == EDIT and not can_edit_instruction(user, instruction):
+        if instruction.author_id == user.id or roles.is_admin(user):
+            raise PermissionDenied(
+                f"This phrasing is {instruction.get_status_display().lower()}, so its text can no longer be "
+                "edited: a reviewed phrasing keeps the text it was decided on. Write a new phrasing instead."
+            )
         raise PermissionDenied("Only the author edits a phrasing, and only while it waits for review.")
     return instruction

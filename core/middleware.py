@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render, resolve_url
 
 from core.parsing import InvalidParameter, has_nul
 from core.views import bad_request
@@ -33,3 +37,21 @@ class RefuseNulCharacters:
         if isinstance(exception, DataError) and "NUL" in str(exception):
             return bad_request(request, InvalidParameter(NUL_REFUSED))
         return None
+
+
+class HtmxSessionEnded:
+    """An htmx request that login_required sends to the login page (the session ended, or the user logged out
+    in another tab) is answered 401 with a page saying so, not the redirect: htmx would follow it and swap the
+    whole login page into the preview panel or the review item, whose autofocus then took the keystrokes and
+    whose swap lost the text being typed. A 401 is not swapped (static/js/app.js shows its reason instead)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 302 or request.headers.get("HX-Request") != "true":
+            return response
+        if urlsplit(response.get("Location", "")).path != resolve_url(settings.LOGIN_URL):
+            return response
+        return render(request, "core/session_ended.html", status=401)

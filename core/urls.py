@@ -94,4 +94,6 @@ urlpatterns = [
 handler400 = "core.views.bad_request"
 # 404 and 500 in the site's layout, with no request context (no database); JSON under /api/.
 handler404 = "core.views.page_not_found"
+# 403 in the site's layout with the refusal's reason (Django's own page is bare and says nothing).
+handler403 = "core.views.permission_denied"
 handler500 = "core.views.server_error"

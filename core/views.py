@@ -78,6 +78,20 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path_info.startswith("/api/")
 
 
+# What a refusal says when it was raised without a reason (Django's own decorators raise it so).
+NOT_ALLOWED = "Your account may not do this here."
+
+
+def permission_denied(request: HttpRequest, exception: Exception, kept: str = "") -> HttpResponse:
+    """403 in the site's layout, saying why (our refusals carry a sentence for the user). `kept`: text the
+    refused request carried, shown so that it is not lost (an edit sent after the phrasing was decided).
+    Under /api/ a JSON answer, as DRF gives inside its views."""
+    message = str(exception) or NOT_ALLOWED
+    if _is_api(request):
+        return JsonResponse({"detail": message}, status=403)
+    return render(request, "403.html", {"message": message, "kept": kept}, status=403)
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 in the site's layout, rendered without the request: no context processors, so no session, user or
     role query, and a page that is not there never needs the database to say so. Under /api/ a JSON answer,

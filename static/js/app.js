@@ -11,8 +11,8 @@
 
 // htmx does not swap 4xx answers by default, so a refused action would do nothing visible. An error answer
 // that is a fragment (our views answer htmx with the part they re-render, error included) is swapped like any
-// other; a whole error page (403, 404, 429, 500) is not swapped in: its heading is shown next to where the
-// user acted, in a live region, with the status.
+// other; a whole error page (401, 403, 404, 429, 500) is not swapped in: its reason or heading is shown next to
+// where the user acted, in a live region, with the status, and what the user typed stays where it was.
 (function () {
   document.addEventListener("htmx:beforeSwap", function (event) {
     var xhr = event.detail.xhr;
@@ -27,7 +27,8 @@
     var heading = "";
     try {
       var page = new DOMParser().parseFromString(text, "text/html");
-      var found = page.querySelector("main h1, h1, title");
+      // The page's reason when it has one (data-message: 400, 401, 403), else its heading.
+      var found = page.querySelector("[data-message], main h1, h1, title");
       heading = found ? found.textContent.trim() : "";
     } catch (e) { heading = ""; }
     showError(event.detail.elt, "Not done (" + xhr.status + ")" + (heading ? ": " + heading : "."));

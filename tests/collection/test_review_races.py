@@ -222,6 +222,23 @@ def test_the_api_and_the_edit_page_answer_409_to_an_edit_a_decision_overtook(
     assert (instruction.status, instruction.current_revision.template) == ("approved", FIRST)
 
 
+def test_an_edit_sent_after_the_approval_is_refused_saying_why_and_gives_the_text_back(
+    client, parity, alice, carol
+):
+    """The edit page was opened while pending; the approval committed before Save: 403, the reason in the
+    site's layout, and the text the author wrote shown to copy rather than lost."""
+    instruction = services.instruction_submit(task=parity, template=FIRST, author=alice)
+    services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
+    client.force_login(alice)
+    response = client.post(reverse("phrasing_edit", args=[instruction.id]), {"template": SECOND})
+    html = response.content.decode()
+    assert response.status_code == 403 and "<h1>Not allowed</h1>" in html
+    assert "This phrasing is approved, so its text can no longer be edited" in html
+    assert f"{SECOND}</textarea>" in html.replace("&#x27;", "'")
+    instruction.refresh_from_db()
+    assert instruction.current_revision.template == FIRST
+
+
 def test_the_database_refuses_a_decided_phrasing_whose_text_is_not_the_one_reviewed(parity, alice, carol):
     instruction = services.instruction_submit(task=parity, template=FIRST, author=alice)
     services.instruction_review(

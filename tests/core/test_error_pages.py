@@ -223,3 +223,23 @@ def test_the_500_page_renders_with_no_context_at_all():
 
     html = loader.render_to_string("500.html")
     assert html.lstrip().lower().startswith("<!doctype html>") and "<h1>Server error</h1>" in html
+
+
+def test_a_refusal_is_a_403_in_the_sites_layout_with_its_reason(client, django_user_model):
+    author = django_user_model.objects.create_user("ann", password="pw-for-ann-12345")
+    client.force_login(author)
+    response = client.get(reverse("curation_queue"))
+    html = response.content.decode()
+    assert response.status_code == 403 and "<h1>Not allowed</h1>" in html and 'class="brand"' in html
+    assert "Only curators review phrasings." in html and "Signed in as ann" in html
+
+
+def test_an_htmx_request_whose_session_ended_is_a_401_saying_so_not_the_login_page(client):
+    """htmx followed the login redirect and swapped the whole login page into the panel, losing the text."""
+    url = reverse("phrasing_preview", args=["b", "t"])
+    plain = client.post(url, {"template": "Is {number} even?"})
+    assert plain.status_code == 302 and plain["Location"].startswith(reverse("login"))
+    response = client.post(url, {"template": "Is {number} even?"}, headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert response.status_code == 401 and html.lstrip().lower().startswith("<!doctype html>")
+    assert "data-message>Your session has ended" in html and 'name="password"' not in html
