@@ -68,12 +68,13 @@ class PhrasingForm(forms.Form):
         return self["answers"] if "answers" in self.fields else None
 
     def labels(self) -> list[str] | None:
-        """The label words, or None when none were given (the task's own labels are used)."""
+        """The label words, or None when none were given (the task's own labels are used). A field left empty
+        beside filled ones is its label's own word, which its placeholder shows."""
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
         words = [data.get(f"label_{i}", "").strip() for i in range(len(self.task.label_space))]
         if self.task.answer_format != Task.AnswerFormat.OPTION_TEXT or not any(words):
             return None
-        return words
+        return [word or label for word, label in zip(words, self.task.label_space, strict=True)]
 
     def label_fields(self):
         return [self[name] for name in self.fields if name.startswith("label_")]

@@ -60,6 +60,8 @@ def template_check(
 def label_errors(task: Task, labels: list[str]) -> list[str]:
     if not isinstance(labels, list) or not all(isinstance(label, str) and label.strip() for label in labels):
         return ["Label words must be a list of non-empty texts."]
+    if controls := templating.direction_controls("".join(labels)):
+        return [f"The label words contain invisible text-direction controls ({controls}); remove them."]
     if len(labels) != len(task.label_space):
         return [
             f"Give one label word per task label: {len(task.label_space)} "

@@ -128,6 +128,16 @@ def _placeholder(inner: str) -> Placeholder:
     return Placeholder(name, style or None)
 
 
+# Unicode's explicit direction embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): shown, they
+# reorder the text a curator reads ("Trojan Source"), while the model reads the characters in stored order.
+DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def direction_controls(text: str) -> str:
+    """The direction controls in the text, as U+XXXX, or "" when it has none."""
+    return ", ".join(sorted({f"U+{ord(c):04X}" for c in text if c in DIRECTION_CONTROLS}))
+
+
 def validate(text: str, fields: TaskFields, *, max_chars: int) -> Validation:
     """Check a template against a task. Never raises: problems come back as messages."""
     result = Validation()
@@ -139,6 +149,12 @@ def validate(text: str, fields: TaskFields, *, max_chars: int) -> Validation:
         return result
     if "\x00" in text:
         result.errors.append("The phrasing contains a NUL character; remove it.")
+        return result
+    if controls := direction_controls(text):
+        result.errors.append(
+            f"The phrasing contains invisible text-direction controls ({controls}): a reader would see the "
+            "text reordered, not what the model reads. Remove them."
+        )
         return result
     try:
         parts = parse(text)

@@ -102,3 +102,10 @@ def test_an_import_that_changes_an_instances_text_or_gold_is_refused(demo):
         with pytest.raises(ApplicationError, match="already exist with different content"):
             services.instances_upsert(task=task, rows=[bad])
     assert Instance.objects.get(pk=instance.pk).inputs == instance.inputs
+
+
+def test_label_words_with_direction_controls_are_refused(demo):
+    task = Task.objects.get(slug="larger-number")
+    with pytest.raises(ApplicationError) as refused:
+        create(task, "{question}\n1. {choiceA}\n2. {choiceB}", labels=["\u202e1", "2"])
+    assert "label words contain invisible text-direction controls (U+202E)" in str(refused.value.details)

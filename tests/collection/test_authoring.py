@@ -332,6 +332,18 @@ def test_a_curator_cannot_approve_their_own_phrasing_from_the_queue(client, pari
     assert own.status == "pending"
 
 
+def test_an_answer_word_left_empty_beside_a_filled_one_is_its_labels_own(client, parity, alice):
+    """Its placeholder shows the label's own word: left empty, that word is used (it was refused, with a
+    message about lists under the Phrasing field)."""
+    client.force_login(alice)
+    _, second = parity.label_space
+    response = client.post(
+        reverse("phrasing_new", args=["demo", "parity"]), {"template": NEW, "label_0": "oui", "label_1": " "}
+    )
+    assert response.status_code == 302
+    assert Instruction.objects.get(author=alice).current_revision.labels == ["oui", second]
+
+
 def test_admin_reject_action_asks_for_a_reason_then_rejects(client, parity, alice, admin_user):
     admin_user.is_staff = True
     admin_user.save()

@@ -134,3 +134,13 @@ def test_render_parts_splits_off_the_text_every_instance_shares(template, shared
     got_shared, rest = templating.render_parts(template, inputs)
     assert got_shared == shared
     assert got_shared + rest == templating.render(template, inputs)
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2069"])
+def test_invisible_direction_controls_are_refused_by_name(control):
+    """Shown, they reorder what a curator reads ('neve {rebmun} sI'), while the model reads stored order."""
+    result = check(f"{control}Answer the question{control} {{question}} {{options}}")
+    assert not result.ok
+    assert f"text-direction controls (U+{ord(control):04X})" in result.errors[0]
+    # Right-to-left text itself is welcome.
+    assert check("أجب عن السؤال: {question} {options}").ok
