@@ -79,7 +79,12 @@ def env(tmp: Path, name: str) -> dict[str, str]:
 
 def manage(environment: dict, *args: str) -> str:
     out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=environment, capture_output=True, text=True
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     if out.returncode != 0:
         sys.exit(f"manage.py {' '.join(args[:2])} failed:\n{out.stderr[-2000:]}")

@@ -202,6 +202,7 @@ def measure(benchmark: str, out: Path) -> dict:
         check=True,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -252,7 +252,11 @@ def main() -> None:
         for mode in ("build", "plain", "align"):  # the model is built in a child of its own, off both peaks
             command = [sys.executable, __file__, *sys.argv[1:], "--mode", mode, "--model-dir", str(model_dir)]
             out = subprocess.run(
-                command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+                command,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
             )
             if out.returncode != 0:
                 sys.exit(f"{mode} failed:\n{out.stderr[-3000:]}")

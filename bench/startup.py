@@ -31,7 +31,12 @@ def once(code: str) -> tuple[float, float]:
     peak = "import resource; print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", f"{code}; {peak}"], cwd=REPO, check=True, capture_output=True, text=True
+        [sys.executable, "-c", f"{code}; {peak}"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     seconds = time.perf_counter() - started
     return seconds, int(result.stdout.split("peak")[-1]) / 1024  # ru_maxrss is in KiB on Linux

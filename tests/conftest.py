@@ -4,9 +4,12 @@ the real benchmark data in ../shared/data, which tests skip without."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 
 from core.celery import app as celery_app
@@ -29,6 +32,14 @@ def xdist_worker() -> str | None:
 
 
 def pytest_configure(config):
+    # The tests' static files are the app folders', never a checkout's staticfiles/: `bin/run` collects there,
+    # and its manifest made pages name hashed files, failing the tests that read plain names when the
+    # README's two commands were run in order. An empty folder of this process's own (the processes the
+    # tests start inherit it); tests that collect use one of their own too.
+    static_root = tempfile.mkdtemp(prefix="phrasebench-test-static-")
+    os.environ["STATIC_ROOT"] = static_root
+    settings.STATIC_ROOT = Path(static_root)
+    config.add_cleanup(lambda: shutil.rmtree(static_root, ignore_errors=True))
     # Each xdist process gets a Redis database of its own for the real-worker tests, which flush theirs:
     # TEST_REDIS_URL's number less the process's number plus one (15 -> 14, 13). Set before the test modules,
     # which read it on import, are collected.

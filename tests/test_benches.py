@@ -58,6 +58,7 @@ def test_every_bench_runs_at_its_smoke_size(command, expected, needs_shared, req
         env=environment,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=SECONDS,
     )
     output = result.stdout + result.stderr

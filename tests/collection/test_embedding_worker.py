@@ -91,6 +91,7 @@ def test_after_a_2000_row_upload_the_check_and_preview_embed_a_few_texts_and_the
             env=env,
             capture_output=True,
             text=True,
+            encoding="utf-8",
             timeout=900,
         )
         assert upload.returncode == 0, upload.stderr[-3000:]

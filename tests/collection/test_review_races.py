@@ -435,6 +435,7 @@ def test_the_same_races_on_the_embedded_sqlite_default(tmp_path):
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

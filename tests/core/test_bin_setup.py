@@ -37,6 +37,7 @@ def _setup(root: Path, python: Path) -> subprocess.CompletedProcess:
         env={"PATH": "/usr/bin:/bin", "PYTHON": str(python)},
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=60,
     )
 

@@ -31,6 +31,7 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -115,7 +115,13 @@ def burst(tag: str) -> dict:
 def run_burst(env: dict[str, str], tag: str) -> dict:
     code = f"import json; from {__name__} import burst; print(json.dumps(burst({tag!r})))"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

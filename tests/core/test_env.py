@@ -74,7 +74,13 @@ def _settings_in_fresh_process(env: dict[str, str]) -> str:
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
     )
     return result.stdout.strip() + result.stderr
 
@@ -108,7 +114,12 @@ def test_processes_starting_at_once_on_a_fresh_var_dir_share_one_whole_key(tmp_p
     at = str(time.time() + 2.5)  # after every interpreter has started
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", READ_THE_KEY_AT, at], env=env, cwd=REPO, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", READ_THE_KEY_AT, at],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
         )
         for _ in range(KEY_RACERS)
     ]
@@ -160,7 +171,13 @@ def test_a_renamed_setting_is_still_read_by_its_old_name_with_a_warning(tmp_path
     env = {"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "SCORING_DEVICE": "cpu"}
     env |= {"SCORING_LEASE_SECONDS": "7", "JOB_LEASE_SECONDS": "9"}
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
     )
     assert result.stdout.splitlines() == [
         "cpu 9",

@@ -43,7 +43,13 @@ print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
 def _last_line_in_fresh_process(code: str) -> str:
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "core.settings"}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]

@@ -1,6 +1,7 @@
-"""Every text file the code reads or writes is UTF-8, named as such: without `encoding`, Python uses the
-locale's encoding, which is ASCII under LC_ALL=C with UTF-8 mode off and cp1252 on Windows (PEP 597), so a
-file written on one machine would read differently, or not at all, on another."""
+"""Every text file the code reads or writes is UTF-8, named as such, and so is every child process's output
+read as text: without `encoding`, Python uses the locale's encoding, which is ASCII under LC_ALL=C with UTF-8
+mode off and cp1252 on Windows (PEP 597), so a file written on one machine would read differently, or not at
+all, on another (run under LC_ALL=C PYTHONUTF8=0, a test failed decoding a worker's progress bar)."""
 
 import ast
 import subprocess
@@ -20,10 +21,14 @@ def _mode(call: ast.Call) -> str | None:
 
 
 def unnamed_encodings(source: str) -> list[int]:
-    """Lines of calls that open a file in text mode without saying `encoding`."""
+    """Lines of calls that open a file in text mode, or read a process's output as text, without saying
+    `encoding`."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call) or any(k.arg == "encoding" for k in node.keywords):
+            continue
+        if any(k.arg in ("text", "universal_newlines") for k in node.keywords):
+            lines.append(node.lineno)  # subprocess.run(..., text=True) and the like
             continue
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in TEXT_IO:
@@ -42,14 +47,14 @@ def test_the_check_finds_what_it_looks_for():
     source = (
         "path.read_text()\npath.write_text(x)\nopen(p)\nopen(p, 'w')\nPath(p).open('a')\nos.fdopen(d, 'w')\n"
         "path.read_text(encoding='utf-8')\nopen(p, 'rb')\npath.open(mode='wb')\nread_text(path)\n"
-        "webbrowser.open(url)\n"
+        "webbrowser.open(url)\nsubprocess.run(c, text=True)\nsubprocess.run(c, text=True, encoding='utf-8')\n"
     )
-    assert unnamed_encodings(source) == [1, 2, 3, 4, 5, 6]
+    assert unnamed_encodings(source) == [1, 2, 3, 4, 5, 6, 12]
 
 
 def test_every_text_file_is_opened_as_utf8():
     tracked = subprocess.run(
-        ["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True, encoding="utf-8", check=True
     ).stdout.split()
     assert len(tracked) > 100
     found = {

@@ -56,9 +56,15 @@ def test_an_adaptive_run_spends_its_budget_and_an_exhaustive_run_computes_only_t
     sampled = set(Prediction.objects.filter(variant=variant).values_list("id", flat=True))
     assert len(sampled) == Prediction.objects.filter(run=run).count() == run.done_cells == 20
     assert run.config["adaptive"]["stopped"] == "budget"
-    # Balanced first: every phrasing of the task has cells before any has many.
-    per_phrasing = [Prediction.objects.filter(run=run, revision=r).count() for r in run.revisions.all()]
-    assert min(per_phrasing) >= 2
+    # Balanced first: the first half of the budget (adaptive_estimates.FIRST_SHARE) gives every phrasing of the
+    # task cells before any has two more than another. Later rounds follow the intervals, so a phrasing may
+    # stay at one cell (seen: [1, 4, 4, 5, 3, 3]; the rounds are seeded by the run's id).
+    first_round = math.ceil(20 * adaptive_estimates.FIRST_SHARE)
+    first = (
+        Prediction.objects.filter(run=run).order_by("id").values_list("revision_id", flat=True)[:first_round]
+    )
+    per_phrasing = [list(first).count(r.id) for r in run.revisions.all()]
+    assert min(per_phrasing) >= 1 and max(per_phrasing) - min(per_phrasing) <= 1
 
     aggregates.aggregates_refresh(variant_id=variant.id, task_id=parity.id)
     figures = TaskSummary.objects.get(variant=variant, task=parity, phrasing_set="all").figures

@@ -48,7 +48,9 @@ def local_cluster() -> tuple[str, str]:
         )
     if os.geteuid() != 0:
         pytest.skip("restarting PostgreSQL needs root")
-    for line in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.splitlines():
+    for line in subprocess.run(
+        ["pg_lsclusters", "-h"], capture_output=True, text=True, encoding="utf-8"
+    ).stdout.splitlines():
         version, name, cluster_port, status, *_ = line.split()
         if cluster_port == port and status.startswith("online"):
             return version, name

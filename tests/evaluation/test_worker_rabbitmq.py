@@ -143,7 +143,13 @@ def test_a_worker_connection_has_no_heartbeats_unless_asked(setting, expected, t
         env["CELERY_BROKER_HEARTBEAT"] = setting
     code = "import django; django.setup()\n" + HEARTBEAT
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     server, negotiated = (float(v) for v in done.stdout.split()[-2:])
