@@ -31,6 +31,25 @@ class BenchmarkAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
 
 
+# A task's fields that its predictions and figures depend on: changed here they would leave stored
+# predictions, accuracies and benchmark rows standing for another task. Its evaluation sample is changed on the
+# task's page (collection.services.task_eval_sample_set), which scores what the new sample lacks.
+TASK_SCORED_FIELDS = [
+    "benchmark",
+    "parent",
+    "slug",
+    "kind",
+    "answer_format",
+    "input_fields",
+    "required_fields",
+    "label_space",
+    "max_options",
+    "prompt_parts",
+    "eval_sample_size",
+    "eval_sample_seed",
+]
+
+
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "benchmark", "parent", "kind", "answer_format", "max_options"]
@@ -38,13 +57,29 @@ class TaskAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name", "external_id"]
     raw_id_fields = ["parent"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A new task has nothing scored yet; an existing one keeps what its results were computed for.
+        return [] if obj is None else TASK_SCORED_FIELDS
+
 
 @admin.register(Instance)
 class InstanceAdmin(admin.ModelAdmin):
+    """Read only: instances come from the importers, and an edited gold or option would leave every stored
+    prediction of the instance, and the accuracies made of them, wrong."""
+
     list_display = ["source_id", "task", "split", "gold"]
     list_filter = ["split", "task__benchmark"]
     search_fields = ["source_id"]
     raw_id_fields = ["task"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Collection)

@@ -72,3 +72,27 @@ def test_the_soft_prompt_cancel_action_cancels_and_reports_refusals(client, admi
     assert "Cancelled 1 soft prompt(s)." in page
     queued.refresh_from_db()
     assert queued.status == "cancelled"
+
+
+def test_what_scores_depend_on_is_read_only_in_admin(client, admin_user, demo):
+    """An instance's gold or a task's sample changed in admin left stored predictions and figures wrong."""
+    from collection.models import Instance, Task
+
+    admin_user.is_staff = True
+    admin_user.save()
+    client.force_login(admin_user)
+    instance = Instance.objects.first()
+    url = reverse("admin:collection_instance_change", args=[instance.id])
+    assert client.post(url, {"gold": (instance.gold + 1) % 2}).status_code == 403
+    assert Instance.objects.get(id=instance.id).gold == instance.gold
+    assert client.get(url).status_code == 200  # still shown, read only
+    task = Task.objects.get(slug="parity")
+    url = reverse("admin:collection_task_change", args=[task.id])
+    response = client.post(
+        url, {"name": "Parity, renamed", "description": "", "source": "", "external_id": ""}
+    )
+    assert response.status_code == 302
+    task_after = Task.objects.get(id=task.id)
+    assert task_after.name == "Parity, renamed" and task_after.eval_sample_size == task.eval_sample_size
+    page = client.get(url).content.decode()
+    assert 'name="eval_sample_size"' not in page and 'name="name"' in page
