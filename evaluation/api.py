@@ -398,7 +398,8 @@ def leaderboard(request):
         "benchmark": benchmark.slug,
         "phrasing_set": phrasing_set,
         "convention": (
-            "Benchmark figures are macro averages over tasks; fractions in [0, 1]; 95% bootstrap CIs. Ranked "
+            "Benchmark figures are macro averages over tasks; accuracies and their differences as fractions of "
+            "1 (unit pct and pp in `figures`), POSIX and PDR as ratios; 95% bootstrap CIs. Ranked "
             "rows are compared on their common ground; spread figures are null where no task has "
             f"{settings.SPREAD_MIN_PHRASINGS} phrasings. Rows under `estimated` are estimates from "
             "`cells_share` of their cells, with intervals for the exhaustive figures."

@@ -14,7 +14,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Figures are exported as the fractions they are stored as (pages show percentages and points), rounded: the
 # bootstrap's intervals are far wider than the sixth decimal. Each row says so in its `scale` column.
 DECIMALS = 6
-SCALE = "fractions of 1, rounded to 6 decimals (0.5 = 50%; a difference of 0.05 = 5 points)"
+# POSIX and PDR are ratios, not accuracies: the registry's unit says which is which.
+SCALE = (
+    "rounded to 6 decimals; accuracies and their differences as fractions of 1 (0.5 = 50%; a difference of "
+    "0.05 = 5 points); posix and pdr as the plain ratios they are"
+)
 
 
 def safe_cell(value):

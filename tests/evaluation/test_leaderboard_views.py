@@ -62,7 +62,8 @@ def test_exports_carry_the_same_numbers(client, board):
     assert {r["model"]: float(r["avgp"]) for r in rows} == pytest.approx(want, abs=5e-7)
     assert {r["model"]: r["avgp"] for r in records} == pytest.approx(want, abs=5e-7)
     assert all(len(str(r["avgp"]).split(".")[-1]) <= 6 for r in records)
-    assert all(r["scale"].startswith("fractions of 1") for r in [*rows, *records])
+    assert all("accuracies and their differences as fractions of 1" in r["scale"] for r in [*rows, *records])
+    assert all("posix and pdr as the plain ratios" in r["scale"] for r in rows)
     assert all(r["ci_method"] == "instances and phrasings" for r in records)
 
 
