@@ -362,8 +362,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"one_line_for_bad_requests": {"()": "core.log_filters.OneLineForBadRequests"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # django-axes logs failed logins and lockouts as warnings; its start-up banner and every successful
-    # login are INFO, which would drown them.
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        # django-axes logs failed logins and lockouts as warnings; its start-up banner and every successful
+        # login are INFO, which would drown them.
+        "axes": {"level": "WARNING"},
+        # A refused parameter is one line, not a traceback (core/log_filters.py).
+        "django.request": {"filters": ["one_line_for_bad_requests"]},
+    },
 }

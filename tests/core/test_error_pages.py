@@ -243,3 +243,12 @@ def test_an_htmx_request_whose_session_ended_is_a_401_saying_so_not_the_login_pa
     html = response.content.decode()
     assert response.status_code == 401 and html.lstrip().lower().startswith("<!doctype html>")
     assert "data-message>Your session has ended" in html and 'name="password"' not in html
+
+
+def test_a_refused_parameter_is_logged_in_one_line_not_a_traceback(client, caplog):
+    """A fuzzer's odd query strings wrote a traceback each to the server log."""
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = client.get("/", {"page": "\x00"})
+    assert response.status_code == 400
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert "NUL character" in record.getMessage() and record.exc_info is None
