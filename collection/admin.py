@@ -216,7 +216,7 @@ class InstructionAdmin(admin.ModelAdmin):
         for outcome in outcomes:
             if outcome.error:
                 self.message_user(
-                    request, f"Phrasing #{outcome.instruction.id}: {outcome.error}", messages.ERROR
+                    request, services.about(outcome.instruction.id, outcome.error), messages.ERROR
                 )
         if done:
             self.message_user(request, f"{done} phrasing(s) {verb}.", messages.SUCCESS)

@@ -230,6 +230,13 @@ def _decision_check(instruction: Instruction, status: str) -> None:
     )
 
 
+def about(instruction_id: int, message: str) -> str:
+    """A message for a list of outcomes, naming its phrasing once ("Phrasing #3: ..."), not twice when the
+    message already starts with the name (StaleRevision's does)."""
+    name = f"Phrasing #{instruction_id}"
+    return message if message.startswith(name + " ") else f"{name}: {message}"
+
+
 class StaleRevision(Conflict):
     """The phrasing was edited after the reviewer read it: the decision would apply to a text they never saw."""
 

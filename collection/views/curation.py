@@ -40,6 +40,11 @@ def _decorate(instructions: list[Instruction], user) -> None:
         instruction.reviewable = access.can_review(user, instruction)
 
 
+def _counts(user, pending) -> dict:
+    """The heading's count, and how many of those are the curator's own (another curator reviews them)."""
+    return {"pending_total": pending.count(), "own_total": pending.filter(author=user).count()}
+
+
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     _curator(request)
@@ -53,7 +58,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "items": items,
         "benchmarks": Benchmark.objects.order_by("name"),
         "benchmark": benchmark,
-        "pending_total": page.paginator.count,
+        **_counts(request.user, pending),
         "decisions": ReviewForm.base_fields["decision"].choices,
     }
     return render(request, "collection/curation_queue.html", context)
@@ -95,12 +100,12 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
             "reason": request.POST.get("reason", ""),
             "benchmark": benchmark,
             # The heading's pending count, swapped out of band: it changes with each decision made in place.
-            "pending_total": selectors.review_queue(request.user, benchmark_slug=benchmark).count(),
+            **_counts(request.user, selectors.review_queue(request.user, benchmark_slug=benchmark)),
             "count_out_of_band": True,
         }
         return render(request, "collection/curation_queue.html#item", context, status=status)
     if error:
-        messages.error(request, f"Phrasing #{instruction.id}: {error}")
+        messages.error(request, services.about(instruction.id, error))
     else:
         messages.success(request, f"Phrasing #{instruction.id}: {instruction.get_status_display().lower()}.")
     return redirect("curation_queue")
@@ -135,7 +140,7 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"{len(done)} phrasing(s): {verb}.")
     for outcome in outcomes:
         if outcome.error:
-            messages.error(request, f"Phrasing #{outcome.instruction.id}: {outcome.error}")
+            messages.error(request, services.about(outcome.instruction.id, outcome.error))
     skipped = len(set(ids)) - len(outcomes)
     if skipped:
         messages.warning(request, f"{skipped} phrasing(s) no longer exist and were left out.")

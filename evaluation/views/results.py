@@ -19,7 +19,7 @@ from collection import templating
 from collection.access import can_tag, get_instruction_for_user, revisions_visible_to
 from collection.answers import option_texts
 from collection.forms import TagsForm
-from collection.models import Benchmark
+from collection.models import Benchmark, TaskKind
 from collection.selectors import task_get
 from core import jobs, roles
 from core.errors import ApplicationError
@@ -190,7 +190,10 @@ def _export(request: HttpRequest, name: str, rows) -> HttpResponse | None:
 
 
 def _observed_chart(rows) -> dict:
-    """Grouped bars: observed vs unobserved AvgP per model variant (plotly.js figure JSON)."""
+    """Grouped bars: observed vs unobserved AvgP per model variant (plotly.js figure JSON). No rows, no traces:
+    the page then says there is nothing to chart (static/js/charts.js) rather than drawing empty axes."""
+    if not rows:
+        return {"data": [], "layout": {}}
     labels = [str(r.variant) for r in rows]
 
     def bars(key, name):
@@ -313,6 +316,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         "benchmark": benchmark,
         "sets": SETS,
         "kinds": kinds,
+        "kind_choices": [(k, TaskKind(k).label if k in TaskKind.values else k) for k in kinds],
         "kind": kind,
         **params,
         **columns,

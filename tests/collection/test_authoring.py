@@ -278,6 +278,13 @@ def test_rejecting_without_a_reason_is_refused_in_the_queue(client, parity, alic
     assert "Say why the phrasing is rejected" in response.content.decode()
     instruction.refresh_from_db()
     assert instruction.status == "pending"
+    # With a reason that ends a sentence, the decided card ends it once.
+    response = client.post(
+        reverse("curation_review", args=[instruction.id]),
+        {"decision": "rejected", "reason": "Too vague.", "revision": instruction.current_revision_id},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "rejected</strong>: Too vague.\n" in response.content.decode()
 
 
 def test_my_phrasings_shows_status_reason_and_impact(client, parity, alice, carol):
@@ -321,6 +328,7 @@ def test_a_curator_cannot_approve_their_own_phrasing_from_the_queue(client, pari
     client.force_login(carol)
     page = client.get(reverse("curation_queue")).content.decode()
     assert "This is your own phrasing: another curator reviews it." in page
+    assert "of them your own (another curator reviews it)" in page
     response = client.post(
         reverse("curation_review", args=[own.id]),
         {"decision": "approved", "revision": own.current_revision_id},

@@ -134,3 +134,20 @@ def test_pings_are_throttled_for_everyone_twenty_requests_queue_one(client, monk
     WorkerPing.objects.update(created_at=timezone.now() - services.PING_INTERVAL - timedelta(seconds=1))
     client.post(reverse("status_ping"))
     assert WorkerPing.objects.count() == 3 and len(sent) == 3
+
+
+def test_an_empty_leaderboard_charts_nothing_rather_than_empty_axes(client, demo):
+    import json
+    import re
+
+    page = client.get(reverse("leaderboard", args=["demo"])).content.decode()
+    assert (
+        '<option value="multiple_choice" >Multiple choice</option>' in page
+    )  # the kind's label, not its value
+    for chart in ("observed-chart", "box-chart"):
+        figure = re.search(rf'<script id="{chart}" type="application/json">(.*?)</script>', page, re.S).group(
+            1
+        )
+        assert json.loads(figure)["data"] == [], chart  # charts.js then says "No results to chart yet."
+    page = client.get(reverse("task_results", args=["demo", "parity"])).content.decode()
+    assert "no model has results on this task's common ground yet" in page and "over the 0 models" not in page
