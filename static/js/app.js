@@ -27,8 +27,10 @@
     var heading = "";
     try {
       var page = new DOMParser().parseFromString(text, "text/html");
-      // The page's reason when it has one (data-message: 400, 401, 403), else its heading.
-      var found = page.querySelector("[data-message], main h1, h1, title");
+      // The page's reason when it has one (data-message: 400, 401, 403), else its heading, else its title.
+      // One selector at a time: a selector list would return the first match in document order, the title.
+      var found = ["[data-message]", "main h1", "h1", "title"].map(function (s) { return page.querySelector(s); })
+        .filter(Boolean)[0];
       heading = found ? found.textContent.trim() : "";
     } catch (e) { heading = ""; }
     showError(event.detail.elt, "Not done (" + xhr.status + ")" + (heading ? ": " + heading : "."));

@@ -139,3 +139,27 @@ def test_a_curator_uploads_a_file_of_phrasings(live_server, page, screenshot, de
     assert uploaded.status == "pending" and page.locator(f"#item-{uploaded.id}").count() == 1
     screenshot(page, "11-upload-imported")
     assert page.errors == []
+
+
+def test_the_preview_after_the_session_ended_says_so_and_keeps_the_text(
+    live_server, page, screenshot, demo_with_model
+):
+    """Logged out in another tab, the next keystroke's preview used to swap the whole login page into the
+    panel; its autofocus took the following keystrokes into the username box."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/b/demo/t/parity/write/")
+    _type(page, "#id_template", "Is {number} even?")
+    page.wait_for_selector("#template-check >> text=The phrasing is valid for this task.")
+    page.context.clear_cookies(
+        name="sessionid"
+    )  # as a logout in another tab, or an expired session, leaves it
+    page.type("#id_template", " Answer yes or no.", delay=5)
+    page.wait_for_selector(".htmx-error >> text=Your session has ended")
+    page.type("#id_template", " Thanks.", delay=5)
+    screenshot(page, "06-author-session-ended")
+    assert page.input_value("#id_template") == "Is {number} even? Answer yes or no. Thanks."
+    assert page.locator("#preview #id_username").count() == 0 and page.locator("#id_password").count() == 0
+    assert page.evaluate("document.activeElement.id") == "id_template"
