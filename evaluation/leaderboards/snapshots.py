@@ -135,6 +135,9 @@ def snapshot_create(
         raise ApplicationError(f"The leaderboard's answer is not JSON: {exc}") from exc
     if not isinstance(answer, dict) or "results" not in answer:
         raise ApplicationError("The leaderboard's answer has no rows to freeze.")
+    if not any(answer.get(section) for section in ("results", "partial", "estimated")):
+        # A permanent, citable id for a table with nothing in it would cite nothing.
+        raise ApplicationError("This view has no results yet, so there is nothing to freeze.")
     fields = {
         "benchmark_slug": benchmark.slug,
         "phrasing_set": view.phrasing_set,

@@ -514,3 +514,12 @@ def test_admin_shows_snapshots_read_only(client, admin_user, alice_client, board
     assert client.get("/admin/evaluation/leaderboardsnapshot/add/").status_code == 403
     assert client.post(f"/admin/evaluation/leaderboardsnapshot/{snapshot.id}/delete/").status_code == 403
     assert LeaderboardSnapshot.objects.filter(id=snapshot.id).exists()
+
+
+def test_a_view_with_no_results_is_not_frozen(alice_client, db):
+    load_demo(generated_per_task=0)
+    response = alice_client.post("/api/snapshots/", {"benchmark": "demo"}, content_type="application/json")
+    assert response.status_code == 400 and "no results yet" in response.json()["detail"]
+    page = alice_client.post("/b/demo/leaderboard/freeze/", {})
+    assert page.status_code == 400 and "nothing to freeze" in page.content.decode()
+    assert not LeaderboardSnapshot.objects.exists()
