@@ -55,3 +55,20 @@ class HtmxSessionEnded:
         if urlsplit(response.get("Location", "")).path != resolve_url(settings.LOGIN_URL):
             return response
         return render(request, "core/session_ended.html", status=401)
+
+
+class ActionPage:
+    """A page's action (a POST-only address: score, cancel, approve) opened in the address bar answered 405 with
+    an empty body, which a browser shows as its own blank error page. It gets the site's page saying what the
+    address is; the status and its Allow header stay. The API keeps DRF's JSON answer."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or request.path_info.startswith("/api/"):
+            return response
+        page = render(request, "core/method_not_allowed.html", status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page

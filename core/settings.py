@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # An htmx request sent to the login page gets a 401 saying the session ended, not the login page.
     "core.middleware.HtmxSessionEnded",
+    # A POST-only address opened in the browser: a page saying so, not an empty 405.
+    "core.middleware.ActionPage",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

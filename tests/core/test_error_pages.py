@@ -252,3 +252,12 @@ def test_a_refused_parameter_is_logged_in_one_line_not_a_traceback(client, caplo
     assert response.status_code == 400
     (record,) = [r for r in caplog.records if r.name == "django.request"]
     assert "NUL character" in record.getMessage() and record.exc_info is None
+
+
+def test_an_action_address_opened_in_the_browser_says_what_it_is(client, admin_user):
+    """A POST-only address answered 405 with an empty body: the browser showed its own blank error page."""
+    client.force_login(admin_user)
+    response = client.get(reverse("task_sample", args=["b", "t"]))
+    html = response.content.decode()
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert "<h1>Not a page</h1>" in html and "done with its button" in html and 'class="brand"' in html

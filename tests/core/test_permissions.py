@@ -20,6 +20,7 @@ from evaluation.models import (
     ScoringRun,
     SoftPrompt,
 )
+from tests.evaluation.published import imported_variant
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +83,8 @@ def world(db, django_user_model) -> World:
     soft = SoftPrompt.objects.create(model=model, trigger="manual", config={}, status="failed", error="boom")
     plan = ScoringPlan.objects.create(trigger="import", budget_cells=1)
     ScoringRun.objects.create(variant=variant, task=task, status="planned", trigger="import", plan=plan)
+    # A leaderboard row (published results), so the benchmark's view has something to freeze.
+    imported_variant("published", {approved: 0.5})
     return World(task, approved, pending, model, run, result, soft, plan)
 
 
