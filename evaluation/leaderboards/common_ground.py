@@ -7,7 +7,8 @@ so sharing a (task, phrasing) pair means sharing every instance of it. A publish
 instances its source scored, not the evaluation sample, so it shares cells with published rows alone, and a
 row scored here with rows scored here alone (as comparisons.comparison_check pairs them). The ground is
 chosen greedily and said on the page:
-1. rows in order of how many cells they have (most first, then by name);
+1. rows scored here before published rows (when there are rows scored here, the published ones come apart),
+   each kind in order of how many cells they have (most first, then by name);
 2. the first row's cells are the ground; each next row joins when the ground's intersection with its cells
    keeps at least COMMON_GROUND_MIN_SHARE of the first row's cells (the ground becomes that intersection;
    a row of the other kind, published or scored here, keeps none);
@@ -248,9 +249,13 @@ def _build(summaries: dict, where: Q, phrasing_set: str, figures_on_ground, esti
     `figures_on_ground(variant, ground cells, its own cells)` gives the row's figures on the ground and the
     tasks' parts (metrics.TaskPart) they average; the parts' replicates tell which rows are separable."""
     cells_by_row = cells_of([*summaries, *estimated], where, phrasing_set)
-    order = sorted(summaries, key=lambda v: (-len(cells_by_row[v]), str(summaries[v].variant)))
     variants = {v: s.variant for v, s in summaries.items()} | {v: e[0] for v, e in estimated.items()}
     published = {v for v, variant in variants.items() if variant.kind == VariantKind.IMPORTED}
+    # Rows scored here lead whenever there are any: they are what the benchmark measures, and a published row
+    # with more cells (subtasks, phrasings retired here) would otherwise put every one of them apart.
+    order = sorted(
+        summaries, key=lambda v: (v in published, -len(cells_by_row[v]), str(summaries[v].variant))
+    )
     ground = choose_ground(cells_by_row, order, settings.COMMON_GROUND_MIN_SHARE, published)
 
     def coverage(variant_id: int) -> dict:

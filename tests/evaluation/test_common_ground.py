@@ -13,7 +13,8 @@ from collection.demo import load_demo
 from collection.models import Task
 from evaluation.leaderboards import comparisons
 from evaluation.leaderboards.common_ground import choose_ground
-from evaluation.models import LanguageModel, ModelVariant, VariantKind
+from evaluation.leaderboards.aggregates import aggregates_refresh_many
+from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
 from tests.evaluation.published import imported_variant, synthetic_variant
 
 pytestmark = pytest.mark.django_db
@@ -92,12 +93,19 @@ def test_the_default_leaderboard_ranks_on_shared_cells_and_reports_coverage(clie
 
 
 def test_a_row_scored_here_is_not_ranked_with_published_rows_on_the_same_phrasings(client, rows):
-    """`here` has every phrasing `wide` has, over the evaluation sample: as many cells as `wide` (ties go by
-    name), so it is the ground, and the published rows come apart, sharing none of it."""
+    tasks, phrasings, _, _ = rows
+    """`here` has a third of each task's phrasings, over the evaluation sample: fewer cells than `wide` or
+    `narrow`, but rows scored here lead, so it is the ground, and the published rows come apart, sharing none
+    of it (a published row with more cells used to put every row scored here apart)."""
     Task.objects.filter(benchmark__slug="demo").update(eval_sample_size=4)
-    synthetic_variant("here")
+    here = synthetic_variant("here")
+    kept = {phrasings[t][0].current_revision_id for t in tasks} | {
+        phrasings[t][1].current_revision_id for t in tasks
+    }
+    Prediction.objects.filter(variant=here).exclude(revision_id__in=kept).delete()
+    aggregates_refresh_many({(here.id, t.id) for t in tasks})
     body = client.get("/api/leaderboard/", {"benchmark": "demo", "partial": "1"}).json()
-    assert [r["model"] for r in body["results"]] == ["here"]
+    assert [r["model"] for r in body["results"]] == ["here"] and body["ground"]["phrasings"] == 8
     assert body["ground"]["instances"] == "each task's evaluation sample"
     assert {r["model"] for r in body["partial"]} == {"wide", "narrow", "single"}
     assert {r["coverage"]["shared_with_ground"] for r in body["partial"]} == {0}
