@@ -1,6 +1,7 @@
 import logging
 
 from django.contrib.auth import login
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -80,6 +81,22 @@ def _is_api(request: HttpRequest) -> bool:
 
 # What a refusal says when it was raised without a reason (Django's own decorators raise it so).
 NOT_ALLOWED = "Your account may not do this here."
+
+
+# Django's CSRF refusal names its reason for developers ("CSRF token from POST incorrect"); a user needs what to do.
+CSRF_REFUSED = (
+    "This form was sent with an outdated security token: the page was opened before a login or logout, "
+    "perhaps in another tab. Reload the page and send it again."
+)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the refusal in the site's layout, giving back a phrasing or reason being sent."""
+    log.warning("CSRF refused %s: %s", request.path, reason)
+    kept = (
+        (request.POST.get("template") or request.POST.get("reason") or "") if request.method == "POST" else ""
+    )
+    return permission_denied(request, PermissionDenied(CSRF_REFUSED), kept=kept)
 
 
 def permission_denied(request: HttpRequest, exception: Exception, kept: str = "") -> HttpResponse:

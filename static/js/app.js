@@ -81,3 +81,41 @@
   document.addEventListener("htmx:afterSettle", function () { setUp(document); });
   window.addEventListener("resize", function () { setUp(document); });
 })();
+
+// A login rotates the CSRF token (Django's rotate_token). A page opened before it, as when the session ended
+// and the user logged in again in another tab, still holds the old token in <body hx-headers> and in its
+// forms, so its next request was refused with Django's CSRF page and the text typed was lost. Every request
+// takes the current token from the cookie instead (not HttpOnly, as Django's default leaves it).
+(function () {
+  function currentToken() {
+    var found = document.cookie.split("; ").filter(function (c) { return c.indexOf("csrftoken=") === 0; })[0];
+    return found ? decodeURIComponent(found.slice("csrftoken=".length)) : "";
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    var token = currentToken();
+    if (!token) return;
+    event.detail.headers["X-CSRFToken"] = token;
+    // Django reads a form's own field before the header: an hx-post of a form sends both.
+    var parameters = event.detail.parameters;
+    if (parameters && (parameters.csrfmiddlewaretoken !== undefined)) parameters.csrfmiddlewaretoken = token;
+  });
+  document.addEventListener("submit", function (event) {
+    var field = event.target.querySelector && event.target.querySelector("input[name=csrfmiddlewaretoken]");
+    var token = currentToken();
+    if (field && token) field.value = token;
+  }, true);
+})();
+
+// A poll (hx-trigger="every ...") whose session has ended stops asking: it got a 401 every few seconds for as
+// long as the tab stayed open. The element is replaced by a copy without the trigger.
+(function () {
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var element = event.detail.elt, xhr = event.detail.xhr;
+    if (!xhr || xhr.status !== 401 || !element.getAttribute) return;
+    var trigger = element.getAttribute("hx-trigger") || "";
+    if (trigger.indexOf("every") === -1) return;
+    var copy = element.cloneNode(true);
+    copy.removeAttribute("hx-trigger");
+    element.replaceWith(copy);
+  });
+})();

@@ -261,3 +261,12 @@ def test_an_action_address_opened_in_the_browser_says_what_it_is(client, admin_u
     html = response.content.decode()
     assert response.status_code == 405 and response["Allow"] == "POST"
     assert "<h1>Not a page</h1>" in html and "done with its button" in html and 'class="brand"' in html
+
+
+def test_an_outdated_csrf_token_is_refused_saying_what_to_do_and_gives_the_text_back(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(reverse("phrasing_new", args=["b", "t"]), {"template": "Is {number} even?"})
+    html = response.content.decode()
+    assert response.status_code == 403 and "<h1>Not allowed</h1>" in html
+    assert "outdated security token" in html and "Is {number} even?</textarea>" in html

@@ -163,3 +163,17 @@ def test_the_preview_after_the_session_ended_says_so_and_keeps_the_text(
     assert page.input_value("#id_template") == "Is {number} even? Answer yes or no. Thanks."
     assert page.locator("#preview #id_username").count() == 0 and page.locator("#id_password").count() == 0
     assert page.evaluate("document.activeElement.id") == "id_template"
+    # Logged in again in another tab (a new CSRF token): the page goes on with the current token and its text.
+    other = page.context.new_page()
+    other.goto(f"{live_server.url}/accounts/login/")
+    other.fill("#id_username", "carol")
+    other.fill("#id_password", PASSWORD)
+    other.click("button[type=submit]")
+    other.wait_for_selector("text=Log out")
+    other.close()
+    with page.expect_response(lambda response: "/preview/" in response.url) as preview:
+        page.type("#id_template", " Be brief.", delay=5)
+    assert preview.value.status == 200  # 403 with the token the page was rendered with
+    page.click("button:has-text('Submit for review')")
+    page.wait_for_url("**/me/phrasings/")
+    assert Instruction.objects.get(author__username="carol").template.endswith("Thanks. Be brief.")

@@ -12,8 +12,8 @@ from django.urls import reverse
 from collection.demo import load_demo
 from collection.models import Task
 from evaluation.leaderboards import comparisons
-from evaluation.leaderboards.common_ground import choose_ground
 from evaluation.leaderboards.aggregates import aggregates_refresh_many
+from evaluation.leaderboards.common_ground import choose_ground
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
 from tests.evaluation.published import imported_variant, synthetic_variant
 
