@@ -64,8 +64,9 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(Instance)
 class InstanceAdmin(admin.ModelAdmin):
-    """Read only: instances come from the importers, and an edited gold or option would leave every stored
-    prediction of the instance, and the accuracies made of them, wrong."""
+    """Not added or changed here: instances come from the importers, and an edited gold or option would leave
+    every stored prediction of the instance, and the accuracies made of them, wrong. Deleting stays allowed:
+    admin asks for it on every instance a task's or benchmark's deletion takes with it."""
 
     list_display = ["source_id", "task", "split", "gold"]
     list_filter = ["split", "task__benchmark"]
@@ -76,9 +77,6 @@ class InstanceAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -291,6 +291,14 @@ def instruction_review(
             raise ApplicationError(
                 "This phrasing is known only from published results; there is no text to approve."
             )
+        if status == Instruction.Status.APPROVED:
+            # Texts stored before direction controls were refused (templating.validate) still hold them.
+            revision = current.current_revision
+            if controls := templating.direction_controls(revision.template + "".join(revision.labels or [])):
+                raise ApplicationError(
+                    f"This phrasing's text holds invisible text-direction controls ({controls}): a reader "
+                    "sees other text than the model reads. Ask for an edit, or reject it."
+                )
         was_approved = current.status == Instruction.Status.APPROVED
         # Decided on the locked row, never on the caller's copy, which may hold an older revision.
         current.status = status

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -41,8 +42,10 @@ def _decorate(instructions: list[Instruction], user) -> None:
 
 
 def _counts(user, pending) -> dict:
-    """The heading's count, and how many of those are the curator's own (another curator reviews them)."""
-    return {"pending_total": pending.count(), "own_total": pending.filter(author=user).count()}
+    """The heading's count, and how many of those the curator may not review: their own, or with a current
+    text they wrote (access.can_review)."""
+    own = pending.filter(Q(author=user) | Q(current_revision__created_by=user))
+    return {"pending_total": pending.count(), "own_total": own.count()}
 
 
 @login_required

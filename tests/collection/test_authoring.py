@@ -93,7 +93,9 @@ def test_nobody_approves_their_own_phrasing(parity, carol):
     assert own.status == "pending"
 
 
-def test_an_admin_who_rewrote_another_s_phrasing_does_not_review_that_text(parity, alice, carol, admin_user):
+def test_an_admin_who_rewrote_another_s_phrasing_does_not_review_that_text(
+    client, parity, alice, carol, admin_user
+):
     """Admins may fix any pending phrasing; the text they wrote is then theirs, and someone else decides."""
     instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
     services.instruction_edit(instruction=instruction, template=NEW + " Answer in lower case.", by=admin_user)
@@ -101,6 +103,10 @@ def test_an_admin_who_rewrote_another_s_phrasing_does_not_review_that_text(parit
         services.instruction_review(instruction=instruction, reviewer=admin_user, status="approved")
     instruction.refresh_from_db()
     assert instruction.status == "pending"
+    client.force_login(admin_user)
+    page = client.get(reverse("curation_queue")).content.decode()
+    assert "You wrote this phrasing's current text: another curator reviews it." in page
+    assert "1 of them your own" in page
     # Put back to the author's own text (the same revision, written by her), the admin may decide on it.
     services.instruction_edit(instruction=instruction, template=NEW, by=admin_user)
     services.instruction_review(instruction=instruction, reviewer=admin_user, status="approved")
@@ -375,3 +381,20 @@ def test_admin_reject_action_asks_for_a_reason_then_rejects(client, parity, alic
     )
     instruction.refresh_from_db()
     assert instruction.status == "rejected" and instruction.review_reason == "Too vague."
+
+
+def test_a_text_stored_with_direction_controls_before_they_were_refused_is_not_approved(
+    client, parity, alice, carol
+):
+    from collection.models import InstructionRevision
+
+    instruction = services.instruction_submit(task=parity, template=NEW, author=alice)
+    InstructionRevision.objects.filter(id=instruction.current_revision_id).update(template="\u202e" + NEW)
+    with pytest.raises(ApplicationError, match=r"invisible text-direction controls \(U\+202E\)"):
+        services.instruction_review(instruction=instruction, reviewer=carol, status="approved")
+    client.force_login(carol)
+    page = client.get(reverse("curation_queue")).content.decode()
+    assert "The phrasing contains invisible text-direction controls (U+202E)" in page  # shown in the queue
+    services.instruction_review(
+        instruction=instruction, reviewer=carol, status="rejected", reason="Hidden text."
+    )

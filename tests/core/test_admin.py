@@ -96,3 +96,12 @@ def test_what_scores_depend_on_is_read_only_in_admin(client, admin_user, demo):
     assert task_after.name == "Parity, renamed" and task_after.eval_sample_size == task.eval_sample_size
     page = client.get(url).content.decode()
     assert 'name="eval_sample_size"' not in page and 'name="name"' in page
+    # A task without phrasings (they protect theirs) can still be deleted with its instances: admin asks
+    # delete permission on each instance.
+    scratch = Task.objects.create(
+        benchmark=task.benchmark, slug="scratch", name="Scratch", kind="binary", answer_format="option_text"
+    )
+    Instance.objects.create(task=scratch, source_id="0", inputs={}, options=["yes", "no"], gold=0)
+    delete = reverse("admin:collection_task_delete", args=[scratch.id])
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Task.objects.filter(id=scratch.id).exists() and not Instance.objects.filter(task_id=scratch.id)
