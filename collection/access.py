@@ -77,6 +77,12 @@ def wrote_current_text(user, instruction: Instruction) -> bool:
     return revision is not None and revision.created_by_id is not None and revision.created_by_id == user.id
 
 
+def not_reviewable_by(user) -> Q:
+    """can_review's refusals of a curator as a filter on phrasings: their own, and those whose current text
+    they wrote."""
+    return Q(author=user) | Q(current_revision__created_by=user)
+
+
 def get_instruction_for_user(user, instruction_id: int, *, action: str = VIEW) -> Instruction:
     """The phrasing, if the user may see it (else 404) and may do `action` to it (else PermissionDenied).
 

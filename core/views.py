@@ -91,21 +91,21 @@ CSRF_REFUSED = (
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """CSRF_FAILURE_VIEW: the refusal in the site's layout, giving back a phrasing or reason being sent."""
+    """CSRF_FAILURE_VIEW: the refusal in the site's layout, as every 403 (permission_denied)."""
     log.warning("CSRF refused %s: %s", request.path, reason)
-    kept = (
-        (request.POST.get("template") or request.POST.get("reason") or "") if request.method == "POST" else ""
-    )
-    return permission_denied(request, PermissionDenied(CSRF_REFUSED), kept=kept)
+    return permission_denied(request, PermissionDenied(CSRF_REFUSED))
 
 
-def permission_denied(request: HttpRequest, exception: Exception, kept: str = "") -> HttpResponse:
-    """403 in the site's layout, saying why (our refusals carry a sentence for the user). `kept`: text the
-    refused request carried, shown so that it is not lost (an edit sent after the phrasing was decided).
-    Under /api/ a JSON answer, as DRF gives inside its views."""
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403 in the site's layout, saying why (our refusals carry a sentence for the user). A refused form's
+    phrasing or reason is shown back, so that it is not lost (an edit sent after the phrasing was decided, a
+    form sent with an outdated token). Under /api/ a JSON answer, as DRF gives inside its views."""
     message = str(exception) or NOT_ALLOWED
     if _is_api(request):
         return JsonResponse({"detail": message}, status=403)
+    kept = (
+        (request.POST.get("template") or request.POST.get("reason") or "") if request.method == "POST" else ""
+    )
     return render(request, "403.html", {"message": message, "kept": kept}, status=403)
 
 

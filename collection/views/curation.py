@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -41,11 +40,9 @@ def _decorate(instructions: list[Instruction], user) -> None:
         instruction.reviewable = access.can_review(user, instruction)
 
 
-def _counts(user, pending) -> dict:
-    """The heading's count, and how many of those the curator may not review: their own, or with a current
-    text they wrote (access.can_review)."""
-    own = pending.filter(Q(author=user) | Q(current_revision__created_by=user))
-    return {"pending_total": pending.count(), "own_total": own.count()}
+def _own_total(user, pending) -> int:
+    """How many of the pending phrasings the curator may not review (access.not_reviewable_by)."""
+    return pending.filter(access.not_reviewable_by(user)).count()
 
 
 @login_required
@@ -61,7 +58,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         "items": items,
         "benchmarks": Benchmark.objects.order_by("name"),
         "benchmark": benchmark,
-        **_counts(request.user, pending),
+        "pending_total": page.paginator.count,
+        "own_total": _own_total(request.user, pending),
         "decisions": ReviewForm.base_fields["decision"].choices,
     }
     return render(request, "collection/curation_queue.html", context)
@@ -96,6 +94,7 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
         if error:
             _decorate([instruction], request.user)
         benchmark = request.POST.get("benchmark", "")
+        pending = selectors.review_queue(request.user, benchmark_slug=benchmark)
         context = {
             "item": instruction,
             "error": error,
@@ -103,7 +102,8 @@ def review(request: HttpRequest, instruction_id: int) -> HttpResponse:
             "reason": request.POST.get("reason", ""),
             "benchmark": benchmark,
             # The heading's pending count, swapped out of band: it changes with each decision made in place.
-            **_counts(request.user, selectors.review_queue(request.user, benchmark_slug=benchmark)),
+            "pending_total": pending.count(),
+            "own_total": _own_total(request.user, pending),
             "count_out_of_band": True,
         }
         return render(request, "collection/curation_queue.html#item", context, status=status)

@@ -17,7 +17,6 @@ from collection.models import Task
 from core import roles
 from core.errors import ApplicationError, response_headers
 from core.parsing import id_param
-from core.views import permission_denied
 from evaluation.leaderboards import selectors as evaluation_selectors
 from evaluation.models import LanguageModel
 from evaluation.prompt_formats import preview_wrapper
@@ -119,13 +118,8 @@ def phrasing_preview(request: HttpRequest, benchmark_slug: str, task_slug: str) 
 
 @login_required
 def phrasing_edit(request: HttpRequest, instruction_id: int) -> HttpResponse:
-    try:
-        instruction = access.get_instruction_for_user(request.user, instruction_id, action=access.EDIT)
-    except PermissionDenied as exc:
-        if request.method != "POST":
-            raise
-        # Decided while its author was editing, say: the refusal gives the text back rather than lose it.
-        return permission_denied(request, exc, kept=request.POST.get("template", ""))
+    # Decided while its author was editing, say: the 403 page (core.views.permission_denied) gives the text back.
+    instruction = access.get_instruction_for_user(request.user, instruction_id, action=access.EDIT)
     task = instruction.task
     labels = instruction.current_revision.labels or []
     initial = {

@@ -315,7 +315,6 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "benchmark": benchmark,
         "sets": SETS,
-        "kinds": kinds,
         "kind_choices": [(k, TaskKind(k).label if k in TaskKind.values else k) for k in kinds],
         "kind": kind,
         **params,
