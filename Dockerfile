@@ -18,10 +18,13 @@ RUN useradd --create-home --uid 10001 app
 # torch first, from the index the build argument names, so pip never swaps in another build.
 RUN pip install --index-url "$TORCH_INDEX" "$TORCH_SPEC"
 COPY . .
-RUN pip install . \
+# The versions CI tested (constraints.txt), not whatever is newest inside pyproject.toml's ranges that day.
+RUN pip install -c constraints.txt . \
  && SECRET_KEY=build-only-not-secret-build-only-not-secret python manage.py collectstatic --noinput \
- && mkdir -p /app/var && chown -R app:app /app/var
+ && mkdir -p /app/var /app/shared && chown -R app:app /app/var /app/shared
 
+# /app/shared is where docker-compose.yml mounts the volume the workers share: a new named volume takes the
+# owner of the folder it is mounted on, and without this one it would be root's, which `app` cannot write.
 USER app
 EXPOSE 8000
 # Web by default; workers run the same image with e.g.

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import BadRequest
+from django.core.exceptions import BadRequest, SuspiciousOperation
 
 
 class OneLineForBadRequests(logging.Filter):
     """A 400 for a parameter that does not parse (core.parsing.InvalidParameter, a NUL character) is the
     client's mistake, not ours: Django logs it with the exception, a traceback per request, so a crawler or a
     fuzzer filled the log (64 tracebacks for one run of odd query strings). Kept as one line, which says
-    what and where."""
+    what and where. So is a request for a host not in ALLOWED_HOSTS (Django's security logger): scanners send
+    them to every public server, and the image check saw one traceback each."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], BadRequest):
+        if record.exc_info and isinstance(record.exc_info[1], (BadRequest, SuspiciousOperation)):
             record.exc_info = None
             record.exc_text = None
         return True

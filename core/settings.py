@@ -82,6 +82,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a health check asks by the server's address over HTTP, which the host check and the HTTPS
+    # redirect below would refuse.
+    "core.middleware.HealthCheck",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -374,5 +377,6 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         # A refused parameter is one line, not a traceback (core/log_filters.py).
         "django.request": {"filters": ["one_line_for_bad_requests"]},
+        "django.security.DisallowedHost": {"filters": ["one_line_for_bad_requests"]},
     },
 }

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 PRODUCTION = {
@@ -44,3 +46,16 @@ def test_the_compose_file_sets_every_production_setting():
         if name not in ("SECRET_KEY",):
             assert f"{name}:" in compose, f"docker-compose.yml does not set {name}"
     assert "SECRET_KEY_FILE" in compose  # from a Docker secret, never in the file
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_the_health_check_answers_a_plain_request_by_address_in_production(client, settings, method):
+    """Compose's health check asks http://127.0.0.1:8000/healthz inside the container: neither the host check
+    nor the HTTPS redirect may stand in its way (they did: a 400, and `web` never became healthy)."""
+    settings.ALLOWED_HOSTS = ["phrasebench.example.org"]
+    settings.SECURE_SSL_REDIRECT = True
+    assert getattr(client, method)("/healthz", HTTP_HOST="127.0.0.1:8000").status_code == 200
+    # Every other path keeps both.
+    assert client.get("/", HTTP_HOST="127.0.0.1:8000").status_code == 400
+    redirect = client.get("/", HTTP_HOST="phrasebench.example.org")
+    assert redirect.status_code == 301 and redirect["Location"] == "https://phrasebench.example.org/"

@@ -254,6 +254,15 @@ def test_a_refused_parameter_is_logged_in_one_line_not_a_traceback(client, caplo
     assert "NUL character" in record.getMessage() and record.exc_info is None
 
 
+def test_a_host_not_allowed_is_logged_in_one_line_not_a_traceback(client, caplog):
+    """Scanners ask every public server by other host names: each wrote a traceback (seen by bin/image-check)."""
+    with caplog.at_level("WARNING", logger="django.security.DisallowedHost"):
+        response = client.get("/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    (record,) = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert "evil.example" in record.getMessage() and record.exc_info is None
+
+
 def test_an_action_address_opened_in_the_browser_says_what_it_is(client, admin_user):
     """A POST-only address answered 405 with an empty body: the browser showed its own blank error page."""
     client.force_login(admin_user)
