@@ -59,3 +59,32 @@ def test_the_health_check_answers_a_plain_request_by_address_in_production(clien
     assert client.get("/", HTTP_HOST="127.0.0.1:8000").status_code == 400
     redirect = client.get("/", HTTP_HOST="phrasebench.example.org")
     assert redirect.status_code == 301 and redirect["Location"] == "https://phrasebench.example.org/"
+
+
+def test_the_build_context_leaves_out_what_git_ignores_and_the_secret_key():
+    """.dockerignore's patterns match from the context's root (not at any depth, as .gitignore's do): it left
+    out `.venv` but sent `.venv-lowest` (gigabytes), and the secret_key.txt the README has one write beside
+    the compose file was copied into the image's layers. Matched as Docker matches (tests/image/replay.py)."""
+    from tests.image.replay import dockerignore_matcher
+
+    ignored = dockerignore_matcher((REPO / ".dockerignore").read_text(encoding="utf-8"))
+    samples = {
+        ".venv/": ".venv/bin/python",
+        ".venv-lowest/": ".venv-lowest/bin/python",
+        "__pycache__/": "evaluation/ml/__pycache__/scoring.cpython-311.pyc",
+        "*.pyc": "core/views.pyc",
+        "/var/": "var/db.sqlite3",
+        "/staticfiles/": "staticfiles/staticfiles.json",
+        ".pytest_cache/": ".pytest_cache/README.md",
+        "test-output/": "test-output/screenshots/a.png",
+        "*.egg-info/": "phrasebench.egg-info/PKG-INFO",
+        "build/": "build/lib/core/__init__.py",
+        "secret_key.txt": "secret_key.txt",
+    }
+    entries = [line.strip() for line in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()]
+    entries = [entry for entry in entries if entry and not entry.startswith("#")]
+    assert sorted(entries) == sorted(samples), "a new .gitignore entry: add a sample path here"
+    sent = [path for path in samples.values() if not ignored(path)]
+    assert not sent, f"the build context would send {sent}"
+    for kept in ("core/views.py", "constraints.txt", "Dockerfile", "static/js/app.js", "tests/image/replay.py"):
+        assert not ignored(kept), kept
