@@ -71,8 +71,18 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """400 for a parameter that does not parse, saying which and why. Django's other 400s (a suspicious
     request: a bad Host header, too many fields) keep Django's plain page, which names nothing."""
     if isinstance(exception, InvalidParameter):
-        return render(request, "core/bad_request.html", {"message": str(exception)}, status=400)
+        context = {"message": str(exception), "kept": _kept(request)}
+        return render(request, "core/bad_request.html", context, status=400)
     return defaults.bad_request(request, exception)
+
+
+def _kept(request: HttpRequest) -> str:
+    """A refused form's phrasing or reason, to show back so that it is not lost (templates/_kept.html). NUL
+    characters, which a 400 can be for, are dropped: the text is for copying."""
+    if request.method != "POST":
+        return ""
+    text = request.POST.get("template") or request.POST.get("reason") or ""
+    return text.replace("\x00", "")
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -103,10 +113,7 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     message = str(exception) or NOT_ALLOWED
     if _is_api(request):
         return JsonResponse({"detail": message}, status=403)
-    kept = (
-        (request.POST.get("template") or request.POST.get("reason") or "") if request.method == "POST" else ""
-    )
-    return render(request, "403.html", {"message": message, "kept": kept}, status=403)
+    return render(request, "403.html", {"message": message, "kept": _kept(request)}, status=403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -4,6 +4,7 @@ answers in JSON), and the 404 and 500 pages are the site's layout, rendered with
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.urls import URLResolver, get_resolver, path, reverse
 
 from collection.models import Benchmark, Task
 from core import urls as site_urls
+from core.middleware import FORM
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +281,14 @@ def test_an_outdated_csrf_token_is_refused_saying_what_to_do_and_gives_the_text_
     html = response.content.decode()
     assert response.status_code == 403 and "<h1>Not allowed</h1>" in html
     assert "outdated security token" in html and "Is {number} even?</textarea>" in html
+
+
+def test_a_phrasing_refused_for_a_nul_character_is_given_back_without_it(client, alice):
+    """A NUL in a posted phrasing is a 400 before any view (core.middleware.RefuseNulCharacters); the page
+    replaced the form and the text was lost but for the browser's Back."""
+    client.force_login(alice)
+    body = urlencode({"template": "Is {number}\x00 even?"})  # as a browser sends a form
+    response = client.post(reverse("phrasing_new", args=["b", "t"]), body, content_type=FORM)
+    html = response.content.decode()
+    assert response.status_code == 400 and "NUL character" in html
+    assert "Is {number} even?</textarea>" in html
