@@ -12,10 +12,12 @@ class OneLineForBadRequests(logging.Filter):
     client's mistake, not ours: Django logs it with the exception, a traceback per request, so a crawler or a
     fuzzer filled the log (64 tracebacks for one run of odd query strings). Kept as one line, which says
     what and where. So is a request for a host not in ALLOWED_HOSTS (Django's security logger): scanners send
-    them to every public server, and the image check saw one traceback each."""
+    them to every public server, and the image check saw one traceback each; a warning, not an error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], (BadRequest, SuspiciousOperation)):
             record.exc_info = None
             record.exc_text = None
+            # Django logs a suspicious request as an error; it is the client's, like any other 400.
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True

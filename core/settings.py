@@ -368,7 +368,9 @@ SOFTPROMPT_MAX_INSTANCES = env_int("SOFTPROMPT_MAX_INSTANCES", 1000, minimum=1)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # The level in every line, so that an operator (and bin/image-check) can find the errors.
+    "formatters": {"levelled": {"format": "[%(levelname)s] %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "levelled"}},
     "filters": {"one_line_for_bad_requests": {"()": "core.log_filters.OneLineForBadRequests"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {

@@ -84,7 +84,54 @@ def test_the_build_context_leaves_out_what_git_ignores_and_the_secret_key():
     entries = [line.strip() for line in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()]
     entries = [entry for entry in entries if entry and not entry.startswith("#")]
     assert sorted(entries) == sorted(samples), "a new .gitignore entry: add a sample path here"
+    samples |= {"(its own .gitignore)": ".hypothesis/examples/x", "(compose's variables)": ".env"}
     sent = [path for path in samples.values() if not ignored(path)]
     assert not sent, f"the build context would send {sent}"
-    for kept in ("core/views.py", "constraints.txt", "Dockerfile", "static/js/app.js", "tests/image/replay.py"):
+    for kept in (
+        "core/views.py",
+        "constraints.txt",
+        "Dockerfile",
+        "static/js/app.js",
+        "tests/image/replay.py",
+    ):
         assert not ignored(kept), kept
+
+
+@pytest.mark.parametrize(
+    "pattern,path,matched",
+    [
+        # Docker's rules (docs.docker.com, "Build context", .dockerignore files), which the matcher follows.
+        ("*.pyc", "a.pyc", True),
+        ("*.pyc", "core/a.pyc", False),  # from the root only, unlike .gitignore
+        ("**/*.pyc", "a.pyc", True),  # ** matches no folder too
+        ("**/*.pyc", "core/ml/a.pyc", True),
+        (".venv", ".venv-lowest/bin/python", False),
+        (".venv", ".venv/bin/python", True),  # what a folder holds goes with it
+        ("*/temp*", "somedir/temporary.txt", True),
+        ("*/temp*", "somedir/sub/temporary.txt", False),
+        ("temp?", "temp1", True),
+        ("/var/", "var/db.sqlite3", True),
+    ],
+)
+def test_the_dockerignore_matcher_follows_dockers_rules(pattern, path, matched):
+    from tests.image.replay import dockerignore_matcher
+
+    assert dockerignore_matcher(pattern)(path) is matched
+
+
+def test_the_compose_file_builds_only_with_arguments_the_dockerfile_declares():
+    import yaml
+
+    from tests.image.replay import dockerfile_instructions, interpolate
+
+    declared = {
+        step.value.partition("=")[0]
+        for step in dockerfile_instructions((REPO / "Dockerfile").read_text(encoding="utf-8"))
+        if step.keyword == "ARG"
+    }
+    compose = interpolate(yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8")), {})
+    for name, service in compose["services"].items():
+        arguments = set((service.get("build") or {}).get("args", {}))
+        assert arguments <= declared, (
+            f"{name} builds with {sorted(arguments - declared)}, which no ARG declares"
+        )

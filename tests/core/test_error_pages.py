@@ -263,6 +263,7 @@ def test_a_host_not_allowed_is_logged_in_one_line_not_a_traceback(client, caplog
     assert response.status_code == 400
     (record,) = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
     assert "evil.example" in record.getMessage() and record.exc_info is None
+    assert record.levelname == "WARNING"  # the client's mistake, as any other 400
 
 
 def test_an_action_address_opened_in_the_browser_says_what_it_is(client, admin_user):

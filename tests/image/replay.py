@@ -2,26 +2,35 @@
 Docker Hub cannot be reached). What we ship for deployment is then a tested configuration, not a sketch.
 
 Replayed as written: the Dockerfile's ARG, ENV, WORKDIR, RUN, COPY (with .dockerignore) and USER in order,
-RUN as root through /bin/sh; every service's environment (anchors and merge keys, `${VAR:-default}`), secret,
-named volume, command and health check, each service as the image's user. Each process runs in a mount
-namespace of its own (`unshare -m`) in which the image's tree is bound at /app, its /etc and /home (the ones
-`useradd` wrote) at /etc and /home, a secret at /run/secrets, the named volume at its mount point, and each
-service's writable container layer (/app/var, the user's home) of its own.
+RUN as root through /bin/sh; the compose file interpolated as compose does (`${VAR:-default}`, `$VAR`, `$$`),
+its profiles, and every selected service's environment (anchors and merge keys), secret, named volume,
+command, `depends_on` conditions and health check (interval, timeout, retries, start_period,
+start_interval: a service that fails `retries` checks in a row after its start period is unhealthy, and
+`up` fails as compose's does), each service as the image's user with its command as PID 1 of a PID
+namespace of its own, and `stop` as compose's: SIGTERM to PID 1, SIGKILL after 10 s. Each process runs in
+a mount namespace of its own (`unshare -m`) in which the image's tree is bound at /app, its /etc, /home and
+/root (what `useradd` wrote) at /etc, /home and /root, a tmpfs at /tmp, a secret at /run/secrets, the named
+volume at its mount point, and each service's writable container layer (/app/var, the home folder) of its own.
 
 Stand-ins, because this machine is not Docker:
 - the base image python:3.11-slim is a Python 3.11 virtual environment made from this machine's python3.11,
   first on PATH (so the RUN steps' `pip` and `python` and the services' `gunicorn` and `celery` are its);
-- /etc starts as a copy of this machine's, so pip keeps this machine's configuration: `TORCH_INDEX` names
-  PyPI, and the CPU torch wheel on this machine's disk stands in for download.pytorch.org's (unreachable);
+  /usr, /opt and the rest of the file system are this machine's;
+- /etc starts as a copy of this machine's; the build's `TORCH_INDEX` names PyPI and PIP_FIND_LINKS names
+  this machine's folder of wheels, so the CPU torch wheel on its disk stands in for download.pytorch.org's
+  (unreachable); everything else comes from PyPI, as in a docker build;
 - the services postgres and redis are this machine's PostgreSQL and Redis: the names resolve to 127.0.0.1
-  (the image's /etc/hosts), the database and its owner are made as the postgres image makes them, and the
-  broker uses Redis database `redis_db` rather than 0, which other processes here may use;
+  (the image's /etc/hosts), the database and its owner are made as the postgres image makes them (and
+  dropped afterwards), and the broker uses Redis database `redis_db` rather than 0, which other processes
+  here may use;
 - the network is the machine's, so the published port 8000 becomes a free port in commands and health checks;
-- the GPU worker runs the CPU image with WORKER_DEVICE=cpu (no GPU here; the image differs only in its torch).
+- the `cpu` profile's worker stands for the scoring worker (no GPU here; the `gpu` profile's image differs
+  only in its torch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,6 +50,9 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Mount points this machine needs for the binds; made (empty) if missing and left in place.
 MOUNT_POINTS = ("/app",)
+# Where a build finds torch when download.pytorch.org cannot be reached (this machine's CPU wheel).
+WHEELS = Path("/opt/wheels")
+STOP_GRACE_SECONDS = 10  # compose's default stop_grace_period
 
 
 class ReplayError(RuntimeError):
@@ -88,14 +100,28 @@ def dockerignore_matcher(text: str):
     return lambda relative: any(p.fullmatch(relative) for p in patterns)
 
 
-def interpolate(value: str, variables: dict[str, str]) -> str:
-    """Compose's `${NAME}` and `${NAME:-default}`."""
+VARIABLE = re.compile(r"\$\$|\$\{(?P<braced>\w+)(?::-(?P<default>[^}]*))?\}|\$(?P<plain>[A-Za-z_]\w*)|\$")
+
+
+def interpolate(value, variables: dict[str, str]):
+    """Compose's interpolation of every string in the file: `${NAME}`, `${NAME:-default}`, `$NAME`, and `$$`
+    for a dollar sign; a lone `$` is an error there and here."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, variables) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, variables) for item in value]
+    if not isinstance(value, str):
+        return value
 
     def one(match: re.Match) -> str:
-        name, default = match.group(1), match.group(3) or ""
-        return variables.get(name) or default
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("braced") or match.group("plain")
+        if name is None:
+            raise ReplayError(f"invalid interpolation in {value!r}: a lone $ (write $$)")
+        return variables.get(name) or match.group("default") or ""
 
-    return re.sub(r"\$\{(\w+)(:-([^}]*))?\}", one, value)
+    return VARIABLE.sub(one, value)
 
 
 @dataclass
@@ -134,15 +160,16 @@ class Container:
     volumes: list[tuple[Path, str]] = field(default_factory=list)  # (on this machine, mount point)
     secrets: Path | None = None  # a folder bound at /run/secrets
 
-    def argv(self, command: list[str]) -> list[str]:
+    def argv(self, command: list[str], *, pid_namespace: bool = False) -> list[str]:
         image = self.image
-        binds = [(image.host_path("/etc"), "/etc"), (image.host_path("/app"), "/app")]
+        binds = [(image.host_path(p), p) for p in ("/etc", "/app", "/root")]
         binds.append((self.layer / "home" if self.layer else image.host_path("/home"), "/home"))
         if self.layer:
             binds.append((self.layer / "var", "/app/var"))
         binds += self.volumes
         script = ["set -e"]
         script += [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in binds]
+        script.append("mount -t tmpfs tmpfs /tmp")
         if self.secrets:
             script += [
                 "mount -t tmpfs tmpfs /run",
@@ -155,9 +182,13 @@ class Container:
         else:
             uid, gid = image.ids(self.user)
             script.append(f'exec setpriv --reuid={uid} --regid={gid} --init-groups "$@"')
+        # A service's command is PID 1 of its own PID namespace, as in a container: the kernel then drops the
+        # signals it has no handler for, SIGTERM included (a shell left as PID 1 ignores `docker stop`).
+        pid = ["-p", "--fork", "--kill-child"] if pid_namespace else []
         return [
             "unshare",
             "-m",
+            *pid,
             "--propagation",
             "private",
             "--",
@@ -193,7 +224,7 @@ class Container:
     def start(self, command: list[str], log: Path) -> subprocess.Popen:
         with open(log, "ab") as out:
             return subprocess.Popen(
-                self.argv(command),
+                self.argv(command, pid_namespace=True),
                 env=self.environment(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -235,7 +266,8 @@ def image_build(work: Path, *, build_args: dict[str, str] | None = None, context
             image.workdir = step.value
             image.host_path(step.value).mkdir(parents=True, exist_ok=True)
         elif step.keyword == "RUN":
-            container = Container(image, image.user, {**args, **image.env}, image.workdir)
+            stand_in = {"PIP_FIND_LINKS": str(WHEELS)} if WHEELS.is_dir() else {}
+            container = Container(image, image.user, {**args, **image.env, **stand_in}, image.workdir)
             started = time.monotonic()
             container.run(["/bin/sh", "-c", step.value], timeout=1800)
             image.steps.append((step.value, time.monotonic() - started))
@@ -266,6 +298,17 @@ def base_python() -> str | None:
     return None
 
 
+def base_python_version() -> tuple[int, int, int]:
+    out = subprocess.run(
+        [base_python(), "-c", "import sys; print(*sys.version_info[:3])"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    ).stdout
+    return tuple(int(part) for part in out.split())
+
+
 def _copy_context(context: Path, target: Path, ignored) -> None:
     """COPY . . as root: everything in the build context that .dockerignore keeps, modes kept."""
     for path in sorted(context.rglob("*")):
@@ -281,18 +324,80 @@ def _copy_context(context: Path, target: Path, ignored) -> None:
             shutil.copy2(path, destination)
 
 
+@dataclass(frozen=True)
+class HealthCheck:
+    """A compose health check with Docker's defaults (30 s interval and timeout, 3 retries, no start period;
+    start_interval 5 s)."""
+
+    test: list[str]
+    interval: float = 30
+    timeout: float = 30
+    retries: int = 3
+    start_period: float = 0
+    start_interval: float = 5
+
+    @classmethod
+    def from_compose(cls, spec: dict, port: int) -> HealthCheck:
+        test = spec["test"]
+        test = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]
+        times = {
+            k: _seconds(spec[k])
+            for k in ("interval", "timeout", "start_period", "start_interval")
+            if k in spec
+        }
+        return cls(
+            [part.replace(":8000", f":{port}") for part in test], retries=spec.get("retries", 3), **times
+        )
+
+
+def _seconds(duration: str) -> float:
+    """Compose's durations: 600s, 1m30s, 1h."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", str(duration))
+    if not parts or "".join(n + u for n, u in parts) != str(duration):
+        raise ReplayError(f"not a compose duration: {duration!r}")
+    return sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
 @dataclass
 class Service:
     name: str
     container: Container
     command: list[str]
-    healthcheck: list[str] | None
+    healthcheck: HealthCheck | None
     depends_on: dict[str, str] = field(default_factory=dict)  # service: condition
     process: subprocess.Popen | None = None
     log: Path | None = None
+    started_at: float = 0.0
+    healthy_after: float | None = None  # seconds from start to its first passing check
+    failures: int = 0  # checks failed in a row after the start period
+    next_check: float = 0.0
 
     def health(self) -> subprocess.CompletedProcess:
-        return self.container.run(self.healthcheck, timeout=60, check=False)
+        check = self.healthcheck
+        try:
+            return self.container.run(check.test, timeout=check.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(check.test, 1, "", f"timed out after {check.timeout} s")
+
+    def probe(self) -> None:
+        """One health check when it is due, counted as Docker counts them. Raises ReplayError once unhealthy."""
+        now = time.monotonic()
+        if self.healthy_after is not None or now < self.next_check:
+            return
+        check = self.healthcheck
+        in_start_period = now - self.started_at < check.start_period
+        result = self.health()
+        if result.returncode == 0:
+            self.healthy_after = time.monotonic() - self.started_at
+            return
+        if not in_start_period:
+            self.failures += 1
+            if self.failures >= check.retries:
+                raise ReplayError(
+                    f"{self.name} is unhealthy ({check.retries} failed checks after its start period; compose "
+                    f"stops `up` here):\n{result.stdout[-2000:]}{result.stderr[-2000:]}\n{self.log_tail()}"
+                )
+        self.next_check = time.monotonic() + (check.start_interval if in_start_period else check.interval)
 
     def log_tail(self, characters: int = 6000) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-characters:] if self.log else ""
@@ -314,13 +419,19 @@ class Deployment:
     def up(self, *, timeout: float) -> None:
         """`docker compose up`: each service once those it depends on are started, or healthy where its
         condition says so (postgres and redis are this machine's, up already). Raises ReplayError when a
-        service exits meanwhile or the conditions are not met in `timeout` seconds."""
+        service exits or turns unhealthy meanwhile, or the conditions are not met in `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        healthy: set[str] = set()
         while pending := [s for s in self.services.values() if s.process is None]:
+            for service in self.services.values():
+                if service.process and service.healthcheck:
+                    service.probe()
             for service in pending:
-                if all(self._met(name, condition, healthy) for name, condition in service.depends_on.items()):
+                if all(self._met(name, condition) for name, condition in service.depends_on.items()):
                     service.log = self.work / f"{service.name}.log"
+                    service.started_at = time.monotonic()
+                    service.next_check = service.started_at + (
+                        service.healthcheck.start_interval if service.healthcheck else 0
+                    )
                     service.process = service.container.start(service.command, service.log)
             for service in self.services.values():
                 if service.process and service.process.poll() is not None:
@@ -331,50 +442,75 @@ class Deployment:
                 waiting = {s.name: s.depends_on for s in pending}
                 logs = "".join(f"--- {s.name}\n{s.log_tail(3000)}" for s in self.services.values() if s.log)
                 raise ReplayError(f"not started in {timeout:.0f} s, waiting on {waiting}:\n{logs}")
-            time.sleep(3)
+            time.sleep(1)
 
-    def _met(self, name: str, condition: str, healthy: set[str]) -> bool:
+    def _met(self, name: str, condition: str) -> bool:
         service = self.services.get(name)
         if service is None:
             return True  # postgres, redis
         if service.process is None:
             return False
-        if condition != "service_healthy" or name in healthy:
-            return True
-        if service.health().returncode == 0:
-            healthy.add(name)
-            return True
-        return False
+        return condition != "service_healthy" or service.healthy_after is not None
 
-    def stop(self) -> None:
-        for service in self.services.values():
-            if service.process and service.process.poll() is None:
-                os.killpg(service.process.pid, signal.SIGTERM)
-        for service in self.services.values():
-            if service.process:
-                try:
-                    service.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(service.process.pid, signal.SIGKILL)
-                    service.process.wait()
+    def stop(self) -> dict[str, float | None]:
+        """`docker compose stop`: SIGTERM to each container's PID 1, SIGKILL to what is left after 10 s. Returns
+        each service's seconds to exit, None where it had to be killed."""
+        stopped: dict[str, float | None] = {}
+        running = [s for s in self.services.values() if s.process and s.process.poll() is None]
+        started = time.monotonic()
+        for service in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(_pid_one(service.process.pid), signal.SIGTERM)
+        for service in running:
+            try:
+                service.process.wait(timeout=max(0.0, started + STOP_GRACE_SECONDS - time.monotonic()))
+                stopped[service.name] = time.monotonic() - started
+            except subprocess.TimeoutExpired:
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait()
+                stopped[service.name] = None
+        return stopped
+
+
+def _pid_one(unshare_pid: int) -> int:
+    """The PID 1 of the namespace `unshare --fork` made: its only child."""
+    for _ in range(50):
+        children = (
+            Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text(encoding="utf-8").split()
+        )
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise ProcessLookupError(unshare_pid)
 
 
 def compose_deployment(
-    image: Image, work: Path, *, redis_db: int, secret: str, variables: dict[str, str] | None = None
+    image: Image,
+    work: Path,
+    *,
+    redis_db: int,
+    secret: str,
+    profiles: tuple[str, ...] = (),
+    variables: dict[str, str] | None = None,
 ) -> Deployment:
-    """The compose file's services that run our image, ready to start; its postgres and redis are this
-    machine's (see the module's docstring), the database made afresh as the postgres image makes it."""
-    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
-    variables = variables or {}
+    """The compose file's services that run our image (those without a profile and those of `profiles`),
+    ready to start; its postgres and redis are this machine's (see the module's docstring), the database made
+    afresh as the postgres image makes it."""
+    compose = interpolate(
+        yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8")), variables or {}
+    )
     port = _free_port()
     secrets_dir = work / "secrets"
     secrets_dir.mkdir()
     for name, spec in compose.get("secrets", {}).items():
-        # Docker bind-mounts the file read-only; ours is written here for the replay (the README's own step).
+        # Docker bind-mounts the file with its own owner and mode: root's, 644, as the README's `echo >` makes it.
         (secrets_dir / name).write_text(secret + "\n", encoding="utf-8")
-        (secrets_dir / name).chmod(0o444)
+        (secrets_dir / name).chmod(0o644)
     ours = {
-        n: spec for n, spec in compose["services"].items() if spec.get("image", "").startswith("phrasebench:")
+        n: spec
+        for n, spec in compose["services"].items()
+        if spec.get("image", "").startswith("phrasebench:")
+        and (not spec.get("profiles") or set(spec["profiles"]) & set(profiles))
     }
     mounted = {entry.partition(":")[0] for spec in ours.values() for entry in spec.get("volumes", [])}
     volumes = {
@@ -383,10 +519,8 @@ def compose_deployment(
     _postgres_database_make(compose["services"]["postgres"]["environment"])
     services = {}
     for name, spec in ours.items():  # postgres and redis are this machine's
-        env = {k: interpolate(str(v), variables) for k, v in spec.get("environment", {}).items()}
+        env = {k: str(v) for k, v in spec.get("environment", {}).items()}
         env["CELERY_BROKER_URL"] = re.sub(r"/\d+$", f"/{redis_db}", env["CELERY_BROKER_URL"])
-        if env.get("WORKER_DEVICE") == "cuda":
-            env["WORKER_DEVICE"] = "cpu"
         layer = work / "containers" / name
         _container_layer(image, layer)
         mounts = []
@@ -405,10 +539,7 @@ def compose_deployment(
         command = spec.get("command", image.cmd)
         command = shlex.split(command) if isinstance(command, str) else list(command)
         command = [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in command]
-        check = (spec.get("healthcheck") or {}).get("test")
-        if check:
-            check = ["/bin/sh", "-c", check[1]] if check[0] == "CMD-SHELL" else check[1:]
-            check = [part.replace(":8000", f":{port}") for part in check]
+        check = HealthCheck.from_compose(spec["healthcheck"], port) if spec.get("healthcheck") else None
         depends_on = spec.get("depends_on", {})
         if isinstance(depends_on, list):
             depends_on = dict.fromkeys(depends_on, {"condition": "service_started"})
@@ -450,6 +581,23 @@ def _copy_owned(source: Path, target: Path) -> None:
     """A copy with owners, modes and links kept (`cp -a`; shutil's copies would belong to root)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+
+
+def postgres_database_drop(environment: dict[str, str] | None = None) -> None:
+    """What _postgres_database_make made, dropped: the database and its owner."""
+    from psycopg import sql
+
+    if environment is None:
+        compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+        environment = compose["services"]["postgres"]["environment"]
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+        name = sql.Identifier(environment["POSTGRES_DB"])
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        connection.execute(
+            sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(environment["POSTGRES_USER"]))
+        )
 
 
 def _postgres_database_make(environment: dict[str, str]) -> None:
