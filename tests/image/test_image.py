@@ -1,7 +1,9 @@
 """The deployment we ship (Dockerfile, docker-compose.yml), built and brought up as the README says, without
 Docker (tests/image/replay.py says what stands in for what): the image installs what CI tested, `web` passes
-its own health check, the pages answer through a TLS proxy, the deployment checklist passes inside it, and the
-workers score a model kept on the shared volume, with the figures on the leaderboard.
+its own health check, the pages answer with a TLS proxy's headers, the deployment checklist passes inside it,
+the workers score a model and a soft prompt kept on the shared volume (the figures on the leaderboard), a
+release written by a worker is served by web, no service logs an error, and each stops on SIGTERM. The tests
+run in file order on one deployment (the later ones use the model the earlier ones registered).
 
 Run by bin/image-check (CI runs it after bin/test): it needs root, `unshare` and a network for pip, and takes
 minutes; `IMAGE_CHECK_REQUIRED=1` turns its skips into failures.
