@@ -59,7 +59,9 @@ def embed(texts: list[str]) -> np.ndarray:
     # Loading takes seconds; two requests arriving together must not load it twice.
     with _load_lock:
         model = _model()
-    return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+    # No progress bar: a few texts in a request or a worker's job, whose log a bar would fill.
+    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return vectors.astype(np.float32)
 
 
 def warm() -> None:

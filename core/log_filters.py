@@ -21,3 +21,13 @@ class OneLineForBadRequests(logging.Filter):
             # Django logs a suspicious request as an error; it is the client's, like any other 400.
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+class NoHostnameForTheFileBroker(logging.Filter):
+    """kombu warns "No hostname was supplied. Reverting to default 'localhost'" whenever a connection's URL has
+    no host, which the embedded default's filesystem:// broker never has: a warning about nothing on every
+    `bin/run`. Attached to kombu.connection only when the broker is the filesystem one (core/settings.py), so
+    a redis:// or amqp:// URL that lacks its host is still warned about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No hostname was supplied.")

@@ -382,3 +382,8 @@ LOGGING = {
         "django.security.DisallowedHost": {"filters": ["one_line_for_bad_requests"]},
     },
 }
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    LOGGING["filters"]["no_hostname_for_the_file_broker"] = {
+        "()": "core.log_filters.NoHostnameForTheFileBroker"
+    }
+    LOGGING["loggers"]["kombu.connection"] = {"filters": ["no_hostname_for_the_file_broker"]}

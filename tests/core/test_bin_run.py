@@ -1,7 +1,8 @@
 """The README's first command, run as a newcomer runs it: `bash bin/run` (without the long demo study) on a
 fresh VAR_DIR, waited on until it prints its URL and the URL answers, then the main pages requested as a
 browser would (a cookie jar, so the CSRF cookie comes back and the page cache serves the repeat views), as a
-visitor and as the demo curator. Any 5xx, or a URL that never answers, fails the test.
+visitor and as the demo curator. Any 5xx, or a URL that never answers, fails the test; so does a progress
+bar, warning or traceback in its console or its worker's log (what a newcomer reads).
 
 It runs on the embedded default (SQLite, filesystem broker: what bin/run gives a newcomer) and on PostgreSQL
 (a fresh database, as a deployment would point DATABASE_URL at), because queries that parse on one may not
@@ -168,3 +169,29 @@ def test_bin_run_serves_the_main_pages_to_a_visitor_and_a_curator(running):
     assert answer.ok and "sessionid" in curator.cookies, answer.status_code
     failures += _get_all(curator, url, PAGES + CURATOR_PAGES)
     assert not failures, f"{failures}\n{log.read_text(errors='replace', encoding='utf-8')[-6000:]}"
+    _assert_quiet_logs(log)
+
+
+# What a newcomer should not see in bin/run's console or its worker's log: progress bars (a line per update in
+# a log; the worker logs its stderr as warnings) and warnings. Both logs had them: transformers' "Loading
+# weights" and sentence-transformers' "Batches" bars, kombu's "No hostname was supplied" on the filesystem
+# broker. A line is judged by its own text, so an access-log line for a URL holding the words would not count.
+NOISE = re.compile(
+    r"\d+it/s\]|s/it\]|\[WARNING\]|\[ERROR\]|\[CRITICAL\]|: (WARNING|ERROR|CRITICAL)/|Traceback"
+)
+
+
+def _assert_quiet_logs(log: Path) -> None:
+    worker_log = log.parent / "var" / "worker.log"
+    # The worker's start-up jobs (embedding the demo's phrasings) have run once its log stops growing: waited
+    # on for 5 quiet seconds, a minute at most.
+    deadline, quiet_since, size = time.monotonic() + 60, time.monotonic(), -1
+    while time.monotonic() - quiet_since < 5 and time.monotonic() < deadline:
+        time.sleep(1)
+        if worker_log.stat().st_size != size:
+            quiet_since, size = time.monotonic(), worker_log.stat().st_size
+    for path in (log, worker_log):
+        text = path.read_text(errors="replace", encoding="utf-8")
+        # Django logs every 404 as a warning; the pages above ask for one on purpose.
+        noise = [line for line in text.splitlines() if NOISE.search(line) and "Not Found: /" not in line]
+        assert not noise, f"{path.name}:\n" + "\n".join(noise[:20])
