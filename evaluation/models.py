@@ -52,6 +52,9 @@ class VariantKind(models.TextChoices):
 # Variants with predictions on the held-out phrasings alone, judged beside their base model there: a soft
 # prompt (the other phrasings may be in its training set) and batch calibration (a baseline to it).
 HELDOUT_ONLY_KINDS = (VariantKind.SOFT_PROMPT, VariantKind.CALIBRATED)
+# A model's own figures: its base variant's, or its published (imported) results; never a held-out-only
+# variant's, which cover some phrasings only and are the model plus a method.
+OWN_KINDS = (VariantKind.BASE, VariantKind.IMPORTED)
 
 
 class PhrasingSet(models.TextChoices):

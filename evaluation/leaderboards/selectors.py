@@ -28,6 +28,7 @@ from evaluation.access import models_visible_to, runs_visible_to
 from evaluation.leaderboards import colours, common_ground
 from evaluation.models import (
     HELDOUT_ONLY_KINDS,
+    OWN_KINDS,
     BenchmarkSummary,
     LanguageModel,
     ModelVariant,
@@ -63,11 +64,13 @@ def task_list(benchmark: Benchmark, **filters) -> QuerySet[Task]:
 
 def task_phrasing_scores(task: Task) -> dict[int, dict]:
     """Per approved phrasing of the task: mean accuracy of its current revision over the models scored on
-    the task's whole sample, and how many models that is."""
+    the task's whole sample (their own figures: a soft prompt or calibration scored on held-out phrasings
+    alone would move one phrasing's mean and not its neighbours'), and how many models that is."""
     rows = (
         PhrasingResult.objects.filter(
             task=task,
             complete=True,
+            variant__kind__in=OWN_KINDS,
             revision__instruction__status="approved",
             revision__instruction__current_revision=F("revision"),
         )
@@ -452,7 +455,7 @@ def revision_mean_accuracy(revision_ids) -> dict[int, tuple[float, int]]:
         PhrasingResult.objects.filter(
             revision_id__in=list(revision_ids),
             complete=True,
-            variant__kind__in=[VariantKind.BASE, VariantKind.IMPORTED],
+            variant__kind__in=OWN_KINDS,
         )
         .values("revision_id")
         .annotate(mean=Avg("accuracy"), models=Count("variant_id"))
@@ -468,7 +471,7 @@ def model_worst_phrasings(model: LanguageModel, limit: int = WORST_PHRASINGS) ->
     return list(
         PhrasingResult.objects.filter(
             variant__model=model,
-            variant__kind__in=[VariantKind.BASE, VariantKind.IMPORTED],
+            variant__kind__in=OWN_KINDS,
             complete=True,
             revision__instruction__status=Instruction.Status.APPROVED,
             revision_id=F("revision__instruction__current_revision_id"),

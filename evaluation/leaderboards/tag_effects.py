@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F
 
 from collection.models import Instruction, PhrasingTag
-from evaluation.models import LanguageModel, PhrasingResult, VariantKind
+from evaluation.models import OWN_KINDS, LanguageModel, PhrasingResult
 from evaluation.stats.tag_effects import MIN_PER_GROUP, TagEffect, tag_effect
 
 
@@ -25,7 +25,7 @@ def model_tag_effects(model: LanguageModel, *, seed: int = 0) -> list[TagRow]:
     """One row per tag that any of the model's scored (or published) approved phrasings carries."""
     results = PhrasingResult.objects.filter(
         variant__model=model,
-        variant__kind__in=[VariantKind.BASE, VariantKind.IMPORTED],
+        variant__kind__in=OWN_KINDS,
         complete=True,
         revision__instruction__status=Instruction.Status.APPROVED,
         revision_id=F("revision__instruction__current_revision_id"),

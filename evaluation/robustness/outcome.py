@@ -7,10 +7,12 @@ variant's stored predictions go through the same path as a soft prompt's (one va
 figure here is the one its leaderboard rows are computed from.
 
 Cells: the held-out phrasings every variant of the method has (a soft prompt's recorded held-out set, the
-phrasings calibration calibrated), less those observed for the model and benchmark defaults, on the instances
-that the base model and every seed have predictions for. Per cell, the method's correctness is averaged over
-its seeds (seeds are fixed, not resampled: with three of them a seed bootstrap would say little) and the base
-model's subtracted; each seed's own improvement is reported beside it, so their spread shows.
+phrasings calibration calibrated), each on its current text and where every variant has scored that text,
+less retired ones, those observed for the model and benchmark defaults; on the instances of each task's
+evaluation sample that the base model and every seed have predictions for. Per cell, the method's
+correctness is averaged over its seeds (seeds are fixed, not resampled: with three of them a seed bootstrap
+would say little) and the base model's subtracted; each seed's own improvement is reported beside it, so
+their spread shows.
 
 Splits: every outcome is on one held-out split (split.py), by default the app's (SOFTPROMPT_SPLIT_SEED). The
 soft prompts of another split seed (`reproduce_study --split-seeds`) are judged on that split's held-out
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from collection.models import Collection, Instruction, InstructionRevision
+from collection.models import Collection, Instruction, InstructionRevision, Task
+from collection.selectors import task_eval_sample_ids
 from core.jobs import JobStatus
 from evaluation.models import LanguageModel, ModelVariant, Prediction, VariantKind
 from evaluation.robustness import calibration
@@ -55,26 +58,46 @@ def heldout_unobserved_revisions(model: LanguageModel, soft_prompts) -> dict[int
 
 
 def _unobserved(model: LanguageModel, revision_ids: set[int]) -> dict[int, str]:
-    """revision id -> task slug, for those of the revisions that are approved and unobserved for the model."""
+    """revision id -> task slug: the current revision of each phrasing the revisions belong to, for those still
+    approved and unobserved for the model. Membership of a held-out set is the phrasing's (split.py), so a
+    phrasing edited since a soft prompt was trained is judged on its current text, as every other figure
+    judges it (its old text's predictions would describe a phrasing nobody sees any more); where a variant
+    has not scored that text, _task_matrices leaves the phrasing out."""
     tuned_on = set(model.tuned_on.values_list("id", flat=True))
     # Approved ones only: a phrasing retired since is left out, as it is from every other figure.
     rows = (
-        InstructionRevision.objects.filter(
-            id__in=revision_ids, instruction__status=Instruction.Status.APPROVED
+        Instruction.objects.filter(
+            revisions__id__in=revision_ids,
+            status=Instruction.Status.APPROVED,
+            current_revision__isnull=False,
         )
-        .exclude(instruction__collection_id__in=tuned_on)
-        .exclude(instruction__collection__kind=Collection.Kind.BENCHMARK_DEFAULT)
-        .values_list("id", "instruction__task__slug")
+        .exclude(collection_id__in=tuned_on)
+        .exclude(collection__kind=Collection.Kind.BENCHMARK_DEFAULT)
+        .values_list("current_revision_id", "task__slug")
+        .distinct()
     )
     return dict(rows)
 
 
 def _correctness(variants: list[ModelVariant], revisions: dict[int, str]) -> dict:
-    """(variant id, revision id, instance id) -> correct, for the given cells (a variant's key is its id)."""
+    """(variant id, revision id, instance id) -> correct, for the given cells (a variant's key is its id), on
+    each task's evaluation sample: a sample made smaller keeps the predictions outside it, which no figure
+    counts (leaderboards/aggregates.py)."""
+    sample = _samples(revisions)
     rows = Prediction.objects.filter(variant__in=variants, revision_id__in=revisions).values_list(
         "variant_id", "revision_id", "instance_id", "correct"
     )
-    return {(v, r, i): c for v, r, i, c in rows.iterator(chunk_size=10_000)}
+    return {(v, r, i): c for v, r, i, c in rows.iterator(chunk_size=10_000) if i in sample[r]}
+
+
+def _samples(revisions) -> dict[int, frozenset[int]]:
+    """revision id -> the evaluation sample (instance ids) of its phrasing's task."""
+    task_of = dict(
+        InstructionRevision.objects.filter(id__in=revisions).values_list("id", "instruction__task_id")
+    )
+    tasks = Task.objects.in_bulk(set(task_of.values()))
+    by_task = {task_id: frozenset(task_eval_sample_ids(task)) for task_id, task in tasks.items()}
+    return {revision: by_task[task_id] for revision, task_id in task_of.items()}
 
 
 def _task_matrices(
@@ -84,12 +107,17 @@ def _task_matrices(
     and `seeds` are the keys of `correct` (variant ids)."""
     variants = [base, *seeds]
     instances: dict[int, set[int]] = defaultdict(set)
+    scored: dict = defaultdict(set)  # variant key -> the revisions it has predictions for
     for v, r, i in correct:
+        scored[v].add(r)
         if v == base:
             instances[r].add(i)
     by_task: dict[str, list[int]] = defaultdict(list)
     for revision, task in sorted(revisions.items()):
-        by_task[task].append(revision)
+        # A phrasing some variant never scored (a text edited after an older seed's training, which only
+        # the current soft prompt scores) is left out, not its whole task.
+        if all(revision in scored[v] for v in variants):
+            by_task[task].append(revision)
     out = {}
     for task, revision_ids in sorted(by_task.items()):
         common = set.intersection(*(instances[r] for r in revision_ids)) if revision_ids else set()

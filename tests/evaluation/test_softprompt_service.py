@@ -313,6 +313,14 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
     model_page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
     assert "(held-out phrasings)" in model_page
 
+    # The task page's mean accuracy per phrasing is over the models' own figures: the soft prompt's, on
+    # held-out phrasings alone, is not averaged in (it moved those phrasings' means, and not the others').
+    revision = soft.heldout_revisions.get(id=min(heldout))
+    base_accuracy = PhrasingResult.objects.get(variant=base, revision=revision).accuracy
+    PhrasingResult.objects.filter(variant=soft.variant).update(accuracy=1.0 if base_accuracy < 0.5 else 0.0)
+    scores = selectors.task_phrasing_scores(task)[revision.instruction_id]
+    assert (scores["mean"], scores["models"]) == (pytest.approx(base_accuracy), 1)
+
 
 @pytest.mark.django_db
 def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserved_phrasings(
@@ -342,6 +350,73 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     # The figure component: the signed difference in points, a space, the interval's signed bounds.
     macro = f'{signed(outcome.macro.difference)}</span> <span class="ci">[{signed(low)[:-3]}, {signed(high)[:-3]}]'
     assert "macro average" in page and macro in page
+
+
+@pytest.mark.django_db
+def test_the_outcome_is_on_current_texts_and_the_evaluation_sample(
+    demo_tiny_t5, django_capture_on_commit_callbacks
+):
+    """A sample made smaller keeps the predictions outside it, and an edited phrasing keeps its old text's:
+    the outcome counts neither, as no other figure does (they used to move the soft prompt page's base
+    accuracy and improvement, and reproduce_study's Table 2)."""
+    from collection.selectors import task_eval_sample_ids
+    from evaluation.robustness.outcome import soft_prompt_outcome
+
+    base = scoring.base_variant(demo_tiny_t5)
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring.variant_score_now(variant=base)
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
+    soft.refresh_from_db()
+    task_slug = min(soft_prompt_outcome(soft).per_task)
+    task = Task.objects.get(benchmark__slug="demo", slug=task_slug)
+
+    def heldout_phrasings():
+        return (
+            Instruction.objects.filter(
+                task=task, status="approved", revisions__in=soft.heldout_revisions.all()
+            )
+            .exclude(collection__slug="demotune")
+            .exclude(collection__kind=Collection.Kind.BENCHMARK_DEFAULT)
+            .distinct()
+        )
+
+    def base_accuracy_on_current_texts_in_the_sample() -> float:
+        rows = Prediction.objects.filter(
+            variant=base,
+            revision__in=heldout_phrasings().values("current_revision"),
+            instance_id__in=task_eval_sample_ids(task),
+        )
+        return sum(rows.values_list("correct", flat=True)) / rows.count()
+
+    # The sample shrinks from 4 instances to 2; the predictions on the other 2 stay: all wrong, those in the
+    # sample all right.
+    task.eval_sample_size = 2
+    task.save(update_fields=["eval_sample_size"])
+    sample = task_eval_sample_ids(task)
+    scored = Prediction.objects.filter(
+        variant=base, revision__in=heldout_phrasings().values("current_revision")
+    )
+    assert scored.count() == 2 * scored.filter(instance_id__in=sample).count() > 0
+    scored.exclude(instance_id__in=sample).update(correct=False)
+    scored.filter(instance_id__in=sample).update(correct=True)
+    assert soft_prompt_outcome(soft).base_per_task[task_slug] == pytest.approx(1.0)
+
+    # A held-out phrasing's text is edited; the base model and the current soft prompt score the new text,
+    # which the base model gets wrong.
+    edited = heldout_phrasings().select_related("current_revision").first()
+    old = edited.current_revision
+    collection_services.instruction_revise(instruction=edited, template=old.template + " Be brief.")
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring.variant_score_now(variant=base)
+        scoring.variant_score_now(variant=soft.variant)
+    edited.refresh_from_db()
+    assert edited.current_revision_id != old.id
+    assert Prediction.objects.filter(variant=soft.variant, revision=edited.current_revision).exists()
+    Prediction.objects.filter(variant=base, revision=edited.current_revision).update(correct=False)
+    outcome = soft_prompt_outcome(soft)
+    assert outcome.base_per_task[task_slug] == pytest.approx(base_accuracy_on_current_texts_in_the_sample())
+    assert outcome.base_per_task[task_slug] < 1.0  # the new text's wrong answers count, the old text's not
 
 
 def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_tiny_t5, settings):
