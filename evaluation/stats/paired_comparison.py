@@ -70,6 +70,13 @@ def _replicates(data: metrics.TaskData, samples: int, seed: int, min_phrasings: 
     )
 
 
+def _mean_where_defined(points: list[dict], name: str, both: list[int]) -> float | None:
+    """The figure's macro average over the tasks where both variants have it, or, where there are none, over
+    the tasks where this variant has it (None if it has it nowhere)."""
+    tasks = both or [i for i, point in enumerate(points) if point[name] is not None]
+    return float(np.mean([points[i][name] for i in tasks])) if tasks else None
+
+
 def _differences(point_a: dict, point_b: dict, diff_reps: dict[str, np.ndarray], samples: int) -> dict:
     out = {}
     for name in names():
@@ -132,13 +139,16 @@ def compare(
         diff_rows.append(diff)
     # Each figure is macro-averaged over the tasks where both variants have it (one may have observed
     # phrasings on a task where the other has none), so its difference and its interval cover the same tasks.
+    # A figure only one of them has on any task (a model tuned on none of the collections has no Observed or
+    # Gap) has no difference; that model's own value is shown, over the tasks where it has it, rather than
+    # none at all (which read as if neither model had it).
     macro_a, macro_b, macro_diff = {}, {}, {}
     for name in names():
         both = [
             i for i in range(len(pairs)) if points_a[i][name] is not None and points_b[i][name] is not None
         ]
-        macro_a[name] = float(np.mean([points_a[i][name] for i in both])) if both else None
-        macro_b[name] = float(np.mean([points_b[i][name] for i in both])) if both else None
+        macro_a[name] = _mean_where_defined(points_a, name, both)
+        macro_b[name] = _mean_where_defined(points_b, name, both)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a replicate where no task defines the figure
             macro_diff[name] = (

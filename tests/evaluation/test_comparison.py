@@ -61,3 +61,23 @@ def test_a_figure_one_variant_lacks_on_a_task_leaves_that_task_out_of_both_sides
     gap = result.overall["gap"]
     assert gap.difference == pytest.approx(result.per_task[0]["gap"].difference)
     assert gap.ci == pytest.approx(result.per_task[0]["gap"].ci)
+
+
+def test_a_figure_only_one_variant_has_anywhere_shows_its_own_value_and_no_difference():
+    rng = np.random.default_rng(4)
+    first, second = rng.random((6, 50)) < 0.6, rng.random((6, 50)) < 0.7
+    observed = [True] * 3 + [False] * 3
+    # A has observed phrasings on both tasks, B (tuned on nothing) on neither.
+    pairs = [(_data(first, observed), _data(first)), (_data(second, observed), _data(second))]
+    result = paired_comparison.compare(pairs, samples=200, min_phrasings=3)
+    for name in ("observed_avgp", "gap"):
+        overall = result.overall[name]
+        own = np.mean([task[name].a for task in result.per_task])
+        assert (overall.a, overall.b, overall.difference, overall.ci) == (
+            pytest.approx(own),
+            None,
+            None,
+            None,
+        )
+    # Figures both have are still over the same tasks on both sides.
+    assert result.overall["avgp"].difference == pytest.approx(0.0)
