@@ -18,12 +18,27 @@ import django_filters
 from django import forms
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, ValidationError
+from django.core.validators import slug_re
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 BIGINT_MAX = 2**63 - 1
 # Deeper than any body the API reads (a phrasing's labels are a list of strings); deep enough for clients.
 MAX_JSON_DEPTH = 32
+
+
+def slug_problem(value: object, what: str, *, max_length: int = 100) -> str | None:
+    """Why the value cannot name a benchmark, task or model, or None. Their pages' addresses take a slug
+    (Django's: ASCII letters, digits, hyphens and underscores); a name saved without this check (commands
+    write with .create, which runs no validators) made every page that links to it answer 500."""
+    if not isinstance(value, str) or not slug_re.match(value):
+        return (
+            f"{what} {value!r} is not a slug: use ASCII letters, digits, hyphens and underscores only "
+            "(it is part of the pages' addresses)"
+        )
+    if len(value) > max_length:
+        return f"{what} {value!r} is longer than {max_length} characters"
+    return None
 
 
 def parse_id(value: object) -> int | None:

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from collection.models import Benchmark, Collection, Task
 from core.errors import ApplicationError
+from core.parsing import slug_problem
 
 T = TypeVar("T")
 
@@ -152,9 +153,18 @@ def read_jsonl(path: Path | str, text: str, *, max_rows: int | None = None) -> l
     return records
 
 
+def slug_check(where: Path | str, slug: object, what: str, *, max_length: int = 100) -> str:
+    """The slug, or ImportFailed saying why it cannot name a page (core.parsing.slug_problem)."""
+    problem = slug_problem(slug, what, max_length=max_length)
+    if problem:
+        raise ImportFailed(where, problem)
+    return slug
+
+
 def benchmark_upsert(
     *, slug: str, name: str, description: str = "", source: str = ""
 ) -> tuple[Benchmark, bool]:
+    slug_check(source or "import", slug, "the benchmark slug")
     return Benchmark.objects.get_or_create(
         slug=slug, defaults={"name": name, "description": description, "source": source}
     )
@@ -164,6 +174,7 @@ def task_upsert(*, benchmark: Benchmark, slug: str, report: ImportReport, **fiel
     """Create the task, or bring an existing one's definition up to date (fields, labels, parent). A new task
     scores each phrasing on a sample of EVAL_SAMPLE_SIZE instances (all of them when it has fewer); an
     existing one keeps the sample it has, which its page may have switched to all instances."""
+    slug_check(fields.get("source") or "import", slug, "the task slug", max_length=200)
     sample = {"eval_sample_size": settings.EVAL_SAMPLE_SIZE or None}
     task, created = Task.objects.get_or_create(benchmark=benchmark, slug=slug, defaults={**sample, **fields})
     if created:

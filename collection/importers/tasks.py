@@ -28,6 +28,7 @@ from collection.importers.base import (
     limited,
     read_jsonl,
     read_text,
+    slug_check,
     task_upsert,
 )
 from collection.models import Instance, Task
@@ -89,6 +90,7 @@ def import_task_records(
     source: Path | str, records: list[tuple[str, dict]], *, benchmark_slug: str, benchmark_name: str = ""
 ) -> ImportReport:
     """Validate every record, then write them in one transaction."""
+    slug_check(source, benchmark_slug, "the benchmark slug")
     if not records:
         raise ImportFailed(source, "no rows")
     if len(records) > settings.IMPORT_MAX_ROWS:
@@ -98,6 +100,7 @@ def import_task_records(
         task_slug = str(record.get("task") or "").strip()
         if not task_slug:
             raise ImportFailed(source, f"{where}: no task")
+        slug_check(source, task_slug, f"{where}: the task", max_length=200)
         inputs = record.get("inputs")
         options = record.get("options")
         if not isinstance(inputs, dict) or not inputs or not all(isinstance(v, str) for v in inputs.values()):

@@ -29,6 +29,7 @@ from django.utils import timezone
 from core import jobs
 from core.errors import ApplicationError
 from core.jobs import JobStatus
+from core.parsing import slug_problem
 from evaluation.ml.config import ConfigError, ModelSpec, ScoreConfig
 from evaluation.ml.errors import ScoringError
 from evaluation.models import (
@@ -79,6 +80,9 @@ class ModelRegistration:
 
     def validate(self) -> None:
         """Refuse what could never load or score, before anything is saved."""
+        problem = slug_problem(self.name, "The model name")
+        if problem:
+            raise ApplicationError(f"{problem}.")
         columns = self.columns()
         try:
             ModelSpec(**{f.name: columns[f.name] for f in fields(ModelSpec) if f.name in columns})

@@ -82,6 +82,11 @@ def test_csv_rows_take_option_columns(tmp_path):
         ('{"task": "t", "inputs": {"q": "x"}, "options": ["a"], "answer": 0}', "at least two options"),
         ('{"task": "t", "inputs": "x", "options": ["a", "b"], "answer": 0}', "'inputs' must map"),
         ("[1, 2]", "expected a JSON object"),
+        # A task's slug is in its pages' addresses: "Sentiment Analysis" made the benchmark's page answer 500.
+        (
+            '{"task": "Sentiment Analysis", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0}',
+            "line 2: the task 'Sentiment Analysis' is not a slug",
+        ),
         (
             '{"task": "t", "inputs": {"q": "x"}, "options": ["a", "b"], "answer": 0, "split": "dev"}',
             "split 'dev'",
@@ -174,3 +179,15 @@ def test_changed_content_under_an_existing_id_is_refused(tmp_path):
     with pytest.raises(CommandError, match="already exist with different content"):
         call_command("import_tasks", path, "--benchmark", "mine")
     assert Instance.objects.get().gold == 0
+
+
+@pytest.mark.parametrize("benchmark", ["My Bench", "Bad_Slug!", "é"])
+def test_a_benchmark_name_that_is_not_a_slug_is_refused_before_anything_is_written(tmp_path, benchmark):
+    # It is in every address under /b/<benchmark>/: the home page answered 500 once one was imported.
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        '{"task": "t", "inputs": {"q": "ok"}, "options": ["a", "b"], "answer": 0}\n', encoding="utf-8"
+    )
+    with pytest.raises(CommandError, match=f"the benchmark slug '{benchmark}' is not a slug"):
+        call_command("import_tasks", path, "--benchmark", benchmark)
+    assert Task.objects.count() == 0 and Instance.objects.count() == 0

@@ -175,6 +175,14 @@ def test_the_register_command_checks_in_the_foreground_unless_told_to_queue(demo
     assert not ScoringRun.objects.filter(variant__model=later).exists()
 
 
+def test_a_model_name_that_is_not_a_slug_is_refused_by_the_command_as_by_the_api(db, client, admin_user):
+    # It is in the model's page address: registered by the command, it made /models/ answer 500 for all.
+    with pytest.raises(CommandError, match="The model name 'Bad Name' is not a slug"):
+        call_command("register_model", "Bad Name", "google/flan-t5-base", "--family", "seq2seq", "--queue")
+    assert not LanguageModel.objects.exists()
+    assert client.get(reverse("model_list")).status_code == 200
+
+
 def test_models_made_without_registration_are_ready_and_never_checked(demo, alice, carol):
     # As the published-results importer and older rows: nothing to check, and nothing changes for them.
     inactive = LanguageModel.objects.create(
