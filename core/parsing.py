@@ -27,11 +27,17 @@ BIGINT_MAX = 2**63 - 1
 MAX_JSON_DEPTH = 32
 
 
+def is_slug(value: object) -> bool:
+    """Whether the value can name a page: Django's slug (ASCII letters, digits, hyphens, underscores; no
+    trailing newline, which a `$` pattern lets through)."""
+    return isinstance(value, str) and bool(slug_re.match(value))
+
+
 def slug_problem(value: object, what: str, *, max_length: int = 100) -> str | None:
     """Why the value cannot name a benchmark, task or model, or None. Their pages' addresses take a slug
     (Django's: ASCII letters, digits, hyphens and underscores); a name saved without this check (commands
     write with .create, which runs no validators) made every page that links to it answer 500."""
-    if not isinstance(value, str) or not slug_re.match(value):
+    if not is_slug(value):
         return (
             f"{what} {value!r} is not a slug: use ASCII letters, digits, hyphens and underscores only "
             "(it is part of the pages' addresses)"

@@ -55,6 +55,7 @@ from collection.models import (
     TaskKind,
     revision_hash,
 )
+from core.parsing import is_slug
 from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import (
     Dtype,
@@ -70,7 +71,6 @@ from evaluation.releases import layout
 from evaluation.releases.export import RELEASED_KINDS, sha256_file
 
 BATCH_ROWS = 10_000  # rows read from a file and written to the database at a time
-SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 PROVENANCE = "PhraseBench release"
 MAX_DETAILS = 10
@@ -225,7 +225,7 @@ def _rows(release: Release, config: layout.Config) -> Iterator[tuple[str, dict]]
 
 def release_import(root: Path, *, model_suffix: str = "") -> ImportReport:
     """Check the release at `root`, then import it in one transaction (the module docstring's rules)."""
-    if model_suffix and not SLUG.match(model_suffix):
+    if model_suffix and not is_slug(model_suffix):
         raise ImportFailed(root, f"the model suffix {model_suffix!r} must be letters, digits, '-' or '_'")
     release = release_check(root)
     report = ImportReport()
@@ -266,7 +266,7 @@ def _import_tasks(release: Release, report: ImportReport) -> dict[int, Task]:
     by_slug: dict[tuple[str, str], Task] = {}
     for where, row in rows:
         for key in ("benchmark", "task"):
-            if not SLUG.match(row[key] or ""):
+            if not is_slug(row[key] or ""):
                 raise ImportFailed(where, f"{key} {row[key]!r} is not a slug")
         _require(where, row["kind"], TaskKind.values, "kind")
         _require(where, row["answer_format"], AnswerFormat.values, "answer_format")
@@ -485,7 +485,7 @@ def _import_phrasings(
             continue
         collection = collections.get(row["collection"])
         if collection is None:
-            if not SLUG.match(row["collection"] or ""):
+            if not is_slug(row["collection"] or ""):
                 raise ImportFailed(where, f"collection {row['collection']!r} is not a slug")
             collection = Collection.objects.create(
                 slug=row["collection"],
@@ -527,7 +527,7 @@ def _import_phrasings(
 def _tag(where: str, slug: str, tags: dict, report: ImportReport) -> PhrasingTag:
     """A tag of the site's vocabulary; one it lacks is added (named by its slug) rather than dropped."""
     if slug not in tags:
-        if not SLUG.match(slug) or len(slug) > 40:
+        if not is_slug(slug) or len(slug) > 40:
             raise ImportFailed(where, f"tag {slug!r} is not a slug of at most 40 characters")
         tags[slug] = PhrasingTag.objects.create(slug=slug, name=slug)
         report.add("phrasing tags created (named by their slugs)")
@@ -548,7 +548,7 @@ def _import_models(release: Release, report: ImportReport, suffix: str) -> dict[
         if row["variant_id"] in variants:
             raise ImportFailed(where, f"variant_id {row['variant_id']} appears twice")
         name = f"{row['model']}{suffix}"
-        if not SLUG.match(name) or len(name) > 100:
+        if not is_slug(name) or len(name) > 100:
             raise ImportFailed(where, f"the model name {name!r} is not a slug of at most 100 characters")
         model = models.get(name)
         if model is None:
@@ -577,7 +577,7 @@ def _import_models(release: Release, report: ImportReport, suffix: str) -> dict[
             tuned_on = []
             for slug in row["tuned_on"] or []:
                 if slug not in collections:
-                    if not SLUG.match(slug):
+                    if not is_slug(slug):
                         raise ImportFailed(where, f"tuned_on names {slug!r}, not a collection slug")
                     collections[slug] = Collection.objects.create(
                         slug=slug, name=slug, kind=CollectionKind.TUNING

@@ -10,6 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from core import parsing
 from core.parsing import BIGINT_MAX, parse_id
 from tests.core import test_permissions
 from tests.core.test_permissions import _login
@@ -154,3 +155,13 @@ def test_a_nul_character_in_a_form_or_json_body_is_a_400(client, world):
     body = {"task": world.task.id, "template": "Is {number} even?", "labels": ["a\x00", "b"]}
     response = api.post("/api/instructions/", body, format="json")
     assert response.status_code == 400 and "NUL character" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "value, slug",
+    [("flan-t5_xl", True), ("Bad Name", False), ("abc\n", False), ("é", False), ("", False), (None, False)],
+)
+def test_a_slug_is_what_the_pages_addresses_take(value, slug):
+    # "abc\n" passed the release importer's own `^...$` pattern: `$` matches before a final newline.
+    assert parsing.is_slug(value) is slug
+    assert (parsing.slug_problem(value, "the name") is None) is slug
