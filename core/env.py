@@ -1,17 +1,24 @@
 """Strict readers for settings taken from the environment.
 
-Every reader raises ImproperlyConfigured on a value it cannot parse, naming the variable, so a typo in a
+Every reader raises SettingError (an ImproperlyConfigured) on a value it cannot parse, naming the variable, so a typo in a
 deployment fails at start-up instead of silently falling back to a default. Secrets may also be given as
 `NAME_FILE` pointing at a file (Docker and Kubernetes secrets), which wins over nothing but loses to `NAME`.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+class SettingError(ImproperlyConfigured):
+    """A setting that cannot be used, said with its name and value: manage.py prints it as one line, not as
+    a traceback through Django's start-up."""
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -26,7 +33,7 @@ def env_str(name: str, default: str | None = None) -> str | None:
         try:
             return Path(file_name).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}") from exc
+            raise SettingError(f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}") from exc
     return default
 
 
@@ -50,7 +57,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off")
+    raise SettingError(f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off")
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
@@ -60,9 +67,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+        raise SettingError(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+        raise SettingError(f"{name}={value} is below the minimum of {minimum}")
     return value
 
 
@@ -75,11 +82,26 @@ def env_float(
     try:
         value = float(raw.strip())
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+        raise SettingError(f"{name}={raw!r} is not a number") from None
     if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+        raise SettingError(f"{name}={value} is below the minimum of {minimum}")
     if maximum is not None and value > maximum:
-        raise ImproperlyConfigured(f"{name}={value} is above the maximum of {maximum}")
+        raise SettingError(f"{name}={value} is above the maximum of {maximum}")
+    return value
+
+
+def device_name(raw: str) -> str | None:
+    """A device as the settings and commands take it (auto, cpu, cuda or cuda:N), normalised; None if it is
+    none of them."""
+    value = raw.strip().lower()
+    return value if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value) else None
+
+
+def device_arg(raw: str) -> str:
+    """argparse's `type` for a command's --device: refused at once, before anything is queued or loaded."""
+    value = device_name(raw)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a device; use auto, cpu, cuda or cuda:N")
     return value
 
 
@@ -89,9 +111,9 @@ def env_device(name: str, default: str) -> str:
     raw = env_str(name)
     if raw is None:
         return default
-    value = raw.strip().lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a device; use auto, cpu, cuda or cuda:N")
+    value = device_name(raw)
+    if value is None:
+        raise SettingError(f"{name}={raw!r} is not a device; use auto, cpu, cuda or cuda:N")
     return value
 
 
@@ -109,14 +131,14 @@ def env_database(name: str, default: str) -> dict:
 
     url = env_str(name, default)
     if not url or "://" not in url:
-        raise ImproperlyConfigured(f"{name}={url!r} is not a database URL such as postgres://user@host/db")
+        raise SettingError(f"{name}={url!r} is not a database URL such as postgres://user@host/db")
     scheme = url.split("://", 1)[0]
     if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
-        raise ImproperlyConfigured(f"{name} uses scheme {scheme!r}; supported: postgres://, sqlite://")
+        raise SettingError(f"{name} uses scheme {scheme!r}; supported: postgres://, sqlite://")
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} cannot be parsed: {exc}") from exc
+        raise SettingError(f"{name} cannot be parsed: {exc}") from exc
     if config["ENGINE"].endswith("sqlite3"):
         # Several processes (web and worker) write to the file. In WAL mode readers never block the writer;
         # writers wait up to `timeout` seconds for each other, and IMMEDIATE takes the write lock at BEGIN,

@@ -14,9 +14,17 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
-from core.env import env_bool, env_database, env_device, env_float, env_int, env_list, env_str, renamed
+from core.env import (
+    SettingError,
+    env_bool,
+    env_database,
+    env_device,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    renamed,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -32,7 +40,7 @@ def _secret_key() -> str:
         _secret_key_create(key_file)
     key = key_file.read_text(encoding="utf-8").strip()
     if len(key) < 32:
-        raise ImproperlyConfigured(f"{key_file} holds a secret key shorter than 32 characters")
+        raise SettingError(f"{key_file} holds a secret key shorter than 32 characters")
     return key
 
 
@@ -125,6 +133,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file in a folder that does not exist failed at the first query with "unable to open database file",
+    # naming neither. VAR_DIR is ours to make; any other folder is the user's.
+    _sqlite_folder = Path(DATABASES["default"]["NAME"]).resolve().parent
+    if _sqlite_folder == VAR_DIR.resolve():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+    elif not _sqlite_folder.is_dir():
+        raise SettingError(
+            f"DATABASE_URL names a SQLite file in {_sqlite_folder}, which does not exist; create the folder or "
+            "name a file in one that does"
+        )
 # The covering index result_scored_cells (INCLUDE columns) serves PostgreSQL; SQLite builds it without them,
 # as Django says on every command (models.W040). Nothing to act on in the embedded default, so not said.
 SILENCED_SYSTEM_CHECKS = ["models.W040"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else []

@@ -219,6 +219,13 @@ class LanguageModel(models.Model):
         return self.state == ModelState.READY
 
     @property
+    def carries_published_results_only(self) -> bool:
+        """A row of imported published results (evaluation/leaderboards/published_results.py, a release's
+        published rows): it has no weights to load, so no base variant, and nothing can be scored on it."""
+        kinds = set(self.variants.values_list("kind", flat=True))
+        return VariantKind.IMPORTED in kinds and VariantKind.BASE not in kinds
+
+    @property
     def source_is_local(self) -> bool:
         source = self.source.strip()
         return source.startswith(LOCAL_SOURCE_PREFIXES) or "\\" in source or source.count("/") > 1

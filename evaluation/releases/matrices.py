@@ -35,7 +35,7 @@ import numpy as np
 from collection.models import Benchmark, Instance, Task
 from collection.selectors import approved_phrasings
 from evaluation.leaderboards.adaptive_estimates import read_matrix
-from evaluation.models import ModelVariant, PhrasingResult, ResultSource, VariantKind
+from evaluation.models import LanguageModel, ModelVariant, PhrasingResult, ResultSource, VariantKind
 
 FORMAT = "phrasebench-prompteval-matrices"
 FORMAT_VERSION = 1
@@ -303,6 +303,13 @@ def export_matrices(
     when pyarrow is installed). Files of an earlier export at the same paths are replaced."""
     if benchmark is not None and not Benchmark.objects.filter(slug=benchmark).exists():
         raise ValueError(f"No benchmark {benchmark!r}.")
+    unknown = sorted(
+        set(models or ())
+        - set(LanguageModel.objects.filter(name__in=models or ()).values_list("name", flat=True))
+    )
+    if unknown:
+        # A misspelt name would otherwise export nothing and say "Wrote 0 matrices" as if that were the answer.
+        raise ValueError(f"No model named {', '.join(map(repr, unknown))}.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

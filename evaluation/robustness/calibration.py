@@ -67,6 +67,7 @@ def calibrated_variant(model: LanguageModel) -> ModelVariant | None:
 
 def calibration_queue(*, model: LanguageModel) -> ModelVariant:
     """Make the model's calibrated variant and calibrate it in a worker (light work: the `default` queue)."""
+    base_variant(model)  # refuses a model of published results only: it has no option scores to calibrate
     variant, _ = ModelVariant.objects.get_or_create(
         model=model, kind=VariantKind.CALIBRATED, defaults={"provenance": PROVENANCE}
     )
@@ -77,10 +78,10 @@ def calibration_queue(*, model: LanguageModel) -> ModelVariant:
 def variant_calibrate(*, model: LanguageModel, task: Task | None = None) -> Calibration:
     """Calibrate the base model's held-out predictions (of one task, or all) into the calibrated variant,
     made if missing, and refresh its figures. Running it again rewrites the same cells."""
+    base = base_variant(model)  # first: it refuses a model of published results only
     variant, _ = ModelVariant.objects.get_or_create(
         model=model, kind=VariantKind.CALIBRATED, defaults={"provenance": PROVENANCE}
     )
-    base = base_variant(model)
     revisions = [
         r for r in approved_revisions(task, model=model) if split.is_heldout(r.instruction.stable_key)
     ]

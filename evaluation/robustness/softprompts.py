@@ -28,7 +28,7 @@ from evaluation.ml.config import AlignConfig, ConfigError
 from evaluation.ml.errors import ScoringError
 from evaluation.ml.items import ScoringItem, TrainingTask
 from evaluation.models import LanguageModel, ModelVariant, RunTrigger, SoftPrompt, VariantKind
-from evaluation.runs.scoring import scoring_runs_for_variant
+from evaluation.runs.scoring import base_variant, scoring_runs_for_variant
 from evaluation.split import app_seed, is_heldout
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def softprompt_queue(
     one per model at a time, enforced by a unique constraint so that concurrent triggers cannot both win.
     It holds out the phrasings of `split_seed` (default: SOFTPROMPT_SPLIT_SEED; another seed measures how
     much a finding depends on which phrasings were held out, as `reproduce_study --split-seeds` does)."""
+    base_variant(model)  # refuses a model of published results only: there are no weights to prompt
     config = last_config(model) if config is None else config
     split_seed = app_seed(split_seed)
     training, _ = training_pool(model, split_seed)

@@ -41,7 +41,6 @@ from evaluation.models import (
     RunTrigger,
     ScoringRun,
     Truncation,
-    VariantKind,
 )
 from evaluation.runs.scoring import base_variant, scoring_bulk, warm_model
 
@@ -170,8 +169,7 @@ def language_model_check(
 ) -> ModelCheck:
     """Check the model again (after an admin changed where it loads from, or to retry a failed check): it is
     `checking`, so nothing new is scored on it, until the check finds it loads."""
-    if not model.variants.filter(kind=VariantKind.BASE).exists() and model.variants.exists():
-        # A row of published results only (evaluation/leaderboards/published_results.py): there is nothing to load.
+    if model.carries_published_results_only:
         raise ApplicationError(f"{model.name} carries published results only; there is no model to check.")
     with transaction.atomic():
         check = _check_create(model=model, trigger=trigger, score=score, by=by, enqueue=enqueue)

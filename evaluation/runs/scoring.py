@@ -69,6 +69,13 @@ def warm_model(spec, device: str):
 
 
 def base_variant(model: LanguageModel) -> ModelVariant:
+    """The model's own variant, made on first use; refused for a row of published results only, where one
+    would only send runs that fail to load it (`score --model flan-t5-xl` did)."""
+    if model.carries_published_results_only:
+        raise ApplicationError(
+            f"{model.name} carries published results only (imported): there is no model to load, so nothing "
+            "can be scored, calibrated or trained on it."
+        )
     variant, _ = ModelVariant.objects.get_or_create(model=model, kind=ModelVariant.Kind.BASE)
     return variant
 

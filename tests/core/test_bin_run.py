@@ -195,3 +195,24 @@ def _assert_quiet_logs(log: Path) -> None:
         # Django logs every 404 as a warning; the pages above ask for one on purpose.
         noise = [line for line in text.splitlines() if NOISE.search(line) and "Not Found: /" not in line]
         assert not noise, f"{path.name}:\n" + "\n".join(noise[:20])
+
+
+def test_bin_run_says_a_port_in_use_before_anything_else(tmp_path):
+    # It used to print "PhraseBench is running at ..." and then exit when gunicorn could not bind.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "STATIC_ROOT")}
+        result = subprocess.run(
+            ["bash", "bin/run", "--no-study"],
+            cwd=REPO,
+            env=env | {"PORT": str(port), "VAR_DIR": str(tmp_path / "var")},
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=START_SECONDS,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"bin/run: cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
+    assert "is running" not in result.stdout and not (tmp_path / "var").exists()

@@ -132,7 +132,37 @@ def test_processes_starting_at_once_on_a_fresh_var_dir_share_one_whole_key(tmp_p
 
 def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
     out = _settings_in_fresh_process({"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "DEBUG": "perhaps"})
-    assert "ImproperlyConfigured: DEBUG='perhaps' is not a boolean" in out
+    assert "SettingError: DEBUG='perhaps' is not a boolean" in out
+
+
+@pytest.mark.parametrize(
+    "variables, said",
+    [
+        ({"WORKER_DEVICE": "gpu"}, "WORKER_DEVICE='gpu' is not a device; use auto, cpu, cuda or cuda:N"),
+        ({"EVAL_SAMPLE_SIZE": "abc"}, "EVAL_SAMPLE_SIZE='abc' is not an integer"),
+        ({"DATABASE_URL": "mysqlx://x/y"}, "DATABASE_URL uses scheme 'mysqlx'"),
+        (
+            {"DATABASE_URL": "sqlite:////nonexistent/folder/x.sqlite3"},
+            "names a SQLite file in /nonexistent/folder, which does not exist",
+        ),
+    ],
+)
+def test_manage_py_says_a_bad_setting_in_one_line(tmp_path, variables, said):
+    # Each used to print a traceback of some fifty lines through Django's start-up, the reason last.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), **variables},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("manage.py: cannot start: ") and said in lines[0], (
+        result.stderr
+    )
 
 
 READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "env_database", "renamed"}

@@ -159,6 +159,10 @@ def test_the_export_can_leave_out_embeddings_and_other_models(scored, tmp_path):
 def test_the_command_refuses_bad_input_clearly(scored, tmp_path):
     with pytest.raises(CommandError, match="No benchmark 'nope'"):
         call_command("export_matrices", str(tmp_path), "--benchmark", "nope")
+    # A misspelt model used to export nothing and succeed ("Wrote 0 matrices").
+    with pytest.raises(CommandError, match="No model named 'nope'"):
+        call_command("export_matrices", str(tmp_path / "out"), "--model", "nope")
+    assert not (tmp_path / "out").exists()
     afile = tmp_path / "file"
     afile.write_text("x", encoding="utf-8")
     with pytest.raises(CommandError, match="not a directory"):

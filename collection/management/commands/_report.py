@@ -1,9 +1,10 @@
 """Shared by the import commands: run an import, print what it did, turn refusals into a clean exit."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection import events
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 
 
 def run_import(command: BaseCommand, title: str, importer, *args, **kwargs) -> None:

@@ -1,8 +1,9 @@
 """Report phrasings that stand decided on a text other than the one reviewed (exit status 1 if any)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection.selectors import decided_on_another_text
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

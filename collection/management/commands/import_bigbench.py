@@ -1,9 +1,8 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from collection.importers.bigbench import import_bigbench
 from collection.management.commands._report import run_import
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

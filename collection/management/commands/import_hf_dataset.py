@@ -1,7 +1,6 @@
-from django.core.management.base import BaseCommand
-
 from collection.importers.tasks import import_hf_dataset
 from collection.management.commands._report import run_import
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

@@ -1,10 +1,9 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from collection.importers.instructions import import_instructions
 from collection.management.commands._report import run_import
 from collection.models import Instruction
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

@@ -1,9 +1,8 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from collection.importers.mmlu import import_mmlu
 from collection.management.commands._report import run_import
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

@@ -1,9 +1,8 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from collection.importers.tasks import import_tasks_file
 from collection.management.commands._report import run_import
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

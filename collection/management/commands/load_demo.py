@@ -1,9 +1,10 @@
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection.demo import GENERATED_PER_TASK, load_demo
 from collection.management.commands._report import run_import
 from core import roles, services
+from core.management.base import BaseCommand
 
 # Local demo only (bin/run): one account per role, so a newcomer can try authoring and curation at once.
 DEMO_PASSWORD = "phrasebench-demo"

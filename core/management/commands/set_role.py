@@ -1,10 +1,11 @@
 """Give a user a role: `python manage.py set_role alice curator` (author, curator or admin)."""
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core import roles, services
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 
 
 class Command(BaseCommand):

@@ -1,5 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.management.base import BaseCommand
 from evaluation.models import LanguageModel
 from evaluation.robustness import calibration
 from evaluation.robustness.outcome import calibration_outcome

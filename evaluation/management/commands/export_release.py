@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 from evaluation.releases.export import DEFAULT_LICENSE, ROW_GROUP_ROWS, release_export
 
 

@@ -1,8 +1,7 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
-
 from collection.management.commands._report import run_import
+from core.management.base import BaseCommand
 from evaluation.releases.load import release_import
 
 

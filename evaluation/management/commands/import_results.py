@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 from evaluation.leaderboards.published_results import import_results
 
 

@@ -1,8 +1,9 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.management.base import BaseCommand
 from evaluation.leaderboards import aggregates
 from evaluation.stats import figure_registry
 

@@ -1,7 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection.models import Benchmark, Collection
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 from evaluation.models import Dtype, ModelFamily, PromptFormat, Truncation
 from evaluation.runs import budget, registry
 from evaluation.runs.registry import ModelRegistration

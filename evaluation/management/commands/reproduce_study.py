@@ -3,11 +3,12 @@
 from json import dumps, loads
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection
 
 from collection.demo import BENCHMARK_SLUG
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 from evaluation.demo_model import ABLATIONS, demo_study_ensure, recipe
 from evaluation.models import BenchmarkSummary
 from evaluation.robustness.outcome import calibration_outcome, heldout_improvements, latest_soft_prompts

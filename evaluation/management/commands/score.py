@@ -1,8 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection.models import Instruction, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
+from core.management.base import BaseCommand
 from core.parsing import parse_id
 from evaluation.leaderboards import adaptive_estimates
 from evaluation.management.progress import execute_with_bar

@@ -1,9 +1,10 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection import formats
 from collection.models import Benchmark, Task
 from core.errors import ApplicationError
 from core.jobs import JobStatus
+from core.management.base import BaseCommand
 from evaluation.leaderboards.format_variance import format_spread
 from evaluation.management.progress import execute_with_bar
 from evaluation.models import LanguageModel, RunTrigger

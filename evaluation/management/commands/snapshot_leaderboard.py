@@ -1,8 +1,9 @@
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from collection.models import Benchmark
 from core.errors import ApplicationError
+from core.management.base import BaseCommand
 from evaluation.api_snapshots import snapshot_freeze
 from evaluation.leaderboards import snapshots
 

@@ -1,11 +1,13 @@
 import uuid
 from dataclasses import asdict
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
+from core.env import device_arg
 from core.errors import ApplicationError
 from core.jobs import JobStatus
+from core.management.base import BaseCommand
 from evaluation.ml.config import OBJECTIVES, AlignConfig, ConfigError
 from evaluation.models import LanguageModel, RunTrigger
 from evaluation.robustness import softprompts
@@ -63,7 +65,12 @@ class Command(BaseCommand):
             default=None,
             help="Hold out the phrasings of this split seed (default: SOFTPROMPT_SPLIT_SEED).",
         )
-        parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: WORKER_DEVICE).")
+        parser.add_argument(
+            "--device",
+            default=None,
+            type=device_arg,
+            help="auto, cpu, cuda or cuda:N (default: WORKER_DEVICE).",
+        )
         parser.add_argument(
             "--no-score", action="store_true", help="Train only; queue the scoring for the workers."
         )
