@@ -363,7 +363,12 @@ class ModelVariant(models.Model):
         if self.kind == VariantKind.CALIBRATED:
             return f"{self.model.name} + batch calibration"
         soft = getattr(self, "soft_prompt", None)
-        return f"{self.model.name} + soft prompt" + (f" #{soft.id} ({soft.ablation})" if soft else "")
+        if soft is not None:
+            return f"{self.model.name} + soft prompt #{soft.id} ({soft.ablation})"
+        # Imported from a release (evaluation/releases/load.py): no training here, so the source's own label
+        # ("tiny + soft prompt #3 (ce)", in the provenance) says which one it was; two read alike without it.
+        _, marker, source = self.provenance.rpartition(" + soft prompt")
+        return f"{self.model.name} + soft prompt" + (source if marker else "")
 
 
 class PlanStatus(models.TextChoices):

@@ -366,3 +366,24 @@ def test_an_export_that_fails_leaves_no_directory(scored, tmp_path, monkeypatch)
     with pytest.raises(CommandError, match="exists already"):
         export(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["test-1"]
+
+
+@pytest.mark.django_db
+def test_soft_prompts_imported_from_a_release_keep_their_source_labels_apart():
+    # Without a training here, two imported soft prompts were both "tiny-rel + soft prompt".
+    model = LanguageModel.objects.create(
+        name="tiny-rel", source="released", family="seq2seq", is_active=False
+    )
+    labels = {
+        str(
+            ModelVariant.objects.create(
+                model=model, kind="soft_prompt", provenance=f"R 1: tiny + soft prompt{tail}"
+            )
+        )
+        for tail in (" #3 (ce)", " #5 (ce+kl)", "")
+    }
+    assert labels == {
+        "tiny-rel + soft prompt #3 (ce)",
+        "tiny-rel + soft prompt #5 (ce+kl)",
+        "tiny-rel + soft prompt",
+    }
