@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -322,6 +323,9 @@ def test_no_service_logged_an_error(deployment):
         # Tracebacks; Celery's "ERROR/"; Django's and gunicorn's "[ERROR]" and "[CRITICAL]" (worker timeouts).
         for mark in ("Traceback", "ERROR/", "[ERROR]", "[CRITICAL]"):
             assert mark not in log, f"{service.name} logged {mark}:\n{log[-6000:]}"
+        # Progress bars (transformers' "Loading weights", sentence-transformers' "Batches"): a line per update.
+        bars = re.findall(r".*\d+it/s\].*|.*s/it\].*", log)
+        assert not bars, f"{service.name} logged progress bars:\n" + "\n".join(bars[:10])
 
 
 def test_every_service_stops_on_sigterm_within_the_grace_period(deployment):
