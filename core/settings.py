@@ -30,6 +30,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 
+def _var_folder(folder: Path) -> Path:
+    """Make a folder of VAR_DIR's (the embedded defaults keep their files there), or say in one line why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingError(f"VAR_DIR={str(VAR_DIR)!r}: cannot make {folder} ({exc.strerror})") from exc
+    return folder
+
+
 def _secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once and kept in var/ (never in the repo)."""
     key = env_str("SECRET_KEY")
@@ -48,7 +57,7 @@ def _secret_key_create(key_file: Path) -> None:
     """Processes that start at once on a fresh VAR_DIR (a worker and a command, gunicorn's workers) must all read
     the same whole key: each writes one in full to a file of its own (mkstemp: mode 0600) and links it into
     place, which fails if another's got there first, and then every process reads the one in place."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _var_folder(VAR_DIR)
     descriptor, draft = tempfile.mkstemp(dir=VAR_DIR, prefix=".secret_key.")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
@@ -138,7 +147,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # naming neither. VAR_DIR is ours to make; any other folder is the user's.
     _sqlite_folder = Path(DATABASES["default"]["NAME"]).resolve().parent
     if _sqlite_folder == VAR_DIR.resolve():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        _var_folder(VAR_DIR)
     elif not _sqlite_folder.is_dir():
         raise SettingError(
             f"DATABASE_URL names a SQLite file in {_sqlite_folder}, which does not exist; create the folder or "
@@ -233,7 +242,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     # kombu does not create the folders; web and worker processes both need them.
     for _folder in ("queue", "control"):
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+        _var_folder(_broker_dir / _folder)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

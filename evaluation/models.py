@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 
 from collection.models import Benchmark, Collection, Instance, Instruction, InstructionRevision, Task
@@ -54,7 +54,7 @@ class VariantKind(models.TextChoices):
 HELDOUT_ONLY_KINDS = (VariantKind.SOFT_PROMPT, VariantKind.CALIBRATED)
 # A model's own figures: its base variant's, or its published (imported) results; never a held-out-only
 # variant's, which cover some phrasings only and are the model plus a method.
-OWN_KINDS = (VariantKind.BASE, VariantKind.IMPORTED)
+OWN_KINDS = tuple(kind for kind in VariantKind if kind not in HELDOUT_ONLY_KINDS)
 
 
 class PhrasingSet(models.TextChoices):
@@ -113,6 +113,18 @@ LOCAL_SOURCE_PREFIXES = ("/", ".", "~")
 LOCAL_SOURCE_SHOWN = "(local path)"
 
 
+class LanguageModelQuerySet(models.QuerySet):
+    def scorable(self) -> models.QuerySet:
+        """The models new phrasings are scored on: active and ready, less rows of published results only
+        (LanguageModel.carries_published_results_only), which have nothing to load even if an admin marked
+        one active; a loop over them would refuse the whole approval or import (scoring.base_variant)."""
+        variants = ModelVariant.objects.filter(model=OuterRef("pk"))
+        published_only = Exists(variants.filter(kind=VariantKind.IMPORTED)) & ~Exists(
+            variants.filter(kind=VariantKind.BASE)
+        )
+        return self.filter(is_active=True, state=ModelState.READY).exclude(published_only)
+
+
 class LanguageModel(models.Model):
     """A model to score: where to load it from and how it reads a prompt, and what its check found.
 
@@ -125,6 +137,8 @@ class LanguageModel(models.Model):
     Dtype = Dtype
     PromptFormat = PromptFormat
     State = ModelState
+
+    objects = LanguageModelQuerySet.as_manager()
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)

@@ -218,6 +218,9 @@ def import_hf_dataset(
     split: str,
 ) -> ImportReport:
     """Download a dataset from the Hugging Face hub by name and import it (needs network access)."""
+    # The names first: a download can take minutes, and then the import would refuse them.
+    slug_check(f"hf:{name}", benchmark_slug, "the benchmark slug")
+    slug_check(f"hf:{name}", task, "the task", max_length=200)
     try:
         import datasets
     except ImportError:

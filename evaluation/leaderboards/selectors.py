@@ -458,7 +458,7 @@ def revision_mean_accuracy(revision_ids) -> dict[int, tuple[float, int]]:
             variant__kind__in=OWN_KINDS,
         )
         .values("revision_id")
-        .annotate(mean=Avg("accuracy"), models=Count("variant_id"))
+        .annotate(mean=Avg("accuracy"), models=Count("variant__model", distinct=True))
     )
     return {row["revision_id"]: (row["mean"], row["models"]) for row in rows}
 

@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from collection.importers.base import ImportFailed, ImportReport
+from collection.importers.base import ImportFailed, ImportReport, slug_check
 from collection.models import (
     AnswerFormat,
     Answers,
@@ -55,7 +55,6 @@ from collection.models import (
     TaskKind,
     revision_hash,
 )
-from core.parsing import is_slug
 from evaluation.leaderboards.aggregates import aggregates_refresh_many
 from evaluation.models import (
     Dtype,
@@ -225,8 +224,8 @@ def _rows(release: Release, config: layout.Config) -> Iterator[tuple[str, dict]]
 
 def release_import(root: Path, *, model_suffix: str = "") -> ImportReport:
     """Check the release at `root`, then import it in one transaction (the module docstring's rules)."""
-    if model_suffix and not is_slug(model_suffix):
-        raise ImportFailed(root, f"the model suffix {model_suffix!r} must be letters, digits, '-' or '_'")
+    if model_suffix:
+        slug_check(root, model_suffix, "the model suffix")
     release = release_check(root)
     report = ImportReport()
     _compare_settings(release, report)
@@ -265,9 +264,8 @@ def _import_tasks(release: Release, report: ImportReport) -> dict[int, Task]:
     tasks: dict[int, Task] = {}
     by_slug: dict[tuple[str, str], Task] = {}
     for where, row in rows:
-        for key in ("benchmark", "task"):
-            if not is_slug(row[key] or ""):
-                raise ImportFailed(where, f"{key} {row[key]!r} is not a slug")
+        slug_check(where, row["benchmark"] or "", "benchmark", max_length=100)
+        slug_check(where, row["task"] or "", "task", max_length=200)
         _require(where, row["kind"], TaskKind.values, "kind")
         _require(where, row["answer_format"], AnswerFormat.values, "answer_format")
         if row["task_id"] in tasks:
@@ -485,8 +483,7 @@ def _import_phrasings(
             continue
         collection = collections.get(row["collection"])
         if collection is None:
-            if not is_slug(row["collection"] or ""):
-                raise ImportFailed(where, f"collection {row['collection']!r} is not a slug")
+            slug_check(where, row["collection"] or "", "collection", max_length=50)
             collection = Collection.objects.create(
                 slug=row["collection"],
                 name=row["collection_name"] or row["collection"],
@@ -527,8 +524,7 @@ def _import_phrasings(
 def _tag(where: str, slug: str, tags: dict, report: ImportReport) -> PhrasingTag:
     """A tag of the site's vocabulary; one it lacks is added (named by its slug) rather than dropped."""
     if slug not in tags:
-        if not is_slug(slug) or len(slug) > 40:
-            raise ImportFailed(where, f"tag {slug!r} is not a slug of at most 40 characters")
+        slug_check(where, slug, "tag", max_length=40)
         tags[slug] = PhrasingTag.objects.create(slug=slug, name=slug)
         report.add("phrasing tags created (named by their slugs)")
     return tags[slug]
@@ -548,8 +544,7 @@ def _import_models(release: Release, report: ImportReport, suffix: str) -> dict[
         if row["variant_id"] in variants:
             raise ImportFailed(where, f"variant_id {row['variant_id']} appears twice")
         name = f"{row['model']}{suffix}"
-        if not is_slug(name) or len(name) > 100:
-            raise ImportFailed(where, f"the model name {name!r} is not a slug of at most 100 characters")
+        slug_check(where, name, "the model name", max_length=100)
         model = models.get(name)
         if model is None:
             if LanguageModel.objects.filter(name=name).exists():
@@ -577,8 +572,7 @@ def _import_models(release: Release, report: ImportReport, suffix: str) -> dict[
             tuned_on = []
             for slug in row["tuned_on"] or []:
                 if slug not in collections:
-                    if not is_slug(slug):
-                        raise ImportFailed(where, f"tuned_on names {slug!r}, not a collection slug")
+                    slug_check(where, slug, "tuned_on's collection", max_length=50)
                     collections[slug] = Collection.objects.create(
                         slug=slug, name=slug, kind=CollectionKind.TUNING
                     )

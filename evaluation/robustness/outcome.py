@@ -52,14 +52,21 @@ def heldout_unobserved_revisions(model: LanguageModel, soft_prompts) -> dict[int
     """revision id -> task slug: held out by every one of the soft prompts, and unobserved for the model."""
     shared: set[int] | None = None
     for soft in soft_prompts:
-        ids = set(soft.heldout_revisions.values_list("id", flat=True))
+        # By phrasing, not revision: a phrasing edited between two seeds' trainings is held out by both.
+        ids = set(soft.heldout_revisions.values_list("instruction_id", flat=True))
         shared = ids if shared is None else shared & ids
     return _unobserved(model, shared or set())
 
 
-def _unobserved(model: LanguageModel, revision_ids: set[int]) -> dict[int, str]:
-    """revision id -> task slug: the current revision of each phrasing the revisions belong to, for those still
-    approved and unobserved for the model. Membership of a held-out set is the phrasing's (split.py), so a
+def _phrasings_of(revision_ids) -> set[int]:
+    return set(
+        InstructionRevision.objects.filter(id__in=revision_ids).values_list("instruction_id", flat=True)
+    )
+
+
+def _unobserved(model: LanguageModel, instruction_ids: set[int]) -> dict[int, str]:
+    """revision id -> task slug: the current revision of each of the phrasings that is still approved and
+    unobserved for the model. Membership of a held-out set is the phrasing's (split.py), so a
     phrasing edited since a soft prompt was trained is judged on its current text, as every other figure
     judges it (its old text's predictions would describe a phrasing nobody sees any more); where a variant
     has not scored that text, _task_matrices leaves the phrasing out."""
@@ -67,14 +74,13 @@ def _unobserved(model: LanguageModel, revision_ids: set[int]) -> dict[int, str]:
     # Approved ones only: a phrasing retired since is left out, as it is from every other figure.
     rows = (
         Instruction.objects.filter(
-            revisions__id__in=revision_ids,
+            id__in=instruction_ids,
             status=Instruction.Status.APPROVED,
             current_revision__isnull=False,
         )
         .exclude(collection_id__in=tuned_on)
         .exclude(collection__kind=Collection.Kind.BENCHMARK_DEFAULT)
         .values_list("current_revision_id", "task__slug")
-        .distinct()
     )
     return dict(rows)
 
@@ -193,7 +199,9 @@ def calibration_outcome(
     ).distinct()
     # Held out under the split now: the variant calibrated the held-out phrasings of the split it last ran on.
     heldout = {r for r, stable_key in calibrated if is_heldout(stable_key)}
-    return _outcome(BATCH_CALIBRATION, base, [variant], (), _unobserved(model, heldout), samples)
+    return _outcome(
+        BATCH_CALIBRATION, base, [variant], (), _unobserved(model, _phrasings_of(heldout)), samples
+    )
 
 
 def _calibration_on_split(
@@ -205,7 +213,7 @@ def _calibration_on_split(
     report, predictions = calibration.Calibration(), []
     for task, revisions in sorted(revisions_by_task(heldout).items(), key=lambda pair: pair[0].id):
         predictions += calibration.calibrated_predictions(base, task, revisions, report)
-    revisions = _unobserved(model, {p.revision_id for p in predictions})
+    revisions = _unobserved(model, _phrasings_of({p.revision_id for p in predictions}))
     correct = _correctness([base], revisions)
     key = "calibrated"  # not a variant id: these predictions are not stored
     correct.update({(key, p.revision_id, p.instance_id): p.correct for p in predictions})

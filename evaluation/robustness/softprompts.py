@@ -146,7 +146,7 @@ def softprompt_retrain_if_grown(*, model: LanguageModel, by=None) -> SoftPrompt 
 def softprompts_on_approval(*, by=None) -> list[SoftPrompt]:
     """Called in the approval's transaction: retrain whichever aligned models' pools have grown enough."""
     queued = []
-    for model in LanguageModel.objects.filter(align=True, is_active=True, state=LanguageModel.State.READY):
+    for model in LanguageModel.objects.scorable().filter(align=True):
         soft = softprompt_retrain_if_grown(model=model, by=by)
         if soft is not None:
             queued.append(soft)

@@ -275,7 +275,7 @@ def scoring_on_approval(*, instruction: Instruction, by=None) -> list[ScoringRun
     runs = []
     if not instruction.text_available:
         return runs
-    models = LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY)
+    models = LanguageModel.objects.scorable()
     # A model limited to some benchmarks scores only their phrasings (the demo model only the demo's).
     models = models.filter(Q(benchmarks=None) | Q(benchmarks=instruction.task.benchmark_id)).distinct()
     if instruction.prompt_format:
@@ -338,7 +338,7 @@ def scoring_for_active_models(
 ) -> list[ScoringRun]:
     """Queue (or plan, over the budget) whatever approved phrasings active models have not scored yet, of
     one task or all (after an import, or a task's larger sample)."""
-    models = LanguageModel.objects.filter(is_active=True, state=LanguageModel.State.READY)
+    models = LanguageModel.objects.scorable()
     return scoring_bulk(variants=[base_variant(model) for model in models], trigger=trigger, by=by, task=task)
 
 

@@ -142,11 +142,13 @@ def compare(
     # A figure only one of them has on any task (a model tuned on none of the collections has no Observed or
     # Gap) has no difference; that model's own value is shown, over the tasks where it has it, rather than
     # none at all (which read as if neither model had it).
-    macro_a, macro_b, macro_diff = {}, {}, {}
+    macro_a, macro_b, macro_diff, unpaired = {}, {}, {}, set()
     for name in names():
         both = [
             i for i in range(len(pairs)) if points_a[i][name] is not None and points_b[i][name] is not None
         ]
+        if not both:
+            unpaired.add(name)
         macro_a[name] = _mean_where_defined(points_a, name, both)
         macro_b[name] = _mean_where_defined(points_b, name, both)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -156,8 +158,11 @@ def compare(
                 if both
                 else np.full(samples, np.nan)
             )
+    overall = _differences(macro_a, macro_b, macro_diff, samples)
+    for name in unpaired:  # each side's value is over other tasks than the other's: no difference
+        overall[name] = Difference(overall[name].a, overall[name].b, None, None)
     return Comparison(
-        overall=_differences(macro_a, macro_b, macro_diff, samples),
+        overall=overall,
         per_task=per_task,
         ci_method=" + ".join(sorted(methods)),
     )

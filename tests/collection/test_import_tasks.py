@@ -165,6 +165,13 @@ def test_an_unreachable_dataset_fails_with_a_reason(monkeypatch):
         call_command("import_hf_dataset", "x/y", "--benchmark", "b", "--task", "t")
 
 
+def test_a_dataset_import_refuses_names_that_are_not_slugs_before_downloading(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("downloaded before checking"))
+    with pytest.raises(CommandError, match="the task 'Trivia QA' is not a slug"):
+        call_command("import_hf_dataset", "x/y", "--benchmark", "b", "--task", "Trivia QA")
+
+
 def test_changed_content_under_an_existing_id_is_refused(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text(

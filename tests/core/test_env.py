@@ -145,6 +145,7 @@ def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
             {"DATABASE_URL": "sqlite:////nonexistent/folder/x.sqlite3"},
             "names a SQLite file in /nonexistent/folder, which does not exist",
         ),
+        ({"VAR_DIR": "/proc/phrasebench"}, "VAR_DIR='/proc/phrasebench': cannot make /proc/phrasebench"),
     ],
 )
 def test_manage_py_says_a_bad_setting_in_one_line(tmp_path, variables, said):
