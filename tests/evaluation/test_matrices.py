@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from collection.demo import load_demo
 from collection.models import Collection, Instance, Instruction, PhrasingEmbedding, Task
 from collection.selectors import task_eval_sample_ids
+from evaluation.models import LanguageModel
 from evaluation.releases import matrices
 from evaluation.runs import registry, scoring
 
@@ -152,6 +153,8 @@ def test_the_export_can_leave_out_embeddings_and_other_models(scored, tmp_path):
     call_command("export_matrices", str(tmp_path / "a"), "--no-embeddings")
     rows = matrices.read_index(tmp_path / "a")
     assert len(rows) == 4 and all(r["emb_dim"] == 0 for r in rows)
+    # A model with no scored results here: none of tiny-t5's matrices.
+    LanguageModel.objects.create(name="someone-else", source="/elsewhere", family="causal")
     call_command("export_matrices", str(tmp_path / "b"), "--model", "someone-else")
     assert matrices.read_index(tmp_path / "b") == []
 
