@@ -222,6 +222,25 @@ def leaderboard(
     return _leaderboard(board, sort, descending)
 
 
+def models_without_set(benchmark: Benchmark, phrasing_set: str, task_kind: str = "") -> list[str]:
+    """The models with figures on the benchmark that have none in a set that depends on the model: one
+    tuned on none of its collections has no observed phrasings. Their rows cannot be on such a view; the
+    page names them, rather than leaving them out unsaid."""
+    if phrasing_set not in (PhrasingSet.OBSERVED, PhrasingSet.UNOBSERVED):
+        return []
+    summaries = BenchmarkSummary.objects.filter(
+        benchmark=benchmark, task_kind=task_kind, variant__kind__in=OWN_KINDS
+    )
+    present = summaries.filter(phrasing_set=phrasing_set).exclude(figures__avgp=None).values("variant_id")
+    return list(
+        summaries.filter(phrasing_set=PhrasingSet.ALL)
+        .exclude(variant_id__in=present)
+        .order_by("variant__model__name")
+        .values_list("variant__model__name", flat=True)
+        .distinct()
+    )
+
+
 def benchmark_task_kinds(benchmark: Benchmark) -> list[str]:
     return sorted(set(benchmark.tasks.filter(parent__isnull=True).values_list("kind", flat=True)))
 

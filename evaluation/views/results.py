@@ -302,6 +302,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
             "tasks_rule": aggregates.TASKS_RULE,
             "observed_chart": _observed_chart(board.rows),
             "box_chart": _box_chart(board.rows),
+            "without_set": selectors.models_without_set(benchmark, params["phrasing_set"], kind),
         }
         return render_to_string("evaluation/leaderboard.html#board", context)
 

@@ -53,6 +53,21 @@ def test_sorting_and_filters_through_htmx_return_the_board_fragment(client, boar
     assert html.index("tiny-t5") < html.index("tiny-gpt2")
 
 
+def test_the_observed_view_names_the_models_that_have_no_observed_phrasings(
+    client, board, tiny_models, django_capture_on_commit_callbacks
+):
+    # They used to be left out of the view unsaid, as if never scored.
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.language_model_register(name="tiny-llama", source=str(tiny_models["llama"]), family="causal")
+    url = reverse("leaderboard", args=["demo"])
+    observed = client.get(url, {"set": "observed"}).content.decode()
+    named = observed[observed.index('id="without-set"') :].split("</span>")[0]
+    assert "tiny-llama" in named and "tiny-t5" not in named and "tiny-gpt2" not in named
+    assert "tuned on none of this benchmark's collections" in named
+    assert 'id="without-set"' not in client.get(url, {"set": "unobserved"}).content.decode()
+    assert 'id="without-set"' not in client.get(url).content.decode()
+
+
 def test_exports_carry_the_same_numbers(client, board):
     url = reverse("leaderboard", args=["demo"])
     rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
