@@ -322,6 +322,17 @@ def test_the_task_grid_and_model_page_show_the_soft_prompt_on_its_held_out_phras
     assert (scores["mean"], scores["models"]) == (pytest.approx(base_accuracy), 1)
 
 
+def _scored_and_trained(model, capture):
+    """The base model scored on the demo, then a small soft prompt trained (and scored on its held-out set)."""
+    base = scoring.base_variant(model)
+    with capture(execute=True):
+        scoring.variant_score_now(variant=base)
+    with capture(execute=True):
+        soft = softprompts.softprompt_queue(model=model, config=SMALL)
+    soft.refresh_from_db()
+    return base, soft
+
+
 @pytest.mark.django_db
 def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserved_phrasings(
     demo_tiny_t5, client, django_capture_on_commit_callbacks
@@ -329,12 +340,7 @@ def test_the_soft_prompt_page_shows_base_vs_soft_prompt_on_its_held_out_unobserv
     from evaluation.robustness.outcome import soft_prompt_outcome
     from evaluation.templatetags.figures import signed
 
-    base = scoring.base_variant(demo_tiny_t5)
-    with django_capture_on_commit_callbacks(execute=True):
-        scoring.variant_score_now(variant=base)
-    with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
-    soft.refresh_from_db()
+    base, soft = _scored_and_trained(demo_tiny_t5, django_capture_on_commit_callbacks)
     outcome = soft_prompt_outcome(soft)
     assert outcome is not None and outcome.per_task
     # Each task's base figure is the base model's accuracy on exactly those cells.
@@ -362,12 +368,7 @@ def test_the_outcome_is_on_current_texts_and_the_evaluation_sample(
     from collection.selectors import task_eval_sample_ids
     from evaluation.robustness.outcome import soft_prompt_outcome
 
-    base = scoring.base_variant(demo_tiny_t5)
-    with django_capture_on_commit_callbacks(execute=True):
-        scoring.variant_score_now(variant=base)
-    with django_capture_on_commit_callbacks(execute=True):
-        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
-    soft.refresh_from_db()
+    base, soft = _scored_and_trained(demo_tiny_t5, django_capture_on_commit_callbacks)
     task_slug = min(soft_prompt_outcome(soft).per_task)
     task = Task.objects.get(benchmark__slug="demo", slug=task_slug)
 
