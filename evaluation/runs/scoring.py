@@ -338,8 +338,16 @@ def scoring_for_active_models(
 ) -> list[ScoringRun]:
     """Queue (or plan, over the budget) whatever approved phrasings active models have not scored yet, of
     one task or all (after an import, or a task's larger sample)."""
-    models = LanguageModel.objects.scorable()
-    return scoring_bulk(variants=[base_variant(model) for model in models], trigger=trigger, by=by, task=task)
+    variants = []
+    for model in LanguageModel.objects.scorable():
+        variants.append(base_variant(model))
+        # Its current soft prompt too, on the held-out phrasings it lacks (split.scored_by), as an approval
+        # does: an import's new or rewritten held-out phrasings join its figures (they used to drop out of
+        # its outcome, never scored).
+        soft = selectors.current_soft_variant(model)
+        if soft is not None:
+            variants.append(soft)
+    return scoring_bulk(variants=variants, trigger=trigger, by=by, task=task)
 
 
 def scoring_run_retry(run: ScoringRun) -> ScoringRun:

@@ -420,6 +420,29 @@ def test_the_outcome_is_on_current_texts_and_the_evaluation_sample(
     assert outcome.base_per_task[task_slug] < 1.0  # the new text's wrong answers count, the old text's not
 
 
+@pytest.mark.django_db
+def test_an_import_that_rewrites_a_held_out_phrasing_queues_it_on_the_current_soft_prompt(
+    demo_tiny_t5, django_capture_on_commit_callbacks
+):
+    # As an approval does: only the base model used to get the new text, so the phrasing left the soft
+    # prompt's outcome unscored.
+    base, soft = _scored_and_trained(demo_tiny_t5, django_capture_on_commit_callbacks)
+    phrasing = (
+        Instruction.objects.filter(status="approved", revisions__in=soft.heldout_revisions.all())
+        .select_related("current_revision")
+        .first()
+    )
+    collection_services.instruction_revise(
+        instruction=phrasing, template=phrasing.current_revision.template + " Go."
+    )
+    phrasing.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = scoring.scoring_for_active_models(trigger="import")
+    assert {run.variant_id for run in runs} == {base.id, soft.variant_id}
+    for variant in (base, soft.variant):
+        assert Prediction.objects.filter(variant=variant, revision=phrasing.current_revision).exists()
+
+
 def test_an_admin_chooses_the_method_on_the_model_page(client, admin_user, demo_tiny_t5, settings):
     client.force_login(admin_user)
     page = client.get(reverse("model_detail", args=["tiny-t5"])).content.decode()
