@@ -90,6 +90,9 @@ def env_float(
     return value
 
 
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
 def device_name(raw: str) -> str | None:
     """A device as the settings and commands take it (auto, cpu, cuda or cuda:N), normalised; None if it is
     none of them."""
@@ -101,7 +104,7 @@ def device_arg(raw: str) -> str:
     """argparse's `type` for a command's --device: refused at once, before anything is queued or loaded."""
     value = device_name(raw)
     if value is None:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a device; use auto, cpu, cuda or cuda:N")
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a device; use {DEVICES}")
     return value
 
 
@@ -113,7 +116,7 @@ def env_device(name: str, default: str) -> str:
         return default
     value = device_name(raw)
     if value is None:
-        raise SettingError(f"{name}={raw!r} is not a device; use auto, cpu, cuda or cuda:N")
+        raise SettingError(f"{name}={raw!r} is not a device; use {DEVICES}")
     return value
 
 

@@ -114,15 +114,21 @@ LOCAL_SOURCE_SHOWN = "(local path)"
 
 
 class LanguageModelQuerySet(models.QuerySet):
-    def scorable(self) -> models.QuerySet:
-        """The models new phrasings are scored on: active and ready, less rows of published results only
-        (LanguageModel.carries_published_results_only), which have nothing to load even if an admin marked
-        one active; a loop over them would refuse the whole approval or import (scoring.base_variant)."""
+    def published_only(self) -> models.QuerySet:
+        """Rows of imported published results (evaluation/leaderboards/published_results.py, a release's
+        published rows): an imported variant and no base one, since there are no weights to load."""
         variants = ModelVariant.objects.filter(model=OuterRef("pk"))
-        published_only = Exists(variants.filter(kind=VariantKind.IMPORTED)) & ~Exists(
-            variants.filter(kind=VariantKind.BASE)
+        return self.filter(
+            Exists(variants.filter(kind=VariantKind.IMPORTED)),
+            ~Exists(variants.filter(kind=VariantKind.BASE)),
         )
-        return self.filter(is_active=True, state=ModelState.READY).exclude(published_only)
+
+    def scorable(self) -> models.QuerySet:
+        """The models new phrasings are scored on: active and ready, less rows of published results only,
+        which have nothing to load even if an admin marked one active; a loop over them would refuse the
+        whole approval or import (scoring.base_variant)."""
+        ready = self.filter(is_active=True, state=ModelState.READY)
+        return ready.exclude(pk__in=LanguageModel.objects.published_only().values("pk"))
 
 
 class LanguageModel(models.Model):
@@ -234,10 +240,8 @@ class LanguageModel(models.Model):
 
     @property
     def carries_published_results_only(self) -> bool:
-        """A row of imported published results (evaluation/leaderboards/published_results.py, a release's
-        published rows): it has no weights to load, so no base variant, and nothing can be scored on it."""
-        kinds = set(self.variants.values_list("kind", flat=True))
-        return VariantKind.IMPORTED in kinds and VariantKind.BASE not in kinds
+        """Nothing can be scored on it (LanguageModelQuerySet.published_only, the one rule)."""
+        return LanguageModel.objects.published_only().filter(pk=self.pk).exists()
 
     @property
     def source_is_local(self) -> bool:

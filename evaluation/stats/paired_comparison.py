@@ -139,9 +139,9 @@ def compare(
         diff_rows.append(diff)
     # Each figure is macro-averaged over the tasks where both variants have it (one may have observed
     # phrasings on a task where the other has none), so its difference and its interval cover the same tasks.
-    # A figure only one of them has on any task (a model tuned on none of the collections has no Observed or
-    # Gap) has no difference; that model's own value is shown, over the tasks where it has it, rather than
-    # none at all (which read as if neither model had it).
+    # A figure no task has for both (a model tuned on none of the collections has no Observed or Gap) has no
+    # difference; each model's own value is shown, over the tasks where it has it, rather than none at all
+    # (which read as if neither model had it).
     macro_a, macro_b, macro_diff, unpaired = {}, {}, {}, set()
     for name in names():
         both = [
