@@ -44,8 +44,8 @@ installed source (lm_eval 0.4.13, lm_eval/api/model.py `TemplateLM._encode_pair`
   scores the option with no delimiter, hence choices without one. lm_eval runs one encoder+decoder pass per
   (context, option) pair, with `labels=` so that the decoder input is [start] + option[:-1], as ours.
 - causal: lm_eval tokenizes context + continuation together and splits at len(tokens(context)); encoding.py
-  tokenizes shared, rest and option apart. With byte-level BPE and a cut before a whitespace run, the ids
-  agree; the bench checks this for every pair (the "same ids" line) before timing, so any difference in
+  tokenizes shared, rest and option apart for a GPT-2-style byte-level tokenizer like this bench's (where
+  that gives the whole text's ids; other tokenizers it tokenizes whole). The ids agree; the bench checks this for every pair (the "same ids" line) before timing, so any difference in
   log-likelihood is arithmetic, not tokenization. lm_eval's one-token-continuation cache (`logits_cache`,
   default on) runs one forward per context for single-token options, so with letters it already shares the
   pass across options; what ours adds there is the phrasing's shared prefix, computed once.

@@ -248,8 +248,10 @@ def render_parts(text: str, inputs: dict[str, str], options: list[str] | None = 
     """Render a template as (shared, rest): `shared` is the phrasing's text before its first placeholder,
     identical for every instance, so a causal model can compute it once per phrasing; `rest` is the remainder.
 
-    The cut is made before the shared text's last whitespace run, where a BPE tokenizer starts a new token
-    anyway, so tokenizing the two parts separately gives the same ids as tokenizing the whole text."""
+    The cut is made before the shared text's last whitespace run, where tokenizers start a new word, so the
+    shared part's tokens are usually also the whole text's first tokens. The scorer still reads the whole
+    text's ids (evaluation/ml/encoding.py): a SentencePiece tokenizer marks a separately tokenized piece as a
+    new word, and Llama-3's joins a line break to the punctuation before it."""
     parts = parse(text)
     lead: list[str] = []
     for part in parts:

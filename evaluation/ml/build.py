@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from tokenizers import Regex
 
 SPECIAL_TOKENS = ["<pad>", "</s>", "<s>", "<unk>"]  # pad is id 0: T5 starts decoding from it
 
@@ -37,6 +38,26 @@ SIZES = {
 FAMILY = {"t5": "seq2seq", "gpt2": "causal", "llama": "causal"}
 
 
+# Tokenizer styles: how the real checkpoints' tokenizer.json files split text, so that tests meet what a
+# downloaded model brings. Tokenizing a prompt in pieces gives the whole prompt's ids with "byte-level" only;
+# the other three add or merge tokens at a piece's edge (encoding.py therefore tokenizes whole prompts).
+# - byte-level: GPT-2's byte-level BPE (GPT-2, GPT-J, OPT, Pythia, the tiny models'); the default.
+# - sentencepiece: SentencePiece BPE with byte fallback, as Llama-2, Alpaca, Vicuna and Mistral-7B ship it in
+#   tokenizer.json (transformers' "legacy" conversion; what a tokenizer.json class such as
+#   PreTrainedTokenizerFast loads as it is): a normaliser puts "\u2581" before the text and for every space,
+#   so each separately tokenized piece starts a new word.
+# - metaspace: the same model as transformers 5's LlamaTokenizer rebuilds it from those files (no normaliser;
+#   a Metaspace pre-tokenizer that adds "\u2581" to a text's first word unless it starts with a space).
+# - llama3: byte-level BPE behind Llama-3's (tiktoken's cl100k) split pattern, under which punctuation takes
+#   the line breaks after it (":\n" is one token), so a prompt cut before a line break tokenizes otherwise.
+TOKENIZER_STYLES = ("byte-level", "sentencepiece", "metaspace", "llama3")
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
+)
+SPIECE = "\u2581"
+
+
 def train_tokenizer(
     texts: Iterable[str],
     out_dir: str | Path,
@@ -46,28 +67,57 @@ def train_tokenizer(
     add_eos: bool = False,
     chat_template: str | None = None,
     split_digits: bool = False,
+    style: str = "byte-level",
 ):
-    """A byte-level BPE tokenizer (GPT-2 style). add_eos appends </s> as T5's tokenizer does; add_bos
-    prepends <s> as Llama's does; split_digits makes every digit its own token (as Llama's tokenizer does),
-    so that a small model can learn arithmetic facts such as parity from the last digit."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    """A BPE tokenizer trained on `texts`, in one of TOKENIZER_STYLES. add_eos appends </s> as T5's tokenizer
+    does; add_bos prepends <s> as Llama's does; split_digits makes every digit its own token (as Llama's
+    tokenizer does), so that a small model can learn arithmetic facts such as parity from the last digit."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if style not in TOKENIZER_STYLES:
+        raise ValueError(f"Unknown tokenizer style {style!r}; choose one of {', '.join(TOKENIZER_STYLES)}.")
+    digits = [pre_tokenizers.Digits(individual_digits=True)] if split_digits else []
+    trainer_options = dict(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.pre_tokenizer = (
-        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-        if split_digits
-        else byte_level
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    if style in ("byte-level", "llama3"):
+        if style == "byte-level":
+            byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            tokenizer.pre_tokenizer = pre_tokenizers.Sequence([*digits, byte_level]) if digits else byte_level
+        else:
+            split = pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated")
+            byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+            tokenizer.pre_tokenizer = pre_tokenizers.Sequence([*digits, split, byte_level])
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **trainer_options)
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+    else:
+        # Trained on words, as SentencePiece trains (no piece spans a word boundary), then given the pipeline
+        # of the style, with the 256 byte tokens that byte fallback spells unknown characters with.
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [*digits, pre_tokenizers.Metaspace(replacement=SPIECE, prepend_scheme="always")]
+        )
+        # Line breaks left out of the vocabulary: Llama-2's spells them <0x0A>.
+        words = (text.replace("\n", " ") for text in texts)
+        tokenizer.train_from_iterator(words, trainer=trainers.BpeTrainer(**trainer_options))
+        tokenizer = _with_byte_fallback(tokenizer)
+        if style == "sentencepiece":
+            tokenizer.normalizer = normalizers.Sequence(
+                [normalizers.Prepend(SPIECE), normalizers.Replace(" ", SPIECE)]
+            )
+            tokenizer.pre_tokenizer = pre_tokenizers.Sequence(digits) if digits else None
+        else:
+            tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+                [*digits, pre_tokenizers.Metaspace(replacement=SPIECE, prepend_scheme="first", split=False)]
+            )
+        tokenizer.decoder = decoders.Sequence(
+            [
+                decoders.Replace(SPIECE, " "),
+                decoders.ByteFallback(),
+                decoders.Fuse(),
+                decoders.Strip(content=" ", left=1, right=0),
+            ]
+        )
     single = ("<s> " if add_bos else "") + "$A" + (" </s>" if add_eos else "")
     if add_bos or add_eos:
         tokenizer.post_processor = processors.TemplateProcessing(
@@ -81,6 +131,20 @@ def train_tokenizer(
         wrapped.chat_template = chat_template
     wrapped.save_pretrained(str(out_dir))
     return wrapped
+
+
+def _with_byte_fallback(tokenizer):
+    """The trained BPE model with <0x00>..<0xFF> added to its vocabulary and byte fallback on."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    state = json.loads(tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    state["model"].update(byte_fallback=True, fuse_unk=True)
+    return Tokenizer.from_str(json.dumps(state))
 
 
 def build_model(arch: str, tokenizer, out_dir: str | Path, *, size: str = "tiny", seed: int = 0):

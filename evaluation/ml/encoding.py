@@ -3,9 +3,15 @@ soft-prompt training, so all of them compute log p(option | prompt) over exactly
 
 - Whitespace at the end of the prompt moves to the start of each option; otherwise options are preceded by
   one space (as lm-evaluation-harness does), so "Answer:" + " A" tokenizes like running text.
-- causal: ids = tokens(shared, with the tokenizer's BOS) + tokens(rest) + tokens(option). The prompt is
-  tokenized in two pieces so the shared piece's cache can be reused; `split_lead` in the service cuts the
-  phrasing before a whitespace run, where BPE tokenizers start a new word anyway.
+- causal: the model reads each option after the prompt exactly as the whole text tokenizes (with the
+  tokenizer's BOS): every prompt + option is tokenized whole, and the ids all of them and the prompt alone
+  share are the prompt; what follows in each is its option. The shared prefix (the phrasing's text before its
+  first placeholder, whose cache every instance reuses) is as much of the prompt's ids as tokenizing that
+  prefix alone gives too. Tokenizing the pieces apart is not the same: SentencePiece tokenizers (Llama-2,
+  Alpaca, Mistral-7B) start each piece with a word marker, so a letter " A" became two tokens, and Llama-3's
+  joins a line break to the punctuation before it (tests/evaluation/test_tokenizer_styles.py). Where a line
+  break before the options joins the prompt's last token (Llama-3's ":\n"), that token is scored as part of
+  each option, the same for all of them; lm-evaluation-harness drops it instead.
 - seq2seq: the encoder reads tokens(shared + rest) with the tokenizer's special tokens (T5 appends </s>);
   the decoder scores tokens(option) with no EOS, so a letter is one token and takes one decoder step.
 - Input length: a prompt longer than its budget (`Encoder.max_tokens`) loses text tokens from its start
@@ -16,7 +22,9 @@ soft-prompt training, so all of them compute log p(option | prompt) over exactly
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -70,37 +78,89 @@ class Encoder:
     def encode_many(self, items: list[tuple[str, str, tuple[str, ...]]]) -> list[EncodedItem]:
         """encode() of each (shared, rest, options), through this encoder's memo of whole items: an item that
         was encoded before (for this model or another with the same tokenizer and settings) is not tokenized
-        again. The memo keeps the most recently used ITEM_MEMO items."""
-        out = []
-        for key in items:
+        again. The memo keeps the most recently used ITEM_MEMO items. The others are tokenized in one call,
+        which a fast tokenizer spreads over its threads."""
+        out: list[EncodedItem | None] = [None] * len(items)
+        missing: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
+        for index, key in enumerate(items):
             item = self._items.get(key)
             if item is None:
-                item = self._items[key] = self.encode(key[0], key[1], list(key[2]))
-                if len(self._items) > ITEM_MEMO:
-                    self._items.popitem(last=False)
+                missing.setdefault(key, []).append(index)
             else:
                 self._items.move_to_end(key)
-            out.append(item)
+                out[index] = item
+        for key, item in zip(missing, self._encode_all(list(missing)), strict=True):
+            self._items[key] = item
+            if len(self._items) > ITEM_MEMO:
+                self._items.popitem(last=False)
+            for index in missing[key]:
+                out[index] = item
         return out
 
     def encode(self, shared: str, rest: str, options: list[str]) -> EncodedItem:
-        prompt = shared + rest
-        context = prompt.rstrip()
-        delimiter = prompt[len(context) :] or " "
-        shared, rest = context[: len(shared)], context[len(shared) :]
-        return ENCODINGS[self.family](self, shared, rest, delimiter, options)
+        return self._encode_all([(shared, rest, tuple(options))])[0]
 
-    def _seq2seq(self, shared: str, rest: str, delimiter: str, options: list[str]) -> EncodedItem:
-        encoder_ids = self.tokenizer(shared + rest, add_special_tokens=self.add_special_tokens)["input_ids"]
-        encoder_ids, truncated = self.cut(encoder_ids, self.max_tokens)
-        # The decoder starts a fresh sequence: no delimiter before the option.
-        return EncodedItem((), encoder_ids, [self.ids(option, False) for option in options], truncated)
+    def _encode_all(self, items: list[tuple[str, str, tuple[str, ...]]]) -> list[EncodedItem]:
+        prompts = []
+        for shared, rest, options in items:
+            prompt = shared + rest
+            context = prompt.rstrip()
+            delimiter = prompt[len(context) :] or " "
+            prompts.append((context[: len(shared)], context, delimiter, list(options)))
+        return ENCODINGS[self.family](self, prompts)
 
-    def _causal(self, shared: str, rest: str, delimiter: str, options: list[str]) -> EncodedItem:
-        # Even an empty shared part carries the BOS token for tokenizers that add one.
+    def _tokenize(self, texts: list[str], special: bool) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=special)["input_ids"] if texts else []
+
+    def _seq2seq(self, prompts: list[tuple[str, str, str, list[str]]]) -> list[EncodedItem]:
+        out = []
+        for (_, _, _, options), encoder_ids in zip(
+            prompts,
+            self._tokenize([context for _, context, _, _ in prompts], self.add_special_tokens),
+            strict=True,
+        ):
+            encoder_ids, truncated = self.cut(encoder_ids, self.max_tokens)
+            # The decoder starts a fresh sequence: no delimiter before the option.
+            out.append(
+                EncodedItem((), encoder_ids, [self.ids(option, False) for option in options], truncated)
+            )
+        return out
+
+    def _causal(self, prompts: list[tuple[str, str, str, list[str]]]) -> list[EncodedItem]:
+        if self.piecewise:
+            return [self._causal_pieces(*prompt) for prompt in prompts]
+        texts = []
+        for _, context, delimiter, options in prompts:
+            texts += [context, *(context + delimiter + option for option in options)]
+        ids = iter(self._strip_suffix(self._tokenize(texts, self.add_special_tokens)))
+        out = []
+        for shared, context, _, options in prompts:
+            prompt_ids = next(ids)
+            wholes = [next(ids) for _ in options]
+            prompt_length = _common_length(prompt_ids, *wholes)
+            option_ids = [whole[prompt_length:] for whole in wholes]
+            for option, tokens in zip(options, option_ids, strict=True):
+                if not tokens:
+                    raise ValueError(f"The option {option!r} adds no token to the prompt {context!r}.")
+            prompt_ids = prompt_ids[:prompt_length]
+            # Even an empty shared part carries the BOS token for tokenizers that add one.
+            shared_length = _common_length(prompt_ids, list(self.ids(shared, self.add_special_tokens)))
+            out.append(self._causal_item(prompt_ids[:shared_length], prompt_ids[shared_length:], option_ids))
+        return out
+
+    def _causal_pieces(self, shared: str, context: str, delimiter: str, options: list[str]) -> EncodedItem:
+        """The ids of a GPT-2-style tokenizer (`piecewise`), piece by piece: the same ids as the whole text's,
+        with the shared prefix and the options' ids remembered, not tokenized again per instance."""
+        rest = context[len(shared) :]
         shared_ids = list(self.ids(shared, self.add_special_tokens))
         rest_ids = self.tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else []
-        option_ids = [self.ids(delimiter + option, False) for option in options]
+        return self._causal_item(
+            shared_ids, rest_ids, [self.ids(delimiter + option, False) for option in options]
+        )
+
+    def _causal_item(
+        self, shared_ids: list[int], rest_ids: list[int], option_ids: list[list[int]]
+    ) -> EncodedItem:
         truncated = False
         if self.max_tokens is not None:
             budget = self.max_tokens - max((len(o) for o in option_ids), default=1) + 1
@@ -114,6 +174,29 @@ class Encoder:
         if not rest_ids:
             raise ValueError("The prompt is empty.")
         return EncodedItem(tuple(shared_ids), rest_ids, option_ids, truncated)
+
+    @functools.cached_property
+    def piecewise(self) -> bool:
+        """Whether tokenizing a prompt in pieces cut before whitespace gives the whole text's ids: GPT-2's
+        byte-level pipeline (no normaliser, GPT-2's split pattern, no prefix space added) always splits a
+        text there and never looks back across the cut; added tokens that swallow the spaces beside them, or
+        a token appended to every text, would break it. Every other tokenizer is tokenized whole."""
+        return _splits_like_gpt2(self.tokenizer) and not self.suffix_length
+
+    @functools.cached_property
+    def suffix_length(self) -> int:
+        """How many special tokens the tokenizer appends to every text (an EOS, for the few causal
+        tokenizers that add one)."""
+        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = self.tokenizer("a", add_special_tokens=self.add_special_tokens)["input_ids"]
+        return max(0, len(full) - len(plain) - _run_length(full, self.special_ids))
+
+    def _strip_suffix(self, tokenized: list[list[int]]) -> list[list[int]]:
+        """Each text's ids without the tokens appended to every text: an option is scored as the text goes
+        on, not as it ends."""
+        if not self.suffix_length:
+            return tokenized
+        return [ids[: len(ids) - self.suffix_length] for ids in tokenized]
 
     def cut(self, ids: list[int], budget: int | None) -> tuple[list[int], bool]:
         """`ids` cut to `budget` tokens on this encoder's side, keeping special tokens at either end; and
@@ -191,6 +274,39 @@ def tokenizer_fingerprint(tokenizer: Any) -> str | None:
     except TypeError:  # not weakly referable: computed again next time
         pass
     return fingerprint
+
+
+def _splits_like_gpt2(tokenizer: Any) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    state = json.loads(backend.to_str())
+    steps = state.get("pre_tokenizer") or {}
+    steps = steps.get("pretokenizers", []) if steps.get("type") == "Sequence" else [steps]
+    byte_level = [step for step in steps if step.get("type") == "ByteLevel"]
+    return (
+        state.get("normalizer") is None
+        and len(byte_level) == 1
+        and byte_level[0].get("use_regex", True)
+        and not byte_level[0].get("add_prefix_space")
+        and all(step is byte_level[0] or _splits_digits(step) for step in steps)
+        and not any(token.get("lstrip") or token.get("rstrip") for token in state.get("added_tokens", []))
+    )
+
+
+def _splits_digits(step: dict) -> bool:
+    return step.get("type") == "Digits" and step.get("individual_digits", False)
+
+
+def _common_length(first: list[int], *others: list[int]) -> int:
+    """How many ids at the start `first` shares with every one of `others`."""
+    length = len(first)
+    for other in others:
+        length = min(length, len(other))
+        if other[:length] == first[:length]:  # the usual case, compared at C speed
+            continue
+        length = next(at for at in range(length) if first[at] != other[at])
+    return length
 
 
 def _run_length(ids: list[int], members: set[int]) -> int:
