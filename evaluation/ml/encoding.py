@@ -127,8 +127,18 @@ class Encoder:
         return out
 
     def _causal(self, prompts: list[tuple[str, str, str, list[str]]]) -> list[EncodedItem]:
-        if self.piecewise:
-            return [self._causal_pieces(*prompt) for prompt in prompts]
+        out: list[EncodedItem | None] = [None] * len(prompts)
+        whole = []
+        for index, prompt in enumerate(prompts):
+            if self.piecewise and _cut_before_whitespace(prompt[0], prompt[1]):
+                out[index] = self._causal_pieces(*prompt)
+            else:
+                whole.append(index)
+        for index, item in zip(whole, self._causal_whole([prompts[i] for i in whole]), strict=True):
+            out[index] = item
+        return out
+
+    def _causal_whole(self, prompts: list[tuple[str, str, str, list[str]]]) -> list[EncodedItem]:
         texts = []
         for _, context, delimiter, options in prompts:
             texts += [context, *(context + delimiter + option for option in options)]
@@ -177,19 +187,29 @@ class Encoder:
 
     @functools.cached_property
     def piecewise(self) -> bool:
-        """Whether tokenizing a prompt in pieces cut before whitespace gives the whole text's ids: GPT-2's
-        byte-level pipeline (no normaliser, GPT-2's split pattern, no prefix space added) always splits a
-        text there and never looks back across the cut; added tokens that swallow the spaces beside them, or
-        a token appended to every text, would break it. Every other tokenizer is tokenized whole."""
+        """Whether tokenizing a prompt in pieces cut between a word and the whitespace after it gives the
+        whole text's ids: GPT-2's byte-level pipeline (no normaliser, GPT-2's split pattern, no prefix space
+        added) always splits a text there and never looks back across the cut; added tokens that swallow the
+        spaces beside them, or a token appended to every text, would break it. Every other tokenizer, and a
+        cut elsewhere (a format's header ending in a blank line before a phrasing's placeholder: GPT-2 takes
+        "\n\n" whole at a text's end, as two tokens before a word), is tokenized whole."""
         return _splits_like_gpt2(self.tokenizer) and not self.suffix_length
 
     @functools.cached_property
-    def suffix_length(self) -> int:
-        """How many special tokens the tokenizer appends to every text (an EOS, for the few causal
-        tokenizers that add one)."""
+    def added_ids(self) -> tuple[list[int], int]:
+        """The ids the tokenizer puts before every text (a BOS), and how many it appends after (an EOS, for
+        the few causal tokenizers that add one). Found by where a probe's own ids sit among them, not by which
+        ids are special: OPT's BOS is also its unknown token."""
         plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
         full = self.tokenizer("a", add_special_tokens=self.add_special_tokens)["input_ids"]
-        return max(0, len(full) - len(plain) - _run_length(full, self.special_ids))
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return full[:start], len(full) - start - len(plain)
+        return [], 0
+
+    @property
+    def suffix_length(self) -> int:
+        return self.added_ids[1]
 
     def _strip_suffix(self, tokenized: list[list[int]]) -> list[list[int]]:
         """Each text's ids without the tokens appended to every text: an option is scored as the text goes
@@ -199,11 +219,12 @@ class Encoder:
         return [ids[: len(ids) - self.suffix_length] for ids in tokenized]
 
     def cut(self, ids: list[int], budget: int | None) -> tuple[list[int], bool]:
-        """`ids` cut to `budget` tokens on this encoder's side, keeping special tokens at either end; and
-        whether anything was cut."""
+        """`ids` cut to `budget` tokens on this encoder's side, keeping special tokens at either end (and the
+        tokens the tokenizer puts before every text, special or not); and whether anything was cut."""
         if budget is None or len(ids) <= budget:
             return ids, False
-        head = _run_length(ids, self.special_ids)
+        lead = self.added_ids[0]
+        head = max(_run_length(ids, self.special_ids), len(lead) if ids[: len(lead)] == lead else 0)
         tail = _run_length(ids[head:][::-1], self.special_ids)
         room = budget - head - tail
         if room < 1:
@@ -274,6 +295,13 @@ def tokenizer_fingerprint(tokenizer: Any) -> str | None:
     except TypeError:  # not weakly referable: computed again next time
         pass
     return fingerprint
+
+
+def _cut_before_whitespace(shared: str, context: str) -> bool:
+    """Whether the prompt is cut into shared part and rest between a non-space character and a space (or
+    not cut at all); the options always follow the rstripped prompt after whitespace."""
+    rest = context[len(shared) :]
+    return not shared or not rest or (not shared[-1].isspace() and rest[0].isspace())
 
 
 def _splits_like_gpt2(tokenizer: Any) -> bool:

@@ -5,6 +5,8 @@ options longer than one token continued from their item's cache. Also what count
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from evaluation.ml.compat import with_cache
@@ -34,12 +36,40 @@ def prepend_virtual_tokens(
 
 def plain_output_head(model) -> bool:
     """True when logits are just the output layer applied to the backbone's last hidden states, so the
-    backbone can run alone; models that scale or cap their logits take the full forward."""
+    backbone can run alone; models that scale or cap their logits take the full forward. Known scalings
+    (Gemma's soft cap, Cohere's logit_scale, Granite's logits_scaling) say so in the config; for any other
+    architecture that changes its logits in forward(), a three-token forward, once per model, compares the
+    output layer's logits with the model's own."""
     config = model.config
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+    if any(getattr(config, name, None) not in (None, 1, 1.0) for name in LOGIT_SCALINGS):
         return False
     backbone = getattr(model, "base_model", None)
-    return backbone is not None and backbone is not model and model.get_output_embeddings() is not None
+    if backbone is None or backbone is model or model.get_output_embeddings() is None:
+        return False
+    if model not in _plain_heads:
+        _plain_heads[model] = _output_layer_gives_the_logits(model)
+    return _plain_heads[model]
+
+
+# Config fields by which an architecture scales or caps its logits after the output layer.
+LOGIT_SCALINGS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "lm_head_multiplier")
+_plain_heads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _output_layer_gives_the_logits(model) -> bool:
+    parameter = next(model.parameters())
+    ids = torch.tensor([[1, 2, 3]], device=parameter.device) % model.config.vocab_size
+    training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            full = model(input_ids=ids).logits.float()
+            plain = model.get_output_embeddings()(model.base_model(input_ids=ids).last_hidden_state).float()
+    finally:
+        model.train(training)
+    return plain.shape == full.shape and bool(
+        torch.allclose(plain, full, rtol=1e-2, atol=1e-3 * max(1.0, full.abs().max().item()))
+    )
 
 
 def select_rows(cache, index: torch.Tensor, config=None):

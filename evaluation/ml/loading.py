@@ -135,13 +135,8 @@ def model_facts(loaded: LoadedModel) -> ModelFacts:
     """The facts of a loaded model. For a chat-format model, also proves that its chat template frames a
     prompt in the sandbox the web process renders it in (prompts.chat_frame_from_template), so a model whose
     template cannot does not become ready."""
-    tokenizer = loaded.tokenizer
-    template = getattr(tokenizer, "chat_template", None)
-    if isinstance(template, dict):
-        # Several named templates: transformers uses "default" when no name is asked for.
-        template = template.get("default")
-    template = template if isinstance(template, str) else ""
-    tokens = {name: str(value) for name, value in tokenizer.special_tokens_map.items() if value is not None}
+    template = prompts.chat_template_of(loaded.tokenizer)
+    tokens = prompts.special_tokens_of(loaded.tokenizer)
     if prompts.FORMATS[loaded.spec.prompt_format].uses_chat_template:
         if not template:
             raise ConfigError(

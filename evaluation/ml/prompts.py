@@ -63,8 +63,7 @@ def _alpaca(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
 
 
 def _chat(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
-    head, tail = chat_frame(tokenizer)
-    return head + shared, rest + tail
+    return chat_frame(tokenizer).wrap(shared, rest)
 
 
 FORMATS = {
@@ -87,15 +86,45 @@ def wrap(shared: str, rest: str, prompt_format: str, tokenizer: Any = None) -> t
     return FORMATS[prompt_format].wrap(shared, rest, tokenizer)
 
 
-def chat_frame(tokenizer: Any) -> tuple[str, str]:
-    """The chat template's text before and after a single user message, with the generation prompt."""
-    if not getattr(tokenizer, "chat_template", None):
+@dataclass(frozen=True)
+class ChatFrame:
+    """A chat template's text before and after a single user message, with the generation prompt, and
+    whether it trims the message's whitespace at either end (Llama-2's `content.strip()`, Llama-3's and
+    Gemma's `| trim`), as the template would."""
+
+    head: str
+    tail: str
+    trims_start: bool = False
+    trims_end: bool = False
+
+    def wrap(self, shared: str, rest: str) -> tuple[str, str]:
+        message = shared + rest
+        start = len(message) - len(message.lstrip()) if self.trims_start else 0
+        end = len(message.rstrip()) if self.trims_end else len(message)
+        cut = min(max(len(shared), start), end)
+        return self.head + message[start:cut], message[cut:end] + self.tail
+
+
+def chat_frame(tokenizer: Any) -> ChatFrame:
+    """The tokenizer's chat template as a frame, rendered as the web process renders it from the stored text
+    (chat_frame_from_template), so the preview shows what is scored."""
+    template = chat_template_of(tokenizer)
+    if not template:
         raise ValueError("The tokenizer has no chat template; choose the 'none' or 'alpaca' prompt format.")
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": _SENTINEL}], tokenize=False, add_generation_prompt=True
-    )
-    head, _, tail = text.partition(_SENTINEL)
-    return head, tail
+    return chat_frame_from_template(template, special_tokens_of(tokenizer))
+
+
+def chat_template_of(tokenizer: Any) -> str:
+    """The tokenizer's chat template text ("" if none). Of several named ones, "default", as transformers."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default")
+    return template if isinstance(template, str) else ""
+
+
+def special_tokens_of(tokenizer: Any) -> dict[str, str]:
+    """The special tokens a chat template reads (`bos_token`, `eos_token`, ...)."""
+    return {name: str(value) for name, value in tokenizer.special_tokens_map.items() if value is not None}
 
 
 # --- Chat templates from their stored text ----------------------------------------------------------------
@@ -185,8 +214,13 @@ def _raise_exception(message):
     raise jinja2.exceptions.TemplateError(message)
 
 
+# The date a template asks for (Llama-3.2's and 3.3's put "Today Date: ..." in the system header): fixed, so
+# that a prompt does not change from one day to the next; the date Llama-3.1's template states.
+TEMPLATE_DATE = datetime(2024, 7, 26)
+
+
 def _strftime_now(format):
-    return datetime.now().strftime(format)
+    return TEMPLATE_DATE.strftime(format)
 
 
 @functools.lru_cache(maxsize=16)
@@ -202,15 +236,22 @@ def _compile(template: str) -> jinja2.Template:
     return env.from_string(template)
 
 
-def chat_frame_from_template(template: str, tokens: Mapping[str, str]) -> tuple[str, str]:
-    """`chat_frame` computed from a chat template's text and the special tokens it reads (`bos_token`,
-    `eos_token`, ...: the tokenizer's `special_tokens_map`), in the sandbox, with no tokenizer. Raises
+def chat_frame_from_template(template: str, tokens: Mapping[str, str]) -> ChatFrame:
+    """The ChatFrame of a chat template's text and the special tokens it reads (`bos_token`, `eos_token`,
+    ...: the tokenizer's `special_tokens_map`), rendered in the sandbox, with no tokenizer. Raises
     ChatTemplateError for a template that cannot frame a prompt."""
-    variables = {
-        name: value for name, value in tokens.items() if isinstance(name, str) and isinstance(value, str)
-    }
+    return _frame(
+        template,
+        tuple(sorted((k, v) for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str))),
+    )
+
+
+@functools.lru_cache(maxsize=64)  # the scorer frames every item: render each template once
+def _frame(template: str, tokens: tuple[tuple[str, str], ...]) -> ChatFrame:
+    variables: dict[str, Any] = dict(tokens)
     variables.update(
-        messages=[{"role": "user", "content": _SENTINEL}],
+        # The message is padded with whitespace, to see whether the template trims it.
+        messages=[{"role": "user", "content": _PAD + _SENTINEL + _PAD}],
         tools=None,
         documents=None,
         add_generation_prompt=True,
@@ -233,4 +274,10 @@ def chat_frame_from_template(template: str, tokens: Mapping[str, str]) -> tuple[
     if text.count(_SENTINEL) != 1:
         raise ChatTemplateError("it does not show the user's message exactly once")
     head, _, tail = text.partition(_SENTINEL)
-    return head, tail
+    trims_start, trims_end = not head.endswith(_PAD), not tail.startswith(_PAD)
+    head = head if trims_start else head[: -len(_PAD)]
+    tail = tail if trims_end else tail[len(_PAD) :]
+    return ChatFrame(head, tail, trims_start, trims_end)
+
+
+_PAD = " \n"

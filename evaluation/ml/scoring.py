@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -116,6 +116,16 @@ def _score_causal(loaded: LoadedModel, encoded: list[EncodedItem], batcher: Batc
     for shared_ids, members in groups.items():
         try:
             prefix = _causal_prefix(loaded, shared_ids)
+            kept = min((keys.shape[2] for keys, _ in prefix), default=0) - loaded.virtual_tokens
+            if kept < len(shared_ids):
+                # A sliding-window layer keeps only its window's last keys: share no more of the prefix than
+                # every layer holds, and read the rest of it with each instance.
+                shared_ids = shared_ids[: max(kept, 0)]
+                for index in members:
+                    item = encoded[index]
+                    moved = list(item.shared_ids[len(shared_ids) :])
+                    encoded[index] = replace(item, shared_ids=shared_ids, rest_ids=moved + item.rest_ids)
+                prefix = _causal_prefix(loaded, shared_ids)
         except Exception as exc:
             if is_out_of_memory(exc):  # the prefix is one row already: nothing left to back off to
                 raise OutOfMemoryAtBatchSizeOne(batcher.message()) from exc

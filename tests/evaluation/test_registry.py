@@ -262,15 +262,40 @@ def test_a_model_whose_template_is_not_stored_previews_unwrapped_with_a_note(db)
     assert (wrap("a ", "b"), fmt, note) == ((LLAMA3_HEAD + "a ", "b" + LLAMA3_TAIL), "chat", "")
 
 
-def test_the_sandboxed_frame_is_the_tokenizers_frame(tiny_models):
+LLAMA2_TEMPLATE = (  # Llama-2-chat's, cut to one user message: it strips the message
+    "{% for message in messages %}{{ bos_token + '[INST] ' + message['content'].strip() + ' [/INST]' }}"
+    "{% endfor %}"
+)
+
+
+@pytest.mark.parametrize("template", [CHAT_TEMPLATE, LLAMA3_TEMPLATE, LLAMA2_TEMPLATE])
+def test_the_scorer_frames_a_message_as_the_tokenizers_template_does(tiny_models, template):
+    """The scorer and the preview frame a prompt with the sandboxed renderer; what it gives must be what the
+    tokenizer's own apply_chat_template gives for the same message, the templates that trim the message's
+    whitespace (Llama-2's strip(), Llama-3's | trim) included: a prompt ending in "Answer: " or a line break
+    was once framed untrimmed."""
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tiny_models["llama"]))
-    for template in (CHAT_TEMPLATE, LLAMA3_TEMPLATE):
-        tokenizer.chat_template = template
-        assert prompts.chat_frame_from_template(template, tokenizer.special_tokens_map) == prompts.chat_frame(
-            tokenizer
-        )
+    tokenizer.chat_template = template
+    for shared, rest in [
+        ("Is 14 even?", " Answer: "),
+        ("\nQuestion:", "\nIs 14 even?\n"),
+        ("", "  x  "),
+        (" a", ""),
+    ]:
+        framed = "".join(prompts.FORMATS["chat"].wrap(shared, rest, tokenizer))
+        message = [{"role": "user", "content": shared + rest}]
+        assert framed == tokenizer.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
+
+
+def test_a_template_that_asks_for_the_date_gets_a_fixed_one():
+    """Llama-3.2's and 3.3's templates write "Today Date: ..." into the prompt; scores must not change with
+    the day they are computed on."""
+    template = (
+        "Today Date: {{ strftime_now('%d %b %Y') }}\n{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
+    assert prompts.chat_frame_from_template(template, {}).head == "Today Date: 26 Jul 2024\n"
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,14 @@ from evaluation.ml.loading import load
 from evaluation.ml.prompts import FORMATS
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem
-from tests.evaluation.tiny import CHAT_TEMPLATE, CORPUS
+from tests.evaluation.tiny import CORPUS
+
+# A chat template whose head ends in a blank line, as Llama-3's does ("<|end_header_id|>\n\n"): with a
+# phrasing that starts with its placeholder, the shared part (the head) ends in two line breaks.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n\n{% endif %}"
+)
 
 TEMPLATES = [
     # Cut before a line break (the shared prefix ends in punctuation), before a space, and with no lead.
@@ -41,6 +48,7 @@ WORDS = ("yes", "no", "it depends", "positive")
 def styled(tmp_path_factory):
     """A tiny Llama per tokenizer style, its tokenizer trained on text with the line breaks these prompts hold."""
     corpus = CORPUS + [t.format(question=q) + " A B C D yes no" for t in TEMPLATES for q in QUESTIONS] * 5
+    corpus += ["A paragraph ends in a blank line.\n\n"] * 20  # so that GPT-2's BPE learns "\n\n"
     out = {}
     for style in TOKENIZER_STYLES:
         folder = tmp_path_factory.mktemp(f"llama-{style}")
