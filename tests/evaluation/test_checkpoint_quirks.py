@@ -23,7 +23,7 @@ from evaluation.ml.forward import plain_output_head
 from evaluation.ml.loading import load
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem
-from tests.evaluation.tiny import CORPUS
+from tests.evaluation.tiny import CORPUS, lm_eval_logliks
 
 ITEMS = [
     ScoringItem(
@@ -60,22 +60,6 @@ def scores(loaded, items=ITEMS):
     for batch in scoring.score(loaded, items, ScoreConfig(batch_size=2, device="cpu")):
         out.update(batch)
     return [list(out[i].logliks) for i in range(len(items))]
-
-
-def lm_eval_scores(loaded, items=ITEMS):
-    lm_eval_hf = pytest.importorskip("lm_eval.models.huggingface")
-    from lm_eval.api.instance import Instance
-
-    requests = []
-    for item in items:
-        prompt = item.shared + item.rest
-        context = prompt.rstrip()
-        for option in item.options:
-            continuation = (prompt[len(context) :] or " ") + option
-            requests.append(Instance("loglikelihood", {}, (context, continuation), len(requests)))
-    lm = lm_eval_hf.HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend="causal", batch_size=4)
-    flat = iter(ll for ll, _ in lm.loglikelihood(requests, disable_tqdm=True))
-    return [[next(flat) for _ in item.options] for item in items]
 
 
 def largest_difference(a, b) -> float:
@@ -128,7 +112,7 @@ def test_opt_whose_bos_is_its_unknown_token(tmp_path):
             assert [*encoded.shared_ids, *encoded.rest_ids, *option_ids] == tokenizer(text)["input_ids"]
     ours = scores(loaded)
     assert largest_difference(ours, [list(s.logliks) for s in score_naive(loaded, ITEMS)]) <= 1e-4
-    assert largest_difference(ours, lm_eval_scores(loaded)) <= 1e-4
+    assert largest_difference(ours, lm_eval_logliks(loaded, ITEMS)) <= 1e-4
     # Cut to a few tokens, the prompt keeps the "</s>" in front.
     encoder = Encoder(tokenizer, family=CAUSAL, max_tokens=4)
     assert encoder.encode(ITEMS[0].shared, ITEMS[0].rest, ["A"]).shared_ids[:1] == (tokenizer.bos_token_id,)
@@ -186,4 +170,4 @@ def test_a_shared_prefix_longer_than_the_attention_window(tmp_path, arch):
     assert len(encoded[0].shared_ids) > 8  # the case: a prefix longer than the window
     ours = scores(loaded)
     assert largest_difference(ours, [list(s.logliks) for s in score_naive(loaded, ITEMS)]) <= 1e-4
-    assert largest_difference(ours, lm_eval_scores(loaded)) <= 1e-4
+    assert largest_difference(ours, lm_eval_logliks(loaded, ITEMS)) <= 1e-4

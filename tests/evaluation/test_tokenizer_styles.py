@@ -23,7 +23,7 @@ from evaluation.ml.loading import load
 from evaluation.ml.prompts import FORMATS
 from evaluation.ml.reference import score_naive
 from evaluation.ml.scoring import ScoringItem
-from tests.evaluation.tiny import CORPUS
+from tests.evaluation.tiny import CORPUS, lm_eval_logliks
 
 # A chat template whose head ends in a blank line, as Llama-3's does ("<|end_header_id|>\n\n"): with a
 # phrasing that starts with its placeholder, the shared part (the head) ends in two line breaks.
@@ -119,28 +119,16 @@ def test_fast_path_equals_naive_and_lm_eval(styled, style):
     continuation's tail after as many tokens as the context alone has. (Where a line break before the option
     joins the context's last token, as Llama-3's ":\n", that rule drops the line break: compared on the
     templates that end in a word.)"""
-    lm_eval_hf = pytest.importorskip("lm_eval.models.huggingface")
-    from lm_eval.api.instance import Instance
-
     loaded = load(ModelSpec(str(styled[style]), family="causal"), device="cpu")
     batch = items(LETTERS, ENDING_IN_A_WORD) + items(WORDS, ENDING_IN_A_WORD)
     ours = {}
     for chunk in scoring.score(loaded, batch, ScoreConfig(batch_size=4, device="cpu")):
         ours.update(chunk)
-    naive = score_naive(loaded, batch)
-    requests = []
-    for item in batch:
-        prompt = item.shared + item.rest
-        context = prompt.rstrip()
-        for option in item.options:
-            continuation = (prompt[len(context) :] or " ") + option
-            requests.append(Instance("loglikelihood", {}, (context, continuation), len(requests)))
-    lm = lm_eval_hf.HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend="causal", batch_size=8)
-    theirs = [ll for ll, _ in lm.loglikelihood(requests, disable_tqdm=True)]
     flat_ours = [ll for i in range(len(batch)) for ll in ours[i].logliks]
-    flat_naive = [ll for scores in naive for ll in scores.logliks]
+    flat_naive = [ll for scores in score_naive(loaded, batch) for ll in scores.logliks]
+    flat_theirs = [ll for lls in lm_eval_logliks(loaded, batch) for ll in lls]
     assert max(abs(a - b) for a, b in zip(flat_ours, flat_naive, strict=True)) <= 1e-4
-    assert max(abs(a - b) for a, b in zip(flat_ours, theirs, strict=True)) <= 1e-4
+    assert max(abs(a - b) for a, b in zip(flat_ours, flat_theirs, strict=True)) <= 1e-4
 
 
 @pytest.mark.parametrize("style", TOKENIZER_STYLES)

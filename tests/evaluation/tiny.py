@@ -51,3 +51,24 @@ class OutOfMemoryAbove:
 
     def get_encoder(self):
         return self.model.get_encoder()
+
+
+def lm_eval_logliks(loaded, items) -> list[list[float]]:
+    """lm-evaluation-harness 0.4.13's log-likelihoods of each item's options on a causal model (skips the test
+    where lm_eval is not installed): the rstripped prompt as context, the option after the prompt's trailing
+    whitespace or a space as continuation, as bench/scoring.py gives them."""
+    import pytest
+
+    lm_eval_hf = pytest.importorskip("lm_eval.models.huggingface")
+    from lm_eval.api.instance import Instance
+
+    requests = []
+    for item in items:
+        prompt = item.shared + item.rest
+        context = prompt.rstrip()
+        for option in item.options:
+            continuation = (prompt[len(context) :] or " ") + option
+            requests.append(Instance("loglikelihood", {}, (context, continuation), len(requests)))
+    lm = lm_eval_hf.HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend="causal", batch_size=8)
+    flat = iter(ll for ll, _ in lm.loglikelihood(requests, disable_tqdm=True))
+    return [[next(flat) for _ in item.options] for item in items]
