@@ -43,7 +43,7 @@ def preview_wrapper(model: LanguageModel | None) -> tuple[Wrap, str, str]:
         # Registered before checks stored templates: an admin's "Check again" stores it.
         return _bare, "none", f"{model.name}'s chat template has not been stored yet; shown unwrapped."
     try:
-        frame = prompts.chat_frame_from_template(model.chat_template, model.special_tokens or {})
+        wrap = prompts.chat_wrap_from_template(model.chat_template, model.special_tokens or {})
     except prompts.ChatTemplateError as exc:
         return _bare, "none", f"{model.name}'s chat template cannot be applied ({exc}); shown unwrapped."
-    return frame.wrap, fmt.name, ""
+    return wrap, fmt.name, ""

@@ -133,7 +133,7 @@ class ModelFacts:
 
 def model_facts(loaded: LoadedModel) -> ModelFacts:
     """The facts of a loaded model. For a chat-format model, also proves that its chat template frames a
-    prompt in the sandbox the web process renders it in (prompts.chat_frame_from_template), so a model whose
+    prompt in the sandbox the web process renders it in (prompts.chat_wrap_from_template), so a model whose
     template cannot does not become ready."""
     template = prompts.chat_template_of(loaded.tokenizer)
     tokens = prompts.special_tokens_of(loaded.tokenizer)
@@ -143,7 +143,7 @@ def model_facts(loaded: LoadedModel) -> ModelFacts:
                 "prompt_format: the tokenizer has no chat template; choose the 'none' or 'alpaca' prompt format."
             )
         try:
-            prompts.chat_frame_from_template(template, tokens)
+            prompts.chat_wrap_from_template(template, tokens)
         except prompts.ChatTemplateError as exc:
             raise ConfigError(f"prompt_format: the chat template cannot frame a prompt ({exc}).") from exc
     return ModelFacts(

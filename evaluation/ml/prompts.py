@@ -63,7 +63,7 @@ def _alpaca(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
 
 
 def _chat(shared: str, rest: str, tokenizer: Any) -> tuple[str, str]:
-    return chat_frame(tokenizer).wrap(shared, rest)
+    return chat_wrap(tokenizer)(shared, rest)
 
 
 FORMATS = {
@@ -86,32 +86,13 @@ def wrap(shared: str, rest: str, prompt_format: str, tokenizer: Any = None) -> t
     return FORMATS[prompt_format].wrap(shared, rest, tokenizer)
 
 
-@dataclass(frozen=True)
-class ChatFrame:
-    """A chat template's text before and after a single user message, with the generation prompt, and
-    whether it trims the message's whitespace at either end (Llama-2's `content.strip()`, Llama-3's and
-    Gemma's `| trim`), as the template would."""
-
-    head: str
-    tail: str
-    trims_start: bool = False
-    trims_end: bool = False
-
-    def wrap(self, shared: str, rest: str) -> tuple[str, str]:
-        message = shared + rest
-        start = len(message) - len(message.lstrip()) if self.trims_start else 0
-        end = len(message.rstrip()) if self.trims_end else len(message)
-        cut = min(max(len(shared), start), end)
-        return self.head + message[start:cut], message[cut:end] + self.tail
-
-
-def chat_frame(tokenizer: Any) -> ChatFrame:
-    """The tokenizer's chat template as a frame, rendered as the web process renders it from the stored text
-    (chat_frame_from_template), so the preview shows what is scored."""
+def chat_wrap(tokenizer: Any) -> Callable[[str, str], tuple[str, str]]:
+    """The tokenizer's chat template as a wrapper of (shared, rest), rendered as the web process renders it
+    from the stored text (chat_wrap_from_template), so the preview shows what is scored."""
     template = chat_template_of(tokenizer)
     if not template:
         raise ValueError("The tokenizer has no chat template; choose the 'none' or 'alpaca' prompt format.")
-    return chat_frame_from_template(template, special_tokens_of(tokenizer))
+    return chat_wrap_from_template(template, special_tokens_of(tokenizer))
 
 
 def chat_template_of(tokenizer: Any) -> str:
@@ -236,22 +217,46 @@ def _compile(template: str) -> jinja2.Template:
     return env.from_string(template)
 
 
-def chat_frame_from_template(template: str, tokens: Mapping[str, str]) -> ChatFrame:
-    """The ChatFrame of a chat template's text and the special tokens it reads (`bos_token`, `eos_token`,
-    ...: the tokenizer's `special_tokens_map`), rendered in the sandbox, with no tokenizer. Raises
-    ChatTemplateError for a template that cannot frame a prompt."""
-    return _frame(
+def chat_wrap_from_template(
+    template: str, tokens: Mapping[str, str]
+) -> Callable[[str, str], tuple[str, str]]:
+    """A chat template's text and the special tokens it reads (`bos_token`, `eos_token`, ...: the tokenizer's
+    `special_tokens_map`) as a wrapper of (shared, rest): the prompt as one user message, with the generation
+    prompt, rendered in the sandbox with no tokenizer. Raises ChatTemplateError for a template that cannot
+    frame a prompt (tried on a probe first)."""
+    return _wrapper(
         template,
         tuple(sorted((k, v) for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str))),
     )
 
 
-@functools.lru_cache(maxsize=64)  # the scorer frames every item: render each template once
-def _frame(template: str, tokens: tuple[tuple[str, str], ...]) -> ChatFrame:
+@functools.lru_cache(maxsize=64)  # the scorer wraps every item: check each template once
+def _wrapper(template: str, tokens: tuple[tuple[str, str], ...]) -> Callable[[str, str], tuple[str, str]]:
+    wrapper = functools.partial(_chat_wrap, template, dict(tokens))
+    wrapper("Answer the question:", " \nIs it? ")
+    return wrapper
+
+
+def _chat_wrap(template: str, tokens: dict[str, str], shared: str, rest: str) -> tuple[str, str]:
+    """The template rendered on the message itself, so that whatever it does to it (Llama-2's strip(),
+    Llama-3's and Gemma's | trim) is what the model reads; the cut between the shared part and the rest is
+    marked in the message and found again in the text. A shared part is empty or ends in a word (render_parts
+    cuts before whitespace), so the mark never stands between the message's end and whitespace a trim takes."""
+    text = _render(template, tokens, shared + rest)
+    if shared:
+        before, mark, after = _render(template, tokens, shared + _SENTINEL + rest).partition(_SENTINEL)
+    else:
+        before, mark, _ = _render(template, tokens, _SENTINEL).partition(_SENTINEL)
+        after = text[len(before) :]
+    if not mark or before + after != text:
+        raise ChatTemplateError("it changes the user's message so that its parts cannot be told apart")
+    return before, after
+
+
+def _render(template: str, tokens: dict[str, str], content: str) -> str:
     variables: dict[str, Any] = dict(tokens)
     variables.update(
-        # The message is padded with whitespace, to see whether the template trims it.
-        messages=[{"role": "user", "content": _PAD + _SENTINEL + _PAD}],
+        messages=[{"role": "user", "content": content}],
         tools=None,
         documents=None,
         add_generation_prompt=True,
@@ -271,13 +276,6 @@ def _frame(template: str, tokens: tuple[tuple[str, str], ...]) -> ChatFrame:
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ChatTemplateError(reason) from exc
     text = "".join(pieces)
-    if text.count(_SENTINEL) != 1:
+    if _SENTINEL in content and text.count(_SENTINEL) != 1:
         raise ChatTemplateError("it does not show the user's message exactly once")
-    head, _, tail = text.partition(_SENTINEL)
-    trims_start, trims_end = not head.endswith(_PAD), not tail.startswith(_PAD)
-    head = head if trims_start else head[: -len(_PAD)]
-    tail = tail if trims_end else tail[len(_PAD) :]
-    return ChatFrame(head, tail, trims_start, trims_end)
-
-
-_PAD = " \n"
+    return text

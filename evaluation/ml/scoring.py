@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from evaluation.ml.compat import cache_of, with_cache
-from evaluation.ml.config import DEFAULT_BATCH_SIZE, ScoreConfig
+from evaluation.ml.config import DEFAULT_BATCH_SIZE, ConfigError, ScoreConfig
 from evaluation.ml.encoding import EncodedItem, shared_encoder
 from evaluation.ml.errors import OutOfMemoryAtBatchSizeOne
 from evaluation.ml.families import CAUSAL, SEQ2SEQ
@@ -117,6 +117,11 @@ def _score_causal(loaded: LoadedModel, encoded: list[EncodedItem], batcher: Batc
         try:
             prefix = _causal_prefix(loaded, shared_ids)
             kept = min((keys.shape[2] for keys, _ in prefix), default=0) - loaded.virtual_tokens
+            if kept < 0:
+                raise ConfigError(
+                    f"The soft prompt's {loaded.virtual_tokens} virtual tokens do not fit the model's attention "
+                    f"window ({kept + loaded.virtual_tokens} tokens kept): train one with fewer."
+                )
             if kept < len(shared_ids):
                 # A sliding-window layer keeps only its window's last keys: share no more of the prefix than
                 # every layer holds, and read the rest of it with each instance.
@@ -426,21 +431,79 @@ def _causal_batch(
     chunk: list[int],
     prefix: list[tuple[torch.Tensor, torch.Tensor]],
 ) -> Callable[[], Batch]:
+    model, pad_id = loaded.model, loaded.tokenizer.pad_token_id
+    # Phase 1: each item's own context, on top of the shared prefix.
+    out, attention, last = _causal_context(loaded, encoded, chunk, prefix)
+    first = last - torch.logsumexp(last, dim=-1, keepdim=True)
+    options = [encoded[i].option_ids for i in chunk]
+    firsts = _gather_first(first, options)
+
+    # Phase 2: options longer than one token continue from the context's cache, one row per option, in
+    # groups of similar length so that little of the work is padding. Nothing comes back to the host until
+    # the batch is finished (_finisher).
+    rows = longer_options(options)
+    if rows and any(layer.keys.shape[2] < attention.shape[1] for layer in cache_of(out).layers):
+        # A sliding-window layer kept only the context's last positions (padding, for a batch's shorter
+        # rows), and transformers 5.0 does not continue from such a cache as a full pass reads: the longer
+        # options are read whole, with their item's rest, on top of the shared prefix (the shapes say so;
+        # nothing is synced).
+        groups = [rows]
+        sums = [_options_on_the_prefix(loaded, encoded, chunk, prefix, rows)]
+    else:
+        groups = length_groups(rows, len(chunk))
+        sums = [continue_causal(model, cache_of(out), attention, group, pad_id) for group in groups]
+    return _finisher(encoded, chunk, firsts, groups, sums)
+
+
+def _options_on_the_prefix(
+    loaded: LoadedModel,
+    encoded: list[EncodedItem],
+    chunk: list[int],
+    prefix: list[tuple[torch.Tensor, torch.Tensor]],
+    rows: list[OptionRow],
+) -> torch.Tensor:
+    """The summed log-likelihoods of each option row's tokens after its first, each row its item's rest and
+    the option (but its last token) in one pass on top of the shared prefix."""
+    device = loaded.device
+    whole = [replace(encoded[chunk[b]], rest_ids=encoded[chunk[b]].rest_ids + o[:-1]) for b, _, o in rows]
+    out, _, _ = _causal_context(loaded, whole, list(range(len(whole))), prefix)
+    at_row, at_position, targets = [], [], []
+    for row, (b, _, option) in enumerate(rows):
+        start = len(encoded[chunk[b]].rest_ids)  # option token t is predicted at start + t - 1
+        for t in range(1, len(option)):
+            at_row.append(row)
+            at_position.append(start + t - 1)
+            targets.append(option[t])
+    at_row_t, at_position_t, targets_t = (
+        to_device(torch.tensor(v), device) for v in (at_row, at_position, targets)
+    )
+    if plain_output_head(loaded.model):
+        hidden = out.last_hidden_state[at_row_t, at_position_t]
+        logits = loaded.model.get_output_embeddings()(hidden).float()
+    else:
+        logits = out.logits[at_row_t, at_position_t].float()
+    logprobs = torch.log_softmax(logits, dim=-1)[torch.arange(len(targets), device=device), targets_t]
+    return torch.zeros(len(rows), device=device).index_add_(0, at_row_t, logprobs)
+
+
+def _causal_context(
+    loaded: LoadedModel,
+    encoded: list[EncodedItem],
+    chunk: list[int],
+    prefix: list[tuple[torch.Tensor, torch.Tensor]],
+):
+    """The context pass of the items in `chunk` on top of the shared prefix (expanded, not copied, per row):
+    its output (with the cache), the attention mask over prefix and rest, and each row's last logits."""
     from transformers import DynamicCache
 
     model, device = loaded.model, loaded.device
-    pad_id = loaded.tokenizer.pad_token_id
     size = len(chunk)
-    shared_len = (
-        prefix[0][0].shape[2] if prefix else 0
-    )  # the shared tokens, and any virtual tokens before them
-
-    # Phase 1: each item's own context, on top of the shared prefix (expanded, not copied, per row).
+    shared_len = prefix[0][0].shape[2] if prefix else 0  # the shared tokens, and any virtual tokens before
     cache = DynamicCache(
         [(k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in prefix] or None,
         config=model.config,
     )
-    rest_ids, rest_mask = pad([encoded[i].rest_ids for i in chunk], pad_id, device)
+    rest_ids, rest_mask = pad([encoded[i].rest_ids for i in chunk], loaded.tokenizer.pad_token_id, device)
     positions = shared_len + torch.arange(rest_ids.shape[1], device=device).expand(size, -1)
     attention = torch.cat([torch.ones(size, shared_len, dtype=torch.long, device=device), rest_mask], dim=1)
     lengths = rest_mask.sum(dim=1)
@@ -454,16 +517,7 @@ def _causal_batch(
     else:
         out = model(**inputs, use_cache=True)
         last = out.logits[torch.arange(size, device=device), lengths - 1].float()
-    first = last - torch.logsumexp(last, dim=-1, keepdim=True)
-    options = [encoded[i].option_ids for i in chunk]
-    firsts = _gather_first(first, options)
-
-    # Phase 2: options longer than one token continue from the context's cache, one row per option, in
-    # groups of similar length so that little of the work is padding. Nothing comes back to the host until
-    # the batch is finished (_finisher).
-    groups = length_groups(longer_options(options), size)
-    sums = [continue_causal(model, cache_of(out), attention, group, pad_id) for group in groups]
-    return _finisher(encoded, chunk, firsts, groups, sums)
+    return out, attention, last
 
 
 # The fast path of each family (families.py): how its items are ordered, batched and scored.

@@ -171,3 +171,15 @@ def test_a_shared_prefix_longer_than_the_attention_window(tmp_path, arch):
     ours = scores(loaded)
     assert largest_difference(ours, [list(s.logliks) for s in score_naive(loaded, ITEMS)]) <= 1e-4
     assert largest_difference(ours, lm_eval_logliks(loaded, ITEMS)) <= 1e-4
+    # One phrasing, a short and a long instance in one batch, options of several tokens: the long row's
+    # context outgrows the window, and the short row's cache was the batch's last (padding) positions.
+    padded = [
+        ScoringItem("Question:", " Is 14 even?", ("it depends", "yes no maybe")),
+        ScoringItem(
+            "Question:", " Which of these words does not belong with the others? " * 3, ("it depends", "no")
+        ),
+    ]
+    assert (
+        largest_difference(scores(loaded, padded), [list(s.logliks) for s in score_naive(loaded, padded)])
+        <= 1e-4
+    )

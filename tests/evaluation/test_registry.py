@@ -268,7 +268,15 @@ LLAMA2_TEMPLATE = (  # Llama-2-chat's, cut to one user message: it strips the me
 )
 
 
-@pytest.mark.parametrize("template", [CHAT_TEMPLATE, LLAMA3_TEMPLATE, LLAMA2_TEMPLATE])
+ODD_TEMPLATES = [  # what a template may do to the message besides trimming it (the review's cases)
+    "{% for m in messages %}<|user|>\n{{ m['content'].strip('\\n') }}<|end|>{% endfor %}<|assistant|>",
+    "{% for m in messages %}User: \n{{ m['content'] | trim }}\n{% endfor %}Assistant:",
+    "{% for m in messages %}[U]{{ m['content'].rstrip() }} \n[/U]{% endfor %}",
+    "{% for m in messages %}<|user|>\n{{ m['content'] | replace('\\n', ' ') }}<|end|>{% endfor %}<|assistant|>",
+]
+
+
+@pytest.mark.parametrize("template", [CHAT_TEMPLATE, LLAMA3_TEMPLATE, LLAMA2_TEMPLATE, *ODD_TEMPLATES])
 def test_the_scorer_frames_a_message_as_the_tokenizers_template_does(tiny_models, template):
     """The scorer and the preview frame a prompt with the sandboxed renderer; what it gives must be what the
     tokenizer's own apply_chat_template gives for the same message, the templates that trim the message's
@@ -295,7 +303,7 @@ def test_a_template_that_asks_for_the_date_gets_a_fixed_one():
     template = (
         "Today Date: {{ strftime_now('%d %b %Y') }}\n{% for m in messages %}{{ m['content'] }}{% endfor %}"
     )
-    assert prompts.chat_frame_from_template(template, {}).head == "Today Date: 26 Jul 2024\n"
+    assert prompts.chat_wrap_from_template(template, {})("Is it?", "")[0] == "Today Date: 26 Jul 2024\nIs it?"
 
 
 @pytest.mark.parametrize(
@@ -314,7 +322,7 @@ def test_a_template_that_asks_for_the_date_gets_a_fixed_one():
 )
 def test_the_sandbox_refuses_what_a_chat_template_may_not_do(template, reason):
     with pytest.raises(prompts.ChatTemplateError, match=reason):
-        prompts.chat_frame_from_template(template, {})
+        prompts.chat_wrap_from_template(template, {})
 
 
 # --- Local paths ----------------------------------------------------------------------------------------------
