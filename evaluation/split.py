@@ -48,3 +48,12 @@ def scored_by(variant) -> Callable[[Instruction], bool]:
     return lambda instruction: (
         instruction.id not in trained and is_heldout(instruction.stable_key, seed=soft.split_seed)
     )
+
+
+def trained_on_heldout(soft: SoftPrompt) -> list[int]:
+    """The phrasings the soft prompt trained on that its split holds out now: none for one trained under the
+    split as it is; some for one trained before the split hashed stable keys (2026-12-05: it hashed database
+    ids), which an upgraded database keeps. scored_by never scores it on them, so its held-out rows cover
+    fewer phrasings; its page says why."""
+    trained = soft.training_revisions.values_list("instruction_id", "instruction__stable_key")
+    return sorted({i for i, key in trained if is_heldout(key, seed=soft.split_seed)})

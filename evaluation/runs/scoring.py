@@ -213,7 +213,18 @@ def scoring_runs_for_variant(
     prompt's variant scores the held-out phrasings only: the others may be in its training set."""
     revisions = approved_revisions(task, model=variant.model)
     scores = split.scored_by(variant)
-    revisions = [r for r in revisions if scores(r.instruction)]
+    # Not what a plan waiting for an admin holds already (a run computes its missing cells when it runs, so
+    # it scores them all then): another import, or bin/run's load_demo at every start, planned them again.
+    # A queued run twice over costs nothing: the second finds its cells scored.
+    pending = set(
+        ScoringRun.revisions.through.objects.filter(
+            scoringrun__variant=variant,
+            scoringrun__status=JobStatus.PLANNED,
+            scoringrun__mode=RunMode.EXHAUSTIVE,
+            scoringrun__formats=[],
+        ).values_list("instructionrevision_id", flat=True)
+    )
+    revisions = [r for r in revisions if scores(r.instruction) and r.id not in pending]
     runs = []
     for group_task, revisions in revisions_by_task(revisions).items():
         run = scoring_run_create(

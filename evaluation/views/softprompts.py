@@ -13,6 +13,7 @@ from collection.access import revisions_visible_to
 from core import roles
 from core.job_actions import job_page_action
 from core.jobs import JobStatus
+from evaluation import split
 from evaluation.access import get_model_for_user, get_softprompt_for_user
 from evaluation.leaderboards import selectors
 from evaluation.models import RunTrigger, SoftPrompt
@@ -127,6 +128,7 @@ def softprompt_detail(request: HttpRequest, soft_prompt_id: int) -> HttpResponse
         training=revisions.filter(soft_prompts_trained=soft).order_by("id"),
         heldout=revisions.filter(soft_prompts_heldout=soft).order_by("id"),
         seen_pairs=sum(len(pairs) for pairs in soft.seen.values()),
+        trained_now_heldout=split.trained_on_heldout(soft) if soft.status == JobStatus.SUCCEEDED else [],
         runs=selectors.run_list(request.user).filter(variant=soft.variant) if soft.variant_id else [],
     )
     return render(request, "evaluation/softprompt_detail.html", context)

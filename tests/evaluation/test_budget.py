@@ -91,6 +91,20 @@ def test_bulk_work_within_the_budget_is_queued_at_once_on_the_bulk_lane(
     assert not ScoringPlan.objects.exists()
 
 
+def test_an_import_plans_nothing_that_a_pending_run_will_score(demo, settings):
+    """bin/run's load_demo says "phrasings imported" at every start; each start used to add a plan of the same
+    cells (the upgrade check found plan after plan of 26,800 cells)."""
+    ready_model("first")
+    settings.SCORING_BUDGET_CELLS = 1
+    events.phrasings_imported.send(sender=None)
+    events.phrasings_imported.send(sender=None)
+    assert ScoringPlan.objects.count() == 1
+    queued = ScoringRun.objects.filter(status=JobStatus.PLANNED).count()
+    settings.SCORING_BUDGET_CELLS = 10**6  # under the budget: queued, not planned; still nothing twice
+    events.phrasings_imported.send(sender=None)
+    assert ScoringRun.objects.count() == queued
+
+
 def test_an_import_over_the_budget_is_one_plan_for_every_model_and_says_so(demo, settings):
     first = ready_model("first")
     ready_model("second")

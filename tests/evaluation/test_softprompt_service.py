@@ -487,3 +487,26 @@ def test_consistency_s_early_stopping_is_recorded_on_the_row_and_its_page(
     page = client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
     assert "Early stopping on agreement between phrasings" in page
     assert "stopped at step 2 of 6" in page and "step 0, the initial one" in page
+
+
+@pytest.mark.django_db
+def test_a_soft_prompt_trained_under_the_id_hashed_split_says_so_and_is_never_scored_on_what_it_trained_on(
+    demo_tiny_t5, carol, client, django_capture_on_commit_callbacks
+):
+    """A database upgraded from before the split hashed stable keys keeps soft prompts trained under the id
+    hash: some of the phrasings they trained on are held out now (the upgrade check found 14 of 64)."""
+    from evaluation import split
+
+    with django_capture_on_commit_callbacks(execute=True):
+        soft = softprompts.softprompt_queue(model=demo_tiny_t5, config=SMALL)
+    soft.refresh_from_db()
+    client.force_login(carol)
+    assert split.trained_on_heldout(soft) == []
+    assert 'id="older-split"' not in client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
+    # As the id hash left it: a phrasing held out under the stable-key hash among those it trained on.
+    held = next(r for r in soft.heldout_revisions.all())
+    soft.training_revisions.add(held)
+    assert split.trained_on_heldout(soft) == [held.instruction_id]
+    assert not split.scored_by(soft.variant)(held.instruction)
+    page = client.get(reverse("softprompt_detail", args=[soft.id])).content.decode()
+    assert 'id="older-split"' in page and "1 of the phrasings it trained on are held out" in page
