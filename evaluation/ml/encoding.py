@@ -349,7 +349,5 @@ def _split_shared(prompt_ids: list[int], shared_ids: list[int]) -> tuple[list[in
     """A cut prompt split into (shared, rest) again: the shared part is what is left of the phrasing's shared
     prefix at the prompt's start (its cached states are those of the same tokens at the same positions);
     keep_end usually leaves only the BOS token of it."""
-    common = 0
-    while common < min(len(prompt_ids), len(shared_ids)) and prompt_ids[common] == shared_ids[common]:
-        common += 1
+    common = _common_length(prompt_ids, list(shared_ids))
     return prompt_ids[:common], prompt_ids[common:]
