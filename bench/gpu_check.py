@@ -18,6 +18,9 @@ spread about as a trained model's do, not sqrt(d_model) wide as T5's own initial
    every activation to 8 significant bits, so neither path is exact, but the fast path's error may be at most
    BF16_FACTOR times the naive path's (mean over items of each item's largest error). Predictions must match
    the fp32 winner wherever it leads by more than twice the naive path's bf16 error on the item, plus 0.02.
+   The Llama config is checked so twice: with the byte-level tokenizer (prompts tokenized in pieces, as
+   GPT-2's pipeline allows) and with a Metaspace one, as transformers 5 loads Llama-2's (prompts tokenized
+   whole: README "Scoring conventions"). Throughput and the rest use the byte-level one, as before.
 2. Throughput: instances (phrasing x instance cells) per second of the fast scorer, and MFU: matmul FLOPs
    actually needed (2 x the weights each token passes through x the tokens the fast path processes, plus the
    output layer where logits are read; attention scores, a few percent at these lengths, not counted) over
@@ -149,12 +152,24 @@ def build(family: str, dry: bool, device: torch.device, workdir: Path, dtype: to
     corpus = [
         s + r.format(q=q, options=" ".join(o)) for s, r in PHRASINGS for q, o, _ in questions(200, 1, 12)
     ]
-    tokenizer = train_tokenizer(
-        corpus, workdir / family, vocab_size=2000, add_eos=family == "seq2seq", add_bos=family == "causal"
+    special = dict(add_eos=family == "seq2seq", add_bos=family == "causal")
+    tokenizer = train_tokenizer(corpus, workdir / family, vocab_size=2000, **special)
+    # The causal model is also checked with Llama-2's tokenizer as transformers 5 loads it (a Metaspace
+    # pre-tokenizer), whose prompts the scorer tokenizes whole, not in pieces as the byte-level one's (README
+    # "Scoring conventions"): the same model, its ids a subset of the same vocabulary.
+    whole = (
+        train_tokenizer(
+            corpus, workdir / f"{family}-metaspace", vocab_size=2000, style="metaspace", **special
+        )
+        if family == "causal"
+        else None
     )
     dims = DRY[family] if dry else (FLAN_T5_XL if family == "seq2seq" else LLAMA_7B)
     if dry:
-        dims = dict(dims, vocab_size=len(tokenizer))
+        dims = dict(dims, vocab_size=max(len(t) for t in (tokenizer, whole) if t is not None))
+    for other in [whole] if whole is not None else []:
+        same = [getattr(t, f"{name}_token_id") for t in (tokenizer, other) for name in ("pad", "eos", "bos")]
+        assert same[:3] == same[3:], "the two tokenizers' special tokens must have the same ids"
     ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
@@ -176,7 +191,18 @@ def build(family: str, dry: bool, device: torch.device, workdir: Path, dtype: to
         torch.set_default_dtype(previous)
     model.eval()
     spec = ModelSpec(source=f"(random {NAMES[family]})", family=family, dtype=str(dtype).split(".")[1])
-    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, dtype=dtype)
+    loaded = LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, dtype=dtype)
+    return loaded, whole
+
+
+@contextmanager
+def tokenized_by(loaded, tokenizer):
+    """The loaded model with another tokenizer of the same vocabulary, then back to its own."""
+    own, loaded.tokenizer = loaded.tokenizer, tokenizer
+    try:
+        yield loaded
+    finally:
+        loaded.tokenizer = own
 
 
 def sync(device: torch.device) -> None:
@@ -735,7 +761,7 @@ def run(
         for family in families:
             begin = time.perf_counter()
             forget_token_budgets()
-            loaded = build(family, dry, device, Path(tmp), dtype)
+            loaded, whole = build(family, dry, device, Path(tmp), dtype)
             params = sum(p.numel() for p in loaded.model.parameters())
             letters = items_for(questions(8 if dry else 16, 2), "letters")
             texts = items_for(questions(4 if dry else 8, 3), "texts")
@@ -749,6 +775,10 @@ def run(
                 "fast_vs_naive_letters": check_fast_vs_naive(loaded, letters, kept_letters),
                 "fast_vs_naive_texts": check_fast_vs_naive(loaded, texts, kept_texts),
             }
+            if whole is not None:
+                with tokenized_by(loaded, whole):
+                    for case, items in (("letters", letters), ("texts", texts)):
+                        out[f"fast_vs_naive_{case}_metaspace"] = check_fast_vs_naive(loaded, items)
             rounding = max(
                 out[f"fast_vs_naive_{c}"]["max_abs_diff_naive_vs_fp32"] for c in ("letters", "texts")
             )
@@ -804,10 +834,11 @@ def report(results: dict) -> None:
             f"\n{name}: {r['parameters'] / 1e9:.2f} B parameters, {r['weights_gib']:.1f} GiB in {r['dtype']}, "
             f"attention {r['attention']}, {r['seconds']:.0f} s"
         )
-        for case in ("letters", "texts"):
+        for case in [k.removeprefix("fast_vs_naive_") for k in r if k.startswith("fast_vs_naive_")]:
             c = r[f"fast_vs_naive_{case}"]
             print(
-                f"  fast vs naive ({case}, {c['items']} items): fp32 (TF32 off) max |diff| "
+                f"  fast vs naive ({case.replace('_', ', ') + (' tokenizer' if '_' in case else '')}, "
+                f"{c['items']} items): fp32 (TF32 off) max |diff| "
                 f"{c['fp32_max_abs_diff_fast_vs_naive']:.2e}, items over {c['fp32_tolerance']:g}: "
                 f"{c['fp32_items_over_tolerance']}; {r['dtype']} error vs fp32, mean of item max: fast "
                 f"{c['mean_error_fast_vs_fp32']:.4f}, naive {c['mean_error_naive_vs_fp32']:.4f} (allowed x"

@@ -29,6 +29,8 @@ CHECK_SECONDS = 8 * 60  # the whole check
 CHECKS = {
     "fast_vs_naive_letters": "fast vs naive, letters (fp32 tolerance, bf16 factor, clear predictions)",
     "fast_vs_naive_texts": "fast vs naive, option texts",
+    "fast_vs_naive_letters_metaspace": "fast vs naive, letters, Metaspace tokenizer (prompts tokenized whole)",
+    "fast_vs_naive_texts_metaspace": "fast vs naive, option texts, Metaspace tokenizer",
     "transfers": "one device-to-host transfer per batch",
     "lm_eval": "lm_eval reads the same ids and agrees on clear predictions",
     "training": "soft-prompt training step",

@@ -36,11 +36,17 @@ def test_the_dry_run_checks_scoring_training_and_back_off_on_the_cpu(tmp_path, c
         model = figures[name]
         # SDPA wherever the installed transformers has it for the architecture (T5 from 5.15 on).
         assert model["attention"] == ("sdpa" if model_class._supports_sdpa else "eager")
-        for case in ("letters", "texts"):
+        # The causal model also with a Metaspace tokenizer (Llama-2's under transformers 5): prompts tokenized whole.
+        tokenizers = ("", "_metaspace") if model_class is LlamaForCausalLM else ("",)
+        assert {k for k in model if k.startswith("fast_vs_naive_")} == {
+            f"fast_vs_naive_{case}{style}" for case in ("letters", "texts") for style in tokenizers
+        }
+        for case in [k.removeprefix("fast_vs_naive_") for k in model if k.startswith("fast_vs_naive_")]:
             check = model[f"fast_vs_naive_{case}"]
             assert check["ok"] and check["max_abs_diff_fast_vs_naive"] <= 1e-4  # fp32 on the CPU
             assert check["fp32_ok"] and check["fp32_max_abs_diff_fast_vs_naive"] <= 1e-4
             assert check["clear_predictions_compared"] > 0
+        for case in ("letters", "texts"):
             assert model[f"throughput_{case}"]["instances_per_s"] > 0
             assert model[f"throughput_{case}"]["batching"] == "count"  # the CPU's default
         assert model["transfers"]["ok"] and model["transfers"]["transfers_per_batch"] == 1
@@ -60,7 +66,8 @@ def dry_models(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         built = {
-            f: module.build(f, True, torch.device("cpu"), root, torch.float32) for f in ("seq2seq", "causal")
+            f: module.build(f, True, torch.device("cpu"), root, torch.float32)[0]
+            for f in ("seq2seq", "causal")
         }
     finally:
         torch.set_num_threads(threads)
@@ -190,3 +197,20 @@ def test_the_gpu_report_holds_the_figures_against_the_issues_goals(tmp_path, cap
     assert "- Flan-T5-XL config: soft-prompt training step: FAILED, NOT met" in out
     assert "- the whole check within 8 minutes: 300 s, met" in out
     assert "DRY RUN" not in out
+
+
+def test_the_causal_model_is_also_checked_with_prompts_tokenized_whole(tmp_path):
+    """The byte-level tokenizer's prompts are tokenized in pieces (GPT-2's pipeline allows it); the Metaspace
+    one's, as Llama-2's under transformers 5, whole: the GPU check runs the fast path both ways."""
+    from evaluation.ml.encoding import Encoder
+    from evaluation.ml.families import CAUSAL
+
+    module = gpu_check()
+    loaded, whole = module.build("causal", True, torch.device("cpu"), tmp_path, torch.float32)
+    settings = dict(family=CAUSAL, add_special_tokens=True, max_tokens=None, side="keep_end")
+    assert Encoder(loaded.tokenizer, **settings).piecewise
+    assert not Encoder(whole, **settings).piecewise
+    with module.tokenized_by(loaded, whole):
+        assert loaded.tokenizer is whole
+    assert loaded.tokenizer is not whole
+    assert module.build("seq2seq", True, torch.device("cpu"), tmp_path, torch.float32)[1] is None
