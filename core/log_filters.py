@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 
 
 class OneLineForBadRequests(logging.Filter):
@@ -12,10 +12,13 @@ class OneLineForBadRequests(logging.Filter):
     client's mistake, not ours: Django logs it with the exception, a traceback per request, so a crawler or a
     fuzzer filled the log (64 tracebacks for one run of odd query strings). Kept as one line, which says
     what and where. So is a request for a host not in ALLOWED_HOSTS (Django's security logger): scanners send
-    them to every public server, and the image check saw one traceback each; a warning, not an error."""
+    them to every public server, and the image check saw one traceback each; a warning, not an error. So is
+    a 403 (PermissionDenied): a curator opening an admin page only admins may use logged a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (BadRequest, SuspiciousOperation)):
+        if record.exc_info and isinstance(
+            record.exc_info[1], (BadRequest, PermissionDenied, SuspiciousOperation)
+        ):
             record.exc_info = None
             record.exc_text = None
             # Django logs a suspicious request as an error; it is the client's, like any other 400.

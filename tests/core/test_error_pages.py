@@ -266,6 +266,19 @@ def test_a_host_not_allowed_is_logged_in_one_line_not_a_traceback(client, caplog
     assert record.levelname == "WARNING"  # the client's mistake, as any other 400
 
 
+def test_a_page_refused_for_want_of_a_permission_is_logged_in_one_line_not_a_traceback(client, carol, caplog):
+    """As demo-curator, an admin page only admins may use (a user's change form) logged a traceback."""
+    from core import services
+
+    services.user_role_set(user=carol, role="curator")  # staff, as set_role and load_demo make a curator
+    client.force_login(carol)
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = client.get(reverse("admin:auth_user_change", args=[carol.id]))
+    assert response.status_code == 403
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert "Forbidden" in record.getMessage() and record.exc_info is None
+
+
 def test_an_action_address_opened_in_the_browser_says_what_it_is(client, admin_user):
     """A POST-only address answered 405 with an empty body: the browser showed its own blank error page."""
     client.force_login(admin_user)
