@@ -89,12 +89,21 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=left)
         items[:] = kept
     # Tests marked postgres need PostgreSQL itself; on SQLite (bin/test's embedded pass) they skip, saying why.
+    # So do the RabbitMQ worker tests: what they check (prefetch, heartbeats, a killed worker's job delivered
+    # again) is the broker's and no database changes it; the database's side of the same behaviour runs on
+    # SQLite through Redis, and the embedded default's own broker is the filesystem one (bin/run's tests).
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (this run is on SQLite)"))
+            elif item.get_closest_marker("rabbitmq"):
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason="the broker's behaviour, not the database's: RabbitMQ runs in the PostgreSQL pass"
+                    )
+                )
     if xdist_worker():
         # xdist's --dist loadgroup runs one test per test id: schemathesis gives every operation the same one,
         # so such tests must run outside xdist (bin/test runs them by themselves), or all but one would pass

@@ -32,6 +32,7 @@ def test_a_worker_answers_through_redis(tmp_path):
     assert ping.worker.startswith("test-")
 
 
+@pytest.mark.rabbitmq
 def test_a_worker_answers_through_rabbitmq(tmp_path, rabbitmq_broker):
     env = process_env(CELERY_BROKER_URL=rabbitmq_broker, VAR_DIR=str(tmp_path))
     ping = _round_trip(env, tmp_path / "worker.log")

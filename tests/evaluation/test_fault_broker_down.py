@@ -36,7 +36,7 @@ print("approved")
 """
 
 
-@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+@pytest.mark.parametrize("broker", ["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def test_an_approval_while_the_broker_is_down_is_scored_once_it_is_back(
     broker, tiny_models, tmp_path, request
 ):

@@ -40,6 +40,7 @@ from tests.workers import (
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.worker,
+    pytest.mark.rabbitmq,
     pytest.mark.usefixtures("rabbitmq_broker"),
 ]
 

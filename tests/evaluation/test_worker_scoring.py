@@ -44,7 +44,7 @@ def env(tmp_path):
     return worker_env(tmp_path, REDIS_URL)
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def any_broker_env(request, tmp_path):
     broker = REDIS_URL if request.param == "redis" else request.getfixturevalue("rabbitmq_broker")
     return worker_env(tmp_path, broker)
