@@ -1,6 +1,7 @@
 """Browsing: benchmarks, their tasks with counts and filters, and a task with its instances and phrasings,
 with the models scored on them, their most fragile instances, and one instance under every phrasing."""
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -14,6 +15,9 @@ from evaluation.leaderboards import selectors as results
 # The most variants whose fragile instances a task page lists at once (each reads the task's predictions once,
 # then comes from the cache until the task's figures change).
 FRAGILE_VARIANTS = 3
+# Approved phrasings per page of a task: the demo's tasks have 70 each (bin/run), which made a page of
+# 17,000 pixels, every card rendered on the first sample.
+TASK_PHRASINGS_PER_PAGE = 25
 
 
 def benchmark_list(request: HttpRequest) -> HttpResponse:
@@ -49,7 +53,10 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
     task = selectors.task_get(benchmark_slug, task_slug)
     instances = selectors.task_eval_instances(task)
     samples = list(instances.order_by("id")[:3])
-    phrasings = list(selectors.task_phrasings(task, request.user))
+    page = Paginator(selectors.task_phrasings(task, request.user), TASK_PHRASINGS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    phrasings = list(page)
     scores = results.task_phrasing_scores(task)
     # Each phrasing shown on the first sample, exactly as a model would receive it (before its wrapper).
     for phrasing in phrasings:
@@ -68,12 +75,22 @@ def task_detail(request: HttpRequest, benchmark_slug: str, task_slug: str) -> Ht
             "instance_count": instances.count(),
             "samples": samples,
             "phrasings": phrasings,
+            "page": page,
+            # The other parameters (the fragile section's variants) kept by the page links.
+            "page_query": _without(request, "page"),
             "subtasks": task.subtasks.order_by("slug"),
             "can_submit": roles.can_submit(request.user) and bool(task.input_fields),
             "pending_count": task.instructions.filter(status="pending").count(),
             **_fragile_context(request, task),
         },
     )
+
+
+def _without(request: HttpRequest, name: str) -> str:
+    """The request's query string without the parameter `name`, to put in front of a new value of it."""
+    query = request.GET.copy()
+    query.pop(name, None)
+    return query.urlencode()
 
 
 def _chosen_variants(request: HttpRequest, variants: list) -> list:

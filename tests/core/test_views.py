@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -49,6 +51,38 @@ def test_phrasing_text_is_escaped_on_the_task_page(client, demo):
     page = client.get(reverse("task_detail", args=["demo", "parity"])).content.decode()
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_task_s_approved_phrasings_come_in_pages_of_25_with_the_other_parameters_kept(client, demo):
+    """The demo's tasks have 70 phrasings each under bin/run: one page of every card was 17,000 pixels."""
+    from collection import services
+    from collection.models import Collection, Task
+    from evaluation.views.browse import TASK_PHRASINGS_PER_PAGE
+
+    task = Task.objects.get(slug="parity")
+    for i in range(TASK_PHRASINGS_PER_PAGE + 5 - 6):  # the demo's six, and these
+        services.instruction_create(
+            task=task,
+            template=f"Phrasing number {i:02d}: is {{number}} even?",
+            collection=Collection.objects.get(slug="crowd"),
+            source="x",
+            status="approved",
+        )
+    url = reverse("task_detail", args=["demo", "parity"])
+    first = client.get(url).content.decode()
+    assert f"Approved phrasings ({TASK_PHRASINGS_PER_PAGE + 5})" in first
+    assert first.count('class="card" id="phrasing-') == TASK_PHRASINGS_PER_PAGE
+    assert "page 1 of 2" in first and "Phrasing number 00" in first
+    second = client.get(url, {"variant": "7", "page": "2"}).content.decode()
+    assert second.count('class="card" id="phrasing-') == 5 and "Phrasing number 00" not in second
+    assert 'href="?variant=7&amp;page=1#phrasings"' in second
+    cards = [
+        int(n) for page in (first, second) for n in re.findall(r'class="card" id="phrasing-(\d+)"', page)
+    ]
+    assert sorted(cards) == sorted(task.instructions.filter(status="approved").values_list("id", flat=True))
+    # A page that is not a number, or past the last, is the first or the last, never an error.
+    assert client.get(url, {"page": "x"}).status_code == 200
+    assert client.get(url, {"page": "99"}).content.decode().count('class="card" id="phrasing-') == 5
 
 
 def test_sign_up_makes_an_author_and_logs_in(client):
