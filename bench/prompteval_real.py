@@ -89,7 +89,9 @@ def prepare_demo(root: Path) -> Path:
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.environ["VAR_DIR"] = str(root)
-    os.environ["DATABASE_URL"] = f"sqlite:///{root / 'db.sqlite3'}"
+    from core.env import sqlite_url
+
+    os.environ["DATABASE_URL"] = sqlite_url(root / "db.sqlite3")
     django_setup()
     from django.core.management import call_command
 

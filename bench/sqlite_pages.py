@@ -77,7 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     copy = Path(tempfile.mkdtemp(prefix="bench-sqlite-")) / "db.sqlite3"
     shutil.copy(args.database, copy)
-    os.environ["DATABASE_URL"] = f"sqlite:///{copy}"
+    from core.env import sqlite_url
+
+    os.environ["DATABASE_URL"] = sqlite_url(copy)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
     import django
 

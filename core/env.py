@@ -11,6 +11,7 @@ import argparse
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -126,6 +127,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The database URL of a SQLite file at `path`. Quoted: a URL's path ends at "#" or "?" and reads "%xx"
+    as a byte, so VAR_DIR="state #1" put the embedded database in a file named "state " beside it."""
+    return f"sqlite:///{quote(str(path))}"
 
 
 def env_database(name: str, default: str) -> dict:

@@ -24,6 +24,7 @@ from core.env import (
     env_list,
     env_str,
     renamed,
+    sqlite_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -141,7 +142,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env_database("DATABASE_URL", sqlite_url(VAR_DIR / "db.sqlite3"))}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file in a folder that does not exist failed at the first query with "unable to open database file",
     # naming neither. VAR_DIR is ours to make; any other folder is the user's.

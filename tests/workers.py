@@ -78,7 +78,9 @@ def worker_database_url() -> str:
     if s["ENGINE"].endswith("sqlite3"):
         # The test database's file (tests/conftest.py keeps it on disk on SQLite), with bin/run's options.
         assert not connection.is_in_memory_db(), "worker tests on SQLite need the test database in a file"
-        return f"sqlite:///{s['NAME']}"
+        from core.env import sqlite_url
+
+        return sqlite_url(s["NAME"])
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
     return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from collection import services
 from collection.demo import load_demo
 from collection.models import Instruction, InstructionRevision, Task
+from core.env import sqlite_url
 from evaluation.models import LanguageModel, ScoringRun
 from tests.collection.races import race_matrix
 from tests.workers import REPO, manage
@@ -430,7 +431,7 @@ def test_the_same_races_on_the_embedded_sqlite_default(tmp_path):
     env = {
         "PATH": os.environ["PATH"],
         "VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATABASE_URL": sqlite_url(tmp_path / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1",
     }

@@ -95,6 +95,27 @@ def test_embedded_defaults_need_no_server(tmp_path):
     assert len(key_file.read_text(encoding="utf-8")) >= 32
 
 
+@pytest.mark.parametrize("name", ["state #1", "a?b", "50%25 off", "Projets é"])
+def test_the_embedded_database_is_in_var_dir_whatever_characters_its_path_has(tmp_path, name):
+    """VAR_DIR="state #1" put the database in a file named "state " beside it: the default URL's path ended at
+    the "#" (and at "?"; "%25" read as "%")."""
+    var = tmp_path / name
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='core.settings'; django.setup();"
+        "from django.conf import settings as s; print(s.DATABASES['default']['NAME'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(var)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    )
+    assert out.stdout.strip() == str(var / "db.sqlite3")
+
+
 KEY_RACERS = 24
 # Each racer imports what the settings module imports, waits for the same instant, then runs the settings
 # module (the key is its first work) and prints the key it gives.
