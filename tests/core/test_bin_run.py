@@ -216,3 +216,82 @@ def test_bin_run_says_a_port_in_use_before_anything_else(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"bin/run: cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
     assert "is running" not in result.stdout and not (tmp_path / "var").exists()
+
+
+def _left_in_session(session: int) -> list[str]:
+    """The processes still running in the session bin/run led (started with start_new_session): its server,
+    worker and their children keep the session id when they are orphaned."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == session and fields[0] != "Z":
+            left.append(f"{entry.name} {name}")
+    return left
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "host, shown, stop",
+    [
+        # A closed terminal: SIGHUP to the whole process group (gunicorn reloads on it, the worker re-executes).
+        ("::1", "[::1]", lambda pid: os.killpg(pid, signal.SIGHUP)),
+        # A process manager, or Popen.terminate(): SIGTERM to bin/run alone.
+        ("0.0.0.0", "127.0.0.1", lambda pid: os.kill(pid, signal.SIGTERM)),
+    ],
+    ids=["SIGHUP to the group, HOST=::1", "SIGTERM to bin/run, HOST=0.0.0.0"],
+)
+def test_bin_run_stops_all_it_started_and_keeps_its_var_dir_to_itself(tmp_path, host, shown, stop):
+    """Found on other machines' settings: a SIGHUP (a closed terminal) or a SIGTERM to bin/run left its server
+    and worker running, orphaned, holding the port; HOST=::1 printed a URL and then died; HOST=0.0.0.0
+    printed a URL that answered 400; a second bin/run on the same VAR_DIR ran beside the first."""
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "STATIC_ROOT", "HOST")
+    }
+    env |= {"VAR_DIR": str(tmp_path / "var"), "STATIC_ROOT": str(tmp_path / "static")}
+    log = tmp_path / "bin-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["bash", "bin/run", "--no-study"], cwd=REPO, env=env | {"HOST": host, "PORT": str(port)},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = _wait_for_url(process, log, port)
+        assert url == f"http://{shown}:{port}", url
+        if host == "0.0.0.0":
+            assert "list those in ALLOWED_HOSTS" in log.read_text(encoding="utf-8")
+        second = subprocess.run(
+            ["bash", "bin/run", "--no-study"], cwd=REPO, env=env | {"PORT": str(_free_port())},
+            capture_output=True, text=True, encoding="utf-8", timeout=START_SECONDS,
+        )  # fmt: skip
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert (
+            "bin/run: another bin/run (or the server or worker it started) is using VAR_DIR=" in second.stderr
+        )
+        assert "is running" not in second.stdout
+        stop(process.pid)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _left_in_session(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _left_in_session(process.pid), log.read_text(errors="replace", encoding="utf-8")[-3000:]
+        assert _port_free(host, port)
+    finally:
+        _stop(process)
