@@ -25,15 +25,21 @@ QUEUES = ("default", "gpu", "gpu-bulk")
 def rabbitmq_alone():
     """Hold RabbitMQ's queues for one test at a time across processes (both xdist processes, and a second test
     run on the machine): they are shared (one vhost), so two tests at once took each other's jobs (seen in
-    CI). Redis tests need no such lock: each process has a database of its own (tests/conftest.py)."""
-    with (Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock").open(
-        "a", encoding="utf-8"
-    ) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    CI). Redis tests need no such lock: each process has a database of its own (tests/conftest.py).
+    The file is every user's (read-only suffices for flock): another user's test run, or one under umask 077,
+    made it theirs alone, and every later run by someone else failed here with a PermissionError."""
+    path = Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock"
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        with contextlib.suppress(PermissionError):  # only its owner may; anyone may read it then
+            os.fchmod(descriptor, 0o666)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 def rabbitmq_url() -> str:
