@@ -8,6 +8,7 @@ import builtins
 import html
 import socket
 import sys
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -403,6 +404,7 @@ def test_a_check_leaves_the_input_length_a_models_cells_were_scored_under(
 
 
 def test_the_register_command_and_the_api_set_the_input_length(db, tiny_models, admin_user):
+    out = StringIO()
     call_command(
         "register_model",
         "cmd",
@@ -414,8 +416,11 @@ def test_the_register_command_and_the_api_set_the_input_length(db, tiny_models, 
         "512",
         "--truncation",
         "cut_end",
+        stdout=out,
     )
     assert LanguageModel.objects.filter(name="cmd", max_input_tokens=512, truncation="cut_end").exists()
+    # Not "every cell in scope is already scored": a new model has none, and --no-score queued nothing.
+    assert "Nothing queued (--no-score)." in out.getvalue() and "already scored" not in out.getvalue()
     with pytest.raises(CommandError):
         call_command(
             "register_model", "x", str(tiny_models["t5"]), "--family", "seq2seq", "--truncation", "x"

@@ -108,9 +108,9 @@ class Command(BaseCommand):
                 "Fix the cause, then retry its check from the model page, the API or admin."
             )
         runs = list(model.variants.get().runs.select_related("plan"))
-        self.stdout.write(
-            self.style.SUCCESS(f"Registered {model.name}: it loads. {budget.bulk_summary(runs)}")
-        )
+        # --no-score queues nothing on purpose: "every cell is already scored" would say otherwise.
+        done = "Nothing queued (--no-score)." if opts["no_score"] else budget.bulk_summary(runs)
+        self.stdout.write(self.style.SUCCESS(f"Registered {model.name}: it loads. {done}"))
         if runs and runs[0].plan is not None:
             for line in budget.plan_text(runs[0].plan):
                 self.stdout.write(line)
