@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -28,11 +29,8 @@ def rabbitmq_alone():
     CI). Redis tests need no such lock: each process has a database of its own (tests/conftest.py).
     The file is every user's (read-only suffices for flock): another user's test run, or one under umask 077,
     made it theirs alone, and every later run by someone else failed here with a PermissionError."""
-    path = Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock"
-    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    descriptor = _shared_lock_file(Path(tempfile.gettempdir()) / "phrasebench-tests-rabbitmq.lock")
     try:
-        with contextlib.suppress(PermissionError):  # only its owner may; anyone may read it then
-            os.fchmod(descriptor, 0o666)
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
             yield
@@ -40,6 +38,28 @@ def rabbitmq_alone():
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
+
+
+def _shared_lock_file(path: Path) -> int:
+    """A descriptor of the lock file in the shared temporary folder, made for every user by whoever comes first.
+    An existing file is opened without O_CREAT (fs.protected_regular refuses that on another user's file in a
+    sticky folder), and never through a link or onto anything but a plain file: a link planted there would
+    have had its target made world-writable, a FIFO would have blocked."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    while True:
+        try:
+            descriptor = os.open(path, flags)
+        except FileNotFoundError:
+            try:
+                descriptor = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue  # another process made it meanwhile: open that one
+            os.fchmod(descriptor, 0o666)  # past the umask: every user's
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(descriptor)
+            raise RuntimeError(f"{path} is not a plain file of its own: remove it")
+        return descriptor
 
 
 def rabbitmq_url() -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from core.env import sqlite_url
 from tests.workers import REPO, manage, running_worker, wait_for
 
 SUBMISSIONS = 25
@@ -138,7 +139,7 @@ def embedded_env(var_dir: Path) -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"],
         "VAR_DIR": str(var_dir),
-        "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
+        "DATABASE_URL": sqlite_url(var_dir / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1",
         "WORKER_DEVICE": "cpu",

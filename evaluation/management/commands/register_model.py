@@ -98,7 +98,12 @@ class Command(BaseCommand):
         if model.state == model.State.CHECKING:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Registered {model.name}: a GPU worker will check that it loads, then queue its scoring."
+                    f"Registered {model.name}: a GPU worker will check that it loads"
+                    + (
+                        ", and queue nothing (--no-score)."
+                        if opts["no_score"]
+                        else ", then queue its scoring."
+                    )
                 )
             )
             return
