@@ -237,9 +237,8 @@ def _left_in_session(session: int) -> list[str]:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # as gunicorn binds: TIME_WAIT is no obstacle
+        # As gunicorn binds: TIME_WAIT, left by the test's own requests, is no obstacle.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
