@@ -33,9 +33,12 @@ def unnamed_encodings(source: str) -> list[int]:
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in TEXT_IO:
             if func.attr in ("read_text", "write_text") or "b" not in (_mode(node) or ""):
-                # Path.read_text/write_text, Path.open and os.fdopen; webbrowser.open and the like take no file.
+                # Path.read_text/write_text, Path.open and os.fdopen; webbrowser.open and the like take no
+                # file, and os.open gives a descriptor (no text until os.fdopen, which is checked).
                 if not (
-                    isinstance(func.value, ast.Name) and func.value.id in {"webbrowser", "tarfile", "zipfile"}
+                    isinstance(func.value, ast.Name)
+                    and func.value.id in {"webbrowser", "tarfile", "zipfile", "os"}
+                    and func.attr != "fdopen"
                 ):
                     lines.append(node.lineno)
         elif isinstance(func, ast.Name) and func.id == "open" and "b" not in (_mode(node) or ""):
@@ -48,6 +51,7 @@ def test_the_check_finds_what_it_looks_for():
         "path.read_text()\npath.write_text(x)\nopen(p)\nopen(p, 'w')\nPath(p).open('a')\nos.fdopen(d, 'w')\n"
         "path.read_text(encoding='utf-8')\nopen(p, 'rb')\npath.open(mode='wb')\nread_text(path)\n"
         "webbrowser.open(url)\nsubprocess.run(c, text=True)\nsubprocess.run(c, text=True, encoding='utf-8')\n"
+        "os.open(p, os.O_RDONLY)\n"
     )
     assert unnamed_encodings(source) == [1, 2, 3, 4, 5, 6, 12]
 
