@@ -167,9 +167,11 @@ def build(family: str, dry: bool, device: torch.device, workdir: Path, dtype: to
     dims = DRY[family] if dry else (FLAN_T5_XL if family == "seq2seq" else LLAMA_7B)
     if dry:
         dims = dict(dims, vocab_size=max(len(t) for t in (tokenizer, whole) if t is not None))
-    for other in [whole] if whole is not None else []:
-        same = [getattr(t, f"{name}_token_id") for t in (tokenizer, other) for name in ("pad", "eos", "bos")]
-        assert same[:3] == same[3:], "the two tokenizers' special tokens must have the same ids"
+    if whole is not None:
+        special_ids = [
+            [getattr(t, f"{n}_token_id") for n in ("pad", "eos", "bos")] for t in (tokenizer, whole)
+        ]
+        assert special_ids[0] == special_ids[1], "the two tokenizers' special tokens must have the same ids"
     ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
