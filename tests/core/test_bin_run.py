@@ -253,8 +253,10 @@ def _port_free(host: str, port: int) -> bool:
         ("::1", "[::1]", lambda pid: os.killpg(pid, signal.SIGHUP)),
         # A process manager, or Popen.terminate(): SIGTERM to bin/run alone.
         ("0.0.0.0", "127.0.0.1", lambda pid: os.kill(pid, signal.SIGTERM)),
+        # Ctrl-C in the terminal: the kernel sends SIGINT to the foreground group, bin/run and all it started.
+        ("127.0.0.1", "127.0.0.1", lambda pid: os.killpg(pid, signal.SIGINT)),
     ],
-    ids=["SIGHUP to the group, HOST=::1", "SIGTERM to bin/run, HOST=0.0.0.0"],
+    ids=["SIGHUP to the group, HOST=::1", "SIGTERM to bin/run, HOST=0.0.0.0", "Ctrl-C, SIGINT to the group"],
 )
 def test_bin_run_stops_all_it_started_and_keeps_its_var_dir_to_itself(tmp_path, host, shown, stop):
     """Found on other machines' settings: a SIGHUP (a closed terminal) or a SIGTERM to bin/run left its server
