@@ -97,7 +97,8 @@ def running(database_url, tmp_path):
 
 
 def _stop(process) -> None:
-    """SIGTERM to the whole group (bin/run, gunicorn, the worker), SIGKILL if it lingers."""
+    """SIGTERM to the whole group (bin/run, gunicorn, the worker), SIGKILL if it lingers, and SIGKILL to
+    whatever bin/run left behind (a failed test's stopped worker, which no SIGTERM ends)."""
     for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
         try:
             os.killpg(process.pid, sig)
@@ -105,9 +106,14 @@ def _stop(process) -> None:
             return
         try:
             process.wait(timeout=wait)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    if _left_in_session(process.pid):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _wait_for_url(process, log: Path, port: int) -> str:
@@ -235,6 +241,24 @@ def _left_in_session(session: int) -> list[str]:
     return left
 
 
+def _hang_worker(session: int) -> None:
+    """SIGSTOP to bin/run's Celery worker: a worker deep in a job that ignores its warm shutdown. A stopped
+    process keeps a SIGTERM pending and only a SIGKILL ends it, so if it is gone afterwards, bin/run's kill
+    after its 10-second wait is what ended it."""
+    workers = []
+    for line in _left_in_session(session):
+        pid = line.split()[0]
+        try:
+            argv = (Path("/proc") / pid / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"celery") for arg in argv) and b"worker" in argv:
+            workers.append(int(pid))
+    assert workers, _left_in_session(session)
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         # As gunicorn binds: TIME_WAIT, left by the test's own requests, is no obstacle.
@@ -251,12 +275,17 @@ def _port_free(host: str, port: int) -> bool:
     [
         # A closed terminal: SIGHUP to the whole process group (gunicorn reloads on it, the worker re-executes).
         ("::1", "[::1]", lambda pid: os.killpg(pid, signal.SIGHUP)),
-        # A process manager, or Popen.terminate(): SIGTERM to bin/run alone.
-        ("0.0.0.0", "127.0.0.1", lambda pid: os.kill(pid, signal.SIGTERM)),
+        # A process manager, or Popen.terminate(): SIGTERM to bin/run alone, while the worker hangs (stopped:
+        # only SIGKILL acts on it), so that bin/run's kill after 10 s is what ends it.
+        ("0.0.0.0", "127.0.0.1", lambda pid: (_hang_worker(pid), os.kill(pid, signal.SIGTERM))),
         # Ctrl-C in the terminal: the kernel sends SIGINT to the foreground group, bin/run and all it started.
         ("127.0.0.1", "127.0.0.1", lambda pid: os.killpg(pid, signal.SIGINT)),
     ],
-    ids=["SIGHUP to the group, HOST=::1", "SIGTERM to bin/run, HOST=0.0.0.0", "Ctrl-C, SIGINT to the group"],
+    ids=[
+        "SIGHUP to the group, HOST=::1",
+        "SIGTERM to bin/run, its worker hung, HOST=0.0.0.0",
+        "Ctrl-C, SIGINT to the group",
+    ],
 )
 def test_bin_run_stops_all_it_started_and_keeps_its_var_dir_to_itself(tmp_path, host, shown, stop):
     """Found on other machines' settings: a SIGHUP (a closed terminal) or a SIGTERM to bin/run left its server
