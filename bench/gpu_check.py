@@ -43,13 +43,16 @@ Exit status 0 when every check passes. --json PATH writes the figures.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import random
 import sys
 import tempfile
 import time
+import traceback
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -549,9 +552,12 @@ def scarce_memory(loaded, rows: int | None = None, tokens: int | None = None):
     """On CUDA, memory capped at the weights plus 2 GiB; on the CPU, out-of-memory injected above `rows`
     rows or `tokens` tokens of a forward pass. Yields how."""
     if loaded.device.type == "cuda":
+        gc.collect()
         torch.cuda.empty_cache()
         total = torch.cuda.get_device_properties(loaded.device).total_memory
-        allowed = torch.cuda.memory_allocated() + 2 * 2**30
+        # The cap is on what the caching allocator reserves, which segments still partly in use keep above
+        # what tensors hold: 2 GiB more than that is 2 GiB of headroom.
+        allowed = torch.cuda.memory_reserved(loaded.device) + 2 * 2**30
         torch.cuda.set_per_process_memory_fraction(allowed / total)
         try:
             yield f"memory capped at {allowed / 2**30:.1f} GiB"
@@ -744,6 +750,28 @@ def check_lm_eval(loaded, check_sets, timed_sets, ours: dict, batch_sizes, peak_
     return out
 
 
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def attempt(out: dict, key: str, check: Callable[[], dict], save: Callable[[], None]) -> dict:
+    """out[key] = check(); an exception fails this check alone ({"ok": False, "error": ...}) and the others
+    still run, and what has been measured is written (save) after every check, so that a family cut short
+    by an error or by bin/gpu-check's time limit still leaves its figures (a GPU session is rare)."""
+    begin = time.perf_counter()
+    try:
+        out[key] = check()
+    except Exception as exc:
+        traceback.print_exc()
+        out[key] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    verdict = "" if "ok" not in out[key] else " ok" if out[key]["ok"] else " FAILED"
+    print(f"  [{time.perf_counter() - begin:6.1f} s] {key}{verdict}", flush=True)
+    save()
+    return out[key]
+
+
 def run(
     dry: bool,
     device: torch.device,
@@ -751,11 +779,12 @@ def run(
     families: list[str],
     dtype: torch.dtype,
     lm_eval_batch_sizes: list = (),
+    save: Callable[[dict], None] = lambda results: None,
 ) -> dict:
     from evaluation.ml.scoring import forget_token_budgets
 
     results: dict = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "dry": dry,
     }
     fixed = 16 if dry else 64  # the fixed batch size the earlier figures were taken at
@@ -763,38 +792,50 @@ def run(
         for family in families:
             begin = time.perf_counter()
             forget_token_budgets()
+            print(f"{NAMES[family]}: building", flush=True)
             loaded, whole = build(family, dry, device, Path(tmp), dtype)
             params = sum(p.numel() for p in loaded.model.parameters())
-            letters = items_for(questions(8 if dry else 16, 2), "letters")
-            texts = items_for(questions(4 if dry else 8, 3), "texts")
-            kept_letters: dict = {}
-            kept_texts: dict = {}
-            out = {
+            out = results[NAMES[family]] = {
                 "parameters": params,
                 "dtype": str(loaded.dtype).split(".")[1],
                 "attention": loaded.model.config._attn_implementation,
                 "weights_gib": params * loaded.model.dtype.itemsize / 2**30,
-                "fast_vs_naive_letters": check_fast_vs_naive(loaded, letters, kept_letters),
-                "fast_vs_naive_texts": check_fast_vs_naive(loaded, texts, kept_texts),
             }
+
+            def check(key, fn, *args, out=out, begin=begin, **kwargs) -> dict:
+                def saved():
+                    out["seconds"] = time.perf_counter() - begin
+                    save(results)
+
+                return attempt(out, key, lambda: fn(*args, **kwargs), saved)
+
+            letters = items_for(questions(8 if dry else 16, 2), "letters")
+            texts = items_for(questions(4 if dry else 8, 3), "texts")
+            kept_letters: dict = {}
+            kept_texts: dict = {}
+            check("fast_vs_naive_letters", check_fast_vs_naive, loaded, letters, kept_letters)
+            check("fast_vs_naive_texts", check_fast_vs_naive, loaded, texts, kept_texts)
             if whole is not None:
                 with tokenized_by(loaded, whole):
                     for case, items in (("letters", letters), ("texts", texts)):
-                        out[f"fast_vs_naive_{case}_metaspace"] = check_fast_vs_naive(loaded, items)
+                        check(f"fast_vs_naive_{case}_metaspace", check_fast_vs_naive, loaded, items)
+            # The naive path's own rounding, the back-off check's tolerance (0 where that check failed).
             rounding = max(
-                out[f"fast_vs_naive_{c}"]["max_abs_diff_naive_vs_fp32"] for c in ("letters", "texts")
+                out[f"fast_vs_naive_{c}"].get("max_abs_diff_naive_vs_fp32", 0.0) for c in ("letters", "texts")
             )
             timed = {
                 "letters": items_for(questions(8 if dry else 256, 4), "letters"),
                 "texts": items_for(questions(4 if dry else 128, 5), "texts"),
             }
             for case, items in timed.items():
-                out[f"throughput_{case}"] = check_throughput(loaded, items, None, peak_tflops)
-                out[f"throughput_{case}_batch_{fixed}"] = check_throughput(loaded, items, fixed, peak_tflops)
-            out["transfers"] = check_transfers(loaded, timed["texts"])
-            out["profile"] = profile_batches(loaded, timed["texts"][: 16 if dry else 128])
+                check(f"throughput_{case}", check_throughput, loaded, items, None, peak_tflops)
+                check(f"throughput_{case}_batch_{fixed}", check_throughput, loaded, items, fixed, peak_tflops)
+            check("transfers", check_transfers, loaded, timed["texts"])
+            check("profile", profile_batches, loaded, timed["texts"][: 16 if dry else 128])
             if lm_eval_batch_sizes:
-                out["lm_eval"] = check_lm_eval(
+                check(
+                    "lm_eval",
+                    check_lm_eval,
                     loaded,
                     [(letters, kept_letters), (texts, kept_texts)],
                     timed,
@@ -802,17 +843,24 @@ def run(
                     lm_eval_batch_sizes,
                     peak_tflops,
                 )
-            out["training"] = check_training(
-                loaded, questions(64, 6), steps=2 if dry else 5, warmup=1 if dry else 2
+            check(
+                "training",
+                check_training,
+                loaded,
+                questions(64, 6),
+                steps=2 if dry else 5,
+                warmup=1 if dry else 2,
             )
-            out["oom_backoff"] = check_backoff(
+            check(
+                "oom_backoff",
+                check_backoff,
                 loaded,
                 items_for(questions(16, 7, words=20 if dry else 300), "texts"),
                 fixed,
                 2 * rounding + 0.02,
             )
             out["seconds"] = time.perf_counter() - begin
-            results[NAMES[family]] = out
+            report_family(NAMES[family], out)
             del loaded
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -824,79 +872,82 @@ def run(
         if isinstance(v, dict) and "ok" in v
     ]
     results["ok"] = all(c["ok"] for c in checks)
+    save(results)
     return results
 
 
-def report(results: dict) -> None:
-    print(f"GPU check on {results['device']}{' (dry run: tiny configs)' if results['dry'] else ''}")
-    for name, r in results.items():
-        if not isinstance(r, dict):
-            continue
+def report_family(name: str, r: dict) -> None:
+    """One model's figures, as they are printed when its checks are done; a check that raised is printed with
+    its error, and the rest as usual."""
+    print(
+        f"\n{name}: {r['parameters'] / 1e9:.2f} B parameters, {r['weights_gib']:.1f} GiB in {r['dtype']}, "
+        f"attention {r['attention']}, {r['seconds']:.0f} s"
+    )
+    failed = {key for key, value in r.items() if isinstance(value, dict) and "error" in value}
+    for key in sorted(failed):
+        print(f"  {key}: ERROR {r[key]['error']}  FAIL")
+    r = {key: value for key, value in r.items() if key not in failed}
+    for case in [k.removeprefix("fast_vs_naive_") for k in r if k.startswith("fast_vs_naive_")]:
+        c = r[f"fast_vs_naive_{case}"]
         print(
-            f"\n{name}: {r['parameters'] / 1e9:.2f} B parameters, {r['weights_gib']:.1f} GiB in {r['dtype']}, "
-            f"attention {r['attention']}, {r['seconds']:.0f} s"
+            f"  fast vs naive ({case.replace('_', ', ') + (' tokenizer' if '_' in case else '')}, "
+            f"{c['items']} items): fp32 (TF32 off) max |diff| "
+            f"{c['fp32_max_abs_diff_fast_vs_naive']:.2e}, items over {c['fp32_tolerance']:g}: "
+            f"{c['fp32_items_over_tolerance']}; {r['dtype']} error vs fp32, mean of item max: fast "
+            f"{c['mean_error_fast_vs_fp32']:.4f}, naive {c['mean_error_naive_vs_fp32']:.4f} (allowed x"
+            f"{c['error_factor_allowed']:g}), max: fast {c['max_abs_diff_fast_vs_fp32']:.4f}, naive "
+            f"{c['max_abs_diff_naive_vs_fp32']:.4f}; clear predictions differing "
+            f"{c['clear_predictions_disagreeing']}/{c['clear_predictions_compared']}  "
+            f"{'ok' if c['ok'] else 'FAIL'}"
         )
-        for case in [k.removeprefix("fast_vs_naive_") for k in r if k.startswith("fast_vs_naive_")]:
-            c = r[f"fast_vs_naive_{case}"]
-            print(
-                f"  fast vs naive ({case.replace('_', ', ') + (' tokenizer' if '_' in case else '')}, "
-                f"{c['items']} items): fp32 (TF32 off) max |diff| "
-                f"{c['fp32_max_abs_diff_fast_vs_naive']:.2e}, items over {c['fp32_tolerance']:g}: "
-                f"{c['fp32_items_over_tolerance']}; {r['dtype']} error vs fp32, mean of item max: fast "
-                f"{c['mean_error_fast_vs_fp32']:.4f}, naive {c['mean_error_naive_vs_fp32']:.4f} (allowed x"
-                f"{c['error_factor_allowed']:g}), max: fast {c['max_abs_diff_fast_vs_fp32']:.4f}, naive "
-                f"{c['max_abs_diff_naive_vs_fp32']:.4f}; clear predictions differing "
-                f"{c['clear_predictions_disagreeing']}/{c['clear_predictions_compared']}  "
-                f"{'ok' if c['ok'] else 'FAIL'}"
-            )
-        for key in [k for k in r if k.startswith("throughput_")]:
-            t = r[key]
-            mfu = f"{100 * t['mfu']:.1f}%" if t["mfu"] is not None else "n/a"
-            how = (
-                f"token budget {t['token_budget']}, largest batch {t['largest_batch']}"
-                if t["batching"] == "tokens"
-                else f"batch {t['batch_size'] or 16}"
-            )
-            print(
-                f"  scoring ({key.removeprefix('throughput_')}): {t['instances_per_s']:.1f} instances/s "
-                f"({t['items']} in {t['seconds']:.2f} s, {how}, padding {100 * t['padding_share']:.0f}%), MFU {mfu}"
-            )
-        t = r["transfers"]
+    for key in [k for k in r if k.startswith("throughput_")]:
+        t = r[key]
+        mfu = f"{100 * t['mfu']:.1f}%" if t["mfu"] is not None else "n/a"
+        how = (
+            f"token budget {t['token_budget']}, largest batch {t['largest_batch']}"
+            if t["batching"] == "tokens"
+            else f"batch {t['batch_size'] or 16}"
+        )
+        print(
+            f"  scoring ({key.removeprefix('throughput_')}): {t['instances_per_s']:.1f} instances/s "
+            f"({t['items']} in {t['seconds']:.2f} s, {how}, padding {100 * t['padding_share']:.0f}%), MFU {mfu}"
+        )
+    if (t := r.get("transfers")) is not None:
         syncs = t["device_syncs_per_batch"]
         print(
             f"  device-to-host transfers: {t['transfers']} in {t['batches']} batches"
             + (f", device synchronisations per batch {syncs:.1f}" if syncs is not None else "")
             + f"  {'ok' if t['ok'] else 'FAIL'}"
         )
-        prof = r["profile"]
+    if (prof := r.get("profile")) is not None:
         busy = f", device busy {prof['device_busy_s']:.3f} s" if prof["device_busy_s"] is not None else ""
         print(f"  profile ({prof['items']} items, {prof['wall_s']:.3f} s wall{busy}):")
         for row in prof["top"]:
             print(f"    {row['s']:8.4f} s  {row['calls']:6d}x  {row['op'][:70]}")
-        if "lm_eval" in r:
-            lm = r["lm_eval"]
-            if "skipped" in lm:
-                print(f"  lm_eval: skipped: {lm['skipped']}")
-            else:
-                print(
-                    f"  lm_eval HFLM (batch sizes {', '.join(lm['batch_sizes'])}): same ids {lm['same_ids']}, "
-                    f"clear fp32 predictions differing {lm['clear_predictions_disagreeing']}/"
-                    f"{lm['clear_predictions_compared']}  {'ok' if lm['ok'] else 'FAIL'}"
+    if "lm_eval" in r:
+        lm = r["lm_eval"]
+        if "skipped" in lm:
+            print(f"  lm_eval: skipped: {lm['skipped']}")
+        else:
+            print(
+                f"  lm_eval HFLM (batch sizes {', '.join(lm['batch_sizes'])}): same ids {lm['same_ids']}, "
+                f"clear fp32 predictions differing {lm['clear_predictions_disagreeing']}/"
+                f"{lm['clear_predictions_compared']}  {'ok' if lm['ok'] else 'FAIL'}"
+            )
+            for case in ("letters", "texts"):
+                c = lm[case]
+                ours = r[f"throughput_{case}"]
+                mfus = (
+                    f"MFU ours {100 * ours['mfu']:.1f}%, lm_eval {100 * c['mfu']:.1f}% of its own work "
+                    f"({100 * c['mfu_of_needed_work']:.1f}% of the needed work)"
+                    if c["mfu"] is not None
+                    else "MFU n/a"
                 )
-                for case in ("letters", "texts"):
-                    c = lm[case]
-                    ours = r[f"throughput_{case}"]
-                    mfus = (
-                        f"MFU ours {100 * ours['mfu']:.1f}%, lm_eval {100 * c['mfu']:.1f}% of its own work "
-                        f"({100 * c['mfu_of_needed_work']:.1f}% of the needed work)"
-                        if c["mfu"] is not None
-                        else "MFU n/a"
-                    )
-                    print(
-                        f"    {case}: lm_eval {c['instances_per_s']:.1f}/s (batch {c['best_batch_size']}), "
-                        f"ours/lm_eval {c['ours_over_lm_eval']:.2f}; {mfus}"
-                    )
-        t = r["training"]
+                print(
+                    f"    {case}: lm_eval {c['instances_per_s']:.1f}/s (batch {c['best_batch_size']}), "
+                    f"ours/lm_eval {c['ours_over_lm_eval']:.2f}; {mfus}"
+                )
+    if (t := r.get("training")) is not None:
         memory = (
             f"{t['peak_memory_gib']:.1f} GiB peak"
             if t["peak_memory_gib"] is not None
@@ -906,14 +957,13 @@ def report(results: dict) -> None:
             f"  soft-prompt training (CE+KL+rep, 16 prompts, 20 virtual tokens): {t['seconds_per_step']:.2f} s/step, "
             f"{memory}  {'ok' if t['ok'] else 'FAIL'}"
         )
-        b = r["oom_backoff"]
+    if (b := r.get("oom_backoff")) is not None:
         print(
             f"  out-of-memory back-off ({b['how']}): batch {b['start_batch']} -> {b['largest_batch_that_ran']}, "
             f"max |diff| vs uncapped {b['max_abs_diff_vs_uncapped']:.4f}; token budget ({b['tokens_how']}): "
             f"found {b['token_budget_found']} at {b['token_budget']} tokens after {b['tokens_out_of_memory']} "
             f"out-of-memory, max |diff| {b['tokens_max_abs_diff_vs_uncapped']:.4f}  {'ok' if b['ok'] else 'FAIL'}"
         )
-    print(f"\n{'All checks passed.' if results['ok'] else 'Some checks FAILED.'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -954,12 +1004,18 @@ def main(argv: list[str] | None = None) -> int:
         # bf16 as on a GPU; the dry run computes in fp32 unless asked, since CPUs run bf16 matmuls slowly.
         dtype = torch.float32 if args.dry and not args.dry_bf16 else torch.bfloat16
         families = [args.only] if args.only else ["seq2seq", "causal"]
-        results = run(args.dry, device, peak, families, dtype, sizes)
+        print(
+            f"GPU check on {device_name(device)}{' (dry run: tiny configs)' if args.dry else ''}", flush=True
+        )
+
+        def save(results: dict) -> None:
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+        results = run(args.dry, device, peak, families, dtype, sizes, save)
     finally:
         torch.set_num_threads(threads)  # main() also runs inside the test suite's process
-    report(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"\n{'All checks passed.' if results['ok'] else 'Some checks FAILED.'}")
     return 0 if results["ok"] else 1
 
 

@@ -47,6 +47,12 @@ def read(directory: Path, tag: str, family: str) -> dict | None:
     return {**whole[FAMILIES[family]], "device": whole["device"], "dry": whole["dry"]}
 
 
+def measured(figures: dict | None) -> dict | None:
+    """A throughput's figures, or None where its check raised (bench/gpu_check.py keeps {"ok": False,
+    "error": ...} there) or never ran."""
+    return figures if figures and "instances_per_s" in figures else None
+
+
 def fixed_batch_key(figures: dict, kind: str) -> str | None:
     """The key of the fixed-batch throughput (64 on a GPU, 16 in a dry run): throughput_<kind>_batch_<N>."""
     return next((k for k in figures if k.startswith(f"throughput_{kind}_batch_")), None)
@@ -72,17 +78,17 @@ def table(after: dict[str, dict], before: dict[str, dict]) -> list[str]:
     for family, figures in after.items():
         old = before.get(family) or {}
         for kind in KINDS:
-            default = figures.get(f"throughput_{kind}")
+            default = measured(figures.get(f"throughput_{kind}"))
             fixed_key = fixed_batch_key(figures, kind)
-            fixed = figures.get(fixed_key) if fixed_key else None
+            fixed = measured(figures.get(fixed_key)) if fixed_key else None
             # Before issue 28 the check timed one fixed batch, under the default key.
-            was = old.get(f"throughput_{kind}")
+            was = measured(old.get(f"throughput_{kind}"))
             batching = ""
             if default:
                 budget = default.get("token_budget")
                 size = f"budget {budget:,} tokens" if budget else f"batch {default.get('largest_batch')}"
                 batching = f" ({size}, padding {100 * (default.get('padding_share') or 0):.0f}%)"
-            theirs = (figures.get("lm_eval") or {}).get(kind) or {}
+            theirs = measured((figures.get("lm_eval") or {}).get(kind)) or {}
             lm_eval = (
                 f"{theirs['instances_per_s']:.0f}/s (batch {theirs['best_batch_size']})" if theirs else "-"
             )
@@ -100,10 +106,15 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
     out = []
     for family, figures in after.items():
         for kind in KINDS:
-            mfu = (figures.get(f"throughput_{kind}") or {}).get("mfu")
+            timed = figures.get(f"throughput_{kind}") or {}
+            mfu = timed.get("mfu")
+            goal = f"{FAMILIES[family]} {kind}: MFU >= {100 * MFU_GOAL[family]:.0f}%"
+            if "error" in timed:
+                out.append((goal, f"its check raised: {timed['error']}", False))
+                continue
             out.append(
                 (
-                    f"{FAMILIES[family]} {kind}: MFU >= {100 * MFU_GOAL[family]:.0f}%",
+                    goal,
                     f"{100 * mfu:.1f}%" if mfu is not None else "n/a (no CUDA peak: a dry run)",
                     None if mfu is None else mfu >= MFU_GOAL[family],
                 )
@@ -123,7 +134,11 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
                 out.append(
                     (
                         f"{FAMILIES[family]}: {what}",
-                        "ok" if figures[key]["ok"] else "FAILED",
+                        "ok"
+                        if figures[key]["ok"]
+                        else f"FAILED ({figures[key]['error']})"
+                        if "error" in figures[key]
+                        else "FAILED",
                         figures[key]["ok"],
                     )
                 )

@@ -122,6 +122,7 @@ def train(
     for step in range(1, config.steps + 1):
         optimiser.zero_grad(set_to_none=True)
         record = {"step": step, "loss": 0.0, "ce": 0.0, "kl": 0.0, "rep": 0.0, "consistency": 0.0}
+        out_of_memory = False
         try:
             for _ in range(config.grad_accumulation):
                 batch = _sample(tasks, config, rng, result.seen)
@@ -138,9 +139,16 @@ def train(
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
+            out_of_memory = True
+        if out_of_memory:
+            # Outside the except block, and not chained to it, as the scorer's back-off: the exception's frames
+            # held the step's activations, which empty_cache could then not give back (the worker goes on to
+            # other jobs with this model loaded).
+            terms = loss = batch = None  # the last step's graph and batch, let go
+            optimiser.zero_grad(set_to_none=True)
             if loaded.device.type == "cuda":
-                torch.cuda.empty_cache()  # the worker goes on to other jobs with this model loaded
-            raise OutOfMemoryInTraining(_oom_message(loaded, config, step)) from exc
+                torch.cuda.empty_cache()
+            raise OutOfMemoryInTraining(_oom_message(loaded, config, step))
         stop = stopper is not None and stopper.check(step, record, last=step == config.steps)
         result.curve.append(record)
         if on_step is not None and on_step(step, record) is False:

@@ -129,6 +129,52 @@ def test_lm_eval_is_timed_beside_ours_on_the_same_model_objects(dry_models):
     assert figures["ok"] and figures["same_ids"] and figures["letters"]["ours_over_lm_eval"] > 0
 
 
+def test_a_check_that_raises_fails_alone_and_what_was_measured_is_kept(capsys):
+    """A GPU session is rare: one check's exception (an out-of-memory at batch size one, an lm_eval release
+    that raises something new) used to lose its whole family's figures, and a time limit all of them."""
+    module = gpu_check()
+    out = {"parameters": 6.7e9, "weights_gib": 12.6, "dtype": "bfloat16", "attention": "sdpa", "seconds": 0.0}
+    saved = []
+
+    def transfers():
+        return {"transfers": 2, "batches": 2, "device_syncs_per_batch": None, "ok": True}
+
+    def training():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+
+    module.attempt(out, "transfers", transfers, lambda: saved.append(dict(out)))
+    module.attempt(out, "training", training, lambda: saved.append(dict(out)))
+    assert out["training"] == {
+        "ok": False,
+        "error": "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (injected)",
+    }
+    assert [sorted(k for k in s if k in ("transfers", "training")) for s in saved] == [
+        ["transfers"],
+        ["training", "transfers"],
+    ]  # written after each check, not once at the end
+    module.report_family("Llama-7B config", out)
+    printed = capsys.readouterr().out
+    assert "transfers FAILED" not in printed and "] training FAILED" in printed
+    assert "training: ERROR OutOfMemoryError: CUDA out of memory" in printed
+    assert "device-to-host transfers: 2 in 2 batches  ok" in printed
+
+
+def test_the_gpu_report_says_which_checks_raised(tmp_path, capsys):
+    figures = _figures(mfu=0.41, rate=400.0, over_lm_eval=3.5)
+    figures["throughput_texts"] = {"ok": False, "error": "RuntimeError: CUDA error: an illegal memory access"}
+    figures["training"] = {"ok": False, "error": "OutOfMemoryError: CUDA out of memory"}
+    (tmp_path / "after-causal.json").write_text(
+        json.dumps({"device": "cuda", "dry": False, "Llama-7B config": figures}), encoding="utf-8"
+    )
+    assert _gpu_report().main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| Llama-7B config | texts | - | 200/s, MFU 41.0% | - |" in out
+    assert "- Llama-7B config texts: MFU >= 40%: its check raised: RuntimeError: CUDA error" in out
+    assert (
+        "- Llama-7B config: soft-prompt training step: FAILED (OutOfMemoryError: CUDA out of memory)" in out
+    )
+
+
 @pytest.mark.gpu
 def test_the_full_size_check_passes_on_a_cuda_device(tmp_path):
     out = tmp_path / "figures.json"

@@ -313,3 +313,32 @@ def test_early_stopping_settings_validate():
     one_phrasing = dataclasses.replace(task(), phrasings=(1,), anchors=(1,))
     with pytest.raises(ConfigError, match="two training phrasings"):
         softprompt.train(None, [one_phrasing], AlignConfig(objective="consistency", patience=1))
+
+
+def test_out_of_memory_in_training_says_what_to_lower_and_lets_the_step_go(tiny_models):
+    """A worker goes on to other jobs with the model loaded: the failed step's activations must not live on
+    in the error it raises (they did, through the chained exception's frames, until 2026-12-07)."""
+    import weakref
+
+    from evaluation.ml.errors import OutOfMemoryInTraining
+
+    loaded = load(ModelSpec(source=str(tiny_models["gpt2"]), family="causal"), device="cpu")
+    seen, steps = [], []
+
+    def fail_on_the_second_step(module, args):
+        if steps:  # the first step ran
+            seen.append(weakref.ref(args[0]))  # the hidden states reaching the last norm
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+
+    hook = loaded.model.transformer.ln_f.register_forward_pre_hook(fail_on_the_second_step)
+    try:
+        config = AlignConfig(num_virtual_tokens=2, steps=3, seed=7)
+        with pytest.raises(OutOfMemoryInTraining, match="at step 2: a micro-batch of") as raised:
+            softprompt.train(loaded, [task()], config, on_step=lambda step, record: steps.append(step))
+    finally:
+        hook.remove()
+    assert raised.value.__cause__ is None and seen
+    import gc
+
+    gc.collect()
+    assert seen[0]() is None  # freed, while the error is still held
