@@ -63,7 +63,8 @@ def _requirements(dist) -> list[Requirement]:
 
 def _pure(dist) -> bool:
     """Installed from a wheel that any Python 3 takes (Root-Is-Purelib, every tag py*-none-any)."""
-    wheel = dist.read_text("WHEEL") or ""
+    found = [f for f in dist.files or () if f.name == "WHEEL" and f.parent.name.endswith(".dist-info")]
+    wheel = found[0].read_text(encoding="utf-8") if found else ""
     tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
     return "Root-Is-Purelib: true" in wheel and bool(tags) and all(tag.endswith("-none-any") for tag in tags)
 
