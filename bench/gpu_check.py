@@ -105,7 +105,16 @@ DRY = {
     ),
 }
 NAMES = {"seq2seq": "Flan-T5-XL config", "causal": "Llama-7B config"}
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}  # dense bf16, no sparsity
+# Dense bf16, no sparsity, by a part of the device's name, the first that matches: the lent H100 is an SXM
+# part ("NVIDIA H100 80GB HBM3"); the PCIe and NVL cards run slower clocks.
+PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+}
 
 PHRASINGS = [
     ("The following is a question about numbers.", "\n\nQuestion: {q}\n{options}\nAnswer:"),

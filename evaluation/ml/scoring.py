@@ -13,8 +13,9 @@ or when a batch size is given) or as many as fit a budget of tokens (on a GPU), 
 device and dtype by growing it until memory runs out (TokenBudget); either way a batch that runs out of
 memory is retried smaller.
 Host work per batch is small: every option's log-likelihood is gathered on the device and comes back in one
-transfer (`.tolist()`, the batch's only synchronisation), and the next batch is launched before that transfer,
-so the host pads and launches it while the device still works on the one before.
+transfer, and the next batch is launched before the host waits for it, so the host pads and launches it while
+the device still works on the one before. On a GPU the transfer is queued behind its own batch into pinned
+memory and waited for by an event, so that waiting for batch k does not also wait for batch k + 1.
 A prompt cut to the model's input length (encoding.py) is scored like any other: the causal path shares
 only what is left of its phrasing's prefix, often nothing but the BOS token.
 """
@@ -356,9 +357,21 @@ def _finisher(
     log-probabilities of the longer options' other tokens (group by group), then each option's total, added
     on the host in double precision as the values come (first token, then the rest)."""
     values = torch.cat([firsts, *sums]) if sums else firsts
+    done = None
+    if values.device.type == "cuda":
+        # Queued now, behind this batch's own work, into pinned memory, and waited for by an event: a plain
+        # .tolist() at finish() would queue behind the next batch too (launched by then) and wait for it,
+        # leaving the device idle while the host went on to the batch after.
+        host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+        host.copy_(values, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        values = host
 
     def finish() -> Batch:
-        flat = values.tolist()  # the batch's one device-to-host transfer
+        if done is not None:
+            done.synchronize()
+        flat = values.tolist()  # the batch's one device-to-host transfer (on a GPU, its wait)
         options = [encoded[i].option_ids for i in chunk]
         at = iter(flat)
         totals = [[next(at) for _ in opts] for opts in options]

@@ -33,8 +33,11 @@ def imported(shared_data, capsys):
     return capsys.readouterr().out
 
 
-def test_the_study_results_become_imported_rows_matched_to_tasks_and_phrasings(imported):
-    # One import, several checks: importing MMLU and the study's results takes most of a minute.
+def test_the_study_results_become_imported_rows_matched_to_tasks_and_phrasings_once(
+    imported, shared_data, capsys
+):
+    # One import, several checks: importing MMLU and the study's results takes most of a minute (so the
+    # second import's check is here too, not in a test of its own that imported everything again).
     assert set(LanguageModel.objects.values_list("name", flat=True)) == MODELS
     for benchmark in ("mmlu", "bigbench-lite"):
         rows = BenchmarkSummary.objects.filter(benchmark__slug=benchmark, phrasing_set="all", task_kind="")
@@ -62,8 +65,7 @@ def test_the_study_results_become_imported_rows_matched_to_tasks_and_phrasings(i
     summary = TaskSummary.objects.get(variant=flan, task__slug="mmlu", phrasing_set="all").figures
     assert summary["observed_avgp"] > summary["unobserved_avgp"]  # the study's finding, in its own numbers
 
-
-def test_a_second_import_changes_nothing(imported, shared_data, capsys):
+    # A second import changes nothing.
     count = PhrasingResult.objects.count()
     call_command("import_results", shared_data / "paper_results_csv" / "Main")
     assert PhrasingResult.objects.count() == count
