@@ -50,6 +50,11 @@ MACHINE = {
     "hf-xet": "1.6.0",
 }
 
+# What bin/gpu-machine installs to play the machine here (with this machine's CPU torch): the packages our
+# wheels go in front of, at the machine's versions, and the machine's lack of pydantic, which typer needs.
+PLAYED = ("transformers", "peft", "huggingface-hub", "tokenizers", "accelerate", "safetensors")
+ABSENT = ("pydantic", "pydantic-core")
+
 
 def _requirements(dist) -> list[Requirement]:
     """The distribution's requirements that apply here, without extras."""
@@ -125,12 +130,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("carry", help="print the pins to download, one a line (bin/gpu-prepare)")
+    commands.add_parser(
+        "machine", help="print the machine's pins to play it here, one a line (bin/gpu-machine)"
+    )
     check = commands.add_parser("preflight", help="check the carried folder's requirements (bin/gpu-check)")
     check.add_argument("folder")
     args = parser.parse_args(argv)
     if args.command == "carry":
         pins, problems = carry()
         print("\n".join(pins))
+    elif args.command == "machine":
+        print("\n".join(f"{name}=={MACHINE[name]}" for name in PLAYED))
+        return 0
     else:
         problems = preflight([args.folder])
         if not problems:
