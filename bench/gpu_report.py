@@ -44,7 +44,14 @@ def read(directory: Path, tag: str, family: str) -> dict | None:
     if not path.exists():
         return None
     whole = json.loads(path.read_text(encoding="utf-8"))
-    return {**whole[FAMILIES[family]], "device": whole["device"], "dry": whole["dry"]}
+    # bench/gpu_check.py writes its figures after every check and its verdict ("ok") last: a file without one
+    # is a family cut short, by bin/gpu-check's time limit or a crash.
+    return {
+        **whole[FAMILIES[family]],
+        "device": whole["device"],
+        "dry": whole["dry"],
+        "complete": "ok" in whole,
+    }
 
 
 def measured(figures: dict | None) -> dict | None:
@@ -92,7 +99,7 @@ def table(after: dict[str, dict], before: dict[str, dict]) -> list[str]:
             lm_eval = (
                 f"{theirs['instances_per_s']:.0f}/s (batch {theirs['best_batch_size']})" if theirs else "-"
             )
-            over = f"{theirs['ours_over_lm_eval']:.2f}x" if theirs else "-"
+            over = ratio(theirs.get("ours_over_lm_eval"), 1.0) if theirs else "-"
             after_over_before = ratio(fixed and fixed["instances_per_s"], was and was["instances_per_s"])
             lines.append(
                 f"| {FAMILIES[family]} | {kind} | {rate(was)} | {rate(fixed)} | {rate(default)}{batching} "
@@ -105,12 +112,21 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
     """(goal, figure, met): met is None where the figure does not exist (a dry run's MFU, lm_eval skipped)."""
     out = []
     for family, figures in after.items():
+        cut = not figures.get("complete", True)
+        if cut:
+            ran = [k for k, v in figures.items() if isinstance(v, dict)]
+            out.append(
+                (f"{FAMILIES[family]}: every check ran", f"cut short after {', '.join(ran) or 'none'}", False)
+            )
         for kind in KINDS:
             timed = figures.get(f"throughput_{kind}") or {}
             mfu = timed.get("mfu")
             goal = f"{FAMILIES[family]} {kind}: MFU >= {100 * MFU_GOAL[family]:.0f}%"
             if "error" in timed:
                 out.append((goal, f"its check raised: {timed['error']}", False))
+                continue
+            if cut and not timed:
+                out.append((goal, "did not run", False))
                 continue
             out.append(
                 (
@@ -130,7 +146,11 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
                 )
             )
         for key, what in CHECKS.items():
-            if key in figures:
+            if key not in figures and cut and not key.endswith("_metaspace"):
+                out.append((f"{FAMILIES[family]}: {what}", "did not run", False))
+            elif "skipped" in figures.get(key, {}):
+                out.append((f"{FAMILIES[family]}: {what}", f"skipped: {figures[key]['skipped']}", None))
+            elif key in figures:
                 out.append(
                     (
                         f"{FAMILIES[family]}: {what}",
@@ -143,11 +163,12 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
                     )
                 )
     seconds = sum(f.get("seconds", 0.0) for f in after.values())
+    cut = any(not f.get("complete", True) for f in after.values())
     out.append(
         (
             f"the whole check within {CHECK_SECONDS // 60} minutes",
-            f"{seconds:.0f} s",
-            seconds <= CHECK_SECONDS,
+            f"{seconds:.0f} s" + (" when a family was cut short" if cut else ""),
+            seconds <= CHECK_SECONDS and not cut,
         )
     )
     return out

@@ -187,33 +187,30 @@ class TokenBudget:
     """How many padded tokens (batch_tokens) a batch may hold. A found budget (find=True) grows while batches
     run, doubling until one runs out of memory, then bisects between the largest batch that ran and the
     smallest that did not, and settles MARGIN below the largest that ran once the two are within RESOLUTION
-    of each other or one item apart (where a few long items fill the memory, no batch falls between them:
-    the search never settled there, 2026-12-07); one that runs out of memory later moves it down again. A
-    given budget only halves on out of memory."""
+    of each other; one that runs out of memory later moves it down again. Where a few long items fill the
+    memory, no batch of them falls between the two (two ran, three did not): the budget then stays between
+    them, where such batches hold as many as ran and run out of memory no more, without being `found`
+    (settling below would cost a whole item a batch). A given budget only halves on out of memory."""
 
     tokens: int
     find: bool = False
     fits: int = 0  # the largest batch that ran, in padded tokens
     fails: int | None = None  # the smallest that ran out of memory
-    item: int = 0  # that batch's padded tokens per item: the step between one batch size and the next
 
     @property
     def found(self) -> bool:
-        if self.fails is None:
-            return False
-        return self.fails <= self.fits * (1 + RESOLUTION) or self.fails - self.fits <= self.item
+        return self.fails is not None and self.fails <= self.fits * (1 + RESOLUTION)
 
     def ran(self, cost: int) -> None:
         self.fits = max(self.fits, cost)
         if self.find:
             self.tokens = self._next()
 
-    def ran_out(self, cost: int, items: int) -> None:
+    def ran_out(self, cost: int) -> None:
         if not self.find:
             self.tokens = max(1, min(self.tokens, cost) // 2)
             return
-        if self.fails is None or cost <= self.fails:
-            self.fails, self.item = cost, cost // max(1, items)
+        self.fails = cost if self.fails is None else min(self.fails, cost)
         if self.fits >= cost:  # a batch no larger than one that ran did not: trust half of it
             self.fits = cost // 2
         self.tokens = self._next()
@@ -280,7 +277,7 @@ class Batcher:
                 out_of_memory = True
             if out_of_memory:
                 # Outside the except block: the exception's frames, which hold the batch's tensors, are gone.
-                self._ran_out(padded, len(chunk))
+                self._ran_out(padded)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
@@ -316,12 +313,12 @@ class Batcher:
             stats.token_budget = self.budget.tokens
             self.budget.ran(padded)
 
-    def _ran_out(self, padded: int, items: int) -> None:
+    def _ran_out(self, padded: int) -> None:
         self.stats.out_of_memory += 1
         if self.budget is None:
             self.size = max(1, self.size // 2)
         else:
-            self.budget.ran_out(padded, items)
+            self.budget.ran_out(padded)
 
     def message(self) -> str:
         return (
@@ -363,9 +360,9 @@ def _finisher(
         # .tolist() at finish() would queue behind the next batch too (launched by then) and wait for it,
         # leaving the device idle while the host went on to the batch after.
         host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-        host.copy_(values, non_blocking=True)
+        host.copy_(values, non_blocking=True)  # on the stream of values' device, as the event below
         done = torch.cuda.Event()
-        done.record()
+        done.record(torch.cuda.current_stream(values.device))
         values = host
 
     def finish() -> Batch:

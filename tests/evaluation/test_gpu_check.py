@@ -127,6 +127,10 @@ def test_lm_eval_is_timed_beside_ours_on_the_same_model_objects(dry_models):
     ours = {"letters": module.check_throughput(loaded, items, None, None)}
     figures = module.check_lm_eval(loaded, [(items, keep)], {"letters": items}, ours, [4], None)
     assert figures["ok"] and figures["same_ids"] and figures["letters"]["ours_over_lm_eval"] > 0
+    # Where our checks raised (no fp32 winners, no throughput of ours), lm_eval's own figures still come.
+    figures = module.check_lm_eval(loaded, [(items, {})], {"letters": items}, {}, [4], None)
+    assert figures["clear_predictions_compared"] == 0 and figures["letters"]["ours_over_lm_eval"] is None
+    assert figures["letters"]["instances_per_s"] > 0
 
 
 def test_a_check_that_raises_fails_alone_and_what_was_measured_is_kept(capsys):
@@ -164,7 +168,14 @@ def test_the_gpu_report_says_which_checks_raised(tmp_path, capsys):
     figures["throughput_texts"] = {"ok": False, "error": "RuntimeError: CUDA error: an illegal memory access"}
     figures["training"] = {"ok": False, "error": "OutOfMemoryError: CUDA out of memory"}
     (tmp_path / "after-causal.json").write_text(
-        json.dumps({"device": "cuda", "dry": False, "Llama-7B config": figures}), encoding="utf-8"
+        json.dumps({"device": "cuda", "dry": False, "Llama-7B config": figures, "ok": False}),
+        encoding="utf-8",
+    )
+    # Cut short by its time limit: figures written after each check, and no verdict ("ok") at the end.
+    cut = {"throughput_letters": figures["throughput_letters"], "lm_eval": {"skipped": "not installed"}}
+    (tmp_path / "after-seq2seq.json").write_text(
+        json.dumps({"device": "cuda", "dry": False, "Flan-T5-XL config": {"seconds": 250.0, **cut}}),
+        encoding="utf-8",
     )
     assert _gpu_report().main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -173,6 +184,11 @@ def test_the_gpu_report_says_which_checks_raised(tmp_path, capsys):
     assert (
         "- Llama-7B config: soft-prompt training step: FAILED (OutOfMemoryError: CUDA out of memory)" in out
     )
+    assert "- Flan-T5-XL config: every check ran: cut short after throughput_letters, lm_eval, NOT met" in out
+    assert "- Flan-T5-XL config texts: MFU >= 25%: did not run, NOT met" in out
+    assert "- Flan-T5-XL config: soft-prompt training step: did not run, NOT met" in out
+    assert "lm_eval reads the same ids and agrees on clear predictions: skipped: not installed, n/a" in out
+    assert "- the whole check within 8 minutes: 400 s when a family was cut short, NOT met" in out
 
 
 @pytest.mark.gpu
@@ -219,7 +235,7 @@ def test_the_gpu_report_holds_the_figures_against_the_issues_goals(tmp_path, cap
     def write(tag, family, figures):
         name = {"causal": "Llama-7B config", "seq2seq": "Flan-T5-XL config"}[family]
         (tmp_path / f"{tag}-{family}.json").write_text(
-            json.dumps({"device": "cuda", "dry": False, name: figures}), encoding="utf-8"
+            json.dumps({"device": "cuda", "dry": False, name: figures, "ok": True}), encoding="utf-8"
         )
 
     write("after", "causal", _figures(mfu=0.41, rate=400.0, over_lm_eval=3.5))  # every goal met

@@ -211,32 +211,34 @@ def test_the_token_budget_is_found_by_growing_until_memory_runs_out_and_remember
 
 
 def test_a_found_budget_shrinks_when_a_batch_as_large_as_one_that_ran_does_not():
-    budget = scoring.TokenBudget(1000, find=True)  # items of about 100 tokens
+    budget = scoring.TokenBudget(1000, find=True)
     budget.ran(1000)
     assert budget.tokens == 2000  # growing
-    budget.ran_out(2000, 20)
+    budget.ran_out(2000)
     assert budget.tokens == 1500 and not budget.found  # bisecting between what ran and what did not
     budget.ran(1500)
-    budget.ran_out(1800, 18)
+    budget.ran_out(1800)
     assert budget.found and budget.tokens == int(1500 * scoring.MARGIN)
-    budget.ran_out(1200, 12)  # smaller than what ran before: shapes differ; trust half of it
+    budget.ran_out(1200)  # smaller than what ran before: shapes differ; trust half of it
     assert budget.fits == 600 and budget.tokens < 1200
 
 
-def test_a_found_budget_settles_where_a_few_long_items_fill_the_memory():
+def test_a_found_budget_keeps_the_items_that_fit_where_a_few_long_items_fill_the_memory():
     # Items of 1,500 padded tokens, memory for two: three ran out, and no budget falls between two and three.
+    # The search then stays between them, with two a batch and no more out-of-memory, rather than settling
+    # 20% below two items, at one.
     budget = scoring.TokenBudget(4096, find=True)
-    memory, cost = 3500, 1500
+    memory, cost, taken, ran_out = 3500, 1500, [], 0
     for _ in range(12):
         items = max(1, budget.tokens // cost)
+        taken.append(items)
         if items * cost <= memory:
             budget.ran(items * cost)
         else:
-            budget.ran_out(items * cost, items)
-        if budget.found:
-            break
-    assert budget.found and (budget.fits, budget.fails) == (3000, 4500)
-    assert budget.tokens == int(3000 * scoring.MARGIN)
+            budget.ran_out(items * cost)
+            ran_out += 1
+    assert taken[-8:] == [2] * 8 and ran_out == 2 and not budget.found
+    assert (budget.fits, budget.fails) == (3000, 4500)
 
 
 def test_batching_settings_validate_themselves():
