@@ -46,6 +46,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -433,7 +434,7 @@ class CountTransfers:
                 if _name != "copy_":
                     self.calls += tensor.device.type == self.device_type
                 elif self.device_type != "cpu" and tensor.device.type == "cpu":
-                    source = args[0] if args else kwargs.get("src")
+                    source = args[0] if args else kwargs.get("other", kwargs.get("src"))
                     self.calls += isinstance(source, torch.Tensor) and source.device.type == self.device_type
                 return _original(tensor, *args, **kwargs)
 
@@ -614,7 +615,7 @@ def check_backoff(loaded, items, start: int, tolerance: float | None) -> dict:
     searched from scratch, must meet the cap (growing from its start until out of memory) and run out of
     memory no more by its last pass; both with the scores of an uncapped run (within `tolerance`, where it
     is known)."""
-    from evaluation.ml.scoring import forget_token_budgets, token_budget_for
+    from evaluation.ml.scoring import MARGIN, forget_token_budgets, token_budget_for
 
     want = fast_scores(loaded, items, batch_size=2)
     sizes: list[int] = []
@@ -649,7 +650,8 @@ def check_backoff(loaded, items, start: int, tolerance: float | None) -> dict:
         "ok": backed_off
         and (tolerance is None or max(diff, diff_tokens) <= tolerance)
         and sum(s.out_of_memory for s in passes) > 0  # the search met the cap ...
-        and passes[-1].out_of_memory == 0,  # ... and stopped running into it
+        and passes[-1].out_of_memory == 0  # ... stopped running into it ...
+        and budget.tokens >= int(MARGIN * budget.fits),  # ... and did not fall far below what ran
     }
 
 
@@ -728,8 +730,12 @@ def check_lm_eval(loaded, check_sets, timed_sets, ours: dict, batch_sizes, peak_
     margins). Skipped, with the reason, when lm_eval is not installed."""
     try:
         from lm_eval.models.huggingface import HFLM
-    except ImportError as exc:
-        return {"skipped": f"lm_eval is not installed ({exc}); see README, GPU check, for the wheels"}
+    except (
+        Exception
+    ) as exc:  # not installed, or a need of its own missing on this machine: bin/gpu-check says so
+        return {
+            "skipped": f"lm_eval does not import ({type(exc).__name__}: {exc}); see README, GPU check, for the wheels"
+        }
     out: dict = {"batch_sizes": [str(b) for b in batch_sizes]}
     compared = disagree = 0
     same = True
@@ -1064,8 +1070,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         def save(results: dict) -> None:
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+            if args.json:  # whole or not at all: a time limit's kill mid-write left half a file
+                partial = args.json.with_name(args.json.name + ".partial")
+                partial.write_text(json.dumps(results, indent=2), encoding="utf-8")
+                os.replace(partial, args.json)
 
         results = run(args.dry, device, peak, families, dtype, sizes, save)
     finally:

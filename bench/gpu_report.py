@@ -108,9 +108,13 @@ def table(after: dict[str, dict], before: dict[str, dict]) -> list[str]:
     return lines
 
 
-def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
-    """(goal, figure, met): met is None where the figure does not exist (a dry run's MFU, lm_eval skipped)."""
-    out = []
+def goals(after: dict[str, dict], lost: tuple[str, ...] = ()) -> list[tuple[str, str, bool | None]]:
+    """(goal, figure, met): met is None where the figure does not exist (a dry run's MFU, lm_eval skipped).
+    `lost`: families that ran (a log) and left no figures (died building, or killed in their first check)."""
+    out = [
+        (f"{FAMILIES[family]}: every check ran", "none did: no figures (see its log)", False)
+        for family in lost
+    ]
     for family, figures in after.items():
         cut = not figures.get("complete", True)
         if cut:
@@ -136,12 +140,14 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
                 )
             )
         for kind in KINDS:
-            theirs = ((figures.get("lm_eval") or {}).get(kind) or {}).get("ours_over_lm_eval")
+            timed = (figures.get("lm_eval") or {}).get(kind) or {}
+            theirs = timed.get("ours_over_lm_eval")
             need = OVER_LM_EVAL_REPEATS if family == "seq2seq" or kind == "texts" else OVER_LM_EVAL
+            missing = "n/a (no throughput of ours to compare)" if timed else "n/a (lm_eval not run)"
             out.append(
                 (
                     f"{FAMILIES[family]} {kind}: ours >= {need:g}x lm_eval's best",
-                    f"{theirs:.2f}x" if theirs else "n/a (lm_eval not run)",
+                    f"{theirs:.2f}x" if theirs else missing,
                     None if not theirs else theirs >= need,
                 )
             )
@@ -163,7 +169,7 @@ def goals(after: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
                     )
                 )
     seconds = sum(f.get("seconds", 0.0) for f in after.values())
-    cut = any(not f.get("complete", True) for f in after.values())
+    cut = bool(lost) or any(not f.get("complete", True) for f in after.values())
     out.append(
         (
             f"the whole check within {CHECK_SECONDS // 60} minutes",
@@ -197,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             "\n(no before-<family>.json: bin/gpu-check --before times the code before issue 28 on the same card)"
         )
     print("\nIssue 28's goals:")
-    for goal, figure, met in goals(after):
+    lost = tuple(f for f in FAMILIES if f not in after and (args.directory / f"after-{f}.log").exists())
+    for goal, figure, met in goals(after, lost):
         verdict = "n/a" if met is None else "met" if met else "NOT met"
         print(f"- {goal}: {figure}, {verdict}")
     return 0

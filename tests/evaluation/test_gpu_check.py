@@ -117,6 +117,23 @@ def test_the_fp32_check_fails_when_the_fast_path_shifts_positions(dry_models):
     assert not check["ok"] and check["fp32_items_over_tolerance"] > 0
 
 
+def test_the_back_off_check_fails_when_the_token_budget_search_collapses(dry_models, monkeypatch):
+    from evaluation.ml import scoring
+
+    module, built = dry_models
+    loaded = built["causal"]
+    items = module.items_for(module.questions(16, 7, words=20), "texts")
+    assert module.check_backoff(loaded, items, 16, None)["ok"]
+    real = scoring.TokenBudget._next
+
+    def collapsed(budget):  # after the first out-of-memory, one token: no more out-of-memory, nor batches
+        return 1 if budget.fails is not None else real(budget)
+
+    monkeypatch.setattr(scoring.TokenBudget, "_next", collapsed)
+    check = module.check_backoff(loaded, items, 16, None)
+    assert not check["ok"] and check["tokens_out_of_memory_last_pass"] == 0
+
+
 def test_lm_eval_is_timed_beside_ours_on_the_same_model_objects(dry_models):
     pytest.importorskip("lm_eval")
     module, built = dry_models
@@ -189,6 +206,13 @@ def test_the_gpu_report_says_which_checks_raised(tmp_path, capsys):
     assert "- Flan-T5-XL config: soft-prompt training step: did not run, NOT met" in out
     assert "lm_eval reads the same ids and agrees on clear predictions: skipped: not installed, n/a" in out
     assert "- the whole check within 8 minutes: 400 s when a family was cut short, NOT met" in out
+    # A family that died before its first check wrote no figures, only its log.
+    (tmp_path / "after-seq2seq.json").unlink()
+    (tmp_path / "after-seq2seq.log").write_text("Traceback ...\n", encoding="utf-8")
+    assert _gpu_report().main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "- Flan-T5-XL config: every check ran: none did: no figures (see its log), NOT met" in out
+    assert "- the whole check within 8 minutes: 150 s when a family was cut short, NOT met" in out
 
 
 @pytest.mark.gpu
