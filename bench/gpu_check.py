@@ -632,13 +632,14 @@ def check_backoff(loaded, items, start: int, tolerance: float | None) -> dict:
     diff = max(abs(a - b) for g, w in zip(got, want, strict=True) for a, b in zip(g, w))
     diff_tokens = max(abs(a - b) for g, w in zip(got_tokens, want, strict=True) for a, b in zip(g, w))
     backed_off = max(sizes) < start
+    searched = sum(s.out_of_memory for s in passes)
     return {
         "how": how,
         "start_batch": start,
         "largest_batch_that_ran": max(sizes),
         "max_abs_diff_vs_uncapped": diff,
         "tokens_how": how_tokens,
-        "tokens_out_of_memory": sum(s.out_of_memory for s in passes),
+        "tokens_out_of_memory": searched,
         "tokens_out_of_memory_last_pass": passes[-1].out_of_memory,
         # Found: settled MARGIN below; where a few long items fill the memory the search stays between the
         # items that ran and those that did not (scoring.TokenBudget), which the last pass shows.
@@ -649,7 +650,7 @@ def check_backoff(loaded, items, start: int, tolerance: float | None) -> dict:
         "tolerance": tolerance,
         "ok": backed_off
         and (tolerance is None or max(diff, diff_tokens) <= tolerance)
-        and sum(s.out_of_memory for s in passes) > 0  # the search met the cap ...
+        and searched > 0  # the search met the cap ...
         and passes[-1].out_of_memory == 0  # ... stopped running into it ...
         and budget.tokens >= int(MARGIN * budget.fits),  # ... and did not fall far below what ran
     }
